@@ -1,0 +1,489 @@
+//! Waymark's sync wire protocol: the request and response bodies that the client (`waymark-core`)
+//! and the sync server (`waymark-server`) exchange, so the two cannot drift apart.
+//!
+//! Bodies are CBOR (RFC 8949) through `ciborium`; byte fields are CBOR byte strings. This crate
+//! holds types and constants only (no HTTP, no runtime, no database) because phones link it.
+//!
+//! ```
+//! use waymark_protocol::{PushBlob, PushRequest, content_id_of, decode, encode};
+//!
+//! let ciphertext = b"sealed bytes".to_vec();
+//! let blob = PushBlob {
+//!     content_id: content_id_of(&ciphertext),
+//!     doc_id: [7; 16],
+//!     epoch: 1,
+//!     ciphertext,
+//!     supersedes: None,
+//! };
+//! let body = encode(&PushRequest { blobs: vec![blob.clone()] });
+//! let back: PushRequest = decode(&body).unwrap();
+//! assert_eq!(back.blobs, vec![blob]);
+//! ```
+//!
+//! The HTTP API that carries these bodies is documented in `sync-server/API.md`.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Path prefix of every versioned endpoint.
+pub const API_PREFIX: &str = "/v1";
+/// `POST`: enroll a device with a one-time enrollment token (unauthenticated).
+pub const PATH_ENROLL: &str = "/v1/enroll";
+/// `POST`: an enrolled device creates a one-time enrollment token for its own workspace.
+pub const PATH_INVITES: &str = "/v1/invites";
+/// `POST`: push a batch of blobs.
+pub const PATH_PUSH: &str = "/v1/push";
+/// `GET`: pull blobs after a cursor (query parameters `after`, `max_bytes`).
+pub const PATH_PULL: &str = "/v1/pull";
+/// `GET`: liveness and database check (plain text).
+pub const PATH_HEALTHZ: &str = "/healthz";
+/// `GET`: Prometheus text exposition.
+pub const PATH_METRICS: &str = "/metrics";
+
+/// Content type of every request and response body under [`API_PREFIX`].
+pub const CONTENT_TYPE_CBOR: &str = "application/cbor";
+/// Header carrying the device token as `Bearer <token>`.
+pub const HEADER_AUTHORIZATION: &str = "authorization";
+/// Scheme prefix of the authorization header value.
+pub const BEARER_PREFIX: &str = "Bearer ";
+/// Header telling a rate-limited client how many seconds to wait.
+pub const HEADER_RETRY_AFTER: &str = "retry-after";
+/// Header with the server-assigned request id, echoed on every response (quote it in bug reports).
+pub const HEADER_REQUEST_ID: &str = "x-request-id";
+
+/// Query parameter of [`PATH_PULL`]: return blobs with a sequence number strictly greater.
+pub const QUERY_AFTER: &str = "after";
+/// Query parameter of [`PATH_PULL`]: byte budget of ciphertext in the answer.
+pub const QUERY_MAX_BYTES: &str = "max_bytes";
+
+/// Default limits of a server; a server may be configured otherwise.
+pub mod limits {
+    /// Largest request body accepted (413 above it).
+    pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+    /// Largest single blob ciphertext accepted (413 above it).
+    pub const DEFAULT_MAX_BLOB_BYTES: u64 = 4 * 1024 * 1024;
+    /// Most blobs in one push batch (413 above it).
+    pub const DEFAULT_MAX_BATCH_BLOBS: usize = 500;
+    /// Byte budget of a pull when the client gives none.
+    pub const DEFAULT_PULL_MAX_BYTES: u64 = 4 * 1024 * 1024;
+    /// Largest byte budget of a pull; larger requests are clamped to it, not refused.
+    pub const DEFAULT_PULL_MAX_BYTES_CLAMP: u64 = 16 * 1024 * 1024;
+    /// Most blobs in one pull answer, whatever the byte budget.
+    pub const MAX_PULL_BLOBS: usize = 10_000;
+    /// Largest cursor value accepted (sequence numbers are stored as signed 64-bit integers).
+    pub const MAX_CURSOR: u64 = i64::MAX as u64;
+    /// Longest lifetime of an enrollment token created through [`super::PATH_INVITES`].
+    pub const MAX_INVITE_TTL_SECONDS: u64 = 30 * 24 * 3600;
+    /// Longest device name accepted at enrollment, in characters.
+    pub const MAX_DEVICE_NAME_CHARS: usize = 128;
+}
+
+/// Stable machine-readable error codes carried in [`ErrorBody::code`].
+pub mod codes {
+    /// Malformed body or query: bad CBOR, wrong types, missing fields, bad cursor, bad blob.
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// Missing, unknown or revoked device token, or an unknown enrollment token.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The enrollment token has expired.
+    pub const TOKEN_EXPIRED: &str = "token_expired";
+    /// The enrollment token was already used to enroll a device.
+    pub const TOKEN_USED: &str = "token_used";
+    /// No such route (or nothing of that name visible to this device).
+    pub const NOT_FOUND: &str = "not_found";
+    /// The route exists but not with this HTTP method.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// The body is not `application/cbor`.
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    /// Body, blob or batch larger than the server allows.
+    pub const TOO_LARGE: &str = "too_large";
+    /// Too many requests from this device; wait `Retry-After` seconds.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// The request contradicts stored data (e.g. a known content id under another document).
+    pub const CONFLICT: &str = "conflict";
+    /// The thing asked for existed but is gone.
+    pub const GONE: &str = "gone";
+    /// The server failed; the request may be retried.
+    pub const INTERNAL: &str = "internal";
+}
+
+/// SHA-256 of a blob's ciphertext: its content id.
+pub type ContentId = [u8; 32];
+/// Random opaque document id chosen by the client.
+pub type DocId = [u8; 16];
+
+/// The content id of a ciphertext (SHA-256), as the server verifies it.
+pub fn content_id_of(ciphertext: &[u8]) -> ContentId {
+    Sha256::digest(ciphertext).into()
+}
+
+/// `POST /v1/enroll` body: redeem a one-time enrollment token for device credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The one-time enrollment token (base64url, no padding).
+    pub token: String,
+    /// A name for people to recognise the device by in `devices list` (1 to 128 characters).
+    pub device_name: String,
+}
+
+/// `POST /v1/enroll` answer: the new device's identity and secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The workspace the token belonged to.
+    pub workspace_id: String,
+    /// The new device's id.
+    pub device_id: String,
+    /// The device token to send as `Authorization: Bearer ...`; the server keeps only its hash.
+    pub device_token: String,
+}
+
+/// `POST /v1/invites` body: create a one-time enrollment token for the caller's workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRequest {
+    /// Lifetime of the token, 1 to [`limits::MAX_INVITE_TTL_SECONDS`].
+    pub ttl_seconds: u64,
+}
+
+/// `POST /v1/invites` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteResponse {
+    /// The one-time enrollment token (base64url, no padding).
+    pub enrollment_token: String,
+    /// When the token expires, in unix seconds.
+    pub expires_at: i64,
+}
+
+/// One blob of a push: an encrypted chunk of one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushBlob {
+    /// SHA-256 of `ciphertext`; the server verifies it and deduplicates on it.
+    #[serde(with = "serde_bytes")]
+    pub content_id: ContentId,
+    /// The document this chunk belongs to (random, opaque to the server).
+    #[serde(with = "serde_bytes")]
+    pub doc_id: DocId,
+    /// The workspace key epoch the blob is sealed with.
+    pub epoch: u32,
+    /// The sealed bytes.
+    #[serde(with = "serde_bytes")]
+    pub ciphertext: Vec<u8>,
+    /// Set on a compacted full save: it covers this document's blobs with `seq <= n`.
+    #[serde(default)]
+    pub supersedes: Option<u64>,
+}
+
+/// `POST /v1/push` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRequest {
+    /// The blobs, stored all or none.
+    pub blobs: Vec<PushBlob>,
+}
+
+/// `POST /v1/push` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushResponse {
+    /// One sequence number per pushed blob, in the same order (the earlier one for a repeat).
+    pub assigned: Vec<u64>,
+}
+
+/// `GET /v1/pull` query parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PullRequest {
+    /// Return blobs with a sequence number strictly greater than this (0 = from the start).
+    pub after: u64,
+    /// Ciphertext byte budget; `None` lets the server choose.
+    pub max_bytes: Option<u64>,
+}
+
+impl PullRequest {
+    /// The path and query string to request, e.g. `/v1/pull?after=42&max_bytes=65536`.
+    pub fn to_path_and_query(&self) -> String {
+        match self.max_bytes {
+            Some(max) => format!(
+                "{PATH_PULL}?{QUERY_AFTER}={}&{QUERY_MAX_BYTES}={max}",
+                self.after
+            ),
+            None => format!("{PATH_PULL}?{QUERY_AFTER}={}", self.after),
+        }
+    }
+}
+
+/// One blob of a pull answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulledBlob {
+    /// Its sequence number in the workspace log.
+    pub seq: u64,
+    /// SHA-256 of `ciphertext`.
+    #[serde(with = "serde_bytes")]
+    pub content_id: ContentId,
+    /// The document it belongs to.
+    #[serde(with = "serde_bytes")]
+    pub doc_id: DocId,
+    /// The key epoch it is sealed with.
+    pub epoch: u32,
+    /// The sealed bytes.
+    #[serde(with = "serde_bytes")]
+    pub ciphertext: Vec<u8>,
+    /// The device that pushed it first.
+    pub device_id: String,
+}
+
+/// `GET /v1/pull` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullResponse {
+    /// Blobs in increasing `seq` order, all greater than `after`.
+    pub blobs: Vec<PulledBlob>,
+    /// True when blobs after the last one returned exist: pull again after it.
+    pub more: bool,
+    /// The highest sequence number visible in the workspace when the pull ran.
+    pub head: u64,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable machine code from [`codes`].
+    pub code: String,
+    /// A sentence for people saying what was wrong (never contains secrets).
+    pub message: String,
+}
+
+/// A body that is not valid CBOR for the expected type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid CBOR body: {message}")]
+pub struct DecodeError {
+    /// What the decoder found wrong (e.g. "missing field `token`").
+    pub message: String,
+}
+
+/// Encodes a value as CBOR.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail, and the protocol types have no fallible Serialize impls.
+    if let Err(err) = ciborium::ser::into_writer(value, &mut out) {
+        debug_assert!(false, "CBOR encoding into a Vec failed: {err}");
+    }
+    out
+}
+
+/// Decodes one CBOR value of type `T`; trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let mut rest = bytes;
+    let value = ciborium::de::from_reader(&mut rest).map_err(|err| DecodeError {
+        message: describe(err),
+    })?;
+    if !rest.is_empty() {
+        return Err(DecodeError {
+            message: format!("{} unexpected trailing bytes after the value", rest.len()),
+        });
+    }
+    Ok(value)
+}
+
+fn describe(err: ciborium::de::Error<std::io::Error>) -> String {
+    use ciborium::de::Error;
+    match err {
+        Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "truncated (ended in the middle of a value)".to_owned()
+        }
+        Error::Io(io) => format!("read error: {io}"),
+        Error::Syntax(offset) => format!("not well-formed CBOR at byte {offset}"),
+        Error::Semantic(Some(offset), msg) => format!("{msg} (at byte {offset})"),
+        Error::Semantic(None, msg) => msg,
+        Error::RecursionLimitExceeded => "nested too deeply".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn blob(ciphertext: &[u8]) -> PushBlob {
+        PushBlob {
+            content_id: content_id_of(ciphertext),
+            doc_id: [9; 16],
+            epoch: 3,
+            ciphertext: ciphertext.to_vec(),
+            supersedes: Some(17),
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let enroll = EnrollRequest {
+            token: "tok".into(),
+            device_name: "phone of Ana".into(),
+        };
+        assert_eq!(decode::<EnrollRequest>(&encode(&enroll)).unwrap(), enroll);
+        let enrolled = EnrollResponse {
+            workspace_id: "w".into(),
+            device_id: "d".into(),
+            device_token: "t".into(),
+        };
+        assert_eq!(
+            decode::<EnrollResponse>(&encode(&enrolled)).unwrap(),
+            enrolled
+        );
+        let invite = InviteRequest { ttl_seconds: 600 };
+        assert_eq!(decode::<InviteRequest>(&encode(&invite)).unwrap(), invite);
+        let invited = InviteResponse {
+            enrollment_token: "e".into(),
+            expires_at: -5,
+        };
+        assert_eq!(
+            decode::<InviteResponse>(&encode(&invited)).unwrap(),
+            invited
+        );
+        let push = PushRequest {
+            blobs: vec![blob(b"a"), blob(b"")],
+        };
+        assert_eq!(decode::<PushRequest>(&encode(&push)).unwrap(), push);
+        let pushed = PushResponse {
+            assigned: vec![1, 2, u64::MAX],
+        };
+        assert_eq!(decode::<PushResponse>(&encode(&pushed)).unwrap(), pushed);
+        let pulled = PullResponse {
+            blobs: vec![PulledBlob {
+                seq: 4,
+                content_id: [1; 32],
+                doc_id: [2; 16],
+                epoch: 0,
+                ciphertext: vec![0, 255],
+                device_id: "d".into(),
+            }],
+            more: true,
+            head: 9,
+        };
+        assert_eq!(decode::<PullResponse>(&encode(&pulled)).unwrap(), pulled);
+        let error = ErrorBody {
+            code: codes::TOO_LARGE.into(),
+            message: "m".into(),
+        };
+        assert_eq!(decode::<ErrorBody>(&encode(&error)).unwrap(), error);
+    }
+
+    #[test]
+    fn byte_fields_are_cbor_byte_strings_not_arrays() {
+        let encoded = encode(&blob(b"xyz"));
+        let value: ciborium::Value = decode(&encoded).unwrap();
+        let map = value.as_map().unwrap();
+        for (key, val) in map {
+            let key = key.as_text().unwrap();
+            if ["content_id", "doc_id", "ciphertext"].contains(&key) {
+                assert!(val.is_bytes(), "{key} should be a byte string, was {val:?}");
+            }
+        }
+        // 32 + 16 + 3 bytes of payload plus small framing, not ~2 bytes per element of arrays.
+        assert!(encoded.len() < 120, "encoded size {}", encoded.len());
+    }
+
+    #[test]
+    fn missing_supersedes_reads_as_none() {
+        let mut value: ciborium::Value = decode(&encode(&blob(b"q"))).unwrap();
+        if let ciborium::Value::Map(entries) = &mut value {
+            entries.retain(|(k, _)| k.as_text() != Some("supersedes"));
+        }
+        let back: PushBlob = decode(&encode(&value)).unwrap();
+        assert_eq!(back.supersedes, None);
+    }
+
+    #[test]
+    fn garbage_truncated_and_wrongly_typed_bodies_are_decode_errors() {
+        let good = encode(&PushRequest {
+            blobs: vec![blob(b"hello")],
+        });
+        for cut in 0..good.len() {
+            let err = decode::<PushRequest>(&good[..cut]).unwrap_err();
+            assert!(!err.message.is_empty());
+        }
+        assert!(decode::<PushRequest>(&[0xff, 0x00, 0x13]).is_err());
+        assert!(decode::<PushRequest>(b"not cbor at all").is_err());
+
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let err = decode::<PushRequest>(&trailing).unwrap_err();
+        assert!(err.message.contains("trailing"), "{err}");
+
+        let wrong_type = encode(&EnrollRequest {
+            token: "t".into(),
+            device_name: "n".into(),
+        });
+        let err = decode::<PushRequest>(&wrong_type).unwrap_err();
+        assert!(err.message.contains("blobs"), "{err}");
+
+        let short_doc_id = encode(&ciborium::Value::Map(vec![(
+            "blobs".into(),
+            ciborium::Value::Array(vec![ciborium::Value::Map(vec![
+                ("content_id".into(), ciborium::Value::Bytes(vec![0; 32])),
+                ("doc_id".into(), ciborium::Value::Bytes(vec![0; 3])),
+                ("epoch".into(), 1.into()),
+                ("ciphertext".into(), ciborium::Value::Bytes(vec![1])),
+            ])]),
+        )]));
+        assert!(decode::<PushRequest>(&short_doc_id).is_err());
+
+        let negative_epoch = encode(&ciborium::Value::Map(vec![(
+            "ttl_seconds".into(),
+            ciborium::Value::Integer((-1).into()),
+        )]));
+        assert!(decode::<InviteRequest>(&negative_epoch).is_err());
+    }
+
+    #[test]
+    fn a_huge_declared_length_with_little_data_fails_without_allocating_it() {
+        let mut body = encode(&ciborium::Value::Map(vec![(
+            "blobs".into(),
+            ciborium::Value::Array(vec![ciborium::Value::Map(vec![
+                ("content_id".into(), ciborium::Value::Bytes(vec![0; 32])),
+                ("doc_id".into(), ciborium::Value::Bytes(vec![0; 16])),
+                ("epoch".into(), 1.into()),
+                ("ciphertext".into(), ciborium::Value::Bytes(vec![1, 2, 3])),
+            ])]),
+        )]));
+        // Replace the final 3-byte string header (0x43) by one claiming 2^62 bytes.
+        let at = body.len() - 4;
+        assert_eq!(body[at], 0x43);
+        body.splice(at..=at, [0x5b, 0x40, 0, 0, 0, 0, 0, 0, 0]);
+        let err = decode::<PushRequest>(&body).unwrap_err();
+        assert!(err.message.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn pull_request_renders_its_query() {
+        let req = PullRequest {
+            after: 42,
+            max_bytes: Some(1000),
+        };
+        assert_eq!(req.to_path_and_query(), "/v1/pull?after=42&max_bytes=1000");
+        assert_eq!(
+            PullRequest::default().to_path_and_query(),
+            "/v1/pull?after=0"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode::<PushRequest>(&bytes);
+            let _ = decode::<PullResponse>(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_push_batches_round_trip(
+            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8),
+            epoch in any::<u32>(),
+            supersedes in proptest::option::of(any::<u64>()),
+        ) {
+            let req = PushRequest {
+                blobs: bodies
+                    .iter()
+                    .map(|c| PushBlob { epoch, supersedes, ..blob(c) })
+                    .collect(),
+            };
+            prop_assert_eq!(decode::<PushRequest>(&encode(&req)).unwrap(), req);
+        }
+    }
+}
