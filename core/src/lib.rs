@@ -1,1 +1,38 @@
-//! Waymark core.
+//! Waymark's client core: field visits and awareness workshops recorded offline as Automerge
+//! documents in an encrypted SQLite store, merged with teammates' copies.
+//!
+//! ```no_run
+//! use waymark_core::{NewVisit, Place, Store};
+//!
+//! # fn main() -> waymark_core::Result<()> {
+//! let key = [7u8; 32]; // from Android Keystore / iOS Keychain
+//! let store = Store::open("waymark.db", &key)?;
+//! let team = store.create_workspace("North district outreach")?;
+//! let id = store.create_visit(&team.id, &NewVisit {
+//!     place: Place { name: "Bus station".into(), area: "North".into(), coordinates: None },
+//!     occurred_at: 1_764_000_000_000,
+//!     visit_type: "transit_point".into(),
+//!     people_reached: 4,
+//!     indicators: vec!["deception".into()],
+//!     notes: "Two young men waiting for a recruiter.".into(),
+//!     ..Default::default()
+//! })?;
+//! store.set_visit_notes(&id, "Two young men waiting for a recruiter; one holds no passport.")?;
+//! # Ok(()) }
+//! ```
+//!
+//! Every method is blocking and returns only after its transaction committed; call it from a
+//! worker thread. See `docs/` in the repository for the reasoning behind the layout.
+
+mod error;
+mod exchange;
+mod ids;
+mod model;
+mod records;
+mod store;
+mod validate;
+
+pub use error::{Error, Result};
+pub use model::*;
+pub use records::settings::TAXONOMIES;
+pub use store::{KEY_LEN, Store};

@@ -1,0 +1,91 @@
+//! The one error type of `waymark-core`: each variant is a case a caller can act on.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in a store call.
+///
+/// Messages never carry record contents or key material: they name fields, ids and causes only.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The record, workspace or attendee asked for does not exist in this store.
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was looked for, e.g. `visit 3f2a…`.
+        what: String,
+    },
+    /// An argument was refused before anything was written.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field or argument at fault.
+        field: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The key does not open this database (or the file is not a Waymark store at all).
+    #[error("wrong key: the store cannot be opened with this key")]
+    WrongKey,
+    /// The database was written by a newer Waymark; it was left untouched.
+    #[error("the store has schema version {found}, newer than this Waymark supports ({supported})")]
+    NewerSchema {
+        /// The `user_version` found in the file.
+        found: i64,
+        /// The highest version this build understands.
+        supported: i64,
+    },
+    /// A schema migration failed and was rolled back; the data is as it was.
+    #[error("migration to schema version {version} failed and was rolled back: {reason}")]
+    Migration {
+        /// The version that could not be reached.
+        version: i64,
+        /// The underlying cause.
+        reason: String,
+    },
+    /// Bytes handed in (an exchange bundle, a chunk) or found on disk could not be decoded.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The device's storage is full; nothing was written.
+    #[error("storage full: nothing was written")]
+    StorageFull,
+    /// Any other failure of the underlying storage (I/O, locking).
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// Shorthand for results of store calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An `InvalidInput` for `field` with `reason`.
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A `NotFound` describing `what`.
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Error::StorageFull,
+            Some(ErrorCode::NotADatabase) => Error::WrongKey,
+            Some(ErrorCode::DatabaseCorrupt) => {
+                Error::Corrupt("the database file is damaged".into())
+            }
+            // rusqlite's messages name SQL and types, never bound values, so they carry no record data.
+            _ => Error::Storage(e.to_string()),
+        }
+    }
+}
+
+impl From<automerge::AutomergeError> for Error {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Error::Corrupt(format!("document: {e}"))
+    }
+}

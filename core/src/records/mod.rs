@@ -1,0 +1,240 @@
+//! How each record is laid out as an Automerge document, and how it is read back.
+//!
+//! Every record document has the same root header: `schema` (int), `kind` (`visit`,
+//! `workshop`, `settings`), `workspace` (id), `created_at` (ms) and `deleted` (bool, the
+//! tombstone). Every container a record will ever need (notes text, sets, attendee map, ...)
+//! is created together with the record by the device that creates it: two devices creating
+//! the same container concurrently would produce two objects of which only one stays visible.
+
+pub(crate) mod meta;
+pub(crate) mod settings;
+pub(crate) mod visit;
+pub(crate) mod workshop;
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{RecordKind, Sensitivity};
+
+/// The record schema version this build writes; readers accept this and older.
+pub(crate) const SCHEMA: i64 = 1;
+
+pub(crate) const K_SCHEMA: &str = "schema";
+pub(crate) const K_KIND: &str = "kind";
+pub(crate) const K_WORKSPACE: &str = "workspace";
+pub(crate) const K_CREATED_AT: &str = "created_at";
+pub(crate) const K_DELETED: &str = "deleted";
+pub(crate) const K_NOTES: &str = "notes";
+pub(crate) const K_SENSITIVITY: &str = "sensitivity";
+
+impl RecordKind {
+    /// The `kind` string stored in documents and tables.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Visit => "visit",
+            RecordKind::Workshop => "workshop",
+            RecordKind::Settings => "settings",
+        }
+    }
+
+    /// Parses a stored `kind` string.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "visit" => Some(RecordKind::Visit),
+            "workshop" => Some(RecordKind::Workshop),
+            "settings" => Some(RecordKind::Settings),
+            _ => None,
+        }
+    }
+}
+
+impl Sensitivity {
+    /// The stored string.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Sensitivity::Normal => "normal",
+            Sensitivity::Restricted => "restricted",
+        }
+    }
+
+    /// Parses a stored string; anything unknown reads as restricted, the safe side.
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "normal" => Sensitivity::Normal,
+            _ => Sensitivity::Restricted,
+        }
+    }
+}
+
+/// Writes the common header of a new record document.
+pub(crate) fn put_header(
+    doc: &mut AutoCommit,
+    kind: RecordKind,
+    workspace: &str,
+    now: i64,
+) -> Result<()> {
+    let root = automerge::ROOT;
+    doc.put(&root, K_SCHEMA, SCHEMA)?;
+    doc.put(&root, K_KIND, kind.as_str())?;
+    doc.put(&root, K_WORKSPACE, workspace)?;
+    doc.put(&root, K_CREATED_AT, now)?;
+    doc.put(&root, K_DELETED, false)?;
+    Ok(())
+}
+
+/// The header of a stored document, if it is complete enough to have one.
+pub(crate) struct Header {
+    pub kind: RecordKind,
+    pub workspace: String,
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
+/// Reads a document's header; `None` while its first change has not arrived.
+pub(crate) fn header(doc: &AutoCommit) -> Option<Header> {
+    let root = automerge::ROOT;
+    let kind = RecordKind::parse(&get_str(doc, &root, K_KIND)?)?;
+    Some(Header {
+        kind,
+        workspace: get_str(doc, &root, K_WORKSPACE)?,
+        created_at: get_i64(doc, &root, K_CREATED_AT).unwrap_or(0),
+        deleted: get_bool(doc, &root, K_DELETED).unwrap_or(false),
+    })
+}
+
+/// The scalar at `obj[key]` (the deterministic winner when values conflict).
+pub(crate) fn get_scalar(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ScalarValue> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Scalar(v), _))) => Some(v.into_owned()),
+        _ => None,
+    }
+}
+
+/// The string at `obj[key]`.
+pub(crate) fn get_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
+    match get_scalar(doc, obj, key)? {
+        ScalarValue::Str(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+/// The integer at `obj[key]` (ints, uints, counters and timestamps all read as i64).
+pub(crate) fn get_i64(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<i64> {
+    match get_scalar(doc, obj, key)? {
+        ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Some(i),
+        ScalarValue::Uint(u) => i64::try_from(u).ok(),
+        ScalarValue::Counter(c) => Some(i64::from(&c)),
+        _ => None,
+    }
+}
+
+/// The boolean at `obj[key]`.
+pub(crate) fn get_bool(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<bool> {
+    match get_scalar(doc, obj, key)? {
+        ScalarValue::Boolean(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// The object of type `ty` at `obj[key]`.
+pub(crate) fn get_obj(doc: &AutoCommit, obj: &ObjId, key: &str, ty: ObjType) -> Option<ObjId> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Object(t), id))) if t == ty => Some(id),
+        _ => None,
+    }
+}
+
+/// The text of the Text object at `obj[key]`, or empty.
+pub(crate) fn get_text(doc: &AutoCommit, obj: &ObjId, key: &str) -> String {
+    get_obj(doc, obj, key, ObjType::Text)
+        .and_then(|t| doc.text(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The keys of a set stored as `map key -> true`, sorted.
+pub(crate) fn get_set(doc: &AutoCommit, obj: &ObjId, key: &str) -> Vec<String> {
+    let Some(set) = get_obj(doc, obj, key, ObjType::Map) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = doc
+        .keys(&set)
+        .filter(|k| get_bool(doc, &set, k).unwrap_or(false))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Adds or removes `member` of the set at `obj[key]`.
+pub(crate) fn set_member(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    member: &str,
+    present: bool,
+) -> Result<()> {
+    let set = get_obj(doc, obj, key, ObjType::Map)
+        .ok_or_else(|| Error::Corrupt(format!("record has no {key} set")))?;
+    if present {
+        doc.put(&set, member, true)?;
+    } else if doc.get(&set, member)?.is_some() {
+        doc.delete(&set, member)?;
+    }
+    Ok(())
+}
+
+/// Replaces the Text at `obj[key]` with `text`, as a character-level diff.
+pub(crate) fn set_text(doc: &mut AutoCommit, obj: &ObjId, key: &str, text: &str) -> Result<()> {
+    let t = get_obj(doc, obj, key, ObjType::Text)
+        .ok_or_else(|| Error::Corrupt(format!("record has no {key} text")))?;
+    doc.update_text(&t, text)?;
+    Ok(())
+}
+
+/// Creates a new set at `obj[key]` holding `members`.
+pub(crate) fn put_set(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    members: &[String],
+) -> Result<()> {
+    let set = doc.put_object(obj, key, ObjType::Map)?;
+    for m in members {
+        doc.put(&set, m.as_str(), true)?;
+    }
+    Ok(())
+}
+
+/// Creates a new Text at `obj[key]` holding `text`.
+pub(crate) fn put_text(doc: &mut AutoCommit, obj: &ObjId, key: &str, text: &str) -> Result<()> {
+    let t = doc.put_object(obj, key, ObjType::Text)?;
+    doc.splice_text(&t, 0, 0, text)?;
+    Ok(())
+}
+
+/// The sum of all concurrent values of a counter at `obj[key]`.
+///
+/// Two devices that first tap a tally offline each create the counter; each holds its own
+/// increments, and the people they counted are all real, so they add up.
+pub(crate) fn get_counter_sum(doc: &AutoCommit, obj: &ObjId, key: &str) -> i64 {
+    doc.get_all(obj, key)
+        .map(|vals| {
+            vals.iter()
+                .filter_map(|(v, _)| match v {
+                    Value::Scalar(s) => match s.as_ref() {
+                        ScalarValue::Counter(c) => Some(i64::from(c)),
+                        ScalarValue::Int(i) => Some(*i),
+                        _ => None,
+                    },
+                    Value::Object(_) => None,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// True if any scalar field of `obj` or of the maps nested one or two levels below holds
+/// concurrent differing values.
+pub(crate) fn has_conflicts(doc: &AutoCommit) -> bool {
+    !meta::conflicting_fields(doc).is_empty()
+}

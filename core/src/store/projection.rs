@@ -1,0 +1,218 @@
+//! Projection rows derived from documents: what lists, filters, search and reports query.
+//!
+//! `refresh` replaces every row of one document, so it is correct after any change, local or
+//! merged, and `rebuild_projections` is just `refresh` over all documents.
+
+use automerge::AutoCommit;
+use rusqlite::{Transaction, params};
+
+use crate::error::Result;
+use crate::model::RecordKind;
+use crate::records::{self, settings, visit, workshop};
+
+/// Tables holding one document's rows, keyed by the column naming the document.
+const PER_DOC: &[(&str, &str)] = &[
+    ("visits", "id"),
+    ("visit_indicators", "visit_id"),
+    ("visit_tags", "visit_id"),
+    ("referrals", "visit_id"),
+    ("workshops", "id"),
+    ("workshop_facilitators", "workshop_id"),
+    ("attendees", "workshop_id"),
+    ("tallies", "workshop_id"),
+    ("feedback", "workshop_id"),
+];
+
+/// Empties every projection table.
+pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
+    for (table, _) in PER_DOC {
+        tx.execute(&format!("DELETE FROM {table}"), [])?;
+    }
+    tx.execute("DELETE FROM search", [])?;
+    Ok(())
+}
+
+fn b(v: bool) -> i64 {
+    i64::from(v)
+}
+
+/// Replaces the projection rows of document `id` with rows derived from `doc`.
+pub(crate) fn refresh(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Result<()> {
+    for (table, col) in PER_DOC {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE {col} = ?1"))?
+            .execute(params![id])?;
+    }
+    let n: i64 = tx
+        .prepare_cached("SELECT n FROM documents WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))?;
+    tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?
+        .execute(params![n])?;
+
+    // A document whose first change has not arrived yet has nothing to show.
+    let Some(h) = records::header(doc) else {
+        return Ok(());
+    };
+    match h.kind {
+        RecordKind::Settings => {
+            tx.prepare_cached(
+                "INSERT INTO workspaces(id, name, settings_doc, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name,
+                     settings_doc = excluded.settings_doc",
+            )?
+            .execute(params![h.workspace, settings::name(doc), id, h.created_at])?;
+        }
+        RecordKind::Visit => {
+            let v = visit::read(doc, id, &h);
+            tx.prepare_cached(
+                "INSERT INTO visits(id, workspace_id, occurred_at, place_name, area, lat, lon,
+                    visit_type, people_reached, follow_up_needed, follow_up_due, follow_up_done,
+                    sensitivity, deleted, created_at, has_conflicts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?
+            .execute(params![
+                id,
+                v.workspace_id,
+                v.occurred_at,
+                v.place.name,
+                v.place.area,
+                v.place.coordinates.map(|c| c.lat),
+                v.place.coordinates.map(|c| c.lon),
+                v.visit_type,
+                v.people_reached,
+                b(v.follow_up.needed),
+                v.follow_up.due,
+                b(v.follow_up.done),
+                v.sensitivity.as_str(),
+                b(v.deleted),
+                v.created_at,
+                b(v.has_conflicts),
+            ])?;
+            let mut ind = tx.prepare_cached(
+                "INSERT INTO visit_indicators(visit_id, indicator) VALUES (?1, ?2)",
+            )?;
+            for i in &v.indicators {
+                ind.execute(params![id, i])?;
+            }
+            let mut tag =
+                tx.prepare_cached("INSERT INTO visit_tags(visit_id, tag) VALUES (?1, ?2)")?;
+            for t in &v.tags {
+                tag.execute(params![id, t])?;
+            }
+            let mut refs = tx.prepare_cached(
+                "INSERT INTO referrals(visit_id, id, kind, to_whom, status) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for r in &v.referrals {
+                refs.execute(params![id, r.id, r.kind, r.to, r.status.as_str()])?;
+            }
+            if !v.deleted {
+                index_text(
+                    tx,
+                    n,
+                    id,
+                    &h,
+                    v.sensitivity.as_str(),
+                    &v.place.name,
+                    &v.notes,
+                )?;
+            }
+        }
+        RecordKind::Workshop => {
+            let w = workshop::read(doc, id, &h);
+            let scores: Vec<f64> = w.feedback.iter().map(|f| f64::from(f.score)).collect();
+            let avg =
+                (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
+            tx.prepare_cached(
+                "INSERT INTO workshops(id, workspace_id, title, topic, occurred_at, duration_minutes,
+                    venue, area, audience, language, sensitivity, feedback_count, feedback_avg,
+                    deleted, created_at, has_conflicts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?
+            .execute(params![
+                id,
+                w.workspace_id,
+                w.title,
+                w.topic,
+                w.occurred_at,
+                w.duration_minutes,
+                w.venue,
+                w.area,
+                w.audience,
+                w.language,
+                w.sensitivity.as_str(),
+                scores.len() as i64,
+                avg,
+                b(w.deleted),
+                w.created_at,
+                b(w.has_conflicts),
+            ])?;
+            let mut fac = tx.prepare_cached(
+                "INSERT INTO workshop_facilitators(workshop_id, name) VALUES (?1, ?2)",
+            )?;
+            for f in &w.facilitators {
+                fac.execute(params![id, f])?;
+            }
+            let mut att = tx.prepare_cached(
+                "INSERT INTO attendees(workshop_id, id, name, age_band, gender, contact, consent_at,
+                    checked_in_at, withdrawn) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for a in &w.attendees {
+                att.execute(params![
+                    id,
+                    a.id,
+                    a.name,
+                    a.age_band,
+                    a.gender,
+                    a.contact,
+                    a.consent_at,
+                    a.checked_in_at,
+                    b(a.withdrawn)
+                ])?;
+            }
+            let mut tal = tx.prepare_cached(
+                "INSERT INTO tallies(workshop_id, age_band, gender, count) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for t in &w.tallies {
+                tal.execute(params![id, t.age_band, t.gender, t.count])?;
+            }
+            let mut fb = tx.prepare_cached(
+                "INSERT INTO feedback(workshop_id, id, score, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for f in &w.feedback {
+                fb.execute(params![id, f.id, f.score, f.comment, f.at])?;
+            }
+            if !w.deleted {
+                let body = std::iter::once(w.notes.as_str())
+                    .chain(w.feedback.iter().map(|f| f.comment.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                index_text(tx, n, id, &h, w.sensitivity.as_str(), &w.title, &body)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn index_text(
+    tx: &Transaction<'_>,
+    n: i64,
+    id: &str,
+    h: &records::Header,
+    sensitivity: &str,
+    title: &str,
+    body: &str,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO search(rowid, doc_id, kind, workspace_id, sensitivity, title, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        n,
+        id,
+        h.kind.as_str(),
+        h.workspace,
+        sensitivity,
+        title,
+        body
+    ])?;
+    Ok(())
+}

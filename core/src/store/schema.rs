@@ -1,0 +1,194 @@
+//! The store's SQL schema and its migrations, versioned by `PRAGMA user_version`.
+//!
+//! Each migration runs in one transaction together with the bump of `user_version`, so a
+//! failure leaves the file exactly as it was. A file with a newer version than this build
+//! knows is refused before anything is written. Projection tables are derived data: a
+//! migration that changes them only marks projections stale, and `open` rebuilds them from
+//! the documents with the current code.
+
+use rusqlite::{Connection, Transaction};
+
+use crate::error::{Error, Result};
+
+/// One migration: the SQL that takes the schema from `version - 1` to `version`.
+pub(crate) struct Migration {
+    /// The version this migration reaches.
+    pub version: i64,
+    /// The SQL to run.
+    pub sql: &'static str,
+}
+
+/// The documents: the source of truth, and everything a device needs to remember.
+const V1: &str = "
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE workspaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    settings_doc TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE documents (
+    n INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    workspace_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    snapshot BLOB NOT NULL,
+    heads BLOB NOT NULL,
+    chunk_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX documents_workspace ON documents(workspace_id, kind);
+CREATE TABLE doc_chunks (
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX doc_chunks_doc ON doc_chunks(doc_id, id);
+";
+
+/// Projections: one row per visit, workshop, attendee..., and full-text search.
+const V2: &str = "
+CREATE TABLE visits (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    place_name TEXT NOT NULL,
+    area TEXT NOT NULL,
+    lat REAL,
+    lon REAL,
+    visit_type TEXT NOT NULL,
+    people_reached INTEGER NOT NULL,
+    follow_up_needed INTEGER NOT NULL,
+    follow_up_due TEXT,
+    follow_up_done INTEGER NOT NULL,
+    sensitivity TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    has_conflicts INTEGER NOT NULL
+);
+CREATE INDEX visits_time ON visits(occurred_at, id);
+CREATE INDEX visits_area ON visits(area, occurred_at);
+CREATE INDEX visits_follow_up ON visits(follow_up_needed, follow_up_done, follow_up_due);
+CREATE TABLE visit_indicators (
+    visit_id TEXT NOT NULL,
+    indicator TEXT NOT NULL,
+    PRIMARY KEY (visit_id, indicator)
+) WITHOUT ROWID;
+CREATE INDEX visit_indicators_by_indicator ON visit_indicators(indicator, visit_id);
+CREATE TABLE visit_tags (
+    visit_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (visit_id, tag)
+) WITHOUT ROWID;
+CREATE TABLE referrals (
+    visit_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    to_whom TEXT NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (visit_id, id)
+) WITHOUT ROWID;
+CREATE TABLE workshops (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    duration_minutes INTEGER NOT NULL,
+    venue TEXT NOT NULL,
+    area TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    language TEXT NOT NULL,
+    sensitivity TEXT NOT NULL,
+    feedback_count INTEGER NOT NULL,
+    feedback_avg REAL,
+    deleted INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    has_conflicts INTEGER NOT NULL
+);
+CREATE INDEX workshops_time ON workshops(occurred_at, id);
+CREATE TABLE workshop_facilitators (
+    workshop_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (workshop_id, name)
+) WITHOUT ROWID;
+CREATE TABLE attendees (
+    workshop_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    age_band TEXT,
+    gender TEXT,
+    contact TEXT,
+    consent_at INTEGER,
+    checked_in_at INTEGER NOT NULL,
+    withdrawn INTEGER NOT NULL,
+    PRIMARY KEY (workshop_id, id)
+) WITHOUT ROWID;
+CREATE TABLE tallies (
+    workshop_id TEXT NOT NULL,
+    age_band TEXT NOT NULL,
+    gender TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (workshop_id, age_band, gender)
+) WITHOUT ROWID;
+CREATE TABLE feedback (
+    workshop_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    comment TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (workshop_id, id)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE search USING fts5(
+    doc_id UNINDEXED, kind UNINDEXED, workspace_id UNINDEXED, sensitivity UNINDEXED,
+    title, body,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO meta(key, value) VALUES ('projections_stale', 1)
+    ON CONFLICT(key) DO UPDATE SET value = 1;
+";
+
+/// Every migration, in order.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        sql: V2,
+    },
+];
+
+/// The schema version this build writes.
+pub(crate) fn latest(migrations: &[Migration]) -> i64 {
+    migrations.last().map_or(0, |m| m.version)
+}
+
+/// Brings the database up to the last of `migrations`, one transaction per step.
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = latest(migrations);
+    if found > supported {
+        return Err(Error::NewerSchema { found, supported });
+    }
+    for m in migrations.iter().filter(|m| m.version > found) {
+        let tx = conn.transaction()?;
+        step(&tx, m).map_err(|e| Error::Migration {
+            version: m.version,
+            reason: e.to_string(),
+        })?;
+        tx.commit().map_err(|e| Error::Migration {
+            version: m.version,
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn step(tx: &Transaction<'_>, m: &Migration) -> rusqlite::Result<()> {
+    tx.execute_batch(m.sql)?;
+    tx.pragma_update(None, "user_version", m.version)
+}
