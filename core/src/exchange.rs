@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use automerge::{AutoCommit, ChangeHash};
+use automerge::{AutoCommit, Automerge, AutomergeError, ChangeHash, LoadOptions, OnPartialLoad};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -55,7 +55,19 @@ fn from_cbor<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result
 
 /// Decodes untrusted Automerge bytes into `doc`, turning any failure (even a panic inside the
 /// decoder) into `Corrupt`.
+///
+/// `load_incremental` silently keeps whatever prefix of a damaged chunk it can parse, so each
+/// chunk is first parsed strictly on its own: changes whose dependencies are elsewhere are
+/// fine (`MissingDeps`), anything undecodable is not.
 fn load_chunk(doc: &mut AutoCommit, id: &str, chunk: &[u8]) -> Result<()> {
+    let strict = LoadOptions::new().on_partial_load(OnPartialLoad::Error);
+    match catch_unwind(AssertUnwindSafe(|| {
+        Automerge::load_with_options(chunk, strict)
+    })) {
+        Ok(Ok(_)) | Ok(Err(AutomergeError::MissingDeps)) => {}
+        Ok(Err(e)) => return Err(Error::Corrupt(format!("document {id}: {e}"))),
+        Err(_) => return Err(Error::Corrupt(format!("document {id}: undecodable chunk"))),
+    }
     match catch_unwind(AssertUnwindSafe(|| doc.load_incremental(chunk))) {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(Error::Corrupt(format!("document {id}: {e}"))),

@@ -55,8 +55,10 @@ struct Inner {
     path: PathBuf,
     key: Zeroizing<[u8; KEY_LEN]>,
     actor: ActorId,
-    writer: Mutex<Writer>,
+    // Field order is drop order: readers close first so that the writer is the last connection
+    // to close, which checkpoints the WAL into the database file and removes it.
     readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Writer>,
 }
 
 /// The writer connection with the documents it has decoded recently.
@@ -156,6 +158,12 @@ impl Store {
             .try_into()
             .map_err(|_| Error::invalid("key", format!("must be {KEY_LEN} bytes")))?;
         let key = Zeroizing::new(key);
+        if path.exists() {
+            // Check the key on a read-only connection first: a read-write connection opened
+            // with a wrong key could, on closing, checkpoint a pending WAL through the wrong
+            // cipher and damage the file.
+            drop(connect(path, &key, true)?);
+        }
         let mut conn = connect(path, &key, false)?;
         schema::migrate(&mut conn, migrations)?;
         let actor = {
@@ -184,11 +192,11 @@ impl Store {
                 path: path.to_path_buf(),
                 key,
                 actor,
+                readers: Mutex::new(Vec::new()),
                 writer: Mutex::new(Writer {
                     conn,
                     cache: DocCache::default(),
                 }),
-                readers: Mutex::new(Vec::new()),
             }),
         };
         let stale: bool = {
@@ -620,6 +628,13 @@ impl Store {
         })
     }
 
+    /// Every projection row as text, sorted: lets tests compare two stores, or one store before
+    /// and after a rebuild, row for row.
+    #[doc(hidden)]
+    pub fn projection_rows(&self) -> Result<Vec<String>> {
+        projection::dump(self)
+    }
+
     /// The actor this store writes as.
     pub(crate) fn actor_id(&self) -> &ActorId {
         &self.inner.actor
@@ -649,3 +664,6 @@ pub(crate) use docs::{
     append as append_chunk, decode_heads, insert as insert_doc, load as load_stored,
 };
 pub(crate) use projection::refresh as refresh_projection;
+
+#[cfg(test)]
+mod tests;

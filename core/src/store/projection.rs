@@ -216,3 +216,35 @@ fn index_text(
     ])?;
     Ok(())
 }
+
+/// Every projection row as text, sorted.
+pub(crate) fn dump(store: &super::Store) -> Result<Vec<String>> {
+    store.read(|c| {
+        let mut out = Vec::new();
+        let tables = PER_DOC
+            .iter()
+            .map(|(t, _)| *t)
+            .chain(["workspaces", "search"]);
+        for table in tables {
+            let cols = if table == "workspaces" {
+                "id, name, settings_doc"
+            } else {
+                "*"
+            };
+            let mut st = c.prepare(&format!("SELECT {cols} FROM {table}"))?;
+            let n = st.column_count();
+            let rows = st.query_map([], |r| {
+                let mut parts = vec![table.to_string()];
+                for i in 0..n {
+                    parts.push(format!("{:?}", r.get::<_, rusqlite::types::Value>(i)?));
+                }
+                Ok(parts.join("|"))
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        out.sort();
+        Ok(out)
+    })
+}
