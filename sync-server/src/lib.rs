@@ -1,1 +1,20 @@
-//! stub
+//! Waymark's sync server: a blind relay that keeps, per workspace, an append-only log of
+//! encrypted blobs with gap-free sequence numbers, and serves it to the workspace's enrolled
+//! devices. It never sees a plaintext byte and never links `waymark-core`.
+//!
+//! - [`api`]: the HTTP API ([`app`] builds the router; see `API.md`);
+//! - [`storage`]: the backend-neutral storage trait and its SQLite implementation;
+//! - [`cli`]: the `waymark-server` command line (serve and the operator commands).
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod ratelimit;
+pub mod storage;
+pub mod tokens;
+
+pub use api::{AppState, app};
+pub use config::Limits;
+pub use storage::sqlite::SqliteStorage;
+pub use storage::{Storage, StorageError};

@@ -1,0 +1,512 @@
+//! The HTTP API: routes, handlers, and the middleware that logs and measures every request.
+//! Endpoints and error codes are documented in `sync-server/API.md`.
+//!
+//! Handlers never touch the database on the async executor: every storage call goes through
+//! [`AppState::blocking`] (`spawn_blocking`).
+
+pub mod error;
+pub mod extract;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use waymark_protocol::{
+    EnrollRequest, EnrollResponse, HEADER_REQUEST_ID, InviteRequest, InviteResponse, PATH_ENROLL,
+    PATH_HEALTHZ, PATH_INVITES, PATH_METRICS, PATH_PULL, PATH_PUSH, PullRequest, PushRequest,
+    PushResponse, QUERY_AFTER, QUERY_MAX_BYTES, content_id_of, limits,
+};
+
+use self::error::{ApiError, ErrorCode, cbor};
+use self::extract::{Authed, Cbor, RequestContext};
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::storage::{Storage, StorageError};
+use crate::tokens;
+
+/// How often a pull may update a device's "last sync" time (pushes always do).
+const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    limits: Limits,
+    metrics: Metrics,
+    limiter: RateLimiter,
+    touched: Mutex<HashMap<String, Instant>>,
+}
+
+impl AppState {
+    /// State over a storage backend with the given limits.
+    pub fn new(storage: Arc<dyn Storage>, limits: Limits) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                storage,
+                limiter: RateLimiter::new(limits.rate_per_second, limits.rate_burst),
+                limits,
+                metrics: Metrics::new()?,
+                touched: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The per-device rate limiter.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
+    }
+
+    /// Runs a storage call on a blocking thread.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    {
+        let storage = Arc::clone(&self.inner.storage);
+        match tokio::task::spawn_blocking(move || f(storage.as_ref())).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(join) => Err(ApiError::internal(format!("storage task failed: {join}"))),
+        }
+    }
+
+    /// Whether a pull by this device should record its sync time now (at most once a minute).
+    fn should_touch(&self, device_id: &str) -> bool {
+        let now = Instant::now();
+        let mut touched = self
+            .inner
+            .touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match touched.get(device_id) {
+            Some(last) if now.duration_since(*last) < TOUCH_INTERVAL => false,
+            _ => {
+                touched.insert(device_id.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// The server's router: every route, the fallbacks, panic catching, logging and metrics.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(PATH_ENROLL, post(enroll))
+        .route(PATH_INVITES, post(invite))
+        .route(PATH_PUSH, post(push))
+        .route(PATH_PULL, get(pull))
+        .route(PATH_HEALTHZ, get(healthz))
+        .route(PATH_METRICS, get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                ApiError::internal("a request handler panicked").into_response()
+            },
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The metrics label of a path: the route it matches, or "other" (bounded cardinality).
+pub(crate) fn route_label(path: &str) -> &'static str {
+    [
+        PATH_ENROLL,
+        PATH_INVITES,
+        PATH_PUSH,
+        PATH_PULL,
+        PATH_HEALTHZ,
+        PATH_METRICS,
+    ]
+    .into_iter()
+    .find(|route| *route == path)
+    .unwrap_or("other")
+}
+
+/// Logs and measures every request; adds the `x-request-id` header.
+async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = {
+        let mut bytes = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        hex::encode(bytes)
+    };
+    let method = req.method().clone();
+    let route = route_label(req.uri().path());
+    let ctx = RequestContext::default();
+    req.extensions_mut().insert(ctx.clone());
+
+    let mut response = next.run(req).await;
+
+    let elapsed = started.elapsed();
+    let status = response.status();
+    let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    let metrics = state.metrics();
+    metrics
+        .requests
+        .with_label_values(&[route, method.as_str(), status.as_str()])
+        .inc();
+    metrics
+        .latency
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
+    if let Some(bytes) = axum::body::HttpBody::size_hint(response.body()).exact() {
+        metrics.bytes_out.with_label_values(&[route]).inc_by(bytes);
+    }
+    if let Some(code) = code {
+        metrics.errors.with_label_values(&[code]).inc();
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(HEADER_REQUEST_ID, value);
+    }
+    let device_id = ctx.device_id.get().map_or("-", String::as_str);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::error!(request_id, %method, route, status = status.as_u16(), latency_ms,
+            device_id, error_code = code.unwrap_or("-"), "request failed");
+    } else {
+        tracing::info!(request_id, %method, route, status = status.as_u16(), latency_ms,
+            device_id, error_code = code.unwrap_or("-"), "request");
+    }
+    response
+}
+
+fn validate_device_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > limits::MAX_DEVICE_NAME_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "device_name must be 1 to {} characters",
+            limits::MAX_DEVICE_NAME_CHARS
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "device_name must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    Cbor(body): Cbor<EnrollRequest>,
+) -> Result<Response, ApiError> {
+    let name = validate_device_name(&body.device_name)?;
+    let enrollment = tokens::hash_token(body.token.trim());
+    let device_id = tokens::new_id();
+    let device_token = tokens::new_token();
+    let device_hash = tokens::hash_token(&device_token);
+    let id = device_id.clone();
+    let workspace_id = state
+        .blocking(move |s| s.enroll(&enrollment, &id, &name, &device_hash, tokens::now()))
+        .await?;
+    tracing::info!(device_id, workspace_id, "device enrolled");
+    Ok(cbor(
+        StatusCode::OK,
+        &EnrollResponse {
+            workspace_id,
+            device_id,
+            device_token,
+        },
+    ))
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    Cbor(body): Cbor<InviteRequest>,
+) -> Result<Response, ApiError> {
+    if body.ttl_seconds == 0 || body.ttl_seconds > limits::MAX_INVITE_TTL_SECONDS {
+        return Err(ApiError::bad_request(format!(
+            "ttl_seconds must be 1 to {}",
+            limits::MAX_INVITE_TTL_SECONDS
+        )));
+    }
+    let token = tokens::new_token();
+    let hash = tokens::hash_token(&token);
+    let now = tokens::now();
+    let expires_at = now.saturating_add(i64::try_from(body.ttl_seconds).unwrap_or(i64::MAX));
+    state
+        .blocking(move |s| {
+            s.issue_enrollment_token(
+                &device.workspace_id,
+                &hash,
+                expires_at,
+                Some(&device.id),
+                now,
+            )
+        })
+        .await?;
+    Ok(cbor(
+        StatusCode::OK,
+        &InviteResponse {
+            enrollment_token: token,
+            expires_at,
+        },
+    ))
+}
+
+async fn push(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    Cbor(body): Cbor<PushRequest>,
+) -> Result<Response, ApiError> {
+    let limits = state.limits();
+    if body.blobs.len() > limits.max_batch_blobs {
+        return Err(ApiError::too_large(format!(
+            "a push may carry at most {} blobs, this one has {}",
+            limits.max_batch_blobs,
+            body.blobs.len()
+        )));
+    }
+    for (index, blob) in body.blobs.iter().enumerate() {
+        let size = u64::try_from(blob.ciphertext.len()).unwrap_or(u64::MAX);
+        if size > limits.max_blob_bytes {
+            return Err(ApiError::too_large(format!(
+                "blob {index}: ciphertext of {size} bytes exceeds the limit of {} bytes",
+                limits.max_blob_bytes
+            )));
+        }
+        if blob.ciphertext.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "blob {index}: ciphertext is empty"
+            )));
+        }
+        if content_id_of(&blob.ciphertext) != blob.content_id {
+            return Err(ApiError::bad_request(format!(
+                "blob {index}: content_id is not the SHA-256 of its ciphertext"
+            )));
+        }
+        if blob.supersedes.is_some_and(|n| n > limits::MAX_CURSOR) {
+            return Err(ApiError::bad_request(format!(
+                "blob {index}: supersedes must be at most {}",
+                limits::MAX_CURSOR
+            )));
+        }
+    }
+    if body.blobs.is_empty() {
+        return Ok(cbor(StatusCode::OK, &PushResponse { assigned: vec![] }));
+    }
+    let count = body.blobs.len();
+    let outcome = state
+        .blocking(move |s| s.push(&device, &body.blobs, tokens::now()))
+        .await?;
+    let metrics = state.metrics();
+    metrics.blobs_stored.inc_by(outcome.newly_stored);
+    metrics.blobs_repeated.inc_by(
+        u64::try_from(count)
+            .unwrap_or(0)
+            .saturating_sub(outcome.newly_stored),
+    );
+    Ok(cbor(
+        StatusCode::OK,
+        &PushResponse {
+            assigned: outcome.assigned,
+        },
+    ))
+}
+
+/// Parses the pull query string: `after` (default 0) and `max_bytes` (default and clamp from the
+/// limits). Unknown parameters are ignored.
+pub fn parse_pull_query(raw: Option<&str>, limits: &Limits) -> Result<PullRequest, ApiError> {
+    let mut after: Option<u64> = None;
+    let mut max_bytes: Option<u64> = None;
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            QUERY_AFTER => {
+                if after.is_some() {
+                    return Err(ApiError::bad_request("`after` is given more than once"));
+                }
+                after = Some(parse_number(QUERY_AFTER, value, Overflow::Reject)?);
+            }
+            QUERY_MAX_BYTES => {
+                if max_bytes.is_some() {
+                    return Err(ApiError::bad_request("`max_bytes` is given more than once"));
+                }
+                max_bytes = Some(parse_number(QUERY_MAX_BYTES, value, Overflow::Clamp)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(PullRequest {
+        after: after.unwrap_or(0),
+        max_bytes: Some(
+            max_bytes
+                .unwrap_or(limits.pull_default_bytes)
+                .min(limits.pull_max_bytes),
+        ),
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    Reject,
+    Clamp,
+}
+
+fn parse_number(name: &str, value: &str, overflow: Overflow) -> Result<u64, ApiError> {
+    let shown: String = value.chars().take(40).collect();
+    if value.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` must be a non-negative integer, got an empty value"
+        )));
+    }
+    if value.starts_with('-') {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` must not be negative, got {shown:?}"
+        )));
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` must be a non-negative integer, got {shown:?}"
+        )));
+    }
+    let parsed = value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= limits::MAX_CURSOR);
+    match (parsed, overflow) {
+        (Some(n), _) => Ok(n),
+        (None, Overflow::Clamp) => Ok(limits::MAX_CURSOR),
+        (None, Overflow::Reject) => Err(ApiError::bad_request(format!(
+            "`{name}` is too large (at most {})",
+            limits::MAX_CURSOR
+        ))),
+    }
+}
+
+async fn pull(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let request = parse_pull_query(query.as_deref(), state.limits())?;
+    let max_bytes = request
+        .max_bytes
+        .unwrap_or(state.limits().pull_default_bytes);
+    let touch = state.should_touch(&device.id);
+    let page = state
+        .blocking(move |s| {
+            let page = s.pull(
+                &device.workspace_id,
+                request.after,
+                max_bytes,
+                limits::MAX_PULL_BLOBS,
+            )?;
+            if touch && let Err(err) = s.touch_device(&device.id, tokens::now()) {
+                tracing::warn!(error = %err, "could not record the device's sync time");
+            }
+            Ok(page)
+        })
+        .await?;
+    state
+        .metrics()
+        .blobs_served
+        .inc_by(u64::try_from(page.blobs.len()).unwrap_or(0));
+    Ok(cbor(StatusCode::OK, &page))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.blocking(|s| s.health()).await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state.metrics().render().map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint (see API.md; versioned routes are under /v1)")
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        waymark_protocol::codes::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed on this endpoint"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn parse(q: &str) -> Result<PullRequest, ApiError> {
+        parse_pull_query(Some(q), &Limits::default())
+    }
+
+    #[test]
+    fn pull_query_defaults_and_clamps() {
+        let limits = Limits::default();
+        let req = parse_pull_query(None, &limits).unwrap();
+        assert_eq!(req.after, 0);
+        assert_eq!(req.max_bytes, Some(limits.pull_default_bytes));
+        let req = parse("after=7&max_bytes=99999999999999999999999").unwrap();
+        assert_eq!(req.after, 7);
+        assert_eq!(req.max_bytes, Some(limits.pull_max_bytes));
+        assert_eq!(parse("max_bytes=0&x=y").unwrap().max_bytes, Some(0));
+    }
+
+    #[test]
+    fn pull_query_rejects_bad_cursors_with_a_reason() {
+        for (query, needle) in [
+            ("after=-1", "negative"),
+            ("after=abc", "non-negative integer"),
+            ("after=", "empty"),
+            ("after=1.5", "non-negative integer"),
+            ("after=9223372036854775808", "too large"),
+            ("after=99999999999999999999999", "too large"),
+            ("after=1&after=2", "more than once"),
+            ("max_bytes=-5", "negative"),
+        ] {
+            let err = parse(query).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{query}");
+            assert!(err.message.contains(needle), "{query}: {}", err.message);
+        }
+        assert_eq!(
+            parse("after=9223372036854775807").unwrap().after,
+            limits::MAX_CURSOR
+        );
+    }
+}

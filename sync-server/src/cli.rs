@@ -1,0 +1,592 @@
+//! The `waymark-server` command line: `serve`, and the operator commands that work on the same
+//! data directory (also while `serve` runs): workspaces, enrollment tokens, devices, usage,
+//! compaction and online backup. Tables for people, `--json` for scripts.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use waymark_protocol::limits;
+
+use crate::api::{AppState, app};
+use crate::config::Limits;
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::{Storage, StorageError};
+use crate::tokens;
+
+/// Waymark sync server: a blind relay for end-to-end encrypted workspace logs.
+#[derive(Debug, Parser)]
+#[command(name = "waymark-server", version, propagate_version = true)]
+pub struct Cli {
+    /// Directory holding the database (created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "WAYMARK_DATA_DIR",
+        default_value = "./waymark-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Print JSON instead of tables (admin commands).
+    #[arg(long, global = true, env = "WAYMARK_JSON")]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Create workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Issue one-time enrollment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// List and revoke devices.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// Show devices, blobs, bytes and head sequence number per workspace.
+    Usage,
+    /// Drop the ciphertext of blobs superseded by a full save longer ago than the grace period.
+    Compact {
+        /// How long superseded blobs are kept for devices still catching up (e.g. 7d, 36h).
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        grace: Duration,
+    },
+    /// Write a consistent copy of the database to FILE (safe while `serve` runs).
+    Backup {
+        /// Destination file; must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+/// `workspace` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace and print its id.
+    Create {
+        /// A label for operators (never sent to devices).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a one-time enrollment token for a workspace.
+    Issue {
+        /// The workspace id (from `workspace create` or `usage`).
+        #[arg(long)]
+        workspace: String,
+        /// How long the token stays valid (e.g. 30m, 24h, 7d).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+}
+
+/// `devices` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DevicesCommand {
+    /// List devices with their last sync time and bytes stored.
+    List {
+        /// Only this workspace's devices.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Revoke a device: its token is refused at once (e.g. a lost phone).
+    Revoke {
+        /// The device id (from `devices list`).
+        device_id: String,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// Multi-line, human-readable.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `serve` options; each also settable by a `WAYMARK_*` environment variable.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the real address is printed).
+    #[arg(long, env = "WAYMARK_LISTEN", default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// Largest request body in bytes (413 above).
+    #[arg(long, env = "WAYMARK_MAX_BODY_BYTES", default_value_t = limits::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: u64,
+    /// Largest blob ciphertext in bytes (413 above).
+    #[arg(long, env = "WAYMARK_MAX_BLOB_BYTES", default_value_t = limits::DEFAULT_MAX_BLOB_BYTES)]
+    pub max_blob_bytes: u64,
+    /// Most blobs per push (413 above).
+    #[arg(long, env = "WAYMARK_MAX_BATCH_BLOBS", default_value_t = limits::DEFAULT_MAX_BATCH_BLOBS)]
+    pub max_batch_blobs: usize,
+    /// Pull byte budget when the client gives none.
+    #[arg(long, env = "WAYMARK_PULL_DEFAULT_BYTES", default_value_t = limits::DEFAULT_PULL_MAX_BYTES)]
+    pub pull_default_bytes: u64,
+    /// Largest pull byte budget (larger requests are clamped).
+    #[arg(long, env = "WAYMARK_PULL_MAX_BYTES", default_value_t = limits::DEFAULT_PULL_MAX_BYTES_CLAMP)]
+    pub pull_max_bytes: u64,
+    /// Sustained requests per second per device (0 disables rate limiting).
+    #[arg(long, env = "WAYMARK_RATE_LIMIT", default_value_t = Limits::default().rate_per_second)]
+    pub rate_limit: f64,
+    /// Requests a device may burst above the sustained rate.
+    #[arg(long, env = "WAYMARK_RATE_BURST", default_value_t = Limits::default().rate_burst)]
+    pub rate_burst: u32,
+    /// Run compaction every hour with this grace period (e.g. 7d); off when absent.
+    #[arg(long, env = "WAYMARK_AUTO_COMPACT_GRACE", value_parser = parse_duration)]
+    pub auto_compact_grace: Option<Duration>,
+    /// Log format (logs go to stderr; filter with RUST_LOG, default "info").
+    #[arg(long, env = "WAYMARK_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Storage failed (including "not found").
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// An I/O error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Metrics could not be set up.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// JSON output failed.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Invalid arguments beyond what the parser checks.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Entry point of the binary: parses arguments, runs the command, maps errors to exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let out = Output { json: cli.json };
+    match cli.command {
+        Command::Serve(args) => serve(&cli.data_dir, args),
+        Command::Workspace(WorkspaceCommand::Create { name }) => {
+            let storage = open_existing_or_new(&cli.data_dir)?;
+            let workspace = storage.create_workspace(name.as_deref(), tokens::now())?;
+            out.emit(&workspace, || format!("{}\n", workspace.id))
+        }
+        Command::Token(TokenCommand::Issue { workspace, ttl }) => {
+            let storage = open_existing_or_new(&cli.data_dir)?;
+            if ttl.is_zero() {
+                return Err(CliError::Usage("--ttl must be positive".into()));
+            }
+            let token = tokens::new_token();
+            let now = tokens::now();
+            let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+            storage.issue_enrollment_token(
+                &workspace,
+                &tokens::hash_token(&token),
+                expires_at,
+                None,
+                now,
+            )?;
+            #[derive(Serialize)]
+            struct Issued<'a> {
+                token: &'a str,
+                workspace_id: &'a str,
+                expires_at: i64,
+            }
+            let issued = Issued {
+                token: &token,
+                workspace_id: &workspace,
+                expires_at,
+            };
+            out.emit(&issued, || {
+                format!(
+                    "enrollment token: {token}\nworkspace:        {workspace}\nexpires at:       {}\n\
+                     It works once. Pass it to the device in person; it cannot be shown again.\n",
+                    format_time(expires_at)
+                )
+            })
+        }
+        Command::Devices(DevicesCommand::List { workspace }) => {
+            let storage = open_existing_or_new(&cli.data_dir)?;
+            let devices = storage.list_devices(workspace.as_deref())?;
+            out.emit(&devices, || {
+                table(
+                    &[
+                        "DEVICE",
+                        "NAME",
+                        "WORKSPACE",
+                        "ENROLLED",
+                        "LAST SYNC",
+                        "BLOBS",
+                        "BYTES",
+                        "REVOKED",
+                    ],
+                    devices
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.id.clone(),
+                                d.name.clone(),
+                                d.workspace_id.clone(),
+                                format_time(d.enrolled_at),
+                                d.last_sync_at.map_or("never".into(), format_time),
+                                d.blobs_stored.to_string(),
+                                format_bytes(d.bytes_stored),
+                                d.revoked_at.map_or("no".into(), format_time),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        Command::Devices(DevicesCommand::Revoke { device_id }) => {
+            let storage = open_existing_or_new(&cli.data_dir)?;
+            storage.revoke_device(&device_id, tokens::now())?;
+            out.emit(&serde_json::json!({ "revoked": device_id }), || {
+                format!(
+                    "revoked device {device_id}: its token is refused from now on.\n\
+                     Rotate the workspace key from a coordinator's device so it cannot read new data.\n"
+                )
+            })
+        }
+        Command::Usage => {
+            let storage = open_existing_or_new(&cli.data_dir)?;
+            let usage = storage.usage()?;
+            out.emit(&usage, || {
+                table(
+                    &[
+                        "WORKSPACE",
+                        "NAME",
+                        "DEVICES",
+                        "REVOKED",
+                        "BLOBS",
+                        "BYTES",
+                        "HEAD SEQ",
+                    ],
+                    usage
+                        .iter()
+                        .map(|u| {
+                            vec![
+                                u.id.clone(),
+                                u.name.clone().unwrap_or_default(),
+                                u.active_devices.to_string(),
+                                u.revoked_devices.to_string(),
+                                u.blobs.to_string(),
+                                format_bytes(u.bytes),
+                                u.head_seq.to_string(),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        Command::Compact { grace } => {
+            let storage = open_existing_or_new(&cli.data_dir)?;
+            let before = compact_cutoff(grace);
+            let report = storage.compact(before)?;
+            out.emit(&report, || {
+                format!(
+                    "dropped {} superseded blobs ({}) superseded before {}\n",
+                    report.blobs_dropped,
+                    format_bytes(report.bytes_dropped),
+                    format_time(before)
+                )
+            })
+        }
+        Command::Backup { to } => {
+            let storage = open_existing_or_new(&cli.data_dir)?;
+            storage.backup_to(&to)?;
+            out.emit(&serde_json::json!({ "backup": to }), || {
+                format!("backup written to {}\n", to.display())
+            })
+        }
+    }
+}
+
+fn open_existing_or_new(data_dir: &Path) -> Result<SqliteStorage, CliError> {
+    Ok(SqliteStorage::open_in_dir(data_dir)?)
+}
+
+fn compact_cutoff(grace: Duration) -> i64 {
+    tokens::now().saturating_sub(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX))
+}
+
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn emit<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce() -> String,
+    ) -> Result<(), CliError> {
+        let mut stdout = std::io::stdout().lock();
+        if self.json {
+            serde_json::to_writer_pretty(&mut stdout, value)?;
+            writeln!(stdout)?;
+        } else {
+            stdout.write_all(human().as_bytes())?;
+        }
+        stdout.flush()?;
+        Ok(())
+    }
+}
+
+fn serve(data_dir: &Path, args: ServeArgs) -> Result<(), CliError> {
+    init_logging(args.log_format);
+    if args.max_blob_bytes > args.max_body_bytes {
+        return Err(CliError::Usage(
+            "--max-blob-bytes must not exceed --max-body-bytes".into(),
+        ));
+    }
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_blob_bytes: args.max_blob_bytes,
+        max_batch_blobs: args.max_batch_blobs.max(1),
+        pull_default_bytes: args.pull_default_bytes.min(args.pull_max_bytes),
+        pull_max_bytes: args.pull_max_bytes,
+        rate_per_second: args.rate_limit,
+        rate_burst: args.rate_burst.max(1),
+    };
+    let storage = SqliteStorage::open_in_dir(data_dir)?;
+    let data_dir = std::path::absolute(data_dir)?;
+    let database = std::path::absolute(storage.path())?;
+    let storage: Arc<dyn Storage> = Arc::new(storage);
+    let state = AppState::new(Arc::clone(&storage), limits.clone())?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let addr = listener.local_addr()?;
+        {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "listening on http://{addr}")?;
+            writeln!(stdout, "data directory: {}", data_dir.display())?;
+            writeln!(stdout, "database: {}", database.display())?;
+            stdout.flush()?;
+        }
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "serving plain HTTP on a non-loopback address: put a TLS reverse proxy in front"
+            );
+        }
+        tracing::info!(%addr, data_dir = %data_dir.display(), ?limits, "waymark-server started");
+        if let Some(grace) = args.auto_compact_grace {
+            tokio::spawn(auto_compact(storage, grace));
+        }
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("waymark-server stopped");
+        Ok(())
+    })
+}
+
+async fn auto_compact(storage: Arc<dyn Storage>, grace: Duration) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let storage = Arc::clone(&storage);
+        let before = compact_cutoff(grace);
+        match tokio::task::spawn_blocking(move || storage.compact(before)).await {
+            Ok(Ok(report)) => tracing::info!(
+                blobs_dropped = report.blobs_dropped,
+                bytes_dropped = report.bytes_dropped,
+                "compaction"
+            ),
+            Ok(Err(err)) => tracing::error!(error = %err, "compaction failed"),
+            Err(err) => tracing::error!(error = %err, "compaction task failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Pretty => builder.pretty().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    if let Err(err) = result {
+        eprintln!("warning: logging not initialised: {err}");
+    }
+}
+
+/// Parses a duration such as `90s`, `15m`, `24h`, `7d`, `2w`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 30m, 24h or 7d, got {text:?}"))?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use s, m, h, d or w"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration {text:?} is too long"))
+}
+
+fn format_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = "B";
+    for next in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    format!("{value:.1} {unit}")
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    if rows.is_empty() {
+        return "(none)\n".to_owned();
+    }
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(padded.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("7y").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999999999w").is_err());
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(
+            &["A", "LONG"],
+            vec![
+                vec!["xyz".into(), "1".into()],
+                vec!["q".into(), "22".into()],
+            ],
+        );
+        assert_eq!(text, "A    LONG\nxyz  1\nq    22\n");
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,609 @@
+//! The SQLite backend: one file under the data directory.
+//!
+//! Concurrency (the reasoning, next to the code):
+//! - exactly **one writer connection**, behind a `std::sync::Mutex`, locked only on blocking
+//!   threads; every write is one `BEGIN IMMEDIATE` transaction, so writes are serialised and a
+//!   batch is stored whole or not at all;
+//! - sequence numbers are assigned inside that transaction from `workspaces.head_seq`, so they are
+//!   gap-free, and since a reader only ever sees committed transactions (WAL snapshots), a number
+//!   is visible only together with every smaller one;
+//! - **readers** are separate connections (a small pool), each pull runs in one read transaction
+//!   so the blobs and the head it reports come from the same snapshot;
+//! - WAL mode and a `busy_timeout` let the admin commands (another process) write while `serve`
+//!   runs; `synchronous = FULL` so an acknowledged push survives power loss.
+//!
+//! Migrations are numbered SQL scripts applied in one transaction, tracked by
+//! `PRAGMA user_version`; a file from a newer server is refused untouched.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use waymark_protocol::{PullResponse, PulledBlob, PushBlob};
+
+use super::{
+    CompactReport, Device, DeviceInfo, PushOutcome, Storage, StorageError, StorageResult,
+    TokenHash, Workspace, WorkspaceUsage,
+};
+use crate::tokens;
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "waymark.sqlite3";
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_IDLE_READERS: usize = 8;
+
+/// Schema migrations; `MIGRATIONS[i]` upgrades `user_version` i to i + 1.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+
+/// The newest schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(err: rusqlite::Error) -> Self {
+        StorageError::Backend(Box::new(err))
+    }
+}
+
+/// Storage in one SQLite file.
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a half-written transaction behind (rusqlite
+    // rolls back on drop), so the connection is still good to use.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl SqliteStorage {
+    /// Opens (creating if missing) the database in `data_dir`, creating the directory too.
+    pub fn open_in_dir(data_dir: &Path) -> StorageResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::Io {
+            context: format!("creating data directory {}", data_dir.display()),
+            source,
+        })?;
+        Self::open(&data_dir.join(DATABASE_FILE))
+    }
+
+    /// Opens (creating if missing) the database file at `path` and migrates it.
+    pub fn open(path: &Path) -> StorageResult<Self> {
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        migrate(&mut writer)?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Copies a consistent snapshot of the database to `dest` with SQLite's online backup API,
+    /// while other connections keep reading and writing. Refuses to overwrite an existing file.
+    pub fn backup_to(&self, dest: &Path) -> StorageResult<()> {
+        if dest.exists() {
+            return Err(StorageError::Io {
+                context: format!("backup destination {}", dest.display()),
+                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
+            });
+        }
+        let source = self.checkout()?;
+        let mut target = Connection::open(dest)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
+            backup.run_to_completion(256, Duration::from_millis(5), None)?;
+        }
+        self.checkin(source);
+        // The copy is a standalone file: no -wal/-shm companions needed to read it.
+        target.pragma_update(None, "journal_mode", "DELETE")?;
+        Ok(())
+    }
+
+    /// Takes a read connection from the pool, or opens one.
+    fn checkout(&self) -> StorageResult<Connection> {
+        if let Some(conn) = lock(&self.readers).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    /// Returns a read connection to the pool (closing it if the pool is full).
+    fn checkin(&self, conn: Connection) {
+        let mut pool = lock(&self.readers);
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> StorageResult<T>,
+    ) -> StorageResult<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> StorageResult<T>,
+    ) -> StorageResult<T> {
+        let mut conn = self.checkout()?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let value = f(&tx)?;
+            tx.finish()?;
+            Ok(value)
+        })();
+        // The transaction is over (finished or rolled back on drop): the connection is reusable.
+        self.checkin(conn);
+        result
+    }
+}
+
+fn configure(conn: &Connection) -> StorageResult<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> StorageResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for script in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.execute_batch(script)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn workspace_key(tx: &rusqlite::Transaction<'_>, workspace_id: &str) -> StorageResult<i64> {
+    tx.query_row(
+        "SELECT id FROM workspaces WHERE public_id = ?1",
+        [workspace_id],
+        |row| row.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StorageError::NotFound {
+        what: format!("workspace {workspace_id}"),
+    })
+}
+
+impl Storage for SqliteStorage {
+    fn create_workspace(&self, name: Option<&str>, now: i64) -> StorageResult<Workspace> {
+        let id = tokens::new_id();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO workspaces (public_id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![id, name, now],
+            )?;
+            Ok(())
+        })?;
+        Ok(Workspace {
+            id,
+            name: name.map(str::to_owned),
+            created_at: now,
+        })
+    }
+
+    fn issue_enrollment_token(
+        &self,
+        workspace_id: &str,
+        token_hash: &TokenHash,
+        expires_at: i64,
+        issued_by: Option<&str>,
+        now: i64,
+    ) -> StorageResult<()> {
+        self.write(|tx| {
+            let workspace = workspace_key(tx, workspace_id)?;
+            let issuer: Option<i64> = match issued_by {
+                None => None,
+                Some(device) => Some(
+                    tx.query_row(
+                        "SELECT id FROM devices
+                         WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
+                        params![device, workspace],
+                        |row| row.get(0),
+                    )
+                    .optional()?
+                    .ok_or(StorageError::DeviceRevoked)?,
+                ),
+            };
+            tx.execute(
+                "INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, issued_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&token_hash[..], workspace, now, expires_at, issuer],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn enroll(
+        &self,
+        enrollment_token: &TokenHash,
+        device_id: &str,
+        device_name: &str,
+        device_token: &TokenHash,
+        now: i64,
+    ) -> StorageResult<String> {
+        self.write(|tx| {
+            let row: Option<(i64, i64, Option<i64>, String)> = tx
+                .query_row(
+                    "SELECT t.workspace, t.expires_at, t.used_at, w.public_id
+                     FROM enrollment_tokens t JOIN workspaces w ON w.id = t.workspace
+                     WHERE t.token_hash = ?1",
+                    [&enrollment_token[..]],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .optional()?;
+            let Some((workspace, expires_at, used_at, workspace_id)) = row else {
+                return Err(StorageError::TokenUnknown);
+            };
+            if used_at.is_some() {
+                return Err(StorageError::TokenUsed);
+            }
+            if expires_at <= now {
+                return Err(StorageError::TokenExpired);
+            }
+            tx.execute(
+                "INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![device_id, workspace, device_name, &device_token[..], now],
+            )?;
+            let device = tx.last_insert_rowid();
+            tx.execute(
+                "UPDATE enrollment_tokens SET used_at = ?1, used_by = ?2 WHERE token_hash = ?3",
+                params![now, device, &enrollment_token[..]],
+            )?;
+            Ok(workspace_id)
+        })
+    }
+
+    fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT d.public_id, w.public_id
+                     FROM devices d JOIN workspaces w ON w.id = d.workspace
+                     WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
+                    [&device_token[..]],
+                    |row| {
+                        Ok(Device {
+                            id: row.get(0)?,
+                            workspace_id: row.get(1)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+
+    fn push(&self, device: &Device, blobs: &[PushBlob], now: i64) -> StorageResult<PushOutcome> {
+        self.write(|tx| {
+            let (workspace, mut head): (i64, i64) = tx
+                .query_row(
+                    "SELECT id, head_seq FROM workspaces WHERE public_id = ?1",
+                    [&device.workspace_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {}", device.workspace_id),
+                })?;
+            // Re-checked inside the transaction: a revocation committed after authentication
+            // still stops this write.
+            let device_key: i64 = tx
+                .query_row(
+                    "SELECT id FROM devices
+                     WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
+                    params![device.id, workspace],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .ok_or(StorageError::DeviceRevoked)?;
+
+            let mut find = tx.prepare_cached(
+                "SELECT seq, doc_id, epoch FROM blobs WHERE workspace = ?1 AND content_id = ?2",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
+                                    ciphertext, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut supersede = tx.prepare_cached(
+                "UPDATE blobs SET superseded_by = ?1, superseded_at = ?2
+                 WHERE workspace = ?3 AND doc_id = ?4 AND seq <= ?5 AND seq < ?1
+                   AND superseded_by IS NULL",
+            )?;
+
+            let mut outcome = PushOutcome {
+                assigned: Vec::with_capacity(blobs.len()),
+                newly_stored: 0,
+                bytes_stored: 0,
+            };
+            for (index, blob) in blobs.iter().enumerate() {
+                let existing: Option<(i64, Vec<u8>, u32)> = find
+                    .query_row(params![workspace, &blob.content_id[..]], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()?;
+                if let Some((seq, doc_id, epoch)) = existing {
+                    if doc_id != blob.doc_id || epoch != blob.epoch {
+                        return Err(StorageError::Conflict(format!(
+                            "blob {index}: this content id is already stored for another \
+                             document or key epoch"
+                        )));
+                    }
+                    outcome.assigned.push(to_u64(seq));
+                    continue;
+                }
+                head += 1;
+                let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
+                insert.execute(params![
+                    workspace,
+                    head,
+                    &blob.content_id[..],
+                    &blob.doc_id[..],
+                    blob.epoch,
+                    device_key,
+                    size,
+                    &blob.ciphertext,
+                    now
+                ])?;
+                if let Some(covered) = blob.supersedes {
+                    supersede.execute(params![
+                        head,
+                        now,
+                        workspace,
+                        &blob.doc_id[..],
+                        to_i64(covered)
+                    ])?;
+                }
+                outcome.assigned.push(to_u64(head));
+                outcome.newly_stored += 1;
+                outcome.bytes_stored += to_u64(size);
+            }
+            tx.execute(
+                "UPDATE workspaces SET head_seq = ?1 WHERE id = ?2",
+                params![head, workspace],
+            )?;
+            tx.execute(
+                "UPDATE devices SET last_sync_at = ?1 WHERE id = ?2",
+                params![now, device_key],
+            )?;
+            Ok(outcome)
+        })
+    }
+
+    fn pull(
+        &self,
+        workspace_id: &str,
+        after: u64,
+        max_bytes: u64,
+        max_blobs: usize,
+    ) -> StorageResult<PullResponse> {
+        self.read(|tx| {
+            let (workspace, head): (i64, i64) = tx
+                .query_row(
+                    "SELECT id, head_seq FROM workspaces WHERE public_id = ?1",
+                    [workspace_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {workspace_id}"),
+                })?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.size, d.public_id
+                 FROM blobs b JOIN devices d ON d.id = b.device
+                 WHERE b.workspace = ?1 AND b.seq > ?2 AND b.ciphertext IS NOT NULL
+                 ORDER BY b.seq LIMIT ?3",
+            )?;
+            let mut fetch = tx
+                .prepare_cached("SELECT ciphertext FROM blobs WHERE workspace = ?1 AND seq = ?2")?;
+            let limit = i64::try_from(max_blobs.saturating_add(1)).unwrap_or(i64::MAX);
+            let mut rows = stmt.query(params![workspace, to_i64(after), limit])?;
+            let mut blobs = Vec::new();
+            let mut used: u64 = 0;
+            let mut more = false;
+            while let Some(row) = rows.next()? {
+                let size = to_u64(row.get(4)?);
+                let over_budget = !blobs.is_empty() && used.saturating_add(size) > max_bytes;
+                if blobs.len() >= max_blobs || over_budget {
+                    more = true;
+                    break;
+                }
+                let seq: i64 = row.get(0)?;
+                let ciphertext: Vec<u8> = fetch.query_row(params![workspace, seq], |r| r.get(0))?;
+                blobs.push(PulledBlob {
+                    seq: to_u64(seq),
+                    content_id: fixed(row.get(1)?)?,
+                    doc_id: fixed(row.get(2)?)?,
+                    epoch: row.get(3)?,
+                    ciphertext,
+                    device_id: row.get(5)?,
+                });
+                used = used.saturating_add(size);
+            }
+            Ok(PullResponse {
+                blobs,
+                more,
+                head: to_u64(head),
+            })
+        })
+    }
+
+    fn touch_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE devices SET last_sync_at = ?1
+                 WHERE public_id = ?2 AND (last_sync_at IS NULL OR last_sync_at < ?1)",
+                params![now, device_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn list_devices(&self, workspace_id: Option<&str>) -> StorageResult<Vec<DeviceInfo>> {
+        self.read(|tx| {
+            if let Some(id) = workspace_id {
+                workspace_key(tx, id)?;
+            }
+            let mut stmt = tx.prepare(
+                "SELECT d.public_id, d.name, w.public_id, d.enrolled_at, d.last_sync_at,
+                        d.revoked_at,
+                        (SELECT count(*) FROM blobs b
+                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL),
+                        (SELECT coalesce(sum(b.size), 0) FROM blobs b
+                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL)
+                 FROM devices d JOIN workspaces w ON w.id = d.workspace
+                 WHERE ?1 IS NULL OR w.public_id = ?1
+                 ORDER BY w.public_id, d.enrolled_at, d.id",
+            )?;
+            let rows = stmt.query_map([workspace_id], |row| {
+                Ok(DeviceInfo {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    workspace_id: row.get(2)?,
+                    enrolled_at: row.get(3)?,
+                    last_sync_at: row.get(4)?,
+                    revoked_at: row.get(5)?,
+                    blobs_stored: to_u64(row.get(6)?),
+                    bytes_stored: to_u64(row.get(7)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
+        self.write(|tx| {
+            let device: i64 = tx
+                .query_row(
+                    "SELECT id FROM devices WHERE public_id = ?1",
+                    [device_id],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("device {device_id}"),
+                })?;
+            tx.execute(
+                "UPDATE devices SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![now, device],
+            )?;
+            // Invites a lost phone made must not outlive it.
+            tx.execute(
+                "UPDATE enrollment_tokens SET expires_at = min(expires_at, ?1)
+                 WHERE issued_by = ?2 AND used_at IS NULL",
+                params![now, device],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn usage(&self) -> StorageResult<Vec<WorkspaceUsage>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT w.public_id, w.name, w.head_seq,
+                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NULL),
+                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NOT NULL),
+                    (SELECT count(*) FROM blobs b WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL),
+                    (SELECT coalesce(sum(b.size), 0) FROM blobs b
+                      WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL)
+                 FROM workspaces w ORDER BY w.created_at, w.id",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(WorkspaceUsage {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    head_seq: to_u64(row.get(2)?),
+                    active_devices: to_u64(row.get(3)?),
+                    revoked_devices: to_u64(row.get(4)?),
+                    blobs: to_u64(row.get(5)?),
+                    bytes: to_u64(row.get(6)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn compact(&self, superseded_before: i64) -> StorageResult<CompactReport> {
+        self.write(|tx| {
+            let (blobs, bytes): (i64, i64) = tx.query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM blobs
+                 WHERE superseded_at IS NOT NULL AND superseded_at <= ?1
+                   AND ciphertext IS NOT NULL",
+                [superseded_before],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            tx.execute(
+                "UPDATE blobs SET ciphertext = NULL
+                 WHERE superseded_at IS NOT NULL AND superseded_at <= ?1
+                   AND ciphertext IS NOT NULL",
+                [superseded_before],
+            )?;
+            Ok(CompactReport {
+                blobs_dropped: to_u64(blobs),
+                bytes_dropped: to_u64(bytes),
+            })
+        })
+    }
+
+    fn health(&self) -> StorageResult<()> {
+        self.read(|tx| {
+            tx.query_row("SELECT count(*) FROM workspaces", [], |row| {
+                row.get::<_, i64>(0)
+            })?;
+            Ok(())
+        })
+    }
+}
+
+fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
+    let len = bytes.len();
+    <[u8; N]>::try_from(bytes).map_err(|_| {
+        StorageError::Backend(format!("stored id has {len} bytes, expected {N}").into())
+    })
+}
