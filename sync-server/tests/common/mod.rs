@@ -1,0 +1,231 @@
+//! Helpers shared by the server's integration tests: a fresh backend per test, a router driven
+//! with `oneshot`, and typed shortcuts for enrolling devices, pushing and pulling.
+//!
+//! Every backend constructor listed in [`backends`] runs the same suites; a PostgreSQL backend
+//! adds its constructor there.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde::de::DeserializeOwned;
+use tempfile::TempDir;
+use tower::ServiceExt;
+use waymark_protocol::{
+    CONTENT_TYPE_CBOR, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PullResponse,
+    PushBlob, PushRequest, PushResponse, content_id_of, decode, encode,
+};
+use waymark_server::{AppState, Limits, SqliteStorage, Storage, app, tokens};
+
+/// A storage backend for one test, and what keeps it alive.
+pub struct Backend {
+    pub storage: Arc<dyn Storage>,
+    _dir: TempDir,
+}
+
+/// A fresh SQLite backend in a temporary directory.
+pub fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open_in_dir(dir.path()).unwrap();
+    Backend {
+        storage: Arc::new(storage),
+        _dir: dir,
+    }
+}
+
+/// A router over a fresh backend.
+pub struct TestServer {
+    pub backend: Backend,
+    pub state: AppState,
+    pub router: Router,
+}
+
+/// An HTTP answer, body undecoded.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn decode<T: DeserializeOwned>(&self) -> T {
+        decode(&self.body).unwrap_or_else(|err| {
+            panic!(
+                "status {}: body is not the expected CBOR: {err}; body {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Asserts an error answer with this status and code; returns its message.
+    #[track_caller]
+    pub fn expect_error(&self, status: StatusCode, code: &str) -> String {
+        let body: ErrorBody = self.decode();
+        assert_eq!(
+            (self.status, body.code.as_str()),
+            (status, code),
+            "message: {}",
+            body.message
+        );
+        assert!(!body.message.is_empty());
+        body.message
+    }
+}
+
+impl TestServer {
+    pub fn new(backend: Backend) -> Self {
+        Self::with_limits(backend, Limits::unlimited_rate())
+    }
+
+    pub fn with_limits(backend: Backend, limits: Limits) -> Self {
+        let state = AppState::new(Arc::clone(&backend.storage), limits).unwrap();
+        let router = app(state.clone());
+        Self {
+            backend,
+            state,
+            router,
+        }
+    }
+
+    pub fn storage(&self) -> &dyn Storage {
+        self.backend.storage.as_ref()
+    }
+
+    /// Sends one request through the router.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(bytes) => req
+                .header("content-type", CONTENT_TYPE_CBOR)
+                .body(Body::from(bytes)),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.request(req).await
+    }
+
+    pub async fn request(&self, req: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Creates a workspace through the storage API.
+    pub fn workspace(&self) -> String {
+        self.storage()
+            .create_workspace(Some("test"), tokens::now())
+            .unwrap()
+            .id
+    }
+
+    /// Issues an enrollment token through the storage API, valid for an hour.
+    pub fn enrollment_token(&self, workspace: &str) -> String {
+        let token = tokens::new_token();
+        self.storage()
+            .issue_enrollment_token(
+                workspace,
+                &tokens::hash_token(&token),
+                tokens::now() + 3600,
+                None,
+                tokens::now(),
+            )
+            .unwrap();
+        token
+    }
+
+    /// Enrolls a new device in `workspace` through the API.
+    pub async fn device(&self, workspace: &str) -> EnrollResponse {
+        let token = self.enrollment_token(workspace);
+        let answer = self
+            .send(
+                Method::POST,
+                "/v1/enroll",
+                None,
+                Some(encode(&EnrollRequest {
+                    token,
+                    device_name: "test phone".into(),
+                })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        answer.decode()
+    }
+
+    pub async fn push_raw(&self, token: &str, blobs: Vec<PushBlob>) -> Answer {
+        self.send(
+            Method::POST,
+            "/v1/push",
+            Some(token),
+            Some(encode(&PushRequest { blobs })),
+        )
+        .await
+    }
+
+    /// Pushes and expects success.
+    pub async fn push(&self, token: &str, blobs: Vec<PushBlob>) -> Vec<u64> {
+        let answer = self.push_raw(token, blobs).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{:?}",
+            decode::<ErrorBody>(&answer.body)
+        );
+        answer.decode::<PushResponse>().assigned
+    }
+
+    /// Pulls once and expects success.
+    pub async fn pull(&self, token: &str, after: u64, max_bytes: Option<u64>) -> PullResponse {
+        let path = PullRequest { after, max_bytes }.to_path_and_query();
+        let answer = self.send(Method::GET, &path, Some(token), None).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        answer.decode()
+    }
+
+    /// Pulls everything after `after`, following `more`.
+    pub async fn pull_all(&self, token: &str, mut after: u64) -> Vec<waymark_protocol::PulledBlob> {
+        let mut all = Vec::new();
+        loop {
+            let page = self.pull(token, after, None).await;
+            if let Some(last) = page.blobs.last() {
+                after = last.seq;
+            }
+            all.extend(page.blobs);
+            if !page.more {
+                return all;
+            }
+        }
+    }
+}
+
+/// A blob of `doc` with this ciphertext.
+pub fn blob(doc: u8, ciphertext: &[u8]) -> PushBlob {
+    PushBlob {
+        content_id: content_id_of(ciphertext),
+        doc_id: [doc; 16],
+        epoch: 1,
+        ciphertext: ciphertext.to_vec(),
+        supersedes: None,
+    }
+}
