@@ -1,0 +1,354 @@
+//! The built `waymark-server` binary on a real port, as an operator and a phone use it: admin
+//! commands on the same data directory while `serve` runs, the API over loopback HTTP, revocation
+//! taking effect at once, online backup, graceful stop, and logs free of secrets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use waymark_protocol::{
+    EnrollRequest, EnrollResponse, ErrorBody, InviteRequest, InviteResponse, PullResponse,
+    PushBlob, PushRequest, PushResponse, codes, content_id_of, decode, encode,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_waymark-server");
+
+/// Runs an admin command with `--json` and returns its parsed output.
+fn admin(data_dir: &Path, args: &[&str]) -> Value {
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A running server process, killed on drop if still running.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &Path, log: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut base = None;
+    let mut printed = Vec::new();
+    for line in lines.by_ref().take(3) {
+        let line = line.unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            base = Some(addr.to_owned());
+        }
+        printed.push(line);
+    }
+    let base = base.unwrap_or_else(|| panic!("no `listening on` line in {printed:?}"));
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains(&data_dir.display().to_string())),
+        "the data directory is not printed: {printed:?}"
+    );
+    Server { child, base }
+}
+
+struct Http {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Http {
+    fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            agent,
+            base: base.to_owned(),
+        }
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/cbor");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let mut response = req.send(body).unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_vec().unwrap())
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let mut response = req.call().unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_vec().unwrap())
+    }
+}
+
+fn sealed(marker: &str, i: usize) -> PushBlob {
+    let ciphertext = format!("{marker} opaque bytes #{i}").into_bytes();
+    PushBlob {
+        content_id: content_id_of(&ciphertext),
+        doc_id: [i as u8; 16],
+        epoch: 1,
+        ciphertext,
+        supersedes: None,
+    }
+}
+
+#[test]
+fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+
+    // Admin commands create the data directory on first use.
+    let workspace = admin(&data, &["workspace", "create", "--name", "Team North"]);
+    let ws = workspace["id"].as_str().unwrap().to_owned();
+    let issued = admin(
+        &data,
+        &["token", "issue", "--workspace", &ws, "--ttl", "1h"],
+    );
+    let enrollment = issued["token"].as_str().unwrap().to_owned();
+
+    let server = start(&data, &log);
+    let http = Http::new(&server.base);
+    let (status, body) = http.get("/healthz", None);
+    assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+
+    // A phone enrolls with the operator's token; a second one through the phone's invite.
+    let (status, body) = http.post(
+        "/v1/enroll",
+        None,
+        &encode(&EnrollRequest {
+            token: enrollment.clone(),
+            device_name: "Ana's phone".into(),
+        }),
+    );
+    assert_eq!(status, 200);
+    let ana: EnrollResponse = decode(&body).unwrap();
+    assert_eq!(ana.workspace_id, ws);
+    let (status, body) = http.post(
+        "/v1/invites",
+        Some(&ana.device_token),
+        &encode(&InviteRequest { ttl_seconds: 300 }),
+    );
+    assert_eq!(status, 200);
+    let invite: InviteResponse = decode(&body).unwrap();
+    let (_, body) = http.post(
+        "/v1/enroll",
+        None,
+        &encode(&EnrollRequest {
+            token: invite.enrollment_token.clone(),
+            device_name: "Ben's phone".into(),
+        }),
+    );
+    let ben: EnrollResponse = decode(&body).unwrap();
+
+    // The operator's token is used up now.
+    let (status, body) = http.post(
+        "/v1/enroll",
+        None,
+        &encode(&EnrollRequest {
+            token: enrollment.clone(),
+            device_name: "again".into(),
+        }),
+    );
+    assert_eq!(status, 401);
+    assert_eq!(decode::<ErrorBody>(&body).unwrap().code, codes::TOKEN_USED);
+
+    // Ana pushes (and retries); Ben pulls.
+    let marker = "MARKER-7f3a-never-logged";
+    let blobs: Vec<PushBlob> = (0..5).map(|i| sealed(marker, i)).collect();
+    let push = encode(&PushRequest { blobs });
+    let (status, body) = http.post("/v1/push", Some(&ana.device_token), &push);
+    assert_eq!(status, 200);
+    assert_eq!(
+        decode::<PushResponse>(&body).unwrap().assigned,
+        vec![1, 2, 3, 4, 5]
+    );
+    let (_, body) = http.post("/v1/push", Some(&ana.device_token), &push);
+    assert_eq!(
+        decode::<PushResponse>(&body).unwrap().assigned,
+        vec![1, 2, 3, 4, 5]
+    );
+    let (status, body) = http.get("/v1/pull?after=0", Some(&ben.device_token));
+    assert_eq!(status, 200);
+    let page: PullResponse = decode(&body).unwrap();
+    assert_eq!((page.blobs.len(), page.head, page.more), (5, 5, false));
+    let (status, body) = http.get("/v1/pull?after=-3", Some(&ben.device_token));
+    assert_eq!(status, 400);
+    assert!(
+        decode::<ErrorBody>(&body)
+            .unwrap()
+            .message
+            .contains("negative")
+    );
+
+    // The operator sees both devices, their sync times and bytes, while the server runs.
+    let devices = admin(&data, &["devices", "list", "--workspace", &ws]);
+    let devices = devices.as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    let ana_row = devices
+        .iter()
+        .find(|d| d["id"] == ana.device_id.as_str())
+        .unwrap();
+    assert_eq!(ana_row["name"], "Ana's phone");
+    assert_eq!(ana_row["blobs_stored"], 5);
+    assert!(ana_row["bytes_stored"].as_u64().unwrap() > 100);
+    assert!(ana_row["last_sync_at"].is_i64());
+    let ben_row = devices
+        .iter()
+        .find(|d| d["id"] == ben.device_id.as_str())
+        .unwrap();
+    assert!(ben_row["last_sync_at"].is_i64(), "a pull counts as a sync");
+    let usage = admin(&data, &["usage"]);
+    assert_eq!(usage[0]["head_seq"], 5);
+    assert_eq!(usage[0]["active_devices"], 2);
+    assert_eq!(usage[0]["name"], "Team North");
+
+    // Online backup while serving; the copy is a complete, usable database.
+    let backup_dir = dir.path().join("restored");
+    std::fs::create_dir_all(&backup_dir).unwrap();
+    admin(
+        &data,
+        &[
+            "backup",
+            "--to",
+            backup_dir.join("waymark.sqlite3").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(admin(&backup_dir, &["usage"])[0]["head_seq"], 5);
+
+    // Ben's phone is lost: revoked from the command line, refused at once.
+    admin(&data, &["devices", "revoke", &ben.device_id]);
+    let (status, body) = http.get("/v1/pull?after=0", Some(&ben.device_token));
+    assert_eq!(status, 401);
+    assert_eq!(
+        decode::<ErrorBody>(&body).unwrap().code,
+        codes::UNAUTHORIZED
+    );
+    let (status, _) = http.get("/v1/pull?after=0", Some(&ana.device_token));
+    assert_eq!(status, 200);
+
+    let (status, body) = http.get("/metrics", None);
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(body).unwrap();
+    assert!(
+        metrics.contains("waymark_blobs_stored_total 5"),
+        "{metrics}"
+    );
+
+    // SIGTERM stops it cleanly.
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+
+    // Logs are structured, name routes and devices, and carry no secret and no blob content.
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("\"route\":\"/v1/push\""), "{logs}");
+    assert!(logs.contains(&ana.device_id));
+    for secret in [
+        enrollment.as_str(),
+        invite.enrollment_token.as_str(),
+        ana.device_token.as_str(),
+        ben.device_token.as_str(),
+        marker,
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "the log contains a secret or blob content"
+        );
+    }
+    for line in logs.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+}
+
+#[test]
+fn admin_commands_explain_bad_input_and_every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["token", "issue", "--workspace", "0123", "--ttl", "1h"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("workspace 0123 not found"));
+
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["token", "issue", "--workspace", "0123", "--ttl", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("duration"));
+
+    for args in [
+        &[][..],
+        &["serve"],
+        &["workspace"],
+        &["workspace", "create"],
+        &["token"],
+        &["token", "issue"],
+        &["devices"],
+        &["devices", "list"],
+        &["devices", "revoke"],
+        &["usage"],
+        &["compact"],
+        &["backup"],
+    ] {
+        let output = Command::new(BIN).args(args).arg("--help").output().unwrap();
+        assert!(output.status.success(), "{args:?} --help failed");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("Usage:"));
+    }
+
+    // Human-readable tables by default.
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("usage")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "(none)\n");
+}
