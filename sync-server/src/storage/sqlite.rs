@@ -89,6 +89,8 @@ impl SqliteStorage {
     pub fn open(path: &Path) -> StorageResult<Self> {
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
+        // Refuse a newer file before anything (even the journal mode) is written to it.
+        check_not_newer(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut writer)?;
         Ok(Self {
@@ -181,15 +183,21 @@ fn configure(conn: &Connection) -> StorageResult<()> {
     Ok(())
 }
 
-fn migrate(conn: &mut Connection) -> StorageResult<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+fn check_not_newer(conn: &Connection) -> StorageResult<i64> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(StorageError::NewerSchema {
             found,
             supported: SCHEMA_VERSION,
         });
     }
+    Ok(found)
+}
+
+fn migrate(conn: &mut Connection) -> StorageResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Checked again inside the transaction: another process may have migrated meanwhile.
+    let found = check_not_newer(&tx)?;
     for script in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
         tx.execute_batch(script)?;
     }

@@ -1,0 +1,246 @@
+//! The storage layer directly: what an operator relies on across restarts, upgrades, backups and
+//! admin commands running beside the server, plus the compaction rules.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, blob};
+use waymark_protocol::PushBlob;
+use waymark_server::storage::{Device, StorageError};
+use waymark_server::{SqliteStorage, Storage, tokens};
+
+fn device_in(storage: &dyn Storage, ws: &str) -> Device {
+    let enrollment = tokens::new_token();
+    let now = tokens::now();
+    storage
+        .issue_enrollment_token(ws, &tokens::hash_token(&enrollment), now + 60, None, now)
+        .unwrap();
+    let device_token = tokens::new_token();
+    let id = tokens::new_id();
+    storage
+        .enroll(
+            &tokens::hash_token(&enrollment),
+            &id,
+            "phone",
+            &tokens::hash_token(&device_token),
+            now,
+        )
+        .unwrap();
+    storage
+        .authenticate(&tokens::hash_token(&device_token))
+        .unwrap()
+        .unwrap()
+}
+
+fn supersedes_only_older_blobs_of_the_same_document(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    let t = 1_000;
+    storage
+        .push(
+            &device,
+            &[blob(1, b"a1"), blob(2, b"b1"), blob(1, b"a2")],
+            t,
+        )
+        .unwrap();
+    // The full save covers doc 1 up to seq 1 only (its author had not seen seq 3).
+    let snapshot = PushBlob {
+        supersedes: Some(1),
+        ..blob(1, b"save of doc 1 at seq 1")
+    };
+    storage.push(&device, &[snapshot], t).unwrap();
+    // Before the grace period ends nothing is dropped; after, only seq 1.
+    assert_eq!(storage.compact(t - 1).unwrap().blobs_dropped, 0);
+    assert_eq!(storage.compact(t).unwrap().blobs_dropped, 1);
+    let page = storage.pull(&ws, 0, u64::MAX, 100).unwrap();
+    let seqs: Vec<u64> = page.blobs.iter().map(|b| b.seq).collect();
+    assert_eq!(seqs, vec![2, 3, 4]);
+    // A snapshot claiming to cover seqs beyond itself never supersedes itself or later blobs.
+    let greedy = PushBlob {
+        supersedes: Some(1_000_000),
+        ..blob(2, b"save of doc 2")
+    };
+    storage.push(&device, &[greedy], t + 1).unwrap();
+    storage.push(&device, &[blob(2, b"b2")], t + 1).unwrap();
+    assert_eq!(storage.compact(t + 10).unwrap().blobs_dropped, 1);
+    let page = storage.pull(&ws, 0, u64::MAX, 100).unwrap();
+    let seqs: Vec<u64> = page.blobs.iter().map(|b| b.seq).collect();
+    assert_eq!(seqs, vec![3, 4, 5, 6]);
+    assert_eq!(page.head, 6);
+}
+
+fn a_pull_is_capped_by_blob_count_too(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    let blobs: Vec<PushBlob> = (0..5u8).map(|i| blob(i, &[i, i])).collect();
+    storage.push(&device, &blobs, 0).unwrap();
+    let page = storage.pull(&ws, 0, u64::MAX, 2).unwrap();
+    assert_eq!(page.blobs.len(), 2);
+    assert!(page.more);
+    let page = storage.pull(&ws, 3, u64::MAX, 2).unwrap();
+    assert_eq!(page.blobs.len(), 2);
+    assert!(!page.more);
+}
+
+fn unknown_workspaces_and_devices_are_not_found(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let err = storage
+        .issue_enrollment_token("missing", &[0; 32], 10, None, 0)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
+    assert!(matches!(
+        storage.list_devices(Some("missing")).unwrap_err(),
+        StorageError::NotFound { .. }
+    ));
+    assert!(matches!(
+        storage.revoke_device("missing", 0).unwrap_err(),
+        StorageError::NotFound { .. }
+    ));
+    assert!(matches!(
+        storage.enroll(&[1; 32], "d", "n", &[2; 32], 0).unwrap_err(),
+        StorageError::TokenUnknown
+    ));
+}
+
+macro_rules! backend_tests {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::common::$backend());
+                }
+            )*
+        }
+    };
+}
+
+backend_tests!(sqlite:
+    supersedes_only_older_blobs_of_the_same_document,
+    a_pull_is_capped_by_blob_count_too,
+    unknown_workspaces_and_devices_are_not_found,
+);
+
+// SQLite-specific: the file on disk.
+
+#[test]
+fn everything_survives_closing_and_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = {
+        let storage = SqliteStorage::open_in_dir(dir.path()).unwrap();
+        let ws = storage.create_workspace(Some("w"), 1).unwrap().id;
+        let device = device_in(&storage, &ws);
+        storage.push(&device, &[blob(1, b"kept")], 2).unwrap();
+        ws
+    };
+    let storage = SqliteStorage::open_in_dir(dir.path()).unwrap();
+    let page = storage.pull(&ws, 0, u64::MAX, 10).unwrap();
+    assert_eq!(page.blobs[0].ciphertext, b"kept");
+}
+
+#[test]
+fn a_database_from_a_newer_server_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("waymark.sqlite3");
+    {
+        let storage = SqliteStorage::open(&path).unwrap();
+        storage.create_workspace(Some("w"), 1).unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    }
+    let digest = |p: &std::path::Path| waymark_protocol::content_id_of(&std::fs::read(p).unwrap());
+    let before = digest(&path);
+    let err = SqliteStorage::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StorageError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer"));
+    assert!(digest(&path) == before, "the file was modified");
+}
+
+#[test]
+fn admin_commands_write_while_the_server_writes_to_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(SqliteStorage::open_in_dir(dir.path()).unwrap());
+    let admin = SqliteStorage::open_in_dir(dir.path()).unwrap();
+    let ws = admin.create_workspace(None, 0).unwrap().id;
+    let device = device_in(server.as_ref(), &ws);
+    let pusher = {
+        let server = Arc::clone(&server);
+        std::thread::spawn(move || {
+            for i in 0..200u32 {
+                server
+                    .push(&device, &[blob(1, format!("blob {i}").as_bytes())], 0)
+                    .unwrap();
+            }
+        })
+    };
+    for _ in 0..50 {
+        admin.create_workspace(None, 0).unwrap();
+        admin.usage().unwrap();
+    }
+    pusher.join().unwrap();
+    let usage = admin.usage().unwrap();
+    assert_eq!(usage.iter().find(|u| u.id == ws).unwrap().head_seq, 200);
+}
+
+#[test]
+fn a_backup_is_a_complete_database_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open_in_dir(&dir.path().join("live")).unwrap();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(&storage, &ws);
+    storage
+        .push(&device, &[blob(1, b"x"), blob(2, b"y")], 0)
+        .unwrap();
+    let dest = dir.path().join("backup.sqlite3");
+    storage.backup_to(&dest).unwrap();
+    let err = storage.backup_to(&dest).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+    let restored = SqliteStorage::open(&dest).unwrap();
+    assert_eq!(restored.pull(&ws, 0, u64::MAX, 10).unwrap().head, 2);
+    assert_eq!(restored.list_devices(None).unwrap().len(), 1);
+}
+
+#[test]
+fn tokens_are_stored_only_as_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open_in_dir(dir.path()).unwrap();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let enrollment = tokens::new_token();
+    let device_token = tokens::new_token();
+    let now = tokens::now();
+    storage
+        .issue_enrollment_token(&ws, &tokens::hash_token(&enrollment), now + 60, None, now)
+        .unwrap();
+    storage
+        .enroll(
+            &tokens::hash_token(&enrollment),
+            "dev",
+            "phone",
+            &tokens::hash_token(&device_token),
+            now,
+        )
+        .unwrap();
+    let path = storage.path().to_owned();
+    drop(storage);
+    let mut bytes = std::fs::read(&path).unwrap();
+    if let Ok(wal) = std::fs::read(path.with_extension("sqlite3-wal")) {
+        bytes.extend(wal);
+    }
+    for secret in [&enrollment, &device_token] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a token is stored in clear"
+        );
+    }
+}
