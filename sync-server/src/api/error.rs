@@ -109,10 +109,14 @@ impl From<StorageError> for ApiError {
 pub fn cbor<T: Serialize>(status: StatusCode, body: &T) -> Response {
     (
         status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(CONTENT_TYPE_CBOR),
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(CONTENT_TYPE_CBOR),
+            ),
+            // Answers are per device and change with every push: never cache them.
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
         encode(body),
     )
         .into_response()

@@ -114,11 +114,46 @@ impl SqliteStorage {
                 source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
             });
         }
+        // Written under a temporary name and renamed, so a failed backup leaves no
+        // plausible-looking partial file behind.
+        let mut partial = dest.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let result = self.backup_into(&partial).and_then(|()| {
+            std::fs::rename(&partial, dest).map_err(|source| StorageError::Io {
+                context: format!("moving the backup to {}", dest.display()),
+                source,
+            })
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
+    }
+
+    fn backup_into(&self, dest: &Path) -> StorageResult<()> {
         let source = self.checkout()?;
         let mut target = Connection::open(dest)?;
         {
-            let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
-            backup.run_to_completion(256, Duration::from_millis(5), None)?;
+            // All pages in one step: one consistent read snapshot (WAL readers never block the
+            // writer), and no restart loop when pushes keep arriving during the copy.
+            use rusqlite::backup::{Backup, StepResult};
+            let backup = Backup::new(&source, &mut target)?;
+            let mut attempts = 0;
+            loop {
+                match backup.step(-1)? {
+                    StepResult::Done => break,
+                    StepResult::More | StepResult::Busy | StepResult::Locked if attempts < 100 => {
+                        attempts += 1;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    _ => {
+                        return Err(StorageError::Backend(
+                            "the backup could not get a consistent read of the database".into(),
+                        ));
+                    }
+                }
+            }
         }
         self.checkin(source);
         // The copy is a standalone file: no -wal/-shm companions needed to read it.
