@@ -75,6 +75,8 @@ pub mod limits {
     pub const MAX_CURSOR: u64 = i64::MAX as u64;
     /// Longest lifetime of an enrollment token created through [`super::PATH_INVITES`].
     pub const MAX_INVITE_TTL_SECONDS: u64 = 30 * 24 * 3600;
+    /// Longest time a server spends on one request, body upload included.
+    pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
     /// Longest device name accepted at enrollment, in characters.
     pub const MAX_DEVICE_NAME_CHARS: usize = 128;
 }
@@ -103,6 +105,8 @@ pub mod codes {
     pub const CONFLICT: &str = "conflict";
     /// The thing asked for existed but is gone.
     pub const GONE: &str = "gone";
+    /// The request took longer than the server allows (e.g. a stalled upload); retry it.
+    pub const TIMEOUT: &str = "timeout";
     /// The server failed; the request may be retried.
     pub const INTERNAL: &str = "internal";
 }

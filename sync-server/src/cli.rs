@@ -148,6 +148,9 @@ pub struct ServeArgs {
     /// Requests a device may burst above the sustained rate.
     #[arg(long, env = "WAYMARK_RATE_BURST", default_value_t = Limits::default().rate_burst)]
     pub rate_burst: u32,
+    /// Longest time spent on one request, body upload included (e.g. 60s); 408 above.
+    #[arg(long, env = "WAYMARK_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
     /// Run compaction every hour with this grace period (e.g. 7d); off when absent.
     #[arg(long, env = "WAYMARK_AUTO_COMPACT_GRACE", value_parser = parse_duration)]
     pub auto_compact_grace: Option<Duration>,
@@ -374,6 +377,7 @@ fn serve(data_dir: &Path, args: ServeArgs) -> Result<(), CliError> {
         pull_max_bytes: args.pull_max_bytes,
         rate_per_second: args.rate_limit,
         rate_burst: args.rate_burst.max(1),
+        request_timeout: args.request_timeout.max(Duration::from_secs(1)),
     };
     let storage = SqliteStorage::open_in_dir(data_dir)?;
     let data_dir = std::path::absolute(data_dir)?;

@@ -1,5 +1,7 @@
 //! Server limits, set from the command line or environment (see `cli`).
 
+use std::time::Duration;
+
 use waymark_protocol::limits;
 
 /// Limits the server enforces on every request.
@@ -19,6 +21,8 @@ pub struct Limits {
     pub rate_per_second: f64,
     /// Requests a device may make in a burst above the sustained rate.
     pub rate_burst: u32,
+    /// Longest time spent on one request, reading its body included (408 above).
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -31,6 +35,7 @@ impl Default for Limits {
             pull_max_bytes: limits::DEFAULT_PULL_MAX_BYTES_CLAMP,
             rate_per_second: 20.0,
             rate_burst: 100,
+            request_timeout: Duration::from_secs(limits::DEFAULT_REQUEST_TIMEOUT_SECS),
         }
     }
 }

@@ -945,3 +945,42 @@ backend_tests!(sqlite:
     health_and_metrics_report_the_traffic,
     compaction_drops_superseded_blobs_but_keeps_pushes_idempotent,
 );
+
+/// A request body that sends nothing and never ends, like a stalled phone upload.
+struct StalledBody;
+
+impl axum::body::HttpBody for StalledBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_upload_gets_408_instead_of_holding_the_server() {
+    let server = TestServer::with_limits(
+        common::sqlite(),
+        Limits {
+            request_timeout: std::time::Duration::from_millis(200),
+            ..Limits::unlimited_rate()
+        },
+    );
+    let ws = server.workspace();
+    let device = server.device(&ws).await;
+    let req = Request::post("/v1/push")
+        .header("authorization", format!("Bearer {}", device.device_token))
+        .header("content-type", "application/cbor")
+        .body(Body::new(StalledBody))
+        .unwrap();
+    server
+        .request(req)
+        .await
+        .expect_error(StatusCode::REQUEST_TIMEOUT, codes::TIMEOUT);
+    // Others are served meanwhile and afterwards.
+    server.pull(&device.device_token, 0, None).await;
+}

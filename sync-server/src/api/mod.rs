@@ -162,7 +162,21 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     let ctx = RequestContext::default();
     req.extensions_mut().insert(ctx.clone());
 
-    let mut response = next.run(req).await;
+    let timeout = state.limits().request_timeout;
+    let mut response = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        // A storage call already handed to a blocking thread still completes; pushes are
+        // idempotent, so the client's retry is safe either way.
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            waymark_protocol::codes::TIMEOUT,
+            format!(
+                "the request took longer than {} s (stalled upload?); retry it",
+                timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    };
 
     let elapsed = started.elapsed();
     let status = response.status();
