@@ -43,6 +43,35 @@ pub enum Error {
     /// Bytes handed in (an exchange bundle, a chunk) or found on disk could not be decoded.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// Sealed data failed authentication: altered, sealed with another key, or moved to
+    /// another document, workspace or epoch. It was not applied.
+    #[error("tampered data: {0}")]
+    Tampered(String),
+    /// The workspace is not known to this store (it was never joined, or the data belongs to
+    /// another team).
+    #[error("unknown workspace {workspace}: join it with an invite first")]
+    UnknownWorkspace {
+        /// The workspace id.
+        workspace: String,
+    },
+    /// The invite code could not be read.
+    #[error("invalid invite: {0}")]
+    InvalidInvite(String),
+    /// The invite's one-time token has expired.
+    #[error("the invite has expired: ask for a new one")]
+    InviteExpired,
+    /// The invite's one-time token was already used.
+    #[error("the invite was already used: ask for a new one")]
+    InviteUsed,
+    /// The server refused this device: it was revoked (or never enrolled). Sync stops.
+    #[error("this device's access to the workspace was revoked")]
+    DeviceRevoked,
+    /// The server could not be reached or answered with an error; nothing was lost, retry later.
+    #[error("network: {0}")]
+    Network(String),
+    /// The operation was cancelled; what completed before stays committed.
+    #[error("cancelled")]
+    Cancelled,
     /// The device's storage is full; nothing was written.
     #[error("storage full: nothing was written")]
     StorageFull,

@@ -5,6 +5,11 @@
 //! `export(Some(checkpoint))` sends only what the checkpoint's owner is missing; `export(None)`
 //! sends everything. Importing is all or nothing: a bundle with any undecodable part is refused
 //! with `Corrupt` and the store is left exactly as it was.
+//!
+//! Every chunk in a bundle is sealed with its workspace's key, exactly as sync seals what it
+//! pushes: a bundle copied off the phone reveals nothing, and only a store that joined the
+//! workspace (see `create_invite`) can import it. A bundle for a workspace this store does not
+//! know is refused with `UnknownWorkspace`; an altered one with `Tampered`.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -14,14 +19,15 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::model::{ImportReport, RecordKind};
 use crate::records;
-use crate::store::{self, Store, StoredDoc};
+use crate::store::{self, Store, StoredDoc, keys, outbox};
 use crate::validate;
 
 /// Format version of bundles and checkpoints.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Bundle {
@@ -33,8 +39,9 @@ struct Bundle {
 struct BundleDoc {
     id: String,
     workspace: String,
-    kind: String,
-    chunks: Vec<ByteBuf>,
+    epoch: u32,
+    /// Sealed chunks; the record kind is inside the seal.
+    blobs: Vec<ByteBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -94,13 +101,13 @@ impl Store {
     /// The changes this store has that the owner of `since` lacks (everything if `None`).
     pub fn export_changes(&self, since: Option<&[u8]>) -> Result<Vec<u8>> {
         let since: Option<Checkpoint> = since.map(|b| from_cbor("checkpoint", b)).transpose()?;
-        if let Some(cp) = &since {
-            if cp.v != VERSION {
-                return Err(Error::Corrupt(format!(
-                    "checkpoint version {} is not supported",
-                    cp.v
-                )));
-            }
+        if let Some(cp) = &since
+            && cp.v != VERSION
+        {
+            return Err(Error::Corrupt(format!(
+                "checkpoint version {} is not supported",
+                cp.v
+            )));
         }
         let theirs = since.map(|c| c.heads).unwrap_or_default();
         let mut docs = Vec::new();
@@ -113,24 +120,38 @@ impl Store {
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 let id: String = r.get(0)?;
+                let workspace: String = r.get(1)?;
+                let kind = RecordKind::parse(&r.get::<_, String>(2)?)
+                    .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
                 let heads: Vec<u8> = r.get(3)?;
                 let their = theirs.get(&id);
                 if their.is_some_and(|h| h.as_slice() == heads.as_slice()) {
                     continue;
                 }
-                let snapshot: Vec<u8> = r.get(4)?;
-                let mut chunks = vec![ByteBuf::from(snapshot)];
+                let mut chunks = vec![r.get::<_, Vec<u8>>(4)?];
                 for chunk in chunks_st.query_map(params![id], |r| r.get::<_, Vec<u8>>(0))? {
-                    chunks.push(ByteBuf::from(chunk?));
+                    chunks.push(chunk?);
                 }
                 if let Some(their) = their.and_then(|h| store::decode_heads(h)) {
-                    chunks = vec![ByteBuf::from(changes_after(&id, &chunks, &their)?)];
+                    chunks = vec![changes_after(&id, &chunks, &their)?];
                 }
+                let (epoch, key) =
+                    keys::current(c, &workspace)?.ok_or_else(|| Error::UnknownWorkspace {
+                        workspace: workspace.clone(),
+                    })?;
+                let doc_bytes = crypto::doc_id_bytes(&id)?;
+                let blobs = chunks
+                    .iter()
+                    .map(|ch| {
+                        crypto::seal(&key, &workspace, &doc_bytes, epoch, kind, ch)
+                            .map(ByteBuf::from)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 docs.push(BundleDoc {
                     id,
-                    workspace: r.get(1)?,
-                    kind: r.get(2)?,
-                    chunks,
+                    workspace,
+                    epoch,
+                    blobs,
                 });
             }
             Ok(())
@@ -151,9 +172,6 @@ impl Store {
             validate::id("document id", &d.id)
                 .and_then(|_| validate::id("workspace id", &d.workspace))
                 .map_err(|e| Error::Corrupt(format!("bundle: {e}")))?;
-            if RecordKind::parse(&d.kind).is_none() {
-                return Err(Error::Corrupt(format!("bundle: unknown kind for {}", d.id)));
-            }
         }
         let actor = self.actor_id().clone();
         self.with_writer(|w| {
@@ -166,57 +184,52 @@ impl Store {
                 .collect();
             let tx = w.conn.transaction()?;
             for d in &bundle.docs {
-                let kind = RecordKind::parse(&d.kind)
-                    .ok_or_else(|| Error::Corrupt(format!("bundle: unknown kind for {}", d.id)))?;
+                let key = match keys::at_epoch(&tx, &d.workspace, d.epoch)? {
+                    Some(k) => k,
+                    None if keys::current(&tx, &d.workspace)?.is_none() => {
+                        return Err(Error::UnknownWorkspace {
+                            workspace: d.workspace.clone(),
+                        });
+                    }
+                    None => {
+                        return Err(Error::Tampered(format!(
+                            "document {} is sealed with a key epoch this store does not have",
+                            d.id
+                        )));
+                    }
+                };
+                let doc_bytes = crypto::doc_id_bytes(&d.id)?;
+                let mut kind = None;
+                let mut chunks = Vec::with_capacity(d.blobs.len());
+                for blob in &d.blobs {
+                    let (k, chunk) = crypto::open(&key, &d.workspace, &doc_bytes, d.epoch, blob)?;
+                    if kind.is_some_and(|prev| prev != k) {
+                        return Err(Error::Corrupt(format!(
+                            "bundle: document {} mixes kinds",
+                            d.id
+                        )));
+                    }
+                    kind = Some(k);
+                    chunks.push(chunk);
+                }
+                let Some(kind) = kind else { continue };
                 let existing = match cached.remove(&d.id) {
                     Some(s) => Some(s),
                     None => store::load_stored(&tx, &d.id, &actor)?,
                 };
-                let is_new = existing.is_none();
-                let mut stored = existing.unwrap_or_else(|| StoredDoc {
-                    doc: AutoCommit::new().with_actor(actor.clone()),
-                    workspace: d.workspace.clone(),
+                // Changes carried in by hand reach the server too, through this device.
+                let target = Target {
+                    id: &d.id,
+                    workspace: &d.workspace,
                     kind,
-                });
-                if stored.workspace != d.workspace || stored.kind != kind {
-                    return Err(Error::Corrupt(format!(
-                        "bundle: document {} is filed under another workspace or kind",
-                        d.id
-                    )));
-                }
-                let before = stored.doc.get_heads();
-                for chunk in &d.chunks {
-                    load_chunk(&mut stored.doc, &d.id, chunk)?;
-                }
-                if let Some(h) = records::header(&stored.doc) {
-                    if h.workspace != d.workspace || h.kind != kind {
-                        return Err(Error::Corrupt(format!(
-                            "bundle: document {} does not match its label",
-                            d.id
-                        )));
-                    }
-                }
-                let after = stored.doc.get_heads();
-                let waiting = !stored.doc.get_missing_deps(&[]).is_empty();
-                if after == before && !waiting {
+                };
+                let (stored, changed) =
+                    merge_chunks(&tx, existing, &actor, &target, &chunks, true)?;
+                if !changed {
                     report.unchanged += 1;
                     touched.push((d.id.clone(), stored));
                     continue;
                 }
-                store::ensure_workspace(&tx, &d.workspace)?;
-                if is_new {
-                    store::insert_doc(&tx, &d.id, &mut stored)?;
-                }
-                if waiting {
-                    // Keep the raw chunks: changes waiting for their dependencies exist only there.
-                    for chunk in &d.chunks {
-                        store::append_chunk(&tx, &d.id, &mut stored, chunk)?;
-                    }
-                } else if !is_new {
-                    let chunk = stored.doc.save_after(&before);
-                    store::append_chunk(&tx, &d.id, &mut stored, &chunk)?;
-                }
-                store::refresh_projection(&tx, &d.id, &stored.doc)?;
                 report.changed.push(d.id.clone());
                 touched.push((d.id.clone(), stored));
             }
@@ -231,8 +244,81 @@ impl Store {
     }
 }
 
+/// The document chunks are merged into.
+pub(crate) struct Target<'a> {
+    pub id: &'a str,
+    pub workspace: &'a str,
+    pub kind: RecordKind,
+}
+
+/// Merges decrypted Automerge chunks into a document (loaded as `existing`, or new), storing
+/// the new changes and refreshing projections within `tx`; with `enqueue`, also queues them
+/// for the server. Returns the document and whether anything changed. On error nothing was
+/// written.
+pub(crate) fn merge_chunks(
+    tx: &rusqlite::Transaction<'_>,
+    existing: Option<StoredDoc>,
+    actor: &automerge::ActorId,
+    t: &Target<'_>,
+    chunks: &[Vec<u8>],
+    enqueue: bool,
+) -> Result<(StoredDoc, bool)> {
+    let is_new = existing.is_none();
+    let mut stored = existing.unwrap_or_else(|| StoredDoc {
+        doc: AutoCommit::new().with_actor(actor.clone()),
+        workspace: t.workspace.to_string(),
+        kind: t.kind,
+    });
+    if stored.workspace != t.workspace || stored.kind != t.kind {
+        return Err(Error::Corrupt(format!(
+            "document {} is filed under another workspace or kind",
+            t.id
+        )));
+    }
+    let before = stored.doc.get_heads();
+    for chunk in chunks {
+        load_chunk(&mut stored.doc, t.id, chunk)?;
+    }
+    if let Some(h) = records::header(&stored.doc)
+        && (h.workspace != t.workspace || h.kind != t.kind)
+    {
+        return Err(Error::Corrupt(format!(
+            "document {} does not match its label",
+            t.id
+        )));
+    }
+    let after = stored.doc.get_heads();
+    let waiting = !stored.doc.get_missing_deps(&[]).is_empty();
+    if after == before && !waiting {
+        return Ok((stored, false));
+    }
+    store::ensure_workspace(tx, t.workspace)?;
+    let mut new_chunks = Vec::new();
+    if is_new {
+        new_chunks.push(store::insert_doc(tx, t.id, &mut stored)?);
+    }
+    if waiting {
+        // Keep the raw chunks: changes waiting for their dependencies exist only there.
+        for chunk in chunks {
+            store::append_chunk(tx, t.id, &mut stored, chunk)?;
+            new_chunks.push(chunk.clone());
+        }
+    } else if !is_new {
+        let chunk = stored.doc.save_after(&before);
+        store::append_chunk(tx, t.id, &mut stored, &chunk)?;
+        new_chunks.push(chunk);
+    }
+    if enqueue {
+        for chunk in &new_chunks {
+            outbox::enqueue(tx, t.workspace, t.id, t.kind, chunk)?;
+        }
+    }
+    store::refresh_projection(tx, t.id, &stored.doc)?;
+    Ok((stored, true))
+}
+
 /// The changes in a stored document (snapshot + chunks) that are not ancestors of `their`.
-fn changes_after(id: &str, chunks: &[ByteBuf], their: &[ChangeHash]) -> Result<Vec<u8>> {
+fn changes_after(id: &str, chunks: &[Vec<u8>], their: &[ChangeHash]) -> Result<Vec<u8>> {
     let mut doc = AutoCommit::new();
     for c in chunks {
         load_chunk(&mut doc, id, c)?;

@@ -24,15 +24,19 @@
 //! Every method is blocking and returns only after its transaction committed; call it from a
 //! worker thread. See `docs/` in the repository for the reasoning behind the layout.
 
+mod crypto;
 mod error;
 mod exchange;
 mod ids;
+mod invite;
 mod model;
 mod records;
 mod store;
+mod sync;
 mod validate;
 
 pub use error::{Error, Result};
 pub use model::*;
 pub use records::settings::TAXONOMIES;
 pub use store::{KEY_LEN, Store};
+pub use sync::{ProgressFn, SetAside, SyncOptions, SyncPhase, SyncProgress, SyncReport};

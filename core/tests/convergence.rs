@@ -423,6 +423,7 @@ proptest! {
         let ws = stores[0].create_workspace("Team").unwrap().id;
         let seed = stores[0].export_changes(None).unwrap();
         for s in &stores[1..] {
+            join(s, &stores[0], &ws);
             s.import_changes(&seed).unwrap();
         }
         for op in &ops {

@@ -11,6 +11,7 @@ fn two_devices() -> (TempStore, Store, TempStore, Store, String) {
     let (ta, a, ws) = store_with_workspace();
     let tb = temp_path();
     let b = open(&tb.path);
+    join(&b, &a, &ws);
     b.import_changes(&a.export_changes(None).unwrap()).unwrap();
     (ta, a, tb, b, ws)
 }
@@ -32,6 +33,7 @@ fn a_workspace_and_its_records_arrive_whole_in_an_empty_store() {
     .unwrap();
     let tb = temp_path();
     let b = open(&tb.path);
+    join(&b, &a, &ws);
     let report = b.import_changes(&a.export_changes(None).unwrap()).unwrap();
     assert_eq!(report.changed.len(), 3, "settings, visit, workshop");
     assert_eq!(b.workspaces().unwrap(), a.workspaces().unwrap());
@@ -279,7 +281,7 @@ fn history_lists_who_changed_which_fields_and_when() {
 }
 
 #[test]
-fn garbage_truncated_or_mislabelled_bundles_are_refused_and_change_nothing() {
+fn garbage_or_truncated_bundles_are_refused_and_change_nothing() {
     let (_ta, a, _tb, b, ws) = two_devices();
     let id = a
         .create_visit(&ws, &visit("Quarry", "North", NOV_1))
@@ -297,10 +299,13 @@ fn garbage_truncated_or_mislabelled_bundles_are_refused_and_change_nothing() {
     // Flip bytes inside the Automerge chunk (past the CBOR framing).
     let mut flipped = good.clone();
     let n = flipped.len();
-    for i in (n - 40)..(n - 20) {
-        flipped[i] ^= 0x5a;
+    for b in &mut flipped[n - 40..n - 20] {
+        *b ^= 0x5a;
     }
-    corrupt(b.import_changes(&flipped));
+    assert!(matches!(
+        b.import_changes(&flipped),
+        Err(Error::Tampered(_))
+    ));
     assert_eq!(b.checkpoint().unwrap(), before, "nothing was stored");
     assert!(matches!(b.get_visit(&id), Err(Error::NotFound { .. })));
     corrupt(
@@ -310,4 +315,93 @@ fn garbage_truncated_or_mislabelled_bundles_are_refused_and_change_nothing() {
 
     b.import_changes(&good).unwrap();
     assert_eq!(b.get_visit(&id).unwrap().notes, "first note");
+}
+
+#[test]
+fn a_bundle_reveals_nothing_and_opens_only_for_members_of_its_workspace() {
+    let (_ta, a, ws) = store_with_workspace();
+    let mut v = visit("Marker-Place-8812", "Marker-Area-4471", NOV_1);
+    v.notes = "Marker-Note-9930 about a locked dormitory".into();
+    a.create_visit(&ws, &v).unwrap();
+    let bundle = a.export_changes(None).unwrap();
+    for marker in [
+        "Marker-Place-8812",
+        "Marker-Area-4471",
+        "Marker-Note-9930",
+        "dormitory",
+        "street_outreach",
+        "North district",
+    ] {
+        assert!(
+            !bundle.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "{marker} in the bundle"
+        );
+    }
+    // Another team's device, with workspaces of its own, cannot import it.
+    let tb = temp_path();
+    let stranger = open(&tb.path);
+    stranger.create_workspace("Another team").unwrap();
+    assert!(matches!(
+        stranger.import_changes(&bundle),
+        Err(Error::UnknownWorkspace { .. })
+    ));
+    assert!(
+        stranger
+            .list_visits(&VisitFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+    // A device that joined with an invite can.
+    let tc = temp_path();
+    let member = open(&tc.path);
+    join(&member, &a, &ws);
+    member.import_changes(&bundle).unwrap();
+    assert_eq!(
+        member.list_visits(&VisitFilter::default()).unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn a_bundle_altered_in_transit_is_refused_as_tampered() {
+    let (_ta, a, ws) = store_with_workspace();
+    a.create_visit(&ws, &visit("Dock", "Port", NOV_1)).unwrap();
+    let bundle = a.export_changes(None).unwrap();
+    let tb = temp_path();
+    let b = open(&tb.path);
+    join(&b, &a, &ws);
+    let mut altered = bundle.clone();
+    let n = altered.len();
+    altered[n - 30] ^= 0x01;
+    assert!(matches!(
+        b.import_changes(&altered),
+        Err(Error::Tampered(_))
+    ));
+    assert!(b.list_visits(&VisitFilter::default()).unwrap().is_empty());
+    b.import_changes(&bundle).unwrap();
+    assert_eq!(b.list_visits(&VisitFilter::default()).unwrap().len(), 1);
+}
+
+#[test]
+fn invites_without_a_server_carry_the_workspace_and_refuse_garbage() {
+    let (_ta, a, ws) = store_with_workspace();
+    let code = a.create_invite(&ws, 600).unwrap();
+    assert!(code.starts_with("WAYMARK1"));
+    let tb = temp_path();
+    let b = open(&tb.path);
+    assert!(matches!(
+        b.join("not an invite"),
+        Err(Error::InvalidInvite(_))
+    ));
+    assert!(matches!(
+        b.join(&code[..code.len() - 10]),
+        Err(Error::InvalidInvite(_))
+    ));
+    let joined = b.join(&code).unwrap();
+    assert_eq!(joined.id, ws);
+    assert_eq!(joined.name, "North district");
+    assert!(matches!(
+        a.create_invite(&ws, 0),
+        Err(Error::InvalidInput { .. })
+    ));
 }

@@ -80,10 +80,10 @@ fn walk(
         if scalars.len() > 1 && distinct {
             out.push((path.clone(), scalars));
         }
-        if depth + 1 < MAX_DEPTH {
-            if let Ok(Some((Value::Object(ObjType::Map), child))) = doc.get(obj, key.as_str()) {
-                walk(doc, &child, &path, depth + 1, out);
-            }
+        if depth + 1 < MAX_DEPTH
+            && let Ok(Some((Value::Object(ObjType::Map), child))) = doc.get(obj, key.as_str())
+        {
+            walk(doc, &child, &path, depth + 1, out);
         }
     }
 }

@@ -25,7 +25,7 @@ pub(crate) fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
 
 /// Decodes a heads blob; `None` if it is not a whole number of hashes.
 pub(crate) fn decode_heads(b: &[u8]) -> Option<Vec<ChangeHash>> {
-    if b.len() % 32 != 0 {
+    if !b.len().is_multiple_of(32) {
         return None;
     }
     b.chunks(32).map(|c| ChangeHash::try_from(c).ok()).collect()
@@ -60,8 +60,8 @@ pub(crate) fn load(conn: &Connection, id: &str, actor: &ActorId) -> Result<Optio
     }))
 }
 
-/// Stores a new document as one compacted save.
-pub(crate) fn insert(tx: &Transaction<'_>, id: &str, d: &mut StoredDoc) -> Result<()> {
+/// Stores a new document as one compacted save, and returns that save.
+pub(crate) fn insert(tx: &Transaction<'_>, id: &str, d: &mut StoredDoc) -> Result<Vec<u8>> {
     let snapshot = d.doc.save();
     let heads = encode_heads(&d.doc.get_heads());
     tx.prepare_cached(
@@ -69,7 +69,7 @@ pub(crate) fn insert(tx: &Transaction<'_>, id: &str, d: &mut StoredDoc) -> Resul
          VALUES (?1, ?2, ?3, ?4, ?5, 0)",
     )?
     .execute(params![id, d.workspace, d.kind.as_str(), snapshot, heads])?;
-    Ok(())
+    Ok(snapshot)
 }
 
 /// Appends a chunk of new changes to a stored document, compacting it now and then.

@@ -11,6 +11,8 @@
 //! The API is blocking; hosts call it from a worker thread.
 
 mod docs;
+pub(crate) mod keys;
+pub(crate) mod outbox;
 mod projection;
 mod query;
 pub(crate) mod schema;
@@ -82,10 +84,10 @@ impl DocCache {
     }
 
     fn put(&mut self, id: String, doc: StoredDoc) {
-        if self.docs.len() >= CACHE_CAPACITY {
-            if let Some(old) = self.order.pop_front() {
-                self.docs.remove(&old);
-            }
+        if self.docs.len() >= CACHE_CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.docs.remove(&old);
         }
         self.order.push_back(id.clone());
         self.docs.insert(id, doc);
@@ -184,6 +186,7 @@ impl Store {
                     ActorId::from(a)
                 }
             };
+            keys::ensure_all(&tx)?;
             tx.commit()?;
             actor
         };
@@ -263,12 +266,16 @@ impl Store {
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
             ensure_workspace(&tx, workspace)?;
+            if kind == RecordKind::Settings {
+                keys::insert(&tx, workspace, 0, &crate::crypto::new_workspace_key())?;
+            }
             let mut stored = StoredDoc {
                 doc,
                 workspace: workspace.to_string(),
                 kind,
             };
-            docs::insert(&tx, &id, &mut stored)?;
+            let snapshot = docs::insert(&tx, &id, &mut stored)?;
+            outbox::enqueue(&tx, workspace, &id, kind, &snapshot)?;
             projection::refresh(&tx, &id, &stored.doc)?;
             tx.commit()?;
             w.cache.put(id.clone(), stored);
@@ -305,6 +312,7 @@ impl Store {
                 let chunk = stored.doc.save_after(&before);
                 let tx = w.conn.transaction()?;
                 docs::append(&tx, id, &mut stored, &chunk)?;
+                outbox::enqueue(&tx, &stored.workspace, id, kind, &chunk)?;
                 projection::refresh(&tx, id, &stored.doc)?;
                 tx.commit()?;
             }

@@ -150,6 +150,46 @@ INSERT INTO meta(key, value) VALUES ('projections_stale', 1)
     ON CONFLICT(key) DO UPDATE SET value = 1;
 ";
 
+/// Team membership: workspace keys by epoch, the sync server of each connected workspace,
+/// the outbox of sealed changes not yet pushed, and blobs set aside because they failed
+/// authentication.
+const V3: &str = "
+CREATE TABLE workspace_keys (
+    workspace_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    PRIMARY KEY (workspace_id, epoch)
+);
+CREATE TABLE memberships (
+    workspace_id TEXT PRIMARY KEY,
+    server_url TEXT NOT NULL,
+    server_workspace_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    device_token TEXT NOT NULL,
+    cursor INTEGER NOT NULL DEFAULT 0,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    last_sync_at INTEGER
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    content_id BLOB NOT NULL,
+    ciphertext BLOB NOT NULL
+);
+CREATE INDEX outbox_workspace ON outbox(workspace_id, id);
+CREATE TABLE set_aside (
+    id INTEGER PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    doc_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    UNIQUE (workspace_id, seq)
+);
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -159,6 +199,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: V2,
+    },
+    Migration {
+        version: 3,
+        sql: V3,
     },
 ];
 

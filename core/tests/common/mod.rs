@@ -75,3 +75,8 @@ pub fn sync_pair(a: &Store, b: &Store) {
     let to_a = b.export_changes(Some(&a.checkpoint().unwrap())).unwrap();
     a.import_changes(&to_a).unwrap();
 }
+
+/// Makes `b` a member of `a`'s local workspace `ws` with an invite code (no server).
+pub fn join(b: &Store, a: &Store, ws: &str) {
+    b.join(&a.create_invite(ws, 3600).unwrap()).unwrap();
+}

@@ -1,0 +1,213 @@
+//! Invites: how a device joins a workspace. An invite code carries the workspace's keys and,
+//! for a workspace on a sync server, the server's address and a fresh one-time enrolment
+//! token. It is passed in person (shown as a QR code or read out as text), never through the
+//! server, which must not learn the keys.
+
+use data_encoding::BASE32_NOPAD;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use waymark_protocol as proto;
+use zeroize::Zeroizing;
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::model::Workspace;
+use crate::store::{Store, keys, now_ms};
+use crate::sync::http::{Call, Server};
+use crate::validate;
+
+/// Every invite code starts with this; the rest is base32 (QR alphanumeric mode friendly).
+const PREFIX: &str = "WAYMARK1";
+/// Longest invite lifetime accepted.
+const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
+#[derive(Serialize, Deserialize)]
+struct InviteBody {
+    workspace: String,
+    name: String,
+    keys: Vec<(u32, ByteBuf)>,
+    server: Option<ServerPart>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ServerPart {
+    url: String,
+    token: String,
+    expires_at: i64,
+}
+
+fn encode(body: &InviteBody) -> Result<String> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    ciborium::into_writer(body, &mut *bytes)
+        .map_err(|e| Error::Storage(format!("encoding: {e}")))?;
+    Ok(format!("{PREFIX}{}", BASE32_NOPAD.encode(&bytes)))
+}
+
+fn decode(code: &str) -> Result<InviteBody> {
+    // People copy codes with spaces, line breaks and lower case; accept all of those.
+    let cleaned: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let rest = cleaned
+        .strip_prefix(PREFIX)
+        .ok_or_else(|| Error::InvalidInvite("this is not a Waymark invite code".into()))?;
+    let bytes = Zeroizing::new(
+        BASE32_NOPAD
+            .decode(rest.as_bytes())
+            .map_err(|_| Error::InvalidInvite("the code is damaged or incomplete".into()))?,
+    );
+    let body: InviteBody = ciborium::from_reader(bytes.as_slice())
+        .map_err(|_| Error::InvalidInvite("the code is damaged or incomplete".into()))?;
+    validate::id("workspace", &body.workspace)
+        .map_err(|_| Error::InvalidInvite("the code names no valid workspace".into()))?;
+    if body.keys.is_empty()
+        || body
+            .keys
+            .iter()
+            .any(|(_, k)| crypto::key_from_bytes(k).is_none())
+    {
+        return Err(Error::InvalidInvite("the code carries no valid key".into()));
+    }
+    Ok(body)
+}
+
+impl Store {
+    /// Creates an invite code for another device to join `workspace`.
+    ///
+    /// For a workspace connected to a sync server this asks the server for a one-time
+    /// enrolment token valid for `ttl_seconds`; otherwise the code lets the other device
+    /// exchange bundles with this one (`export_changes` / `import_changes`).
+    pub fn create_invite(&self, workspace: &str, ttl_seconds: u64) -> Result<String> {
+        validate::id("workspace_id", workspace)?;
+        if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
+            return Err(Error::invalid(
+                "ttl_seconds",
+                "must be between 1 s and 30 days",
+            ));
+        }
+        let (name, all_keys, membership) = self.read(|c| {
+            let name: Option<String> = c
+                .query_row(
+                    "SELECT name FROM workspaces WHERE id = ?1",
+                    params![workspace],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let name = name.ok_or_else(|| Error::not_found(format!("workspace {workspace}")))?;
+            let mut st = c.prepare(
+                "SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 ORDER BY epoch",
+            )?;
+            let all: Vec<(u32, ByteBuf)> = st
+                .query_map(params![workspace], |r| {
+                    Ok((r.get(0)?, ByteBuf::from(r.get::<_, Vec<u8>>(1)?)))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let m: Option<(String, String)> = c
+                .query_row(
+                    "SELECT server_url, device_token FROM memberships
+                     WHERE workspace_id = ?1 AND revoked = 0",
+                    params![workspace],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok((name, all, m))
+        })?;
+        let server = match membership {
+            None => None,
+            Some((url, token)) => {
+                let resp = Server::new(&url, Some(token))?.post::<_, proto::InviteResponse>(
+                    Call::Device,
+                    proto::PATH_INVITES,
+                    &proto::InviteRequest { ttl_seconds },
+                )?;
+                Some(ServerPart {
+                    url,
+                    token: resp.body.enrollment_token,
+                    expires_at: resp.body.expires_at,
+                })
+            }
+        };
+        encode(&InviteBody {
+            workspace: workspace.to_string(),
+            name,
+            keys: all_keys,
+            server,
+        })
+    }
+
+    /// Joins the workspace of an invite code: enrols with its server (if it has one) and keeps
+    /// the workspace keys. Records arrive with the next `sync()` (or bundle import).
+    pub fn join(&self, code: &str) -> Result<Workspace> {
+        let body = decode(code)?;
+        let enrolled = match &body.server {
+            None => None,
+            Some(s) => {
+                if s.expires_at * 1000 < now_ms() {
+                    return Err(Error::InviteExpired);
+                }
+                let device_name = self.device_name()?;
+                let resp = Server::new(&s.url, None)?.post::<_, proto::EnrollResponse>(
+                    Call::Enroll,
+                    proto::PATH_ENROLL,
+                    &proto::EnrollRequest {
+                        token: s.token.clone(),
+                        device_name,
+                    },
+                )?;
+                Some((s.url.clone(), resp.body))
+            }
+        };
+        self.with_writer(|w| {
+            let tx = w.conn.transaction()?;
+            tx.execute(
+                "INSERT INTO workspaces(id, name, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO NOTHING",
+                params![body.workspace, body.name, now_ms()],
+            )?;
+            for (epoch, key) in &body.keys {
+                let key = crypto::key_from_bytes(key)
+                    .ok_or_else(|| Error::InvalidInvite("the code carries no valid key".into()))?;
+                keys::insert(&tx, &body.workspace, *epoch, &key)?;
+            }
+            if let Some((url, e)) = &enrolled {
+                crate::sync::add_membership(&tx, &body.workspace, url, e)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
+        Ok(Workspace {
+            id: body.workspace,
+            name: body.name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn damaged_codes_say_what_is_wrong() {
+        let body = InviteBody {
+            workspace: "0123456789abcdef0123456789abcdef".into(),
+            name: "Team".into(),
+            keys: vec![(0, ByteBuf::from(vec![1u8; 32]))],
+            server: None,
+        };
+        let code = encode(&body).unwrap();
+        assert!(decode(&code).is_ok());
+        assert!(decode(&code.to_lowercase()).is_ok(), "case does not matter");
+        let spaced: String = code.chars().flat_map(|c| [c, ' ']).collect();
+        assert!(decode(&spaced).is_ok(), "spaces do not matter");
+        let invalid = |c: &str| assert!(matches!(decode(c), Err(Error::InvalidInvite(_))), "{c}");
+        invalid("hello");
+        invalid("WAYMARK1");
+        invalid(&code[..code.len() / 2]);
+        invalid(&format!("{code}1"));
+        invalid(&code.replace(PREFIX, "WAYMARK2"));
+    }
+}

@@ -1,0 +1,69 @@
+//! Workspace keys kept in the store, by epoch, and the invite codes that hand them over.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::crypto::{self, WorkspaceKey};
+use crate::error::{Error, Result};
+
+/// The newest key of a workspace and its epoch.
+pub(crate) fn current(conn: &Connection, workspace: &str) -> Result<Option<(u32, WorkspaceKey)>> {
+    let row: Option<(u32, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1
+             ORDER BY epoch DESC LIMIT 1",
+        )?
+        .query_row(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(epoch, k)| {
+        crypto::key_from_bytes(&k)
+            .map(|k| (epoch, k))
+            .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))
+    })
+    .transpose()
+}
+
+/// The key of a workspace at `epoch`.
+pub(crate) fn at_epoch(
+    conn: &Connection,
+    workspace: &str,
+    epoch: u32,
+) -> Result<Option<WorkspaceKey>> {
+    let row: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT key FROM workspace_keys WHERE workspace_id = ?1 AND epoch = ?2")?
+        .query_row(params![workspace, epoch], |r| r.get(0))
+        .optional()?;
+    row.map(|k| {
+        crypto::key_from_bytes(&k)
+            .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))
+    })
+    .transpose()
+}
+
+/// Stores a key (a no-op if this epoch is already known).
+pub(crate) fn insert(
+    conn: &Connection,
+    workspace: &str,
+    epoch: u32,
+    key: &WorkspaceKey,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO workspace_keys(workspace_id, epoch, key) VALUES (?1, ?2, ?3)
+         ON CONFLICT(workspace_id, epoch) DO NOTHING",
+    )?
+    .execute(params![workspace, epoch, key.as_slice()])?;
+    Ok(())
+}
+
+/// Gives every workspace that has none a first key (stores from before keys existed).
+pub(crate) fn ensure_all(conn: &Connection) -> Result<()> {
+    let missing: Vec<String> = conn
+        .prepare(
+            "SELECT id FROM workspaces WHERE id NOT IN (SELECT workspace_id FROM workspace_keys)",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for ws in missing {
+        insert(conn, &ws, 0, &crypto::new_workspace_key())?;
+    }
+    Ok(())
+}

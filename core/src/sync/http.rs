@@ -1,0 +1,202 @@
+//! The HTTP side of sync: CBOR requests to the relay server with timeouts, retries with
+//! backoff for transient failures, and server answers turned into errors a caller can act on.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use waymark_protocol as proto;
+
+use crate::error::{Error, Result};
+
+/// Attempts per request before giving up on a transient failure.
+const ATTEMPTS: u32 = 4;
+/// First backoff; doubled each attempt.
+const BACKOFF: Duration = Duration::from_millis(250);
+/// Longest wait a server's `Retry-After` may impose before we give up for now.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Which request this is, for mapping a 401 to the right error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// Enrolment with a one-time token.
+    Enroll,
+    /// Anything authenticated by the device token.
+    Device,
+}
+
+/// A client for one server, optionally authenticated as one device.
+pub(crate) struct Server {
+    base: String,
+    token: Option<String>,
+    http: Client,
+}
+
+/// What one exchange with the server moved.
+pub(crate) struct Exchange<T> {
+    pub body: T,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+impl Server {
+    /// A client for the server at `base` (e.g. `https://sync.example.org`).
+    pub(crate) fn new(base: &str, token: Option<String>) -> Result<Server> {
+        let base = base.trim_end_matches('/').to_string();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(Error::invalid(
+                "server_url",
+                "must start with https:// or http://",
+            ));
+        }
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("waymark-core/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Network(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Server { base, token, http })
+    }
+
+    /// POSTs `body` as CBOR to `path` and decodes the CBOR answer.
+    pub(crate) fn post<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        call: Call,
+        path: &str,
+        body: &Req,
+    ) -> Result<Exchange<Resp>> {
+        let bytes = proto::encode(body);
+        let up = bytes.len() as u64;
+        self.send(call, up, || {
+            let mut rb = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .header(reqwest::header::CONTENT_TYPE, proto::CONTENT_TYPE_CBOR)
+                .body(bytes.clone());
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(t);
+            }
+            rb.send()
+        })
+    }
+
+    /// GETs `path_and_query` and decodes the CBOR answer.
+    pub(crate) fn get<Resp: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<Exchange<Resp>> {
+        self.send(Call::Device, 0, || {
+            let mut rb = self.http.get(format!("{}{path_and_query}", self.base));
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(t);
+            }
+            rb.send()
+        })
+    }
+
+    fn send<Resp: DeserializeOwned>(
+        &self,
+        call: Call,
+        bytes_up: u64,
+        request: impl Fn() -> reqwest::Result<Response>,
+    ) -> Result<Exchange<Resp>> {
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(backoff(attempt));
+            }
+            let resp = match request() {
+                Ok(r) => r,
+                Err(e) => {
+                    // Connection refused, reset, timed out: the network comes and goes.
+                    last = describe(&e);
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(proto::HEADER_RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = match resp.bytes() {
+                Ok(b) => b,
+                Err(e) => {
+                    last = describe(&e);
+                    continue;
+                }
+            };
+            let bytes_down = body.len() as u64;
+            if status.is_success() {
+                return match proto::decode::<Resp>(&body) {
+                    Ok(body) => Ok(Exchange {
+                        body,
+                        bytes_up,
+                        bytes_down,
+                    }),
+                    // A cut-short body that still claimed success: try again.
+                    Err(e) => {
+                        last = format!("unreadable answer: {}", e.message);
+                        continue;
+                    }
+                };
+            }
+            let err: Option<proto::ErrorBody> = proto::decode(&body).ok();
+            let code = err.as_ref().map_or("", |e| e.code.as_str());
+            let message = err.as_ref().map_or(String::new(), |e| e.message.clone());
+            match status {
+                StatusCode::UNAUTHORIZED => {
+                    return Err(match (call, code) {
+                        (Call::Enroll, proto::codes::TOKEN_EXPIRED) => Error::InviteExpired,
+                        (Call::Enroll, proto::codes::TOKEN_USED) => Error::InviteUsed,
+                        (Call::Enroll, _) => {
+                            Error::InvalidInvite("the server does not know this invite".into())
+                        }
+                        (Call::Device, _) => Error::DeviceRevoked,
+                    });
+                }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = retry_after.unwrap_or(BACKOFF);
+                    if wait > MAX_RETRY_AFTER {
+                        return Err(Error::Network(format!(
+                            "the server asks to wait {} s before syncing again",
+                            wait.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(wait);
+                    last = "rate limited".into();
+                }
+                s if s.is_server_error() => last = format!("server error {s}: {message}"),
+                s => {
+                    // A request the server will never accept as it is: retrying cannot help.
+                    return Err(Error::Network(format!(
+                        "server refused ({s} {code}): {message}"
+                    )));
+                }
+            }
+        }
+        Err(Error::Network(format!(
+            "no answer after {ATTEMPTS} attempts: {last}"
+        )))
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = BACKOFF * 2u32.saturating_pow(attempt - 1);
+    // Jitter so that a team's phones regaining the network together do not retry in step.
+    base + Duration::from_millis(rand::random::<u64>() % 200)
+}
+
+/// A transport error without the URL's query (nothing secret is in URLs, but keep logs short).
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        e.to_string()
+    }
+}

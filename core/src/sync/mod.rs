@@ -1,0 +1,550 @@
+//! Sync with the team's relay server: push the outbox of sealed changes, then pull what
+//! others pushed, until caught up.
+//!
+//! The server keeps one append-only log of opaque blobs per workspace, numbered without gaps.
+//! Push is idempotent (blobs are named by the hash of their ciphertext), and outbox rows are
+//! deleted only once the server has answered with their sequence numbers. Pulled blobs are
+//! opened, merged into their documents and projected in the same transaction that advances
+//! the pull cursor. So `sync()` can be cut at any instant and simply called again: nothing is
+//! lost and nothing is applied twice. A blob that fails authentication is set aside and
+//! reported, never applied, and the rest of the sync goes on.
+
+pub(crate) mod http;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rusqlite::{Transaction, params};
+use waymark_protocol as proto;
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::exchange::{Target, merge_chunks};
+use crate::store::{Store, keys, load_stored, now_ms};
+use crate::validate;
+use http::{Call, Server};
+
+/// Most blobs pushed in one request.
+const PUSH_BATCH_BLOBS: usize = 200;
+/// Most ciphertext bytes pushed in one request (a request must finish on a slow link).
+const PUSH_BATCH_BYTES: usize = 512 * 1024;
+/// Byte budget asked of the server for one pull.
+const PULL_BATCH_BYTES: u64 = 512 * 1024;
+
+/// A blob that could not be opened or applied; it was set aside, not applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetAside {
+    /// Workspace.
+    pub workspace_id: String,
+    /// Its sequence number on the server.
+    pub seq: u64,
+    /// The document it claims to belong to (hex).
+    pub doc_id: String,
+    /// Why it was set aside.
+    pub reason: String,
+}
+
+/// What one `sync()` did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncReport {
+    /// Blobs pushed (acknowledged by the server).
+    pub pushed: u64,
+    /// Blobs pulled.
+    pub pulled: u64,
+    /// Records that changed through pulled blobs, sorted.
+    pub changed: Vec<String>,
+    /// Bytes sent.
+    pub bytes_up: u64,
+    /// Bytes received.
+    pub bytes_down: u64,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Blobs set aside during this sync.
+    pub set_aside: Vec<SetAside>,
+}
+
+/// Which half of a sync is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPhase {
+    /// Sending local changes.
+    Push,
+    /// Receiving others' changes.
+    Pull,
+}
+
+/// Progress of a running sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncProgress {
+    /// Workspace being synced.
+    pub workspace_id: String,
+    /// Push or pull.
+    pub phase: SyncPhase,
+    /// Blobs done in this phase.
+    pub blobs_done: u64,
+    /// Blobs known to be due in this phase (pull: as far as the server has told so far).
+    pub blobs_total: u64,
+    /// Bytes moved in this phase.
+    pub bytes_done: u64,
+}
+
+/// A callback told of a running sync's progress.
+pub type ProgressFn = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
+
+/// Options for a sync: a progress callback and a cancellation flag.
+#[derive(Clone, Default)]
+pub struct SyncOptions {
+    /// Called after every request with the progress so far.
+    pub progress: Option<ProgressFn>,
+    /// Set to true (from any thread) to stop at the next request boundary.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl SyncOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    fn report(&self, p: SyncProgress) {
+        if let Some(f) = &self.progress {
+            f(&p);
+        }
+    }
+}
+
+/// A sequence number as SQLite stores it (the server never issues one above `i64::MAX`).
+fn seq_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+struct Membership {
+    workspace: String,
+    url: String,
+    token: String,
+    cursor: u64,
+}
+
+/// Records that this store syncs `workspace` with the server at `url` as the enrolled device.
+pub(crate) fn add_membership(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    url: &str,
+    e: &proto::EnrollResponse,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO memberships(workspace_id, server_url, server_workspace_id, device_id,
+            device_token, cursor, revoked)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)
+         ON CONFLICT(workspace_id) DO UPDATE SET server_url = excluded.server_url,
+            server_workspace_id = excluded.server_workspace_id, device_id = excluded.device_id,
+            device_token = excluded.device_token, cursor = 0, revoked = 0",
+        params![workspace, url, e.workspace_id, e.device_id, e.device_token],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Connects a local workspace to a sync server with an enrolment token from the server's
+    /// operator (`waymark-server token issue`); everything recorded so far is queued for the
+    /// next `sync()`.
+    pub fn connect_workspace(
+        &self,
+        workspace: &str,
+        server_url: &str,
+        enrollment_token: &str,
+    ) -> Result<()> {
+        validate::id("workspace_id", workspace)?;
+        validate::required_line("enrollment_token", enrollment_token)?;
+        let known = self.workspaces()?.iter().any(|w| w.id == workspace);
+        if !known {
+            return Err(Error::not_found(format!("workspace {workspace}")));
+        }
+        let server = Server::new(server_url, None)?;
+        let resp = server.post::<_, proto::EnrollResponse>(
+            Call::Enroll,
+            proto::PATH_ENROLL,
+            &proto::EnrollRequest {
+                token: enrollment_token.to_string(),
+                device_name: self.device_name()?,
+            },
+        )?;
+        self.with_writer(|w| {
+            let tx = w.conn.transaction()?;
+            add_membership(&tx, workspace, server_url.trim_end_matches('/'), &resp.body)?;
+            // Queue what exists so far: each document's save and chunks, as they are stored.
+            let docs: Vec<(String, String)> = tx
+                .prepare("SELECT id, kind FROM documents WHERE workspace_id = ?1 ORDER BY n")?
+                .query_map(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, kind) in docs {
+                let kind = crate::model::RecordKind::parse(&kind)
+                    .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
+                let snapshot: Vec<u8> = tx.query_row(
+                    "SELECT snapshot FROM documents WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )?;
+                crate::store::outbox::enqueue(&tx, workspace, &id, kind, &snapshot)?;
+                let chunks: Vec<Vec<u8>> = tx
+                    .prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?
+                    .query_map(params![id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for c in chunks {
+                    crate::store::outbox::enqueue(&tx, workspace, &id, kind, &c)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Syncs every connected workspace: push, then pull until caught up. Blocking; safe to
+    /// call at any time and again after a failure or a cut.
+    ///
+    /// Fails with `DeviceRevoked` if a server refused this device (that workspace stops
+    /// syncing; others were still synced), with `Network` if a server stayed unreachable.
+    pub fn sync(&self) -> Result<SyncReport> {
+        self.sync_with(&SyncOptions::default())
+    }
+
+    /// `sync()` with progress reporting and cancellation.
+    pub fn sync_with(&self, opts: &SyncOptions) -> Result<SyncReport> {
+        let started = Instant::now();
+        let memberships: Vec<Membership> = self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT workspace_id, server_url, device_token, cursor FROM memberships
+                 WHERE revoked = 0 ORDER BY workspace_id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(Membership {
+                    workspace: r.get(0)?,
+                    url: r.get(1)?,
+                    token: r.get(2)?,
+                    cursor: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        let mut report = SyncReport::default();
+        let mut changed = BTreeSet::new();
+        let mut first_error = None;
+        for m in memberships {
+            match self.sync_one(&m, opts, &mut report, &mut changed) {
+                Ok(()) => {}
+                Err(Error::DeviceRevoked) => {
+                    self.with_writer(|w| {
+                        w.conn.execute(
+                            "UPDATE memberships SET revoked = 1 WHERE workspace_id = ?1",
+                            params![m.workspace],
+                        )?;
+                        w.conn.execute(
+                            "DELETE FROM outbox WHERE workspace_id = ?1",
+                            params![m.workspace],
+                        )?;
+                        Ok(())
+                    })?;
+                    first_error.get_or_insert(Error::DeviceRevoked);
+                }
+                Err(e @ Error::Cancelled) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        report.changed = changed.into_iter().collect();
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    fn sync_one(
+        &self,
+        m: &Membership,
+        opts: &SyncOptions,
+        report: &mut SyncReport,
+        changed: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        let server = Server::new(&m.url, Some(m.token.clone()))?;
+        self.push(&server, m, opts, report)?;
+        self.pull(&server, m, opts, report, changed)?;
+        self.with_writer(|w| {
+            w.conn.execute(
+                "UPDATE memberships SET last_sync_at = ?2 WHERE workspace_id = ?1",
+                params![m.workspace, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn push(
+        &self,
+        server: &Server,
+        m: &Membership,
+        opts: &SyncOptions,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let total: u64 = self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })?;
+        let (mut done, mut bytes) = (0u64, 0u64);
+        loop {
+            if opts.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let batch: Vec<(i64, proto::PushBlob)> = self.read(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, doc_id, epoch, content_id, ciphertext FROM outbox
+                     WHERE workspace_id = ?1 ORDER BY id LIMIT ?2",
+                )?;
+                let rows = st.query_map(params![m.workspace, PUSH_BATCH_BLOBS as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                let mut size = 0;
+                for row in rows {
+                    let (id, doc, epoch, cid, ct) = row?;
+                    if !out.is_empty() && size + ct.len() > PUSH_BATCH_BYTES {
+                        break;
+                    }
+                    size += ct.len();
+                    out.push((
+                        id,
+                        proto::PushBlob {
+                            content_id: cid
+                                .try_into()
+                                .map_err(|_| Error::Corrupt("an outbox row is damaged".into()))?,
+                            doc_id: crypto::doc_id_bytes(&doc)?,
+                            epoch,
+                            ciphertext: ct,
+                            supersedes: None,
+                        },
+                    ));
+                }
+                Ok(out)
+            })?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+            let blobs: Vec<proto::PushBlob> = batch.into_iter().map(|(_, b)| b).collect();
+            let n = blobs.len();
+            let resp = server.post::<_, proto::PushResponse>(
+                Call::Device,
+                proto::PATH_PUSH,
+                &proto::PushRequest { blobs },
+            )?;
+            if resp.body.assigned.len() != n {
+                return Err(Error::Network(format!(
+                    "the server acknowledged {} of {n} blobs",
+                    resp.body.assigned.len()
+                )));
+            }
+            // Acknowledged: only now may the rows go.
+            self.with_writer(|w| {
+                let tx = w.conn.transaction()?;
+                {
+                    let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+                    for id in &ids {
+                        del.execute(params![id])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })?;
+            done += n as u64;
+            bytes += resp.bytes_up;
+            report.pushed += n as u64;
+            report.bytes_up += resp.bytes_up;
+            report.bytes_down += resp.bytes_down;
+            opts.report(SyncProgress {
+                workspace_id: m.workspace.clone(),
+                phase: SyncPhase::Push,
+                blobs_done: done,
+                blobs_total: total.max(done),
+                bytes_done: bytes,
+            });
+        }
+    }
+
+    fn pull(
+        &self,
+        server: &Server,
+        m: &Membership,
+        opts: &SyncOptions,
+        report: &mut SyncReport,
+        changed: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        // The cursor may have moved since the membership was read (another sync on another
+        // thread): always continue from the stored one.
+        let mut cursor: u64 = self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT cursor FROM memberships WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })?;
+        let start = cursor.max(m.cursor.min(cursor));
+        let (mut done, mut bytes) = (0u64, 0u64);
+        loop {
+            if opts.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let req = proto::PullRequest {
+                after: cursor,
+                max_bytes: Some(PULL_BATCH_BYTES),
+            };
+            let resp = server.get::<proto::PullResponse>(&req.to_path_and_query())?;
+            let batch = resp.body;
+            report.bytes_down += resp.bytes_down;
+            bytes += resp.bytes_down;
+            if let Some(last) = batch.blobs.last() {
+                if batch.blobs.iter().any(|b| b.seq <= cursor)
+                    || last.seq > batch.head.max(last.seq)
+                {
+                    return Err(Error::Network("the server sent blobs out of order".into()));
+                }
+                cursor = self.apply_pulled(&m.workspace, &batch.blobs, report, changed)?;
+                done += batch.blobs.len() as u64;
+                report.pulled += batch.blobs.len() as u64;
+            }
+            opts.report(SyncProgress {
+                workspace_id: m.workspace.clone(),
+                phase: SyncPhase::Pull,
+                blobs_done: done,
+                blobs_total: batch.head.saturating_sub(start).max(done),
+                bytes_done: bytes,
+            });
+            if !batch.more || batch.blobs.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies one pulled batch and advances the cursor, in one transaction. Returns the new
+    /// cursor.
+    fn apply_pulled(
+        &self,
+        workspace: &str,
+        blobs: &[proto::PulledBlob],
+        report: &mut SyncReport,
+        changed: &mut BTreeSet<String>,
+    ) -> Result<u64> {
+        let actor = self.actor_id().clone();
+        self.with_writer(|w| {
+            let mut touched = Vec::new();
+            let ids: BTreeSet<String> = blobs.iter().map(|b| hex::encode(b.doc_id)).collect();
+            // Drop cached copies: documents are reloaded inside the transaction below.
+            for id in &ids {
+                Store::take_cached(w, id);
+            }
+            let tx = w.conn.transaction()?;
+            let mut cursor = 0;
+            let mut set_aside = Vec::new();
+            for b in blobs {
+                cursor = b.seq;
+                let doc_id = hex::encode(b.doc_id);
+                let outcome = (|| -> Result<Option<crate::store::StoredDoc>> {
+                    let key = keys::at_epoch(&tx, workspace, b.epoch)?.ok_or_else(|| {
+                        Error::Tampered(format!("sealed with unknown key epoch {}", b.epoch))
+                    })?;
+                    let (kind, chunk) =
+                        crypto::open(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?;
+                    let existing = load_stored(&tx, &doc_id, &actor)?;
+                    let target = Target {
+                        id: &doc_id,
+                        workspace,
+                        kind,
+                    };
+                    let (stored, did_change) =
+                        merge_chunks(&tx, existing, &actor, &target, &[chunk], false)?;
+                    Ok(did_change.then_some(stored))
+                })();
+                match outcome {
+                    Ok(Some(stored)) => {
+                        changed.insert(doc_id.clone());
+                        touched.push((doc_id, stored));
+                    }
+                    Ok(None) => {}
+                    // Someone else's bad blob must not stop this device from syncing.
+                    Err(e @ (Error::Tampered(_) | Error::Corrupt(_))) => {
+                        let reason = e.to_string();
+                        tx.execute(
+                            "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at)
+                             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                            params![workspace, seq_sql(b.seq), doc_id, reason, now_ms()],
+                        )?;
+                        set_aside.push(SetAside {
+                            workspace_id: workspace.to_string(),
+                            seq: b.seq,
+                            doc_id,
+                            reason,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            tx.execute(
+                "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
+                params![workspace, seq_sql(cursor)],
+            )?;
+            tx.commit()?;
+            // Several blobs of one document in a batch: only the last copy is current.
+            touched.reverse();
+            let mut seen = BTreeSet::new();
+            for (id, doc) in touched {
+                if seen.insert(id.clone()) {
+                    Store::cache_after_write(w, id, doc);
+                }
+            }
+            report.set_aside.extend(set_aside);
+            Ok(cursor)
+        })
+    }
+
+    /// Blobs set aside so far (they failed authentication or could not be decoded).
+    pub fn set_aside_blobs(&self) -> Result<Vec<SetAside>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT workspace_id, seq, doc_id, reason FROM set_aside ORDER BY workspace_id, seq",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(SetAside {
+                    workspace_id: r.get(0)?,
+                    seq: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    doc_id: r.get(2)?,
+                    reason: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Local changes waiting to be pushed, per workspace.
+    pub fn pending_changes(&self, workspace: &str) -> Result<u64> {
+        self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
+                params![workspace],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
