@@ -433,6 +433,23 @@ impl Store {
         Ok(())
     }
 
+    /// Adds this device's name to a workspace's settings if it is not there yet; true if it
+    /// wrote a change.
+    pub(crate) fn register_device_name(&self, workspace: &str) -> Result<bool> {
+        let actor = self.actor();
+        if self.device_names(workspace).contains_key(&actor) {
+            return Ok(false);
+        }
+        let Ok(id) = self.settings_doc_id(workspace) else {
+            return Ok(false);
+        };
+        let name = self.device_name()?;
+        self.edit_doc(&id, RecordKind::Settings, |doc, _| {
+            settings::set_device_name(doc, &actor, &name)
+        })?;
+        Ok(true)
+    }
+
     /// Device names of a workspace, keyed by actor hex; empty if its settings are not here yet.
     fn device_names(&self, workspace: &str) -> std::collections::BTreeMap<String, String> {
         self.settings_doc_id(workspace)

@@ -272,6 +272,11 @@ impl Store {
         let server = Server::new(&m.url, Some(m.token.clone()))?;
         self.push(&server, m, opts, report)?;
         self.pull(&server, m, opts, report, changed)?;
+        // A device that joined learns the settings document on its first pull: add its name
+        // there so teammates see who wrote what, and send that right away.
+        if self.register_device_name(&m.workspace)? {
+            self.push(&server, m, opts, report)?;
+        }
         self.with_writer(|w| {
             w.conn.execute(
                 "UPDATE memberships SET last_sync_at = ?2 WHERE workspace_id = ?1",
