@@ -1,6 +1,7 @@
 //! The HTTP side of sync: CBOR requests to the relay server with timeouts, retries with
 //! backoff for transient failures, and server answers turned into errors a caller can act on.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -51,12 +52,7 @@ impl Server {
                 "must start with https:// or http://",
             ));
         }
-        let http = Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("waymark-core/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Network(format!("cannot build an HTTP client: {e}")))?;
+        let http = shared_client()?;
         Ok(Server { base, token, http })
     }
 
@@ -182,6 +178,22 @@ impl Server {
             "no answer after {ATTEMPTS} attempts: {last}"
         )))
     }
+}
+
+/// One HTTP client for the whole process: building one loads the platform's trust roots, which
+/// is slow, and a shared one keeps connections alive across syncs.
+fn shared_client() -> Result<Client> {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c.clone());
+    }
+    let c = Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("waymark-core/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Network(format!("cannot build an HTTP client: {e}")))?;
+    Ok(CLIENT.get_or_init(|| c).clone())
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -369,6 +369,26 @@ impl Store {
                         del.execute(params![id])?;
                     }
                 }
+                // Sequence numbers are gap-free: if ours directly follow the cursor, nobody
+                // else's blob lies in between, and pulling them back would only echo what this
+                // device already has.
+                let cursor: i64 = tx.query_row(
+                    "SELECT cursor FROM memberships WHERE workspace_id = ?1",
+                    params![m.workspace],
+                    |r| r.get(0),
+                )?;
+                let follows = resp
+                    .body
+                    .assigned
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &seq)| seq_sql(seq) == cursor + 1 + i as i64);
+                if follows {
+                    tx.execute(
+                        "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
+                        params![m.workspace, cursor + n as i64],
+                    )?;
+                }
                 tx.commit()?;
                 Ok(())
             })?;
@@ -538,6 +558,18 @@ impl Store {
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Sealed bytes waiting to be pushed for a workspace (for "12 kB to send" in an app).
+    pub fn pending_bytes(&self, workspace: &str) -> Result<u64> {
+        self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT coalesce(sum(length(ciphertext)), 0) FROM outbox WHERE workspace_id = ?1",
+                params![workspace],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 

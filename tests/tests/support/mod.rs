@@ -260,10 +260,12 @@ impl Proxy {
                     break;
                 }
                 let Ok(client) = conn else { continue };
+                let _ = client.set_nodelay(true);
                 let Ok(server) = TcpStream::connect(&up) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
+                let _ = server.set_nodelay(true);
                 let faults = *f.lock().unwrap();
                 let duplicate = (rand::random::<f64>() < faults.duplicate)
                     .then(|| TcpStream::connect(&up).ok())
