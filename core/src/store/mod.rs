@@ -60,6 +60,9 @@ struct Inner {
     // Field order is drop order: readers close first so that the writer is the last connection
     // to close, which checkpoints the WAL into the database file and removes it.
     readers: Mutex<Vec<Connection>>,
+    /// Held for the whole of a sync: two overlapping syncs of one store would only push and
+    /// pull the same blobs twice.
+    sync_lock: Mutex<()>,
     writer: Mutex<Writer>,
 }
 
@@ -196,6 +199,7 @@ impl Store {
                 key,
                 actor,
                 readers: Mutex::new(Vec::new()),
+                sync_lock: Mutex::new(()),
                 writer: Mutex::new(Writer {
                     conn,
                     cache: DocCache::default(),
@@ -658,6 +662,11 @@ impl Store {
     #[doc(hidden)]
     pub fn projection_rows(&self) -> Result<Vec<String>> {
         projection::dump(self)
+    }
+
+    /// Serialises syncs of this store.
+    pub(crate) fn sync_guard(&self) -> MutexGuard<'_, ()> {
+        lock(&self.inner.sync_lock)
     }
 
     /// The actor this store writes as.

@@ -212,6 +212,7 @@ impl Store {
 
     /// `sync()` with progress reporting and cancellation.
     pub fn sync_with(&self, opts: &SyncOptions) -> Result<SyncReport> {
+        let _one_at_a_time = self.sync_guard();
         let started = Instant::now();
         let memberships: Vec<Membership> = self.read(|c| {
             let mut st = c.prepare(
