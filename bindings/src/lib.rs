@@ -1,0 +1,59 @@
+//! `waymark-ffi`: the uniffi surface of Waymark, the only FFI code of the project.
+//!
+//! No logic lives here: each item converts its arguments, calls `waymark-core`, and converts
+//! the answer. Kotlin, Swift and Python bindings are generated from the built library (see
+//! `bindings/README.md`); the uniffi namespace is `waymark`.
+//!
+//! - [`WaymarkStore`]: the open store (`WaymarkStore.open(path, key)`).
+//! - `types`: records and enums mirroring the core model, with every conversion.
+//! - [`WaymarkError`]: one error, a variant per case an app can act on. A panic never crosses
+//!   the boundary: it becomes `WaymarkError::Internal`.
+//! - [`ChangeListener`], [`SyncProgressListener`], [`CancellationToken`]: hearing about
+//!   changes and sync progress, and stopping a sync.
+
+uniffi::setup_scaffolding!("waymark");
+
+mod error;
+mod listeners;
+mod store;
+mod types;
+
+pub use error::{Result, WaymarkError};
+pub use listeners::{
+    CancellationToken, ChangeListener, ChangeListenerHandle, SyncProgressListener,
+};
+pub use store::WaymarkStore;
+pub use types::*;
+
+/// Panics inside the bindings' guard, as a bug in the core would: tests use it to check that
+/// the app gets `WaymarkError::Internal` and the process goes on.
+#[doc(hidden)]
+#[uniffi::export]
+pub fn debug_force_internal_error() -> Result<()> {
+    error::guard(|| force_panic("debug_force_internal_error"))
+}
+
+/// Like `debug_force_internal_error`, but the panic happens on the worker thread of an async
+/// call.
+#[doc(hidden)]
+#[uniffi::export]
+pub async fn debug_force_internal_error_async() -> Result<()> {
+    error::off_thread("debug", || force_panic("debug_force_internal_error_async")).await
+}
+
+/// Panics with no guard of ours around it: tests use it to check that uniffi's own catch turns
+/// it into an exception (`InternalError` in Python, `InternalException` in Kotlin).
+#[doc(hidden)]
+#[uniffi::export]
+pub fn debug_force_panic() {
+    // Deliberate: this function exists to panic.
+    #[allow(clippy::panic)]
+    {
+        panic!("debug_force_panic: a forced panic for tests");
+    }
+}
+
+#[allow(clippy::panic)]
+fn force_panic<T>(what: &str) -> T {
+    panic!("{what}: a forced internal error for tests")
+}

@@ -1,0 +1,1336 @@
+//! The records and enums that cross the boundary, mirroring `waymark_core`'s model, and every
+//! conversion between the two, in both directions, in this one file.
+//!
+//! Field names follow the core, except where a core name is a keyword in a target language
+//! (`from`/`to` in filters become `since`/`until`) or an enum variant would shadow a type of
+//! the same name in Kotlin (`SetCoordinates`, `SetReferralStatus`, `SetSensitivity`). Tuple
+//! variants of the core become variants with named fields, which read better in every
+//! language. Times are milliseconds since the Unix epoch (UTC); dates are `YYYY-MM-DD`.
+
+use waymark_core as wc;
+
+/// Converts a value of one side into the other; implemented for every mirrored type and
+/// lifted through `Vec` and `Option`.
+trait Cv<T> {
+    fn cv(self) -> T;
+}
+
+macro_rules! same {
+    ($($t:ty),*) => {$(
+        impl Cv<$t> for $t {
+            fn cv(self) -> $t {
+                self
+            }
+        }
+    )*};
+}
+same!(String, bool, u8, u32, u64, i64, f64);
+
+impl<A: Cv<B>, B> Cv<Vec<B>> for Vec<A> {
+    fn cv(self) -> Vec<B> {
+        self.into_iter().map(Cv::cv).collect()
+    }
+}
+
+impl<A: Cv<B>, B> Cv<Option<B>> for Option<A> {
+    fn cv(self) -> Option<B> {
+        self.map(Cv::cv)
+    }
+}
+
+/// `From` in both directions (and `Cv`) for a record whose fields have the same names on
+/// both sides; destructuring without `..` makes a field added on either side a compile error.
+macro_rules! mirror {
+    ($core:path => $ffi:ident { $($f:ident),* $(,)? }) => {
+        impl From<$core> for $ffi {
+            fn from(v: $core) -> Self {
+                let $core { $($f),* } = v;
+                $ffi { $($f: $f.cv()),* }
+            }
+        }
+        impl From<$ffi> for $core {
+            fn from(v: $ffi) -> Self {
+                let $ffi { $($f),* } = v;
+                $core { $($f: $f.cv()),* }
+            }
+        }
+        impl Cv<$ffi> for $core {
+            fn cv(self) -> $ffi {
+                self.into()
+            }
+        }
+        impl Cv<$core> for $ffi {
+            fn cv(self) -> $core {
+                self.into()
+            }
+        }
+    };
+}
+
+/// `From` in both directions (and `Cv`) for a field-less enum with the same variants.
+macro_rules! mirror_enum {
+    ($core:path => $ffi:ident { $($v:ident),* $(,)? }) => {
+        impl From<$core> for $ffi {
+            fn from(v: $core) -> Self {
+                use $core as C;
+                match v { $(C::$v => $ffi::$v),* }
+            }
+        }
+        impl From<$ffi> for $core {
+            fn from(v: $ffi) -> Self {
+                use $core as C;
+                match v { $($ffi::$v => C::$v),* }
+            }
+        }
+        impl Cv<$ffi> for $core {
+            fn cv(self) -> $ffi {
+                self.into()
+            }
+        }
+        impl Cv<$core> for $ffi {
+            fn cv(self) -> $core {
+                self.into()
+            }
+        }
+    };
+}
+
+/// Implements `Cv` in both directions from hand-written `From` impls.
+macro_rules! cv_from {
+    ($core:path => $ffi:ident) => {
+        impl Cv<$ffi> for $core {
+            fn cv(self) -> $ffi {
+                self.into()
+            }
+        }
+        impl Cv<$core> for $ffi {
+            fn cv(self) -> $core {
+                self.into()
+            }
+        }
+    };
+}
+
+// ---- small enums ----
+
+/// Whether a record may be shown and exported freely.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Sensitivity {
+    /// Visible to the whole team, included in exports and reports.
+    #[default]
+    Normal,
+    /// Identifies a victim, a minor or an ongoing case: excluded from exports unless asked for.
+    Restricted,
+}
+mirror_enum!(wc::Sensitivity => Sensitivity { Normal, Restricted });
+
+/// Where a referral stands.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ReferralStatus {
+    /// Proposed, not yet made.
+    #[default]
+    Suggested,
+    /// The person was referred.
+    Made,
+    /// The receiving service took the case.
+    Accepted,
+    /// The service was delivered.
+    Completed,
+    /// The person or the service declined.
+    Declined,
+}
+mirror_enum!(wc::ReferralStatus => ReferralStatus { Suggested, Made, Accepted, Completed, Declined });
+
+/// The kind of a record document.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// A field visit.
+    Visit,
+    /// An awareness workshop.
+    Workshop,
+    /// A workspace's settings (taxonomies, device names).
+    Settings,
+}
+mirror_enum!(wc::RecordKind => RecordKind { Visit, Workshop, Settings });
+
+/// Which half of a sync is running.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncPhase {
+    /// Sending local changes.
+    Push,
+    /// Receiving others' changes.
+    Pull,
+}
+mirror_enum!(wc::SyncPhase => SyncPhase { Push, Pull });
+
+// ---- visits ----
+
+/// A point, rounded to the precision the worker chose (fewer decimals reveal less).
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Coordinates {
+    /// Latitude in degrees, -90..=90.
+    pub lat: f64,
+    /// Longitude in degrees, -180..=180.
+    pub lon: f64,
+    /// Decimal places kept, 0..=6 (2 is about 1 km, 4 about 10 m).
+    pub precision: u8,
+}
+mirror!(wc::Coordinates => Coordinates { lat, lon, precision });
+
+/// Where a visit happened.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Place {
+    /// A name the team recognises ("Central bus station, north gate").
+    pub name: String,
+    /// The area used for filters and reports (district, neighbourhood).
+    pub area: String,
+    /// Optional coordinates.
+    #[uniffi(default)]
+    pub coordinates: Option<Coordinates>,
+}
+mirror!(wc::Place => Place { name, area, coordinates });
+
+/// A referral to create.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct NewReferral {
+    /// Referral kind key (`shelter`, `legal_aid`, ...).
+    pub kind: String,
+    /// To whom (organisation or service).
+    pub to: String,
+    /// Initial status.
+    pub status: ReferralStatus,
+}
+mirror!(wc::NewReferral => NewReferral { kind, to, status });
+
+/// A referral made on a visit.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Referral {
+    /// Stable id within the visit.
+    pub id: String,
+    /// Referral kind key.
+    pub kind: String,
+    /// To whom.
+    pub to: String,
+    /// Current status.
+    pub status: ReferralStatus,
+}
+mirror!(wc::Referral => Referral { id, kind, to, status });
+
+/// Whether and when a visit needs following up.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Default)]
+pub struct FollowUp {
+    /// A follow-up is needed.
+    #[uniffi(default)]
+    pub needed: bool,
+    /// Due date, `YYYY-MM-DD`.
+    #[uniffi(default)]
+    pub due: Option<String>,
+    /// The follow-up was done.
+    #[uniffi(default)]
+    pub done: bool,
+}
+mirror!(wc::FollowUp => FollowUp { needed, due, done });
+
+/// A field visit to record.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct NewVisit {
+    /// Where.
+    pub place: Place,
+    /// When (ms since epoch).
+    pub occurred_at: i64,
+    /// Visit type key (`street_outreach`, ...).
+    pub visit_type: String,
+    /// People reached, as the worker counted them.
+    #[uniffi(default)]
+    pub people_reached: u32,
+    /// Risk indicator keys observed.
+    #[uniffi(default)]
+    pub indicators: Vec<String>,
+    /// Referrals made.
+    #[uniffi(default)]
+    pub referrals: Vec<NewReferral>,
+    /// Follow-up.
+    #[uniffi(default)]
+    pub follow_up: FollowUp,
+    /// Free tags.
+    #[uniffi(default)]
+    pub tags: Vec<String>,
+    /// Sensitivity.
+    pub sensitivity: Sensitivity,
+    /// Free-text notes.
+    #[uniffi(default)]
+    pub notes: String,
+}
+mirror!(wc::NewVisit => NewVisit {
+    place, occurred_at, visit_type, people_reached, indicators, referrals, follow_up, tags,
+    sensitivity, notes,
+});
+
+/// A field visit as stored.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Visit {
+    /// Record id.
+    pub id: String,
+    /// Workspace it belongs to.
+    pub workspace_id: String,
+    /// Where.
+    pub place: Place,
+    /// When (ms since epoch).
+    pub occurred_at: i64,
+    /// Visit type key.
+    pub visit_type: String,
+    /// People reached (one of the values if devices disagree: see `conflicts`).
+    pub people_reached: u32,
+    /// Risk indicator keys, sorted.
+    pub indicators: Vec<String>,
+    /// Referrals, by id.
+    pub referrals: Vec<Referral>,
+    /// Follow-up.
+    pub follow_up: FollowUp,
+    /// Tags, sorted.
+    pub tags: Vec<String>,
+    /// Sensitivity.
+    pub sensitivity: Sensitivity,
+    /// Notes.
+    pub notes: String,
+    /// Deleted (tombstoned).
+    pub deleted: bool,
+    /// When the record was created (ms since epoch).
+    pub created_at: i64,
+    /// Some field holds concurrent values from different devices.
+    pub has_conflicts: bool,
+}
+mirror!(wc::Visit => Visit {
+    id, workspace_id, place, occurred_at, visit_type, people_reached, indicators, referrals,
+    follow_up, tags, sensitivity, notes, deleted, created_at, has_conflicts,
+});
+
+/// One change to a visit; several can be applied in one call (one commit).
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
+pub enum VisitEdit {
+    /// Rename the place.
+    PlaceName {
+        /// New place name.
+        name: String,
+    },
+    /// Change the area.
+    Area {
+        /// New area.
+        area: String,
+    },
+    /// Set or clear the coordinates.
+    SetCoordinates {
+        /// New coordinates, or none.
+        coordinates: Option<Coordinates>,
+    },
+    /// Change when it happened.
+    OccurredAt {
+        /// New time (ms).
+        at: i64,
+    },
+    /// Change the visit type.
+    VisitType {
+        /// New visit type key.
+        visit_type: String,
+    },
+    /// Change the number of people reached.
+    PeopleReached {
+        /// New count.
+        count: u32,
+    },
+    /// Mark an indicator as observed.
+    AddIndicator {
+        /// Indicator key.
+        indicator: String,
+    },
+    /// Unmark an indicator.
+    RemoveIndicator {
+        /// Indicator key.
+        indicator: String,
+    },
+    /// Change a referral's status.
+    SetReferralStatus {
+        /// Referral id.
+        referral_id: String,
+        /// New status.
+        status: ReferralStatus,
+    },
+    /// Change to whom a referral was made.
+    ReferralTo {
+        /// Referral id.
+        referral_id: String,
+        /// New recipient.
+        to: String,
+    },
+    /// Set whether a follow-up is needed.
+    FollowUpNeeded {
+        /// Needed.
+        needed: bool,
+    },
+    /// Set or clear the follow-up due date (`YYYY-MM-DD`).
+    FollowUpDue {
+        /// Due date, or none.
+        due: Option<String>,
+    },
+    /// Mark the follow-up done or not.
+    FollowUpDone {
+        /// Done.
+        done: bool,
+    },
+    /// Add a tag.
+    AddTag {
+        /// The tag.
+        tag: String,
+    },
+    /// Remove a tag.
+    RemoveTag {
+        /// The tag.
+        tag: String,
+    },
+    /// Change sensitivity.
+    SetSensitivity {
+        /// New sensitivity.
+        sensitivity: Sensitivity,
+    },
+    /// Replace the notes with this full text (merged character by character).
+    Notes {
+        /// The full new text.
+        text: String,
+    },
+}
+
+impl From<VisitEdit> for wc::VisitEdit {
+    fn from(e: VisitEdit) -> Self {
+        use wc::VisitEdit as C;
+        match e {
+            VisitEdit::PlaceName { name } => C::PlaceName(name),
+            VisitEdit::Area { area } => C::Area(area),
+            VisitEdit::SetCoordinates { coordinates } => C::Coordinates(coordinates.cv()),
+            VisitEdit::OccurredAt { at } => C::OccurredAt(at),
+            VisitEdit::VisitType { visit_type } => C::VisitType(visit_type),
+            VisitEdit::PeopleReached { count } => C::PeopleReached(count),
+            VisitEdit::AddIndicator { indicator } => C::AddIndicator(indicator),
+            VisitEdit::RemoveIndicator { indicator } => C::RemoveIndicator(indicator),
+            VisitEdit::SetReferralStatus {
+                referral_id,
+                status,
+            } => C::ReferralStatus {
+                referral_id,
+                status: status.into(),
+            },
+            VisitEdit::ReferralTo { referral_id, to } => C::ReferralTo { referral_id, to },
+            VisitEdit::FollowUpNeeded { needed } => C::FollowUpNeeded(needed),
+            VisitEdit::FollowUpDue { due } => C::FollowUpDue(due),
+            VisitEdit::FollowUpDone { done } => C::FollowUpDone(done),
+            VisitEdit::AddTag { tag } => C::AddTag(tag),
+            VisitEdit::RemoveTag { tag } => C::RemoveTag(tag),
+            VisitEdit::SetSensitivity { sensitivity } => C::Sensitivity(sensitivity.into()),
+            VisitEdit::Notes { text } => C::Notes(text),
+        }
+    }
+}
+
+impl From<wc::VisitEdit> for VisitEdit {
+    fn from(e: wc::VisitEdit) -> Self {
+        use wc::VisitEdit as C;
+        match e {
+            C::PlaceName(name) => VisitEdit::PlaceName { name },
+            C::Area(area) => VisitEdit::Area { area },
+            C::Coordinates(c) => VisitEdit::SetCoordinates {
+                coordinates: c.cv(),
+            },
+            C::OccurredAt(at) => VisitEdit::OccurredAt { at },
+            C::VisitType(visit_type) => VisitEdit::VisitType { visit_type },
+            C::PeopleReached(count) => VisitEdit::PeopleReached { count },
+            C::AddIndicator(indicator) => VisitEdit::AddIndicator { indicator },
+            C::RemoveIndicator(indicator) => VisitEdit::RemoveIndicator { indicator },
+            C::ReferralStatus {
+                referral_id,
+                status,
+            } => VisitEdit::SetReferralStatus {
+                referral_id,
+                status: status.into(),
+            },
+            C::ReferralTo { referral_id, to } => VisitEdit::ReferralTo { referral_id, to },
+            C::FollowUpNeeded(needed) => VisitEdit::FollowUpNeeded { needed },
+            C::FollowUpDue(due) => VisitEdit::FollowUpDue { due },
+            C::FollowUpDone(done) => VisitEdit::FollowUpDone { done },
+            C::AddTag(tag) => VisitEdit::AddTag { tag },
+            C::RemoveTag(tag) => VisitEdit::RemoveTag { tag },
+            C::Sensitivity(s) => VisitEdit::SetSensitivity {
+                sensitivity: s.into(),
+            },
+            C::Notes(text) => VisitEdit::Notes { text },
+        }
+    }
+}
+cv_from!(wc::VisitEdit => VisitEdit);
+
+/// Which follow-ups a visit list should keep.
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
+pub enum FollowUpFilter {
+    /// Needed and not done.
+    Open,
+    /// Open and due on or before this date.
+    DueBy {
+        /// `YYYY-MM-DD`.
+        date: String,
+    },
+    /// Open and due strictly before this date (usually today).
+    OverdueOn {
+        /// `YYYY-MM-DD`.
+        date: String,
+    },
+}
+
+impl From<FollowUpFilter> for wc::FollowUpFilter {
+    fn from(f: FollowUpFilter) -> Self {
+        match f {
+            FollowUpFilter::Open => wc::FollowUpFilter::Open,
+            FollowUpFilter::DueBy { date } => wc::FollowUpFilter::DueBy(date),
+            FollowUpFilter::OverdueOn { date } => wc::FollowUpFilter::OverdueOn(date),
+        }
+    }
+}
+
+impl From<wc::FollowUpFilter> for FollowUpFilter {
+    fn from(f: wc::FollowUpFilter) -> Self {
+        match f {
+            wc::FollowUpFilter::Open => FollowUpFilter::Open,
+            wc::FollowUpFilter::DueBy(date) => FollowUpFilter::DueBy { date },
+            wc::FollowUpFilter::OverdueOn(date) => FollowUpFilter::OverdueOn { date },
+        }
+    }
+}
+cv_from!(wc::FollowUpFilter => FollowUpFilter);
+
+/// Filters for listing visits; empty fields do not filter.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Default)]
+pub struct VisitFilter {
+    /// Only this workspace.
+    #[uniffi(default)]
+    pub workspace_id: Option<String>,
+    /// Occurred at or after (ms). (`from` in the core.)
+    #[uniffi(default)]
+    pub since: Option<i64>,
+    /// Occurred before (ms). (`to` in the core.)
+    #[uniffi(default)]
+    pub until: Option<i64>,
+    /// Only this area.
+    #[uniffi(default)]
+    pub area: Option<String>,
+    /// Only this visit type.
+    #[uniffi(default)]
+    pub visit_type: Option<String>,
+    /// Only visits where this indicator was observed.
+    #[uniffi(default)]
+    pub indicator: Option<String>,
+    /// Follow-up state.
+    #[uniffi(default)]
+    pub follow_up: Option<FollowUpFilter>,
+    /// Include tombstoned visits.
+    #[uniffi(default)]
+    pub include_deleted: bool,
+    /// At most this many (default 100).
+    #[uniffi(default)]
+    pub limit: Option<u32>,
+    /// Skip this many (paging).
+    #[uniffi(default)]
+    pub offset: Option<u32>,
+}
+
+impl From<VisitFilter> for wc::VisitFilter {
+    fn from(f: VisitFilter) -> Self {
+        let VisitFilter {
+            workspace_id,
+            since,
+            until,
+            area,
+            visit_type,
+            indicator,
+            follow_up,
+            include_deleted,
+            limit,
+            offset,
+        } = f;
+        wc::VisitFilter {
+            workspace_id,
+            from: since,
+            to: until,
+            area,
+            visit_type,
+            indicator,
+            follow_up: follow_up.cv(),
+            include_deleted,
+            limit,
+            offset,
+        }
+    }
+}
+
+/// A visit as listed.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct VisitSummary {
+    /// Record id.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// When.
+    pub occurred_at: i64,
+    /// Place name.
+    pub place_name: String,
+    /// Area.
+    pub area: String,
+    /// Visit type key.
+    pub visit_type: String,
+    /// People reached.
+    pub people_reached: u32,
+    /// Indicator keys, sorted.
+    pub indicators: Vec<String>,
+    /// Follow-up.
+    pub follow_up: FollowUp,
+    /// Sensitivity.
+    pub sensitivity: Sensitivity,
+    /// Some field holds concurrent values.
+    pub has_conflicts: bool,
+    /// Tombstoned.
+    pub deleted: bool,
+}
+mirror!(wc::VisitSummary => VisitSummary {
+    id, workspace_id, occurred_at, place_name, area, visit_type, people_reached, indicators,
+    follow_up, sensitivity, has_conflicts, deleted,
+});
+
+// ---- workshops ----
+
+/// An awareness workshop to record.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct NewWorkshop {
+    /// Title.
+    pub title: String,
+    /// Topic key (`safe_migration`, ...).
+    pub topic: String,
+    /// When it started (ms since epoch).
+    pub occurred_at: i64,
+    /// Duration in minutes.
+    #[uniffi(default)]
+    pub duration_minutes: u32,
+    /// Venue.
+    #[uniffi(default)]
+    pub venue: String,
+    /// Area for filters and reports.
+    #[uniffi(default)]
+    pub area: String,
+    /// Audience key (`students`, ...).
+    #[uniffi(default)]
+    pub audience: String,
+    /// Language it was held in (e.g. `en`, `es`).
+    #[uniffi(default)]
+    pub language: String,
+    /// Facilitators' names or ids.
+    #[uniffi(default)]
+    pub facilitators: Vec<String>,
+    /// Sensitivity.
+    pub sensitivity: Sensitivity,
+    /// Notes.
+    #[uniffi(default)]
+    pub notes: String,
+}
+mirror!(wc::NewWorkshop => NewWorkshop {
+    title, topic, occurred_at, duration_minutes, venue, area, audience, language, facilitators,
+    sensitivity, notes,
+});
+
+/// A named attendee to check in.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct NewAttendee {
+    /// Name as given (may be a first name or a nickname).
+    pub name: String,
+    /// Age band key.
+    #[uniffi(default)]
+    pub age_band: Option<String>,
+    /// Gender key.
+    #[uniffi(default)]
+    pub gender: Option<String>,
+    /// Contact detail; recorded only with consent.
+    #[uniffi(default)]
+    pub contact: Option<String>,
+    /// The attendee consented to their contact being recorded.
+    #[uniffi(default)]
+    pub consent: bool,
+}
+mirror!(wc::NewAttendee => NewAttendee { name, age_band, gender, contact, consent });
+
+/// A named attendee as stored.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Attendee {
+    /// Attendee id within the workshop.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Age band key.
+    pub age_band: Option<String>,
+    /// Gender key.
+    pub gender: Option<String>,
+    /// Contact (present only if consent was given).
+    pub contact: Option<String>,
+    /// When consent was recorded (ms), if given.
+    pub consent_at: Option<i64>,
+    /// When they were checked in (ms).
+    pub checked_in_at: i64,
+    /// Withdrawn (they left, or asked to be removed): kept, but not counted.
+    pub withdrawn: bool,
+}
+mirror!(wc::Attendee => Attendee {
+    id, name, age_band, gender, contact, consent_at, checked_in_at, withdrawn,
+});
+
+/// An anonymous head count for one age band and gender.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Age band key.
+    pub age_band: String,
+    /// Gender key.
+    pub gender: String,
+    /// People counted.
+    pub count: i64,
+}
+mirror!(wc::Tally => Tally { age_band, gender, count });
+
+/// Feedback collected at a workshop.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Feedback {
+    /// Feedback id.
+    pub id: String,
+    /// Score 1..=5.
+    pub score: u8,
+    /// Comment.
+    pub comment: String,
+    /// When (ms).
+    pub at: i64,
+}
+mirror!(wc::Feedback => Feedback { id, score, comment, at });
+
+/// An awareness workshop as stored.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Workshop {
+    /// Record id.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Title.
+    pub title: String,
+    /// Topic key.
+    pub topic: String,
+    /// When (ms).
+    pub occurred_at: i64,
+    /// Duration in minutes.
+    pub duration_minutes: u32,
+    /// Venue.
+    pub venue: String,
+    /// Area.
+    pub area: String,
+    /// Audience key.
+    pub audience: String,
+    /// Language.
+    pub language: String,
+    /// Facilitators, sorted.
+    pub facilitators: Vec<String>,
+    /// Sensitivity.
+    pub sensitivity: Sensitivity,
+    /// Notes.
+    pub notes: String,
+    /// Named attendees (withdrawn ones included, flagged), by check-in time.
+    pub attendees: Vec<Attendee>,
+    /// Anonymous tallies with a non-zero count.
+    pub tallies: Vec<Tally>,
+    /// Feedback, by time.
+    pub feedback: Vec<Feedback>,
+    /// Tombstoned.
+    pub deleted: bool,
+    /// When the record was created (ms).
+    pub created_at: i64,
+    /// Some field holds concurrent values.
+    pub has_conflicts: bool,
+}
+mirror!(wc::Workshop => Workshop {
+    id, workspace_id, title, topic, occurred_at, duration_minutes, venue, area, audience,
+    language, facilitators, sensitivity, notes, attendees, tallies, feedback, deleted,
+    created_at, has_conflicts,
+});
+
+/// One change to a workshop's own fields.
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
+pub enum WorkshopEdit {
+    /// Title.
+    Title {
+        /// New title.
+        title: String,
+    },
+    /// Topic key.
+    Topic {
+        /// New topic key.
+        topic: String,
+    },
+    /// Start time (ms).
+    OccurredAt {
+        /// New start time (ms).
+        at: i64,
+    },
+    /// Duration in minutes.
+    DurationMinutes {
+        /// New duration.
+        minutes: u32,
+    },
+    /// Venue.
+    Venue {
+        /// New venue.
+        venue: String,
+    },
+    /// Area.
+    Area {
+        /// New area.
+        area: String,
+    },
+    /// Audience key.
+    Audience {
+        /// New audience key.
+        audience: String,
+    },
+    /// Language.
+    Language {
+        /// New language code.
+        language: String,
+    },
+    /// Add a facilitator.
+    AddFacilitator {
+        /// Name or id.
+        facilitator: String,
+    },
+    /// Remove a facilitator.
+    RemoveFacilitator {
+        /// Name or id.
+        facilitator: String,
+    },
+    /// Sensitivity.
+    SetSensitivity {
+        /// New sensitivity.
+        sensitivity: Sensitivity,
+    },
+    /// Replace the notes with this full text (merged character by character).
+    Notes {
+        /// The full new text.
+        text: String,
+    },
+}
+
+impl From<WorkshopEdit> for wc::WorkshopEdit {
+    fn from(e: WorkshopEdit) -> Self {
+        use wc::WorkshopEdit as C;
+        match e {
+            WorkshopEdit::Title { title } => C::Title(title),
+            WorkshopEdit::Topic { topic } => C::Topic(topic),
+            WorkshopEdit::OccurredAt { at } => C::OccurredAt(at),
+            WorkshopEdit::DurationMinutes { minutes } => C::DurationMinutes(minutes),
+            WorkshopEdit::Venue { venue } => C::Venue(venue),
+            WorkshopEdit::Area { area } => C::Area(area),
+            WorkshopEdit::Audience { audience } => C::Audience(audience),
+            WorkshopEdit::Language { language } => C::Language(language),
+            WorkshopEdit::AddFacilitator { facilitator } => C::AddFacilitator(facilitator),
+            WorkshopEdit::RemoveFacilitator { facilitator } => C::RemoveFacilitator(facilitator),
+            WorkshopEdit::SetSensitivity { sensitivity } => C::Sensitivity(sensitivity.into()),
+            WorkshopEdit::Notes { text } => C::Notes(text),
+        }
+    }
+}
+
+impl From<wc::WorkshopEdit> for WorkshopEdit {
+    fn from(e: wc::WorkshopEdit) -> Self {
+        use wc::WorkshopEdit as C;
+        match e {
+            C::Title(title) => WorkshopEdit::Title { title },
+            C::Topic(topic) => WorkshopEdit::Topic { topic },
+            C::OccurredAt(at) => WorkshopEdit::OccurredAt { at },
+            C::DurationMinutes(minutes) => WorkshopEdit::DurationMinutes { minutes },
+            C::Venue(venue) => WorkshopEdit::Venue { venue },
+            C::Area(area) => WorkshopEdit::Area { area },
+            C::Audience(audience) => WorkshopEdit::Audience { audience },
+            C::Language(language) => WorkshopEdit::Language { language },
+            C::AddFacilitator(facilitator) => WorkshopEdit::AddFacilitator { facilitator },
+            C::RemoveFacilitator(facilitator) => WorkshopEdit::RemoveFacilitator { facilitator },
+            C::Sensitivity(s) => WorkshopEdit::SetSensitivity {
+                sensitivity: s.into(),
+            },
+            C::Notes(text) => WorkshopEdit::Notes { text },
+        }
+    }
+}
+cv_from!(wc::WorkshopEdit => WorkshopEdit);
+
+/// Filters for listing workshops; empty fields do not filter.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Default)]
+pub struct WorkshopFilter {
+    /// Only this workspace.
+    #[uniffi(default)]
+    pub workspace_id: Option<String>,
+    /// Held at or after (ms). (`from` in the core.)
+    #[uniffi(default)]
+    pub since: Option<i64>,
+    /// Held before (ms). (`to` in the core.)
+    #[uniffi(default)]
+    pub until: Option<i64>,
+    /// Only this topic.
+    #[uniffi(default)]
+    pub topic: Option<String>,
+    /// Only this area.
+    #[uniffi(default)]
+    pub area: Option<String>,
+    /// Include tombstoned workshops.
+    #[uniffi(default)]
+    pub include_deleted: bool,
+    /// At most this many (default 100).
+    #[uniffi(default)]
+    pub limit: Option<u32>,
+    /// Skip this many.
+    #[uniffi(default)]
+    pub offset: Option<u32>,
+}
+
+impl From<WorkshopFilter> for wc::WorkshopFilter {
+    fn from(f: WorkshopFilter) -> Self {
+        let WorkshopFilter {
+            workspace_id,
+            since,
+            until,
+            topic,
+            area,
+            include_deleted,
+            limit,
+            offset,
+        } = f;
+        wc::WorkshopFilter {
+            workspace_id,
+            from: since,
+            to: until,
+            topic,
+            area,
+            include_deleted,
+            limit,
+            offset,
+        }
+    }
+}
+
+/// A workshop as listed.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct WorkshopSummary {
+    /// Record id.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Title.
+    pub title: String,
+    /// Topic key.
+    pub topic: String,
+    /// When (ms).
+    pub occurred_at: i64,
+    /// Area.
+    pub area: String,
+    /// Audience key.
+    pub audience: String,
+    /// Attendance counted: named (not withdrawn) plus anonymous tallies.
+    pub attendance: i64,
+    /// Sensitivity.
+    pub sensitivity: Sensitivity,
+    /// Some field holds concurrent values.
+    pub has_conflicts: bool,
+    /// Tombstoned.
+    pub deleted: bool,
+}
+mirror!(wc::WorkshopSummary => WorkshopSummary {
+    id, workspace_id, title, topic, occurred_at, area, audience, attendance, sensitivity,
+    has_conflicts, deleted,
+});
+
+/// A count per key (age band, gender).
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// The key.
+    pub key: String,
+    /// How many.
+    pub count: i64,
+}
+mirror!(wc::Count => Count { key, count });
+
+/// A workshop's attendance with totals.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Attendance {
+    /// Named attendees, withdrawn ones included and flagged.
+    pub attendees: Vec<Attendee>,
+    /// Anonymous tallies with a non-zero count.
+    pub tallies: Vec<Tally>,
+    /// Named attendees not withdrawn.
+    pub named: i64,
+    /// Named attendees withdrawn.
+    pub withdrawn: i64,
+    /// Sum of anonymous tallies.
+    pub anonymous: i64,
+    /// named + anonymous.
+    pub total: i64,
+    /// Totals per age band (named not withdrawn + anonymous); unrecorded bands count as `unknown`.
+    pub by_age_band: Vec<Count>,
+    /// Totals per gender; unrecorded as `not_recorded`.
+    pub by_gender: Vec<Count>,
+}
+mirror!(wc::Attendance => Attendance {
+    attendees, tallies, named, withdrawn, anonymous, total, by_age_band, by_gender,
+});
+
+// ---- search, conflicts, history ----
+
+/// A full-text search hit.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// Record id.
+    pub id: String,
+    /// Visit or workshop.
+    pub kind: RecordKind,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Place name or workshop title.
+    pub title: String,
+    /// A short excerpt around the match, with matches in `[` `]`.
+    pub snippet: String,
+    /// Sensitivity, so apps can hide restricted hits until unlocked.
+    pub sensitivity: Sensitivity,
+}
+mirror!(wc::SearchHit => SearchHit { id, kind, workspace_id, title, snippet, sensitivity });
+
+/// A value of a field, as shown in conflicts and chosen to resolve them.
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// Text.
+    Text {
+        /// The text.
+        value: String,
+    },
+    /// Integer.
+    Int {
+        /// The integer.
+        value: i64,
+    },
+    /// Floating point.
+    Float {
+        /// The number.
+        value: f64,
+    },
+    /// Boolean.
+    Bool {
+        /// The flag.
+        value: bool,
+    },
+    /// No value.
+    Null,
+}
+
+impl From<FieldValue> for wc::FieldValue {
+    fn from(v: FieldValue) -> Self {
+        match v {
+            FieldValue::Text { value } => wc::FieldValue::Text(value),
+            FieldValue::Int { value } => wc::FieldValue::Int(value),
+            FieldValue::Float { value } => wc::FieldValue::Float(value),
+            FieldValue::Bool { value } => wc::FieldValue::Bool(value),
+            FieldValue::Null => wc::FieldValue::Null,
+        }
+    }
+}
+
+impl From<wc::FieldValue> for FieldValue {
+    fn from(v: wc::FieldValue) -> Self {
+        match v {
+            wc::FieldValue::Text(value) => FieldValue::Text { value },
+            wc::FieldValue::Int(value) => FieldValue::Int { value },
+            wc::FieldValue::Float(value) => FieldValue::Float { value },
+            wc::FieldValue::Bool(value) => FieldValue::Bool { value },
+            wc::FieldValue::Null => FieldValue::Null,
+        }
+    }
+}
+cv_from!(wc::FieldValue => FieldValue);
+
+/// Who wrote something: the device's Automerge actor, and its name if the workspace knows it.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// Actor id (hex).
+    pub actor: String,
+    /// The device's name from the workspace settings.
+    pub device_name: Option<String>,
+}
+mirror!(wc::Author => Author { actor, device_name });
+
+/// One of the concurrent values of a field.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct ConflictValue {
+    /// The value.
+    pub value: FieldValue,
+    /// Who wrote it.
+    pub author: Author,
+}
+mirror!(wc::ConflictValue => ConflictValue { value, author });
+
+/// A field that holds concurrent values after a merge.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// Field path, e.g. `people_reached` or `referrals/<id>/status`.
+    pub field: String,
+    /// The value currently shown (the deterministic winner).
+    pub current: FieldValue,
+    /// All concurrent values, the current one included.
+    pub values: Vec<ConflictValue>,
+}
+mirror!(wc::Conflict => Conflict { field, current, values });
+
+/// One change in a record's history.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// Change hash (hex).
+    pub change: String,
+    /// When the author's device made it (ms, device clock).
+    pub at: i64,
+    /// Who.
+    pub author: Author,
+    /// Top-level fields touched, sorted.
+    pub fields: Vec<String>,
+}
+mirror!(wc::HistoryEntry => HistoryEntry { change, at, author, fields });
+
+// ---- workspaces and settings ----
+
+/// A workspace known to this store.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Workspace {
+    /// Workspace id.
+    pub id: String,
+    /// Its name (from the settings document).
+    pub name: String,
+}
+mirror!(wc::Workspace => Workspace { id, name });
+
+/// A label in one language.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// Language code (`en`, `es`, ...).
+    pub lang: String,
+    /// Text.
+    pub text: String,
+}
+mirror!(wc::Label => Label { lang, text });
+
+/// One entry of a taxonomy.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct TaxonomyEntry {
+    /// Stable key.
+    pub key: String,
+    /// Labels by language, sorted by language.
+    pub labels: Vec<Label>,
+    /// Hidden from pickers but kept for old records.
+    pub archived: bool,
+    /// Display order.
+    pub order: i64,
+}
+mirror!(wc::TaxonomyEntry => TaxonomyEntry { key, labels, archived, order });
+
+/// A named list of keys with labels (visit types, risk indicators, ...).
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Taxonomy {
+    /// Taxonomy name (`visit_types`, `risk_indicators`, `referral_kinds`, `workshop_topics`,
+    /// `audiences`, `age_bands`, `genders`).
+    pub name: String,
+    /// Entries by order, then key.
+    pub entries: Vec<TaxonomyEntry>,
+}
+mirror!(wc::Taxonomy => Taxonomy { name, entries });
+
+/// A device known to a workspace. (A `(actor, name)` pair in the core.)
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct DeviceName {
+    /// The device's Automerge actor id (hex).
+    pub actor: String,
+    /// Its display name.
+    pub name: String,
+}
+
+impl Cv<DeviceName> for (String, String) {
+    fn cv(self) -> DeviceName {
+        let (actor, name) = self;
+        DeviceName { actor, name }
+    }
+}
+
+impl Cv<(String, String)> for DeviceName {
+    fn cv(self) -> (String, String) {
+        (self.actor, self.name)
+    }
+}
+
+/// A workspace's settings.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Workspace name.
+    pub name: String,
+    /// Taxonomies, by name.
+    pub taxonomies: Vec<Taxonomy>,
+    /// Devices known to the workspace, by name.
+    pub devices: Vec<DeviceName>,
+}
+mirror!(wc::Settings => Settings { workspace_id, name, taxonomies, devices });
+
+/// One change to workspace settings.
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
+pub enum SettingsEdit {
+    /// Rename the workspace.
+    Rename {
+        /// New name.
+        name: String,
+    },
+    /// Add an entry (or un-archive it) with its labels.
+    AddEntry {
+        /// Taxonomy name.
+        taxonomy: String,
+        /// New key.
+        key: String,
+        /// Labels.
+        labels: Vec<Label>,
+    },
+    /// Set one label.
+    SetLabel {
+        /// Taxonomy name.
+        taxonomy: String,
+        /// Entry key.
+        key: String,
+        /// Language.
+        lang: String,
+        /// Text.
+        text: String,
+    },
+    /// Archive or restore an entry.
+    Archive {
+        /// Taxonomy name.
+        taxonomy: String,
+        /// Entry key.
+        key: String,
+        /// Archived.
+        archived: bool,
+    },
+}
+
+impl From<SettingsEdit> for wc::SettingsEdit {
+    fn from(e: SettingsEdit) -> Self {
+        use wc::SettingsEdit as C;
+        match e {
+            SettingsEdit::Rename { name } => C::Rename(name),
+            SettingsEdit::AddEntry {
+                taxonomy,
+                key,
+                labels,
+            } => C::AddEntry {
+                taxonomy,
+                key,
+                labels: labels.cv(),
+            },
+            SettingsEdit::SetLabel {
+                taxonomy,
+                key,
+                lang,
+                text,
+            } => C::SetLabel {
+                taxonomy,
+                key,
+                lang,
+                text,
+            },
+            SettingsEdit::Archive {
+                taxonomy,
+                key,
+                archived,
+            } => C::Archive {
+                taxonomy,
+                key,
+                archived,
+            },
+        }
+    }
+}
+
+// ---- exchange and sync ----
+
+/// What an import changed.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Default)]
+pub struct ImportReport {
+    /// Documents that gained changes, by id (sorted).
+    pub changed: Vec<String>,
+    /// Documents whose chunks were all already known.
+    pub unchanged: u32,
+}
+mirror!(wc::ImportReport => ImportReport { changed, unchanged });
+
+/// A blob that could not be opened or applied; it was set aside, not applied.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct SetAside {
+    /// Workspace.
+    pub workspace_id: String,
+    /// Its sequence number on the server.
+    pub seq: u64,
+    /// The document it claims to belong to (hex).
+    pub doc_id: String,
+    /// Why it was set aside.
+    pub reason: String,
+}
+mirror!(wc::SetAside => SetAside { workspace_id, seq, doc_id, reason });
+
+/// What one `sync()` did.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Default)]
+pub struct SyncReport {
+    /// Blobs pushed (acknowledged by the server).
+    pub pushed: u64,
+    /// Blobs pulled.
+    pub pulled: u64,
+    /// Records that changed through pulled blobs, sorted.
+    pub changed: Vec<String>,
+    /// Bytes sent.
+    pub bytes_up: u64,
+    /// Bytes received.
+    pub bytes_down: u64,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Blobs set aside during this sync.
+    pub set_aside: Vec<SetAside>,
+}
+mirror!(wc::SyncReport => SyncReport {
+    pushed, pulled, changed, bytes_up, bytes_down, duration_ms, set_aside,
+});
+
+/// Progress of a running sync, for a progress bar.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct SyncProgress {
+    /// Workspace being synced.
+    pub workspace_id: String,
+    /// Push or pull.
+    pub phase: SyncPhase,
+    /// Blobs done in this phase.
+    pub blobs_done: u64,
+    /// Blobs known to be due in this phase (pull: as far as the server has told so far).
+    pub blobs_total: u64,
+    /// Bytes moved in this phase.
+    pub bytes_done: u64,
+}
+mirror!(wc::SyncProgress => SyncProgress {
+    workspace_id, phase, blobs_done, blobs_total, bytes_done,
+});
+
+/// Converts every element of a list across the boundary (edits in, summaries and hits out).
+pub(crate) fn all<A, B: From<A>>(items: Vec<A>) -> Vec<B> {
+    items.into_iter().map(B::from).collect()
+}
