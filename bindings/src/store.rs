@@ -82,7 +82,7 @@ impl WaymarkStore {
     }
 
     /// The settings (taxonomies, labels, device names) of a workspace.
-    pub fn settings(&self, workspace_id: String) -> Result<Settings> {
+    pub fn settings(&self, workspace_id: String) -> Result<WorkspaceSettings> {
         call(|| self.store.settings(&workspace_id)).map(Into::into)
     }
 

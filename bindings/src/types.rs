@@ -1116,15 +1116,15 @@ pub struct Workspace {
 }
 mirror!(wc::Workspace => Workspace { id, name });
 
-/// A label in one language.
+/// A label in one language. (`Label` in the core; renamed so it cannot clash with SwiftUI.)
 #[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
-pub struct Label {
+pub struct TaxonomyLabel {
     /// Language code (`en`, `es`, ...).
     pub lang: String,
     /// Text.
     pub text: String,
 }
-mirror!(wc::Label => Label { lang, text });
+mirror!(wc::Label => TaxonomyLabel { lang, text });
 
 /// One entry of a taxonomy.
 #[derive(uniffi::Record, Debug, Clone, PartialEq)]
@@ -1132,7 +1132,7 @@ pub struct TaxonomyEntry {
     /// Stable key.
     pub key: String,
     /// Labels by language, sorted by language.
-    pub labels: Vec<Label>,
+    pub labels: Vec<TaxonomyLabel>,
     /// Hidden from pickers but kept for old records.
     pub archived: bool,
     /// Display order.
@@ -1173,9 +1173,9 @@ impl Cv<(String, String)> for DeviceName {
     }
 }
 
-/// A workspace's settings.
+/// A workspace's settings. (`Settings` in the core; renamed so it cannot clash with SwiftUI.)
 #[derive(uniffi::Record, Debug, Clone, PartialEq)]
-pub struct Settings {
+pub struct WorkspaceSettings {
     /// Workspace id.
     pub workspace_id: String,
     /// Workspace name.
@@ -1185,7 +1185,7 @@ pub struct Settings {
     /// Devices known to the workspace, by name.
     pub devices: Vec<DeviceName>,
 }
-mirror!(wc::Settings => Settings { workspace_id, name, taxonomies, devices });
+mirror!(wc::Settings => WorkspaceSettings { workspace_id, name, taxonomies, devices });
 
 /// One change to workspace settings.
 #[derive(uniffi::Enum, Debug, Clone, PartialEq)]
@@ -1202,7 +1202,7 @@ pub enum SettingsEdit {
         /// New key.
         key: String,
         /// Labels.
-        labels: Vec<Label>,
+        labels: Vec<TaxonomyLabel>,
     },
     /// Set one label.
     SetLabel {

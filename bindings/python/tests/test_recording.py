@@ -15,7 +15,7 @@ from waymark import (
     RecordKind,
     ReferralStatus,
     SettingsEdit,
-    Label,
+    TaxonomyLabel,
     VisitEdit,
     VisitFilter,
     WorkshopEdit,
@@ -125,7 +125,7 @@ async def test_workspace_settings_carry_taxonomies_and_labels_that_can_be_extend
             SettingsEdit.ADD_ENTRY(
                 taxonomy="visit_types",
                 key="market_outreach",
-                labels=[Label(lang="en", text="Market outreach")],
+                labels=[TaxonomyLabel(lang="en", text="Market outreach")],
             ),
             SettingsEdit.RENAME(name="North team"),
         ],
@@ -134,7 +134,7 @@ async def test_workspace_settings_carry_taxonomies_and_labels_that_can_be_extend
     assert settings.name == "North team"
     visit_types = next(t for t in settings.taxonomies if t.name == "visit_types")
     entry = next(e for e in visit_types.entries if e.key == "market_outreach")
-    assert entry.labels == [Label(lang="en", text="Market outreach")]
+    assert entry.labels == [TaxonomyLabel(lang="en", text="Market outreach")]
     assert [d.name for d in settings.devices] == ["Ana's phone"]
     assert store.device_name() == "Ana's phone"
 
