@@ -1,5 +1,8 @@
 """Two phones of a team syncing through a real `waymark-server` process."""
 
+import asyncio
+import time
+
 import pytest
 
 from helpers import ChangeRecorder, ProgressRecorder, bus_station_visit, open_store, school_workshop, attendee
@@ -120,3 +123,30 @@ async def test_an_unreachable_server_is_a_network_error_and_nothing_is_lost(tmp_
         await ana.sync()
     assert ana.pending_changes(team.id) > 0
     assert ana.get_visit(visit_id).people_reached == 4
+
+
+async def test_a_long_sync_leaves_the_event_loop_free_for_the_ui(tmp_path, server):
+    ana, _, team = await connected_pair(tmp_path, server)
+    for i in range(100):
+        ana.create_visit(team.id, bus_station_visit(notes=f"Visit number {i}."))
+
+    ticks = []
+
+    async def ui():
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.001)
+
+    ticker = asyncio.create_task(ui())
+    await asyncio.sleep(0.01)
+    started = time.monotonic()
+    report = await ana.sync()
+    took = time.monotonic() - started
+    ticker.cancel()
+    during = [t for t in ticks if t >= started]
+    gaps = [b - a for a, b in zip(during, during[1:])]
+    assert report.pushed > 0
+    assert len(during) >= 3 and max(gaps) < took * 0.8, (
+        f"the event loop kept running while the sync worked ({took:.3f}s, "
+        f"{len(during)} ticks, longest pause {max(gaps, default=took):.3f}s)"
+    )
