@@ -67,13 +67,30 @@ fn from_cbor<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result
 /// chunk is first parsed strictly on its own: changes whose dependencies are elsewhere are
 /// fine (`MissingDeps`), anything undecodable is not.
 fn load_chunk(doc: &mut AutoCommit, id: &str, chunk: &[u8]) -> Result<()> {
-    let strict = LoadOptions::new().on_partial_load(OnPartialLoad::Error);
-    match catch_unwind(AssertUnwindSafe(|| {
-        Automerge::load_with_options(chunk, strict)
-    })) {
-        Ok(Ok(_)) | Ok(Err(AutomergeError::MissingDeps)) => {}
-        Ok(Err(e)) => return Err(Error::Corrupt(format!("document {id}: {e}"))),
-        Err(_) => return Err(Error::Corrupt(format!("document {id}: undecodable chunk"))),
+    let strict = || LoadOptions::new().on_partial_load(OnPartialLoad::Error);
+    if doc.is_empty() {
+        // A new document: the strict parse is the load, no need to decode twice.
+        let loaded = catch_unwind(AssertUnwindSafe(|| {
+            AutoCommit::load_with_options(chunk, strict())
+        }));
+        match loaded {
+            Ok(Ok(d)) => {
+                let actor = doc.get_actor().clone();
+                *doc = d.with_actor(actor);
+                return Ok(());
+            }
+            Ok(Err(AutomergeError::MissingDeps)) => {}
+            Ok(Err(e)) => return Err(Error::Corrupt(format!("document {id}: {e}"))),
+            Err(_) => return Err(Error::Corrupt(format!("document {id}: undecodable chunk"))),
+        }
+    } else {
+        match catch_unwind(AssertUnwindSafe(|| {
+            Automerge::load_with_options(chunk, strict())
+        })) {
+            Ok(Ok(_)) | Ok(Err(AutomergeError::MissingDeps)) => {}
+            Ok(Err(e)) => return Err(Error::Corrupt(format!("document {id}: {e}"))),
+            Err(_) => return Err(Error::Corrupt(format!("document {id}: undecodable chunk"))),
+        }
     }
     match catch_unwind(AssertUnwindSafe(|| doc.load_incremental(chunk))) {
         Ok(Ok(_)) => Ok(()),
@@ -174,7 +191,7 @@ impl Store {
                 .map_err(|e| Error::Corrupt(format!("bundle: {e}")))?;
         }
         let actor = self.actor_id().clone();
-        self.with_writer(|w| {
+        let report = self.with_writer(|w| {
             let mut report = ImportReport::default();
             let mut touched = Vec::new();
             let mut cached: std::collections::HashMap<String, StoredDoc> = bundle
@@ -240,7 +257,15 @@ impl Store {
             report.changed.sort();
             report.changed.dedup();
             Ok(report)
-        })
+        })?;
+        // A device that joined without a server learns the settings with its first bundle:
+        // add its name there so teammates see who wrote what.
+        let workspaces: std::collections::BTreeSet<&str> =
+            bundle.docs.iter().map(|d| d.workspace.as_str()).collect();
+        for ws in workspaces {
+            self.register_device_name(ws)?;
+        }
+        Ok(report)
     }
 }
 

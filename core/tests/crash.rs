@@ -185,8 +185,8 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Runs one child on `path`, kills it `delay` after it opened the store and is ready to write
-/// (or after it was spawned, if not `wait_for_ready`), and collects what it reported.
+/// Runs one child on `path`, kills it `delay` after it reported its first write (or after it
+/// was spawned, if not `wait_for_ready`), and collects what it reported.
 fn run_child_and_kill(
     path: &Path,
     round: usize,
@@ -229,6 +229,12 @@ fn run_child_and_kill(
             }
         }
         reported.startup = reported.startup.max(spawned.elapsed());
+        // Then let it report a first write, so that on a loaded machine (where one write may
+        // take longer than the whole random delay) the kill still lands among writes.
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the child reports its first write");
+        lines.push(first);
     }
     std::thread::sleep(delay);
     assert!(

@@ -39,10 +39,20 @@ fn a_workspace_and_its_records_arrive_whole_in_an_empty_store() {
     assert_eq!(b.workspaces().unwrap(), a.workspaces().unwrap());
     assert_eq!(b.get_visit(&v).unwrap(), a.get_visit(&v).unwrap());
     assert_eq!(b.get_workshop(&w).unwrap(), a.get_workshop(&w).unwrap());
-    assert_eq!(b.settings(&ws).unwrap(), a.settings(&ws).unwrap());
+    let (sa, sb) = (a.settings(&ws).unwrap(), b.settings(&ws).unwrap());
+    assert!(sa.taxonomies == sb.taxonomies && sa.name == sb.name);
+    assert_eq!(
+        sb.devices.len(),
+        2,
+        "the new device introduced itself in the settings"
+    );
     let again = b.import_changes(&a.export_changes(None).unwrap()).unwrap();
     assert!(again.changed.is_empty(), "importing twice changes nothing");
     assert_eq!(again.unchanged, 3);
+    assert_eq!(
+        b.history(&v).unwrap()[0].author.device_name.as_deref(),
+        Some("unnamed device")
+    );
 }
 
 #[test]

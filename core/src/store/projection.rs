@@ -10,22 +10,22 @@ use crate::error::Result;
 use crate::model::RecordKind;
 use crate::records::{self, settings, visit, workshop};
 
-/// Tables holding one document's rows, keyed by the column naming the document.
-const PER_DOC: &[(&str, &str)] = &[
-    ("visits", "id"),
-    ("visit_indicators", "visit_id"),
-    ("visit_tags", "visit_id"),
-    ("referrals", "visit_id"),
-    ("workshops", "id"),
-    ("workshop_facilitators", "workshop_id"),
-    ("attendees", "workshop_id"),
-    ("tallies", "workshop_id"),
-    ("feedback", "workshop_id"),
+/// Tables holding one document's rows: the column naming the document, and its kind.
+const PER_DOC: &[(&str, &str, RecordKind)] = &[
+    ("visits", "id", RecordKind::Visit),
+    ("visit_indicators", "visit_id", RecordKind::Visit),
+    ("visit_tags", "visit_id", RecordKind::Visit),
+    ("referrals", "visit_id", RecordKind::Visit),
+    ("workshops", "id", RecordKind::Workshop),
+    ("workshop_facilitators", "workshop_id", RecordKind::Workshop),
+    ("attendees", "workshop_id", RecordKind::Workshop),
+    ("tallies", "workshop_id", RecordKind::Workshop),
+    ("feedback", "workshop_id", RecordKind::Workshop),
 ];
 
 /// Empties every projection table.
 pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
-    for (table, _) in PER_DOC {
+    for (table, _, _) in PER_DOC {
         tx.execute(&format!("DELETE FROM {table}"), [])?;
     }
     tx.execute("DELETE FROM search", [])?;
@@ -38,20 +38,20 @@ fn b(v: bool) -> i64 {
 
 /// Replaces the projection rows of document `id` with rows derived from `doc`.
 pub(crate) fn refresh(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Result<()> {
-    for (table, col) in PER_DOC {
-        tx.prepare_cached(&format!("DELETE FROM {table} WHERE {col} = ?1"))?
-            .execute(params![id])?;
-    }
     let n: i64 = tx
         .prepare_cached("SELECT n FROM documents WHERE id = ?1")?
         .query_row(params![id], |r| r.get(0))?;
     tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?
         .execute(params![n])?;
-
     // A document whose first change has not arrived yet has nothing to show.
     let Some(h) = records::header(doc) else {
         return Ok(());
     };
+    // A document's kind never changes: only its own kind's tables can hold rows of it.
+    for (table, col, _) in PER_DOC.iter().filter(|(_, _, k)| *k == h.kind) {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE {col} = ?1"))?
+            .execute(params![id])?;
+    }
     match h.kind {
         RecordKind::Settings => {
             tx.prepare_cached(
@@ -223,7 +223,7 @@ pub(crate) fn dump(store: &super::Store) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let tables = PER_DOC
             .iter()
-            .map(|(t, _)| *t)
+            .map(|(t, _, _)| *t)
             .chain(["workspaces", "search"]);
         for table in tables {
             let cols = if table == "workspaces" {

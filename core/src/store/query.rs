@@ -73,7 +73,7 @@ fn visit_summary(r: &Row<'_>) -> rusqlite::Result<VisitSummary> {
 }
 
 impl Store {
-    /// Visits matching `filter`, newest first.
+    /// Visits matching `filter`, newest first (ties by id).
     pub fn list_visits(&self, filter: &VisitFilter) -> Result<Vec<VisitSummary>> {
         let mut w = Where::default();
         if let Some(ws) = &filter.workspace_id {
@@ -121,6 +121,7 @@ impl Store {
             w.and("v.deleted = 0", []);
         }
         let (limit, offset) = page(filter.limit, filter.offset);
+        // Pick the page first, then gather indicators for those rows only.
         let sql = format!(
             "SELECT v.id, v.workspace_id, v.occurred_at, v.place_name, v.area, v.visit_type,
                 v.people_reached,
@@ -128,7 +129,9 @@ impl Store {
                     (SELECT indicator FROM visit_indicators WHERE visit_id = v.id ORDER BY indicator)),
                 v.follow_up_needed, v.follow_up_due, v.follow_up_done, v.sensitivity,
                 v.has_conflicts, v.deleted
-             FROM visits v {} ORDER BY v.occurred_at DESC, v.id LIMIT {limit} OFFSET {offset}",
+             FROM (SELECT * FROM visits v {} ORDER BY v.occurred_at DESC, v.id DESC
+                   LIMIT {limit} OFFSET {offset}) v
+             ORDER BY v.occurred_at DESC, v.id DESC",
             w.sql()
         );
         self.read(|c| {
@@ -165,7 +168,9 @@ impl Store {
                 (SELECT count(*) FROM attendees a WHERE a.workshop_id = k.id AND a.withdrawn = 0)
                 + (SELECT coalesce(sum(count), 0) FROM tallies t WHERE t.workshop_id = k.id),
                 k.sensitivity, k.has_conflicts, k.deleted
-             FROM workshops k {} ORDER BY k.occurred_at DESC, k.id LIMIT {limit} OFFSET {offset}",
+             FROM (SELECT * FROM workshops k {} ORDER BY k.occurred_at DESC, k.id DESC
+                   LIMIT {limit} OFFSET {offset}) k
+             ORDER BY k.occurred_at DESC, k.id DESC",
             w.sql()
         );
         self.read(|c| {

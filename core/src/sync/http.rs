@@ -1,7 +1,8 @@
 //! The HTTP side of sync: CBOR requests to the relay server with timeouts, retries with
 //! backoff for transient failures, and server answers turned into errors a caller can act on.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -33,6 +34,7 @@ pub(crate) struct Server {
     base: String,
     token: Option<String>,
     http: Client,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 /// What one exchange with the server moved.
@@ -53,7 +55,37 @@ impl Server {
             ));
         }
         let http = shared_client()?;
-        Ok(Server { base, token, http })
+        Ok(Server {
+            base,
+            token,
+            http,
+            cancel: None,
+        })
+    }
+
+    /// Makes waits between retries end early, with `Cancelled`, once `cancel` is set.
+    pub(crate) fn cancellable(mut self, cancel: Option<Arc<AtomicBool>>) -> Server {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Sleeps `d`, waking every 50 ms to see whether the sync was cancelled.
+    fn wait(&self, d: Duration) -> Result<()> {
+        let until = std::time::Instant::now() + d;
+        loop {
+            if self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                return Err(Error::Cancelled);
+            }
+            let now = std::time::Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        }
     }
 
     /// POSTs `body` as CBOR to `path` and decodes the CBOR answer.
@@ -101,7 +133,7 @@ impl Server {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                std::thread::sleep(backoff(attempt));
+                self.wait(backoff(attempt))?;
             }
             let resp = match request() {
                 Ok(r) => r,
@@ -162,7 +194,7 @@ impl Server {
                             wait.as_secs()
                         )));
                     }
-                    std::thread::sleep(wait);
+                    self.wait(wait)?;
                     last = "rate limited".into();
                 }
                 s if s.is_server_error() => last = format!("server error {s}: {message}"),

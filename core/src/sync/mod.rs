@@ -270,7 +270,7 @@ impl Store {
         report: &mut SyncReport,
         changed: &mut BTreeSet<String>,
     ) -> Result<()> {
-        let server = Server::new(&m.url, Some(m.token.clone()))?;
+        let server = Server::new(&m.url, Some(m.token.clone()))?.cancellable(opts.cancel.clone());
         self.push(&server, m, opts, report)?;
         self.pull(&server, m, opts, report, changed)?;
         // A device that joined learns the settings document on its first pull: add its name
