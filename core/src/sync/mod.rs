@@ -124,7 +124,6 @@ struct Membership {
     workspace: String,
     url: String,
     token: String,
-    cursor: u64,
 }
 
 /// Records that this store syncs `workspace` with the server at `url` as the enrolled device.
@@ -216,7 +215,7 @@ impl Store {
         let started = Instant::now();
         let memberships: Vec<Membership> = self.read(|c| {
             let mut st = c.prepare(
-                "SELECT workspace_id, server_url, device_token, cursor FROM memberships
+                "SELECT workspace_id, server_url, device_token FROM memberships
                  WHERE revoked = 0 ORDER BY workspace_id",
             )?;
             let rows = st.query_map([], |r| {
@@ -224,7 +223,6 @@ impl Store {
                     workspace: r.get(0)?,
                     url: r.get(1)?,
                     token: r.get(2)?,
-                    cursor: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -416,8 +414,7 @@ impl Store {
         report: &mut SyncReport,
         changed: &mut BTreeSet<String>,
     ) -> Result<()> {
-        // The cursor may have moved since the membership was read (another sync on another
-        // thread): always continue from the stored one.
+        // Read now: the push may just have moved it past this device's own blobs.
         let mut cursor: u64 = self.read(|c| {
             let n: i64 = c.query_row(
                 "SELECT cursor FROM memberships WHERE workspace_id = ?1",
@@ -426,7 +423,7 @@ impl Store {
             )?;
             Ok(u64::try_from(n).unwrap_or(0))
         })?;
-        let start = cursor.max(m.cursor.min(cursor));
+        let start = cursor;
         let (mut done, mut bytes) = (0u64, 0u64);
         loop {
             if opts.cancelled() {
@@ -440,10 +437,9 @@ impl Store {
             let batch = resp.body;
             report.bytes_down += resp.bytes_down;
             bytes += resp.bytes_down;
-            if let Some(last) = batch.blobs.last() {
-                if batch.blobs.iter().any(|b| b.seq <= cursor)
-                    || last.seq > batch.head.max(last.seq)
-                {
+            if let Some(first) = batch.blobs.first() {
+                let increasing = batch.blobs.windows(2).all(|w| w[0].seq < w[1].seq);
+                if !increasing || first.seq <= cursor {
                     return Err(Error::Network("the server sent blobs out of order".into()));
                 }
                 cursor = self.apply_pulled(&m.workspace, &batch.blobs, report, changed)?;
