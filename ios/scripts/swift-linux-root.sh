@@ -17,8 +17,10 @@ ROOT="${WAYMARK_SWIFT_ROOT:-/var/cache/waymark/swift-trixie}"
 MIRROR="${WAYMARK_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
 # swiftlang pulls gcc and binutils; swift build's linker step also needs the C runtime headers and
-# crt files (libc6-dev); ca-certificates is not needed (plain http mirror).
-PACKAGES="swiftlang libc6-dev"
+# crt files (libc6-dev); libwaymark_ffi.so and waymark-server link libcrypto.so.3 (libssl3t64);
+# the core's HTTP client (reqwest + rustls platform verifier) refuses to build without a system CA
+# store ("cannot build an HTTP client: builder error"), even for http:// URLs (ca-certificates).
+PACKAGES="swiftlang libc6-dev libssl3t64 ca-certificates"
 STAMP="$ROOT/.waymark-swift-root"
 WANT="suite=$SUITE packages=$PACKAGES"
 

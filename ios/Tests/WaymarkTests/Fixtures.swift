@@ -1,0 +1,231 @@
+// What the tests share: temporary folders, stores, typical records, a real waymark-server process.
+import Foundation
+import XCTest
+@testable import Waymark
+
+// 2026-11-01T09:00:00Z in ms.
+let nov1: Int64 = 1_793_523_600_000
+let hour: Int64 = 3_600_000
+let unknownId = "0123456789abcdef0123456789abcdef"
+
+func randomKey() -> Data {
+    Data((0..<32).map { _ in UInt8.random(in: 0...255) })
+}
+
+/// Opens a store at `path` (a fresh random key unless given), optionally naming the device.
+func openStore(_ path: URL, key: Data? = nil, name: String? = nil) async throws -> WaymarkStore {
+    let store = try await WaymarkStore.open(path: path.path, key: key ?? randomKey())
+    if let name { try store.setDeviceName(name: name) }
+    return store
+}
+
+func busStationVisit(notes: String = "Two young men waiting for a recruiter.", place: Place? = nil) -> NewVisit {
+    NewVisit(
+        place: place ?? Place(name: "Central bus station, north gate", area: "North"),
+        occurredAt: nov1,
+        visitType: "transit_point",
+        peopleReached: 4,
+        indicators: ["deception"],
+        referrals: [NewReferral(kind: "shelter", to: "Casa Esperanza", status: .made)],
+        followUp: FollowUp(needed: true, due: "2026-11-08"),
+        sensitivity: .normal,
+        notes: notes
+    )
+}
+
+func marketVisit() -> NewVisit {
+    NewVisit(
+        place: Place(name: "Fish market loading bay", area: "South"),
+        occurredAt: nov1 + 2 * hour,
+        visitType: "worksite_visit",
+        peopleReached: 11,
+        indicators: ["retention_of_documents", "isolation"],
+        sensitivity: .normal,
+        notes: "Workers say their passports are kept by the foreman."
+    )
+}
+
+func schoolWorkshop() -> NewWorkshop {
+    NewWorkshop(
+        title: "Safe migration at San Rafael school",
+        topic: "safe_migration",
+        occurredAt: nov1 + 24 * hour,
+        durationMinutes: 90,
+        venue: "San Rafael secondary school",
+        area: "North",
+        audience: "students",
+        language: "es",
+        facilitators: ["Ana", "Luis"],
+        sensitivity: .normal,
+        notes: "Students asked many questions about job offers online."
+    )
+}
+
+func attendee(_ name: String, ageBand: String = "12_17", gender: String = "female") -> NewAttendee {
+    NewAttendee(name: name, ageBand: ageBand, gender: gender)
+}
+
+/// Runs `body` and fails unless it throws a WaymarkError that `matches` accepts.
+func assertThrows<T>(
+    _ what: String, file: StaticString = #filePath, line: UInt = #line,
+    _ body: () async throws -> T, matches: (WaymarkError) -> Bool
+) async {
+    do {
+        _ = try await body()
+        XCTFail("\(what): nothing was thrown", file: file, line: line)
+    } catch let error as WaymarkError {
+        XCTAssertTrue(matches(error), "\(what): threw \(error)", file: file, line: line)
+    } catch {
+        XCTFail("\(what): threw a non-Waymark error \(error)", file: file, line: line)
+    }
+}
+
+/// A change listener that remembers which ids it was told about.
+final class ChangeRecorder: ChangeListener, @unchecked Sendable {
+    private let lock = NSLock()
+    private var calls: [[String]] = []
+
+    func onChange(recordIds: [String]) {
+        lock.lock(); defer { lock.unlock() }
+        calls.append(recordIds)
+    }
+
+    func snapshot() -> [[String]] {
+        lock.lock(); defer { lock.unlock() }
+        return calls
+    }
+
+    func ids() -> [String] { snapshot().flatMap { $0 } }
+}
+
+/// A sync progress listener that remembers every report; can cancel a sync on the first one.
+final class ProgressRecorder: SyncProgressListener, @unchecked Sendable {
+    private let lock = NSLock()
+    private var reports: [SyncProgress] = []
+    private let cancelWith: CancellationToken?
+
+    init(cancelWith: CancellationToken? = nil) { self.cancelWith = cancelWith }
+
+    func onProgress(progress: SyncProgress) {
+        lock.lock()
+        reports.append(progress)
+        lock.unlock()
+        cancelWith?.cancel()
+    }
+
+    func snapshot() -> [SyncProgress] {
+        lock.lock(); defer { lock.unlock() }
+        return reports
+    }
+}
+
+/// A test case with a fresh temporary folder, removed afterwards.
+class StoreTestCase: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("waymark-swift-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    func path(_ name: String) -> URL { dir.appendingPathComponent(name) }
+}
+
+/// A real `waymark-server` process on a free loopback port, with its admin commands.
+/// The binary is $WAYMARK_SERVER_BIN (set by scripts/test-linux.sh).
+final class TestServer {
+    let dataDir: URL
+    let binary: String
+    let process = Process()
+    private(set) var url = ""
+
+    init(dataDir: URL) throws {
+        guard let bin = ProcessInfo.processInfo.environment["WAYMARK_SERVER_BIN"],
+              FileManager.default.isExecutableFile(atPath: bin)
+        else {
+            throw NSError(domain: "TestServer", code: 0, userInfo: [
+                NSLocalizedDescriptionKey: "set WAYMARK_SERVER_BIN to the waymark-server binary "
+                    + "(cargo build -p waymark-server; scripts/test-linux.sh does this)",
+            ])
+        }
+        self.binary = bin
+        self.dataDir = dataDir
+        process.executableURL = URL(fileURLWithPath: bin)
+        process.arguments = ["--data-dir", dataDir.path, "serve", "--listen", "127.0.0.1:0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+
+        let reader = out.fileHandleForReading
+        var buffer = Data()
+        var lines = 0
+        search: while lines < 20 {
+            let chunk = reader.availableData // blocks until output or end of file
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
+                buffer.removeSubrange(buffer.startIndex...newline)
+                lines += 1
+                if line.hasPrefix("listening on http://") {
+                    url = String(line.dropFirst("listening on ".count))
+                        .trimmingCharacters(in: .whitespaces)
+                    break search
+                }
+            }
+        }
+        if url.isEmpty {
+            stop()
+            throw NSError(domain: "TestServer", code: 1, userInfo: [
+                NSLocalizedDescriptionKey: "waymark-server did not say where it listens",
+            ])
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        Thread.detachNewThread {
+            while !reader.availableData.isEmpty {}
+        }
+    }
+
+    /// Runs `waymark-server --data-dir D --json ARGS...` and returns its JSON answer.
+    func admin(_ args: String...) throws -> [String: Any] {
+        let cmd = Process()
+        cmd.executableURL = URL(fileURLWithPath: binary)
+        cmd.arguments = ["--data-dir", dataDir.path, "--json"] + args
+        let out = Pipe()
+        cmd.standardOutput = out
+        try cmd.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        cmd.waitUntilExit()
+        guard cmd.terminationStatus == 0,
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
+            throw NSError(domain: "TestServer", code: 2, userInfo: [
+                NSLocalizedDescriptionKey: "waymark-server \(args) failed: \(String(decoding: data, as: UTF8.self))",
+            ])
+        }
+        return json
+    }
+
+    /// A workspace on the server and a one-hour enrollment token for it.
+    func workspaceAndToken() throws -> (String, String) {
+        let ws = try XCTUnwrap(admin("workspace", "create", "--name", "North district")["id"] as? String)
+        let token = try XCTUnwrap(
+            admin("token", "issue", "--workspace", ws, "--ttl", "1h")["token"] as? String)
+        return (ws, token)
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
