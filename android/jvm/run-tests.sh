@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds waymark-ffi, waymark-server and uniffi-bindgen for the host, generates the Kotlin
+# bindings from the built library, and runs the JUnit 5 tests of android/jvm with Maven:
+# the generated Kotlin plus the platform-neutral sources of android/waymark/src/main/kotlin,
+# against libwaymark_ffi.so (through JNA) and a real waymark-server. Exits non-zero on failure.
+#
+# Uses $CARGO_TARGET_DIR when set, else the workspace's target/. Extra arguments go to Maven
+# (e.g. -Dtest=SyncJourneyTest, or -Dmaven.repo.local=/tmp/m2 for a fresh local repository).
+# Needs: cargo, a JDK >= 17 and Maven (`apt-get install maven`); the first run downloads the
+# Kotlin compiler, JUnit, JNA and kotlinx-coroutines from Maven Central.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo="$(pwd)"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+export CARGO_TARGET_DIR="$target"
+
+for tool in cargo java mvn; do
+  command -v "$tool" >/dev/null || { echo "run-tests.sh: $tool is missing" >&2; exit 2; }
+done
+
+echo "== build waymark-ffi, waymark-server and uniffi-bindgen"
+cargo build -p waymark-ffi -p waymark-server -p uniffi-bindgen
+
+gen="$repo/android/jvm/target/generated-sources/uniffi"
+rm -rf "$gen"
+mkdir -p "$gen"
+echo "== generate Kotlin bindings into $gen"
+"$target/debug/uniffi-bindgen" generate --library "$target/debug/libwaymark_ffi.so" \
+  --language kotlin --no-format --out-dir "$gen"
+
+echo "== mvn test (android/jvm)"
+cd "$repo/android/jvm"
+mvn -q -B test \
+  -Dwaymark.generated="$gen" \
+  -Djna.library.path="$target/debug" \
+  -Dwaymark.server="$target/debug/waymark-server" \
+  "$@"
+# Maven's -q hides Surefire's summary: print it from the reports.
+python3 - target/surefire-reports <<'PY' || true
+import sys, glob, xml.etree.ElementTree as ET
+t = f = e = s = 0
+for p in glob.glob(sys.argv[1] + "/TEST-*.xml"):
+    r = ET.parse(p).getroot()
+    t += int(r.get("tests", 0)); f += int(r.get("failures", 0))
+    e += int(r.get("errors", 0)); s += int(r.get("skipped", 0))
+print(f"Tests run: {t}, Failures: {f}, Errors: {e}, Skipped: {s}")
+PY

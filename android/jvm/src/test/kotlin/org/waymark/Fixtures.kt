@@ -1,0 +1,138 @@
+// What the tests share: opening stores, typical visits and workshops, and a real
+// waymark-server process. Mirrors bindings/python/tests/{conftest,helpers}.py.
+package org.waymark
+
+import java.io.File
+import java.nio.file.Path
+import java.security.SecureRandom
+import java.util.concurrent.TimeUnit
+import uniffi.waymark.FollowUp
+import uniffi.waymark.NewAttendee
+import uniffi.waymark.NewReferral
+import uniffi.waymark.NewVisit
+import uniffi.waymark.NewWorkshop
+import uniffi.waymark.Place
+import uniffi.waymark.ReferralStatus
+import uniffi.waymark.Sensitivity
+import uniffi.waymark.WaymarkStore
+
+/** 2026-11-01T09:00:00Z in ms. */
+const val NOV_1 = 1_793_523_600_000L
+const val HOUR = 3_600_000L
+
+fun randomKey(): ByteArray = ByteArray(32).also { SecureRandom().nextBytes(it) }
+
+/** Opens a store at [path] (a fresh random key unless given), optionally naming the device. */
+suspend fun openStore(path: Path, key: ByteArray = randomKey(), name: String? = null): WaymarkStore {
+    val store = WaymarkStore.open(path.toString(), key)
+    if (name != null) store.setDeviceName(name)
+    return store
+}
+
+fun busStationVisit(
+    notes: String = "Two young men waiting for a recruiter.",
+    place: Place = Place(name = "Central bus station, north gate", area = "North"),
+) = NewVisit(
+    place = place,
+    occurredAt = NOV_1,
+    visitType = "transit_point",
+    peopleReached = 4u,
+    indicators = listOf("deception"),
+    referrals = listOf(NewReferral(kind = "shelter", to = "Casa Esperanza", status = ReferralStatus.MADE)),
+    followUp = FollowUp(needed = true, due = "2026-11-08"),
+    sensitivity = Sensitivity.NORMAL,
+    notes = notes,
+)
+
+fun marketVisit() = NewVisit(
+    place = Place(name = "Fish market loading bay", area = "South"),
+    occurredAt = NOV_1 + 2 * HOUR,
+    visitType = "worksite_visit",
+    peopleReached = 11u,
+    indicators = listOf("retention_of_documents", "isolation"),
+    sensitivity = Sensitivity.NORMAL,
+    notes = "Workers say their passports are kept by the foreman.",
+)
+
+fun schoolWorkshop() = NewWorkshop(
+    title = "Safe migration at San Rafael school",
+    topic = "safe_migration",
+    occurredAt = NOV_1 + 24 * HOUR,
+    durationMinutes = 90u,
+    venue = "San Rafael secondary school",
+    area = "North",
+    audience = "students",
+    language = "es",
+    facilitators = listOf("Ana", "Luis"),
+    sensitivity = Sensitivity.NORMAL,
+    notes = "Students asked many questions about job offers online.",
+)
+
+fun attendee(name: String, ageBand: String = "12_17", gender: String = "female") =
+    NewAttendee(name = name, ageBand = ageBand, gender = gender)
+
+/**
+ * A real `waymark-server` process on a free loopback port, with its admin commands. The binary
+ * is the system property `waymark.server` (set by run-tests.sh) or the env var
+ * WAYMARK_SERVER_BIN.
+ */
+class Server(private val dataDir: Path) : AutoCloseable {
+    private val bin: String = System.getProperty("waymark.server")?.takeIf { File(it).canExecute() }
+        ?: System.getenv("WAYMARK_SERVER_BIN")
+        ?: error("set -Dwaymark.server (or WAYMARK_SERVER_BIN) to the waymark-server binary")
+    private val proc: Process =
+        ProcessBuilder(bin, "--data-dir", dataDir.toString(), "serve", "--listen", "127.0.0.1:0")
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .start()
+    val url: String
+
+    init {
+        val out = proc.inputStream.bufferedReader()
+        var found: String? = null
+        for (i in 0 until 20) {
+            val line = out.readLine() ?: break
+            if (line.startsWith("listening on http://")) {
+                found = line.trim().removePrefix("listening on ")
+                break
+            }
+        }
+        if (found == null) {
+            close()
+            error("waymark-server did not say where it listens")
+        }
+        url = found
+        // Keep draining stdout so the server never blocks on a full pipe.
+        Thread { out.readText() }.apply { isDaemon = true }.start()
+    }
+
+    /** Runs `waymark-server --data-dir D --json ARGS` and returns its JSON output. */
+    fun admin(vararg args: String): String {
+        val p = ProcessBuilder(bin, "--data-dir", dataDir.toString(), "--json", *args)
+            .redirectError(ProcessBuilder.Redirect.INHERIT)
+            .start()
+        val out = p.inputStream.bufferedReader().readText()
+        check(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0) { "admin ${args.toList()} failed: $out" }
+        return out
+    }
+
+    /** A new workspace on the server and an enrolment token for it. */
+    fun workspaceAndToken(): Pair<String, String> {
+        val ws = jsonString(admin("workspace", "create", "--name", "North district"), "id")
+        val token = jsonString(admin("token", "issue", "--workspace", ws, "--ttl", "1h"), "token")
+        return ws to token
+    }
+
+    fun stop() {
+        if (proc.isAlive) {
+            proc.destroyForcibly()
+            proc.waitFor(10, TimeUnit.SECONDS)
+        }
+    }
+
+    override fun close() = stop()
+}
+
+/** The string value of [field] in a flat JSON object (the admin commands' answers). */
+fun jsonString(json: String, field: String): String =
+    Regex("\"${Regex.escape(field)}\"\\s*:\\s*\"([^\"]*)\"").find(json)?.groupValues?.get(1)
+        ?: error("no \"$field\" in $json")
