@@ -5,9 +5,9 @@
 // In the app:
 //   Info.plist: BGTaskSchedulerPermittedIdentifiers = [BackgroundSync.defaultTaskIdentifier]
 //               UIBackgroundModes = [processing]
-//   application(_:didFinishLaunchingWithOptions:):
-//       backgroundSync = BackgroundSync(store: store)
-//       backgroundSync.register()          // before didFinishLaunching returns
+//   application(_:didFinishLaunchingWithOptions:), before it returns (the store may open later):
+//       backgroundSync = BackgroundSync { try await AppStore.shared.store() }
+//       backgroundSync.register()
 //       backgroundSync.schedule()
 //       backgroundSync.startMonitoring()
 #if canImport(BackgroundTasks) && canImport(Network)
@@ -19,7 +19,7 @@ import Network
 public final class BackgroundSync: @unchecked Sendable {
     public static let defaultTaskIdentifier = "org.waymark.sync"
 
-    private let store: WaymarkStore
+    private let store: @Sendable () async throws -> WaymarkStore
     private let taskIdentifier: String
     private let interval: TimeInterval
     private let onReport: (@Sendable (Result<SyncReport, Error>) -> Void)?
@@ -28,18 +28,30 @@ public final class BackgroundSync: @unchecked Sendable {
     private var wasOnline = false          // guarded by `queue`
     private var running: Task<Void, Never>? // guarded by `queue`
 
+    /// `store`: gives the open store when a sync is due (opening it if needed: `register()` must
+    /// run during launch, possibly before the store is open).
     /// `interval`: the earliest time before the next background sync is due.
     /// `onReport`: hears every sync's outcome (on an arbitrary thread), e.g. to refresh a badge.
     public init(
-        store: WaymarkStore,
         taskIdentifier: String = BackgroundSync.defaultTaskIdentifier,
         interval: TimeInterval = 15 * 60,
-        onReport: (@Sendable (Result<SyncReport, Error>) -> Void)? = nil
+        onReport: (@Sendable (Result<SyncReport, Error>) -> Void)? = nil,
+        store: @escaping @Sendable () async throws -> WaymarkStore
     ) {
         self.store = store
         self.taskIdentifier = taskIdentifier
         self.interval = interval
         self.onReport = onReport
+    }
+
+    /// For an app that already holds the open store.
+    public convenience init(
+        store: WaymarkStore,
+        taskIdentifier: String = BackgroundSync.defaultTaskIdentifier,
+        interval: TimeInterval = 15 * 60,
+        onReport: (@Sendable (Result<SyncReport, Error>) -> Void)? = nil
+    ) {
+        self.init(taskIdentifier: taskIdentifier, interval: interval, onReport: onReport) { store }
     }
 
     /// Registers the task handler. Call once, before application(_:didFinishLaunchingWithOptions:) returns.
@@ -87,15 +99,19 @@ public final class BackgroundSync: @unchecked Sendable {
         queue.async {
             guard self.running == nil else { return }
             self.running = Task {
-                let result: Result<SyncReport, Error>
-                do {
-                    result = .success(try await self.store.sync(listener: nil, cancel: nil))
-                } catch {
-                    result = .failure(error)
-                }
+                let result = await self.syncOnce(cancel: nil)
                 self.onReport?(result)
                 self.queue.async { self.running = nil }
             }
+        }
+    }
+
+    private func syncOnce(cancel: CancellationToken?) async -> Result<SyncReport, Error> {
+        do {
+            let store = try await self.store()
+            return .success(try await store.sync(listener: nil, cancel: cancel))
+        } catch {
+            return .failure(error)
         }
     }
 
@@ -103,13 +119,12 @@ public final class BackgroundSync: @unchecked Sendable {
         schedule() // the next one, whatever happens to this one
         let cancel = CancellationToken()
         let work = Task {
-            do {
-                let report = try await store.sync(listener: nil, cancel: cancel)
-                onReport?(.success(report))
+            let result = await self.syncOnce(cancel: cancel)
+            self.onReport?(result)
+            // Failed (cancelled by the system's deadline, offline): nothing is lost, the next one retries.
+            if case .success = result {
                 task.setTaskCompleted(success: true)
-            } catch {
-                onReport?(.failure(error))
-                // Cancelled by the system's deadline or offline: nothing is lost, try again later.
+            } else {
                 task.setTaskCompleted(success: false)
             }
         }
