@@ -7,6 +7,8 @@ import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertTrue
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -100,7 +102,7 @@ class SyncJourneyTest {
         // Unconfined: the listener is registered before launch returns.
         val collector = launch(Dispatchers.Unconfined) { luis.changes().collect { heard += it } }
         val report = luis.sync()
-        withTimeout(10_000) { while (heard.none { visitId in it }) kotlinx.coroutines.delay(10) }
+        withTimeout(10_000) { while (heard.none { visitId in it }) delay(10) }
         assertTrue(report.changed.toSet().all { id -> heard.any { id in it } }, "$heard vs ${report.changed}")
         collector.cancel()
     }
@@ -151,6 +153,41 @@ class SyncJourneyTest {
 
         luis.sync()
         assertEquals(ana.getVisit(visitId).notes, luis.getVisit(visitId).notes)
+    }
+
+    @Test
+    fun `collecting only the first progress event cancels the sync, and the next sync completes`() =
+        runBlocking<Unit> {
+            val (ana, luis, team) = connectedPair()
+            repeat(20) { i -> ana.createVisit(team.id, busStationVisit(notes = "Visit number $i.")) }
+            ana.sync()
+
+            val first = luis.syncWithProgress().first()
+            assertTrue(first is SyncEvent.Progress, first.toString())
+            val done = luis.syncWithProgress().toList().last() as SyncEvent.Done
+            assertEquals(ana.listVisits(VisitFilter()), luis.listVisits(VisitFilter()), done.toString())
+        }
+
+    @Test
+    fun `a long sync leaves the caller's thread free`() = runBlocking<Unit> {
+        val (ana, _, team) = connectedPair()
+        repeat(100) { i -> ana.createVisit(team.id, busStationVisit(notes = "Visit number $i.")) }
+
+        // runBlocking has one thread: the ticker only runs if sync() suspends instead of blocking.
+        val ticks = mutableListOf<Long>()
+        val ticker = launch { while (true) { ticks += System.nanoTime(); delay(1) } }
+        delay(10)
+        val started = System.nanoTime()
+        val report = ana.sync()
+        val took = System.nanoTime() - started
+        ticker.cancel()
+        val during = ticks.filter { it >= started }
+        val longestPause = during.zipWithNext { a, b -> b - a }.maxOrNull() ?: took
+        assertTrue(report.pushed > 0u)
+        assertTrue(
+            during.size >= 3 && longestPause < took * 0.8,
+            "sync took ${took / 1e6} ms, ${during.size} ticks, longest pause ${longestPause / 1e6} ms",
+        )
     }
 
     @Test
