@@ -247,4 +247,101 @@ fn main() {
     println!(
         "  (clients and server share this machine's cores; client-side decryption and merging dominate)"
     );
+    println!();
+    drop(server);
+    raw_server_throughput(n_devices);
+}
+
+/// The server alone: `n` devices speaking the protocol directly (no client-side crypto or
+/// merging), each pushing batches of opaque blobs.
+fn raw_server_throughput(n: usize) {
+    use waymark_protocol as proto;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (ws, _) = server.workspace_and_token();
+    let http = reqwest::blocking::Client::new();
+    let url = server.url();
+    let tokens: Vec<String> = (0..n)
+        .map(|i| {
+            let t = admin(
+                &server.data,
+                &["token", "issue", "--workspace", &ws, "--ttl", "1h"],
+            );
+            let req = proto::EnrollRequest {
+                token: t["token"].as_str().unwrap().into(),
+                device_name: format!("d{i}"),
+            };
+            let resp = http
+                .post(format!("{url}{}", proto::PATH_ENROLL))
+                .body(proto::encode(&req))
+                .send()
+                .unwrap();
+            let e: proto::EnrollResponse = proto::decode(&resp.bytes().unwrap()).unwrap();
+            e.device_token
+        })
+        .collect();
+    let (batches, per_batch) = (10usize, 10usize);
+    let barrier = Arc::new(Barrier::new(n));
+    let t = Instant::now();
+    let handles: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let (http, url, b) = (http.clone(), url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                b.wait();
+                let mut lat = Vec::new();
+                for k in 0..batches {
+                    let blobs = (0..per_batch)
+                        .map(|j| {
+                            let ct = format!("device {i} batch {k} blob {j} ")
+                                .repeat(8)
+                                .into_bytes();
+                            proto::PushBlob {
+                                content_id: proto::content_id_of(&ct),
+                                doc_id: [(i % 256) as u8; 16],
+                                epoch: 0,
+                                ciphertext: ct,
+                                supersedes: None,
+                            }
+                        })
+                        .collect();
+                    let body = proto::encode(&proto::PushRequest { blobs });
+                    let t = Instant::now();
+                    loop {
+                        let r = http
+                            .post(format!("{url}{}", proto::PATH_PUSH))
+                            .bearer_auth(&token)
+                            .body(body.clone())
+                            .send()
+                            .unwrap();
+                        if r.status().is_success() {
+                            break;
+                        }
+                        assert_eq!(r.status().as_u16(), 429, "only rate limiting is expected");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let wall = t.elapsed();
+    lat.sort();
+    let total = n * batches * per_batch;
+    println!(
+        "server alone: {n} devices each pushing {batches} batches of {per_batch} blobs (~250 B):"
+    );
+    println!(
+        "  {total} blobs stored in {:.2} s: {:.0} blobs/s; push latency p50 {:.1} ms, p99 {:.1} ms",
+        wall.as_secs_f64(),
+        total as f64 / wall.as_secs_f64(),
+        ms(lat[lat.len() / 2]),
+        ms(lat[lat.len() * 99 / 100])
+    );
 }
