@@ -6,7 +6,7 @@
 #
 # Uses $CARGO_TARGET_DIR when set, else the workspace's target/. Extra arguments go to Maven
 # (e.g. -Dtest=SyncJourneyTest, or -Dmaven.repo.local=/tmp/m2 for a fresh local repository).
-# Needs: cargo, a JDK >= 17 and Maven (`apt-get install maven`); the first run downloads the
+# Needs cargo, Java >= 17 and Maven (installed with apt-get when missing); the first run downloads the
 # Kotlin compiler, JUnit, JNA and kotlinx-coroutines from Maven Central.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +14,13 @@ repo="$(pwd)"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 export CARGO_TARGET_DIR="$target"
 
+if ! command -v mvn >/dev/null && command -v apt-get >/dev/null; then
+  echo "== installing maven (and a Java runtime) from Debian's packages"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq maven
+fi
 for tool in cargo java mvn; do
   command -v "$tool" >/dev/null || { echo "run-tests.sh: $tool is missing" >&2; exit 2; }
 done
@@ -35,7 +42,8 @@ mvn -q -B test \
   -Djna.library.path="$target/debug" \
   -Dwaymark.server="$target/debug/waymark-server" \
   "$@"
-# Maven's -q hides Surefire's summary: print it from the reports.
+# Maven's -q hides Surefire's summary: print it from the reports, on a line of its own.
+echo
 python3 - target/surefire-reports <<'PY' || true
 import sys, glob, xml.etree.ElementTree as ET
 t = f = e = s = 0
