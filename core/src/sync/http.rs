@@ -212,14 +212,21 @@ impl Server {
     }
 }
 
-/// One HTTP client for the whole process: building one loads the platform's trust roots, which
-/// is slow, and a shared one keeps connections alive across syncs.
+/// One HTTP client for the whole process: building one parses the trust roots, which is slow,
+/// and a shared one keeps connections alive across syncs.
 fn shared_client() -> Result<Client> {
     static CLIENT: OnceLock<Client> = OnceLock::new();
     if let Some(c) = CLIENT.get() {
         return Ok(c.clone());
     }
+    // Trust the Mozilla root store compiled in, not the platform's: the same on every phone,
+    // no CA bundle needed in minimal images, and no JNI set-up before the first sync on
+    // Android (which the platform verifier requires).
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|c| reqwest::Certificate::from_der(c.as_ref()).ok());
     let c = Client::builder()
+        .tls_certs_only(roots)
         .connect_timeout(Duration::from_secs(15))
         .timeout(Duration::from_secs(60))
         .user_agent(concat!("waymark-core/", env!("CARGO_PKG_VERSION")))
@@ -242,5 +249,23 @@ fn describe(e: &reqwest::Error) -> String {
         "could not connect".into()
     } else {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn the_client_builds_with_compiled_in_roots_and_reports_unreachable_servers() {
+        // No CA bundle is needed on the machine: the roots are compiled in.
+        let server = Server::new("https://127.0.0.1:9", Some("t".into())).unwrap();
+        let r = server.get::<proto::PullResponse>("/v1/pull?after=0");
+        assert!(matches!(r, Err(Error::Network(_))), "{:?}", r.err());
+        assert!(matches!(
+            Server::new("ftp://example.org", None).err(),
+            Some(Error::InvalidInput { .. })
+        ));
     }
 }
