@@ -121,6 +121,9 @@ fn connect(path: &Path, key: &[u8; KEY_LEN], read_only: bool) -> Result<Connecti
     let conn = Connection::open_with_flags(path, flags)?;
     // A raw 256-bit key: no passphrase derivation, so opening stays fast; the key itself
     // comes from the platform keystore.
+    // SQLCipher logs a failed page check (a wrong key) to stderr / logcat; the typed error
+    // says it better, and app logs should carry nothing about the store.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     let hex_key = Zeroizing::new(hex::encode(key));
     conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex_key.as_str()))?;
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
