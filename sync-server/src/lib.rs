@@ -3,7 +3,7 @@
 //! devices. It never sees a plaintext byte and never links `waymark-core`.
 //!
 //! - [`api`]: the HTTP API ([`app`] builds the router; see `API.md`);
-//! - [`storage`]: the backend-neutral storage trait and its SQLite implementation;
+//! - [`storage`]: the backend-neutral storage trait and its SQLite and PostgreSQL implementations;
 //! - [`cli`]: the `waymark-server` command line (serve and the operator commands).
 
 pub mod api;
@@ -16,5 +16,6 @@ pub mod tokens;
 
 pub use api::{AppState, app};
 pub use config::Limits;
+pub use storage::postgres::PostgresStorage;
 pub use storage::sqlite::SqliteStorage;
 pub use storage::{Storage, StorageError};

@@ -129,3 +129,5 @@ macro_rules! backend_tests {
 }
 
 backend_tests!(sqlite: concurrent_pushers_and_pullers_never_see_a_gap);
+
+backend_tests!(postgres: concurrent_pushers_and_pullers_never_see_a_gap);

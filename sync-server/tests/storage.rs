@@ -126,6 +126,12 @@ backend_tests!(sqlite:
     unknown_workspaces_and_devices_are_not_found,
 );
 
+backend_tests!(postgres:
+    supersedes_only_older_blobs_of_the_same_document,
+    a_pull_is_capped_by_blob_count_too,
+    unknown_workspaces_and_devices_are_not_found,
+);
+
 // SQLite-specific: the file on disk.
 
 #[test]
@@ -274,4 +280,113 @@ fn a_backup_taken_during_pushes_is_a_consistent_prefix_of_the_log() {
     assert_eq!(seqs, (1..=page.head).collect::<Vec<_>>());
     assert_eq!(page.head % 2, 1, "a batch was split by the backup");
     assert!(!dir.path().join("during.sqlite3.partial").exists());
+}
+
+// PostgreSQL-specific: migrations and several stores (server processes) on one database.
+
+mod postgres_only {
+    use std::sync::Arc;
+
+    use super::common::{SchemaGuard, fresh_schema, postgres_url};
+    use super::device_in;
+    use waymark_server::storage::StorageError;
+    use waymark_server::{PostgresStorage, Storage};
+
+    fn schema() -> (String, SchemaGuard) {
+        let url = postgres_url();
+        let schema = fresh_schema();
+        let guard = SchemaGuard {
+            url: url.clone(),
+            schema: schema.clone(),
+        };
+        (url, guard)
+    }
+
+    #[test]
+    fn reopening_keeps_everything_and_migrates_once() {
+        let (url, guard) = schema();
+        let ws = {
+            let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+            storage.create_workspace(Some("kept"), 7).unwrap().id
+        };
+        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        let usage = storage.usage().unwrap();
+        assert_eq!(usage.len(), 1);
+        assert_eq!(
+            (usage[0].id.as_str(), usage[0].name.as_deref()),
+            (ws.as_str(), Some("kept"))
+        );
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let versions: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {}.waymark_schema", guard.schema),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(versions, waymark_server::storage::postgres::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_server_is_refused_untouched() {
+        let (url, guard) = schema();
+        drop(PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {}.waymark_schema (version, applied_at) VALUES (999, 0)",
+                guard.schema
+            ))
+            .unwrap();
+        let err = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap_err();
+        assert!(
+            matches!(err, StorageError::NewerSchema { found: 999, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stores_started_at_once_migrate_once_and_share_one_log() {
+        let (url, guard) = schema();
+        let stores: Vec<Arc<PostgresStorage>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| PostgresStorage::open_in_schema(&url, &guard.schema)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| Arc::new(h.join().unwrap().unwrap()))
+                .collect()
+        });
+        let ws = stores[0].create_workspace(None, 0).unwrap().id;
+        let device = device_in(stores[1].as_ref(), &ws);
+        std::thread::scope(|scope| {
+            for (i, store) in stores.iter().enumerate() {
+                let device = device.clone();
+                scope.spawn(move || {
+                    for n in 0..20u8 {
+                        let i = u8::try_from(i).unwrap();
+                        store.push(&device, &[super::blob(i, &[i, n])], 0).unwrap();
+                    }
+                });
+            }
+        });
+        let page = stores[3].pull(&ws, 0, u64::MAX, 1000).unwrap();
+        let seqs: Vec<u64> = page.blobs.iter().map(|b| b.seq).collect();
+        assert_eq!(seqs, (1..=80).collect::<Vec<_>>());
+        assert_eq!(page.head, 80);
+    }
+
+    #[test]
+    fn a_revoked_device_cannot_push_through_another_store() {
+        let (url, guard) = schema();
+        let a = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        let b = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        let ws = a.create_workspace(None, 0).unwrap().id;
+        let device = device_in(&a, &ws);
+        b.revoke_device(&device.id, 1).unwrap();
+        assert!(matches!(
+            a.push(&device, &[super::blob(1, b"late")], 2).unwrap_err(),
+            StorageError::DeviceRevoked
+        ));
+    }
 }

@@ -2,9 +2,9 @@
 //! backend-neutral trait.
 //!
 //! The trait is **blocking**: the HTTP layer calls it through `tokio::task::spawn_blocking`, never
-//! on the async executor. SQLite ([`sqlite::SqliteStorage`]) is the default backend; a PostgreSQL
-//! backend is meant to implement the same trait and pass the same test suite
-//! (`tests/storage.rs`).
+//! on the async executor. SQLite ([`sqlite::SqliteStorage`]) is the default backend;
+//! PostgreSQL ([`postgres::PostgresStorage`]) serves several server processes over one database.
+//! Both pass the same test suites (`tests/storage.rs`, `tests/api.rs`).
 //!
 //! Invariants every backend keeps:
 //! - sequence numbers of a workspace are 1, 2, 3, ... with no gaps, and a number is visible to
@@ -13,6 +13,7 @@
 //!   the workspace is not stored again (its earlier sequence number is answered);
 //! - secrets are never stored: tokens arrive here already hashed ([`TokenHash`]).
 
+pub mod postgres;
 pub mod sqlite;
 
 use serde::Serialize;

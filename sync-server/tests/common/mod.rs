@@ -1,8 +1,12 @@
 //! Helpers shared by the server's integration tests: a fresh backend per test, a router driven
 //! with `oneshot`, and typed shortcuts for enrolling devices, pushing and pulling.
 //!
-//! Every backend constructor listed in [`backends`] runs the same suites; a PostgreSQL backend
-//! adds its constructor there.
+//! Every backend constructor here ([`sqlite`], [`postgres`]) runs the same suites: the
+//! `backend_tests!` lists at the bottom of each suite name the constructor.
+//!
+//! PostgreSQL tests need a running server: `eval "$(sync-server/scripts/start-postgres.sh)"`
+//! exports `WAYMARK_TEST_POSTGRES_URL`; without it they fail (never silently pass). Each test
+//! gets its own schema, dropped when the test ends, so tests run in parallel.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,18 +16,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
-use tempfile::TempDir;
 use tower::ServiceExt;
 use waymark_protocol::{
     CONTENT_TYPE_CBOR, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PullResponse,
     PushBlob, PushRequest, PushResponse, content_id_of, decode, encode,
 };
-use waymark_server::{AppState, Limits, SqliteStorage, Storage, app, tokens};
+use waymark_server::{AppState, Limits, PostgresStorage, SqliteStorage, Storage, app, tokens};
 
-/// A storage backend for one test, and what keeps it alive.
+/// A storage backend for one test, and what keeps it alive (and cleans up after it).
 pub struct Backend {
     pub storage: Arc<dyn Storage>,
-    _dir: TempDir,
+    _guard: Box<dyn Send + Sync>,
 }
 
 /// A fresh SQLite backend in a temporary directory.
@@ -32,7 +35,54 @@ pub fn sqlite() -> Backend {
     let storage = SqliteStorage::open_in_dir(dir.path()).unwrap();
     Backend {
         storage: Arc::new(storage),
-        _dir: dir,
+        _guard: Box::new(dir),
+    }
+}
+
+/// The PostgreSQL database the tests use; panics with instructions when it is not configured.
+pub fn postgres_url() -> String {
+    match std::env::var("WAYMARK_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "WAYMARK_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a real server. Run \
+             `eval \"$(sync-server/scripts/start-postgres.sh)\"` first (scripts/test does)."
+        ),
+    }
+}
+
+/// A fresh schema name, unique across parallel tests and runs.
+pub fn fresh_schema() -> String {
+    format!("test_{}", tokens::new_id().to_lowercase())
+}
+
+/// Drops a test's schema when the test ends.
+pub struct SchemaGuard {
+    pub url: String,
+    pub schema: String,
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), std::mem::take(&mut self.schema));
+        // On its own thread: the blocking client must not run on an async executor thread.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        })
+        .join();
+    }
+}
+
+/// A fresh PostgreSQL backend in its own schema of the test database.
+pub fn postgres() -> Backend {
+    let url = postgres_url();
+    let schema = fresh_schema();
+    let storage = PostgresStorage::open_in_schema(&url, &schema)
+        .unwrap_or_else(|err| panic!("PostgreSQL at {url}: {err}"));
+    Backend {
+        storage: Arc::new(storage),
+        _guard: Box::new(SchemaGuard { url, schema }),
     }
 }
 

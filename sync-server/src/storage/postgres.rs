@@ -1,0 +1,815 @@
+//! The PostgreSQL backend: for organisations that run several server processes (behind a load
+//! balancer) over one database.
+//!
+//! Concurrency (the reasoning, next to the code):
+//! - every write is one transaction at READ COMMITTED; a push first locks its workspace's row
+//!   (`SELECT ... FOR NO KEY UPDATE`) and assigns sequence numbers from `workspaces.head_seq`
+//!   inside that transaction. The row lock is held until commit, so pushes to one workspace are
+//!   serialised **across all server processes**: a push can only take the lock after the previous
+//!   push committed (or rolled back, which releases its numbers unused), hence numbers are
+//!   gap-free and commit order equals sequence order. A reader therefore never sees seq N
+//!   without every smaller one — the invariant a pull cursor relies on. We chose this over a
+//!   PostgreSQL `SEQUENCE` (which leaves gaps on rollback and commits out of order) and over
+//!   SERIALIZABLE (retries under contention): pushes to *different* workspaces never wait for
+//!   each other, and within one workspace the work per push is small. `NO KEY UPDATE` rather than
+//!   `UPDATE` so foreign-key checks (enrolling a device into the workspace) do not wait for it;
+//! - a push also locks its device's row, and a revocation updates that row: so a revocation and
+//!   a push by that device are ordered, and a push never commits after the revocation it raced;
+//! - reads (pull, usage, ...) run in one REPEATABLE READ, READ ONLY transaction, so the blobs
+//!   and the head a pull reports come from the same snapshot;
+//! - the few retryable failures PostgreSQL may still report (deadlock, serialization) are retried
+//!   a few times; connections come from a small bounded pool.
+//!
+//! Migrations are numbered SQL scripts under `migrations/postgres/`, applied on open in one
+//! transaction that holds an advisory lock (so several processes starting at once migrate only
+//! once), and recorded in `waymark_schema`; a database from a newer server is refused untouched.
+//!
+//! The client is `postgres` (the blocking rust-postgres client), which fits the blocking
+//! [`Storage`] trait. It runs its own small runtime per connection, so a call must not be made
+//! on an async executor thread; the server never does (it uses `spawn_blocking`), and
+//! [`PostgresStorage`] moves off such a thread by itself when a caller does.
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use waymark_protocol::{PullResponse, PulledBlob, PushBlob};
+
+use super::{
+    CompactReport, Device, DeviceInfo, PushOutcome, Storage, StorageError, StorageResult,
+    TokenHash, Workspace, WorkspaceUsage,
+};
+use crate::tokens;
+
+/// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/001_initial.sql")];
+
+/// The newest schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Key of the transaction-scoped advisory lock taken while migrating ("waymark" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0077_6179_6d61_726b;
+
+/// Connections one process opens at most (the blocking thread pool can be much larger).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// How long a call waits for a free connection before failing.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a write is retried after a deadlock or serialization failure.
+const RETRIES: u32 = 5;
+
+impl From<postgres::Error> for StorageError {
+    fn from(err: postgres::Error) -> Self {
+        StorageError::Backend(Box::new(err))
+    }
+}
+
+/// Whether a URL names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+struct PoolState {
+    idle: Vec<Client>,
+    open: usize,
+}
+
+/// Storage in a PostgreSQL database (optionally in one schema of it).
+pub struct PostgresStorage {
+    config: Config,
+    description: String,
+    max_connections: usize,
+    pool: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("database", &self.description)
+            .finish()
+    }
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        // Closing a client blocks on its runtime, which must not happen on an executor thread
+        // (the last `Arc` of a server state may well be dropped there).
+        let idle = std::mem::take(&mut lock(&self.pool).idle);
+        if !idle.is_empty() {
+            off_executor(move || drop(idle));
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The pool's bookkeeping stays consistent under a panic (no invariant spans an unlock).
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn backend(message: String) -> StorageError {
+    StorageError::Backend(message.into())
+}
+
+/// Runs `f` where the blocking client may start its own runtime: directly on ordinary and
+/// `spawn_blocking` threads, via `block_in_place` on a multi-threaded executor thread, and on a
+/// scoped helper thread on a current-thread executor.
+fn off_executor<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Err(_) => f(),
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        Ok(_) => std::thread::scope(|scope| match scope.spawn(f).join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
+    }
+}
+
+fn is_retryable(err: &StorageError) -> bool {
+    let StorageError::Backend(err) = err else {
+        return false;
+    };
+    err.downcast_ref::<postgres::Error>()
+        .and_then(postgres::Error::code)
+        .is_some_and(|code| {
+            *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        })
+}
+
+fn check_schema_name(schema: &str) -> StorageResult<()> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !schema.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(backend(format!(
+            "invalid schema name {schema:?}: use lowercase letters, digits and _"
+        )))
+    }
+}
+
+impl PostgresStorage {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/dbname?...`) and
+    /// migrates it. Tables go where the connection's `search_path` puts them (by default the
+    /// `public` schema; `?options=-c%20search_path%3Dname` picks another).
+    pub fn open(url: &str) -> StorageResult<Self> {
+        let config: Config = url.parse()?;
+        Self::open_config(config, DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// Like [`open`](Self::open), but keeps everything in `schema` (created if missing): several
+    /// independent stores can share one database (the tests use one schema each).
+    pub fn open_in_schema(url: &str, schema: &str) -> StorageResult<Self> {
+        check_schema_name(schema)?;
+        let mut config: Config = url.parse()?;
+        off_executor(|| -> StorageResult<()> {
+            let mut client = config.connect(NoTls)?;
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+            Ok(())
+        })?;
+        let options = match config.get_options() {
+            Some(existing) => format!("{existing} -c search_path={schema}"),
+            None => format!("-c search_path={schema}"),
+        };
+        config.options(&options);
+        Self::open_config(config, DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// Opens with a parsed configuration and at most `max_connections` connections.
+    pub fn open_config(config: Config, max_connections: usize) -> StorageResult<Self> {
+        let description = describe(&config);
+        let storage = Self {
+            config,
+            description,
+            max_connections: max_connections.max(1),
+            pool: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+        };
+        storage.with_client(migrate)?;
+        Ok(storage)
+    }
+
+    /// Where the data lives, without credentials (e.g. `postgres://app@db:5432/waymark`).
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn checkout(&self) -> StorageResult<Client> {
+        let mut state = lock(&self.pool);
+        loop {
+            if let Some(client) = state.idle.pop() {
+                if !client.is_closed() {
+                    return Ok(client);
+                }
+                state.open -= 1;
+                continue;
+            }
+            if state.open < self.max_connections {
+                state.open += 1;
+                drop(state);
+                return match self.config.connect(NoTls) {
+                    Ok(client) => Ok(client),
+                    Err(err) => {
+                        lock(&self.pool).open -= 1;
+                        self.freed.notify_one();
+                        Err(err.into())
+                    }
+                };
+            }
+            let (next, timeout) = self
+                .freed
+                .wait_timeout(state, CHECKOUT_TIMEOUT)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            if timeout.timed_out() && state.idle.is_empty() && state.open >= self.max_connections {
+                return Err(backend(format!(
+                    "no database connection free after {CHECKOUT_TIMEOUT:?}"
+                )));
+            }
+        }
+    }
+
+    fn checkin(&self, client: Option<Client>) {
+        let mut state = lock(&self.pool);
+        match client {
+            Some(client) if !client.is_closed() => state.idle.push(client),
+            _ => state.open -= 1,
+        }
+        drop(state);
+        self.freed.notify_one();
+    }
+
+    fn with_client<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Client) -> StorageResult<T> + Send,
+    ) -> StorageResult<T> {
+        off_executor(|| {
+            struct Lease<'a> {
+                storage: &'a PostgresStorage,
+                client: Option<Client>,
+            }
+            impl Drop for Lease<'_> {
+                fn drop(&mut self) {
+                    // After a panic mid-transaction the connection is dropped, not reused.
+                    let client = self.client.take().filter(|_| !std::thread::panicking());
+                    self.storage.checkin(client);
+                }
+            }
+            let mut lease = Lease {
+                storage: self,
+                client: Some(self.checkout()?),
+            };
+            let client = lease
+                .client
+                .as_mut()
+                .ok_or_else(|| backend("connection lease is empty".into()))?;
+            f(client)
+        })
+    }
+
+    fn write<T: Send>(
+        &self,
+        mut f: impl FnMut(&mut Transaction<'_>) -> StorageResult<T> + Send,
+    ) -> StorageResult<T> {
+        self.with_client(|client| {
+            let mut attempt = 0;
+            loop {
+                let result = (|| {
+                    let mut tx = client.transaction()?;
+                    let value = f(&mut tx)?;
+                    tx.commit()?;
+                    Ok(value)
+                })();
+                match result {
+                    Err(err) if attempt < RETRIES && is_retryable(&err) => {
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(5 << attempt));
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+
+    fn read<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> StorageResult<T> + Send,
+    ) -> StorageResult<T> {
+        self.with_client(|client| {
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let value = f(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+    }
+}
+
+fn describe(config: &Config) -> String {
+    use postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(name)) => name.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    let db = config.get_dbname().unwrap_or(user);
+    let at = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    format!("postgres://{at}{host}:{port}/{db}")
+}
+
+fn migrate(client: &mut Client) -> StorageResult<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS waymark_schema (
+             version     BIGINT PRIMARY KEY,
+             applied_at  BIGINT NOT NULL
+         )",
+    )?;
+    let found: i64 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM waymark_schema", &[])?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        // Dropping `tx` rolls back: nothing is written.
+        return Err(StorageError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let now = tokens::now();
+    for (index, script) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tx.batch_execute(script)?;
+        let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO waymark_schema (version, applied_at) VALUES ($1, $2)",
+            &[&version, &now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn workspace_key(tx: &mut Transaction<'_>, workspace_id: &str) -> StorageResult<i64> {
+    tx.query_opt(
+        "SELECT id FROM workspaces WHERE public_id = $1",
+        &[&workspace_id],
+    )?
+    .map(|row| row.get(0))
+    .ok_or_else(|| StorageError::NotFound {
+        what: format!("workspace {workspace_id}"),
+    })
+}
+
+fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
+    let len = bytes.len();
+    <[u8; N]>::try_from(bytes)
+        .map_err(|_| backend(format!("stored id has {len} bytes, expected {N}")))
+}
+
+fn epoch_of(value: i64) -> StorageResult<u32> {
+    u32::try_from(value).map_err(|_| backend(format!("stored key epoch {value} out of range")))
+}
+
+impl Storage for PostgresStorage {
+    fn create_workspace(&self, name: Option<&str>, now: i64) -> StorageResult<Workspace> {
+        let id = tokens::new_id();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO workspaces (public_id, name, created_at) VALUES ($1, $2, $3)",
+                &[&id, &name, &now],
+            )?;
+            Ok(())
+        })?;
+        Ok(Workspace {
+            id,
+            name: name.map(str::to_owned),
+            created_at: now,
+        })
+    }
+
+    fn issue_enrollment_token(
+        &self,
+        workspace_id: &str,
+        token_hash: &TokenHash,
+        expires_at: i64,
+        issued_by: Option<&str>,
+        now: i64,
+    ) -> StorageResult<()> {
+        self.write(|tx| {
+            let workspace = workspace_key(tx, workspace_id)?;
+            let issuer: Option<i64> = match issued_by {
+                None => None,
+                // FOR SHARE: a concurrent revocation of the issuer either waits for this token
+                // (and then expires it) or commits first (and then this finds no device).
+                Some(device) => Some(
+                    tx.query_opt(
+                        "SELECT id FROM devices
+                         WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL
+                         FOR SHARE",
+                        &[&device, &workspace],
+                    )?
+                    .map(|row| row.get(0))
+                    .ok_or(StorageError::DeviceRevoked)?,
+                ),
+            };
+            tx.execute(
+                "INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, issued_by)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&&token_hash[..], &workspace, &now, &expires_at, &issuer],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn enroll(
+        &self,
+        enrollment_token: &TokenHash,
+        device_id: &str,
+        device_name: &str,
+        device_token: &TokenHash,
+        now: i64,
+    ) -> StorageResult<String> {
+        self.write(|tx| {
+            // FOR UPDATE: two devices redeeming one token at once are serialised, and the second
+            // sees it used.
+            let row = tx.query_opt(
+                "SELECT t.workspace, t.expires_at, t.used_at, w.public_id
+                 FROM enrollment_tokens t JOIN workspaces w ON w.id = t.workspace
+                 WHERE t.token_hash = $1
+                 FOR UPDATE OF t",
+                &[&&enrollment_token[..]],
+            )?;
+            let Some(row) = row else {
+                return Err(StorageError::TokenUnknown);
+            };
+            let workspace: i64 = row.get(0);
+            let expires_at: i64 = row.get(1);
+            let used_at: Option<i64> = row.get(2);
+            let workspace_id: String = row.get(3);
+            if used_at.is_some() {
+                return Err(StorageError::TokenUsed);
+            }
+            if expires_at <= now {
+                return Err(StorageError::TokenExpired);
+            }
+            let device: i64 = tx
+                .query_one(
+                    "INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    &[
+                        &device_id,
+                        &workspace,
+                        &device_name,
+                        &&device_token[..],
+                        &now,
+                    ],
+                )?
+                .get(0);
+            tx.execute(
+                "UPDATE enrollment_tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3",
+                &[&now, &device, &&enrollment_token[..]],
+            )?;
+            Ok(workspace_id)
+        })
+    }
+
+    fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>> {
+        self.with_client(|client| {
+            // One statement is one snapshot: no transaction needed.
+            Ok(client
+                .query_opt(
+                    "SELECT d.public_id, w.public_id
+                     FROM devices d JOIN workspaces w ON w.id = d.workspace
+                     WHERE d.token_hash = $1 AND d.revoked_at IS NULL",
+                    &[&&device_token[..]],
+                )?
+                .map(|row| Device {
+                    id: row.get(0),
+                    workspace_id: row.get(1),
+                }))
+        })
+    }
+
+    fn push(&self, device: &Device, blobs: &[PushBlob], now: i64) -> StorageResult<PushOutcome> {
+        self.write(|tx| {
+            // The per-workspace lock that makes sequence numbers gap-free and commit in order
+            // (see the module documentation). Held until commit.
+            let (workspace, mut head): (i64, i64) = tx
+                .query_opt(
+                    "SELECT id, head_seq FROM workspaces WHERE public_id = $1
+                     FOR NO KEY UPDATE",
+                    &[&device.workspace_id],
+                )?
+                .map(|row| (row.get(0), row.get(1)))
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {}", device.workspace_id),
+                })?;
+            // Re-checked (and locked) inside the transaction: a revocation committed after
+            // authentication still stops this write, and one running now waits for it.
+            let device_key: i64 = tx
+                .query_opt(
+                    "SELECT id FROM devices
+                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL
+                     FOR NO KEY UPDATE",
+                    &[&device.id, &workspace],
+                )?
+                .map(|row| row.get(0))
+                .ok_or(StorageError::DeviceRevoked)?;
+
+            let find = tx.prepare(
+                "SELECT seq, doc_id, epoch FROM blobs WHERE workspace = $1 AND content_id = $2",
+            )?;
+            let insert = tx.prepare(
+                "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
+                                    ciphertext, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )?;
+            let supersede = tx.prepare(
+                "UPDATE blobs SET superseded_by = $1, superseded_at = $2
+                 WHERE workspace = $3 AND doc_id = $4 AND seq <= $5 AND seq < $1
+                   AND superseded_by IS NULL",
+            )?;
+
+            let mut outcome = PushOutcome {
+                assigned: Vec::with_capacity(blobs.len()),
+                newly_stored: 0,
+                bytes_stored: 0,
+            };
+            for (index, blob) in blobs.iter().enumerate() {
+                let existing = tx.query_opt(&find, &[&workspace, &&blob.content_id[..]])?;
+                if let Some(row) = existing {
+                    let seq: i64 = row.get(0);
+                    let doc_id: Vec<u8> = row.get(1);
+                    let epoch: i64 = row.get(2);
+                    if doc_id != blob.doc_id || epoch != i64::from(blob.epoch) {
+                        return Err(StorageError::Conflict(format!(
+                            "blob {index}: this content id is already stored for another \
+                             document or key epoch"
+                        )));
+                    }
+                    outcome.assigned.push(to_u64(seq));
+                    continue;
+                }
+                head += 1;
+                let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
+                tx.execute(
+                    &insert,
+                    &[
+                        &workspace,
+                        &head,
+                        &&blob.content_id[..],
+                        &&blob.doc_id[..],
+                        &i64::from(blob.epoch),
+                        &device_key,
+                        &size,
+                        &blob.ciphertext,
+                        &now,
+                    ],
+                )?;
+                if let Some(covered) = blob.supersedes {
+                    tx.execute(
+                        &supersede,
+                        &[&head, &now, &workspace, &&blob.doc_id[..], &to_i64(covered)],
+                    )?;
+                }
+                outcome.assigned.push(to_u64(head));
+                outcome.newly_stored += 1;
+                outcome.bytes_stored += to_u64(size);
+            }
+            tx.execute(
+                "UPDATE workspaces SET head_seq = $1 WHERE id = $2",
+                &[&head, &workspace],
+            )?;
+            tx.execute(
+                "UPDATE devices SET last_sync_at = $1 WHERE id = $2",
+                &[&now, &device_key],
+            )?;
+            Ok(outcome)
+        })
+    }
+
+    fn pull(
+        &self,
+        workspace_id: &str,
+        after: u64,
+        max_bytes: u64,
+        max_blobs: usize,
+    ) -> StorageResult<PullResponse> {
+        self.read(|tx| {
+            let (workspace, head): (i64, i64) = tx
+                .query_opt(
+                    "SELECT id, head_seq FROM workspaces WHERE public_id = $1",
+                    &[&workspace_id],
+                )?
+                .map(|row| (row.get(0), row.get(1)))
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {workspace_id}"),
+                })?;
+            // First the sizes, to fit the page to its budget without loading ciphertext that
+            // will not be sent; then the chosen blobs, from the same snapshot.
+            let limit = i64::try_from(max_blobs.saturating_add(1)).unwrap_or(i64::MAX);
+            let sizes = tx.query(
+                "SELECT seq, size FROM blobs
+                 WHERE workspace = $1 AND seq > $2 AND ciphertext IS NOT NULL
+                 ORDER BY seq LIMIT $3",
+                &[&workspace, &to_i64(after), &limit],
+            )?;
+            let mut last: Option<i64> = None;
+            let mut count = 0usize;
+            let mut used: u64 = 0;
+            let mut more = false;
+            for row in &sizes {
+                let size = to_u64(row.get(1));
+                let over_budget = count > 0 && used.saturating_add(size) > max_bytes;
+                if count >= max_blobs || over_budget {
+                    more = true;
+                    break;
+                }
+                last = Some(row.get(0));
+                count += 1;
+                used = used.saturating_add(size);
+            }
+            let mut blobs = Vec::with_capacity(count);
+            if let Some(last) = last {
+                let rows = tx.query(
+                    "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.ciphertext, d.public_id
+                     FROM blobs b JOIN devices d ON d.id = b.device
+                     WHERE b.workspace = $1 AND b.seq > $2 AND b.seq <= $3
+                       AND b.ciphertext IS NOT NULL
+                     ORDER BY b.seq",
+                    &[&workspace, &to_i64(after), &last],
+                )?;
+                for row in rows {
+                    blobs.push(PulledBlob {
+                        seq: to_u64(row.get(0)),
+                        content_id: fixed(row.get(1))?,
+                        doc_id: fixed(row.get(2))?,
+                        epoch: epoch_of(row.get(3))?,
+                        ciphertext: row.get(4),
+                        device_id: row.get(5),
+                    });
+                }
+            }
+            Ok(PullResponse {
+                blobs,
+                more,
+                head: to_u64(head),
+            })
+        })
+    }
+
+    fn touch_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE devices SET last_sync_at = $1
+                 WHERE public_id = $2 AND (last_sync_at IS NULL OR last_sync_at < $1)",
+                &[&now, &device_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn list_devices(&self, workspace_id: Option<&str>) -> StorageResult<Vec<DeviceInfo>> {
+        self.read(|tx| {
+            if let Some(id) = workspace_id {
+                workspace_key(tx, id)?;
+            }
+            let rows = tx.query(
+                "SELECT d.public_id, d.name, w.public_id, d.enrolled_at, d.last_sync_at,
+                        d.revoked_at,
+                        (SELECT count(*) FROM blobs b
+                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL),
+                        (SELECT coalesce(sum(b.size), 0)::bigint FROM blobs b
+                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL)
+                 FROM devices d JOIN workspaces w ON w.id = d.workspace
+                 WHERE $1::text IS NULL OR w.public_id = $1
+                 ORDER BY w.public_id, d.enrolled_at, d.id",
+                &[&workspace_id],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|row| DeviceInfo {
+                    id: row.get(0),
+                    name: row.get(1),
+                    workspace_id: row.get(2),
+                    enrolled_at: row.get(3),
+                    last_sync_at: row.get(4),
+                    revoked_at: row.get(5),
+                    blobs_stored: to_u64(row.get(6)),
+                    bytes_stored: to_u64(row.get(7)),
+                })
+                .collect())
+        })
+    }
+
+    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
+        self.write(|tx| {
+            let device: i64 = tx
+                .query_opt(
+                    "SELECT id FROM devices WHERE public_id = $1 FOR NO KEY UPDATE",
+                    &[&device_id],
+                )?
+                .map(|row| row.get(0))
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("device {device_id}"),
+                })?;
+            tx.execute(
+                "UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                &[&now, &device],
+            )?;
+            // Invites a lost phone made must not outlive it.
+            tx.execute(
+                "UPDATE enrollment_tokens SET expires_at = LEAST(expires_at, $1)
+                 WHERE issued_by = $2 AND used_at IS NULL",
+                &[&now, &device],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn usage(&self) -> StorageResult<Vec<WorkspaceUsage>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT w.public_id, w.name, w.head_seq,
+                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NULL),
+                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NOT NULL),
+                    (SELECT count(*) FROM blobs b WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL),
+                    (SELECT coalesce(sum(b.size), 0)::bigint FROM blobs b
+                      WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL)
+                 FROM workspaces w ORDER BY w.created_at, w.id",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|row| WorkspaceUsage {
+                    id: row.get(0),
+                    name: row.get(1),
+                    head_seq: to_u64(row.get(2)),
+                    active_devices: to_u64(row.get(3)),
+                    revoked_devices: to_u64(row.get(4)),
+                    blobs: to_u64(row.get(5)),
+                    bytes: to_u64(row.get(6)),
+                })
+                .collect())
+        })
+    }
+
+    fn compact(&self, superseded_before: i64) -> StorageResult<CompactReport> {
+        self.write(|tx| {
+            let row = tx.query_one(
+                "WITH dropped AS (
+                     UPDATE blobs SET ciphertext = NULL
+                     WHERE superseded_at IS NOT NULL AND superseded_at <= $1
+                       AND ciphertext IS NOT NULL
+                     RETURNING size
+                 )
+                 SELECT count(*), coalesce(sum(size), 0)::bigint FROM dropped",
+                &[&superseded_before],
+            )?;
+            Ok(CompactReport {
+                blobs_dropped: to_u64(row.get(0)),
+                bytes_dropped: to_u64(row.get(1)),
+            })
+        })
+    }
+
+    fn health(&self) -> StorageResult<()> {
+        self.with_client(|client| {
+            client.query_one("SELECT count(*) FROM workspaces", &[])?;
+            Ok(())
+        })
+    }
+}
