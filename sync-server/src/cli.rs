@@ -1,10 +1,13 @@
 //! The `waymark-server` command line: `serve`, and the operator commands that work on the same
-//! data directory (also while `serve` runs): workspaces, enrollment tokens, devices, usage,
+//! database (also while `serve` runs): workspaces, enrollment tokens, devices, usage,
 //! compaction and online backup. Tables for people, `--json` for scripts.
+//!
+//! The database is SQLite in `--data-dir` by default, or PostgreSQL with
+//! `--database postgres://...` (any number of `serve` processes may share it).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use waymark_protocol::limits;
 
 use crate::api::{AppState, app};
 use crate::config::Limits;
+use crate::storage::postgres::{PostgresStorage, is_postgres_url};
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{Storage, StorageError};
 use crate::tokens;
@@ -31,6 +35,10 @@ pub struct Cli {
         default_value = "./waymark-data"
     )]
     pub data_dir: PathBuf,
+    /// A PostgreSQL database instead of SQLite in --data-dir: postgres://user:password@host:port/db
+    /// (migrated on start; several `serve` processes may share it).
+    #[arg(long, global = true, env = "WAYMARK_DATABASE_URL")]
+    pub database: Option<String>,
     /// Print JSON instead of tables (admin commands).
     #[arg(long, global = true, env = "WAYMARK_JSON")]
     pub json: bool,
@@ -61,7 +69,8 @@ pub enum Command {
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         grace: Duration,
     },
-    /// Write a consistent copy of the database to FILE (safe while `serve` runs).
+    /// Write a consistent copy of the SQLite database to FILE (safe while `serve` runs). For
+    /// PostgreSQL use `pg_dump`.
     Backup {
         /// Destination file; must not exist.
         #[arg(long)]
@@ -194,15 +203,19 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let out = Output { json: cli.json };
+    let db = Db {
+        data_dir: cli.data_dir,
+        database: cli.database,
+    };
     match cli.command {
-        Command::Serve(args) => serve(&cli.data_dir, args),
+        Command::Serve(args) => serve(&db, args),
         Command::Workspace(WorkspaceCommand::Create { name }) => {
-            let storage = open_existing_or_new(&cli.data_dir)?;
+            let storage = open_existing_or_new(&db)?;
             let workspace = storage.create_workspace(name.as_deref(), tokens::now())?;
             out.emit(&workspace, || format!("{}\n", workspace.id))
         }
         Command::Token(TokenCommand::Issue { workspace, ttl }) => {
-            let storage = open_existing_or_new(&cli.data_dir)?;
+            let storage = open_existing_or_new(&db)?;
             if ttl.is_zero() {
                 return Err(CliError::Usage("--ttl must be positive".into()));
             }
@@ -236,7 +249,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             })
         }
         Command::Devices(DevicesCommand::List { workspace }) => {
-            let storage = open_existing_or_new(&cli.data_dir)?;
+            let storage = open_existing_or_new(&db)?;
             let devices = storage.list_devices(workspace.as_deref())?;
             out.emit(&devices, || {
                 table(
@@ -269,7 +282,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             })
         }
         Command::Devices(DevicesCommand::Revoke { device_id }) => {
-            let storage = open_existing_or_new(&cli.data_dir)?;
+            let storage = open_existing_or_new(&db)?;
             storage.revoke_device(&device_id, tokens::now())?;
             out.emit(&serde_json::json!({ "revoked": device_id }), || {
                 format!(
@@ -279,7 +292,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             })
         }
         Command::Usage => {
-            let storage = open_existing_or_new(&cli.data_dir)?;
+            let storage = open_existing_or_new(&db)?;
             let usage = storage.usage()?;
             out.emit(&usage, || {
                 table(
@@ -310,7 +323,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             })
         }
         Command::Compact { grace } => {
-            let storage = open_existing_or_new(&cli.data_dir)?;
+            let storage = open_existing_or_new(&db)?;
             let before = compact_cutoff(grace);
             let report = storage.compact(before)?;
             out.emit(&report, || {
@@ -323,7 +336,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             })
         }
         Command::Backup { to } => {
-            let storage = open_existing_or_new(&cli.data_dir)?;
+            if db.database.is_some() {
+                return Err(CliError::Usage(
+                    "backup copies the SQLite database; back up PostgreSQL with pg_dump \
+                     (e.g. `pg_dump --format=custom --file=waymark.dump DATABASE_URL`)"
+                        .into(),
+                ));
+            }
+            let storage = SqliteStorage::open_in_dir(&db.data_dir)?;
             storage.backup_to(&to)?;
             out.emit(&serde_json::json!({ "backup": to }), || {
                 format!("backup written to {}\n", to.display())
@@ -332,8 +352,43 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-fn open_existing_or_new(data_dir: &Path) -> Result<SqliteStorage, CliError> {
-    Ok(SqliteStorage::open_in_dir(data_dir)?)
+/// Which database the command works on.
+struct Db {
+    data_dir: PathBuf,
+    database: Option<String>,
+}
+
+/// Where the data lives, as `serve` prints it.
+enum Location {
+    Sqlite { data_dir: PathBuf, file: PathBuf },
+    Postgres(String),
+}
+
+fn open_storage(cli: &Db) -> Result<(Arc<dyn Storage>, Location), CliError> {
+    match &cli.database {
+        Some(url) if is_postgres_url(url) => {
+            let storage = PostgresStorage::open(url)?;
+            let location = Location::Postgres(storage.description().to_owned());
+            Ok((Arc::new(storage), location))
+        }
+        Some(other) => Err(CliError::Usage(format!(
+            "--database takes a postgres:// URL, not {:?}; leave it out to use SQLite in \
+             --data-dir",
+            other.split_once("://").map_or("", |(scheme, _)| scheme)
+        ))),
+        None => {
+            let storage = SqliteStorage::open_in_dir(&cli.data_dir)?;
+            let location = Location::Sqlite {
+                data_dir: std::path::absolute(&cli.data_dir)?,
+                file: std::path::absolute(storage.path())?,
+            };
+            Ok((Arc::new(storage), location))
+        }
+    }
+}
+
+fn open_existing_or_new(cli: &Db) -> Result<Arc<dyn Storage>, CliError> {
+    Ok(open_storage(cli)?.0)
 }
 
 fn compact_cutoff(grace: Duration) -> i64 {
@@ -362,7 +417,7 @@ impl Output {
     }
 }
 
-fn serve(data_dir: &Path, args: ServeArgs) -> Result<(), CliError> {
+fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
     init_logging(args.log_format);
     if args.max_blob_bytes > args.max_body_bytes {
         return Err(CliError::Usage(
@@ -379,10 +434,11 @@ fn serve(data_dir: &Path, args: ServeArgs) -> Result<(), CliError> {
         rate_burst: args.rate_burst.max(1),
         request_timeout: args.request_timeout.max(Duration::from_secs(1)),
     };
-    let storage = SqliteStorage::open_in_dir(data_dir)?;
-    let data_dir = std::path::absolute(data_dir)?;
-    let database = std::path::absolute(storage.path())?;
-    let storage: Arc<dyn Storage> = Arc::new(storage);
+    let (storage, location) = open_storage(cli)?;
+    let where_ = match &location {
+        Location::Sqlite { data_dir, .. } => data_dir.display().to_string(),
+        Location::Postgres(description) => description.clone(),
+    };
     let state = AppState::new(Arc::clone(&storage), limits.clone())?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -394,8 +450,16 @@ fn serve(data_dir: &Path, args: ServeArgs) -> Result<(), CliError> {
         {
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "listening on http://{addr}")?;
-            writeln!(stdout, "data directory: {}", data_dir.display())?;
-            writeln!(stdout, "database: {}", database.display())?;
+            match &location {
+                Location::Sqlite { data_dir, file } => {
+                    writeln!(stdout, "data directory: {}", data_dir.display())?;
+                    writeln!(stdout, "database: {}", file.display())?;
+                }
+                Location::Postgres(description) => {
+                    writeln!(stdout, "storage: postgresql")?;
+                    writeln!(stdout, "database: {description}")?;
+                }
+            }
             stdout.flush()?;
         }
         if !addr.ip().is_loopback() {
@@ -404,7 +468,7 @@ fn serve(data_dir: &Path, args: ServeArgs) -> Result<(), CliError> {
                 "serving plain HTTP on a non-loopback address: put a TLS reverse proxy in front"
             );
         }
-        tracing::info!(%addr, data_dir = %data_dir.display(), ?limits, "waymark-server started");
+        tracing::info!(%addr, database = %where_, ?limits, "waymark-server started");
         if let Some(grace) = args.auto_compact_grace {
             tokio::spawn(auto_compact(storage, grace));
         }

@@ -181,7 +181,11 @@ impl PostgresStorage {
         let mut config: Config = url.parse()?;
         off_executor(|| -> StorageResult<()> {
             let mut client = config.connect(NoTls)?;
-            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+            // `IF NOT EXISTS` alone races with another process creating it at the same moment.
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+            tx.commit()?;
             Ok(())
         })?;
         let options = match config.get_options() {
