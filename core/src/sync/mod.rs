@@ -292,14 +292,7 @@ impl Store {
         opts: &SyncOptions,
         report: &mut SyncReport,
     ) -> Result<()> {
-        let total: u64 = self.read(|c| {
-            let n: i64 = c.query_row(
-                "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })?;
+        let total: u64 = self.pending_changes(&m.workspace)?;
         let (mut done, mut bytes) = (0u64, 0u64);
         loop {
             if opts.cancelled() {
@@ -415,14 +408,10 @@ impl Store {
         changed: &mut BTreeSet<String>,
     ) -> Result<()> {
         // Read now: the push may just have moved it past this device's own blobs.
-        let mut cursor: u64 = self.read(|c| {
-            let n: i64 = c.query_row(
-                "SELECT cursor FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })?;
+        let mut cursor: u64 = self.workspace_u64(
+            "SELECT cursor FROM memberships WHERE workspace_id = ?1",
+            &m.workspace,
+        )?;
         let start = cursor;
         let (mut done, mut bytes) = (0u64, 0u64);
         loop {
@@ -558,27 +547,27 @@ impl Store {
         })
     }
 
-    /// Sealed bytes waiting to be pushed for a workspace (for "12 kB to send" in an app).
-    pub fn pending_bytes(&self, workspace: &str) -> Result<u64> {
+    /// Runs `sql`, a one-value query about `workspace`, and returns its non-negative result.
+    fn workspace_u64(&self, sql: &str, workspace: &str) -> Result<u64> {
         self.read(|c| {
-            let n: i64 = c.query_row(
-                "SELECT coalesce(sum(length(ciphertext)), 0) FROM outbox WHERE workspace_id = ?1",
-                params![workspace],
-                |r| r.get(0),
-            )?;
+            let n: i64 = c.query_row(sql, params![workspace], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 
+    /// Sealed bytes waiting to be pushed for a workspace (for "12 kB to send" in an app).
+    pub fn pending_bytes(&self, workspace: &str) -> Result<u64> {
+        self.workspace_u64(
+            "SELECT coalesce(sum(length(ciphertext)), 0) FROM outbox WHERE workspace_id = ?1",
+            workspace,
+        )
+    }
+
     /// Local changes waiting to be pushed, per workspace.
     pub fn pending_changes(&self, workspace: &str) -> Result<u64> {
-        self.read(|c| {
-            let n: i64 = c.query_row(
-                "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
-                params![workspace],
-                |r| r.get(0),
-            )?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
+        self.workspace_u64(
+            "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
+            workspace,
+        )
     }
 }
