@@ -36,6 +36,14 @@ pub const PATH_INVITES: &str = "/v1/invites";
 pub const PATH_PUSH: &str = "/v1/push";
 /// `GET`: pull blobs after a cursor (query parameters `after`, `max_bytes`).
 pub const PATH_PULL: &str = "/v1/pull";
+/// `GET`: the caller's team: every device's public keys and role, the current key epoch, and the
+/// workspace keys wrapped for the caller.
+pub const PATH_TEAM: &str = "/v1/team";
+/// `POST`: a coordinator's device uploads workspace keys wrapped for devices (a rotation to a new
+/// epoch, or the approval of a joining device).
+pub const PATH_KEYS: &str = "/v1/keys";
+/// `POST`: revoke a device (a coordinator: any device of the workspace; anyone: itself).
+pub const PATH_REVOKE: &str = "/v1/devices/revoke";
 /// `GET`: liveness and database check (plain text).
 pub const PATH_HEALTHZ: &str = "/healthz";
 /// `GET`: Prometheus text exposition.
@@ -79,6 +87,26 @@ pub mod limits {
     pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
     /// Longest device name accepted at enrollment, in characters.
     pub const MAX_DEVICE_NAME_CHARS: usize = 128;
+    /// Most key envelopes in one [`super::KeysRequest`].
+    pub const MAX_ENVELOPES: usize = 10_000;
+    /// Longest sealed key in an envelope, in bytes.
+    pub const MAX_SEALED_KEY_BYTES: usize = 256;
+    /// Longest join proof, in bytes.
+    pub const MAX_JOIN_PROOF_BYTES: usize = 64;
+}
+
+/// Device roles. A coordinator may invite coordinators, revoke any device of its workspace and
+/// upload wrapped keys; a member may invite members and revoke only itself.
+pub mod roles {
+    /// Leads the team: invites, approves joins, revokes, rotates keys.
+    pub const COORDINATOR: &str = "coordinator";
+    /// Records and syncs.
+    pub const MEMBER: &str = "member";
+
+    /// Whether `role` is one of the known roles.
+    pub fn is_known(role: &str) -> bool {
+        role == COORDINATOR || role == MEMBER
+    }
 }
 
 /// Stable machine-readable error codes carried in [`ErrorBody::code`].
@@ -103,6 +131,8 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rate_limited";
     /// The request contradicts stored data (e.g. a known content id under another document).
     pub const CONFLICT: &str = "conflict";
+    /// The device is authenticated but its role does not allow this.
+    pub const FORBIDDEN: &str = "forbidden";
     /// The thing asked for existed but is gone.
     pub const GONE: &str = "gone";
     /// The request took longer than the server allows (e.g. a stalled upload); retry it.
@@ -115,6 +145,10 @@ pub mod codes {
 pub type ContentId = [u8; 32];
 /// Random opaque document id chosen by the client.
 pub type DocId = [u8; 16];
+/// An Ed25519 (signing) or X25519 (key agreement) public key.
+pub type PublicKey = [u8; 32];
+/// An Ed25519 signature.
+pub type Signature = [u8; 64];
 
 /// The content id of a ciphertext (SHA-256), as the server verifies it.
 pub fn content_id_of(ciphertext: &[u8]) -> ContentId {
@@ -128,6 +162,16 @@ pub struct EnrollRequest {
     pub token: String,
     /// A name for people to recognise the device by in `devices list` (1 to 128 characters).
     pub device_name: String,
+    /// The device's Ed25519 public key: teammates verify its blobs' signatures with it.
+    #[serde(with = "serde_bytes")]
+    pub sign_key: PublicKey,
+    /// The device's X25519 public key: workspace keys are sealed to it.
+    #[serde(with = "serde_bytes")]
+    pub box_key: PublicKey,
+    /// For an invite to be approved: an HMAC of the public keys under the invite's verification
+    /// secret, which only the inviting coordinator can check (the server never sees the secret).
+    #[serde(default, with = "serde_bytes")]
+    pub join_proof: Option<Vec<u8>>,
 }
 
 /// `POST /v1/enroll` answer: the new device's identity and secret.
@@ -139,6 +183,8 @@ pub struct EnrollResponse {
     pub device_id: String,
     /// The device token to send as `Authorization: Bearer ...`; the server keeps only its hash.
     pub device_token: String,
+    /// The new device's role, from [`roles`].
+    pub role: String,
 }
 
 /// `POST /v1/invites` body: create a one-time enrollment token for the caller's workspace.
@@ -146,6 +192,10 @@ pub struct EnrollResponse {
 pub struct InviteRequest {
     /// Lifetime of the token, 1 to [`limits::MAX_INVITE_TTL_SECONDS`].
     pub ttl_seconds: u64,
+    /// Role of the device that will enroll with it ([`roles::MEMBER`] when absent); only a
+    /// coordinator may invite a coordinator.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// `POST /v1/invites` answer.
@@ -241,6 +291,105 @@ pub struct PullResponse {
     pub more: bool,
     /// The highest sequence number visible in the workspace when the pull ran.
     pub head: u64,
+    /// The version of the workspace's team ([`TeamResponse::version`]); when it grew, fetch
+    /// [`PATH_TEAM`] before applying the blobs.
+    #[serde(default)]
+    pub team_version: u64,
+}
+
+/// One device of a team, as [`PATH_TEAM`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamDevice {
+    /// The device's id.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its role, from [`roles`].
+    pub role: String,
+    /// Its Ed25519 public key.
+    #[serde(with = "serde_bytes")]
+    pub sign_key: PublicKey,
+    /// Its X25519 public key.
+    #[serde(with = "serde_bytes")]
+    pub box_key: PublicKey,
+    /// The join proof it enrolled with, if it joined by an invite to be approved.
+    #[serde(default, with = "serde_bytes")]
+    pub join_proof: Option<Vec<u8>>,
+    /// Enrollment time, unix seconds.
+    pub enrolled_at: i64,
+    /// If revoked: the workspace's head sequence number at the revocation; blobs it signed with
+    /// a higher sequence number are not its own.
+    #[serde(default)]
+    pub revoked_at_seq: Option<u64>,
+    /// Epochs for which a wrapped key for this device is stored.
+    pub key_epochs: Vec<u32>,
+}
+
+/// A workspace key of one epoch, sealed to one device's X25519 key and signed by the
+/// coordinator's device that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEnvelope {
+    /// The device it is sealed to.
+    pub device_id: String,
+    /// The key epoch.
+    pub epoch: u32,
+    /// The sealed key (an anonymous sealed box).
+    #[serde(with = "serde_bytes")]
+    pub sealed_key: Vec<u8>,
+    /// The Ed25519 public key of the coordinator's device that sealed it.
+    #[serde(with = "serde_bytes")]
+    pub signer_key: PublicKey,
+    /// Its signature over the workspace id, `device_id`, `epoch` and `sealed_key`.
+    #[serde(with = "serde_bytes")]
+    pub signature: Signature,
+}
+
+/// `GET /v1/team` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamResponse {
+    /// Grows with every enrollment, revocation and key upload in the workspace.
+    pub version: u64,
+    /// The newest key epoch a coordinator rotated to (0 before any rotation).
+    pub epoch: u32,
+    /// A device was revoked since `epoch` was set: a coordinator's device should rotate.
+    pub rotation_needed: bool,
+    /// Every device of the workspace, revoked ones included, in enrollment order.
+    pub devices: Vec<TeamDevice>,
+    /// The envelopes sealed to the calling device.
+    pub envelopes: Vec<KeyEnvelope>,
+}
+
+/// `POST /v1/keys` body (coordinators only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysRequest {
+    /// `Some(n)`: a rotation to epoch `n`, which must be the current epoch + 1, with one envelope
+    /// of epoch `n` for every device not revoked. `None`: envelopes of existing epochs for
+    /// devices not revoked (approving a join).
+    #[serde(default)]
+    pub rotate_to: Option<u32>,
+    /// The envelopes; each `signer_key` must be the caller's own.
+    pub envelopes: Vec<KeyEnvelope>,
+}
+
+/// `POST /v1/keys` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysResponse {
+    /// The workspace's current epoch after the upload.
+    pub epoch: u32,
+}
+
+/// `POST /v1/devices/revoke` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    /// The device to revoke (the caller's own id to revoke itself, e.g. on wipe).
+    pub device_id: String,
+}
+
+/// `POST /v1/devices/revoke` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    /// The workspace's head sequence number when the revocation took effect.
+    pub revoked_at_seq: u64,
 }
 
 /// The body of every error answer.
@@ -320,18 +469,25 @@ mod tests {
         let enroll = EnrollRequest {
             token: "tok".into(),
             device_name: "phone of Ana".into(),
+            sign_key: [1; 32],
+            box_key: [2; 32],
+            join_proof: Some(vec![3; 32]),
         };
         assert_eq!(decode::<EnrollRequest>(&encode(&enroll)).unwrap(), enroll);
         let enrolled = EnrollResponse {
             workspace_id: "w".into(),
             device_id: "d".into(),
             device_token: "t".into(),
+            role: roles::MEMBER.into(),
         };
         assert_eq!(
             decode::<EnrollResponse>(&encode(&enrolled)).unwrap(),
             enrolled
         );
-        let invite = InviteRequest { ttl_seconds: 600 };
+        let invite = InviteRequest {
+            ttl_seconds: 600,
+            role: Some(roles::COORDINATOR.into()),
+        };
         assert_eq!(decode::<InviteRequest>(&encode(&invite)).unwrap(), invite);
         let invited = InviteResponse {
             enrollment_token: "e".into(),
@@ -360,8 +516,42 @@ mod tests {
             }],
             more: true,
             head: 9,
+            team_version: 4,
         };
         assert_eq!(decode::<PullResponse>(&encode(&pulled)).unwrap(), pulled);
+        let team = TeamResponse {
+            version: 7,
+            epoch: 2,
+            rotation_needed: true,
+            devices: vec![TeamDevice {
+                device_id: "d".into(),
+                name: "n".into(),
+                role: roles::COORDINATOR.into(),
+                sign_key: [5; 32],
+                box_key: [6; 32],
+                join_proof: None,
+                enrolled_at: 1,
+                revoked_at_seq: Some(12),
+                key_epochs: vec![0, 1, 2],
+            }],
+            envelopes: vec![KeyEnvelope {
+                device_id: "d".into(),
+                epoch: 2,
+                sealed_key: vec![9; 80],
+                signer_key: [5; 32],
+                signature: [7; 64],
+            }],
+        };
+        assert_eq!(decode::<TeamResponse>(&encode(&team)).unwrap(), team);
+        let keys = KeysRequest {
+            rotate_to: Some(3),
+            envelopes: team.envelopes.clone(),
+        };
+        assert_eq!(decode::<KeysRequest>(&encode(&keys)).unwrap(), keys);
+        let revoke = RevokeRequest {
+            device_id: "d".into(),
+        };
+        assert_eq!(decode::<RevokeRequest>(&encode(&revoke)).unwrap(), revoke);
         let error = ErrorBody {
             code: codes::TOO_LARGE.into(),
             message: "m".into(),
@@ -414,6 +604,9 @@ mod tests {
         let wrong_type = encode(&EnrollRequest {
             token: "t".into(),
             device_name: "n".into(),
+            sign_key: [0; 32],
+            box_key: [0; 32],
+            join_proof: None,
         });
         let err = decode::<PushRequest>(&wrong_type).unwrap_err();
         assert!(err.message.contains("blobs"), "{err}");

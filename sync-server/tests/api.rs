@@ -54,6 +54,9 @@ async fn an_enrollment_token_works_only_once(backend: Backend) {
             Some(encode(&EnrollRequest {
                 token: token.clone(),
                 device_name: "phone".into(),
+                sign_key: rand::random(),
+                box_key: rand::random(),
+                join_proof: None,
             })),
         )
     };
@@ -81,6 +84,9 @@ async fn an_expired_enrollment_token_is_refused_and_says_so(backend: Backend) {
             Some(encode(&EnrollRequest {
                 token,
                 device_name: "phone".into(),
+                sign_key: rand::random(),
+                box_key: rand::random(),
+                join_proof: None,
             })),
         )
         .await;
@@ -99,6 +105,9 @@ async fn an_unknown_enrollment_token_is_unauthorized(backend: Backend) {
             Some(encode(&EnrollRequest {
                 token: tokens::new_token(),
                 device_name: "phone".into(),
+                sign_key: rand::random(),
+                box_key: rand::random(),
+                join_proof: None,
             })),
         )
         .await;
@@ -123,6 +132,9 @@ async fn device_names_must_be_reasonable(backend: Backend) {
                 Some(encode(&EnrollRequest {
                     token,
                     device_name: name.clone(),
+                    sign_key: rand::random(),
+                    box_key: rand::random(),
+                    join_proof: None,
                 })),
             )
             .await;
@@ -152,7 +164,7 @@ async fn requests_without_a_valid_device_token_get_401(backend: Backend) {
             (
                 Method::POST,
                 "/v1/invites",
-                Some(encode(&InviteRequest { ttl_seconds: 60 })),
+                Some(encode(&InviteRequest { ttl_seconds: 60, role: None })),
             ),
         ] {
             let mut req = Request::builder().method(method).uri(path);
@@ -224,7 +236,7 @@ async fn a_device_invites_another_device_into_its_workspace(backend: Backend) {
             Method::POST,
             "/v1/invites",
             Some(&first.device_token),
-            Some(encode(&InviteRequest { ttl_seconds: 600 })),
+            Some(encode(&InviteRequest { ttl_seconds: 600, role: None })),
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -239,6 +251,9 @@ async fn a_device_invites_another_device_into_its_workspace(backend: Backend) {
             Some(encode(&EnrollRequest {
                 token: invite.enrollment_token.clone(),
                 device_name: "second phone".into(),
+                sign_key: rand::random(),
+                box_key: rand::random(),
+                join_proof: None,
             })),
         )
         .await;
@@ -256,7 +271,7 @@ async fn a_device_invites_another_device_into_its_workspace(backend: Backend) {
                 Method::POST,
                 "/v1/invites",
                 Some(&first.device_token),
-                Some(encode(&InviteRequest { ttl_seconds: ttl })),
+                Some(encode(&InviteRequest { ttl_seconds: ttl, role: None })),
             )
             .await
             .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
@@ -272,7 +287,7 @@ async fn invites_made_by_a_revoked_device_stop_working(backend: Backend) {
             Method::POST,
             "/v1/invites",
             Some(&lost.device_token),
-            Some(encode(&InviteRequest { ttl_seconds: 3600 })),
+            Some(encode(&InviteRequest { ttl_seconds: 3600, role: None })),
         )
         .await
         .decode();
@@ -288,6 +303,9 @@ async fn invites_made_by_a_revoked_device_stop_working(backend: Backend) {
             Some(encode(&EnrollRequest {
                 token: invite.enrollment_token,
                 device_name: "thief".into(),
+                sign_key: rand::random(),
+                box_key: rand::random(),
+                join_proof: None,
             })),
         )
         .await
@@ -326,7 +344,7 @@ async fn a_device_never_sees_another_workspaces_blobs(backend: Backend) {
             Method::POST,
             "/v1/invites",
             Some(&b.device_token),
-            Some(encode(&InviteRequest { ttl_seconds: 60 })),
+            Some(encode(&InviteRequest { ttl_seconds: 60, role: None })),
         )
         .await
         .decode();
@@ -338,6 +356,9 @@ async fn a_device_never_sees_another_workspaces_blobs(backend: Backend) {
             Some(encode(&EnrollRequest {
                 token: invite.enrollment_token,
                 device_name: "b2".into(),
+                sign_key: rand::random(),
+                box_key: rand::random(),
+                join_proof: None,
             })),
         )
         .await;
@@ -558,7 +579,7 @@ async fn malformed_bodies_get_400_saying_what_was_wrong(backend: Backend) {
         (
             "/v1/push",
             Some(token),
-            encode(&InviteRequest { ttl_seconds: 5 }),
+            encode(&InviteRequest { ttl_seconds: 5, role: None }),
             "blobs",
         ),
         (

@@ -157,6 +157,9 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
         &encode(&EnrollRequest {
             token: enrollment.clone(),
             device_name: "Ana's phone".into(),
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
         }),
     );
     assert_eq!(status, 200);
@@ -165,7 +168,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
     let (status, body) = http.post(
         "/v1/invites",
         Some(&ana.device_token),
-        &encode(&InviteRequest { ttl_seconds: 300 }),
+        &encode(&InviteRequest { ttl_seconds: 300, role: None }),
     );
     assert_eq!(status, 200);
     let invite: InviteResponse = decode(&body).unwrap();
@@ -175,6 +178,9 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
         &encode(&EnrollRequest {
             token: invite.enrollment_token.clone(),
             device_name: "Ben's phone".into(),
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
         }),
     );
     let ben: EnrollResponse = decode(&body).unwrap();
@@ -186,6 +192,9 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
         &encode(&EnrollRequest {
             token: enrollment.clone(),
             device_name: "again".into(),
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
         }),
     );
     assert_eq!(status, 401);

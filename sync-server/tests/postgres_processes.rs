@@ -146,6 +146,9 @@ fn enroll(agent: &ureq::Agent, base: &str, db_url: &str, ws: &str, name: &str) -
         &encode(&EnrollRequest {
             token: issued["token"].as_str().unwrap().to_owned(),
             device_name: name.into(),
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
         }),
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

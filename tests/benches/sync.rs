@@ -270,6 +270,9 @@ fn raw_server_throughput(n: usize) {
             let req = proto::EnrollRequest {
                 token: t["token"].as_str().unwrap().into(),
                 device_name: format!("d{i}"),
+                sign_key: rand::random(),
+                box_key: rand::random(),
+                join_proof: None,
             };
             let resp = http
                 .post(format!("{url}{}", proto::PATH_ENROLL))

@@ -404,6 +404,9 @@ fn a_blob_that_fails_authentication_is_set_aside_and_the_rest_applies() {
         proto::encode(&proto::EnrollRequest {
             token: evil_token["token"].as_str().unwrap().into(),
             device_name: "evil".into(),
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
         }),
     ))
     .unwrap();

@@ -216,6 +216,9 @@ impl TestServer {
                 Some(encode(&EnrollRequest {
                     token,
                     device_name: "test phone".into(),
+                    sign_key: rand::random(),
+                    box_key: rand::random(),
+                    join_proof: None,
                 })),
             )
             .await;

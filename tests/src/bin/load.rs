@@ -294,6 +294,12 @@ impl Ctx {
         let body = proto::encode(&proto::EnrollRequest {
             token,
             device_name: name,
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
         });
         let resp = self.call(Kind::Other, None, None, proto::PATH_ENROLL, Some(&body))?;
         let e: proto::EnrollResponse = proto::decode(&resp).map_err(|e| e.to_string())?;
@@ -301,7 +307,7 @@ impl Ctx {
     }
 
     fn invite(&self, device_token: &str) -> Result<String, String> {
-        let body = proto::encode(&proto::InviteRequest { ttl_seconds: 3600 });
+        let body = proto::encode(&proto::InviteRequest { ttl_seconds: 3600, role: None });
         let resp = self.call(
             Kind::Other,
             None,
