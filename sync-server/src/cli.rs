@@ -36,9 +36,24 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
     /// A PostgreSQL database instead of SQLite in --data-dir: postgres://user:password@host:port/db
-    /// (migrated on start; several `serve` processes may share it).
+    /// (migrated on start; several `serve` processes may share it). TLS: add
+    /// `?sslmode=require` (the certificate is always verified: against the Mozilla roots, or the
+    /// PEM file given as `&sslrootcert=/path/ca.pem`).
     #[arg(long, global = true, env = "WAYMARK_DATABASE_URL")]
     pub database: Option<String>,
+    /// Most connections one process keeps open to PostgreSQL; requests beyond it wait for a free
+    /// one. Size it so that processes x pool size stays under the database's max_connections.
+    #[arg(
+        long,
+        global = true,
+        env = "WAYMARK_DATABASE_POOL_SIZE",
+        default_value_t = crate::storage::postgres::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::value_parser!(u16).range(1..=1000),
+            usize::from
+        )
+    )]
+    pub database_pool_size: usize,
     /// Print JSON instead of tables (admin commands).
     #[arg(long, global = true, env = "WAYMARK_JSON")]
     pub json: bool,
@@ -206,6 +221,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let db = Db {
         data_dir: cli.data_dir,
         database: cli.database,
+        pool_size: cli.database_pool_size,
     };
     match cli.command {
         Command::Serve(args) => serve(&db, args),
@@ -356,6 +372,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 struct Db {
     data_dir: PathBuf,
     database: Option<String>,
+    pool_size: usize,
 }
 
 /// Where the data lives, as `serve` prints it.
@@ -367,7 +384,7 @@ enum Location {
 fn open_storage(cli: &Db) -> Result<(Arc<dyn Storage>, Location), CliError> {
     match &cli.database {
         Some(url) if is_postgres_url(url) => {
-            let storage = PostgresStorage::open(url)?;
+            let storage = PostgresStorage::open_with_pool(url, cli.pool_size)?;
             let location = Location::Postgres(storage.description().to_owned());
             Ok((Arc::new(storage), location))
         }

@@ -33,7 +33,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, Config, IsolationLevel, Transaction};
 use waymark_protocol::{PullResponse, PulledBlob, PushBlob};
 
 use super::{
@@ -41,6 +41,8 @@ use super::{
     TokenHash, Workspace, WorkspaceUsage,
 };
 use crate::tokens;
+
+mod tls;
 
 /// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/001_initial.sql")];
@@ -51,7 +53,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Key of the transaction-scoped advisory lock taken while migrating ("waymark" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0077_6179_6d61_726b;
 
-/// Connections one process opens at most (the blocking thread pool can be much larger).
+/// Connections one process opens at most unless told otherwise (`--database-pool-size`); the
+/// blocking thread pool can be much larger, and calls beyond this wait for a free connection.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 /// How long a call waits for a free connection before failing.
@@ -60,9 +63,29 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a write is retried after a deadlock or serialization failure.
 const RETRIES: u32 = 5;
 
+/// A PostgreSQL error shown with its causes: the client's own text is only "db error" or
+/// "error performing TLS handshake", which tells an operator nothing. (PostgreSQL never echoes a
+/// password, so the causes are safe to show.)
+#[derive(Debug)]
+struct PgError(postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(&self.0);
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PgError {}
+
 impl From<postgres::Error> for StorageError {
     fn from(err: postgres::Error) -> Self {
-        StorageError::Backend(Box::new(err))
+        StorageError::Backend(Box::new(PgError(err)))
     }
 }
 
@@ -79,6 +102,7 @@ struct PoolState {
 /// Storage in a PostgreSQL database (optionally in one schema of it).
 pub struct PostgresStorage {
     config: Config,
+    tls: tls::Tls,
     description: String,
     max_connections: usize,
     pool: Mutex<PoolState>,
@@ -142,8 +166,8 @@ fn is_retryable(err: &StorageError) -> bool {
     let StorageError::Backend(err) = err else {
         return false;
     };
-    err.downcast_ref::<postgres::Error>()
-        .and_then(postgres::Error::code)
+    err.downcast_ref::<PgError>()
+        .and_then(|e| e.0.code())
         .is_some_and(|code| {
             *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
         })
@@ -168,19 +192,25 @@ fn check_schema_name(schema: &str) -> StorageResult<()> {
 impl PostgresStorage {
     /// Connects to the database at `url` (`postgres://user:password@host:port/dbname?...`) and
     /// migrates it. Tables go where the connection's `search_path` puts them (by default the
-    /// `public` schema; `?options=-c%20search_path%3Dname` picks another).
+    /// `public` schema; `?options=-c%20search_path%3Dname` picks another). `sslmode` and
+    /// `sslrootcert` choose TLS as the `tls` module describes.
     pub fn open(url: &str) -> StorageResult<Self> {
-        let config: Config = url.parse()?;
-        Self::open_config(config, DEFAULT_MAX_CONNECTIONS)
+        Self::open_with_pool(url, DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// Like [`open`](Self::open), with at most `pool_size` connections.
+    pub fn open_with_pool(url: &str, pool_size: usize) -> StorageResult<Self> {
+        let (config, tls) = tls::parse(url)?;
+        Self::open_config(config, tls, pool_size)
     }
 
     /// Like [`open`](Self::open), but keeps everything in `schema` (created if missing): several
     /// independent stores can share one database (the tests use one schema each).
     pub fn open_in_schema(url: &str, schema: &str) -> StorageResult<Self> {
         check_schema_name(schema)?;
-        let mut config: Config = url.parse()?;
+        let (mut config, tls) = tls::parse(url)?;
         off_executor(|| -> StorageResult<()> {
-            let mut client = config.connect(NoTls)?;
+            let mut client = tls.connect(&config)?;
             // `IF NOT EXISTS` alone races with another process creating it at the same moment.
             let mut tx = client.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -193,14 +223,14 @@ impl PostgresStorage {
             None => format!("-c search_path={schema}"),
         };
         config.options(&options);
-        Self::open_config(config, DEFAULT_MAX_CONNECTIONS)
+        Self::open_config(config, tls, DEFAULT_MAX_CONNECTIONS)
     }
 
-    /// Opens with a parsed configuration and at most `max_connections` connections.
-    pub fn open_config(config: Config, max_connections: usize) -> StorageResult<Self> {
-        let description = describe(&config);
+    fn open_config(config: Config, tls: tls::Tls, max_connections: usize) -> StorageResult<Self> {
+        let description = describe(&config, &tls);
         let storage = Self {
             config,
+            tls,
             description,
             max_connections: max_connections.max(1),
             pool: Mutex::new(PoolState {
@@ -231,7 +261,7 @@ impl PostgresStorage {
             if state.open < self.max_connections {
                 state.open += 1;
                 drop(state);
-                return match self.config.connect(NoTls) {
+                return match self.tls.connect(&self.config) {
                     Ok(client) => Ok(client),
                     Err(err) => {
                         lock(&self.pool).open -= 1;
@@ -332,7 +362,7 @@ impl PostgresStorage {
     }
 }
 
-fn describe(config: &Config) -> String {
+fn describe(config: &Config, tls: &tls::Tls) -> String {
     use postgres::config::Host;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(name)) => name.clone(),
@@ -347,7 +377,12 @@ fn describe(config: &Config) -> String {
     } else {
         format!("{user}@")
     };
-    format!("postgres://{at}{host}:{port}/{db}")
+    let mode = match (tls.enabled(), config.get_ssl_mode()) {
+        (false, _) => "",
+        (true, postgres::config::SslMode::Prefer) => "?sslmode=prefer",
+        (true, _) => "?sslmode=require",
+    };
+    format!("postgres://{at}{host}:{port}/{db}{mode}")
 }
 
 fn migrate(client: &mut Client) -> StorageResult<()> {
