@@ -98,6 +98,16 @@ pub enum WaymarkError {
         /// The cause.
         reason: String,
     },
+    /// This device's role in the team does not allow it (e.g. a member revoking another device).
+    #[error("not permitted: {reason}")]
+    NotPermitted {
+        /// What was refused.
+        reason: String,
+    },
+    /// The store was wiped (its key and files are gone): this handle can do nothing more.
+    /// Open a new store to start again.
+    #[error("the store was wiped: its data and keys are gone")]
+    Wiped,
     /// A bug in Waymark (a panic, caught at the boundary). The process goes on; report it.
     #[error("internal error: {reason}")]
     Internal {
@@ -122,10 +132,12 @@ impl From<wc::Error> for WaymarkError {
             C::InviteExpired => Self::InviteExpired,
             C::InviteUsed => Self::InviteUsed,
             C::DeviceRevoked => Self::DeviceRevoked,
+            C::NotPermitted(reason) => Self::NotPermitted { reason },
             C::Network(reason) => Self::Network { reason },
             C::Cancelled => Self::Cancelled,
             C::StorageFull => Self::StorageFull,
             C::Storage(reason) => Self::Storage { reason },
+            C::Wiped => Self::Wiped,
         }
     }
 }

@@ -2,9 +2,17 @@
 //! with the workspace key (XChaCha20-Poly1305, random 192-bit nonce) and bound, through the
 //! associated data, to its workspace, document and key epoch, so neither the server nor anyone
 //! holding a bundle can read it, alter it, or pass it off as part of another document.
+//!
+//! Blobs sent through a sync server are also signed by the device that wrote them (Ed25519), so
+//! a teammate can tell whose change it is and refuse changes from revoked or unknown devices.
+//! Workspace keys of new epochs travel sealed to each device's X25519 key (libsodium sealed
+//! boxes, `crypto_box`) and signed by the coordinator's device that made them.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
@@ -17,6 +25,16 @@ pub(crate) const WORKSPACE_KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 /// Domain separation: a sealed blob can never be mistaken for any other Waymark ciphertext.
 const AD_LABEL: &[u8] = b"waymark/blob/v1";
+/// Domain separation of blob signatures.
+const BLOB_SIG_LABEL: &[u8] = b"waymark/blob-signature/v1";
+/// Domain separation of key envelope signatures.
+const ENVELOPE_SIG_LABEL: &[u8] = b"waymark/key-envelope/v1";
+/// Domain separation of join proofs.
+const JOIN_PROOF_LABEL: &[u8] = b"waymark/join-proof/v1";
+/// First byte of a signed blob: the format version.
+const SIGNED_BLOB_VERSION: u8 = 2;
+/// Version byte, signer's public key and signature ahead of the sealed bytes.
+const SIGNED_HEADER_LEN: usize = 1 + 32 + 64;
 
 /// A workspace key, wiped from memory when dropped.
 pub(crate) type WorkspaceKey = Zeroizing<[u8; WORKSPACE_KEY_LEN]>;
@@ -132,6 +150,216 @@ pub(crate) fn open(
     Ok((kind, inner.chunk.into_vec()))
 }
 
+/// A device's own key pairs for one workspace membership: Ed25519 to sign what it writes,
+/// X25519 to receive workspace keys. Kept only inside the encrypted store.
+pub(crate) struct DeviceKeys {
+    sign: SigningKey,
+    boxed: crypto_box::SecretKey,
+}
+
+impl DeviceKeys {
+    /// Length of [`DeviceKeys::to_bytes`].
+    pub(crate) const LEN: usize = 64;
+
+    /// Fresh random key pairs.
+    pub(crate) fn generate() -> Self {
+        let sign: Zeroizing<[u8; 32]> = Zeroizing::new(rand::random());
+        let boxed: Zeroizing<[u8; 32]> = Zeroizing::new(rand::random());
+        Self {
+            sign: SigningKey::from_bytes(&sign),
+            boxed: crypto_box::SecretKey::from_bytes(*boxed),
+        }
+    }
+
+    /// The two secret keys, for the store.
+    pub(crate) fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(Self::LEN));
+        out.extend_from_slice(&self.sign.to_bytes());
+        out.extend_from_slice(&self.boxed.to_bytes());
+        out
+    }
+
+    /// Reads stored keys; `None` if the bytes are not keys.
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        let sign = Zeroizing::new(<[u8; 32]>::try_from(&b[..32]).ok()?);
+        let boxed = Zeroizing::new(<[u8; 32]>::try_from(&b[32..]).ok()?);
+        Some(Self {
+            sign: SigningKey::from_bytes(&sign),
+            boxed: crypto_box::SecretKey::from_bytes(*boxed),
+        })
+    }
+
+    /// The Ed25519 public key.
+    pub(crate) fn sign_public(&self) -> [u8; 32] {
+        self.sign.verifying_key().to_bytes()
+    }
+
+    /// The X25519 public key.
+    pub(crate) fn box_public(&self) -> [u8; 32] {
+        self.boxed.public_key().to_bytes()
+    }
+}
+
+fn blob_signed_message(ad: &[u8], sealed: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(BLOB_SIG_LABEL.len() + ad.len() + sealed.len());
+    m.extend_from_slice(BLOB_SIG_LABEL);
+    m.extend_from_slice(ad);
+    m.extend_from_slice(sealed);
+    m
+}
+
+/// Seals a chunk like [`seal`] and signs the result with the device's key: the blob a sync
+/// server receives.
+pub(crate) fn seal_signed(
+    key: &WorkspaceKey,
+    signer: &DeviceKeys,
+    workspace: &str,
+    doc: &[u8; 16],
+    epoch: u32,
+    kind: RecordKind,
+    chunk: &[u8],
+) -> Result<Vec<u8>> {
+    let sealed = seal(key, workspace, doc, epoch, kind, chunk)?;
+    let ad = associated_data(workspace, doc, epoch);
+    let signature = signer.sign.sign(&blob_signed_message(&ad, &sealed));
+    let mut out = Vec::with_capacity(SIGNED_HEADER_LEN + sealed.len());
+    out.push(SIGNED_BLOB_VERSION);
+    out.extend_from_slice(&signer.sign_public());
+    out.extend_from_slice(&signature.to_bytes());
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// The public key a signed blob claims to be signed by, before any check; `Tampered` if the
+/// bytes are not a signed blob at all.
+pub(crate) fn blob_signer(blob: &[u8]) -> Result<[u8; 32]> {
+    if blob.len() < SIGNED_HEADER_LEN || blob[0] != SIGNED_BLOB_VERSION {
+        return Err(Error::Tampered("a blob carries no device signature".into()));
+    }
+    <[u8; 32]>::try_from(&blob[1..33])
+        .map_err(|_| Error::Tampered("a blob carries no device signature".into()))
+}
+
+/// Verifies a signed blob's signature (by the key it names) and opens it; `Tampered` unless
+/// both hold for exactly this workspace, document and epoch.
+pub(crate) fn open_signed(
+    key: &WorkspaceKey,
+    workspace: &str,
+    doc: &[u8; 16],
+    epoch: u32,
+    blob: &[u8],
+) -> Result<(RecordKind, Vec<u8>)> {
+    let signer = blob_signer(blob)?;
+    let bad = || Error::Tampered("a blob's device signature is invalid".into());
+    let verifying = VerifyingKey::from_bytes(&signer).map_err(|_| bad())?;
+    let signature =
+        ed25519_dalek::Signature::from_slice(&blob[33..SIGNED_HEADER_LEN]).map_err(|_| bad())?;
+    let sealed = &blob[SIGNED_HEADER_LEN..];
+    let ad = associated_data(workspace, doc, epoch);
+    verifying
+        .verify_strict(&blob_signed_message(&ad, sealed), &signature)
+        .map_err(|_| bad())?;
+    open(key, workspace, doc, epoch, sealed)
+}
+
+fn envelope_message(workspace: &str, device_id: &str, epoch: u32, sealed_key: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(ENVELOPE_SIG_LABEL.len() + 80 + sealed_key.len());
+    m.extend_from_slice(ENVELOPE_SIG_LABEL);
+    for part in [workspace.as_bytes(), device_id.as_bytes()] {
+        m.push(u8::try_from(part.len()).unwrap_or(u8::MAX));
+        m.extend_from_slice(part);
+    }
+    m.extend_from_slice(&epoch.to_be_bytes());
+    m.extend_from_slice(sealed_key);
+    m
+}
+
+/// Seals a workspace key to a device's X25519 public key and signs the envelope.
+pub(crate) fn wrap_key(
+    signer: &DeviceKeys,
+    workspace: &str,
+    device_id: &str,
+    recipient_box_key: &[u8; 32],
+    epoch: u32,
+    key: &WorkspaceKey,
+) -> Result<waymark_protocol::KeyEnvelope> {
+    let recipient = crypto_box::PublicKey::from_bytes(*recipient_box_key);
+    let sealed_key = recipient
+        .seal(&mut crypto_box::aead::OsRng, key.as_slice())
+        .map_err(|_| Error::Storage("sealing a key failed".into()))?;
+    let signature = signer
+        .sign
+        .sign(&envelope_message(workspace, device_id, epoch, &sealed_key));
+    Ok(waymark_protocol::KeyEnvelope {
+        device_id: device_id.to_string(),
+        epoch,
+        sealed_key,
+        signer_key: signer.sign_public(),
+        signature: signature.to_bytes(),
+    })
+}
+
+/// Checks an envelope's signature and opens the key sealed in it with this device's keys.
+pub(crate) fn unwrap_key(
+    own: &DeviceKeys,
+    workspace: &str,
+    envelope: &waymark_protocol::KeyEnvelope,
+) -> Result<WorkspaceKey> {
+    let bad = || Error::Tampered("a key envelope failed authentication".into());
+    let verifying = VerifyingKey::from_bytes(&envelope.signer_key).map_err(|_| bad())?;
+    let signature = ed25519_dalek::Signature::from_bytes(&envelope.signature);
+    verifying
+        .verify_strict(
+            &envelope_message(
+                workspace,
+                &envelope.device_id,
+                envelope.epoch,
+                &envelope.sealed_key,
+            ),
+            &signature,
+        )
+        .map_err(|_| bad())?;
+    let plain = Zeroizing::new(own.boxed.unseal(&envelope.sealed_key).map_err(|_| bad())?);
+    key_from_bytes(&plain).ok_or_else(bad)
+}
+
+/// The proof a device joining by an invite to be approved sends with its public keys: an
+/// HMAC under the invite's verification secret, which the server never sees.
+pub(crate) fn join_proof(secret: &[u8], sign_key: &[u8; 32], box_key: &[u8; 32]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(JOIN_PROOF_LABEL);
+    mac.update(sign_key);
+    mac.update(box_key);
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `proof` is the join proof of these keys under `secret` (compared in constant time).
+pub(crate) fn verify_join_proof(
+    secret: &[u8],
+    sign_key: &[u8; 32],
+    box_key: &[u8; 32],
+    proof: &[u8],
+) -> bool {
+    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(JOIN_PROOF_LABEL);
+    mac.update(sign_key);
+    mac.update(box_key);
+    mac.verify_slice(proof).is_ok()
+}
+
+/// Six digits both the joining device and the approving coordinator show, so people can see
+/// they are looking at the same join.
+pub(crate) fn verification_digits(proof: &[u8]) -> String {
+    let digest = Sha256::digest(proof);
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
+    format!("{n:06}")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -169,5 +397,70 @@ mod tests {
         tampered(open(&key, WS, &doc, 3, &sealed[..20]));
         let again = seal(&key, WS, &doc, 3, RecordKind::Visit, b"chunk bytes").unwrap();
         assert_ne!(again, sealed, "a fresh nonce every time");
+    }
+
+    #[test]
+    fn a_signed_blob_names_its_signer_and_fails_when_any_byte_changes() {
+        let key = new_workspace_key();
+        let device = DeviceKeys::generate();
+        let doc = [7u8; 16];
+        let blob = seal_signed(&key, &device, WS, &doc, 1, RecordKind::Workshop, b"c").unwrap();
+        assert_eq!(blob_signer(&blob).unwrap(), device.sign_public());
+        let (kind, chunk) = open_signed(&key, WS, &doc, 1, &blob).unwrap();
+        assert_eq!((kind, chunk.as_slice()), (RecordKind::Workshop, &b"c"[..]));
+        for i in 0..blob.len() {
+            let mut bad = blob.clone();
+            bad[i] ^= 0x40;
+            assert!(
+                matches!(open_signed(&key, WS, &doc, 1, &bad), Err(Error::Tampered(_))),
+                "byte {i}"
+            );
+        }
+        // Re-signed by another device over the same sealed bytes: a different signer.
+        let other = DeviceKeys::generate();
+        let mut forged = blob.clone();
+        forged[1..33].copy_from_slice(&other.sign_public());
+        assert!(open_signed(&key, WS, &doc, 1, &forged).is_err());
+        assert!(open_signed(&key, WS, &[8; 16], 1, &blob).is_err(), "moved");
+        assert!(blob_signer(&blob[..50]).is_err());
+        let unsigned = seal(&key, WS, &doc, 1, RecordKind::Visit, b"c").unwrap();
+        assert!(open_signed(&key, WS, &doc, 1, &unsigned).is_err());
+    }
+
+    #[test]
+    fn a_wrapped_key_opens_only_for_its_device_and_only_unaltered() {
+        let coordinator = DeviceKeys::generate();
+        let member = DeviceKeys::generate();
+        let key = new_workspace_key();
+        let env = wrap_key(&coordinator, WS, "dev1", &member.box_public(), 4, &key).unwrap();
+        assert_eq!(*unwrap_key(&member, WS, &env).unwrap(), *key);
+        assert!(unwrap_key(&coordinator, WS, &env).is_err(), "not sealed to it");
+        let mut moved = env.clone();
+        moved.epoch = 5;
+        assert!(unwrap_key(&member, WS, &moved).is_err(), "epoch is signed");
+        let mut other_ws = env.clone();
+        other_ws.device_id = "dev2".into();
+        assert!(unwrap_key(&member, WS, &other_ws).is_err(), "recipient is signed");
+        assert!(unwrap_key(&member, "fedcba9876543210fedcba9876543210", &env).is_err());
+        let mut flipped = env.clone();
+        flipped.sealed_key[40] ^= 1;
+        assert!(unwrap_key(&member, WS, &flipped).is_err());
+        let restored = DeviceKeys::from_bytes(&member.to_bytes()).unwrap();
+        assert_eq!(restored.box_public(), member.box_public());
+        assert_eq!(restored.sign_public(), member.sign_public());
+        assert!(DeviceKeys::from_bytes(&[0; 10]).is_none());
+    }
+
+    #[test]
+    fn a_join_proof_depends_on_secret_and_both_keys() {
+        let p = join_proof(b"secret", &[1; 32], &[2; 32]);
+        assert!(verify_join_proof(b"secret", &[1; 32], &[2; 32], &p));
+        assert!(!verify_join_proof(b"secret", &[1; 32], &[2; 32], &p[..31]));
+        assert_ne!(p, join_proof(b"secreT", &[1; 32], &[2; 32]));
+        assert_ne!(p, join_proof(b"secret", &[3; 32], &[2; 32]));
+        assert_ne!(p, join_proof(b"secret", &[1; 32], &[3; 32]));
+        let digits = verification_digits(&p);
+        assert_eq!(digits.len(), 6);
+        assert!(digits.chars().all(|c| c.is_ascii_digit()));
     }
 }

@@ -66,6 +66,10 @@ pub enum Error {
     /// The server refused this device: it was revoked (or never enrolled). Sync stops.
     #[error("this device's access to the workspace was revoked")]
     DeviceRevoked,
+    /// This device's role in the team does not allow it (e.g. a member revoking another
+    /// device, or approving a join).
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
     /// The server could not be reached or answered with an error; nothing was lost, retry later.
     #[error("network: {0}")]
     Network(String),
@@ -78,6 +82,9 @@ pub enum Error {
     /// Any other failure of the underlying storage (I/O, locking).
     #[error("storage error: {0}")]
     Storage(String),
+    /// The store was wiped: its key and files are gone, and this handle can do nothing more.
+    #[error("the store was wiped: its data and keys are gone")]
+    Wiped,
 }
 
 /// Shorthand for results of store calls.

@@ -1,7 +1,12 @@
-//! Invites: how a device joins a workspace. An invite code carries the workspace's keys and,
-//! for a workspace on a sync server, the server's address and a fresh one-time enrolment
-//! token. It is passed in person (shown as a QR code or read out as text), never through the
-//! server, which must not learn the keys.
+//! Invites: how a device joins a workspace. An in-person invite code carries the workspace's
+//! keys and, for a workspace on a sync server, the server's address and a fresh one-time
+//! enrolment token. It is passed in person (shown as a QR code or read out as text), never
+//! through the server, which must not learn the keys.
+//!
+//! An invite to be approved carries no key: only the server's address, the one-time token and
+//! a short verification secret. The joining device proves with it that the public keys it
+//! enrolled are its own, and a coordinator's device, which made the invite, checks that proof
+//! and seals the workspace keys to the new device (`approve_join`).
 
 use data_encoding::BASE32_NOPAD;
 use rusqlite::{OptionalExtension, params};
@@ -14,37 +19,45 @@ use crate::crypto;
 use crate::error::{Error, Result};
 use crate::model::Workspace;
 use crate::store::{Store, keys, now_ms};
+use crate::sync::Enrollment;
 use crate::sync::http::{Call, Server};
 use crate::validate;
 
 /// Every invite code starts with this; the rest is base32 (QR alphanumeric mode friendly).
-const PREFIX: &str = "WAYMARK1";
+pub(crate) const PREFIX: &str = "WAYMARK1";
 /// Longest invite lifetime accepted.
 const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
 
 #[derive(Serialize, Deserialize)]
-struct InviteBody {
-    workspace: String,
-    name: String,
-    keys: Vec<(u32, ByteBuf)>,
-    server: Option<ServerPart>,
+pub(crate) struct InviteBody {
+    pub(crate) workspace: String,
+    pub(crate) name: String,
+    pub(crate) keys: Vec<(u32, ByteBuf)>,
+    pub(crate) server: Option<ServerPart>,
+    /// For an invite to be approved: the verification secret (and no keys).
+    #[serde(default)]
+    pub(crate) verify: Option<ByteBuf>,
 }
 
+/// Length of an approval invite's verification secret: short enough for a QR code, too long
+/// to guess during the invite's lifetime.
+const VERIFY_SECRET_LEN: usize = 10;
+
 #[derive(Serialize, Deserialize)]
-struct ServerPart {
+pub(crate) struct ServerPart {
     url: String,
     token: String,
     expires_at: i64,
 }
 
-fn encode(body: &InviteBody) -> Result<String> {
+pub(crate) fn encode(body: &InviteBody) -> Result<String> {
     let mut bytes = Zeroizing::new(Vec::new());
     ciborium::into_writer(body, &mut *bytes)
         .map_err(|e| Error::Storage(format!("encoding: {e}")))?;
     Ok(format!("{PREFIX}{}", BASE32_NOPAD.encode(&bytes)))
 }
 
-fn decode(code: &str) -> Result<InviteBody> {
+pub(crate) fn decode(code: &str) -> Result<InviteBody> {
     // People copy codes with spaces, line breaks and lower case; accept all of those.
     let cleaned: String = code
         .chars()
@@ -63,7 +76,13 @@ fn decode(code: &str) -> Result<InviteBody> {
         .map_err(|_| Error::InvalidInvite("the code is damaged or incomplete".into()))?;
     validate::id("workspace", &body.workspace)
         .map_err(|_| Error::InvalidInvite("the code names no valid workspace".into()))?;
-    if body.keys.is_empty()
+    let approval = body.verify.is_some() && body.server.is_some();
+    if let Some(v) = &body.verify
+        && v.len() != VERIFY_SECRET_LEN
+    {
+        return Err(Error::InvalidInvite("the code's verification part is damaged".into()));
+    }
+    if (body.keys.is_empty() && !approval)
         || body
             .keys
             .iter()
@@ -121,7 +140,10 @@ impl Store {
                 let resp = Server::new(&url, Some(token))?.post::<_, proto::InviteResponse>(
                     Call::Device,
                     proto::PATH_INVITES,
-                    &proto::InviteRequest { ttl_seconds },
+                    &proto::InviteRequest {
+                        ttl_seconds,
+                        role: None,
+                    },
                 )?;
                 Some(ServerPart {
                     url,
@@ -135,6 +157,56 @@ impl Store {
             name,
             keys: all_keys,
             server,
+            verify: None,
+        })
+    }
+
+    /// Creates an invite code that carries no key: the device that joins with it waits until a
+    /// coordinator's device approves it (`pending_joins`, `approve_join`), which this device
+    /// can do once the six digits shown on both devices match. The workspace must sync with a
+    /// server; the code is valid for `ttl_seconds`.
+    pub fn create_approval_invite(&self, workspace: &str, ttl_seconds: u64) -> Result<String> {
+        validate::id("workspace_id", workspace)?;
+        if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
+            return Err(Error::invalid(
+                "ttl_seconds",
+                "must be between 1 s and 30 days",
+            ));
+        }
+        let m = self.membership(workspace)?;
+        let name: String = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT name FROM workspaces WHERE id = ?1",
+                params![workspace],
+                |r| r.get(0),
+            )?)
+        })?;
+        let resp = Server::new(&m.url, Some(m.token.clone()))?.post::<_, proto::InviteResponse>(
+            Call::Device,
+            proto::PATH_INVITES,
+            &proto::InviteRequest {
+                ttl_seconds,
+                role: None,
+            },
+        )?;
+        let secret: [u8; VERIFY_SECRET_LEN] = rand::random();
+        self.with_writer(|w| {
+            w.conn.execute(
+                "INSERT INTO invite_secrets(workspace_id, secret, expires_at) VALUES (?1, ?2, ?3)",
+                params![workspace, secret.as_slice(), resp.body.expires_at],
+            )?;
+            Ok(())
+        })?;
+        encode(&InviteBody {
+            workspace: workspace.to_string(),
+            name,
+            keys: Vec::new(),
+            server: Some(ServerPart {
+                url: m.url,
+                token: resp.body.enrollment_token,
+                expires_at: resp.body.expires_at,
+            }),
+            verify: Some(ByteBuf::from(secret.to_vec())),
         })
     }
 
@@ -149,15 +221,13 @@ impl Store {
                     return Err(Error::InviteExpired);
                 }
                 let device_name = self.device_name()?;
+                let enrollment = Enrollment::new(body.verify.as_deref().map(|v| v.as_slice()));
                 let resp = Server::new(&s.url, None)?.post::<_, proto::EnrollResponse>(
                     Call::Enroll,
                     proto::PATH_ENROLL,
-                    &proto::EnrollRequest {
-                        token: s.token.clone(),
-                        device_name,
-                    },
+                    &enrollment.request(&s.token, device_name),
                 )?;
-                Some((s.url.clone(), resp.body))
+                Some((s.url.clone(), resp.body, enrollment))
             }
         };
         self.with_writer(|w| {
@@ -172,8 +242,8 @@ impl Store {
                     .ok_or_else(|| Error::InvalidInvite("the code carries no valid key".into()))?;
                 keys::insert(&tx, &body.workspace, *epoch, &key)?;
             }
-            if let Some((url, e)) = &enrolled {
-                crate::sync::add_membership(&tx, &body.workspace, url, e)?;
+            if let Some((url, e, enrollment)) = &enrolled {
+                crate::sync::add_membership(&tx, &body.workspace, url, e, enrollment)?;
             }
             tx.commit()?;
             Ok(())
@@ -197,6 +267,7 @@ mod tests {
             name: "Team".into(),
             keys: vec![(0, ByteBuf::from(vec![1u8; 32]))],
             server: None,
+            verify: None,
         };
         let code = encode(&body).unwrap();
         assert!(decode(&code).is_ok());

@@ -54,11 +54,13 @@ pub(crate) fn insert(
     Ok(())
 }
 
-/// Gives every workspace that has none a first key (stores from before keys existed).
+/// Gives every workspace that has none a first key (stores from before keys existed), except
+/// those joined by an invite to be approved, which wait for the team's key.
 pub(crate) fn ensure_all(conn: &Connection) -> Result<()> {
     let missing: Vec<String> = conn
         .prepare(
-            "SELECT id FROM workspaces WHERE id NOT IN (SELECT workspace_id FROM workspace_keys)",
+            "SELECT id FROM workspaces WHERE id NOT IN (SELECT workspace_id FROM workspace_keys)
+               AND id NOT IN (SELECT workspace_id FROM memberships WHERE join_proof IS NOT NULL)",
         )?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;

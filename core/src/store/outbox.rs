@@ -28,8 +28,10 @@ pub(crate) fn enqueue(
     }
     let (epoch, key) = keys::current(conn, workspace)?
         .ok_or_else(|| Error::Corrupt(format!("workspace {workspace} has no key")))?;
-    let sealed = crypto::seal(
+    let own = crate::sync::team::own_keys(conn, workspace)?;
+    let sealed = crypto::seal_signed(
         &key,
+        &own,
         workspace,
         &crypto::doc_id_bytes(doc_id)?,
         epoch,

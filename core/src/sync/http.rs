@@ -197,6 +197,7 @@ impl Server {
                     self.wait(wait)?;
                     last = "rate limited".into();
                 }
+                StatusCode::FORBIDDEN => return Err(Error::NotPermitted(message)),
                 s if s.is_server_error() => last = format!("server error {s}: {message}"),
                 s => {
                     // A request the server will never accept as it is: retrying cannot help.

@@ -10,6 +10,7 @@
 //! reported, never applied, and the rest of the sync goes on.
 
 pub(crate) mod http;
+pub(crate) mod team;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -120,10 +121,39 @@ fn seq_sql(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-struct Membership {
-    workspace: String,
-    url: String,
-    token: String,
+/// A workspace this store syncs, and this device's credentials for it.
+pub(crate) struct Membership {
+    pub(crate) workspace: String,
+    pub(crate) url: String,
+    pub(crate) token: String,
+    pub(crate) device_id: String,
+}
+
+/// This device's enrollment: its key pairs and, for an invite to be approved, its join proof.
+pub(crate) struct Enrollment {
+    pub(crate) keys: crypto::DeviceKeys,
+    pub(crate) join_proof: Option<Vec<u8>>,
+}
+
+impl Enrollment {
+    /// Fresh key pairs; `proof_secret` is the verification secret of an invite to be approved.
+    pub(crate) fn new(proof_secret: Option<&[u8]>) -> Enrollment {
+        let keys = crypto::DeviceKeys::generate();
+        let join_proof = proof_secret
+            .map(|s| crypto::join_proof(s, &keys.sign_public(), &keys.box_public()).to_vec());
+        Enrollment { keys, join_proof }
+    }
+
+    /// The enrollment request carrying the public keys.
+    pub(crate) fn request(&self, token: &str, device_name: String) -> proto::EnrollRequest {
+        proto::EnrollRequest {
+            token: token.to_string(),
+            device_name,
+            sign_key: self.keys.sign_public(),
+            box_key: self.keys.box_public(),
+            join_proof: self.join_proof.clone(),
+        }
+    }
 }
 
 /// Records that this store syncs `workspace` with the server at `url` as the enrolled device.
@@ -132,15 +162,27 @@ pub(crate) fn add_membership(
     workspace: &str,
     url: &str,
     e: &proto::EnrollResponse,
+    enrollment: &Enrollment,
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO memberships(workspace_id, server_url, server_workspace_id, device_id,
-            device_token, cursor, revoked)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)
+            device_token, cursor, revoked, device_keys, role, team_version, join_proof)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, 0, ?8)
          ON CONFLICT(workspace_id) DO UPDATE SET server_url = excluded.server_url,
             server_workspace_id = excluded.server_workspace_id, device_id = excluded.device_id,
-            device_token = excluded.device_token, cursor = 0, revoked = 0",
-        params![workspace, url, e.workspace_id, e.device_id, e.device_token],
+            device_token = excluded.device_token, cursor = 0, revoked = 0,
+            device_keys = excluded.device_keys, role = excluded.role, team_version = 0,
+            join_proof = excluded.join_proof",
+        params![
+            workspace,
+            url,
+            e.workspace_id,
+            e.device_id,
+            e.device_token,
+            enrollment.keys.to_bytes().as_slice(),
+            e.role,
+            enrollment.join_proof
+        ],
     )?;
     Ok(())
 }
@@ -162,17 +204,21 @@ impl Store {
             return Err(Error::not_found(format!("workspace {workspace}")));
         }
         let server = Server::new(server_url, None)?;
+        let enrollment = Enrollment::new(None);
         let resp = server.post::<_, proto::EnrollResponse>(
             Call::Enroll,
             proto::PATH_ENROLL,
-            &proto::EnrollRequest {
-                token: enrollment_token.to_string(),
-                device_name: self.device_name()?,
-            },
+            &enrollment.request(enrollment_token, self.device_name()?),
         )?;
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
-            add_membership(&tx, workspace, server_url.trim_end_matches('/'), &resp.body)?;
+            add_membership(
+                &tx,
+                workspace,
+                server_url.trim_end_matches('/'),
+                &resp.body,
+                &enrollment,
+            )?;
             // Queue what exists so far: each document's save and chunks, as they are stored.
             let docs: Vec<(String, String)> = tx
                 .prepare("SELECT id, kind FROM documents WHERE workspace_id = ?1 ORDER BY n")?
@@ -215,7 +261,7 @@ impl Store {
         let started = Instant::now();
         let memberships: Vec<Membership> = self.read(|c| {
             let mut st = c.prepare(
-                "SELECT workspace_id, server_url, device_token FROM memberships
+                "SELECT workspace_id, server_url, device_token, device_id FROM memberships
                  WHERE revoked = 0 ORDER BY workspace_id",
             )?;
             let rows = st.query_map([], |r| {
@@ -223,6 +269,7 @@ impl Store {
                     workspace: r.get(0)?,
                     url: r.get(1)?,
                     token: r.get(2)?,
+                    device_id: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -269,11 +316,29 @@ impl Store {
         changed: &mut BTreeSet<String>,
     ) -> Result<()> {
         let server = Server::new(&m.url, Some(m.token.clone()))?.cancellable(opts.cancel.clone());
+        let has_key = self.read(|c| Ok(keys::current(c, &m.workspace)?.is_some()))?;
+        let team_version = self.workspace_u64(
+            "SELECT team_version FROM memberships WHERE workspace_id = ?1",
+            &m.workspace,
+        )?;
+        // The team must be known before any blob is checked against it; a device that joined
+        // by an invite to be approved learns its keys this way.
+        if !has_key || team_version == 0 {
+            self.refresh_team(&server, m)?;
+            self.retry_held(&m.workspace, report)?;
+            let has_key = self.read(|c| Ok(keys::current(c, &m.workspace)?.is_some()))?;
+            if !has_key {
+                // Waiting for a coordinator's approval: nothing can be read or sealed yet.
+                return Ok(());
+            }
+        }
         self.push(&server, m, opts, report)?;
         self.pull(&server, m, opts, report, changed)?;
         // A device that joined learns the settings document on its first pull: add its name
-        // there so teammates see who wrote what, and send that right away.
-        if self.register_device_name(&m.workspace)? {
+        // there so teammates see who wrote what, and send that right away. After a rotation,
+        // re-sealed changes go out at once too.
+        let rotated = self.rotate_if_needed(&server, m)?;
+        if self.register_device_name(&m.workspace)? || rotated {
             self.push(&server, m, opts, report)?;
         }
         self.with_writer(|w| {
@@ -426,6 +491,15 @@ impl Store {
             let batch = resp.body;
             report.bytes_down += resp.bytes_down;
             bytes += resp.bytes_down;
+            let known_team = self.workspace_u64(
+                "SELECT team_version FROM memberships WHERE workspace_id = ?1",
+                &m.workspace,
+            )?;
+            if batch.team_version > known_team {
+                // Someone enrolled, was revoked or got keys: learn it before checking blobs.
+                self.refresh_team(server, m)?;
+                self.retry_held(&m.workspace, report)?;
+            }
             if let Some(first) = batch.blobs.first() {
                 let increasing = batch.blobs.windows(2).all(|w| w[0].seq < w[1].seq);
                 if !increasing || first.seq <= cursor {
@@ -450,10 +524,25 @@ impl Store {
 
     /// Applies one pulled batch and advances the cursor, in one transaction. Returns the new
     /// cursor.
-    fn apply_pulled(
+    pub(crate) fn apply_pulled(
         &self,
         workspace: &str,
         blobs: &[proto::PulledBlob],
+        report: &mut SyncReport,
+        changed: &mut BTreeSet<String>,
+    ) -> Result<u64> {
+        self.apply_blobs(workspace, blobs, true, report, changed)
+    }
+
+    /// Checks, opens and merges blobs in one transaction, setting aside those that fail (and
+    /// holding, with their bytes, those sealed under an epoch whose key has not arrived yet).
+    /// With `advance`, the pull cursor moves to the last blob; without, the blobs are retries
+    /// of held ones. Returns the last sequence number seen.
+    pub(crate) fn apply_blobs(
+        &self,
+        workspace: &str,
+        blobs: &[proto::PulledBlob],
+        advance: bool,
         report: &mut SyncReport,
         changed: &mut BTreeSet<String>,
     ) -> Result<u64> {
@@ -471,12 +560,14 @@ impl Store {
             for b in blobs {
                 cursor = b.seq;
                 let doc_id = hex::encode(b.doc_id);
-                let outcome = (|| -> Result<Option<crate::store::StoredDoc>> {
-                    let key = keys::at_epoch(&tx, workspace, b.epoch)?.ok_or_else(|| {
-                        Error::Tampered(format!("sealed with unknown key epoch {}", b.epoch))
-                    })?;
+                let outcome = (|| -> Result<Option<Option<crate::store::StoredDoc>>> {
+                    let signer = crypto::blob_signer(&b.ciphertext)?;
+                    team::check_signer(&tx, workspace, &signer, b.seq)?;
+                    let Some(key) = keys::at_epoch(&tx, workspace, b.epoch)? else {
+                        return Ok(None);
+                    };
                     let (kind, chunk) =
-                        crypto::open(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?;
+                        crypto::open_signed(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?;
                     let existing = load_stored(&tx, &doc_id, &actor)?;
                     let target = Target {
                         id: &doc_id,
@@ -485,36 +576,63 @@ impl Store {
                     };
                     let (stored, did_change) =
                         merge_chunks(&tx, existing, &actor, &target, &[chunk], false)?;
-                    Ok(did_change.then_some(stored))
+                    Ok(Some(did_change.then_some(stored)))
                 })();
+                let aside = |reason: String, keep: Option<&[u8]>| -> Result<SetAside> {
+                    tx.prepare_cached(
+                        "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at, epoch, blob)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT(workspace_id, seq) DO UPDATE SET reason = excluded.reason,
+                            at = excluded.at, blob = excluded.blob",
+                    )?
+                    .execute(params![
+                        workspace,
+                        seq_sql(b.seq),
+                        doc_id,
+                        reason,
+                        now_ms(),
+                        b.epoch,
+                        keep
+                    ])?;
+                    Ok(SetAside {
+                        workspace_id: workspace.to_string(),
+                        seq: b.seq,
+                        doc_id: doc_id.clone(),
+                        reason,
+                    })
+                };
                 match outcome {
-                    Ok(Some(stored)) => {
-                        changed.insert(doc_id.clone());
-                        touched.push((doc_id, stored));
+                    Ok(Some(applied)) => {
+                        if !advance {
+                            tx.prepare_cached(
+                                "DELETE FROM set_aside WHERE workspace_id = ?1 AND seq = ?2",
+                            )?
+                            .execute(params![workspace, seq_sql(b.seq)])?;
+                        }
+                        if let Some(stored) = applied {
+                            changed.insert(doc_id.clone());
+                            touched.push((doc_id, stored));
+                        }
                     }
-                    Ok(None) => {}
+                    // Sealed under a key this device does not have yet (a rotation it has not
+                    // heard of): kept, and applied once the key arrives.
+                    Ok(None) => set_aside.push(aside(
+                        format!("waiting for the key of epoch {}", b.epoch),
+                        Some(&b.ciphertext),
+                    )?),
                     // Someone else's bad blob must not stop this device from syncing.
                     Err(e @ (Error::Tampered(_) | Error::Corrupt(_))) => {
-                        let reason = e.to_string();
-                        tx.execute(
-                            "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at)
-                             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                            params![workspace, seq_sql(b.seq), doc_id, reason, now_ms()],
-                        )?;
-                        set_aside.push(SetAside {
-                            workspace_id: workspace.to_string(),
-                            seq: b.seq,
-                            doc_id,
-                            reason,
-                        });
+                        set_aside.push(aside(e.to_string(), None)?);
                     }
                     Err(e) => return Err(e),
                 }
             }
-            tx.execute(
-                "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
-                params![workspace, seq_sql(cursor)],
-            )?;
+            if advance {
+                tx.execute(
+                    "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
+                    params![workspace, seq_sql(cursor)],
+                )?;
+            }
             tx.commit()?;
             // Several blobs of one document in a batch: only the last copy is current.
             touched.reverse();
