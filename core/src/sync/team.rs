@@ -115,7 +115,8 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
         let old_key = keys::at_epoch(tx, workspace, old_epoch)?
             .ok_or_else(|| Error::Corrupt(format!("no key for queued epoch {old_epoch}")))?;
         let doc_bytes = crypto::doc_id_bytes(&doc)?;
-        let (kind, chunk) = crypto::open_signed(&old_key, workspace, &doc_bytes, old_epoch, &sealed)?;
+        let (kind, chunk) =
+            crypto::open_signed(&old_key, workspace, &doc_bytes, old_epoch, &sealed)?;
         let fresh = crypto::seal_signed(&key, &own, workspace, &doc_bytes, epoch, kind, &chunk)?;
         tx.prepare_cached(
             "UPDATE outbox SET epoch = ?2, content_id = ?3, ciphertext = ?4 WHERE id = ?1",
@@ -376,7 +377,10 @@ impl Store {
                 return Err(Error::invalid("device_id", "the device was revoked"));
             }
             let proof = proof.ok_or_else(|| {
-                Error::invalid("device_id", "the device did not join by an invite to approve")
+                Error::invalid(
+                    "device_id",
+                    "the device did not join by an invite to approve",
+                )
             })?;
             if !proof_matches(&invite_secrets(c, workspace)?, &sign, &boxk, &proof) {
                 return Err(Error::Tampered(
@@ -397,8 +401,9 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             all.into_iter()
                 .map(|(epoch, k)| {
-                    let key = crypto::key_from_bytes(&k)
-                        .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))?;
+                    let key = crypto::key_from_bytes(&k).ok_or_else(|| {
+                        Error::Corrupt("a stored workspace key is damaged".into())
+                    })?;
                     crypto::wrap_key(&own, workspace, device_id, &box_key, epoch, &key)
                 })
                 .collect::<Result<Vec<_>>>()
@@ -427,9 +432,7 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
-            Ok(proof
-                .flatten()
-                .map(|p| crypto::verification_digits(&p)))
+            Ok(proof.flatten().map(|p| crypto::verification_digits(&p)))
         })
     }
 
@@ -457,13 +460,16 @@ impl Store {
 
 /// Keeps the team as listed and opens the envelopes of epochs this device lacks. Returns the
 /// epochs learnt.
-fn store_team(
+pub(crate) fn store_team(
     tx: &Transaction<'_>,
     m: &Membership,
     team: &proto::TeamResponse,
 ) -> Result<Vec<u32>> {
     let ws = &m.workspace;
-    tx.execute("DELETE FROM team_devices WHERE workspace_id = ?1", params![ws])?;
+    tx.execute(
+        "DELETE FROM team_devices WHERE workspace_id = ?1",
+        params![ws],
+    )?;
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO team_devices(workspace_id, device_id, name, role, sign_key, box_key,
@@ -482,7 +488,8 @@ fn store_team(
                 d.box_key.as_slice(),
                 d.join_proof,
                 d.enrolled_at,
-                d.revoked_at_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                d.revoked_at_seq
+                    .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
                 epochs.join(","),
             ])?;
         }
@@ -530,7 +537,10 @@ fn store_team(
 }
 
 /// The epoch and the remaining devices' X25519 keys, if this device must rotate now.
-fn rotation_plan(c: &Connection, workspace: &str) -> Result<Option<(u32, Vec<(String, [u8; 32])>)>> {
+fn rotation_plan(
+    c: &Connection,
+    workspace: &str,
+) -> Result<Option<(u32, Vec<(String, [u8; 32])>)>> {
     let role: Option<String> = c
         .query_row(
             "SELECT role FROM memberships WHERE workspace_id = ?1 AND revoked = 0",
@@ -577,14 +587,13 @@ fn rotation_plan(c: &Connection, workspace: &str) -> Result<Option<(u32, Vec<(St
 
 /// The workspace's current epoch as the server last said (0 if never heard).
 fn current_epoch(c: &Connection, workspace: &str) -> Result<u32> {
-    Ok(c
-        .query_row(
-            "SELECT epoch FROM team_state WHERE workspace_id = ?1",
-            params![workspace],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
+    Ok(c.query_row(
+        "SELECT epoch FROM team_state WHERE workspace_id = ?1",
+        params![workspace],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(0))
 }
 
 fn has_epoch(list: &str, epoch: u32) -> bool {
@@ -607,4 +616,247 @@ fn proof_matches(secrets: &[Vec<u8>], sign: &[u8], boxk: &[u8], proof: &[u8]) ->
     secrets
         .iter()
         .any(|s| crypto::verify_join_proof(s, &sign, &boxk, proof))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::model::{NewVisit, Place, RecordKind};
+
+    /// A store syncing one workspace as device "me", with a teammate "ana" and a device "ben"
+    /// revoked at sequence number 10. Returns the store, workspace, and the teammates' keys.
+    fn setup() -> (tempfile::TempDir, Store, String, DeviceKeys, DeviceKeys) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db"), &[3u8; 32]).unwrap();
+        let ws = store.create_workspace("Team").unwrap().id;
+        let (ana, ben) = (DeviceKeys::generate(), DeviceKeys::generate());
+        let me = DeviceKeys::generate();
+        store
+            .with_writer(|w| {
+                let tx = w.conn.transaction()?;
+                tx.execute(
+                    "INSERT INTO memberships(workspace_id, server_url, server_workspace_id,
+                        device_id, device_token, device_keys, role)
+                     VALUES (?1, 'http://127.0.0.1:9', ?1, 'me', 't', ?2, 'member')",
+                    params![ws, me.to_bytes().as_slice()],
+                )?;
+                for (id, k, revoked) in [
+                    ("me", &me, None),
+                    ("ana", &ana, None),
+                    ("ben", &ben, Some(10i64)),
+                ] {
+                    tx.execute(
+                        "INSERT INTO team_devices(workspace_id, device_id, name, role, sign_key,
+                            box_key, enrolled_at, revoked_at_seq, key_epochs)
+                         VALUES (?1, ?2, ?2, 'member', ?3, ?4, 0, ?5, '0')",
+                        params![
+                            ws,
+                            id,
+                            k.sign_public().as_slice(),
+                            k.box_public().as_slice(),
+                            revoked
+                        ],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .unwrap();
+        (dir, store, ws, ana, ben)
+    }
+
+    /// A blob of a new visit written by `author` in a store of its own, sealed with `key`.
+    fn foreign_visit(
+        ws: &str,
+        key: &crypto::WorkspaceKey,
+        epoch: u32,
+        author: &DeviceKeys,
+        seq: u64,
+        notes: &str,
+    ) -> (String, proto::PulledBlob) {
+        let dir = tempfile::tempdir().unwrap();
+        let other = Store::open(dir.path().join("o.db"), &[4u8; 32]).unwrap();
+        // A teammate's store: the same workspace, joined in person.
+        let code = crate::invite::encode(&crate::invite::InviteBody {
+            workspace: ws.into(),
+            name: "Team".into(),
+            keys: vec![(epoch, serde_bytes::ByteBuf::from(key.to_vec()))],
+            server: None,
+            verify: None,
+        })
+        .unwrap();
+        other.join(&code).unwrap();
+        let id = other
+            .create_visit(
+                ws,
+                &NewVisit {
+                    place: Place {
+                        name: "Market".into(),
+                        area: "North".into(),
+                        coordinates: None,
+                    },
+                    occurred_at: 1_764_000_000_000,
+                    visit_type: "street_outreach".into(),
+                    notes: notes.into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let snapshot: Vec<u8> = other
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT snapshot FROM documents WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        let doc = crypto::doc_id_bytes(&id).unwrap();
+        let ct = crypto::seal_signed(key, author, ws, &doc, epoch, RecordKind::Visit, &snapshot)
+            .unwrap();
+        (
+            id,
+            proto::PulledBlob {
+                seq,
+                content_id: proto::content_id_of(&ct),
+                doc_id: doc,
+                epoch,
+                ciphertext: ct,
+                device_id: "whoever".into(),
+            },
+        )
+    }
+
+    fn key0(store: &Store, ws: &str) -> crypto::WorkspaceKey {
+        store.read(|c| keys::at_epoch(c, ws, 0)).unwrap().unwrap()
+    }
+
+    fn apply(store: &Store, ws: &str, blobs: &[proto::PulledBlob]) -> SyncReport {
+        let mut report = SyncReport::default();
+        store
+            .apply_pulled(ws, blobs, &mut report, &mut BTreeSet::new())
+            .unwrap();
+        report
+    }
+
+    #[test]
+    fn blobs_are_applied_only_when_signed_by_a_device_of_the_team_in_good_standing() {
+        let (_d, store, ws, ana, ben) = setup();
+        let key = key0(&store, &ws);
+        let stranger = DeviceKeys::generate();
+        let (ana_visit, b1) = foreign_visit(&ws, &key, 0, &ana, 5, "from ana");
+        let (ben_before, b2) = foreign_visit(&ws, &key, 0, &ben, 9, "ben before revocation");
+        let (ben_after, b3) = foreign_visit(&ws, &key, 0, &ben, 11, "ben after revocation");
+        let (strange, b4) = foreign_visit(&ws, &key, 0, &stranger, 12, "unknown device");
+        let report = apply(&store, &ws, &[b1.clone(), b2, b3, b4]);
+        assert!(store.get_visit(&ana_visit).is_ok());
+        assert!(
+            store.get_visit(&ben_before).is_ok(),
+            "written before the revocation"
+        );
+        for id in [&ben_after, &strange] {
+            assert!(matches!(store.get_visit(id), Err(Error::NotFound { .. })));
+        }
+        let reasons: Vec<(u64, String)> = report
+            .set_aside
+            .iter()
+            .map(|s| (s.seq, s.reason.clone()))
+            .collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons[0].1.contains("revoked device after its revocation"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].1.contains("not in the team"), "{reasons:?}");
+        assert_eq!(store.set_aside_blobs().unwrap().len(), 2, "and remembered");
+
+        // The same blob replayed later under a new number changes nothing and is not refused.
+        let before = store.checkpoint().unwrap();
+        let mut replay = b1;
+        replay.seq = 40;
+        let again = apply(&store, &ws, &[replay]);
+        assert!(again.set_aside.is_empty());
+        assert_eq!(store.checkpoint().unwrap(), before);
+    }
+
+    #[test]
+    fn a_blob_sealed_under_a_key_not_yet_received_is_held_and_applied_when_it_arrives() {
+        let (_d, store, ws, ana, _) = setup();
+        let next = crypto::new_workspace_key();
+        let (id, blob) = foreign_visit(&ws, &next, 1, &ana, 7, "after rotation");
+        let report = apply(&store, &ws, &[blob]);
+        assert!(
+            report.set_aside[0]
+                .reason
+                .contains("waiting for the key of epoch 1")
+        );
+        assert!(store.get_visit(&id).is_err());
+        store
+            .with_writer(|w| keys::insert(&w.conn, &ws, 1, &next))
+            .unwrap();
+        let mut report = SyncReport::default();
+        store.retry_held(&ws, &mut report).unwrap();
+        assert_eq!(store.get_visit(&id).unwrap().notes, "after rotation");
+        assert!(
+            store.set_aside_blobs().unwrap().is_empty(),
+            "no longer set aside"
+        );
+        assert_eq!(report.changed, vec![id]);
+    }
+
+    #[test]
+    fn queued_changes_are_resealed_under_the_newest_key() {
+        let (_d, store, ws, _, _) = setup();
+        let id = store
+            .create_visit(
+                &ws,
+                &NewVisit {
+                    place: Place {
+                        name: "Port".into(),
+                        area: "South".into(),
+                        coordinates: None,
+                    },
+                    occurred_at: 1_764_000_000_000,
+                    visit_type: "street_outreach".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let epochs = |s: &Store| -> Vec<u32> {
+            s.read(|c| {
+                let mut st = c.prepare("SELECT epoch FROM outbox ORDER BY id")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<u32>>>()?)
+            })
+            .unwrap()
+        };
+        assert!(!epochs(&store).is_empty() && epochs(&store).iter().all(|e| *e == 0));
+        let next = crypto::new_workspace_key();
+        let n = store
+            .with_writer(|w| {
+                let tx = w.conn.transaction()?;
+                keys::insert(&tx, &ws, 1, &next)?;
+                let n = reseal_outbox(&tx, &ws)?;
+                tx.commit()?;
+                Ok(n)
+            })
+            .unwrap();
+        assert_eq!(n as usize, epochs(&store).len());
+        assert!(epochs(&store).iter().all(|e| *e == 1));
+        // What is queued now opens with the new key and is this device's own visit.
+        let (doc, ct): (String, Vec<u8>) = store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT doc_id, ciphertext FROM outbox ORDER BY id LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(doc, id);
+        let doc = crypto::doc_id_bytes(&doc).unwrap();
+        assert!(crypto::open_signed(&next, &ws, &doc, 1, &ct).is_ok());
+        assert!(crypto::open_signed(&key0(&store, &ws), &ws, &doc, 0, &ct).is_err());
+    }
 }
