@@ -12,9 +12,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -412,7 +412,10 @@ mod tests {
             let mut bad = blob.clone();
             bad[i] ^= 0x40;
             assert!(
-                matches!(open_signed(&key, WS, &doc, 1, &bad), Err(Error::Tampered(_))),
+                matches!(
+                    open_signed(&key, WS, &doc, 1, &bad),
+                    Err(Error::Tampered(_))
+                ),
                 "byte {i}"
             );
         }
@@ -434,13 +437,19 @@ mod tests {
         let key = new_workspace_key();
         let env = wrap_key(&coordinator, WS, "dev1", &member.box_public(), 4, &key).unwrap();
         assert_eq!(*unwrap_key(&member, WS, &env).unwrap(), *key);
-        assert!(unwrap_key(&coordinator, WS, &env).is_err(), "not sealed to it");
+        assert!(
+            unwrap_key(&coordinator, WS, &env).is_err(),
+            "not sealed to it"
+        );
         let mut moved = env.clone();
         moved.epoch = 5;
         assert!(unwrap_key(&member, WS, &moved).is_err(), "epoch is signed");
         let mut other_ws = env.clone();
         other_ws.device_id = "dev2".into();
-        assert!(unwrap_key(&member, WS, &other_ws).is_err(), "recipient is signed");
+        assert!(
+            unwrap_key(&member, WS, &other_ws).is_err(),
+            "recipient is signed"
+        );
         assert!(unwrap_key(&member, "fedcba9876543210fedcba9876543210", &env).is_err());
         let mut flipped = env.clone();
         flipped.sealed_key[40] ^= 1;

@@ -80,7 +80,9 @@ pub(crate) fn decode(code: &str) -> Result<InviteBody> {
     if let Some(v) = &body.verify
         && v.len() != VERIFY_SECRET_LEN
     {
-        return Err(Error::InvalidInvite("the code's verification part is damaged".into()));
+        return Err(Error::InvalidInvite(
+            "the code's verification part is damaged".into(),
+        ));
     }
     if (body.keys.is_empty() && !approval)
         || body
