@@ -297,9 +297,6 @@ impl Ctx {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: None,
-            sign_key: rand::random(),
-            box_key: rand::random(),
-            join_proof: None,
         });
         let resp = self.call(Kind::Other, None, None, proto::PATH_ENROLL, Some(&body))?;
         let e: proto::EnrollResponse = proto::decode(&resp).map_err(|e| e.to_string())?;
