@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
-use waymark_protocol::limits;
+use waymark_protocol::{limits, roles};
 
 use crate::api::{AppState, app};
 use crate::config::Limits;
@@ -115,6 +115,11 @@ pub enum TokenCommand {
         /// How long the token stays valid (e.g. 30m, 24h, 7d).
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         ttl: Duration,
+        /// Role of the device that enrolls with it: the operator's token usually goes to the
+        /// team's coordinator, whose device then invites the members.
+        #[arg(long, default_value = roles::COORDINATOR,
+              value_parser = [roles::COORDINATOR, roles::MEMBER])]
+        role: String,
     },
 }
 
@@ -230,7 +235,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let workspace = storage.create_workspace(name.as_deref(), tokens::now())?;
             out.emit(&workspace, || format!("{}\n", workspace.id))
         }
-        Command::Token(TokenCommand::Issue { workspace, ttl }) => {
+        Command::Token(TokenCommand::Issue {
+            workspace,
+            ttl,
+            role,
+        }) => {
             let storage = open_existing_or_new(&db)?;
             if ttl.is_zero() {
                 return Err(CliError::Usage("--ttl must be positive".into()));
@@ -243,6 +252,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 &tokens::hash_token(&token),
                 expires_at,
                 None,
+                &role,
                 now,
             )?;
             #[derive(Serialize)]
@@ -250,15 +260,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 token: &'a str,
                 workspace_id: &'a str,
                 expires_at: i64,
+                role: &'a str,
             }
             let issued = Issued {
                 token: &token,
                 workspace_id: &workspace,
                 expires_at,
+                role: &role,
             };
             out.emit(&issued, || {
                 format!(
                     "enrollment token: {token}\nworkspace:        {workspace}\nexpires at:       {}\n\
+                     role:             {role}\n\
                      It works once. Pass it to the device in person; it cannot be shown again.\n",
                     format_time(expires_at)
                 )
@@ -273,11 +286,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         "DEVICE",
                         "NAME",
                         "WORKSPACE",
+                        "ROLE",
                         "ENROLLED",
                         "LAST SYNC",
                         "BLOBS",
                         "BYTES",
                         "REVOKED",
+                        "REVOKED AT SEQ",
                     ],
                     devices
                         .iter()
@@ -286,11 +301,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                                 d.id.clone(),
                                 d.name.clone(),
                                 d.workspace_id.clone(),
+                                d.role.clone(),
                                 format_time(d.enrolled_at),
                                 d.last_sync_at.map_or("never".into(), format_time),
                                 d.blobs_stored.to_string(),
                                 format_bytes(d.bytes_stored),
                                 d.revoked_at.map_or("no".into(), format_time),
+                                d.revoked_at_seq.map_or("-".into(), |seq| seq.to_string()),
                             ]
                         })
                         .collect(),
@@ -299,10 +316,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Devices(DevicesCommand::Revoke { device_id }) => {
             let storage = open_existing_or_new(&db)?;
-            storage.revoke_device(&device_id, tokens::now())?;
-            out.emit(&serde_json::json!({ "revoked": device_id }), || {
+            let revoked_at_seq = storage.revoke_device(&device_id, tokens::now())?;
+            let answer = serde_json::json!({
+                "revoked": device_id,
+                "revoked_at_seq": revoked_at_seq,
+            });
+            out.emit(&answer, || {
                 format!(
-                    "revoked device {device_id}: its token is refused from now on.\n\
+                    "revoked device {device_id}: its token is refused from now on; blobs it \
+                     signed after seq {revoked_at_seq} are not its own.\n\
                      Rotate the workspace key from a coordinator's device so it cannot read new data.\n"
                 )
             })

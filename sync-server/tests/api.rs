@@ -13,11 +13,11 @@ use axum::http::{Method, Request, StatusCode};
 use common::{Backend, TestServer, blob};
 use waymark_protocol::{
     EnrollRequest, EnrollResponse, InviteRequest, InviteResponse, PullResponse, PushBlob,
-    PushRequest, codes, content_id_of, encode,
+    PushRequest, codes, content_id_of, encode, roles,
 };
 use waymark_server::storage::{
-    CompactReport, Device, DeviceInfo, PushOutcome, StorageResult, TokenHash, Workspace,
-    WorkspaceUsage,
+    CompactReport, Device, DeviceInfo, Enrolled, NewDevice, PushOutcome, StorageResult, TokenHash,
+    Workspace, WorkspaceUsage,
 };
 use waymark_server::{Limits, tokens};
 
@@ -74,7 +74,14 @@ async fn an_expired_enrollment_token_is_refused_and_says_so(backend: Backend) {
     let now = tokens::now();
     server
         .storage()
-        .issue_enrollment_token(&ws, &tokens::hash_token(&token), now - 1, None, now - 100)
+        .issue_enrollment_token(
+            &ws,
+            &tokens::hash_token(&token),
+            now - 1,
+            None,
+            roles::MEMBER,
+            now - 100,
+        )
         .unwrap();
     let answer = server
         .send(
@@ -164,7 +171,10 @@ async fn requests_without_a_valid_device_token_get_401(backend: Backend) {
             (
                 Method::POST,
                 "/v1/invites",
-                Some(encode(&InviteRequest { ttl_seconds: 60, role: None })),
+                Some(encode(&InviteRequest {
+                    ttl_seconds: 60,
+                    role: None,
+                })),
             ),
         ] {
             let mut req = Request::builder().method(method).uri(path);
@@ -236,7 +246,10 @@ async fn a_device_invites_another_device_into_its_workspace(backend: Backend) {
             Method::POST,
             "/v1/invites",
             Some(&first.device_token),
-            Some(encode(&InviteRequest { ttl_seconds: 600, role: None })),
+            Some(encode(&InviteRequest {
+                ttl_seconds: 600,
+                role: None,
+            })),
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -271,7 +284,10 @@ async fn a_device_invites_another_device_into_its_workspace(backend: Backend) {
                 Method::POST,
                 "/v1/invites",
                 Some(&first.device_token),
-                Some(encode(&InviteRequest { ttl_seconds: ttl, role: None })),
+                Some(encode(&InviteRequest {
+                    ttl_seconds: ttl,
+                    role: None,
+                })),
             )
             .await
             .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
@@ -287,7 +303,10 @@ async fn invites_made_by_a_revoked_device_stop_working(backend: Backend) {
             Method::POST,
             "/v1/invites",
             Some(&lost.device_token),
-            Some(encode(&InviteRequest { ttl_seconds: 3600, role: None })),
+            Some(encode(&InviteRequest {
+                ttl_seconds: 3600,
+                role: None,
+            })),
         )
         .await
         .decode();
@@ -344,7 +363,10 @@ async fn a_device_never_sees_another_workspaces_blobs(backend: Backend) {
             Method::POST,
             "/v1/invites",
             Some(&b.device_token),
-            Some(encode(&InviteRequest { ttl_seconds: 60, role: None })),
+            Some(encode(&InviteRequest {
+                ttl_seconds: 60,
+                role: None,
+            })),
         )
         .await
         .decode();
@@ -518,7 +540,8 @@ async fn a_pull_with_nothing_new_is_one_request_with_more_false(backend: Backend
         PullResponse {
             blobs: vec![],
             more: false,
-            head: 0
+            head: 0,
+            team_version: 1,
         }
     );
     server.push(&device.device_token, vec![blob(1, b"x")]).await;
@@ -579,7 +602,10 @@ async fn malformed_bodies_get_400_saying_what_was_wrong(backend: Backend) {
         (
             "/v1/push",
             Some(token),
-            encode(&InviteRequest { ttl_seconds: 5, role: None }),
+            encode(&InviteRequest {
+                ttl_seconds: 5,
+                role: None,
+            }),
             "blobs",
         ),
         (
@@ -849,18 +875,23 @@ impl waymark_server::Storage for PanickingStorage {
         _: &TokenHash,
         _: i64,
         _: Option<&str>,
+        _: &str,
         _: i64,
     ) -> StorageResult<()> {
         panic!("backend exploded")
     }
-    fn enroll(
+    fn enroll(&self, _: &TokenHash, _: &NewDevice, _: i64) -> StorageResult<Enrolled> {
+        panic!("backend exploded")
+    }
+    fn team(&self, _: &Device) -> StorageResult<waymark_protocol::TeamResponse> {
+        panic!("backend exploded")
+    }
+    fn upload_keys(
         &self,
-        _: &TokenHash,
-        _: &str,
-        _: &str,
-        _: &TokenHash,
+        _: &Device,
+        _: &waymark_protocol::KeysRequest,
         _: i64,
-    ) -> StorageResult<String> {
+    ) -> StorageResult<u32> {
         panic!("backend exploded")
     }
     fn authenticate(&self, _: &TokenHash) -> StorageResult<Option<Device>> {
@@ -878,7 +909,7 @@ impl waymark_server::Storage for PanickingStorage {
     fn list_devices(&self, _: Option<&str>) -> StorageResult<Vec<DeviceInfo>> {
         panic!("backend exploded")
     }
-    fn revoke_device(&self, _: &str, _: i64) -> StorageResult<()> {
+    fn revoke_device_by(&self, _: Option<&Device>, _: &str, _: i64) -> StorageResult<u64> {
         panic!("backend exploded")
     }
     fn usage(&self) -> StorageResult<Vec<WorkspaceUsage>> {

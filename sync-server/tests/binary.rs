@@ -168,7 +168,10 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
     let (status, body) = http.post(
         "/v1/invites",
         Some(&ana.device_token),
-        &encode(&InviteRequest { ttl_seconds: 300, role: None }),
+        &encode(&InviteRequest {
+            ttl_seconds: 300,
+            role: None,
+        }),
     );
     assert_eq!(status, 200);
     let invite: InviteResponse = decode(&body).unwrap();

@@ -7,8 +7,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Backend, blob};
-use waymark_protocol::PushBlob;
+use common::{Backend, blob, new_device};
+use waymark_protocol::{PushBlob, roles};
 use waymark_server::storage::{Device, StorageError};
 use waymark_server::{SqliteStorage, Storage, tokens};
 
@@ -16,16 +16,20 @@ fn device_in(storage: &dyn Storage, ws: &str) -> Device {
     let enrollment = tokens::new_token();
     let now = tokens::now();
     storage
-        .issue_enrollment_token(ws, &tokens::hash_token(&enrollment), now + 60, None, now)
+        .issue_enrollment_token(
+            ws,
+            &tokens::hash_token(&enrollment),
+            now + 60,
+            None,
+            roles::COORDINATOR,
+            now,
+        )
         .unwrap();
     let device_token = tokens::new_token();
-    let id = tokens::new_id();
     storage
         .enroll(
             &tokens::hash_token(&enrollment),
-            &id,
-            "phone",
-            &tokens::hash_token(&device_token),
+            &new_device(&device_token),
             now,
         )
         .unwrap();
@@ -90,7 +94,7 @@ fn a_pull_is_capped_by_blob_count_too(backend: Backend) {
 fn unknown_workspaces_and_devices_are_not_found(backend: Backend) {
     let storage = backend.storage.as_ref();
     let err = storage
-        .issue_enrollment_token("missing", &[0; 32], 10, None, 0)
+        .issue_enrollment_token("missing", &[0; 32], 10, None, roles::MEMBER, 0)
         .unwrap_err();
     assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
     assert!(matches!(
@@ -102,7 +106,7 @@ fn unknown_workspaces_and_devices_are_not_found(backend: Backend) {
         StorageError::NotFound { .. }
     ));
     assert!(matches!(
-        storage.enroll(&[1; 32], "d", "n", &[2; 32], 0).unwrap_err(),
+        storage.enroll(&[1; 32], &new_device("t"), 0).unwrap_err(),
         StorageError::TokenUnknown
     ));
 }
@@ -226,14 +230,19 @@ fn tokens_are_stored_only_as_hashes() {
     let device_token = tokens::new_token();
     let now = tokens::now();
     storage
-        .issue_enrollment_token(&ws, &tokens::hash_token(&enrollment), now + 60, None, now)
+        .issue_enrollment_token(
+            &ws,
+            &tokens::hash_token(&enrollment),
+            now + 60,
+            None,
+            roles::COORDINATOR,
+            now,
+        )
         .unwrap();
     storage
         .enroll(
             &tokens::hash_token(&enrollment),
-            "dev",
-            "phone",
-            &tokens::hash_token(&device_token),
+            &new_device(&device_token),
             now,
         )
         .unwrap();

@@ -46,6 +46,11 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, message)
     }
 
+    /// 403 `forbidden`: the device's role does not allow this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, message)
+    }
+
     /// 413 `too_large`.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE, message)
@@ -98,6 +103,8 @@ impl From<StorageError> for ApiError {
             StorageError::Conflict(message) => {
                 Self::new(StatusCode::CONFLICT, codes::CONFLICT, message)
             }
+            StorageError::Forbidden(message) => Self::forbidden(message),
+            StorageError::Invalid(message) => Self::bad_request(message),
             other @ (StorageError::NewerSchema { .. }
             | StorageError::Io { .. }
             | StorageError::Backend(_)) => Self::internal(other),

@@ -19,9 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use waymark_protocol::{
-    EnrollRequest, EnrollResponse, HEADER_REQUEST_ID, InviteRequest, InviteResponse, PATH_ENROLL,
-    PATH_HEALTHZ, PATH_INVITES, PATH_METRICS, PATH_PULL, PATH_PUSH, PullRequest, PushRequest,
-    PushResponse, QUERY_AFTER, QUERY_MAX_BYTES, content_id_of, limits,
+    EnrollRequest, EnrollResponse, HEADER_REQUEST_ID, InviteRequest, InviteResponse, KeysRequest,
+    KeysResponse, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES, PATH_KEYS, PATH_METRICS, PATH_PULL,
+    PATH_PUSH, PATH_REVOKE, PATH_TEAM, PullRequest, PushRequest, PushResponse, QUERY_AFTER,
+    QUERY_MAX_BYTES, RevokeRequest, RevokeResponse, content_id_of, limits, roles,
 };
 
 use self::error::{ApiError, ErrorCode, cbor};
@@ -29,7 +30,7 @@ use self::extract::{Authed, Cbor, RequestContext};
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{NewDevice, Storage, StorageError};
 use crate::tokens;
 
 /// How often a pull may update a device's "last sync" time (pushes always do).
@@ -121,6 +122,9 @@ pub fn app(state: AppState) -> Router {
         .route(PATH_INVITES, post(invite))
         .route(PATH_PUSH, post(push))
         .route(PATH_PULL, get(pull))
+        .route(PATH_TEAM, get(team))
+        .route(PATH_KEYS, post(keys))
+        .route(PATH_REVOKE, post(revoke))
         .route(PATH_HEALTHZ, get(healthz))
         .route(PATH_METRICS, get(metrics))
         .fallback(not_found)
@@ -141,6 +145,9 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         PATH_INVITES,
         PATH_PUSH,
         PATH_PULL,
+        PATH_TEAM,
+        PATH_KEYS,
+        PATH_REVOKE,
         PATH_HEALTHZ,
         PATH_METRICS,
     ]
@@ -228,26 +235,60 @@ fn validate_device_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+/// Checks a device public key from a request: all zeros is no key.
+fn validate_public_key(field: &str, key: &[u8; 32]) -> Result<(), ApiError> {
+    if key.iter().all(|b| *b == 0) {
+        return Err(ApiError::bad_request(format!(
+            "{field} must not be all zeros"
+        )));
+    }
+    Ok(())
+}
+
 async fn enroll(
     State(state): State<AppState>,
     Cbor(body): Cbor<EnrollRequest>,
 ) -> Result<Response, ApiError> {
     let name = validate_device_name(&body.device_name)?;
+    validate_public_key("sign_key", &body.sign_key)?;
+    validate_public_key("box_key", &body.box_key)?;
+    if body
+        .join_proof
+        .as_ref()
+        .is_some_and(|proof| proof.is_empty() || proof.len() > limits::MAX_JOIN_PROOF_BYTES)
+    {
+        return Err(ApiError::bad_request(format!(
+            "join_proof must be 1 to {} bytes",
+            limits::MAX_JOIN_PROOF_BYTES
+        )));
+    }
     let enrollment = tokens::hash_token(body.token.trim());
-    let device_id = tokens::new_id();
     let device_token = tokens::new_token();
-    let device_hash = tokens::hash_token(&device_token);
-    let id = device_id.clone();
-    let workspace_id = state
-        .blocking(move |s| s.enroll(&enrollment, &id, &name, &device_hash, tokens::now()))
+    let device = NewDevice {
+        id: tokens::new_id(),
+        name,
+        token_hash: tokens::hash_token(&device_token),
+        sign_key: body.sign_key,
+        box_key: body.box_key,
+        join_proof: body.join_proof,
+    };
+    let device_id = device.id.clone();
+    let enrolled = state
+        .blocking(move |s| s.enroll(&enrollment, &device, tokens::now()))
         .await?;
-    tracing::info!(device_id, workspace_id, "device enrolled");
+    tracing::info!(
+        device_id,
+        workspace_id = enrolled.workspace_id,
+        role = enrolled.role,
+        "device enrolled"
+    );
     Ok(cbor(
         StatusCode::OK,
         &EnrollResponse {
-            workspace_id,
+            workspace_id: enrolled.workspace_id,
             device_id,
             device_token,
+            role: enrolled.role,
         },
     ))
 }
@@ -263,6 +304,19 @@ async fn invite(
             limits::MAX_INVITE_TTL_SECONDS
         )));
     }
+    let role = body.role.unwrap_or_else(|| roles::MEMBER.to_owned());
+    if !roles::is_known(&role) {
+        return Err(ApiError::bad_request(format!(
+            "role must be {:?} or {:?}",
+            roles::COORDINATOR,
+            roles::MEMBER
+        )));
+    }
+    if role == roles::COORDINATOR && !device.is_coordinator() {
+        return Err(ApiError::forbidden(
+            "only a coordinator's device may invite a coordinator",
+        ));
+    }
     let token = tokens::new_token();
     let hash = tokens::hash_token(&token);
     let now = tokens::now();
@@ -274,6 +328,7 @@ async fn invite(
                 &hash,
                 expires_at,
                 Some(&device.id),
+                &role,
                 now,
             )
         })
@@ -285,6 +340,62 @@ async fn invite(
             expires_at,
         },
     ))
+}
+
+async fn team(State(state): State<AppState>, Authed(device): Authed) -> Result<Response, ApiError> {
+    let team = state.blocking(move |s| s.team(&device)).await?;
+    Ok(cbor(StatusCode::OK, &team))
+}
+
+async fn keys(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    Cbor(body): Cbor<KeysRequest>,
+) -> Result<Response, ApiError> {
+    if !device.is_coordinator() {
+        return Err(ApiError::forbidden(
+            "only a coordinator's device may upload workspace keys",
+        ));
+    }
+    if body.envelopes.len() > limits::MAX_ENVELOPES {
+        return Err(ApiError::too_large(format!(
+            "at most {} envelopes per request, this one has {}",
+            limits::MAX_ENVELOPES,
+            body.envelopes.len()
+        )));
+    }
+    for (index, envelope) in body.envelopes.iter().enumerate() {
+        let size = envelope.sealed_key.len();
+        if size == 0 || size > limits::MAX_SEALED_KEY_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "envelope {index}: sealed_key must be 1 to {} bytes, it has {size}",
+                limits::MAX_SEALED_KEY_BYTES
+            )));
+        }
+    }
+    let epoch = state
+        .blocking(move |s| s.upload_keys(&device, &body, tokens::now()))
+        .await?;
+    Ok(cbor(StatusCode::OK, &KeysResponse { epoch }))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    Cbor(body): Cbor<RevokeRequest>,
+) -> Result<Response, ApiError> {
+    let caller = device.id.clone();
+    let target = body.device_id.clone();
+    let revoked_at_seq = state
+        .blocking(move |s| s.revoke_device_by(Some(&device), &body.device_id, tokens::now()))
+        .await?;
+    tracing::info!(
+        device_id = target,
+        revoked_by = caller,
+        revoked_at_seq,
+        "device revoked"
+    );
+    Ok(cbor(StatusCode::OK, &RevokeResponse { revoked_at_seq }))
 }
 
 async fn push(

@@ -11,13 +11,19 @@
 //!   [`Storage::pull`] only once every smaller number is committed;
 //! - a push batch is stored whole or not at all, and a blob whose content id is already stored in
 //!   the workspace is not stored again (its earlier sequence number is answered);
-//! - secrets are never stored: tokens arrive here already hashed ([`TokenHash`]).
+//! - secrets are never stored: tokens arrive here already hashed ([`TokenHash`]);
+//! - a workspace's team (devices, their keys and roles, the key epoch and the wrapped keys) has
+//!   a version that grows with every enrollment, revocation and key upload, and a device's
+//!   `revoked_at_seq` is the head sequence number when its revocation committed: no blob of it
+//!   gets a higher number.
 
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
-use waymark_protocol::{PullResponse, PushBlob};
+use waymark_protocol::{KeysRequest, PublicKey, PullResponse, PushBlob, TeamResponse, roles};
 
 /// SHA-256 of a token: the only form in which device and enrollment tokens are stored.
 pub type TokenHash = [u8; 32];
@@ -29,6 +35,41 @@ pub struct Device {
     pub id: String,
     /// The public id of the only workspace the device may read and write.
     pub workspace_id: String,
+    /// Its role, from [`roles`].
+    pub role: String,
+}
+
+impl Device {
+    /// Whether the device is a coordinator's.
+    pub fn is_coordinator(&self) -> bool {
+        self.role == roles::COORDINATOR
+    }
+}
+
+/// A device about to be enrolled: what the enrollment request and the server chose for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    /// Its public id.
+    pub id: String,
+    /// The name given at enrollment.
+    pub name: String,
+    /// Hash of the device token the server hands out.
+    pub token_hash: TokenHash,
+    /// Its Ed25519 public key.
+    pub sign_key: PublicKey,
+    /// Its X25519 public key.
+    pub box_key: PublicKey,
+    /// The join proof it presented, if any.
+    pub join_proof: Option<Vec<u8>>,
+}
+
+/// What an enrollment created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    /// The workspace the device joined.
+    pub workspace_id: String,
+    /// The role the enrollment token gave it.
+    pub role: String,
 }
 
 /// A workspace as created.
@@ -61,6 +102,10 @@ pub struct DeviceInfo {
     pub bytes_stored: u64,
     /// Revocation time, unix seconds, if revoked.
     pub revoked_at: Option<i64>,
+    /// Its role, from [`roles`].
+    pub role: String,
+    /// If revoked: the workspace's head sequence number when the revocation took effect.
+    pub revoked_at_seq: Option<u64>,
 }
 
 /// Usage of one workspace, for `usage`.
@@ -123,6 +168,12 @@ pub enum StorageError {
     /// The device was revoked (or is unknown) when the write ran.
     #[error("device revoked")]
     DeviceRevoked,
+    /// The device's role does not allow this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The request is invalid against what is stored (e.g. an envelope for an unknown device).
+    #[error("invalid request: {0}")]
+    Invalid(String),
     /// The request contradicts stored data.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -155,31 +206,39 @@ pub trait Storage: Send + Sync + 'static {
     /// Creates a workspace with a fresh random id.
     fn create_workspace(&self, name: Option<&str>, now: i64) -> StorageResult<Workspace>;
 
-    /// Stores a one-time enrollment token (by hash) for a workspace. `issued_by` is the device
-    /// that asked for it, `None` for the operator. [`StorageError::NotFound`] if the workspace
-    /// does not exist.
+    /// Stores a one-time enrollment token (by hash) for a workspace, enrolling a device of
+    /// `role`. `issued_by` is the device that asked for it, `None` for the operator.
+    /// [`StorageError::NotFound`] if the workspace does not exist.
     fn issue_enrollment_token(
         &self,
         workspace_id: &str,
         token_hash: &TokenHash,
         expires_at: i64,
         issued_by: Option<&str>,
+        role: &str,
         now: i64,
     ) -> StorageResult<()>;
 
-    /// Redeems an enrollment token: marks it used and enrolls a device with the given id, name and
-    /// device token hash, in one transaction. Returns the workspace id.
+    /// Redeems an enrollment token: marks it used and enrolls the device with the token's role,
+    /// bumping the team version, in one transaction. [`StorageError::Conflict`] if another device
+    /// of the workspace already has its sign key or box key.
     fn enroll(
         &self,
         enrollment_token: &TokenHash,
-        device_id: &str,
-        device_name: &str,
-        device_token: &TokenHash,
+        device: &NewDevice,
         now: i64,
-    ) -> StorageResult<String>;
+    ) -> StorageResult<Enrolled>;
 
     /// Finds the device holding a token; `None` if the token is unknown or the device revoked.
     fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>>;
+
+    /// The team of `caller`'s workspace, with the key envelopes sealed to `caller`.
+    fn team(&self, caller: &Device) -> StorageResult<TeamResponse>;
+
+    /// Stores wrapped workspace keys uploaded by a coordinator's device (see [`check_keys`]):
+    /// with `rotate_to`, atomically moves the workspace to the new epoch. Returns the epoch
+    /// after the upload.
+    fn upload_keys(&self, caller: &Device, request: &KeysRequest, now: i64) -> StorageResult<u32>;
 
     /// Appends a batch of blobs to the device's workspace log, all or nothing. Blobs must already
     /// be validated (content id matches ciphertext).
@@ -201,9 +260,24 @@ pub trait Storage: Send + Sync + 'static {
     /// Lists devices, of one workspace or all.
     fn list_devices(&self, workspace_id: Option<&str>) -> StorageResult<Vec<DeviceInfo>>;
 
-    /// Revokes a device: its token stops working at once, and enrollment tokens it issued that are
-    /// still unused are expired. Revoking a revoked device is not an error.
-    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<()>;
+    /// Revokes a device (the operator's command): its token stops working at once, enrollment
+    /// tokens it issued that are still unused are expired, the workspace needs a key rotation.
+    /// Returns the workspace's head sequence number at the revocation; revoking a revoked device
+    /// is not an error and answers the first revocation's number.
+    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<u64> {
+        self.revoke_device_by(None, device_id, now)
+    }
+
+    /// Like [`revoke_device`](Storage::revoke_device), asked by `caller` when given: a
+    /// coordinator may revoke any device of its workspace, any device itself
+    /// ([`StorageError::Forbidden`] otherwise); a device of another workspace is
+    /// [`StorageError::NotFound`].
+    fn revoke_device_by(
+        &self,
+        caller: Option<&Device>,
+        device_id: &str,
+        now: i64,
+    ) -> StorageResult<u64>;
 
     /// Usage per workspace.
     fn usage(&self) -> StorageResult<Vec<WorkspaceUsage>>;
@@ -215,4 +289,131 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Checks that the database answers.
     fn health(&self) -> StorageResult<()>;
+}
+
+/// Why an enrollment with a key already used in the workspace is refused.
+pub(crate) const KEY_TAKEN: &str =
+    "another device of this workspace already has this sign_key or box_key; generate new keys";
+
+/// A device's stored public key; all zeros for a device enrolled before device keys existed.
+pub(crate) fn stored_key(bytes: Option<Vec<u8>>) -> StorageResult<PublicKey> {
+    match bytes {
+        None => Ok([0; 32]),
+        Some(bytes) => {
+            let len = bytes.len();
+            PublicKey::try_from(bytes).map_err(|_| {
+                StorageError::Backend(format!("stored key has {len} bytes, expected 32").into())
+            })
+        }
+    }
+}
+
+/// One device of a workspace as [`check_keys`] needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecipient {
+    /// Its public id.
+    pub id: String,
+    /// Whether it was revoked.
+    pub revoked: bool,
+    /// Whether it has a box key (devices enrolled before device keys existed do not).
+    pub has_box_key: bool,
+}
+
+/// Checks a key upload against the workspace as stored (both backends call it inside the
+/// transaction that then stores the envelopes, with the workspace locked):
+/// - every `signer_key` is the caller's stored sign key (else [`StorageError::Invalid`]);
+/// - every recipient is a device of the workspace with a box key (else `Invalid`) and not
+///   revoked (else [`StorageError::Conflict`]: it may have been revoked meanwhile);
+/// - no (device, epoch) appears twice (`Invalid`);
+/// - `rotate_to: Some(n)`: `n` is `epoch + 1` (else `Conflict`: another coordinator rotated
+///   first), every envelope is of epoch `n` (`Invalid`), and every live device with a box key has
+///   one (else `Conflict`, e.g. a device enrolled meanwhile);
+/// - `rotate_to: None`: every envelope's epoch is at most `epoch` (`Invalid`).
+pub fn check_keys(
+    request: &KeysRequest,
+    epoch: u32,
+    caller_sign_key: Option<&PublicKey>,
+    devices: &[KeyRecipient],
+) -> StorageResult<()> {
+    let by_id: HashMap<&str, &KeyRecipient> = devices.iter().map(|d| (d.id.as_str(), d)).collect();
+    let mut seen = HashSet::new();
+    for (index, envelope) in request.envelopes.iter().enumerate() {
+        if caller_sign_key != Some(&envelope.signer_key) {
+            return Err(StorageError::Invalid(format!(
+                "envelope {index}: signer_key is not the calling device's sign key"
+            )));
+        }
+        match by_id.get(envelope.device_id.as_str()) {
+            None => {
+                return Err(StorageError::Invalid(format!(
+                    "envelope {index}: no device {} in this workspace",
+                    envelope.device_id
+                )));
+            }
+            Some(device) if device.revoked => {
+                return Err(StorageError::Conflict(format!(
+                    "envelope {index}: device {} is revoked",
+                    envelope.device_id
+                )));
+            }
+            Some(device) if !device.has_box_key => {
+                return Err(StorageError::Invalid(format!(
+                    "envelope {index}: device {} enrolled without a public key; re-enroll it",
+                    envelope.device_id
+                )));
+            }
+            Some(_) => {}
+        }
+        if !seen.insert((envelope.device_id.as_str(), envelope.epoch)) {
+            return Err(StorageError::Invalid(format!(
+                "envelope {index}: a second envelope for device {} and epoch {}",
+                envelope.device_id, envelope.epoch
+            )));
+        }
+    }
+    match request.rotate_to {
+        Some(next) => {
+            if Some(next) != epoch.checked_add(1) {
+                return Err(StorageError::Conflict(format!(
+                    "rotate_to {next} is not the next epoch: the workspace is at epoch {epoch} \
+                     (another coordinator may have rotated first; fetch the team and retry)"
+                )));
+            }
+            if let Some((index, envelope)) = request
+                .envelopes
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.epoch != next)
+            {
+                return Err(StorageError::Invalid(format!(
+                    "envelope {index}: epoch {} in a rotation to epoch {next}",
+                    envelope.epoch
+                )));
+            }
+            if let Some(missing) = devices
+                .iter()
+                .find(|d| !d.revoked && d.has_box_key && !seen.contains(&(d.id.as_str(), next)))
+            {
+                return Err(StorageError::Conflict(format!(
+                    "no envelope for device {} (enrolled meanwhile?): fetch the team and retry",
+                    missing.id
+                )));
+            }
+        }
+        None => {
+            if let Some((index, envelope)) = request
+                .envelopes
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.epoch > epoch)
+            {
+                return Err(StorageError::Invalid(format!(
+                    "envelope {index}: epoch {} is beyond the workspace's epoch {epoch}; \
+                     rotate with rotate_to",
+                    envelope.epoch
+                )));
+            }
+        }
+    }
+    Ok(())
 }

@@ -34,18 +34,24 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Transaction};
-use waymark_protocol::{PullResponse, PulledBlob, PushBlob};
+use waymark_protocol::{
+    KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse, roles,
+};
 
 use super::{
-    CompactReport, Device, DeviceInfo, PushOutcome, Storage, StorageError, StorageResult,
-    TokenHash, Workspace, WorkspaceUsage,
+    CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
+    Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
+    stored_key,
 };
 use crate::tokens;
 
 mod tls;
 
 /// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/001_initial.sql"),
+    include_str!("migrations/postgres/002_team.sql"),
+];
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -432,6 +438,17 @@ fn workspace_key(tx: &mut Transaction<'_>, workspace_id: &str) -> StorageResult<
     })
 }
 
+/// Locks a workspace's row until the transaction ends (see the module documentation) and
+/// returns its head sequence number.
+fn lock_workspace(tx: &mut Transaction<'_>, workspace: i64) -> StorageResult<i64> {
+    Ok(tx
+        .query_one(
+            "SELECT head_seq FROM workspaces WHERE id = $1 FOR NO KEY UPDATE",
+            &[&workspace],
+        )?
+        .get(0))
+}
+
 fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
     let len = bytes.len();
     <[u8; N]>::try_from(bytes)
@@ -465,6 +482,7 @@ impl Storage for PostgresStorage {
         token_hash: &TokenHash,
         expires_at: i64,
         issued_by: Option<&str>,
+        role: &str,
         now: i64,
     ) -> StorageResult<()> {
         self.write(|tx| {
@@ -485,9 +503,10 @@ impl Storage for PostgresStorage {
                 ),
             };
             tx.execute(
-                "INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, issued_by)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&&token_hash[..], &workspace, &now, &expires_at, &issuer],
+                "INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, issued_by,
+                                                role)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&&token_hash[..], &workspace, &now, &expires_at, &issuer, &role],
             )?;
             Ok(())
         })
@@ -496,16 +515,27 @@ impl Storage for PostgresStorage {
     fn enroll(
         &self,
         enrollment_token: &TokenHash,
-        device_id: &str,
-        device_name: &str,
-        device_token: &TokenHash,
+        device: &NewDevice,
         now: i64,
-    ) -> StorageResult<String> {
+    ) -> StorageResult<Enrolled> {
         self.write(|tx| {
+            // The workspace row first (the lock order of every team change: workspace, then
+            // devices and tokens), so a rotation and an enrollment are ordered: a rotation either
+            // sees the new device or commits before it exists.
+            let workspace: Option<i64> = tx
+                .query_opt(
+                    "SELECT workspace FROM enrollment_tokens WHERE token_hash = $1",
+                    &[&&enrollment_token[..]],
+                )?
+                .map(|row| row.get(0));
+            let Some(workspace) = workspace else {
+                return Err(StorageError::TokenUnknown);
+            };
+            lock_workspace(tx, workspace)?;
             // FOR UPDATE: two devices redeeming one token at once are serialised, and the second
             // sees it used.
             let row = tx.query_opt(
-                "SELECT t.workspace, t.expires_at, t.used_at, w.public_id
+                "SELECT t.expires_at, t.used_at, w.public_id, t.role
                  FROM enrollment_tokens t JOIN workspaces w ON w.id = t.workspace
                  WHERE t.token_hash = $1
                  FOR UPDATE OF t",
@@ -514,34 +544,53 @@ impl Storage for PostgresStorage {
             let Some(row) = row else {
                 return Err(StorageError::TokenUnknown);
             };
-            let workspace: i64 = row.get(0);
-            let expires_at: i64 = row.get(1);
-            let used_at: Option<i64> = row.get(2);
-            let workspace_id: String = row.get(3);
+            let expires_at: i64 = row.get(0);
+            let used_at: Option<i64> = row.get(1);
+            let workspace_id: String = row.get(2);
+            let role: String = row.get(3);
             if used_at.is_some() {
                 return Err(StorageError::TokenUsed);
             }
             if expires_at <= now {
                 return Err(StorageError::TokenExpired);
             }
-            let device: i64 = tx
+            let taken: bool = tx
                 .query_one(
-                    "INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    "SELECT EXISTS (SELECT 1 FROM devices
+                                    WHERE workspace = $1 AND (sign_key = $2 OR box_key = $3))",
+                    &[&workspace, &&device.sign_key[..], &&device.box_key[..]],
+                )?
+                .get(0);
+            if taken {
+                return Err(StorageError::Conflict(KEY_TAKEN.into()));
+            }
+            let device_key: i64 = tx
+                .query_one(
+                    "INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at, role,
+                                          sign_key, box_key, join_proof)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                     &[
-                        &device_id,
+                        &device.id,
                         &workspace,
-                        &device_name,
-                        &&device_token[..],
+                        &device.name,
+                        &&device.token_hash[..],
                         &now,
+                        &role,
+                        &&device.sign_key[..],
+                        &&device.box_key[..],
+                        &device.join_proof,
                     ],
                 )?
                 .get(0);
             tx.execute(
                 "UPDATE enrollment_tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3",
-                &[&now, &device, &&enrollment_token[..]],
+                &[&now, &device_key, &&enrollment_token[..]],
             )?;
-            Ok(workspace_id)
+            tx.execute(
+                "UPDATE workspaces SET team_version = team_version + 1 WHERE id = $1",
+                &[&workspace],
+            )?;
+            Ok(Enrolled { workspace_id, role })
         })
     }
 
@@ -550,7 +599,7 @@ impl Storage for PostgresStorage {
             // One statement is one snapshot: no transaction needed.
             Ok(client
                 .query_opt(
-                    "SELECT d.public_id, w.public_id
+                    "SELECT d.public_id, w.public_id, d.role
                      FROM devices d JOIN workspaces w ON w.id = d.workspace
                      WHERE d.token_hash = $1 AND d.revoked_at IS NULL",
                     &[&&device_token[..]],
@@ -558,6 +607,7 @@ impl Storage for PostgresStorage {
                 .map(|row| Device {
                     id: row.get(0),
                     workspace_id: row.get(1),
+                    role: row.get(2),
                 }))
         })
     }
@@ -668,12 +718,12 @@ impl Storage for PostgresStorage {
         max_blobs: usize,
     ) -> StorageResult<PullResponse> {
         self.read(|tx| {
-            let (workspace, head): (i64, i64) = tx
+            let (workspace, head, team_version): (i64, i64, i64) = tx
                 .query_opt(
-                    "SELECT id, head_seq FROM workspaces WHERE public_id = $1",
+                    "SELECT id, head_seq, team_version FROM workspaces WHERE public_id = $1",
                     &[&workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| (row.get(0), row.get(1), row.get(2)))
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
@@ -726,6 +776,7 @@ impl Storage for PostgresStorage {
                 blobs,
                 more,
                 head: to_u64(head),
+                team_version: to_u64(team_version),
             })
         })
     }
@@ -748,7 +799,7 @@ impl Storage for PostgresStorage {
             }
             let rows = tx.query(
                 "SELECT d.public_id, d.name, w.public_id, d.enrolled_at, d.last_sync_at,
-                        d.revoked_at,
+                        d.revoked_at, d.role, d.revoked_at_seq,
                         (SELECT count(*) FROM blobs b
                           WHERE b.device = d.id AND b.ciphertext IS NOT NULL),
                         (SELECT coalesce(sum(b.size), 0)::bigint FROM blobs b
@@ -767,35 +818,230 @@ impl Storage for PostgresStorage {
                     enrolled_at: row.get(3),
                     last_sync_at: row.get(4),
                     revoked_at: row.get(5),
-                    blobs_stored: to_u64(row.get(6)),
-                    bytes_stored: to_u64(row.get(7)),
+                    role: row.get(6),
+                    revoked_at_seq: row.get::<_, Option<i64>>(7).map(to_u64),
+                    blobs_stored: to_u64(row.get(8)),
+                    bytes_stored: to_u64(row.get(9)),
                 })
                 .collect())
         })
     }
 
-    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
+    fn revoke_device_by(
+        &self,
+        caller: Option<&Device>,
+        device_id: &str,
+        now: i64,
+    ) -> StorageResult<u64> {
         self.write(|tx| {
-            let device: i64 = tx
+            let not_found = || StorageError::NotFound {
+                what: format!("device {device_id}"),
+            };
+            let (workspace, workspace_id): (i64, String) = tx
                 .query_opt(
-                    "SELECT id FROM devices WHERE public_id = $1 FOR NO KEY UPDATE",
+                    "SELECT d.workspace, w.public_id
+                     FROM devices d JOIN workspaces w ON w.id = d.workspace
+                     WHERE d.public_id = $1",
                     &[&device_id],
                 )?
-                .map(|row| row.get(0))
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("device {device_id}"),
-                })?;
-            tx.execute(
-                "UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-                &[&now, &device],
-            )?;
+                .map(|row| (row.get(0), row.get(1)))
+                .ok_or_else(not_found)?;
+            if caller.is_some_and(|caller| caller.workspace_id != workspace_id) {
+                return Err(not_found());
+            }
+            // Workspace row, then device row: the order a push takes them in. Holding the
+            // workspace row, no push is between reading the head and committing, so no blob of
+            // the revoked device ever gets a number above `revoked_at_seq`.
+            let head = lock_workspace(tx, workspace)?;
+            if let Some(caller) = caller {
+                // The caller's role as stored now, and it must still be enrolled.
+                let role: String = tx
+                    .query_opt(
+                        "SELECT role FROM devices
+                         WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
+                        &[&caller.id, &workspace],
+                    )?
+                    .map(|row| row.get(0))
+                    .ok_or(StorageError::DeviceRevoked)?;
+                if caller.id != device_id && role != roles::COORDINATOR {
+                    return Err(StorageError::Forbidden(
+                        "only a coordinator's device may revoke another device".into(),
+                    ));
+                }
+            }
+            let (device, revoked_at_seq): (i64, Option<i64>) = tx
+                .query_opt(
+                    "SELECT id, revoked_at_seq FROM devices WHERE public_id = $1
+                     FOR NO KEY UPDATE",
+                    &[&device_id],
+                )?
+                .map(|row| (row.get(0), row.get(1)))
+                .ok_or_else(not_found)?;
             // Invites a lost phone made must not outlive it.
             tx.execute(
                 "UPDATE enrollment_tokens SET expires_at = LEAST(expires_at, $1)
                  WHERE issued_by = $2 AND used_at IS NULL",
                 &[&now, &device],
             )?;
-            Ok(())
+            if let Some(seq) = revoked_at_seq {
+                return Ok(to_u64(seq));
+            }
+            tx.execute(
+                "UPDATE devices SET revoked_at = $1, revoked_at_seq = $2 WHERE id = $3",
+                &[&now, &head, &device],
+            )?;
+            tx.execute(
+                "UPDATE workspaces SET rotation_needed = TRUE, team_version = team_version + 1
+                 WHERE id = $1",
+                &[&workspace],
+            )?;
+            Ok(to_u64(head))
+        })
+    }
+
+    fn team(&self, caller: &Device) -> StorageResult<TeamResponse> {
+        self.read(|tx| {
+            let row = tx
+                .query_opt(
+                    "SELECT id, team_version, epoch, rotation_needed FROM workspaces
+                     WHERE public_id = $1",
+                    &[&caller.workspace_id],
+                )?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {}", caller.workspace_id),
+                })?;
+            let workspace: i64 = row.get(0);
+            let version: i64 = row.get(1);
+            let epoch = epoch_of(row.get(2))?;
+            let rotation_needed: bool = row.get(3);
+            let mut epochs: std::collections::HashMap<i64, Vec<u32>> =
+                std::collections::HashMap::new();
+            for row in tx.query(
+                "SELECT e.device, e.epoch FROM key_envelopes e JOIN devices d ON d.id = e.device
+                 WHERE d.workspace = $1 ORDER BY e.device, e.epoch",
+                &[&workspace],
+            )? {
+                epochs
+                    .entry(row.get(0))
+                    .or_default()
+                    .push(epoch_of(row.get(1))?);
+            }
+            let mut devices = Vec::new();
+            for row in tx.query(
+                "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
+                        revoked_at_seq
+                 FROM devices WHERE workspace = $1 ORDER BY enrolled_at, id",
+                &[&workspace],
+            )? {
+                let key: i64 = row.get(0);
+                devices.push(TeamDevice {
+                    device_id: row.get(1),
+                    name: row.get(2),
+                    role: row.get(3),
+                    sign_key: stored_key(row.get(4))?,
+                    box_key: stored_key(row.get(5))?,
+                    join_proof: row.get(6),
+                    enrolled_at: row.get(7),
+                    revoked_at_seq: row.get::<_, Option<i64>>(8).map(to_u64),
+                    key_epochs: epochs.remove(&key).unwrap_or_default(),
+                });
+            }
+            let mut envelopes = Vec::new();
+            for row in tx.query(
+                "SELECT e.epoch, e.sealed_key, e.signer_key, e.signature
+                 FROM key_envelopes e JOIN devices d ON d.id = e.device
+                 WHERE d.public_id = $1 AND d.workspace = $2 ORDER BY e.epoch",
+                &[&caller.id, &workspace],
+            )? {
+                envelopes.push(KeyEnvelope {
+                    device_id: caller.id.clone(),
+                    epoch: epoch_of(row.get(0))?,
+                    sealed_key: row.get(1),
+                    signer_key: fixed(row.get(2))?,
+                    signature: fixed(row.get(3))?,
+                });
+            }
+            Ok(TeamResponse {
+                version: to_u64(version),
+                epoch,
+                rotation_needed,
+                devices,
+                envelopes,
+            })
+        })
+    }
+
+    fn upload_keys(&self, caller: &Device, request: &KeysRequest, now: i64) -> StorageResult<u32> {
+        self.write(|tx| {
+            // Locked until commit: two coordinators rotating at once (from any server process)
+            // are serialised, and the second sees the epoch the first moved to.
+            let workspace = workspace_key(tx, &caller.workspace_id)?;
+            lock_workspace(tx, workspace)?;
+            let epoch = epoch_of(
+                tx.query_one("SELECT epoch FROM workspaces WHERE id = $1", &[&workspace])?
+                    .get(0),
+            )?;
+            let (role, sign_key): (String, Option<Vec<u8>>) = tx
+                .query_opt(
+                    "SELECT role, sign_key FROM devices
+                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
+                    &[&caller.id, &workspace],
+                )?
+                .map(|row| (row.get(0), row.get(1)))
+                .ok_or(StorageError::DeviceRevoked)?;
+            if role != roles::COORDINATOR {
+                return Err(StorageError::Forbidden(
+                    "only a coordinator's device may upload workspace keys".into(),
+                ));
+            }
+            let sign_key = sign_key.map(fixed::<32>).transpose()?;
+            let mut keys = std::collections::HashMap::new();
+            let mut recipients = Vec::new();
+            for row in tx.query(
+                "SELECT id, public_id, revoked_at IS NOT NULL, box_key IS NOT NULL
+                 FROM devices WHERE workspace = $1",
+                &[&workspace],
+            )? {
+                let id: String = row.get(1);
+                keys.insert(id.clone(), row.get::<_, i64>(0));
+                recipients.push(KeyRecipient {
+                    id,
+                    revoked: row.get(2),
+                    has_box_key: row.get(3),
+                });
+            }
+            check_keys(request, epoch, sign_key.as_ref(), &recipients)?;
+            let insert = tx.prepare(
+                "INSERT INTO key_envelopes (device, epoch, sealed_key, signer_key, signature,
+                                            created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (device, epoch) DO NOTHING",
+            )?;
+            for envelope in &request.envelopes {
+                let device = keys.get(&envelope.device_id).copied().ok_or_else(|| {
+                    StorageError::Invalid(format!("no device {}", envelope.device_id))
+                })?;
+                tx.execute(
+                    &insert,
+                    &[
+                        &device,
+                        &i64::from(envelope.epoch),
+                        &envelope.sealed_key,
+                        &&envelope.signer_key[..],
+                        &&envelope.signature[..],
+                        &now,
+                    ],
+                )?;
+            }
+            let rotated = request.rotate_to.is_some();
+            let epoch = request.rotate_to.unwrap_or(epoch);
+            tx.execute(
+                "UPDATE workspaces SET team_version = team_version + 1, epoch = $1,
+                        rotation_needed = rotation_needed AND NOT $2
+                 WHERE id = $3",
+                &[&i64::from(epoch), &rotated, &workspace],
+            )?;
+            Ok(epoch)
         })
     }
 

@@ -20,11 +20,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use waymark_protocol::{PullResponse, PulledBlob, PushBlob};
+use waymark_protocol::{
+    KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse, roles,
+};
 
 use super::{
-    CompactReport, Device, DeviceInfo, PushOutcome, Storage, StorageError, StorageResult,
-    TokenHash, Workspace, WorkspaceUsage,
+    CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
+    Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
+    stored_key,
 };
 use crate::tokens;
 
@@ -35,7 +38,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDLE_READERS: usize = 8;
 
 /// Schema migrations; `MIGRATIONS[i]` upgrades `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_initial.sql"),
+    include_str!("migrations/002_team.sql"),
+];
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -276,6 +282,7 @@ impl Storage for SqliteStorage {
         token_hash: &TokenHash,
         expires_at: i64,
         issued_by: Option<&str>,
+        role: &str,
         now: i64,
     ) -> StorageResult<()> {
         self.write(|tx| {
@@ -294,9 +301,10 @@ impl Storage for SqliteStorage {
                 ),
             };
             tx.execute(
-                "INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, issued_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&token_hash[..], workspace, now, expires_at, issuer],
+                "INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, issued_by,
+                                                role)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&token_hash[..], workspace, now, expires_at, issuer, role],
             )?;
             Ok(())
         })
@@ -305,22 +313,28 @@ impl Storage for SqliteStorage {
     fn enroll(
         &self,
         enrollment_token: &TokenHash,
-        device_id: &str,
-        device_name: &str,
-        device_token: &TokenHash,
+        device: &NewDevice,
         now: i64,
-    ) -> StorageResult<String> {
+    ) -> StorageResult<Enrolled> {
         self.write(|tx| {
-            let row: Option<(i64, i64, Option<i64>, String)> = tx
+            let row: Option<(i64, i64, Option<i64>, String, String)> = tx
                 .query_row(
-                    "SELECT t.workspace, t.expires_at, t.used_at, w.public_id
+                    "SELECT t.workspace, t.expires_at, t.used_at, w.public_id, t.role
                      FROM enrollment_tokens t JOIN workspaces w ON w.id = t.workspace
                      WHERE t.token_hash = ?1",
                     [&enrollment_token[..]],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    },
                 )
                 .optional()?;
-            let Some((workspace, expires_at, used_at, workspace_id)) = row else {
+            let Some((workspace, expires_at, used_at, workspace_id, role)) = row else {
                 return Err(StorageError::TokenUnknown);
             };
             if used_at.is_some() {
@@ -329,17 +343,41 @@ impl Storage for SqliteStorage {
             if expires_at <= now {
                 return Err(StorageError::TokenExpired);
             }
-            tx.execute(
-                "INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![device_id, workspace, device_name, &device_token[..], now],
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM devices
+                                WHERE workspace = ?1 AND (sign_key = ?2 OR box_key = ?3))",
+                params![workspace, &device.sign_key[..], &device.box_key[..]],
+                |row| row.get(0),
             )?;
-            let device = tx.last_insert_rowid();
+            if taken {
+                return Err(StorageError::Conflict(KEY_TAKEN.into()));
+            }
+            tx.execute(
+                "INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at, role,
+                                      sign_key, box_key, join_proof)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    device.id,
+                    workspace,
+                    device.name,
+                    &device.token_hash[..],
+                    now,
+                    role,
+                    &device.sign_key[..],
+                    &device.box_key[..],
+                    device.join_proof
+                ],
+            )?;
+            let device_key = tx.last_insert_rowid();
             tx.execute(
                 "UPDATE enrollment_tokens SET used_at = ?1, used_by = ?2 WHERE token_hash = ?3",
-                params![now, device, &enrollment_token[..]],
+                params![now, device_key, &enrollment_token[..]],
             )?;
-            Ok(workspace_id)
+            tx.execute(
+                "UPDATE workspaces SET team_version = team_version + 1 WHERE id = ?1",
+                [workspace],
+            )?;
+            Ok(Enrolled { workspace_id, role })
         })
     }
 
@@ -347,7 +385,7 @@ impl Storage for SqliteStorage {
         self.read(|tx| {
             Ok(tx
                 .query_row(
-                    "SELECT d.public_id, w.public_id
+                    "SELECT d.public_id, w.public_id, d.role
                      FROM devices d JOIN workspaces w ON w.id = d.workspace
                      WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
                     [&device_token[..]],
@@ -355,6 +393,7 @@ impl Storage for SqliteStorage {
                         Ok(Device {
                             id: row.get(0)?,
                             workspace_id: row.get(1)?,
+                            role: row.get(2)?,
                         })
                     },
                 )
@@ -467,11 +506,11 @@ impl Storage for SqliteStorage {
         max_blobs: usize,
     ) -> StorageResult<PullResponse> {
         self.read(|tx| {
-            let (workspace, head): (i64, i64) = tx
+            let (workspace, head, team_version): (i64, i64, i64) = tx
                 .query_row(
-                    "SELECT id, head_seq FROM workspaces WHERE public_id = ?1",
+                    "SELECT id, head_seq, team_version FROM workspaces WHERE public_id = ?1",
                     [workspace_id],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )
                 .optional()?
                 .ok_or_else(|| StorageError::NotFound {
@@ -513,6 +552,7 @@ impl Storage for SqliteStorage {
                 blobs,
                 more,
                 head: to_u64(head),
+                team_version: to_u64(team_version),
             })
         })
     }
@@ -535,7 +575,7 @@ impl Storage for SqliteStorage {
             }
             let mut stmt = tx.prepare(
                 "SELECT d.public_id, d.name, w.public_id, d.enrolled_at, d.last_sync_at,
-                        d.revoked_at,
+                        d.revoked_at, d.role, d.revoked_at_seq,
                         (SELECT count(*) FROM blobs b
                           WHERE b.device = d.id AND b.ciphertext IS NOT NULL),
                         (SELECT coalesce(sum(b.size), 0) FROM blobs b
@@ -552,37 +592,229 @@ impl Storage for SqliteStorage {
                     enrolled_at: row.get(3)?,
                     last_sync_at: row.get(4)?,
                     revoked_at: row.get(5)?,
-                    blobs_stored: to_u64(row.get(6)?),
-                    bytes_stored: to_u64(row.get(7)?),
+                    role: row.get(6)?,
+                    revoked_at_seq: row.get::<_, Option<i64>>(7)?.map(to_u64),
+                    blobs_stored: to_u64(row.get(8)?),
+                    bytes_stored: to_u64(row.get(9)?),
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 
-    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
+    fn revoke_device_by(
+        &self,
+        caller: Option<&Device>,
+        device_id: &str,
+        now: i64,
+    ) -> StorageResult<u64> {
         self.write(|tx| {
-            let device: i64 = tx
-                .query_row(
-                    "SELECT id FROM devices WHERE public_id = ?1",
+            let not_found = || StorageError::NotFound {
+                what: format!("device {device_id}"),
+            };
+            let (device, workspace, workspace_id, revoked_at_seq): (i64, i64, String, Option<i64>) =
+                tx.query_row(
+                    "SELECT d.id, d.workspace, w.public_id, d.revoked_at_seq
+                     FROM devices d JOIN workspaces w ON w.id = d.workspace
+                     WHERE d.public_id = ?1",
                     [device_id],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
                 )
                 .optional()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("device {device_id}"),
-                })?;
-            tx.execute(
-                "UPDATE devices SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-                params![now, device],
-            )?;
+                .ok_or_else(not_found)?;
+            if let Some(caller) = caller {
+                if caller.workspace_id != workspace_id {
+                    return Err(not_found());
+                }
+                // The caller's role as stored now, and it must still be enrolled.
+                let role: String = tx
+                    .query_row(
+                        "SELECT role FROM devices
+                         WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
+                        params![caller.id, workspace],
+                        |row| row.get(0),
+                    )
+                    .optional()?
+                    .ok_or(StorageError::DeviceRevoked)?;
+                if caller.id != device_id && role != roles::COORDINATOR {
+                    return Err(StorageError::Forbidden(
+                        "only a coordinator's device may revoke another device".into(),
+                    ));
+                }
+            }
             // Invites a lost phone made must not outlive it.
             tx.execute(
                 "UPDATE enrollment_tokens SET expires_at = min(expires_at, ?1)
                  WHERE issued_by = ?2 AND used_at IS NULL",
                 params![now, device],
             )?;
-            Ok(())
+            if let Some(seq) = revoked_at_seq {
+                return Ok(to_u64(seq));
+            }
+            // Writes are serialised, so no push is between reading the head and committing.
+            let head: i64 = tx.query_row(
+                "SELECT head_seq FROM workspaces WHERE id = ?1",
+                [workspace],
+                |row| row.get(0),
+            )?;
+            tx.execute(
+                "UPDATE devices SET revoked_at = ?1, revoked_at_seq = ?2 WHERE id = ?3",
+                params![now, head, device],
+            )?;
+            tx.execute(
+                "UPDATE workspaces SET rotation_needed = 1, team_version = team_version + 1
+                 WHERE id = ?1",
+                [workspace],
+            )?;
+            Ok(to_u64(head))
+        })
+    }
+
+    fn team(&self, caller: &Device) -> StorageResult<TeamResponse> {
+        self.read(|tx| {
+            let (workspace, version, epoch, rotation_needed): (i64, i64, u32, bool) = tx
+                .query_row(
+                    "SELECT id, team_version, epoch, rotation_needed FROM workspaces
+                     WHERE public_id = ?1",
+                    [&caller.workspace_id],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {}", caller.workspace_id),
+                })?;
+            let mut epochs: std::collections::HashMap<i64, Vec<u32>> =
+                std::collections::HashMap::new();
+            {
+                let mut stmt = tx.prepare(
+                    "SELECT e.device, e.epoch FROM key_envelopes e JOIN devices d ON d.id = e.device
+                     WHERE d.workspace = ?1 ORDER BY e.device, e.epoch",
+                )?;
+                let mut rows = stmt.query([workspace])?;
+                while let Some(row) = rows.next()? {
+                    epochs.entry(row.get(0)?).or_default().push(row.get(1)?);
+                }
+            }
+            let mut stmt = tx.prepare(
+                "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
+                        revoked_at_seq
+                 FROM devices WHERE workspace = ?1 ORDER BY enrolled_at, id",
+            )?;
+            let mut rows = stmt.query([workspace])?;
+            let mut devices = Vec::new();
+            while let Some(row) = rows.next()? {
+                let key: i64 = row.get(0)?;
+                devices.push(TeamDevice {
+                    device_id: row.get(1)?,
+                    name: row.get(2)?,
+                    role: row.get(3)?,
+                    sign_key: stored_key(row.get(4)?)?,
+                    box_key: stored_key(row.get(5)?)?,
+                    join_proof: row.get(6)?,
+                    enrolled_at: row.get(7)?,
+                    revoked_at_seq: row.get::<_, Option<i64>>(8)?.map(to_u64),
+                    key_epochs: epochs.remove(&key).unwrap_or_default(),
+                });
+            }
+            let mut stmt = tx.prepare(
+                "SELECT e.epoch, e.sealed_key, e.signer_key, e.signature
+                 FROM key_envelopes e JOIN devices d ON d.id = e.device
+                 WHERE d.public_id = ?1 AND d.workspace = ?2 ORDER BY e.epoch",
+            )?;
+            let mut rows = stmt.query(params![caller.id, workspace])?;
+            let mut envelopes = Vec::new();
+            while let Some(row) = rows.next()? {
+                envelopes.push(KeyEnvelope {
+                    device_id: caller.id.clone(),
+                    epoch: row.get(0)?,
+                    sealed_key: row.get(1)?,
+                    signer_key: fixed(row.get(2)?)?,
+                    signature: fixed(row.get(3)?)?,
+                });
+            }
+            Ok(TeamResponse {
+                version: to_u64(version),
+                epoch,
+                rotation_needed,
+                devices,
+                envelopes,
+            })
+        })
+    }
+
+    fn upload_keys(&self, caller: &Device, request: &KeysRequest, now: i64) -> StorageResult<u32> {
+        self.write(|tx| {
+            let (workspace, epoch): (i64, u32) = tx
+                .query_row(
+                    "SELECT id, epoch FROM workspaces WHERE public_id = ?1",
+                    [&caller.workspace_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {}", caller.workspace_id),
+                })?;
+            let (role, sign_key): (String, Option<Vec<u8>>) = tx
+                .query_row(
+                    "SELECT role, sign_key FROM devices
+                     WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
+                    params![caller.id, workspace],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?
+                .ok_or(StorageError::DeviceRevoked)?;
+            if role != roles::COORDINATOR {
+                return Err(StorageError::Forbidden(
+                    "only a coordinator's device may upload workspace keys".into(),
+                ));
+            }
+            let sign_key = sign_key.map(fixed::<32>).transpose()?;
+            let mut keys = std::collections::HashMap::new();
+            let mut recipients = Vec::new();
+            {
+                let mut stmt = tx.prepare(
+                    "SELECT id, public_id, revoked_at IS NOT NULL, box_key IS NOT NULL
+                     FROM devices WHERE workspace = ?1",
+                )?;
+                let mut rows = stmt.query([workspace])?;
+                while let Some(row) = rows.next()? {
+                    let id: String = row.get(1)?;
+                    keys.insert(id.clone(), row.get::<_, i64>(0)?);
+                    recipients.push(KeyRecipient {
+                        id,
+                        revoked: row.get(2)?,
+                        has_box_key: row.get(3)?,
+                    });
+                }
+            }
+            check_keys(request, epoch, sign_key.as_ref(), &recipients)?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO key_envelopes (device, epoch, sealed_key, signer_key, signature,
+                                            created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (device, epoch) DO NOTHING",
+            )?;
+            for envelope in &request.envelopes {
+                let device = keys.get(&envelope.device_id).copied().ok_or_else(|| {
+                    StorageError::Invalid(format!("no device {}", envelope.device_id))
+                })?;
+                insert.execute(params![
+                    device,
+                    envelope.epoch,
+                    &envelope.sealed_key,
+                    &envelope.signer_key[..],
+                    &envelope.signature[..],
+                    now
+                ])?;
+            }
+            let epoch = request.rotate_to.unwrap_or(epoch);
+            tx.execute(
+                "UPDATE workspaces SET team_version = team_version + 1, epoch = ?1,
+                        rotation_needed = CASE WHEN ?2 THEN 0 ELSE rotation_needed END
+                 WHERE id = ?3",
+                params![epoch, request.rotate_to.is_some(), workspace],
+            )?;
+            Ok(epoch)
         })
     }
 

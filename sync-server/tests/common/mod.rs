@@ -21,6 +21,7 @@ use waymark_protocol::{
     CONTENT_TYPE_CBOR, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PullResponse,
     PushBlob, PushRequest, PushResponse, content_id_of, decode, encode,
 };
+use waymark_server::storage::NewDevice;
 use waymark_server::{AppState, Limits, PostgresStorage, SqliteStorage, Storage, app, tokens};
 
 /// A storage backend for one test, and what keeps it alive (and cleans up after it).
@@ -199,6 +200,7 @@ impl TestServer {
                 &tokens::hash_token(&token),
                 tokens::now() + 3600,
                 None,
+                waymark_protocol::roles::COORDINATOR,
                 tokens::now(),
             )
             .unwrap();
@@ -269,6 +271,18 @@ impl TestServer {
                 return all;
             }
         }
+    }
+}
+
+/// A device to enroll through the storage API: a fresh id, random keys, and this device token.
+pub fn new_device(device_token: &str) -> NewDevice {
+    NewDevice {
+        id: tokens::new_id(),
+        name: "phone".into(),
+        token_hash: tokens::hash_token(device_token),
+        sign_key: rand::random(),
+        box_key: rand::random(),
+        join_proof: None,
     }
 }
 
