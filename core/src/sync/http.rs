@@ -2,7 +2,7 @@
 //! backoff for transient failures, and server answers turned into errors a caller can act on.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use waymark_protocol as proto;
 
+use super::pace::Pace;
 use crate::error::{Error, Result};
 
 /// Attempts per request before giving up on a transient failure.
@@ -35,6 +36,8 @@ pub(crate) struct Server {
     token: Option<String>,
     http: Client,
     cancel: Option<Arc<AtomicBool>>,
+    /// Throughput learnt from this client's exchanges: sizes the next push batch or pull page.
+    pace: Mutex<Pace>,
 }
 
 /// What one exchange with the server moved.
@@ -60,6 +63,7 @@ impl Server {
             token,
             http,
             cancel: None,
+            pace: Mutex::new(Pace::default()),
         })
     }
 
@@ -67,6 +71,13 @@ impl Server {
     pub(crate) fn cancellable(mut self, cancel: Option<Arc<AtomicBool>>) -> Server {
         self.cancel = cancel;
         self
+    }
+
+    /// Bytes the next push batch or pull page should move at most, for the link in use.
+    pub(crate) fn budget(&self) -> usize {
+        self.pace
+            .lock()
+            .map_or(super::pace::START_BYTES, |p| p.budget())
     }
 
     /// Sleeps `d`, waking every 50 ms to see whether the sync was cancelled.
@@ -135,6 +146,7 @@ impl Server {
             if attempt > 0 {
                 self.wait(backoff(attempt))?;
             }
+            let started = std::time::Instant::now();
             let resp = match request() {
                 Ok(r) => r,
                 Err(e) => {
@@ -158,6 +170,9 @@ impl Server {
                 }
             };
             let bytes_down = body.len() as u64;
+            if let Ok(mut pace) = self.pace.lock() {
+                pace.record(bytes_up + bytes_down, started.elapsed());
+            }
             if status.is_success() {
                 return match proto::decode::<Resp>(&body) {
                     Ok(body) => Ok(Exchange {

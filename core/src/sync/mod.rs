@@ -10,6 +10,7 @@
 //! reported, never applied, and the rest of the sync goes on.
 
 pub(crate) mod http;
+mod pace;
 pub(crate) mod team;
 
 use std::collections::BTreeSet;
@@ -27,12 +28,8 @@ use crate::store::{Store, keys, load_stored, now_ms};
 use crate::validate;
 use http::{Call, Server};
 
-/// Most blobs pushed in one request.
+/// Most blobs pushed in one request. Bytes per push and per pull follow the link (`pace`).
 const PUSH_BATCH_BLOBS: usize = 200;
-/// Most ciphertext bytes pushed in one request (a request must finish on a slow link).
-const PUSH_BATCH_BYTES: usize = 512 * 1024;
-/// Byte budget asked of the server for one pull.
-const PULL_BATCH_BYTES: u64 = 512 * 1024;
 
 /// A blob that could not be opened or applied; it was set aside, not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -363,6 +360,7 @@ impl Store {
             if opts.cancelled() {
                 return Err(Error::Cancelled);
             }
+            let budget = server.budget();
             let batch: Vec<(i64, proto::PushBlob)> = self.read(|c| {
                 let mut st = c.prepare_cached(
                     "SELECT id, doc_id, epoch, content_id, ciphertext FROM outbox
@@ -381,7 +379,7 @@ impl Store {
                 let mut size = 0;
                 for row in rows {
                     let (id, doc, epoch, cid, ct) = row?;
-                    if !out.is_empty() && size + ct.len() > PUSH_BATCH_BYTES {
+                    if !out.is_empty() && size + ct.len() > budget {
                         break;
                     }
                     size += ct.len();
@@ -485,7 +483,7 @@ impl Store {
             }
             let req = proto::PullRequest {
                 after: cursor,
-                max_bytes: Some(PULL_BATCH_BYTES),
+                max_bytes: Some(server.budget() as u64),
             };
             let resp = server.get::<proto::PullResponse>(&req.to_path_and_query())?;
             let batch = resp.body;
