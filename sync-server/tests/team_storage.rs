@@ -1,0 +1,387 @@
+//! The team's storage rules where several stores share one database (several server processes,
+//! or the admin command beside `serve`), and upgrades of databases written before device keys
+//! and roles existed. Every test runs on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{SchemaGuard, blob, fresh_schema, new_device, postgres_url};
+use waymark_protocol::{KeyEnvelope, KeysRequest, roles};
+use waymark_server::storage::{Device, NewDevice, StorageError};
+use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
+
+/// Two stores over one database, and what keeps the database alive.
+struct Pair {
+    a: Arc<dyn Storage>,
+    b: Arc<dyn Storage>,
+    _guard: Box<dyn Send + Sync>,
+}
+
+fn sqlite() -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    Pair {
+        a: Arc::new(SqliteStorage::open_in_dir(dir.path()).unwrap()),
+        b: Arc::new(SqliteStorage::open_in_dir(dir.path()).unwrap()),
+        _guard: Box::new(dir),
+    }
+}
+
+fn postgres() -> Pair {
+    let url = postgres_url();
+    let schema = fresh_schema();
+    Pair {
+        a: Arc::new(PostgresStorage::open_in_schema(&url, &schema).unwrap()),
+        b: Arc::new(PostgresStorage::open_in_schema(&url, &schema).unwrap()),
+        _guard: Box::new(SchemaGuard { url, schema }),
+    }
+}
+
+/// Enrolls a device with `role` through the storage API; returns it and its keys.
+fn enroll(storage: &dyn Storage, ws: &str, role: &str) -> (Device, NewDevice) {
+    let enrollment = tokens::new_token();
+    let now = tokens::now();
+    storage
+        .issue_enrollment_token(
+            ws,
+            &tokens::hash_token(&enrollment),
+            now + 60,
+            None,
+            role,
+            now,
+        )
+        .unwrap();
+    let device_token = tokens::new_token();
+    let new = new_device(&device_token);
+    let enrolled = storage
+        .enroll(&tokens::hash_token(&enrollment), &new, now)
+        .unwrap();
+    assert_eq!(enrolled.role, role);
+    let device = storage
+        .authenticate(&tokens::hash_token(&device_token))
+        .unwrap()
+        .unwrap();
+    assert_eq!(device.role, role);
+    (device, new)
+}
+
+fn rotation(to: u32, signer: &NewDevice, recipients: &[&Device]) -> KeysRequest {
+    KeysRequest {
+        rotate_to: Some(to),
+        envelopes: recipients
+            .iter()
+            .map(|d| KeyEnvelope {
+                device_id: d.id.clone(),
+                epoch: to,
+                sealed_key: vec![to as u8; 48],
+                signer_key: signer.sign_key,
+                signature: [1; 64],
+            })
+            .collect(),
+    }
+}
+
+fn coordinators_rotating_through_two_stores_never_skip_or_repeat_an_epoch(pair: Pair) {
+    let ws = pair.a.create_workspace(None, 0).unwrap().id;
+    let (first, first_keys) = enroll(pair.a.as_ref(), &ws, roles::COORDINATOR);
+    let (second, second_keys) = enroll(pair.b.as_ref(), &ws, roles::COORDINATOR);
+    let everyone = [&first, &second];
+    let rounds = 10u32;
+    let wins: Vec<u32> = std::thread::scope(|scope| {
+        let racers = [
+            (&pair.a, &first, &first_keys),
+            (&pair.b, &second, &second_keys),
+        ]
+        .map(|(store, caller, keys)| {
+            scope.spawn(move || {
+                // Each keeps rotating to the epoch after the one it last saw, like a client
+                // that fetches the team and retries after a conflict.
+                let mut won = 0;
+                loop {
+                    let epoch = store.team(caller).unwrap().epoch;
+                    if epoch >= rounds {
+                        return won;
+                    }
+                    match store.upload_keys(caller, &rotation(epoch + 1, keys, &everyone), 0) {
+                        Ok(now) => {
+                            assert_eq!(now, epoch + 1);
+                            won += 1;
+                        }
+                        Err(StorageError::Conflict(_)) => {}
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+            })
+        });
+        racers.map(|r| r.join().unwrap()).to_vec()
+    });
+    assert_eq!(
+        wins.iter().sum::<u32>(),
+        rounds,
+        "every epoch was won exactly once"
+    );
+    let team = pair.a.team(&first).unwrap();
+    assert_eq!(team.epoch, rounds);
+    for device in &team.devices {
+        assert_eq!(device.key_epochs, (1..=rounds).collect::<Vec<_>>());
+    }
+}
+
+fn no_blob_of_a_revoked_device_is_numbered_above_its_revoked_at_seq(pair: Pair) {
+    let ws = pair.a.create_workspace(None, 0).unwrap().id;
+    let (lost, _) = enroll(pair.a.as_ref(), &ws, roles::MEMBER);
+    let (kept, _) = enroll(pair.a.as_ref(), &ws, roles::COORDINATOR);
+    let revoked_at_seq = std::thread::scope(|scope| {
+        // Pushes until refused, so the revocation surely lands while it pushes.
+        let pusher = scope.spawn(|| {
+            for i in 0..100_000u32 {
+                if pair
+                    .a
+                    .push(&lost, &[blob(1, format!("lost {i}").as_bytes())], 0)
+                    .is_err()
+                {
+                    return i;
+                }
+            }
+            panic!("the revoked device was never refused");
+        });
+        let other = scope.spawn(|| {
+            for i in 0..100u32 {
+                pair.a
+                    .push(&kept, &[blob(2, format!("kept {i}").as_bytes())], 0)
+                    .unwrap();
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let seq = pair.b.revoke_device(&lost.id, 1).unwrap();
+        let pushed = pusher.join().unwrap();
+        other.join().unwrap();
+        assert!(pushed > 0, "the revocation came before any push");
+        seq
+    });
+    let page = pair.b.pull(&ws, 0, u64::MAX, 10_000).unwrap();
+    let last_of_lost = page
+        .blobs
+        .iter()
+        .filter(|b| b.device_id == lost.id)
+        .map(|b| b.seq)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        last_of_lost <= revoked_at_seq,
+        "blob {last_of_lost} of the revoked device is above its revoked_at_seq {revoked_at_seq}"
+    );
+    assert!(
+        matches!(
+            pair.a.push(&lost, &[blob(1, b"late")], 0).unwrap_err(),
+            StorageError::DeviceRevoked
+        ),
+        "the revoked device cannot push through the other store"
+    );
+    let listed = pair.a.list_devices(Some(&ws)).unwrap();
+    let entry = listed.iter().find(|d| d.id == lost.id).unwrap();
+    assert_eq!(entry.revoked_at_seq, Some(revoked_at_seq));
+}
+
+fn an_enrollment_racing_a_rotation_is_never_left_out_silently(pair: Pair) {
+    let ws = pair.a.create_workspace(None, 0).unwrap().id;
+    let (lead, lead_keys) = enroll(pair.a.as_ref(), &ws, roles::COORDINATOR);
+    for round in 1..=10u32 {
+        let (rotated, joined) = std::thread::scope(|scope| {
+            let rotate = scope.spawn(|| {
+                pair.a
+                    .upload_keys(&lead, &rotation(round, &lead_keys, &[&lead]), 0)
+            });
+            let join = scope.spawn(|| enroll(pair.b.as_ref(), &ws, roles::MEMBER).0);
+            (rotate.join().unwrap(), join.join().unwrap())
+        });
+        // Either the rotation committed before the device existed, or it was refused for
+        // lacking the device's envelope; then the coordinator retries with it.
+        match rotated {
+            Ok(epoch) => assert_eq!(epoch, round),
+            Err(StorageError::Conflict(message)) => {
+                assert!(message.contains(&joined.id), "{message}");
+                let team = pair.a.team(&lead).unwrap();
+                let live: Vec<Device> = team
+                    .devices
+                    .iter()
+                    .filter(|d| d.revoked_at_seq.is_none())
+                    .map(|d| Device {
+                        id: d.device_id.clone(),
+                        workspace_id: ws.clone(),
+                        role: d.role.clone(),
+                    })
+                    .collect();
+                let everyone: Vec<&Device> = live.iter().collect();
+                pair.a
+                    .upload_keys(&lead, &rotation(round, &lead_keys, &everyone), 0)
+                    .unwrap();
+            }
+            Err(other) => panic!("{other}"),
+        }
+        // Devices enrolled after the rotation are approved later; revoke this one to keep
+        // the next round's rotation small.
+        pair.b.revoke_device(&joined.id, 0).unwrap();
+    }
+    assert_eq!(pair.a.team(&lead).unwrap().epoch, 10);
+}
+
+/// A workspace as a schema-1 server left it: `first` enrolled with the operator's token,
+/// `invited` with a token `first` issued, `gone` revoked at time 50 after blob 2, one unused
+/// invite of `first`'s; `{key:N}` stands for a 32-byte value and `{id:N}` for a 16-byte one.
+const SCHEMA_1_FIXTURE: &str = "
+    INSERT INTO workspaces (id, public_id, name, created_at, head_seq) VALUES (1, 'w', NULL, 1, 3);
+    INSERT INTO devices (id, public_id, workspace, name, token_hash, enrolled_at, revoked_at)
+        VALUES (1, 'first', 1, 'first', {key:1}, 2, NULL),
+               (2, 'invited', 1, 'invited', {key:2}, 3, NULL),
+               (3, 'gone', 1, 'gone', {key:3}, 4, 50);
+    INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, issued_by,
+                                   used_at, used_by)
+        VALUES ({key:11}, 1, 1, 9999999999, NULL, 2, 1),
+               ({key:12}, 1, 2, 9999999999, 1, 3, 2),
+               ({key:13}, 1, 1, 9999999999, NULL, 4, 3),
+               ({key:14}, 1, 5, 9999999999, 1, NULL, NULL);
+    INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size, ciphertext,
+                       created_at)
+        VALUES (1, 1, {key:21}, {id:1}, 1, 1, 1, {id:9}, 10),
+               (1, 2, {key:22}, {id:1}, 1, 3, 1, {id:9}, 40),
+               (1, 3, {key:23}, {id:1}, 1, 1, 1, {id:9}, 60);
+";
+
+/// The fixture with byte strings written as `literal(bytes)` spells them in a backend's SQL.
+fn fixture(literal: impl Fn(&[u8]) -> String) -> String {
+    let mut sql = SCHEMA_1_FIXTURE.to_owned();
+    for n in 0..=30u8 {
+        sql = sql.replace(&format!("{{key:{n}}}"), &literal(&[n; 32]));
+        sql = sql.replace(&format!("{{id:{n}}}"), &literal(&[n; 16]));
+    }
+    sql
+}
+
+/// What an upgraded schema-1 database must show (`storage` opened it, migrating it).
+fn check_upgraded(storage: &dyn Storage) {
+    let devices = storage.list_devices(Some("w")).unwrap();
+    let listed: Vec<(&str, &str, Option<u64>)> = devices
+        .iter()
+        .map(|d| (d.id.as_str(), d.role.as_str(), d.revoked_at_seq))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("first", roles::COORDINATOR, None),
+            ("invited", roles::MEMBER, None),
+            ("gone", roles::COORDINATOR, Some(2)),
+        ],
+        "operator-enrolled devices lead, invited ones are members, revocations get a seq"
+    );
+    let first = Device {
+        id: "first".into(),
+        workspace_id: "w".into(),
+        role: roles::COORDINATOR.into(),
+    };
+    let team = storage.team(&first).unwrap();
+    assert_eq!((team.version, team.epoch), (0, 0));
+    assert!(team.rotation_needed, "a revoked device still holds the key");
+    assert!(
+        team.devices
+            .iter()
+            .all(|d| d.sign_key == [0; 32] && d.box_key == [0; 32])
+    );
+    // The invite `first` made before roles existed enrolls a member.
+    let enrolled = storage
+        .enroll(&[14; 32], &new_device(&tokens::new_token()), 6)
+        .unwrap();
+    assert_eq!(enrolled.role, roles::MEMBER);
+    // Devices without keys cannot be sealed to; the keyless coordinator cannot sign uploads.
+    let request = KeysRequest {
+        rotate_to: None,
+        envelopes: vec![KeyEnvelope {
+            device_id: "invited".into(),
+            epoch: 0,
+            sealed_key: vec![1; 48],
+            signer_key: [0; 32],
+            signature: [0; 64],
+        }],
+    };
+    assert!(matches!(
+        storage.upload_keys(&first, &request, 7).unwrap_err(),
+        StorageError::Invalid(_)
+    ));
+    assert_eq!(storage.pull("w", 0, u64::MAX, 10).unwrap().blobs.len(), 3);
+}
+
+#[test]
+fn a_schema_1_sqlite_file_upgrades_with_roles_and_revocation_seqs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../src/storage/migrations/001_initial.sql"))
+            .unwrap();
+        conn.execute_batch(&fixture(|bytes| format!("X'{}'", hex::encode(bytes))))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    check_upgraded(&SqliteStorage::open(&path).unwrap());
+}
+
+#[test]
+fn a_schema_1_postgres_database_upgrades_with_roles_and_revocation_seqs() {
+    let url = postgres_url();
+    let guard = SchemaGuard {
+        url: url.clone(),
+        schema: fresh_schema(),
+    };
+    {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let mut tx = client.transaction().unwrap();
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA {0}; SET LOCAL search_path = {0};",
+            guard.schema
+        ))
+        .unwrap();
+        tx.batch_execute(include_str!(
+            "../src/storage/migrations/postgres/001_initial.sql"
+        ))
+        .unwrap();
+        tx.batch_execute(&fixture(|bytes| {
+            format!("'\\x{}'::bytea", hex::encode(bytes))
+        }))
+        .unwrap();
+        tx.batch_execute(
+            "CREATE TABLE waymark_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+             INSERT INTO waymark_schema VALUES (1, 0);
+             SELECT setval(pg_get_serial_sequence('devices', 'id'), 3);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    check_upgraded(&PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
+}
+
+macro_rules! backend_tests {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::$backend());
+                }
+            )*
+        }
+    };
+}
+
+backend_tests!(sqlite:
+    coordinators_rotating_through_two_stores_never_skip_or_repeat_an_epoch,
+    no_blob_of_a_revoked_device_is_numbered_above_its_revoked_at_seq,
+    an_enrollment_racing_a_rotation_is_never_left_out_silently,
+);
+
+backend_tests!(postgres:
+    coordinators_rotating_through_two_stores_never_skip_or_repeat_an_epoch,
+    no_blob_of_a_revoked_device_is_numbered_above_its_revoked_at_seq,
+    an_enrollment_racing_a_rotation_is_never_left_out_silently,
+);
