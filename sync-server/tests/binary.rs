@@ -144,6 +144,10 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
         &["token", "issue", "--workspace", &ws, "--ttl", "1h"],
     );
     let enrollment = issued["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        issued["role"], "coordinator",
+        "the operator's token goes to a coordinator"
+    );
 
     let server = start(&data, &log);
     let http = Http::new(&server.base);
@@ -165,6 +169,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
     assert_eq!(status, 200);
     let ana: EnrollResponse = decode(&body).unwrap();
     assert_eq!(ana.workspace_id, ws);
+    assert_eq!(ana.role, "coordinator");
     let (status, body) = http.post(
         "/v1/invites",
         Some(&ana.device_token),
@@ -187,6 +192,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
         }),
     );
     let ben: EnrollResponse = decode(&body).unwrap();
+    assert_eq!(ben.role, "member");
 
     // The operator's token is used up now.
     let (status, body) = http.post(
@@ -240,6 +246,8 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
         .find(|d| d["id"] == ana.device_id.as_str())
         .unwrap();
     assert_eq!(ana_row["name"], "Ana's phone");
+    assert_eq!(ana_row["role"], "coordinator");
+    assert!(ana_row["revoked_at_seq"].is_null());
     assert_eq!(ana_row["blobs_stored"], 5);
     assert!(ana_row["bytes_stored"].as_u64().unwrap() > 100);
     assert!(ana_row["last_sync_at"].is_i64());
@@ -248,6 +256,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
         .find(|d| d["id"] == ben.device_id.as_str())
         .unwrap();
     assert!(ben_row["last_sync_at"].is_i64(), "a pull counts as a sync");
+    assert_eq!(ben_row["role"], "member");
     let usage = admin(&data, &["usage"]);
     assert_eq!(usage[0]["head_seq"], 5);
     assert_eq!(usage[0]["active_devices"], 2);
@@ -267,15 +276,40 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
     assert_eq!(admin(&backup_dir, &["usage"])[0]["head_seq"], 5);
 
     // Ben's phone is lost: revoked from the command line, refused at once.
-    admin(&data, &["devices", "revoke", &ben.device_id]);
+    let revoked = admin(&data, &["devices", "revoke", &ben.device_id]);
+    assert_eq!(
+        revoked["revoked_at_seq"], 5,
+        "the head when the revocation took effect"
+    );
     let (status, body) = http.get("/v1/pull?after=0", Some(&ben.device_token));
     assert_eq!(status, 401);
     assert_eq!(
         decode::<ErrorBody>(&body).unwrap().code,
         codes::UNAUTHORIZED
     );
-    let (status, _) = http.get("/v1/pull?after=0", Some(&ana.device_token));
+    let (status, body) = http.get("/v1/pull?after=0", Some(&ana.device_token));
     assert_eq!(status, 200);
+    let page: PullResponse = decode(&body).unwrap();
+    assert_eq!(page.team_version, 3, "two enrollments and a revocation");
+    // The table shows each device's role and where its revocation cut the log.
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["devices", "list", "--workspace", &ws])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(output.stdout).unwrap();
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.contains("ROLE") && header.ends_with("REVOKED AT SEQ"),
+        "{table}"
+    );
+    let ben_line = lines.find(|l| l.starts_with(&ben.device_id)).unwrap();
+    assert!(
+        ben_line.contains(" member ") && ben_line.ends_with(" 5"),
+        "{table}"
+    );
 
     let (status, body) = http.get("/metrics", None);
     assert_eq!(status, 200);
@@ -334,6 +368,19 @@ fn admin_commands_explain_bad_input_and_every_command_has_help() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("duration"));
+
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["token", "issue", "--workspace", "0123", "--role", "boss"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("coordinator") && stderr.contains("member"),
+        "{stderr}"
+    );
 
     for args in [
         &[][..],
