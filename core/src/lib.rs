@@ -38,5 +38,5 @@ mod validate;
 pub use error::{Error, Result};
 pub use model::*;
 pub use records::settings::TAXONOMIES;
-pub use store::{KEY_LEN, Store};
+pub use store::{KEY_LEN, PendingRevocation, Store, WipeReport};
 pub use sync::{ProgressFn, SetAside, SyncOptions, SyncPhase, SyncProgress, SyncReport};

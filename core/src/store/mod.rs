@@ -15,11 +15,13 @@ pub(crate) mod keys;
 pub(crate) mod outbox;
 mod projection;
 mod query;
+mod rekey;
 pub(crate) mod schema;
+mod wipe;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use automerge::transaction::CommitOptions;
@@ -33,6 +35,7 @@ use crate::model::*;
 use crate::records::{self, Header, meta, settings, visit, workshop};
 
 pub(crate) use docs::StoredDoc;
+pub use wipe::{PendingRevocation, WipeReport};
 
 /// Length of a store key in bytes.
 pub const KEY_LEN: usize = 32;
@@ -55,7 +58,11 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
-    key: Zeroizing<[u8; KEY_LEN]>,
+    /// The key new connections are opened with; `None` once the store is wiped. Readers hold
+    /// it shared for the whole of a read, so `rekey` and `wipe` (which take it exclusively,
+    /// always after the writer lock) know that no connection is in use. A read must therefore
+    /// never start another read or take the writer lock.
+    key: RwLock<Option<Zeroizing<[u8; KEY_LEN]>>>,
     actor: ActorId,
     // Field order is drop order: readers close first so that the writer is the last connection
     // to close, which checkpoints the WAL into the database file and removes it.
@@ -63,7 +70,8 @@ struct Inner {
     /// Held for the whole of a sync: two overlapping syncs of one store would only push and
     /// pull the same blobs twice.
     sync_lock: Mutex<()>,
-    writer: Mutex<Writer>,
+    /// `None` once the store is wiped.
+    writer: Mutex<Option<Writer>>,
 }
 
 /// The writer connection with the documents it has decoded recently.
@@ -124,8 +132,8 @@ fn connect(path: &Path, key: &[u8; KEY_LEN], read_only: bool) -> Result<Connecti
     // SQLCipher logs a failed page check (a wrong key) to stderr / logcat; the typed error
     // says it better, and app logs should carry nothing about the store.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
-    let hex_key = Zeroizing::new(hex::encode(key));
-    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex_key.as_str()))?;
+    let pragma = Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex::encode(key)));
+    conn.execute_batch(&pragma)?;
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     }) {
@@ -204,19 +212,18 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                key,
+                key: RwLock::new(Some(key)),
                 actor,
                 readers: Mutex::new(Vec::new()),
                 sync_lock: Mutex::new(()),
-                writer: Mutex::new(Writer {
+                writer: Mutex::new(Some(Writer {
                     conn,
                     cache: DocCache::default(),
-                }),
+                })),
             }),
         };
-        let stale: bool = {
-            let w = lock(&store.inner.writer);
-            w.conn
+        let stale: bool = store.with_writer(|w| {
+            Ok(w.conn
                 .query_row(
                     "SELECT value FROM meta WHERE key = 'projections_stale'",
                     [],
@@ -224,8 +231,8 @@ impl Store {
                 )
                 .optional()?
                 .unwrap_or(0)
-                != 0
-        };
+                != 0)
+        })?;
         if stale {
             store.rebuild_projections()?;
         }
@@ -239,19 +246,27 @@ impl Store {
 
     /// Runs `f` on a read-only connection from the pool.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let key = self.inner.key.read().unwrap_or_else(|p| p.into_inner());
+        let Some(key) = key.as_ref() else {
+            return Err(Error::Wiped);
+        };
         let conn = match lock(&self.inner.readers).pop() {
             Some(c) => c,
-            None => connect(&self.inner.path, &self.inner.key, true)?,
+            None => connect(&self.inner.path, key, true)?,
         };
         let out = f(&conn);
+        // Back to the pool while the key is still held shared: a rekey cannot have started.
         lock(&self.inner.readers).push(conn);
         out
     }
 
     /// Runs `f` with the writer (connection and document cache) held.
     pub(crate) fn with_writer<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
-        let mut w = lock(&self.inner.writer);
-        let out = f(&mut w);
+        let mut guard = lock(&self.inner.writer);
+        let Some(w) = guard.as_mut() else {
+            return Err(Error::Wiped);
+        };
+        let out = f(w);
         if out.is_err() {
             // A failed call may have left a decoded document ahead of what was committed.
             w.cache.clear();
