@@ -27,6 +27,8 @@
 mod crypto;
 mod error;
 mod exchange;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod invite;
 mod model;
