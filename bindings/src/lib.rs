@@ -5,6 +5,8 @@
 //! `bindings/README.md`); the uniffi namespace is `waymark`.
 //!
 //! - [`WaymarkStore`]: the open store (`WaymarkStore.open(path, key)`).
+//! - `wipe`: the panic button (`WaymarkStore.wipe()`), key change (`rekey`), and
+//!   `destroy_store_files` for a store whose key is lost.
 //! - `types`: records and enums mirroring the core model, with every conversion.
 //! - [`WaymarkError`]: one error, a variant per case an app can act on. A panic never crosses
 //!   the boundary: it becomes `WaymarkError::Internal`.
@@ -17,6 +19,7 @@ mod error;
 mod listeners;
 mod store;
 mod types;
+mod wipe;
 
 pub use error::{Result, WaymarkError};
 pub use listeners::{
@@ -24,6 +27,7 @@ pub use listeners::{
 };
 pub use store::WaymarkStore;
 pub use types::*;
+pub use wipe::{PendingRevocation, WipeReport, destroy_store_files};
 
 /// Panics inside the bindings' guard, as a bug in the core would: tests use it to check that
 /// the app gets `WaymarkError::Internal` and the process goes on.

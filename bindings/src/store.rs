@@ -22,7 +22,7 @@ use crate::types::*;
 /// An open, encrypted Waymark store. Thread-safe: share one per app process.
 #[derive(uniffi::Object)]
 pub struct WaymarkStore {
-    store: wc::Store,
+    pub(crate) store: wc::Store,
     listeners: Arc<Listeners>,
 }
 
