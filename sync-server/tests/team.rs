@@ -817,37 +817,27 @@ async fn the_new_routes_are_measured_under_their_own_labels(backend: Backend) {
     }
 }
 
+/// Runs every named test once per backend: `sqlite::name` and `postgres::name`.
 macro_rules! backend_tests {
-    ($backend:ident: $($name:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::common::$backend()).await;
-                }
-            )*
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            backend_tests!(@in sqlite: $($name),*);
         }
+        mod postgres {
+            backend_tests!(@in postgres: $($name),*);
+        }
+    };
+    (@in $backend:ident: $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::common::$backend()).await;
+            }
+        )*
     };
 }
 
-backend_tests!(sqlite:
-    enrollment_stores_keys_and_role_and_grows_the_team_version,
-    a_key_already_used_in_the_workspace_is_refused_with_409,
-    a_member_cannot_invite_a_coordinator_upload_keys_or_revoke_others,
-    a_coordinator_revokes_and_rotates_and_each_device_gets_its_key,
-    a_rotation_missing_a_live_devices_envelope_is_refused,
-    coordinators_racing_to_rotate_get_one_winner_and_consecutive_epochs,
-    key_uploads_are_checked_against_the_team,
-    any_device_may_revoke_itself_and_its_invites_die_with_it,
-    revoking_twice_keeps_the_first_revoked_at_seq,
-    a_token_of_workspace_a_cannot_revoke_or_read_anything_of_workspace_b,
-    a_revoked_devices_token_gets_401_on_every_route_at_once,
-    replayed_requests_change_nothing,
-    garbage_bodies_on_the_new_routes_get_400_with_a_code,
-    the_new_routes_are_measured_under_their_own_labels,
-);
-
-backend_tests!(postgres:
+backend_tests!(
     enrollment_stores_keys_and_role_and_grows_the_team_version,
     a_key_already_used_in_the_workspace_is_refused_with_409,
     a_member_cannot_invite_a_coordinator_upload_keys_or_revoke_others,

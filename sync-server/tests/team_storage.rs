@@ -361,26 +361,27 @@ fn a_schema_1_postgres_database_upgrades_with_roles_and_revocation_seqs() {
     check_upgraded(&PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
 }
 
+/// Runs every named test once per backend: `sqlite::name` and `postgres::name`.
 macro_rules! backend_tests {
-    ($backend:ident: $($name:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(super::$backend());
-                }
-            )*
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            backend_tests!(@in sqlite: $($name),*);
         }
+        mod postgres {
+            backend_tests!(@in postgres: $($name),*);
+        }
+    };
+    (@in $backend:ident: $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                super::$name(super::$backend());
+            }
+        )*
     };
 }
 
-backend_tests!(sqlite:
-    coordinators_rotating_through_two_stores_never_skip_or_repeat_an_epoch,
-    no_blob_of_a_revoked_device_is_numbered_above_its_revoked_at_seq,
-    an_enrollment_racing_a_rotation_is_never_left_out_silently,
-);
-
-backend_tests!(postgres:
+backend_tests!(
     coordinators_rotating_through_two_stores_never_skip_or_repeat_an_epoch,
     no_blob_of_a_revoked_device_is_numbered_above_its_revoked_at_seq,
     an_enrollment_racing_a_rotation_is_never_left_out_silently,

@@ -308,6 +308,33 @@ pub(crate) fn stored_key(bytes: Option<Vec<u8>>) -> StorageResult<PublicKey> {
     }
 }
 
+/// Whether a device of role `caller_role` may revoke `target` (a coordinator: any device of its
+/// workspace; anyone: itself).
+pub(crate) fn check_may_revoke(
+    caller: &Device,
+    caller_role: &str,
+    target: &str,
+) -> StorageResult<()> {
+    if caller.id == target || caller_role == roles::COORDINATOR {
+        Ok(())
+    } else {
+        Err(StorageError::Forbidden(
+            "only a coordinator's device may revoke another device".into(),
+        ))
+    }
+}
+
+/// Whether a device of role `caller_role` may upload wrapped keys (coordinators only).
+pub(crate) fn check_may_upload_keys(caller_role: &str) -> StorageResult<()> {
+    if caller_role == roles::COORDINATOR {
+        Ok(())
+    } else {
+        Err(StorageError::Forbidden(
+            "only a coordinator's device may upload workspace keys".into(),
+        ))
+    }
+}
+
 /// One device of a workspace as [`check_keys`] needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecipient {

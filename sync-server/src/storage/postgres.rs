@@ -35,13 +35,13 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Transaction};
 use waymark_protocol::{
-    KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse, roles,
+    KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse,
 };
 
 use super::{
     CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
     Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
-    stored_key,
+    check_may_revoke, check_may_upload_keys, stored_key,
 };
 use crate::tokens;
 
@@ -863,11 +863,7 @@ impl Storage for PostgresStorage {
                     )?
                     .map(|row| row.get(0))
                     .ok_or(StorageError::DeviceRevoked)?;
-                if caller.id != device_id && role != roles::COORDINATOR {
-                    return Err(StorageError::Forbidden(
-                        "only a coordinator's device may revoke another device".into(),
-                    ));
-                }
+                check_may_revoke(caller, &role, device_id)?;
             }
             let (device, revoked_at_seq): (i64, Option<i64>) = tx
                 .query_opt(
@@ -989,11 +985,7 @@ impl Storage for PostgresStorage {
                 )?
                 .map(|row| (row.get(0), row.get(1)))
                 .ok_or(StorageError::DeviceRevoked)?;
-            if role != roles::COORDINATOR {
-                return Err(StorageError::Forbidden(
-                    "only a coordinator's device may upload workspace keys".into(),
-                ));
-            }
+            check_may_upload_keys(&role)?;
             let sign_key = sign_key.map(fixed::<32>).transpose()?;
             let mut keys = std::collections::HashMap::new();
             let mut recipients = Vec::new();

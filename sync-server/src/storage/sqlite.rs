@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use waymark_protocol::{
-    KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse, roles,
+    KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse,
 };
 
 use super::{
     CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
     Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
-    stored_key,
+    check_may_revoke, check_may_upload_keys, stored_key,
 };
 use crate::tokens;
 
@@ -247,6 +247,37 @@ fn migrate(conn: &mut Connection) -> StorageResult<()> {
     Ok(())
 }
 
+/// A device of a workspace that is not revoked, as a write finds it inside its transaction.
+struct LiveDevice {
+    key: i64,
+    role: String,
+    sign_key: Option<Vec<u8>>,
+}
+
+/// Finds a device of `workspace` that is not revoked; [`StorageError::DeviceRevoked`] if it is
+/// (or is unknown): re-checked inside a write, a revocation committed after authentication still
+/// stops the write.
+fn live_device(
+    tx: &rusqlite::Transaction<'_>,
+    device_id: &str,
+    workspace: i64,
+) -> StorageResult<LiveDevice> {
+    tx.query_row(
+        "SELECT id, role, sign_key FROM devices
+         WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
+        params![device_id, workspace],
+        |row| {
+            Ok(LiveDevice {
+                key: row.get(0)?,
+                role: row.get(1)?,
+                sign_key: row.get(2)?,
+            })
+        },
+    )
+    .optional()?
+    .ok_or(StorageError::DeviceRevoked)
+}
+
 fn workspace_key(tx: &rusqlite::Transaction<'_>, workspace_id: &str) -> StorageResult<i64> {
     tx.query_row(
         "SELECT id FROM workspaces WHERE public_id = ?1",
@@ -289,16 +320,7 @@ impl Storage for SqliteStorage {
             let workspace = workspace_key(tx, workspace_id)?;
             let issuer: Option<i64> = match issued_by {
                 None => None,
-                Some(device) => Some(
-                    tx.query_row(
-                        "SELECT id FROM devices
-                         WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
-                        params![device, workspace],
-                        |row| row.get(0),
-                    )
-                    .optional()?
-                    .ok_or(StorageError::DeviceRevoked)?,
-                ),
+                Some(device) => Some(live_device(tx, device, workspace)?.key),
             };
             tx.execute(
                 "INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, issued_by,
@@ -415,15 +437,7 @@ impl Storage for SqliteStorage {
                 })?;
             // Re-checked inside the transaction: a revocation committed after authentication
             // still stops this write.
-            let device_key: i64 = tx
-                .query_row(
-                    "SELECT id FROM devices
-                     WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
-                    params![device.id, workspace],
-                    |row| row.get(0),
-                )
-                .optional()?
-                .ok_or(StorageError::DeviceRevoked)?;
+            let device_key = live_device(tx, &device.id, workspace)?.key;
 
             let mut find = tx.prepare_cached(
                 "SELECT seq, doc_id, epoch FROM blobs WHERE workspace = ?1 AND content_id = ?2",
@@ -627,20 +641,8 @@ impl Storage for SqliteStorage {
                     return Err(not_found());
                 }
                 // The caller's role as stored now, and it must still be enrolled.
-                let role: String = tx
-                    .query_row(
-                        "SELECT role FROM devices
-                         WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
-                        params![caller.id, workspace],
-                        |row| row.get(0),
-                    )
-                    .optional()?
-                    .ok_or(StorageError::DeviceRevoked)?;
-                if caller.id != device_id && role != roles::COORDINATOR {
-                    return Err(StorageError::Forbidden(
-                        "only a coordinator's device may revoke another device".into(),
-                    ));
-                }
+                let role = live_device(tx, &caller.id, workspace)?.role;
+                check_may_revoke(caller, &role, device_id)?;
             }
             // Invites a lost phone made must not outlive it.
             tx.execute(
@@ -754,21 +756,9 @@ impl Storage for SqliteStorage {
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {}", caller.workspace_id),
                 })?;
-            let (role, sign_key): (String, Option<Vec<u8>>) = tx
-                .query_row(
-                    "SELECT role, sign_key FROM devices
-                     WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
-                    params![caller.id, workspace],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?
-                .ok_or(StorageError::DeviceRevoked)?;
-            if role != roles::COORDINATOR {
-                return Err(StorageError::Forbidden(
-                    "only a coordinator's device may upload workspace keys".into(),
-                ));
-            }
-            let sign_key = sign_key.map(fixed::<32>).transpose()?;
+            let signer = live_device(tx, &caller.id, workspace)?;
+            check_may_upload_keys(&signer.role)?;
+            let sign_key = signer.sign_key.map(fixed::<32>).transpose()?;
             let mut keys = std::collections::HashMap::new();
             let mut recipients = Vec::new();
             {
