@@ -27,18 +27,22 @@
 mod crypto;
 mod error;
 mod exchange;
+mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
 mod invite;
 mod model;
 mod records;
+mod report;
 mod store;
 mod sync;
 mod validate;
 
 pub use error::{Error, Result};
 pub use model::*;
+pub use export::{Cell, ExportOptions, ExportSummary, Table};
 pub use records::settings::TAXONOMIES;
+pub use report::{MonthFigures, Report, ReportFilter, VisitFigures, WorkshopFigures};
 pub use store::{KEY_LEN, PendingRevocation, Store, WipeReport};
 pub use sync::{ProgressFn, SetAside, SyncOptions, SyncPhase, SyncProgress, SyncReport};

@@ -103,6 +103,15 @@ pub(crate) fn header(doc: &AutoCommit) -> Option<Header> {
     })
 }
 
+/// The device (Automerge actor, hex) that created a record: the writer of its `kind`, which
+/// is put once, by the creating device, and never changed.
+pub(crate) fn creator(doc: &AutoCommit) -> String {
+    match doc.get(automerge::ROOT, K_KIND) {
+        Ok(Some((_, ObjId::Id(_, actor, _)))) => actor.to_hex_string(),
+        _ => String::new(),
+    }
+}
+
 /// The scalar at `obj[key]` (the deterministic winner when values conflict).
 pub(crate) fn get_scalar(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ScalarValue> {
     match doc.get(obj, key) {

@@ -66,8 +66,9 @@ pub(crate) fn refresh(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Resul
             tx.prepare_cached(
                 "INSERT INTO visits(id, workspace_id, occurred_at, place_name, area, lat, lon,
                     visit_type, people_reached, follow_up_needed, follow_up_due, follow_up_done,
-                    sensitivity, deleted, created_at, has_conflicts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    sensitivity, deleted, created_at, has_conflicts, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17)",
             )?
             .execute(params![
                 id,
@@ -86,6 +87,7 @@ pub(crate) fn refresh(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Resul
                 b(v.deleted),
                 v.created_at,
                 b(v.has_conflicts),
+                records::creator(doc),
             ])?;
             let mut ind = tx.prepare_cached(
                 "INSERT INTO visit_indicators(visit_id, indicator) VALUES (?1, ?2)",
@@ -124,8 +126,9 @@ pub(crate) fn refresh(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Resul
             tx.prepare_cached(
                 "INSERT INTO workshops(id, workspace_id, title, topic, occurred_at, duration_minutes,
                     venue, area, audience, language, sensitivity, feedback_count, feedback_avg,
-                    deleted, created_at, has_conflicts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    deleted, created_at, has_conflicts, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17)",
             )?
             .execute(params![
                 id,
@@ -144,6 +147,7 @@ pub(crate) fn refresh(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Resul
                 b(w.deleted),
                 w.created_at,
                 b(w.has_conflicts),
+                records::creator(doc),
             ])?;
             let mut fac = tx.prepare_cached(
                 "INSERT INTO workshop_facilitators(workshop_id, name) VALUES (?1, ?2)",

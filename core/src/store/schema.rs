@@ -190,6 +190,16 @@ CREATE TABLE set_aside (
 );
 ";
 
+/// Reports by worker: the device (Automerge actor, hex) that created each visit and workshop.
+const V4: &str = "
+ALTER TABLE visits ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE workshops ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX visits_created_by ON visits(created_by, occurred_at);
+CREATE INDEX workshops_created_by ON workshops(created_by, occurred_at);
+INSERT INTO meta(key, value) VALUES ('projections_stale', 1)
+    ON CONFLICT(key) DO UPDATE SET value = 1;
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -203,6 +213,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         sql: V3,
+    },
+    Migration {
+        version: 4,
+        sql: V4,
     },
 ];
 

@@ -1,0 +1,548 @@
+//! `waymark`: the coordinator's desktop client. It joins the team's workspace with an invite,
+//! syncs, lists and searches visits and workshops, and turns the merged records into the
+//! figures funders ask for: a terminal table, a self-contained HTML page with charts, CSV or
+//! XLSX. It is one more device of the team, using the same core as the phones.
+
+mod html;
+mod key;
+mod output;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use waymark_core as wc;
+
+use crate::output::Out;
+
+/// waymark: join a team's workspace, sync, and report on its visits and workshops.
+///
+/// The store is encrypted with a key derived from a passphrase, read from the
+/// WAYMARK_PASSPHRASE environment variable or typed at a prompt, never from the command line.
+#[derive(Parser)]
+#[command(name = "waymark", version, propagate_version = true)]
+struct Cli {
+    /// Directory holding the store (waymark.db) and its salt (waymark.salt).
+    #[arg(long, env = "WAYMARK_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Join a workspace with an invite code from a coordinator's device (creates the store).
+    ///
+    /// The code carries the workspace key: pass it in person. Give "-" (or nothing) to read it
+    /// from standard input instead of the command line.
+    Join {
+        /// The invite code, or "-" to read it from standard input.
+        code: Option<String>,
+        /// This device's name, shown to teammates in history and conflicts.
+        #[arg(long)]
+        device_name: Option<String>,
+    },
+    /// Push local changes and pull the team's, with a progress bar on long syncs.
+    Sync {
+        /// Print what the sync did as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the workspaces in the store.
+    Workspaces {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, filter and search field visits, newest first.
+    Visits(VisitsArgs),
+    /// List, filter and search workshops, newest first.
+    Workshops(WorkshopsArgs),
+    /// The team's figures for a period: a table in the terminal, JSON, or an HTML page.
+    Report(ReportArgs),
+    /// Export records and report tables as CSV files or an XLSX workbook.
+    Export(ExportArgs),
+}
+
+/// Period and scope shared by reports, lists and exports.
+#[derive(Args, Clone, Default)]
+struct Period {
+    /// First day (YYYY-MM-DD) or month (YYYY-MM), UTC.
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day (YYYY-MM-DD) or month (YYYY-MM), included, UTC.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this area.
+    #[arg(long)]
+    area: Option<String>,
+    /// Only this workspace (id); default: every workspace in the store.
+    #[arg(long)]
+    workspace: Option<String>,
+}
+
+#[derive(Args)]
+struct VisitsArgs {
+    #[command(flatten)]
+    period: Period,
+    /// Only this visit type (e.g. street_outreach).
+    #[arg(long = "type")]
+    visit_type: Option<String>,
+    /// Only visits where this risk indicator was observed (e.g. debt_bondage).
+    #[arg(long)]
+    indicator: Option<String>,
+    /// Only visits with an open follow-up.
+    #[arg(long, conflicts_with = "overdue")]
+    follow_up: bool,
+    /// Only visits whose follow-up is overdue today.
+    #[arg(long)]
+    overdue: bool,
+    /// Only visits whose notes or place match these words.
+    #[arg(long)]
+    search: Option<String>,
+    /// Also show restricted visits (identifying a victim, a minor or an open case).
+    #[arg(long)]
+    include_restricted: bool,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct WorkshopsArgs {
+    #[command(flatten)]
+    period: Period,
+    /// Only this topic (e.g. safe_migration).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Only workshops whose title, notes or feedback match these words.
+    #[arg(long)]
+    search: Option<String>,
+    /// Also show restricted workshops.
+    #[arg(long)]
+    include_restricted: bool,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Clone, Default)]
+struct ReportScope {
+    #[command(flatten)]
+    period: Period,
+    /// Only workshops of this topic.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Only records created by this device (its name, or its actor id).
+    #[arg(long)]
+    worker: Option<String>,
+    /// Count follow-ups overdue against this date (YYYY-MM-DD) instead of today.
+    #[arg(long)]
+    today: Option<String>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    scope: ReportScope,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Write a self-contained HTML page with charts to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("format").required(true).args(["csv", "xlsx"])))]
+struct ExportArgs {
+    #[command(flatten)]
+    scope: ReportScope,
+    /// Write one CSV file per table into this directory.
+    #[arg(long, value_name = "DIR")]
+    csv: Option<PathBuf>,
+    /// Write one XLSX workbook, a sheet per table.
+    #[arg(long, value_name = "FILE")]
+    xlsx: Option<PathBuf>,
+    /// Also export restricted records (identifying a victim, a minor or an open case).
+    #[arg(long)]
+    include_restricted: bool,
+    /// Also export the free-text notes.
+    #[arg(long)]
+    include_notes: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("waymark: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The data directory: `--data-dir`, `WAYMARK_DATA_DIR`, or the platform's data directory.
+fn data_dir(cli: &Cli) -> Result<PathBuf, String> {
+    match &cli.data_dir {
+        Some(d) => Ok(d.clone()),
+        None => dirs::data_dir()
+            .map(|d| d.join("waymark"))
+            .ok_or_else(|| "no data directory: give --data-dir".to_string()),
+    }
+}
+
+/// Opens the store in `dir`; `create` allows making a new one (only `join` does).
+fn open(dir: &Path, create: bool) -> Result<wc::Store, String> {
+    let db = dir.join("waymark.db");
+    let exists = db.exists();
+    if !exists && !create {
+        return Err(format!(
+            "no store in {}: run `waymark join <invite-code>` first (or give --data-dir)",
+            dir.display()
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let key = key::store_key(&dir.join("waymark.salt"), !exists)?;
+    wc::Store::open(&db, key.as_ref()).map_err(|e| match e {
+        wc::Error::WrongKey => "wrong passphrase: the store cannot be opened with it".to_string(),
+        other => other.to_string(),
+    })
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let dir = data_dir(&cli)?;
+    let err = |e: wc::Error| e.to_string();
+    match cli.command {
+        Command::Join { code, device_name } => {
+            let code = match code.as_deref() {
+                Some(c) if c != "-" => c.trim().to_string(),
+                _ => {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_line(&mut s)
+                        .map_err(|e| format!("cannot read the invite code: {e}"))?;
+                    s.trim().to_string()
+                }
+            };
+            let store = open(&dir, true)?;
+            if let Some(name) = device_name {
+                store.set_device_name(&name).map_err(err)?;
+            }
+            let ws = store.join(&code).map_err(err)?;
+            println!("joined workspace {} ({})", ws.name, ws.id);
+            println!("run `waymark sync` to fetch the team's records");
+            Ok(())
+        }
+        Command::Sync { json } => {
+            let store = open(&dir, false)?;
+            let report = sync(&store)?;
+            Out::new(json).sync(&report);
+            Ok(())
+        }
+        Command::Workspaces { json } => {
+            let store = open(&dir, false)?;
+            Out::new(json).workspaces(&store.workspaces().map_err(err)?);
+            Ok(())
+        }
+        Command::Visits(a) => {
+            let store = open(&dir, false)?;
+            visits(&store, a)
+        }
+        Command::Workshops(a) => {
+            let store = open(&dir, false)?;
+            workshops(&store, a)
+        }
+        Command::Report(a) => {
+            let store = open(&dir, false)?;
+            let filter = report_filter(&store, &a.scope)?;
+            let report = store.report(&filter).map_err(err)?;
+            let names = device_names(&store)?;
+            if let Some(path) = &a.html {
+                let page = html::page(&report, &names);
+                std::fs::write(path, page)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                if !a.json {
+                    println!("wrote {}", path.display());
+                    return Ok(());
+                }
+            }
+            Out::new(a.json).report(&report, &names);
+            Ok(())
+        }
+        Command::Export(a) => {
+            let store = open(&dir, false)?;
+            let opts = wc::ExportOptions {
+                filter: report_filter(&store, &a.scope)?,
+                include_restricted: a.include_restricted,
+                include_notes: a.include_notes,
+            };
+            let (summary, target) = match (&a.csv, &a.xlsx) {
+                (Some(d), _) => (store.export_csv(d, &opts).map_err(err)?, d),
+                (None, Some(f)) => (store.export_xlsx(f, &opts).map_err(err)?, f),
+                (None, None) => return Err("give --csv DIR or --xlsx FILE".into()),
+            };
+            println!(
+                "exported {} visits and {} workshops ({} tables) to {}",
+                summary.visits,
+                summary.workshops,
+                summary.tables.len(),
+                target.display()
+            );
+            if summary.restricted_left_out > 0 {
+                println!(
+                    "{} restricted records left out (--include-restricted to export them)",
+                    summary.restricted_left_out
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Syncs with a progress bar on stderr (drawn only on a terminal, once a sync is long).
+fn sync(store: &wc::Store) -> Result<wc::SyncReport, String> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>6} [{bar:40}] {pos}/{len} blobs {bytes_per_sec}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let shown = bar.clone();
+    let progress: wc::ProgressFn = Arc::new(move |p: &wc::SyncProgress| {
+        shown.set_message(match p.phase {
+            wc::SyncPhase::Push => "push",
+            wc::SyncPhase::Pull => "pull",
+        });
+        shown.set_length(p.blobs_total.max(p.blobs_done));
+        shown.set_position(p.blobs_done);
+    });
+    let out = store.sync_with(&wc::SyncOptions {
+        progress: Some(progress),
+        cancel: None,
+    });
+    bar.finish_and_clear();
+    out.map_err(|e| e.to_string())
+}
+
+/// A UTC day or month as ms: its first instant, or (`end`) the first instant after it.
+fn parse_day(s: &str, end: bool) -> Result<i64, String> {
+    use time::{Date, Month};
+    let bad = || format!("{s}: expected YYYY-MM-DD or YYYY-MM");
+    let parts: Vec<&str> = s.split('-').collect();
+    let num = |p: &str| p.parse::<i32>().map_err(|_| bad());
+    let (y, m) = match parts.as_slice() {
+        [y, m] | [y, m, _] => (num(y)?, num(m)?),
+        _ => return Err(bad()),
+    };
+    let month = u8::try_from(m)
+        .ok()
+        .and_then(|m| Month::try_from(m).ok())
+        .ok_or_else(bad)?;
+    let date = match parts.as_slice() {
+        [_, _, d] => {
+            let d = u8::try_from(num(d)?).map_err(|_| bad())?;
+            let day = Date::from_calendar_date(y, month, d).map_err(|_| bad())?;
+            if end {
+                day.next_day().ok_or_else(bad)?
+            } else {
+                day
+            }
+        }
+        _ => {
+            let first = Date::from_calendar_date(y, month, 1).map_err(|_| bad())?;
+            if end {
+                let (ny, nm) = if month == Month::December {
+                    (y + 1, Month::January)
+                } else {
+                    (y, month.next())
+                };
+                Date::from_calendar_date(ny, nm, 1).map_err(|_| bad())?
+            } else {
+                first
+            }
+        }
+    };
+    let secs = date.midnight().assume_utc().unix_timestamp();
+    Ok(secs * 1000)
+}
+
+fn period_bounds(p: &Period) -> Result<(Option<i64>, Option<i64>), String> {
+    let from = p.from.as_deref().map(|s| parse_day(s, false)).transpose()?;
+    let to = p.to.as_deref().map(|s| parse_day(s, true)).transpose()?;
+    Ok((from, to))
+}
+
+/// Device names by actor, across the store's workspaces.
+fn device_names(store: &wc::Store) -> Result<Vec<(String, String)>, String> {
+    let mut names = Vec::new();
+    for ws in store.workspaces().map_err(|e| e.to_string())? {
+        if let Ok(s) = store.settings(&ws.id) {
+            names.extend(s.devices);
+        }
+    }
+    Ok(names)
+}
+
+fn report_filter(store: &wc::Store, s: &ReportScope) -> Result<wc::ReportFilter, String> {
+    let (from, to) = period_bounds(&s.period)?;
+    let worker = match &s.worker {
+        None => None,
+        Some(w) => {
+            let names = device_names(store)?;
+            let by_name = names.iter().find(|(_, n)| n == w).map(|(a, _)| a.clone());
+            let by_actor = names
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case(w))
+                .map(|(a, _)| a.clone());
+            Some(by_name.or(by_actor).ok_or_else(|| {
+                format!("no device named {w} in this store's workspaces (see `waymark report`)")
+            })?)
+        }
+    };
+    Ok(wc::ReportFilter {
+        workspace_id: s.period.workspace.clone(),
+        from,
+        to,
+        area: s.period.area.clone(),
+        topic: s.topic.clone(),
+        worker,
+        today: s.today.clone(),
+    })
+}
+
+/// Ids of records of `kind` matching `words`, or `None` when there is no search.
+fn search_ids(
+    store: &wc::Store,
+    words: Option<&str>,
+    kind: wc::RecordKind,
+) -> Result<Option<std::collections::HashMap<String, String>>, String> {
+    let Some(q) = words else { return Ok(None) };
+    let hits = store.search(q, 10_000).map_err(|e| e.to_string())?;
+    Ok(Some(
+        hits.into_iter()
+            .filter(|h| h.kind == kind)
+            .map(|h| (h.id, h.snippet))
+            .collect(),
+    ))
+}
+
+fn today() -> String {
+    let d = time::OffsetDateTime::now_utc().date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+fn visits(store: &wc::Store, a: VisitsArgs) -> Result<(), String> {
+    let (from, to) = period_bounds(&a.period)?;
+    let hits = search_ids(store, a.search.as_deref(), wc::RecordKind::Visit)?;
+    let filter = wc::VisitFilter {
+        workspace_id: a.period.workspace.clone(),
+        from,
+        to,
+        area: a.period.area.clone(),
+        visit_type: a.visit_type,
+        indicator: a.indicator,
+        follow_up: if a.overdue {
+            Some(wc::FollowUpFilter::OverdueOn(today()))
+        } else if a.follow_up {
+            Some(wc::FollowUpFilter::Open)
+        } else {
+            None
+        },
+        include_deleted: false,
+        // A search narrows after listing: list everything in the period first.
+        limit: Some(if hits.is_some() { 10_000 } else { a.limit }),
+        offset: None,
+    };
+    let all = store.list_visits(&filter).map_err(|e| e.to_string())?;
+    let matched: Vec<_> = all
+        .into_iter()
+        .filter(|v| hits.as_ref().is_none_or(|h| h.contains_key(&v.id)))
+        .collect();
+    let hidden = if a.include_restricted {
+        0
+    } else {
+        matched
+            .iter()
+            .filter(|v| v.sensitivity == wc::Sensitivity::Restricted)
+            .count()
+    };
+    let shown: Vec<_> = matched
+        .into_iter()
+        .filter(|v| a.include_restricted || v.sensitivity == wc::Sensitivity::Normal)
+        .take(a.limit as usize)
+        .collect();
+    Out::new(a.json).visits(&shown, hidden, hits.as_ref());
+    Ok(())
+}
+
+fn workshops(store: &wc::Store, a: WorkshopsArgs) -> Result<(), String> {
+    let (from, to) = period_bounds(&a.period)?;
+    let hits = search_ids(store, a.search.as_deref(), wc::RecordKind::Workshop)?;
+    let filter = wc::WorkshopFilter {
+        workspace_id: a.period.workspace.clone(),
+        from,
+        to,
+        topic: a.topic,
+        area: a.period.area.clone(),
+        include_deleted: false,
+        limit: Some(if hits.is_some() { 10_000 } else { a.limit }),
+        offset: None,
+    };
+    let all = store.list_workshops(&filter).map_err(|e| e.to_string())?;
+    let matched: Vec<_> = all
+        .into_iter()
+        .filter(|w| hits.as_ref().is_none_or(|h| h.contains_key(&w.id)))
+        .collect();
+    let hidden = if a.include_restricted {
+        0
+    } else {
+        matched
+            .iter()
+            .filter(|w| w.sensitivity == wc::Sensitivity::Restricted)
+            .count()
+    };
+    let shown: Vec<_> = matched
+        .into_iter()
+        .filter(|w| a.include_restricted || w.sensitivity == wc::Sensitivity::Normal)
+        .take(a.limit as usize)
+        .collect();
+    Out::new(a.json).workshops(&shown, hidden, hits.as_ref());
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::parse_day;
+
+    #[test]
+    fn days_and_months_bound_a_period_in_utc() {
+        // 2026-11-01T00:00:00Z
+        let nov1 = 1_793_491_200_000;
+        assert_eq!(parse_day("2026-11-01", false).unwrap(), nov1);
+        assert_eq!(parse_day("2026-11", false).unwrap(), nov1);
+        assert_eq!(parse_day("2026-10-31", true).unwrap(), nov1);
+        assert_eq!(parse_day("2026-10", true).unwrap(), nov1);
+        assert_eq!(
+            parse_day("2026-12", true).unwrap(),
+            parse_day("2027-01-01", false).unwrap()
+        );
+        assert!(parse_day("2026-13", false).is_err());
+        assert!(parse_day("2026-02-30", false).is_err());
+        assert!(parse_day("last week", false).is_err());
+    }
+}

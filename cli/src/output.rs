@@ -1,0 +1,296 @@
+//! What the commands print: readable tables for a person at a terminal, or JSON for scripts.
+
+use std::collections::HashMap;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::{Map, Value, json};
+use waymark_core as wc;
+
+/// Where output goes and in which form.
+pub struct Out {
+    json: bool,
+}
+
+fn counts(c: &[wc::Count]) -> Value {
+    Value::Object(
+        c.iter()
+            .map(|c| (c.key.clone(), json!(c.count)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn visit_figures(v: &wc::VisitFigures) -> Value {
+    json!({
+        "visits": v.visits,
+        "people_reached": v.people_reached,
+        "by_type": counts(&v.by_type),
+        "by_area": counts(&v.by_area),
+        "indicators": counts(&v.indicators),
+        "referrals": v.referrals,
+        "referrals_by_kind": counts(&v.referrals_by_kind),
+        "referrals_by_status": counts(&v.referrals_by_status),
+        "follow_ups_due": v.follow_ups_due,
+        "follow_ups_overdue": v.follow_ups_overdue,
+    })
+}
+
+fn workshop_figures(w: &wc::WorkshopFigures) -> Value {
+    json!({
+        "workshops": w.workshops,
+        "by_topic": counts(&w.by_topic),
+        "by_audience": counts(&w.by_audience),
+        "attendance": w.attendance,
+        "named": w.named,
+        "anonymous": w.anonymous,
+        "by_age_band": counts(&w.by_age_band),
+        "by_gender": counts(&w.by_gender),
+        "feedback_count": w.feedback_count,
+        "feedback_average": w.feedback_average,
+    })
+}
+
+/// The report as JSON.
+pub fn report_json(r: &wc::Report) -> Value {
+    let f = &r.filter;
+    json!({
+        "today": r.today,
+        "filter": {
+            "workspace_id": f.workspace_id, "from": f.from, "to": f.to, "area": f.area,
+            "topic": f.topic, "worker": f.worker,
+        },
+        "visits": visit_figures(&r.visits),
+        "workshops": workshop_figures(&r.workshops),
+        "months": r.months.iter().map(|m| json!({
+            "month": m.month,
+            "visits": visit_figures(&m.visits),
+            "workshops": workshop_figures(&m.workshops),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header(header.to_vec());
+    t
+}
+
+fn day(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+fn sensitivity(s: wc::Sensitivity) -> &'static str {
+    match s {
+        wc::Sensitivity::Normal => "",
+        wc::Sensitivity::Restricted => "restricted",
+    }
+}
+
+impl Out {
+    /// Output as JSON (`true`) or tables.
+    pub fn new(json: bool) -> Out {
+        Out { json }
+    }
+
+    fn print_json(v: &Value) {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+
+    /// What a sync did.
+    pub fn sync(&self, r: &wc::SyncReport) {
+        if self.json {
+            Self::print_json(&json!({
+                "pushed": r.pushed, "pulled": r.pulled, "changed": r.changed.len(),
+                "bytes_up": r.bytes_up, "bytes_down": r.bytes_down,
+                "duration_ms": r.duration_ms, "set_aside": r.set_aside.len(),
+            }));
+            return;
+        }
+        println!(
+            "pushed {} and pulled {} changes ({} records changed) in {:.1} s",
+            r.pushed,
+            r.pulled,
+            r.changed.len(),
+            r.duration_ms as f64 / 1000.0
+        );
+        if !r.set_aside.is_empty() {
+            println!(
+                "{} changes failed authentication and were set aside, not applied",
+                r.set_aside.len()
+            );
+        }
+    }
+
+    /// The store's workspaces.
+    pub fn workspaces(&self, ws: &[wc::Workspace]) {
+        if self.json {
+            Self::print_json(&json!(
+                ws.iter()
+                    .map(|w| json!({"id": w.id, "name": w.name}))
+                    .collect::<Vec<_>>()
+            ));
+            return;
+        }
+        let mut t = table(&["workspace", "id"]);
+        for w in ws {
+            t.add_row(vec![w.name.clone(), w.id.clone()]);
+        }
+        println!("{t}");
+    }
+
+    /// A list of visits, with search snippets when searching.
+    pub fn visits(
+        &self,
+        vs: &[wc::VisitSummary],
+        hidden: usize,
+        snippets: Option<&HashMap<String, String>>,
+    ) {
+        if self.json {
+            Self::print_json(&json!({
+                "restricted_hidden": hidden,
+                "visits": vs.iter().map(|v| json!({
+                    "id": v.id, "workspace_id": v.workspace_id, "occurred_at": v.occurred_at,
+                    "place": v.place_name, "area": v.area, "visit_type": v.visit_type,
+                    "people_reached": v.people_reached, "indicators": v.indicators,
+                    "follow_up_needed": v.follow_up.needed, "follow_up_due": v.follow_up.due,
+                    "follow_up_done": v.follow_up.done,
+                    "restricted": v.sensitivity == wc::Sensitivity::Restricted,
+                    "snippet": snippets.and_then(|s| s.get(&v.id)),
+                })).collect::<Vec<_>>(),
+            }));
+            return;
+        }
+        let mut header = vec![
+            "when (UTC)",
+            "place",
+            "area",
+            "type",
+            "people",
+            "indicators",
+            "follow-up",
+            "",
+        ];
+        if snippets.is_some() {
+            header.push("match");
+        }
+        let mut t = table(&header);
+        for v in vs {
+            let follow_up = match (&v.follow_up.needed, v.follow_up.done, &v.follow_up.due) {
+                (false, _, _) => String::new(),
+                (true, true, _) => "done".into(),
+                (true, false, Some(d)) => format!("due {d}"),
+                (true, false, None) => "open".into(),
+            };
+            let mut row = vec![
+                day(v.occurred_at),
+                v.place_name.clone(),
+                v.area.clone(),
+                v.visit_type.clone(),
+                v.people_reached.to_string(),
+                v.indicators.join(", "),
+                follow_up,
+                sensitivity(v.sensitivity).into(),
+            ];
+            if let Some(s) = snippets {
+                row.push(s.get(&v.id).cloned().unwrap_or_default());
+            }
+            t.add_row(row);
+        }
+        println!("{t}");
+        println!("{} visits", vs.len());
+        if hidden > 0 {
+            println!("{hidden} restricted visits hidden (--include-restricted to show them)");
+        }
+    }
+
+    /// A list of workshops, with search snippets when searching.
+    pub fn workshops(
+        &self,
+        ws: &[wc::WorkshopSummary],
+        hidden: usize,
+        snippets: Option<&HashMap<String, String>>,
+    ) {
+        if self.json {
+            Self::print_json(&json!({
+                "restricted_hidden": hidden,
+                "workshops": ws.iter().map(|w| json!({
+                    "id": w.id, "workspace_id": w.workspace_id, "occurred_at": w.occurred_at,
+                    "title": w.title, "topic": w.topic, "area": w.area, "audience": w.audience,
+                    "attendance": w.attendance,
+                    "restricted": w.sensitivity == wc::Sensitivity::Restricted,
+                    "snippet": snippets.and_then(|s| s.get(&w.id)),
+                })).collect::<Vec<_>>(),
+            }));
+            return;
+        }
+        let mut header = vec![
+            "when (UTC)",
+            "title",
+            "topic",
+            "area",
+            "audience",
+            "attendance",
+            "",
+        ];
+        if snippets.is_some() {
+            header.push("match");
+        }
+        let mut t = table(&header);
+        for w in ws {
+            let mut row = vec![
+                day(w.occurred_at),
+                w.title.clone(),
+                w.topic.clone(),
+                w.area.clone(),
+                w.audience.clone(),
+                w.attendance.to_string(),
+                sensitivity(w.sensitivity).into(),
+            ];
+            if let Some(s) = snippets {
+                row.push(s.get(&w.id).cloned().unwrap_or_default());
+            }
+            t.add_row(row);
+        }
+        println!("{t}");
+        println!("{} workshops", ws.len());
+        if hidden > 0 {
+            println!("{hidden} restricted workshops hidden (--include-restricted to show them)");
+        }
+    }
+
+    /// A report: the summary, the months, and each breakdown with its total.
+    pub fn report(&self, r: &wc::Report, names: &[(String, String)]) {
+        if self.json {
+            Self::print_json(&report_json(r));
+            return;
+        }
+        println!("{}", crate::html::describe_filter(r, names));
+        for t in r.tables() {
+            // Breakdowns carry a column per month: the terminal shows their totals only, the
+            // months are in the monthly table, the HTML page and the exports.
+            let width = if t.columns.len() > 2 && t.name != "monthly" {
+                2
+            } else {
+                t.columns.len()
+            };
+            if t.rows.is_empty() {
+                continue;
+            }
+            let header: Vec<&str> = t.columns[..width].iter().map(String::as_str).collect();
+            let mut out = table(&header);
+            for row in &t.rows {
+                out.add_row(
+                    row[..width]
+                        .iter()
+                        .map(wc::Cell::display)
+                        .collect::<Vec<_>>(),
+                );
+            }
+            println!("\n{}\n{out}", t.title);
+        }
+    }
+}
