@@ -1,7 +1,8 @@
 //! Several `waymark-server` processes serving one PostgreSQL database at once, as behind a load
 //! balancer: dozens of devices push through all of them concurrently while pullers (one per
 //! process) check that they see every sequence number exactly once, in order, each carrying the
-//! blob its pusher was told. Also the admin commands with `--database`.
+//! blob its pusher was told. Coordinators' devices racing to rotate the workspace key through
+//! different processes. Also the admin commands with `--database`.
 //!
 //! Needs `WAYMARK_TEST_POSTGRES_URL` (see `sync-server/scripts/start-postgres.sh`); fails without.
 
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 use common::{SchemaGuard, fresh_schema, postgres_url};
 use serde_json::Value;
 use waymark_protocol::{
-    ContentId, EnrollRequest, EnrollResponse, PullRequest, PullResponse, PushBlob, PushRequest,
-    PushResponse, content_id_of, decode, encode,
+    ContentId, EnrollRequest, EnrollResponse, KeyEnvelope, KeysRequest, PullRequest, PullResponse,
+    PushBlob, PushRequest, PushResponse, TeamResponse, content_id_of, decode, encode,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_waymark-server");
@@ -135,10 +136,24 @@ fn pull(agent: &ureq::Agent, base: &str, token: &str, after: u64) -> PullRespons
 }
 
 fn enroll(agent: &ureq::Agent, base: &str, db_url: &str, ws: &str, name: &str) -> String {
+    enroll_with_key(agent, base, db_url, ws, name)
+        .0
+        .device_token
+}
+
+/// Enrolls a device with an operator's token (a coordinator); returns it and its sign key.
+fn enroll_with_key(
+    agent: &ureq::Agent,
+    base: &str,
+    db_url: &str,
+    ws: &str,
+    name: &str,
+) -> (EnrollResponse, [u8; 32]) {
     let issued = admin(
         db_url,
         &["token", "issue", "--workspace", ws, "--ttl", "1h"],
     );
+    let sign_key = rand::random();
     let (status, body) = post(
         agent,
         format!("{base}/v1/enroll"),
@@ -146,13 +161,101 @@ fn enroll(agent: &ureq::Agent, base: &str, db_url: &str, ws: &str, name: &str) -
         &encode(&EnrollRequest {
             token: issued["token"].as_str().unwrap().to_owned(),
             device_name: name.into(),
-            sign_key: rand::random(),
+            sign_key,
             box_key: rand::random(),
             join_proof: None,
         }),
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    decode::<EnrollResponse>(&body).unwrap().device_token
+    (decode::<EnrollResponse>(&body).unwrap(), sign_key)
+}
+
+fn team(agent: &ureq::Agent, base: &str, token: &str) -> TeamResponse {
+    let mut response = agent
+        .get(format!("{base}/v1/team"))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    decode(&response.body_mut().read_to_vec().unwrap()).unwrap()
+}
+
+#[test]
+fn coordinators_rotating_through_two_processes_win_each_epoch_once() {
+    const ROUNDS: u32 = 12;
+    let (db_url, _guard) = database();
+    let ws = admin(&db_url, &["workspace", "create"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let servers: Vec<Server> = (0..2).map(|_| start(&db_url)).collect();
+    let http = agent();
+    let coordinators: Vec<(EnrollResponse, [u8; 32])> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| enroll_with_key(&http, &s.base, &db_url, &ws, &format!("lead {i}")))
+        .collect();
+    let ids: Vec<String> = coordinators
+        .iter()
+        .map(|(d, _)| d.device_id.clone())
+        .collect();
+    let wins: Vec<u32> = std::thread::scope(|scope| {
+        let racers: Vec<_> = servers
+            .iter()
+            .zip(&coordinators)
+            .map(|(server, (me, sign_key))| {
+                let ids = &ids;
+                scope.spawn(move || {
+                    let http = agent();
+                    let mut won = 0;
+                    loop {
+                        // Like a client: read the epoch, rotate to the next, retry on 409.
+                        let epoch = team(&http, &server.base, &me.device_token).epoch;
+                        if epoch >= ROUNDS {
+                            return won;
+                        }
+                        let request = KeysRequest {
+                            rotate_to: Some(epoch + 1),
+                            envelopes: ids
+                                .iter()
+                                .map(|id| KeyEnvelope {
+                                    device_id: id.clone(),
+                                    epoch: epoch + 1,
+                                    sealed_key: vec![7; 48],
+                                    signer_key: *sign_key,
+                                    signature: [1; 64],
+                                })
+                                .collect(),
+                        };
+                        let (status, body) = post(
+                            &http,
+                            format!("{}/v1/keys", server.base),
+                            Some(&me.device_token),
+                            &encode(&request),
+                        );
+                        match status {
+                            200 => won += 1,
+                            409 => {}
+                            other => panic!("{other}: {}", String::from_utf8_lossy(&body)),
+                        }
+                    }
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(
+        wins.iter().sum::<u32>(),
+        ROUNDS,
+        "each epoch won exactly once: {wins:?}"
+    );
+    let seen = team(&http, &servers[1].base, &coordinators[0].0.device_token);
+    assert_eq!(seen.epoch, ROUNDS);
+    for device in &seen.devices {
+        assert_eq!(device.key_epochs, (1..=ROUNDS).collect::<Vec<_>>());
+    }
+    let epochs: Vec<u32> = seen.envelopes.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, (1..=ROUNDS).collect::<Vec<_>>());
 }
 
 #[test]
