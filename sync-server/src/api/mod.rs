@@ -235,6 +235,20 @@ fn validate_device_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+/// Longest device id accepted in a request body; real ones are 32 hex characters. Bounds what an
+/// error message may echo back.
+const MAX_DEVICE_ID_CHARS: usize = 64;
+
+/// Checks a device id named in a request body.
+fn validate_device_id(what: &str, id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > MAX_DEVICE_ID_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "{what}: device_id must be 1 to {MAX_DEVICE_ID_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a device public key from a request: all zeros is no key.
 fn validate_public_key(field: &str, key: &[u8; 32]) -> Result<(), ApiError> {
     if key.iter().all(|b| *b == 0) {
@@ -365,6 +379,7 @@ async fn keys(
         )));
     }
     for (index, envelope) in body.envelopes.iter().enumerate() {
+        validate_device_id(&format!("envelope {index}"), &envelope.device_id)?;
         let size = envelope.sealed_key.len();
         if size == 0 || size > limits::MAX_SEALED_KEY_BYTES {
             return Err(ApiError::bad_request(format!(
@@ -384,6 +399,7 @@ async fn revoke(
     Authed(device): Authed,
     Cbor(body): Cbor<RevokeRequest>,
 ) -> Result<Response, ApiError> {
+    validate_device_id("device to revoke", &body.device_id)?;
     let caller = device.id.clone();
     let target = body.device_id.clone();
     let revoked_at_seq = state
