@@ -112,10 +112,14 @@ fn bar_chart(title: &str, counts: &[wc::Count], colour: &str) -> String {
     s
 }
 
-/// A round number at or above `max` for the top of an axis.
+/// Grid steps of a line chart's value axis.
+const STEPS: u32 = 5;
+
+/// A round number at or above `max` for the top of an axis, so that each of the `STEPS` grid
+/// lines falls on a whole number (the charts count people and records).
 fn nice_max(max: f64) -> f64 {
-    if max <= 0.0 {
-        return 1.0;
+    if max <= f64::from(STEPS) {
+        return f64::from(STEPS);
     }
     let magnitude = 10f64.powf(max.log10().floor());
     [1.0, 2.0, 2.5, 5.0, 10.0]
@@ -134,7 +138,7 @@ fn line_chart(title: &str, months: &[String], series: &[(&str, Vec<f64>)]) -> St
         return s;
     }
     let (width, height) = (720.0, 280.0);
-    let (left, right, top, bottom) = (56.0, 20.0, 16.0, 64.0);
+    let (left, right, top, bottom) = (56.0, 40.0, 16.0, 64.0);
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
     let max = nice_max(
@@ -157,8 +161,8 @@ fn line_chart(title: &str, months: &[String], series: &[(&str, Vec<f64>)]) -> St
          width=\"{width}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\">",
         t = esc(title)
     );
-    for step in 0..=4 {
-        let v = max * f64::from(step) / 4.0;
+    for step in 0..=STEPS {
+        let v = max * f64::from(step) / f64::from(STEPS);
         let _ = write!(
             s,
             "<line class=\"grid\" x1=\"{left}\" x2=\"{x2}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>\
@@ -393,9 +397,20 @@ mod tests {
 
     #[test]
     fn axis_tops_are_round_numbers() {
-        assert_eq!(nice_max(7.0), 10.0);
-        assert_eq!(nice_max(23.0), 25.0);
+        for (max, top) in [
+            (0.0, 5.0),
+            (3.0, 5.0),
+            (7.0, 10.0),
+            (23.0, 25.0),
+            (36.0, 50.0),
+        ] {
+            assert_eq!(nice_max(max), top);
+        }
         assert_eq!(nice_max(180.0), 200.0);
-        assert_eq!(nice_max(0.0), 1.0);
+        // Every grid line on a whole number.
+        for max in [1.0, 6.0, 13.0, 49.0, 230.0, 9_999.0] {
+            let step = nice_max(max) / f64::from(STEPS);
+            assert_eq!(step.fract(), 0.0, "{max}");
+        }
     }
 }
