@@ -7,6 +7,8 @@
 //! - [`WaymarkStore`]: the open store (`WaymarkStore.open(path, key)`).
 //! - `wipe`: the panic button (`WaymarkStore.wipe()`), key change (`rekey`), and
 //!   `destroy_store_files` for a store whose key is lost.
+//! - `team`: the devices of a workspace, revocation (with key rotation), invites to be
+//!   approved, and `send_revocation` after a wipe.
 //! - `types`: records and enums mirroring the core model, with every conversion.
 //! - [`WaymarkError`]: one error, a variant per case an app can act on. A panic never crosses
 //!   the boundary: it becomes `WaymarkError::Internal`.
@@ -18,6 +20,7 @@ uniffi::setup_scaffolding!("waymark");
 mod error;
 mod listeners;
 mod store;
+mod team;
 mod types;
 mod wipe;
 
@@ -26,6 +29,7 @@ pub use listeners::{
     CancellationToken, ChangeListener, ChangeListenerHandle, SyncProgressListener,
 };
 pub use store::WaymarkStore;
+pub use team::send_revocation;
 pub use types::*;
 pub use wipe::{PendingRevocation, WipeReport, destroy_store_files};
 

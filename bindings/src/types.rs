@@ -1334,3 +1334,37 @@ mirror!(wc::SyncProgress => SyncProgress {
 pub(crate) fn all<A, B: From<A>>(items: Vec<A>) -> Vec<B> {
     items.into_iter().map(B::from).collect()
 }
+
+/// One device of a team, as this device last synced it.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct TeamMember {
+    /// The device's id on the server.
+    pub device_id: String,
+    /// The name it enrolled with.
+    pub name: String,
+    /// `coordinator` or `member`.
+    pub role: String,
+    /// True for the device this store runs on.
+    pub is_this_device: bool,
+    /// True once revoked.
+    pub revoked: bool,
+    /// True if this device vouches for it: only such devices receive the keys it rotates to.
+    pub verified: bool,
+}
+mirror!(wc::TeamMember => TeamMember { device_id, name, role, is_this_device, revoked, verified });
+
+/// A device waiting for a coordinator to approve its join.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct PendingJoin {
+    /// The device's id on the server.
+    pub device_id: String,
+    /// The name it enrolled with.
+    pub name: String,
+    /// Six digits the device itself shows (`verification_code`): they match only if the server
+    /// did not substitute its keys.
+    pub verification_code: String,
+    /// True if its join proof matches an invite to approve that this device created: approve
+    /// it with `approve_join`. Others can be confirmed in person with `confirm_device`.
+    pub verified: bool,
+}
+mirror!(wc::PendingJoin => PendingJoin { device_id, name, verification_code, verified });

@@ -352,10 +352,15 @@ pub(crate) fn verify_join_proof(
     mac.verify_slice(proof).is_ok()
 }
 
-/// Six digits both the joining device and the approving coordinator show, so people can see
-/// they are looking at the same join.
-pub(crate) fn verification_digits(proof: &[u8]) -> String {
-    let digest = Sha256::digest(proof);
+/// Six digits derived from a device's public keys: shown on the device itself and, for the
+/// keys the server lists for it, on a coordinator's device, so that people comparing them in
+/// person know the server did not substitute keys.
+pub(crate) fn verification_digits(sign_key: &[u8], box_key: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"waymark/verification-code/v1");
+    h.update(sign_key);
+    h.update(box_key);
+    let digest = h.finalize();
     let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
     format!("{n:06}")
 }
@@ -468,7 +473,8 @@ mod tests {
         assert_ne!(p, join_proof(b"secreT", &[1; 32], &[2; 32]));
         assert_ne!(p, join_proof(b"secret", &[3; 32], &[2; 32]));
         assert_ne!(p, join_proof(b"secret", &[1; 32], &[3; 32]));
-        let digits = verification_digits(&p);
+        let digits = verification_digits(&[1; 32], &[2; 32]);
+        assert_ne!(digits, verification_digits(&[1; 32], &[3; 32]));
         assert_eq!(digits.len(), 6);
         assert!(digits.chars().all(|c| c.is_ascii_digit()));
     }

@@ -119,6 +119,7 @@ impl Fixture {
             keys: vec![(0, ByteBuf::from(WORKSPACE_KEY_0.to_vec()))],
             server: None,
             verify: None,
+            signers: Vec::new(),
         })?;
         let workspace = store.join(&code)?.id;
         let visit = store.create_visit(
@@ -151,6 +152,7 @@ impl Fixture {
                 &Enrollment {
                     keys: Device::Own.keys()?,
                     join_proof: None,
+                    vouched: Vec::new(),
                 },
             )?;
             tx.commit()?;

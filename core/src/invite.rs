@@ -34,9 +34,14 @@ pub(crate) struct InviteBody {
     pub(crate) name: String,
     pub(crate) keys: Vec<(u32, ByteBuf)>,
     pub(crate) server: Option<ServerPart>,
-    /// For an invite to be approved: the verification secret (and no keys).
+    /// The verification secret the joining device proves its keys with (invites through a
+    /// server); an invite to be approved carries it and no keys.
     #[serde(default)]
     pub(crate) verify: Option<ByteBuf>,
+    /// Signing keys the inviter accepts workspace keys from (itself among them): the joining
+    /// device learns its coordinators in person, not from the server.
+    #[serde(default)]
+    pub(crate) signers: Vec<ByteBuf>,
 }
 
 /// Length of an approval invite's verification secret: short enough for a QR code, too long
@@ -77,6 +82,11 @@ pub(crate) fn decode(code: &str) -> Result<InviteBody> {
     validate::id("workspace", &body.workspace)
         .map_err(|_| Error::InvalidInvite("the code names no valid workspace".into()))?;
     let approval = body.verify.is_some() && body.server.is_some();
+    if body.signers.iter().any(|k| k.len() != 32) {
+        return Err(Error::InvalidInvite(
+            "the code is damaged or incomplete".into(),
+        ));
+    }
     if let Some(v) = &body.verify
         && v.len() != VERIFY_SECRET_LEN
     {
@@ -96,12 +106,24 @@ pub(crate) fn decode(code: &str) -> Result<InviteBody> {
 }
 
 impl Store {
-    /// Creates an invite code for another device to join `workspace`.
+    /// Creates an invite code for another device to join `workspace`, to be passed in person:
+    /// it carries the workspace keys.
     ///
     /// For a workspace connected to a sync server this asks the server for a one-time
     /// enrolment token valid for `ttl_seconds`; otherwise the code lets the other device
     /// exchange bundles with this one (`export_changes` / `import_changes`).
     pub fn create_invite(&self, workspace: &str, ttl_seconds: u64) -> Result<String> {
+        self.issue_invite(workspace, ttl_seconds, false)
+    }
+
+    /// Creates an invite code that carries no key: the device that joins with it waits until a
+    /// coordinator's device approves it (`pending_joins`, `approve_join`). The workspace must
+    /// sync with a server; the code is valid for `ttl_seconds`.
+    pub fn create_approval_invite(&self, workspace: &str, ttl_seconds: u64) -> Result<String> {
+        self.issue_invite(workspace, ttl_seconds, true)
+    }
+
+    fn issue_invite(&self, workspace: &str, ttl_seconds: u64, approval: bool) -> Result<String> {
         validate::id("workspace_id", workspace)?;
         if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
             return Err(Error::invalid(
@@ -109,7 +131,7 @@ impl Store {
                 "must be between 1 s and 30 days",
             ));
         }
-        let (name, all_keys, membership) = self.read(|c| {
+        let (name, all_keys, signers, membership) = self.read(|c| {
             let name: Option<String> = c
                 .query_row(
                     "SELECT name FROM workspaces WHERE id = ?1",
@@ -126,6 +148,14 @@ impl Store {
                     Ok((r.get(0)?, ByteBuf::from(r.get::<_, Vec<u8>>(1)?)))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            let mut st = c.prepare(
+                "SELECT sign_key FROM trusted_signers WHERE workspace_id = ?1 ORDER BY sign_key",
+            )?;
+            let signers: Vec<ByteBuf> = st
+                .query_map(params![workspace], |r| {
+                    Ok(ByteBuf::from(r.get::<_, Vec<u8>>(0)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
             let m: Option<(String, String)> = c
                 .query_row(
                     "SELECT server_url, device_token FROM memberships
@@ -134,10 +164,16 @@ impl Store {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            Ok((name, all, m))
+            Ok((name, all, signers, m))
         })?;
-        let server = match membership {
-            None => None,
+        let (server, verify) = match membership {
+            None if approval => {
+                return Err(Error::invalid(
+                    "workspace_id",
+                    "an invite to approve needs a workspace that syncs with a server",
+                ));
+            }
+            None => (None, None),
             Some((url, token)) => {
                 let resp = Server::new(&url, Some(token))?.post::<_, proto::InviteResponse>(
                     Call::Device,
@@ -147,68 +183,34 @@ impl Store {
                         role: None,
                     },
                 )?;
-                Some(ServerPart {
-                    url,
-                    token: resp.body.enrollment_token,
-                    expires_at: resp.body.expires_at,
-                })
+                // The joining device proves with this secret that the keys the server lists
+                // for it are its own; the server never sees it.
+                let secret: [u8; VERIFY_SECRET_LEN] = rand::random();
+                self.with_writer(|w| {
+                    w.conn.execute(
+                        "INSERT INTO invite_secrets(workspace_id, secret, expires_at, approval)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![workspace, secret.as_slice(), resp.body.expires_at, approval],
+                    )?;
+                    Ok(())
+                })?;
+                (
+                    Some(ServerPart {
+                        url,
+                        token: resp.body.enrollment_token,
+                        expires_at: resp.body.expires_at,
+                    }),
+                    Some(ByteBuf::from(secret.to_vec())),
+                )
             }
         };
         encode(&InviteBody {
             workspace: workspace.to_string(),
             name,
-            keys: all_keys,
+            keys: if approval { Vec::new() } else { all_keys },
             server,
-            verify: None,
-        })
-    }
-
-    /// Creates an invite code that carries no key: the device that joins with it waits until a
-    /// coordinator's device approves it (`pending_joins`, `approve_join`), which this device
-    /// can do once the six digits shown on both devices match. The workspace must sync with a
-    /// server; the code is valid for `ttl_seconds`.
-    pub fn create_approval_invite(&self, workspace: &str, ttl_seconds: u64) -> Result<String> {
-        validate::id("workspace_id", workspace)?;
-        if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
-            return Err(Error::invalid(
-                "ttl_seconds",
-                "must be between 1 s and 30 days",
-            ));
-        }
-        let m = self.membership(workspace)?;
-        let name: String = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT name FROM workspaces WHERE id = ?1",
-                params![workspace],
-                |r| r.get(0),
-            )?)
-        })?;
-        let resp = Server::new(&m.url, Some(m.token.clone()))?.post::<_, proto::InviteResponse>(
-            Call::Device,
-            proto::PATH_INVITES,
-            &proto::InviteRequest {
-                ttl_seconds,
-                role: None,
-            },
-        )?;
-        let secret: [u8; VERIFY_SECRET_LEN] = rand::random();
-        self.with_writer(|w| {
-            w.conn.execute(
-                "INSERT INTO invite_secrets(workspace_id, secret, expires_at) VALUES (?1, ?2, ?3)",
-                params![workspace, secret.as_slice(), resp.body.expires_at],
-            )?;
-            Ok(())
-        })?;
-        encode(&InviteBody {
-            workspace: workspace.to_string(),
-            name,
-            keys: Vec::new(),
-            server: Some(ServerPart {
-                url: m.url,
-                token: resp.body.enrollment_token,
-                expires_at: resp.body.expires_at,
-            }),
-            verify: Some(ByteBuf::from(secret.to_vec())),
+            verify,
+            signers,
         })
     }
 
@@ -223,7 +225,13 @@ impl Store {
                     return Err(Error::InviteExpired);
                 }
                 let device_name = self.device_name()?;
-                let enrollment = Enrollment::new(body.verify.as_deref().map(|v| v.as_slice()));
+                let vouched = body
+                    .signers
+                    .iter()
+                    .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                    .collect();
+                let enrollment =
+                    Enrollment::new(body.verify.as_deref().map(|v| v.as_slice()), vouched);
                 let resp = Server::new(&s.url, None)?.post::<_, proto::EnrollResponse>(
                     Call::Enroll,
                     proto::PATH_ENROLL,
@@ -270,6 +278,7 @@ mod tests {
             keys: vec![(0, ByteBuf::from(vec![1u8; 32]))],
             server: None,
             verify: None,
+            signers: Vec::new(),
         };
         let code = encode(&body).unwrap();
         assert!(decode(&code).is_ok());

@@ -40,9 +40,10 @@ mod sync;
 mod validate;
 
 pub use error::{Error, Result};
-pub use model::*;
 pub use export::{Cell, ExportOptions, ExportSummary, Table};
+pub use model::*;
 pub use records::settings::TAXONOMIES;
 pub use report::{MonthFigures, Report, ReportFilter, VisitFigures, WorkshopFigures};
 pub use store::{KEY_LEN, PendingRevocation, Store, WipeReport};
+pub use sync::team::{PendingJoin, TeamMember};
 pub use sync::{ProgressFn, SetAside, SyncOptions, SyncPhase, SyncProgress, SyncReport};

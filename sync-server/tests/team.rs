@@ -358,27 +358,39 @@ async fn a_coordinator_revokes_and_rotates_and_each_device_gets_its_key(backend:
         .expect_error(StatusCode::CONFLICT, codes::CONFLICT);
 }
 
-async fn a_rotation_missing_a_live_devices_envelope_is_refused(backend: Backend) {
+async fn a_rotation_may_leave_out_devices_but_never_the_rotating_one(backend: Backend) {
     let server = TestServer::new(backend);
     let ws = server.workspace();
     let lead = coordinator(&server, &ws).await;
     let ana = member(&server, &lead).await;
-    let late = member(&server, &lead).await;
-    // Sealed before `late` enrolled: the coordinator did not know of it.
-    let message = keys_raw(&server, &lead, &rotation(1, &lead, &[&lead, &ana]))
+    let stranger = member(&server, &lead).await;
+    // Without an envelope for itself the rotating device would lock itself out.
+    let message = keys_raw(&server, &lead, &rotation(1, &lead, &[&ana]))
         .await
-        .expect_error(StatusCode::CONFLICT, codes::CONFLICT);
-    assert!(message.contains(&late.id), "{message}");
+        .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    assert!(message.contains("rotating device"), "{message}");
     let seen = team(&server, &lead).await;
     assert_eq!(seen.epoch, 0, "nothing rotated");
     assert!(
         seen.devices.iter().all(|d| d.key_epochs.is_empty()),
         "nothing stored"
     );
+    // A device the coordinator does not vouch for is simply left out.
     assert_eq!(
-        upload(&server, &lead, &rotation(1, &lead, &[&lead, &ana, &late])).await,
+        upload(&server, &lead, &rotation(1, &lead, &[&lead, &ana])).await,
         1
     );
+    let seen = team(&server, &lead).await;
+    let epochs = |id: &str| {
+        seen.devices
+            .iter()
+            .find(|d| d.device_id == id)
+            .unwrap()
+            .key_epochs
+            .clone()
+    };
+    assert_eq!(epochs(&ana.id), vec![1]);
+    assert!(epochs(&stranger.id).is_empty());
 }
 
 async fn coordinators_racing_to_rotate_get_one_winner_and_consecutive_epochs(backend: Backend) {
@@ -842,7 +854,7 @@ backend_tests!(
     a_key_already_used_in_the_workspace_is_refused_with_409,
     a_member_cannot_invite_a_coordinator_upload_keys_or_revoke_others,
     a_coordinator_revokes_and_rotates_and_each_device_gets_its_key,
-    a_rotation_missing_a_live_devices_envelope_is_refused,
+    a_rotation_may_leave_out_devices_but_never_the_rotating_one,
     coordinators_racing_to_rotate_get_one_winner_and_consecutive_epochs,
     key_uploads_are_checked_against_the_team,
     any_device_may_revoke_itself_and_its_invites_die_with_it,

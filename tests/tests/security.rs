@@ -272,7 +272,7 @@ fn a_device_joins_by_an_invite_without_keys_once_a_coordinator_approves_it() {
     assert!(code.len() < in_person.len(), "no key in it");
     let newcomer = Device::new("Carla");
     newcomer.store.join(&code).unwrap();
-    let digits = newcomer.store.join_verification_code(&ws).unwrap().unwrap();
+    let digits = newcomer.store.verification_code(&ws).unwrap();
     assert_eq!(digits.len(), 6);
     newcomer.sync_until_ok();
     assert!(
@@ -313,7 +313,8 @@ fn a_device_joins_by_an_invite_without_keys_once_a_coordinator_approves_it() {
     assert_eq!(status, 200);
 
     let pending = coordinator.store.pending_joins(&ws).unwrap();
-    assert_eq!(pending.len(), 2, "{pending:?}");
+    // The raw "Member" device is listed too: nobody vouched for it.
+    assert_eq!(pending.len(), 3, "{pending:?}");
     let carla = pending.iter().find(|p| p.name == "Carla").unwrap();
     let impostor = pending.iter().find(|p| p.name == "Impostor").unwrap();
     assert!(carla.verified && carla.verification_code == digits);
@@ -534,4 +535,79 @@ fn key_rotation_racing_with_edits_loses_nothing_and_everyone_converges() {
         );
     }
     assert_converged(remaining);
+}
+
+#[test]
+fn a_device_nobody_vouches_for_gets_no_new_key_until_a_coordinator_confirms_it() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (server_ws, token) = server.workspace_and_token();
+    let (devices, ws) = team(&server.url(), &token, &["Coordinator", "Ana", "Leaver"]);
+    let coordinator = &devices[0];
+    // A device the server (or whoever breached it) enrolled with keys of its choosing.
+    let planted = raw_device(&server, &server_ws, "Planted");
+    // And one a member invited in person: genuine, but the coordinator has not met it.
+    let guest = Device::new("Guest");
+    guest
+        .store
+        .join(&devices[1].store.create_invite(&ws, 600).unwrap())
+        .unwrap();
+    guest.sync_until_ok();
+
+    let leaver = device_id(coordinator, &ws, "Leaver");
+    coordinator.store.revoke_device(&ws, &leaver).unwrap();
+    let members = coordinator.store.team(&ws).unwrap();
+    let verified = |name: &str| members.iter().find(|m| m.name == name).unwrap().verified;
+    assert!(verified("Coordinator") && verified("Ana"));
+    assert!(!verified("Planted") && !verified("Guest"));
+
+    let key_epochs = |name: &str| -> Vec<u32> {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}{}", server.url(), proto::PATH_TEAM))
+            .bearer_auth(&planted)
+            .send()
+            .unwrap();
+        let team: proto::TeamResponse = proto::decode(&resp.bytes().unwrap()).unwrap();
+        team.devices
+            .into_iter()
+            .find(|d| d.name == name)
+            .unwrap()
+            .key_epochs
+    };
+    assert!(key_epochs("Ana").contains(&1), "Ana got the new key");
+    assert!(
+        key_epochs("Planted").is_empty(),
+        "the planted device got nothing"
+    );
+    assert!(
+        key_epochs("Guest").is_empty(),
+        "nor did the unconfirmed guest"
+    );
+
+    // Written after the rotation: the guest cannot read it until the coordinator confirms it.
+    let later = coordinator
+        .store
+        .create_visit(&ws, &visit("Harbour", "after the rotation", NOV_1))
+        .unwrap();
+    coordinator.sync_until_ok();
+    guest.sync_until_ok();
+    assert!(guest.store.get_visit(&later).is_err());
+    let pending = coordinator.store.pending_joins(&ws).unwrap();
+    let listed = pending.iter().find(|p| p.name == "Guest").unwrap();
+    assert_eq!(
+        listed.verification_code,
+        guest.store.verification_code(&ws).unwrap(),
+        "the digits on both screens match"
+    );
+    coordinator
+        .store
+        .confirm_device(&ws, &listed.device_id)
+        .unwrap();
+    guest.sync_until_ok();
+    assert_eq!(
+        guest.store.get_visit(&later).unwrap().notes,
+        "after the rotation",
+        "held until the key came, then applied"
+    );
+    assert!(key_epochs("Planted").is_empty());
 }

@@ -200,6 +200,55 @@ INSERT INTO meta(key, value) VALUES ('projections_stale', 1)
     ON CONFLICT(key) DO UPDATE SET value = 1;
 ";
 
+/// Team security: each membership's own device keys and role, the team directory as the
+/// server last listed it, verification secrets of this device's invites, the signing keys
+/// this device accepts workspace keys from (learnt in person, through invites), the devices it
+/// vouches for (which its key rotations include), and the sealed bytes of set-aside blobs
+/// (kept so a blob waiting for a key can be applied once it arrives).
+const V5: &str = "
+ALTER TABLE memberships ADD COLUMN device_keys BLOB;
+ALTER TABLE memberships ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
+ALTER TABLE memberships ADD COLUMN team_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE memberships ADD COLUMN join_proof BLOB;
+CREATE TABLE team_devices (
+    workspace_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    sign_key BLOB NOT NULL,
+    box_key BLOB NOT NULL,
+    join_proof BLOB,
+    enrolled_at INTEGER NOT NULL,
+    revoked_at_seq INTEGER,
+    key_epochs TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, device_id)
+);
+CREATE INDEX team_devices_sign_key ON team_devices(workspace_id, sign_key);
+CREATE TABLE team_state (
+    workspace_id TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    rotation_needed INTEGER NOT NULL
+);
+CREATE TABLE invite_secrets (
+    workspace_id TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    approval INTEGER NOT NULL
+);
+CREATE TABLE trusted_signers (
+    workspace_id TEXT NOT NULL,
+    sign_key BLOB NOT NULL,
+    PRIMARY KEY (workspace_id, sign_key)
+);
+CREATE TABLE accepted_devices (
+    workspace_id TEXT NOT NULL,
+    sign_key BLOB NOT NULL,
+    PRIMARY KEY (workspace_id, sign_key)
+);
+ALTER TABLE set_aside ADD COLUMN epoch INTEGER;
+ALTER TABLE set_aside ADD COLUMN blob BLOB;
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -217,6 +266,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         sql: V4,
+    },
+    Migration {
+        version: 5,
+        sql: V5,
     },
 ];
 

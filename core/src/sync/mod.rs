@@ -126,19 +126,25 @@ pub(crate) struct Membership {
     pub(crate) device_id: String,
 }
 
-/// This device's enrollment: its key pairs and, for an invite to be approved, its join proof.
+/// This device's enrollment: its key pairs, the join proof for its invite's verification
+/// secret, and the signing keys its invite vouched for (the inviter's trusted coordinators).
 pub(crate) struct Enrollment {
     pub(crate) keys: crypto::DeviceKeys,
     pub(crate) join_proof: Option<Vec<u8>>,
+    pub(crate) vouched: Vec<[u8; 32]>,
 }
 
 impl Enrollment {
-    /// Fresh key pairs; `proof_secret` is the verification secret of an invite to be approved.
-    pub(crate) fn new(proof_secret: Option<&[u8]>) -> Enrollment {
+    /// Fresh key pairs; `proof_secret` is the verification secret of the invite.
+    pub(crate) fn new(proof_secret: Option<&[u8]>, vouched: Vec<[u8; 32]>) -> Enrollment {
         let keys = crypto::DeviceKeys::generate();
         let join_proof = proof_secret
             .map(|s| crypto::join_proof(s, &keys.sign_public(), &keys.box_public()).to_vec());
-        Enrollment { keys, join_proof }
+        Enrollment {
+            keys,
+            join_proof,
+            vouched,
+        }
     }
 
     /// The enrollment request carrying the public keys.
@@ -181,6 +187,19 @@ pub(crate) fn add_membership(
             enrollment.join_proof
         ],
     )?;
+    // This device trusts itself and what its invite, received in person, vouched for.
+    let own = enrollment.keys.sign_public();
+    for k in std::iter::once(&own).chain(&enrollment.vouched) {
+        for table in ["trusted_signers", "accepted_devices"] {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table}(workspace_id, sign_key) VALUES (?1, ?2)
+                     ON CONFLICT DO NOTHING"
+                ),
+                params![workspace, k.as_slice()],
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -201,7 +220,7 @@ impl Store {
             return Err(Error::not_found(format!("workspace {workspace}")));
         }
         let server = Server::new(server_url, None)?;
-        let enrollment = Enrollment::new(None);
+        let enrollment = Enrollment::new(None, Vec::new());
         let resp = server.post::<_, proto::EnrollResponse>(
             Call::Enroll,
             proto::PATH_ENROLL,
@@ -335,6 +354,7 @@ impl Store {
         // there so teammates see who wrote what, and send that right away. After a rotation,
         // re-sealed changes go out at once too.
         let rotated = self.rotate_if_needed(&server, m)?;
+        self.top_up(&server, m)?;
         if self.register_device_name(&m.workspace)? || rotated {
             self.push(&server, m, opts, report)?;
         }

@@ -15,7 +15,7 @@ use super::http::{Call, Server};
 use super::{Membership, SyncReport};
 use crate::crypto::{self, DeviceKeys};
 use crate::error::{Error, Result};
-use crate::store::{Store, keys, now_ms};
+use crate::store::{Store, keys};
 use crate::validate;
 
 /// Times a coordinator's device retries a rotation that another one raced.
@@ -34,8 +34,9 @@ pub struct TeamMember {
     pub is_this_device: bool,
     /// True once revoked: it can no longer sync, and keys made after cannot reach it.
     pub revoked: bool,
-    /// True while it has not been given the workspace key (it joined by an invite to approve).
-    pub awaiting_approval: bool,
+    /// True if this device vouches for it (itself, devices met through invites in person, and
+    /// those it approved or confirmed): only such devices receive the keys it rotates to.
+    pub verified: bool,
 }
 
 /// A device that joined by an invite to be approved and waits for a coordinator.
@@ -45,10 +46,12 @@ pub struct PendingJoin {
     pub device_id: String,
     /// The name it enrolled with.
     pub name: String,
-    /// Six digits the joining device shows too: approve only if they match.
+    /// Six digits the device itself shows (`verification_code`): they match only if the server
+    /// did not substitute its keys.
     pub verification_code: String,
-    /// True if its join proof matches an invite this device created (so the server did not
-    /// substitute its keys).
+    /// True if its join proof matches an invite to approve that this device created (so the
+    /// server did not substitute its keys); approve it with `approve_join`. Others can be
+    /// confirmed in person with `confirm_device` once the six digits match.
     pub verified: bool,
 }
 
@@ -278,40 +281,28 @@ impl Store {
                 )
                 .optional()?;
             let me = me.ok_or_else(|| Error::not_found(format!("membership of {workspace}")))?;
-            let epoch = current_epoch(c, workspace)?;
             let mut st = c.prepare(
-                "SELECT device_id, name, role, revoked_at_seq, key_epochs, join_proof
-                 FROM team_devices WHERE workspace_id = ?1 ORDER BY enrolled_at, device_id",
+                "SELECT d.device_id, d.name, d.role, d.revoked_at_seq, a.sign_key IS NOT NULL
+                 FROM team_devices d LEFT JOIN accepted_devices a
+                   ON a.workspace_id = d.workspace_id AND a.sign_key = d.sign_key
+                 WHERE d.workspace_id = ?1 ORDER BY d.enrolled_at, d.device_id",
             )?;
             let rows = st.query_map(params![workspace], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<Vec<u8>>>(5)?,
-                ))
+                Ok(TeamMember {
+                    is_this_device: r.get::<_, String>(0)? == me,
+                    device_id: r.get(0)?,
+                    name: r.get(1)?,
+                    role: r.get(2)?,
+                    revoked: r.get::<_, Option<i64>>(3)?.is_some(),
+                    verified: r.get(4)?,
+                })
             })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (device_id, name, role, revoked_at, epochs, proof) = row?;
-                out.push(TeamMember {
-                    is_this_device: device_id == me,
-                    awaiting_approval: revoked_at.is_none()
-                        && proof.is_some()
-                        && !has_epoch(&epochs, epoch),
-                    revoked: revoked_at.is_some(),
-                    device_id,
-                    name,
-                    role,
-                });
-            }
-            Ok(out)
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
-    /// Devices waiting for a coordinator to approve their join, fetched from the server.
+    /// Devices of the team this device does not vouch for yet (joined by an invite to approve,
+    /// or invited by someone else), fetched from the server.
     pub fn pending_joins(&self, workspace: &str) -> Result<Vec<PendingJoin>> {
         validate::id("workspace_id", workspace)?;
         let _one_at_a_time = self.sync_guard();
@@ -319,12 +310,14 @@ impl Store {
         let server = Server::new(&m.url, Some(m.token.clone()))?;
         self.refresh_team(&server, &m)?;
         self.read(|c| {
-            let secrets = invite_secrets(c, workspace)?;
-            let epoch = current_epoch(c, workspace)?;
+            let secrets = invite_secrets(c, workspace, true)?;
             let mut st = c.prepare(
-                "SELECT device_id, name, sign_key, box_key, join_proof, key_epochs
-                 FROM team_devices WHERE workspace_id = ?1 AND revoked_at_seq IS NULL
-                   AND join_proof IS NOT NULL ORDER BY enrolled_at, device_id",
+                "SELECT d.device_id, d.name, d.sign_key, d.box_key, d.join_proof
+                 FROM team_devices d
+                 WHERE d.workspace_id = ?1 AND d.revoked_at_seq IS NULL
+                   AND d.sign_key NOT IN
+                     (SELECT sign_key FROM accepted_devices WHERE workspace_id = ?1)
+                 ORDER BY d.enrolled_at, d.device_id",
             )?;
             let rows = st.query_map(params![workspace], |r| {
                 Ok((
@@ -332,81 +325,76 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, Vec<u8>>(2)?,
                     r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (device_id, name, sign, boxk, proof, epochs) = row?;
-                if has_epoch(&epochs, epoch) {
-                    continue;
-                }
+                let (device_id, name, sign, boxk, proof) = row?;
                 out.push(PendingJoin {
                     device_id,
                     name,
-                    verification_code: crypto::verification_digits(&proof),
-                    verified: proof_matches(&secrets, &sign, &boxk, &proof),
+                    verification_code: crypto::verification_digits(&sign, &boxk),
+                    verified: proof
+                        .is_some_and(|p| matching_secret(&secrets, &sign, &boxk, &p).is_some()),
                 });
             }
             Ok(out)
         })
     }
 
-    /// Approves a pending join: seals every workspace key this device has to the joining
-    /// device. Refused unless its join proof matches an invite this device created.
+    /// Approves a join by an invite to approve that this device created: vouches for the
+    /// device and seals every workspace key this device has to it. Refused (`Tampered`) unless
+    /// its join proof matches such an invite.
     pub fn approve_join(&self, workspace: &str, device_id: &str) -> Result<()> {
+        self.vouch_for(workspace, device_id, true)
+    }
+
+    /// Confirms a device after comparing, in person, the six digits it shows
+    /// (`verification_code`) with those `pending_joins` lists for it: vouches for it and seals
+    /// every workspace key this device has to it.
+    pub fn confirm_device(&self, workspace: &str, device_id: &str) -> Result<()> {
+        self.vouch_for(workspace, device_id, false)
+    }
+
+    fn vouch_for(&self, workspace: &str, device_id: &str, by_proof: bool) -> Result<()> {
         validate::id("workspace_id", workspace)?;
         validate::required_line("device_id", device_id)?;
         let _one_at_a_time = self.sync_guard();
         let m = self.membership(workspace)?;
         let server = Server::new(&m.url, Some(m.token.clone()))?;
         self.refresh_team(&server, &m)?;
-        let envelopes = self.read(|c| {
-            let row: Option<(Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<i64>)> = c
+        let (sign_key, role, used_secret, envelopes) = self.read(|c| {
+            let row: Option<(Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<i64>, String)> = c
                 .query_row(
-                    "SELECT sign_key, box_key, join_proof, revoked_at_seq FROM team_devices
+                    "SELECT sign_key, box_key, join_proof, revoked_at_seq, role FROM team_devices
                      WHERE workspace_id = ?1 AND device_id = ?2",
                     params![workspace, device_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()?;
-            let (sign, boxk, proof, revoked) =
+            let (sign, boxk, proof, revoked, role) =
                 row.ok_or_else(|| Error::not_found(format!("device {device_id}")))?;
             if revoked.is_some() {
                 return Err(Error::invalid("device_id", "the device was revoked"));
             }
-            let proof = proof.ok_or_else(|| {
-                Error::invalid(
-                    "device_id",
-                    "the device did not join by an invite to approve",
-                )
-            })?;
-            if !proof_matches(&invite_secrets(c, workspace)?, &sign, &boxk, &proof) {
-                return Err(Error::Tampered(
-                    "the device's join proof matches no invite of this device: do not approve it"
-                        .into(),
-                ));
+            let mut used = None;
+            if by_proof {
+                let secrets = invite_secrets(c, workspace, true)?;
+                used = proof.and_then(|p| matching_secret(&secrets, &sign, &boxk, &p));
+                if used.is_none() {
+                    return Err(Error::Tampered(
+                        "the device's join proof matches no invite of this device: do not approve it"
+                            .into(),
+                    ));
+                }
             }
             let box_key: [u8; 32] = boxk
                 .as_slice()
                 .try_into()
                 .map_err(|_| Error::Corrupt("a team device's key is damaged".into()))?;
-            let own = own_keys(c, workspace)?;
-            let mut st = c.prepare(
-                "SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 ORDER BY epoch",
-            )?;
-            let all: Vec<(u32, Vec<u8>)> = st
-                .query_map(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            all.into_iter()
-                .map(|(epoch, k)| {
-                    let key = crypto::key_from_bytes(&k).ok_or_else(|| {
-                        Error::Corrupt("a stored workspace key is damaged".into())
-                    })?;
-                    crypto::wrap_key(&own, workspace, device_id, &box_key, epoch, &key)
-                })
-                .collect::<Result<Vec<_>>>()
+            let envelopes = wrap_all(c, workspace, device_id, &box_key, &[])?;
+            Ok((sign, role, used, envelopes))
         })?;
         server.post::<_, proto::KeysResponse>(
             Call::Device,
@@ -416,23 +404,85 @@ impl Store {
                 envelopes,
             },
         )?;
+        self.with_writer(|w| {
+            let tx = w.conn.transaction()?;
+            accept(&tx, workspace, &sign_key, role == proto::roles::COORDINATOR)?;
+            if let Some(secret) = used_secret {
+                tx.execute(
+                    "DELETE FROM invite_secrets WHERE workspace_id = ?1 AND secret = ?2",
+                    params![workspace, secret],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
         self.refresh_team(&server, &m)?;
         Ok(())
     }
 
-    /// The six digits to show on a device that joined by an invite to be approved, while it
-    /// waits; `None` for a device that was handed the keys.
-    pub fn join_verification_code(&self, workspace: &str) -> Result<Option<String>> {
+    /// As a coordinator, seals the keys a device this device vouches for is missing (it joined
+    /// with a code made before a rotation, or enrolled while one ran). Returns whether it sent
+    /// any.
+    pub(crate) fn top_up(&self, server: &Server, m: &Membership) -> Result<bool> {
+        let envelopes = self.read(|c| {
+            let role: String = c.query_row(
+                "SELECT role FROM memberships WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| r.get(0),
+            )?;
+            if role != proto::roles::COORDINATOR {
+                return Ok(Vec::new());
+            }
+            let mut st = c.prepare(
+                "SELECT d.device_id, d.box_key, d.key_epochs FROM team_devices d
+                 JOIN accepted_devices a ON a.workspace_id = d.workspace_id AND a.sign_key = d.sign_key
+                 WHERE d.workspace_id = ?1 AND d.revoked_at_seq IS NULL AND d.device_id != ?2",
+            )?;
+            let rows = st
+                .query_map(params![m.workspace, m.device_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let current = current_epoch(c, &m.workspace)?;
+            let mut out = Vec::new();
+            for (device, boxk, epochs) in rows {
+                // Only a device missing the current key needs anything.
+                if has_epoch(&epochs, current) {
+                    continue;
+                }
+                let Ok(box_key) = <[u8; 32]>::try_from(boxk.as_slice()) else {
+                    continue;
+                };
+                let held: Vec<u32> = epochs.split(',').filter_map(|e| e.parse().ok()).collect();
+                out.extend(wrap_all(c, &m.workspace, &device, &box_key, &held)?);
+            }
+            Ok(out)
+        })?;
+        if envelopes.is_empty() {
+            return Ok(false);
+        }
+        server.post::<_, proto::KeysResponse>(
+            Call::Device,
+            proto::PATH_KEYS,
+            &proto::KeysRequest {
+                rotate_to: None,
+                envelopes,
+            },
+        )?;
+        self.refresh_team(server, m)?;
+        Ok(true)
+    }
+
+    /// The six digits this device shows so that a coordinator can check, in person, that the
+    /// server lists its real keys (`pending_joins`, `confirm_device`).
+    pub fn verification_code(&self, workspace: &str) -> Result<String> {
         validate::id("workspace_id", workspace)?;
         self.read(|c| {
-            let proof: Option<Option<Vec<u8>>> = c
-                .query_row(
-                    "SELECT join_proof FROM memberships WHERE workspace_id = ?1",
-                    params![workspace],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(proof.flatten().map(|p| crypto::verification_digits(&p)))
+            let keys = own_keys(c, workspace)?;
+            Ok(crypto::verification_digits(
+                &keys.sign_public(),
+                &keys.box_public(),
+            ))
         })
     }
 
@@ -455,6 +505,25 @@ impl Store {
             .optional()?
             .ok_or_else(|| Error::not_found(format!("a synced membership of {workspace}")))
         })
+    }
+}
+
+impl crate::store::PendingRevocation {
+    /// Tells the server that this device was wiped, so that it is revoked at once and a
+    /// coordinator's device rotates the workspace key. Safe to repeat: a device already
+    /// revoked counts as done.
+    pub fn send(&self) -> Result<()> {
+        let server = Server::new(&self.server_url, Some(self.device_token.to_string()))?;
+        match server.post::<_, proto::RevokeResponse>(
+            Call::Device,
+            proto::PATH_REVOKE,
+            &proto::RevokeRequest {
+                device_id: self.device_id.clone(),
+            },
+        ) {
+            Ok(_) | Err(Error::DeviceRevoked) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -510,19 +579,35 @@ pub(crate) fn store_team(
             role = coalesce(?3, role) WHERE workspace_id = ?1",
         params![ws, i64::try_from(team.version).unwrap_or(i64::MAX), role],
     )?;
+    // Devices that joined with an invite this device handed over in person: their proof,
+    // made with the invite's secret, shows the listed keys are theirs.
+    let secrets = invite_secrets(tx, ws, false)?;
+    for d in &team.devices {
+        if let Some(proof) = &d.join_proof
+            && d.revoked_at_seq.is_none()
+            && matching_secret(&secrets, &d.sign_key, &d.box_key, proof).is_some()
+        {
+            accept(tx, ws, &d.sign_key, false)?;
+        }
+    }
     let own = own_keys(tx, ws)?;
     let mut learnt = Vec::new();
     for env in &team.envelopes {
         if env.device_id != m.device_id || keys::at_epoch(tx, ws, env.epoch)?.is_some() {
             continue;
         }
-        // Only a coordinator still in the team may hand out keys: a revoked coordinator's
-        // phone, with a server's help, must not make the team adopt a key it knows.
+        // Only a coordinator still in the team, and one this device learnt in person (through
+        // its invite) or confirmed, may hand out keys: neither the server nor a revoked
+        // coordinator's phone may make the team adopt a key they know.
         let signer_ok = team.devices.iter().any(|d| {
             d.sign_key == env.signer_key
                 && d.role == proto::roles::COORDINATOR
                 && d.revoked_at_seq.is_none()
-        });
+        }) && tx
+            .prepare_cached(
+                "SELECT 1 FROM trusted_signers WHERE workspace_id = ?1 AND sign_key = ?2",
+            )?
+            .exists(params![ws, env.signer_key.as_slice()])?;
         if !signer_ok {
             continue;
         }
@@ -561,9 +646,12 @@ fn rotation_plan(
     let Some((epoch, true)) = state else {
         return Ok(None);
     };
+    // Only devices this one vouches for: a device the server slipped into the list must not
+    // receive the new key.
     let mut st = c.prepare(
-        "SELECT device_id, box_key FROM team_devices
-         WHERE workspace_id = ?1 AND revoked_at_seq IS NULL ORDER BY device_id",
+        "SELECT d.device_id, d.box_key FROM team_devices d
+         JOIN accepted_devices a ON a.workspace_id = d.workspace_id AND a.sign_key = d.sign_key
+         WHERE d.workspace_id = ?1 AND d.revoked_at_seq IS NULL ORDER BY d.device_id",
     )?;
     let recipients = st
         .query_map(params![workspace], |r| {
@@ -600,22 +688,64 @@ fn has_epoch(list: &str, epoch: u32) -> bool {
     list.split(',').any(|e| e.parse() == Ok(epoch))
 }
 
-/// Verification secrets of this device's invites that have not expired.
-fn invite_secrets(c: &Connection, workspace: &str) -> Result<Vec<Vec<u8>>> {
-    let mut st = c.prepare(
-        "SELECT secret FROM invite_secrets WHERE workspace_id = ?1 AND expires_at >= ?2",
-    )?;
-    let rows = st.query_map(params![workspace, now_ms() / 1000], |r| r.get(0))?;
+/// Verification secrets of this device's invites (of invites to approve, or in person).
+fn invite_secrets(c: &Connection, workspace: &str, approval: bool) -> Result<Vec<Vec<u8>>> {
+    let mut st =
+        c.prepare("SELECT secret FROM invite_secrets WHERE workspace_id = ?1 AND approval = ?2")?;
+    let rows = st.query_map(params![workspace, approval], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn proof_matches(secrets: &[Vec<u8>], sign: &[u8], boxk: &[u8], proof: &[u8]) -> bool {
+/// The secret among `secrets` under which `proof` is the join proof of these keys.
+fn matching_secret(secrets: &[Vec<u8>], sign: &[u8], boxk: &[u8], proof: &[u8]) -> Option<Vec<u8>> {
     let (Ok(sign), Ok(boxk)) = (<[u8; 32]>::try_from(sign), <[u8; 32]>::try_from(boxk)) else {
-        return false;
+        return None;
     };
     secrets
         .iter()
-        .any(|s| crypto::verify_join_proof(s, &sign, &boxk, proof))
+        .find(|s| crypto::verify_join_proof(s, &sign, &boxk, proof))
+        .cloned()
+}
+
+/// Records that this device vouches for a device (and, for a coordinator, accepts keys it
+/// seals).
+fn accept(tx: &Transaction<'_>, workspace: &str, sign_key: &[u8], coordinator: bool) -> Result<()> {
+    tx.execute(
+        "INSERT INTO accepted_devices(workspace_id, sign_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![workspace, sign_key],
+    )?;
+    if coordinator {
+        tx.execute(
+            "INSERT INTO trusted_signers(workspace_id, sign_key) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+            params![workspace, sign_key],
+        )?;
+    }
+    Ok(())
+}
+
+/// Envelopes of every workspace key this device has, except epochs in `skip`, for a device.
+fn wrap_all(
+    c: &Connection,
+    workspace: &str,
+    device_id: &str,
+    box_key: &[u8; 32],
+    skip: &[u32],
+) -> Result<Vec<proto::KeyEnvelope>> {
+    let own = own_keys(c, workspace)?;
+    let mut st =
+        c.prepare("SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 ORDER BY epoch")?;
+    let all: Vec<(u32, Vec<u8>)> = st
+        .query_map(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    all.into_iter()
+        .filter(|(epoch, _)| !skip.contains(epoch))
+        .map(|(epoch, k)| {
+            let key = crypto::key_from_bytes(&k)
+                .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))?;
+            crypto::wrap_key(&own, workspace, device_id, box_key, epoch, &key)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -684,6 +814,7 @@ mod tests {
             keys: vec![(epoch, serde_bytes::ByteBuf::from(key.to_vec()))],
             server: None,
             verify: None,
+            signers: Vec::new(),
         })
         .unwrap();
         other.join(&code).unwrap();
@@ -803,6 +934,72 @@ mod tests {
             "no longer set aside"
         );
         assert_eq!(report.changed, vec![id]);
+    }
+
+    #[test]
+    fn keys_are_adopted_only_from_coordinators_this_device_learnt_in_person() {
+        let (_d, store, ws, _, _) = setup();
+        let me = store.read(|c| own_keys(c, &ws)).unwrap();
+        let stranger = DeviceKeys::generate();
+        let next = crypto::new_workspace_key();
+        let entry = |id: &str, k: &DeviceKeys, role: &str| proto::TeamDevice {
+            device_id: id.into(),
+            name: id.into(),
+            role: role.into(),
+            sign_key: k.sign_public(),
+            box_key: k.box_public(),
+            join_proof: None,
+            enrolled_at: 0,
+            revoked_at_seq: None,
+            key_epochs: vec![],
+        };
+        let team = proto::TeamResponse {
+            version: 9,
+            epoch: 1,
+            rotation_needed: false,
+            devices: vec![
+                entry("me", &me, proto::roles::MEMBER),
+                entry("planted", &stranger, proto::roles::COORDINATOR),
+            ],
+            envelopes: vec![
+                crypto::wrap_key(&stranger, &ws, "me", &me.box_public(), 1, &next).unwrap(),
+            ],
+        };
+        let m = Membership {
+            workspace: ws.clone(),
+            url: String::new(),
+            token: String::new(),
+            device_id: "me".into(),
+        };
+        let apply = |team: &proto::TeamResponse| {
+            store
+                .with_writer(|w| {
+                    let tx = w.conn.transaction()?;
+                    let learnt = store_team(&tx, &m, team)?;
+                    tx.commit()?;
+                    Ok(learnt)
+                })
+                .unwrap()
+        };
+        assert!(
+            apply(&team).is_empty(),
+            "a coordinator only the server vouches for"
+        );
+        assert!(store.read(|c| keys::at_epoch(c, &ws, 1)).unwrap().is_none());
+        // Once this device has met it (an invite vouched for it, or it was confirmed):
+        store
+            .with_writer(|w| {
+                let tx = w.conn.transaction()?;
+                accept(&tx, &ws, &stranger.sign_public(), true)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(apply(&team), vec![1]);
+        assert_eq!(
+            *store.read(|c| keys::at_epoch(c, &ws, 1)).unwrap().unwrap(),
+            *next
+        );
     }
 
     #[test]

@@ -353,12 +353,15 @@ pub struct KeyRecipient {
 ///   revoked (else [`StorageError::Conflict`]: it may have been revoked meanwhile);
 /// - no (device, epoch) appears twice (`Invalid`);
 /// - `rotate_to: Some(n)`: `n` is `epoch + 1` (else `Conflict`: another coordinator rotated
-///   first), every envelope is of epoch `n` (`Invalid`), and every live device with a box key has
-///   one (else `Conflict`, e.g. a device enrolled meanwhile);
+///   first), every envelope is of epoch `n` (`Invalid`), and one of them is the caller's own
+///   (`Invalid`). Other devices may be left out: a coordinator seals new keys only to the
+///   devices it vouches for, so a device the server (or a breach of it) slipped into the team
+///   gets nothing, and it tops up devices it vouches for later (`rotate_to: None`);
 /// - `rotate_to: None`: every envelope's epoch is at most `epoch` (`Invalid`).
 pub fn check_keys(
     request: &KeysRequest,
     epoch: u32,
+    caller_id: &str,
     caller_sign_key: Option<&PublicKey>,
     devices: &[KeyRecipient],
 ) -> StorageResult<()> {
@@ -417,13 +420,9 @@ pub fn check_keys(
                     envelope.epoch
                 )));
             }
-            if let Some(missing) = devices
-                .iter()
-                .find(|d| !d.revoked && d.has_box_key && !seen.contains(&(d.id.as_str(), next)))
-            {
-                return Err(StorageError::Conflict(format!(
-                    "no envelope for device {} (enrolled meanwhile?): fetch the team and retry",
-                    missing.id
+            if !seen.contains(&(caller_id, next)) {
+                return Err(StorageError::Invalid(format!(
+                    "a rotation to epoch {next} must include an envelope for the rotating device"
                 )));
             }
         }

@@ -1002,7 +1002,7 @@ impl Storage for PostgresStorage {
                     has_box_key: row.get(3),
                 });
             }
-            check_keys(request, epoch, sign_key.as_ref(), &recipients)?;
+            check_keys(request, epoch, &caller.id, sign_key.as_ref(), &recipients)?;
             let insert = tx.prepare(
                 "INSERT INTO key_envelopes (device, epoch, sealed_key, signer_key, signature,
                                             created_at)

@@ -777,7 +777,7 @@ impl Storage for SqliteStorage {
                     });
                 }
             }
-            check_keys(request, epoch, sign_key.as_ref(), &recipients)?;
+            check_keys(request, epoch, &caller.id, sign_key.as_ref(), &recipients)?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO key_envelopes (device, epoch, sealed_key, signer_key, signature,
                                             created_at)
