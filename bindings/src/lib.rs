@@ -9,6 +9,7 @@
 //!   `destroy_store_files` for a store whose key is lost.
 //! - `team`: the devices of a workspace, revocation (with key rotation), invites to be
 //!   approved, and `send_revocation` after a wipe.
+//! - `report`: a period's figures (`WaymarkStore.report(filter)`) and CSV/XLSX export.
 //! - `types`: records and enums mirroring the core model, with every conversion.
 //! - [`WaymarkError`]: one error, a variant per case an app can act on. A panic never crosses
 //!   the boundary: it becomes `WaymarkError::Internal`.
@@ -19,6 +20,7 @@ uniffi::setup_scaffolding!("waymark");
 
 mod error;
 mod listeners;
+mod report;
 mod store;
 mod team;
 mod types;
@@ -27,6 +29,9 @@ mod wipe;
 pub use error::{Result, WaymarkError};
 pub use listeners::{
     CancellationToken, ChangeListener, ChangeListenerHandle, SyncProgressListener,
+};
+pub use report::{
+    ExportOptions, ExportSummary, MonthFigures, Report, ReportFilter, VisitFigures, WorkshopFigures,
 };
 pub use store::WaymarkStore;
 pub use team::send_revocation;

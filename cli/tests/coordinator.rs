@@ -135,6 +135,8 @@ struct W {
     scores: Vec<u8>,
 }
 
+// One row of the test's table of visits: positional arguments keep the table readable.
+#[allow(clippy::too_many_arguments)]
 fn v(
     device: &'static str,
     day: i64,
