@@ -51,6 +51,27 @@ public enum KeychainKey {
         }
     }
 
+    /// The key stored under `service`/`account`, or nil if there is none (never creates one).
+    public static func existingKey(
+        service: String = defaultService, account: String = defaultAccount
+    ) throws -> Data? {
+        try read(service: service, account: account)
+    }
+
+    /// Stores `key` under `service`/`account`, replacing what was there (a rekey's new key).
+    public static func replace(service: String = defaultService, account: String = defaultAccount, with key: Data) throws {
+        guard key.count == keyLength else { throw Failure.malformed }
+        let update = [kSecValueData as String: key] as CFDictionary
+        var status = SecItemUpdate(baseQuery(service: service, account: account) as CFDictionary, update)
+        if status == errSecItemNotFound {
+            var add = baseQuery(service: service, account: account)
+            add[kSecValueData as String] = key
+            add[kSecAttrAccessible as String] = kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly
+            status = SecItemAdd(add as CFDictionary, nil)
+        }
+        guard status == errSecSuccess else { throw Failure.keychain(status) }
+    }
+
     /// Removes the key (the store it opened becomes unreadable). For "wipe this device".
     public static func delete(service: String = defaultService, account: String = defaultAccount) throws {
         let status = SecItemDelete(baseQuery(service: service, account: account) as CFDictionary)

@@ -61,6 +61,27 @@ object KeystoreKey {
         return key
     }
 
+    /** Whether a key exists under [alias]. */
+    @Synchronized
+    fun exists(context: Context, alias: String = "waymark-db-key"): Boolean =
+        File(context.noBackupFilesDir, "$alias.wrapped").exists()
+
+    /** Stores [key] as the key under [alias], replacing the old one in one atomic file write. */
+    @Synchronized
+    fun replace(context: Context, alias: String, key: ByteArray) {
+        val file = AtomicFile(File(context.noBackupFilesDir, "$alias.wrapped"))
+        val keyStore = KeyStore.getInstance(KEYSTORE).apply { load(null) }
+        val wrapping = keyStore.getKey(alias, null) as SecretKey? ?: generate(alias)
+        val out = file.startWrite()
+        try {
+            out.write(wrap(wrapping, key))
+            file.finishWrite(out)
+        } catch (e: Exception) {
+            file.failWrite(out)
+            throw e
+        }
+    }
+
     /** Forgets the key (the store becomes unreadable): for "erase everything on this device". */
     @Synchronized
     fun delete(context: Context, alias: String = "waymark-db-key") {
@@ -92,5 +113,52 @@ object KeystoreKey {
         val cipher = Cipher.getInstance(TRANSFORMATION)
         cipher.init(Cipher.DECRYPT_MODE, wrapping, GCMParameterSpec(TAG_BITS, blob, 1, ivLen))
         return cipher.doFinal(blob, 1 + ivLen, blob.size - 1 - ivLen)
+    }
+}
+
+/**
+ * The store key in Android Keystore as a [StoreKeyVault]: the current key under [alias], the
+ * pending key of a rekey under "[alias].next".
+ *
+ * ```
+ * val vault = KeystoreKeyVault(context)
+ * val store = WaymarkKeys.open(path, vault)
+ * store.rekey(vault)                 // a new key, nothing lost if the app is killed meanwhile
+ * val report = store.wipe(vault)     // panic button: keys deleted, store destroyed
+ * ```
+ */
+class KeystoreKeyVault(
+    private val context: Context,
+    private val alias: String = "waymark-db-key",
+) : org.waymark.StoreKeyVault {
+    private val next = "$alias.next"
+
+    override fun currentKey(): ByteArray = KeystoreKey.databaseKey(context, alias)
+
+    override fun createPendingKey(): ByteArray {
+        KeystoreKey.delete(context, next)
+        return KeystoreKey.databaseKey(context, next)
+    }
+
+    override fun pendingKey(): ByteArray? =
+        if (KeystoreKey.exists(context, next)) KeystoreKey.databaseKey(context, next) else null
+
+    override fun promotePendingKey() {
+        val key = pendingKey() ?: return
+        try {
+            // Killed between these two lines, both names hold the new key: the next open
+            // tries the pending one first, which works, and promotes again.
+            KeystoreKey.replace(context, alias, key)
+            KeystoreKey.delete(context, next)
+        } finally {
+            key.fill(0)
+        }
+    }
+
+    override fun discardPendingKey() = KeystoreKey.delete(context, next)
+
+    override fun deleteAll() {
+        KeystoreKey.delete(context, alias)
+        KeystoreKey.delete(context, next)
     }
 }
