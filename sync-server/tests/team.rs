@@ -774,6 +774,22 @@ async fn garbage_bodies_on_the_new_routes_get_400_with_a_code(backend: Backend) 
                 .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
         }
     }
+    // A device id of a megabyte is refused without being echoed back.
+    let huge = "d".repeat(1 << 20);
+    let message = revoke_raw(&server, &lead, &huge)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    assert!(message.len() < 200, "{message}");
+    let mut far = envelope(&lead, 0, &lead);
+    far.device_id = huge;
+    let request = KeysRequest {
+        rotate_to: None,
+        envelopes: vec![far],
+    };
+    let message = keys_raw(&server, &lead, &request)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    assert!(message.len() < 200, "{message}");
     // Enrollment: keys of the wrong length, all-zero keys, an oversized join proof.
     let token = server.enrollment_token(&ws);
     let short = {
