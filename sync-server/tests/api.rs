@@ -176,6 +176,22 @@ async fn requests_without_a_valid_device_token_get_401(backend: Backend) {
                     role: None,
                 })),
             ),
+            (Method::GET, "/v1/team", None),
+            (
+                Method::POST,
+                "/v1/keys",
+                Some(encode(&waymark_protocol::KeysRequest {
+                    rotate_to: None,
+                    envelopes: vec![],
+                })),
+            ),
+            (
+                Method::POST,
+                "/v1/devices/revoke",
+                Some(encode(&waymark_protocol::RevokeRequest {
+                    device_id: device.device_id.clone(),
+                })),
+            ),
         ] {
             let mut req = Request::builder().method(method).uri(path);
             if let Some(auth) = &auth {
@@ -191,7 +207,7 @@ async fn requests_without_a_valid_device_token_get_401(backend: Backend) {
             assert!(answer.headers.contains_key("www-authenticate"));
         }
     }
-    // Nothing was stored by the refused pushes.
+    // Nothing was stored by the refused pushes, and the device was not revoked.
     assert_eq!(server.pull(&device.device_token, 0, None).await.head, 1);
 }
 
