@@ -283,7 +283,7 @@ fn a_device_joins_by_an_invite_without_keys_once_a_coordinator_approves_it() {
         newcomer
             .store
             .create_visit(&ws, &visit("X", "too early", NOV_1)),
-        Err(_)
+        Err(Error::NotPermitted(_))
     ));
 
     // An enrollment the server (or anyone with a token) slips in, with keys of its own choosing.

@@ -26,8 +26,12 @@ pub(crate) fn enqueue(
     if chunk.is_empty() || !connected(conn, workspace)? {
         return Ok(());
     }
-    let (epoch, key) = keys::current(conn, workspace)?
-        .ok_or_else(|| Error::Corrupt(format!("workspace {workspace} has no key")))?;
+    // Only a device that joined by an invite to approve has no key yet.
+    let (epoch, key) = keys::current(conn, workspace)?.ok_or_else(|| {
+        Error::NotPermitted(
+            "this device waits for a coordinator to approve its join before it can record".into(),
+        )
+    })?;
     let own = crate::sync::team::own_keys(conn, workspace)?;
     let sealed = crypto::seal_signed(
         &key,

@@ -365,17 +365,30 @@ impl Store {
         let server = Server::new(&m.url, Some(m.token.clone()))?;
         self.refresh_team(&server, &m)?;
         let (sign_key, role, used_secret, envelopes) = self.read(|c| {
-            let row: Option<(Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<i64>, String)> = c
+            let row: Option<Listed> = c
                 .query_row(
                     "SELECT sign_key, box_key, join_proof, revoked_at_seq, role FROM team_devices
                      WHERE workspace_id = ?1 AND device_id = ?2",
                     params![workspace, device_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    |r| {
+                        Ok(Listed {
+                            sign: r.get(0)?,
+                            boxk: r.get(1)?,
+                            proof: r.get(2)?,
+                            revoked: r.get::<_, Option<i64>>(3)?.is_some(),
+                            role: r.get(4)?,
+                        })
+                    },
                 )
                 .optional()?;
-            let (sign, boxk, proof, revoked, role) =
-                row.ok_or_else(|| Error::not_found(format!("device {device_id}")))?;
-            if revoked.is_some() {
+            let Listed {
+                sign,
+                boxk,
+                proof,
+                revoked,
+                role,
+            } = row.ok_or_else(|| Error::not_found(format!("device {device_id}")))?;
+            if revoked {
                 return Err(Error::invalid("device_id", "the device was revoked"));
             }
             let mut used = None;
@@ -621,11 +634,20 @@ pub(crate) fn store_team(
     Ok(learnt)
 }
 
+/// A device to seal a key to: its id and X25519 public key.
+type Recipient = (String, [u8; 32]);
+
+/// A device as the team directory lists it, for approving or confirming it.
+struct Listed {
+    sign: Vec<u8>,
+    boxk: Vec<u8>,
+    proof: Option<Vec<u8>>,
+    revoked: bool,
+    role: String,
+}
+
 /// The epoch and the remaining devices' X25519 keys, if this device must rotate now.
-fn rotation_plan(
-    c: &Connection,
-    workspace: &str,
-) -> Result<Option<(u32, Vec<(String, [u8; 32])>)>> {
+fn rotation_plan(c: &Connection, workspace: &str) -> Result<Option<(u32, Vec<Recipient>)>> {
     let role: Option<String> = c
         .query_row(
             "SELECT role FROM memberships WHERE workspace_id = ?1 AND revoked = 0",
