@@ -15,6 +15,12 @@
 //!   `UPDATE` so foreign-key checks (enrolling a device into the workspace) do not wait for it;
 //! - a push also locks its device's row, and a revocation updates that row: so a revocation and
 //!   a push by that device are ordered, and a push never commits after the revocation it raced;
+//! - team changes (enrollment, revocation, key upload) take the same workspace row lock first
+//!   (the one lock order everywhere: workspace, then devices and tokens, so they cannot
+//!   deadlock with pushes or each other): two coordinators rotating at once from different
+//!   processes are serialised and the second sees the first's epoch; an enrollment is entirely
+//!   before or after a rotation; a revocation reads the head no push is about to move, which
+//!   makes its `revoked_at_seq` exact;
 //! - reads (pull, usage, ...) run in one REPEATABLE READ, READ ONLY transaction, so the blobs
 //!   and the head a pull reports come from the same snapshot;
 //! - the few retryable failures PostgreSQL may still report (deadlock, serialization) are retried
