@@ -611,3 +611,35 @@ fn a_device_nobody_vouches_for_gets_no_new_key_until_a_coordinator_confirms_it()
     );
     assert!(key_epochs("Planted").is_empty());
 }
+
+#[test]
+fn a_revocation_by_the_operator_makes_the_coordinators_next_sync_rotate_the_key() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (server_ws, token) = server.workspace_and_token();
+    let (devices, ws) = team(&server.url(), &token, &["Coordinator", "Ana", "Lost phone"]);
+    let lost = device_id(&devices[0], &ws, "Lost phone");
+    let out = admin(&server.data, &["devices", "revoke", &lost]);
+    assert!(out["revoked_at_seq"].as_u64().is_some(), "{out}");
+    assert!(matches!(devices[2].store.sync(), Err(Error::DeviceRevoked)));
+
+    // The coordinator's next sync learns of it and rotates; Ana's next sync picks the key up.
+    devices[0].sync_until_ok();
+    let reader = raw_device(&server, &server_ws, "Reader");
+    let v = devices[0]
+        .store
+        .create_visit(&ws, &visit("Clinic", "after the phone was lost", NOV_1))
+        .unwrap();
+    devices[0].sync_until_ok();
+    let newest = all_blobs(&server.url(), &reader)
+        .into_iter()
+        .map(|b| b.epoch)
+        .max()
+        .unwrap();
+    assert_eq!(newest, 1, "sealed under the rotated key");
+    devices[1].sync_until_ok();
+    assert_eq!(
+        devices[1].store.get_visit(&v).unwrap().notes,
+        "after the phone was lost"
+    );
+}
