@@ -440,6 +440,31 @@ fn search_ids(
     ))
 }
 
+/// Keeps the listed records that match the search (if any), hides restricted ones unless asked,
+/// and cuts to `limit`; returns them with how many restricted ones were hidden.
+fn narrow<T>(
+    all: Vec<T>,
+    hits: Option<&std::collections::HashMap<String, String>>,
+    include_restricted: bool,
+    limit: u32,
+    id_and_sensitivity: impl Fn(&T) -> (&String, wc::Sensitivity),
+) -> (Vec<T>, usize) {
+    let mut hidden = 0;
+    let shown = all
+        .into_iter()
+        .filter(|r| hits.is_none_or(|h| h.contains_key(id_and_sensitivity(r).0)))
+        .filter(|r| {
+            let restricted = id_and_sensitivity(r).1 == wc::Sensitivity::Restricted;
+            hidden += usize::from(restricted && !include_restricted);
+            include_restricted || !restricted
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .take(limit as usize)
+        .collect();
+    (shown, hidden)
+}
+
 fn today() -> String {
     let d = time::OffsetDateTime::now_utc().date();
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
@@ -468,23 +493,9 @@ fn visits(store: &wc::Store, a: VisitsArgs) -> Result<(), String> {
         offset: None,
     };
     let all = store.list_visits(&filter).map_err(|e| e.to_string())?;
-    let matched: Vec<_> = all
-        .into_iter()
-        .filter(|v| hits.as_ref().is_none_or(|h| h.contains_key(&v.id)))
-        .collect();
-    let hidden = if a.include_restricted {
-        0
-    } else {
-        matched
-            .iter()
-            .filter(|v| v.sensitivity == wc::Sensitivity::Restricted)
-            .count()
-    };
-    let shown: Vec<_> = matched
-        .into_iter()
-        .filter(|v| a.include_restricted || v.sensitivity == wc::Sensitivity::Normal)
-        .take(a.limit as usize)
-        .collect();
+    let (shown, hidden) = narrow(all, hits.as_ref(), a.include_restricted, a.limit, |v| {
+        (&v.id, v.sensitivity)
+    });
     Out::new(a.json).visits(&shown, hidden, hits.as_ref());
     Ok(())
 }
@@ -503,23 +514,9 @@ fn workshops(store: &wc::Store, a: WorkshopsArgs) -> Result<(), String> {
         offset: None,
     };
     let all = store.list_workshops(&filter).map_err(|e| e.to_string())?;
-    let matched: Vec<_> = all
-        .into_iter()
-        .filter(|w| hits.as_ref().is_none_or(|h| h.contains_key(&w.id)))
-        .collect();
-    let hidden = if a.include_restricted {
-        0
-    } else {
-        matched
-            .iter()
-            .filter(|w| w.sensitivity == wc::Sensitivity::Restricted)
-            .count()
-    };
-    let shown: Vec<_> = matched
-        .into_iter()
-        .filter(|w| a.include_restricted || w.sensitivity == wc::Sensitivity::Normal)
-        .take(a.limit as usize)
-        .collect();
+    let (shown, hidden) = narrow(all, hits.as_ref(), a.include_restricted, a.limit, |w| {
+        (&w.id, w.sensitivity)
+    });
     Out::new(a.json).workshops(&shown, hidden, hits.as_ref());
     Ok(())
 }
