@@ -78,6 +78,9 @@ fn seed(dir: &Path, n: usize) -> PathBuf {
                         duration_minutes: 90,
                         venue: "Community hall".into(),
                         area: AREAS[i % AREAS.len()].into(),
+                        audience: "students".into(),
+                        language: "en".into(),
+                        facilitators: vec!["Ana".into()],
                         notes: notes.join(" "),
                         ..Default::default()
                     },
@@ -162,7 +165,7 @@ fn overwrite_all(path: &Path) {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let sizes: &[usize] = if full { &[100, 10_000] } else { &[20] };
+    let sizes: &[usize] = if full { &[100, 10_000] } else { &[30] };
     let reps = if full { 15 } else { 3 };
     let tmp = match std::env::var(DIR_ENV) {
         Ok(d) => tempfile::tempdir_in(d),
