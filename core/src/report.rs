@@ -8,7 +8,7 @@
 //! count; restricted records do count (a report shows totals, never which record they came
 //! from), and exports leave them out unless asked for (see `export`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
@@ -241,32 +241,16 @@ impl Breakdown {
     }
 }
 
-/// Runs `sql` whose rows are (month, key, count) into a breakdown.
-fn breakdown(c: &Connection, sql: &str, params: &[SqlValue]) -> Result<Breakdown> {
+/// Runs `sql` whose rows are (section, month, key, n) into one breakdown per section.
+fn sections(c: &Connection, sql: &str, params: &[SqlValue]) -> Result<HashMap<String, Breakdown>> {
     let mut st = c.prepare_cached(sql)?;
     let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
-    let mut b = Breakdown::default();
+    let mut out: HashMap<String, Breakdown> = HashMap::new();
     while let Some(r) = rows.next()? {
-        b.add(r.get(0)?, r.get(1)?, r.get(2)?);
-    }
-    Ok(b)
-}
-
-/// Runs `sql` whose rows are (month, n1, n2, ...) into per-month rows of `N` numbers.
-fn per_month<const N: usize>(
-    c: &Connection,
-    sql: &str,
-    params: &[SqlValue],
-) -> Result<BTreeMap<String, [i64; N]>> {
-    let mut st = c.prepare_cached(sql)?;
-    let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
-    let mut out = BTreeMap::new();
-    while let Some(r) = rows.next()? {
-        let mut nums = [0i64; N];
-        for (i, n) in nums.iter_mut().enumerate() {
-            *n = r.get::<_, Option<i64>>(i + 1)?.unwrap_or(0);
-        }
-        out.insert(r.get::<_, String>(0)?, nums);
+        let n = r.get::<_, Option<i64>>(3)?.unwrap_or(0);
+        out.entry(r.get(0)?)
+            .or_default()
+            .add(r.get(1)?, r.get(2)?, n);
     }
     Ok(out)
 }
@@ -288,6 +272,122 @@ fn month_range(first: &str, last: &str) -> Vec<String> {
     out
 }
 
+/// The visit sections of a report, in one statement: the filtered visits are read once (with
+/// their month computed once) and every breakdown groups that set. The first parameter is
+/// `today`, then the scope's.
+fn visit_sql(scope: &str) -> String {
+    format!(
+        "WITH fv AS MATERIALIZED (
+            SELECT v.id AS id, {m} AS m, v.visit_type AS t, v.area AS a, v.people_reached AS p,
+                (v.follow_up_needed = 1 AND v.follow_up_done = 0) AS due,
+                (v.follow_up_needed = 1 AND v.follow_up_done = 0
+                    AND v.follow_up_due IS NOT NULL AND v.follow_up_due < ?) AS overdue
+            FROM visits v WHERE {scope})
+         SELECT 'visits', m, '', count(*) FROM fv GROUP BY m
+         UNION ALL SELECT 'people', m, '', sum(p) FROM fv GROUP BY m
+         UNION ALL SELECT 'due', m, '', sum(due) FROM fv GROUP BY m
+         UNION ALL SELECT 'overdue', m, '', sum(overdue) FROM fv GROUP BY m
+         UNION ALL SELECT 'type', m, t, count(*) FROM fv GROUP BY m, t
+         UNION ALL SELECT 'area', m, a, count(*) FROM fv GROUP BY m, a
+         UNION ALL SELECT 'indicators', fv.m, i.indicator, count(*) FROM fv
+            JOIN visit_indicators i ON i.visit_id = fv.id GROUP BY fv.m, i.indicator
+         UNION ALL SELECT 'ref_kind', fv.m, r.kind, count(*) FROM fv
+            JOIN referrals r ON r.visit_id = fv.id GROUP BY fv.m, r.kind
+         UNION ALL SELECT 'ref_status', fv.m, r.status, count(*) FROM fv
+            JOIN referrals r ON r.visit_id = fv.id GROUP BY fv.m, r.status",
+        m = month("v"),
+    )
+}
+
+/// The workshop sections of a report, in one statement. Attendance puts named attendees
+/// (withdrawn excluded, unrecorded band or gender as `unknown` / `not_recorded`) and anonymous
+/// tallies side by side.
+fn workshop_sql(scope: &str) -> String {
+    format!(
+        "WITH fk AS MATERIALIZED (
+            SELECT k.id AS id, {m} AS m, k.topic AS t, k.audience AS au
+            FROM workshops k WHERE {scope}),
+         people AS MATERIALIZED (
+            SELECT fk.m AS m, coalesce(a.age_band, 'unknown') AS band,
+                coalesce(a.gender, 'not_recorded') AS g, 1 AS n, 1 AS named
+            FROM fk JOIN attendees a ON a.workshop_id = fk.id WHERE a.withdrawn = 0
+            UNION ALL
+            SELECT fk.m, t.age_band, t.gender, t.count, 0
+            FROM fk JOIN tallies t ON t.workshop_id = fk.id)
+         SELECT 'workshops', m, '', count(*) FROM fk GROUP BY m
+         UNION ALL SELECT 'topic', m, t, count(*) FROM fk GROUP BY m, t
+         UNION ALL SELECT 'audience', m, au, count(*) FROM fk GROUP BY m, au
+         UNION ALL SELECT 'named', m, '', sum(n) FROM people WHERE named = 1 GROUP BY m
+         UNION ALL SELECT 'anonymous', m, '', sum(n) FROM people WHERE named = 0 GROUP BY m
+         UNION ALL SELECT 'age', m, band, sum(n) FROM people GROUP BY m, band
+         UNION ALL SELECT 'gender', m, g, sum(n) FROM people GROUP BY m, g
+         UNION ALL SELECT 'feedback', fk.m, '', count(*) FROM fk
+            JOIN feedback f ON f.workshop_id = fk.id GROUP BY fk.m
+         UNION ALL SELECT 'score', fk.m, '', sum(f.score) FROM fk
+            JOIN feedback f ON f.workshop_id = fk.id GROUP BY fk.m",
+        m = month("k"),
+    )
+}
+
+/// The figures of one section set, overall (`month` None) or for one month.
+struct Pick<'a> {
+    sections: &'a HashMap<String, Breakdown>,
+    month: Option<&'a str>,
+}
+
+impl Pick<'_> {
+    fn counts(&self, name: &str) -> Vec<Count> {
+        match (self.sections.get(name), self.month) {
+            (None, _) => Vec::new(),
+            (Some(b), None) => b.overall(),
+            (Some(b), Some(m)) => b.month(m),
+        }
+    }
+
+    fn total(&self, name: &str) -> i64 {
+        let Some(b) = self.sections.get(name) else {
+            return 0;
+        };
+        let map = match self.month {
+            None => Some(&b.total),
+            Some(m) => b.months.get(m),
+        };
+        map.and_then(|m| m.get("")).copied().unwrap_or(0)
+    }
+
+    fn visits(&self) -> VisitFigures {
+        VisitFigures {
+            visits: self.total("visits"),
+            people_reached: self.total("people"),
+            by_type: self.counts("type"),
+            by_area: self.counts("area"),
+            indicators: self.counts("indicators"),
+            referrals: self.counts("ref_kind").iter().map(|c| c.count).sum(),
+            referrals_by_kind: self.counts("ref_kind"),
+            referrals_by_status: self.counts("ref_status"),
+            follow_ups_due: self.total("due"),
+            follow_ups_overdue: self.total("overdue"),
+        }
+    }
+
+    fn workshops(&self) -> WorkshopFigures {
+        let (named, anonymous) = (self.total("named"), self.total("anonymous"));
+        let (feedback, score) = (self.total("feedback"), self.total("score"));
+        WorkshopFigures {
+            workshops: self.total("workshops"),
+            by_topic: self.counts("topic"),
+            by_audience: self.counts("audience"),
+            attendance: named + anonymous,
+            named,
+            anonymous,
+            by_age_band: self.counts("age"),
+            by_gender: self.counts("gender"),
+            feedback_count: feedback,
+            feedback_average: (feedback > 0).then(|| score as f64 / feedback as f64),
+        }
+    }
+}
+
 impl Store {
     /// The report for `filter`: visit and workshop figures for the period, and per month.
     pub fn report(&self, filter: &ReportFilter) -> Result<Report> {
@@ -295,205 +395,49 @@ impl Store {
         let today = filter.today.clone().unwrap_or_else(today_utc);
         let v = Scope::new("v", filter, false);
         let k = Scope::new("k", filter, true);
-        let (vm, km) = (month("v"), month("k"));
-        self.read(|c| {
-            // `today` is bound first: its `?` comes before the WHERE clause's.
-            let mut vp: Vec<SqlValue> = vec![today.clone().into()];
-            vp.extend(v.params.iter().cloned());
-            let visit_totals = per_month::<4>(
-                c,
-                &format!(
-                    "SELECT {vm}, count(*), sum(v.people_reached),
-                        sum(v.follow_up_needed = 1 AND v.follow_up_done = 0),
-                        sum(v.follow_up_needed = 1 AND v.follow_up_done = 0
-                            AND v.follow_up_due IS NOT NULL AND v.follow_up_due < ?)
-                     FROM visits v WHERE {} GROUP BY 1",
-                    v.sql
-                ),
-                &vp,
-            )?;
-            let by = |col: &str| {
-                breakdown(
-                    c,
-                    &format!(
-                        "SELECT {vm}, v.{col}, count(*) FROM visits v WHERE {} GROUP BY 1, 2",
-                        v.sql
-                    ),
-                    &v.params,
-                )
-            };
-            let by_type = by("visit_type")?;
-            let by_area = by("area")?;
-            let indicators = breakdown(
-                c,
-                &format!(
-                    "SELECT {vm}, i.indicator, count(*) FROM visits v
-                     JOIN visit_indicators i ON i.visit_id = v.id WHERE {} GROUP BY 1, 2",
-                    v.sql
-                ),
-                &v.params,
-            )?;
-            let referrals = |col: &str| {
-                breakdown(
-                    c,
-                    &format!(
-                        "SELECT {vm}, r.{col}, count(*) FROM visits v
-                         JOIN referrals r ON r.visit_id = v.id WHERE {} GROUP BY 1, 2",
-                        v.sql
-                    ),
-                    &v.params,
-                )
-            };
-            let ref_kind = referrals("kind")?;
-            let ref_status = referrals("status")?;
-
-            let workshop_totals = per_month::<1>(
-                c,
-                &format!(
-                    "SELECT {km}, count(*) FROM workshops k WHERE {} GROUP BY 1",
-                    k.sql
-                ),
-                &k.params,
-            )?;
-            let wby = |col: &str| {
-                breakdown(
-                    c,
-                    &format!(
-                        "SELECT {km}, k.{col}, count(*) FROM workshops k WHERE {} GROUP BY 1, 2",
-                        k.sql
-                    ),
-                    &k.params,
-                )
-            };
-            let by_topic = wby("topic")?;
-            let by_audience = wby("audience")?;
-            // Named attendees (withdrawn excluded) and anonymous tallies, side by side.
-            let mut kp2 = k.params.clone();
-            kp2.extend(k.params.iter().cloned());
-            let people = |named_key: &str, tally_key: &str| {
-                breakdown(
-                    c,
-                    &format!(
-                        "SELECT m, key, sum(n) FROM (
-                            SELECT {km} AS m, {named_key} AS key, 1 AS n FROM workshops k
-                                JOIN attendees a ON a.workshop_id = k.id
-                                WHERE a.withdrawn = 0 AND {ks}
-                            UNION ALL
-                            SELECT {km}, {tally_key}, t.count FROM workshops k
-                                JOIN tallies t ON t.workshop_id = k.id WHERE {ks})
-                         GROUP BY 1, 2",
-                        ks = k.sql
-                    ),
-                    &kp2,
-                )
-            };
-            let by_age = people("coalesce(a.age_band, 'unknown')", "t.age_band")?;
-            let by_gender = people("coalesce(a.gender, 'not_recorded')", "t.gender")?;
-            let named = per_month::<1>(
-                c,
-                &format!(
-                    "SELECT {km}, count(*) FROM workshops k JOIN attendees a
-                        ON a.workshop_id = k.id WHERE a.withdrawn = 0 AND {} GROUP BY 1",
-                    k.sql
-                ),
-                &k.params,
-            )?;
-            let anonymous = per_month::<1>(
-                c,
-                &format!(
-                    "SELECT {km}, sum(t.count) FROM workshops k JOIN tallies t
-                        ON t.workshop_id = k.id WHERE {} GROUP BY 1",
-                    k.sql
-                ),
-                &k.params,
-            )?;
-            let feedback = per_month::<2>(
-                c,
-                &format!(
-                    "SELECT {km}, count(*), sum(f.score) FROM workshops k JOIN feedback f
-                        ON f.workshop_id = k.id WHERE {} GROUP BY 1",
-                    k.sql
-                ),
-                &k.params,
-            )?;
-
-            let visit_figures = |t: [i64; 4], pick: &dyn Fn(&Breakdown) -> Vec<Count>| {
-                let referrals = pick(&ref_kind).iter().map(|c| c.count).sum();
-                VisitFigures {
-                    visits: t[0],
-                    people_reached: t[1],
-                    by_type: pick(&by_type),
-                    by_area: pick(&by_area),
-                    indicators: pick(&indicators),
-                    referrals,
-                    referrals_by_kind: pick(&ref_kind),
-                    referrals_by_status: pick(&ref_status),
-                    follow_ups_due: t[2],
-                    follow_ups_overdue: t[3],
-                }
-            };
-            let workshop_figures =
-                |held: i64,
-                 named: i64,
-                 anonymous: i64,
-                 fb: [i64; 2],
-                 pick: &dyn Fn(&Breakdown) -> Vec<Count>| {
-                    WorkshopFigures {
-                        workshops: held,
-                        by_topic: pick(&by_topic),
-                        by_audience: pick(&by_audience),
-                        attendance: named + anonymous,
-                        named,
-                        anonymous,
-                        by_age_band: pick(&by_age),
-                        by_gender: pick(&by_gender),
-                        feedback_count: fb[0],
-                        feedback_average: (fb[0] > 0).then(|| fb[1] as f64 / fb[0] as f64),
+        // `today` is bound first: its `?` comes before the WHERE clause's.
+        let mut vp: Vec<SqlValue> = vec![today.clone().into()];
+        vp.extend(v.params.iter().cloned());
+        let (vs, ks) = self.read(|c| {
+            Ok((
+                sections(c, &visit_sql(&v.sql), &vp)?,
+                sections(c, &workshop_sql(&k.sql), &k.params)?,
+            ))
+        })?;
+        let present: Vec<&String> = [vs.get("visits"), ks.get("workshops")]
+            .into_iter()
+            .flatten()
+            .flat_map(|b| b.months.keys())
+            .collect();
+        let months = match (present.iter().min(), present.iter().max()) {
+            (Some(first), Some(last)) => month_range(first, last),
+            _ => Vec::new(),
+        };
+        let overall = |s| Pick {
+            sections: s,
+            month: None,
+        };
+        Ok(Report {
+            filter: filter.clone(),
+            visits: overall(&vs).visits(),
+            workshops: overall(&ks).workshops(),
+            months: months
+                .iter()
+                .map(|m| MonthFigures {
+                    month: m.clone(),
+                    visits: Pick {
+                        sections: &vs,
+                        month: Some(m),
                     }
-                };
-
-            let present: Vec<&String> = visit_totals.keys().chain(workshop_totals.keys()).collect();
-            let months = match (present.iter().min(), present.iter().max()) {
-                (Some(first), Some(last)) => month_range(first, last),
-                _ => Vec::new(),
-            };
-            let sum = |a: [i64; 4], b: &[i64; 4]| std::array::from_fn(|i| a[i] + b[i]);
-            let vt = visit_totals.values().fold([0; 4], sum);
-            let one = |m: &BTreeMap<String, [i64; 1]>, key: &str| m.get(key).map_or(0, |x| x[0]);
-            let all = |m: &BTreeMap<String, [i64; 1]>| m.values().map(|x| x[0]).sum::<i64>();
-            let fb_all = feedback
-                .values()
-                .fold([0; 2], |a, b| [a[0] + b[0], a[1] + b[1]]);
-            let report = Report {
-                filter: filter.clone(),
-                visits: visit_figures(vt, &|b| b.overall()),
-                workshops: workshop_figures(
-                    all(&workshop_totals),
-                    all(&named),
-                    all(&anonymous),
-                    fb_all,
-                    &|b| b.overall(),
-                ),
-                months: months
-                    .iter()
-                    .map(|m| MonthFigures {
-                        month: m.clone(),
-                        visits: visit_figures(
-                            visit_totals.get(m).copied().unwrap_or_default(),
-                            &|b| b.month(m),
-                        ),
-                        workshops: workshop_figures(
-                            one(&workshop_totals, m),
-                            one(&named, m),
-                            one(&anonymous, m),
-                            feedback.get(m).copied().unwrap_or_default(),
-                            &|b| b.month(m),
-                        ),
-                    })
-                    .collect(),
-                today: today.clone(),
-            };
-            Ok(report)
+                    .visits(),
+                    workshops: Pick {
+                        sections: &ks,
+                        month: Some(m),
+                    }
+                    .workshops(),
+                })
+                .collect(),
+            today,
         })
     }
 }
