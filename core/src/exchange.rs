@@ -319,7 +319,16 @@ pub(crate) fn merge_chunks(
     }
     store::ensure_workspace(tx, t.workspace)?;
     let mut new_chunks = Vec::new();
-    if is_new {
+    // A new document that arrived whole in one chunk (its first blob is a save) is stored as
+    // that chunk: encoding it again would cost as much as decoding it did.
+    let whole = match chunks {
+        [only] if is_new && !waiting => Some(only),
+        _ => None,
+    };
+    if let Some(only) = whole {
+        store::insert_doc_as(tx, t.id, &mut stored, only)?;
+        new_chunks.push(only.clone());
+    } else if is_new {
         new_chunks.push(store::insert_doc(tx, t.id, &mut stored)?);
     }
     if waiting {
@@ -338,7 +347,11 @@ pub(crate) fn merge_chunks(
             outbox::enqueue(tx, t.workspace, t.id, t.kind, chunk)?;
         }
     }
-    store::refresh_projection(tx, t.id, &stored.doc)?;
+    if is_new {
+        store::project_new(tx, t.id, &stored.doc)?;
+    } else {
+        store::refresh_projection(tx, t.id, &stored.doc)?;
+    }
     Ok((stored, true))
 }
 

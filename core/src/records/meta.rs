@@ -50,6 +50,46 @@ pub(crate) fn conflicting_fields(doc: &AutoCommit) -> Vec<(String, Vec<(FieldVal
     out
 }
 
+/// Whether any field holds concurrent different values: what `conflicting_fields` finds, told
+/// without building paths and values (every projection refresh asks).
+pub(crate) fn any_conflict(doc: &AutoCommit) -> bool {
+    any_conflict_in(doc, &ROOT, 0)
+}
+
+fn any_conflict_in(doc: &AutoCommit, obj: &ObjId, depth: usize) -> bool {
+    for key in doc.keys(obj) {
+        let Ok(values) = doc.get_all(obj, key.as_str()) else {
+            continue;
+        };
+        if values.len() > 1 {
+            let mut scalars = values.iter().filter_map(|(v, _)| match v {
+                Value::Scalar(s) if !s.is_counter() => Some(field_value(s)),
+                _ => None,
+            });
+            if let Some(first) = scalars.next()
+                && scalars.any(|v| v != first)
+            {
+                return true;
+            }
+        }
+        let child = match values.as_slice() {
+            [(Value::Object(ObjType::Map), id)] => Some(id.clone()),
+            [] | [_] => None,
+            _ => match doc.get(obj, key.as_str()) {
+                Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+                _ => None,
+            },
+        };
+        if depth + 1 < MAX_DEPTH
+            && let Some(child) = child
+            && any_conflict_in(doc, &child, depth + 1)
+        {
+            return true;
+        }
+    }
+    false
+}
+
 fn walk(
     doc: &AutoCommit,
     obj: &ObjId,

@@ -245,5 +245,5 @@ pub(crate) fn get_counter_sum(doc: &AutoCommit, obj: &ObjId, key: &str) -> i64 {
 /// True if any scalar field of `obj` or of the maps nested one or two levels below holds
 /// concurrent differing values.
 pub(crate) fn has_conflicts(doc: &AutoCommit) -> bool {
-    !meta::conflicting_fields(doc).is_empty()
+    meta::any_conflict(doc)
 }

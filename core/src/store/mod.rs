@@ -303,7 +303,7 @@ impl Store {
             };
             let snapshot = docs::insert(&tx, &id, &mut stored)?;
             outbox::enqueue(&tx, workspace, &id, kind, &snapshot)?;
-            projection::refresh(&tx, &id, &stored.doc)?;
+            projection::refresh_new(&tx, &id, &stored.doc)?;
             tx.commit()?;
             w.cache.put(id.clone(), stored);
             Ok(id)
@@ -718,9 +718,10 @@ pub(crate) fn ensure_workspace(tx: &Transaction<'_>, workspace: &str) -> Result<
 }
 
 pub(crate) use docs::{
-    append as append_chunk, decode_heads, insert as insert_doc, load as load_stored,
+    append as append_chunk, decode_heads, insert as insert_doc, insert_as as insert_doc_as,
+    load as load_stored,
 };
-pub(crate) use projection::refresh as refresh_projection;
+pub(crate) use projection::{refresh as refresh_projection, refresh_new as project_new};
 
 #[cfg(test)]
 mod tests;

@@ -38,17 +38,28 @@ fn b(v: bool) -> i64 {
 
 /// Replaces the projection rows of document `id` with rows derived from `doc`.
 pub(crate) fn refresh(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Result<()> {
+    project(tx, id, doc, false)
+}
+
+/// Writes the projection rows of document `id`, stored in this transaction: it has none yet.
+pub(crate) fn refresh_new(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Result<()> {
+    project(tx, id, doc, true)
+}
+
+fn project(tx: &Transaction<'_>, id: &str, doc: &AutoCommit, new: bool) -> Result<()> {
     let n: i64 = tx
         .prepare_cached("SELECT n FROM documents WHERE id = ?1")?
         .query_row(params![id], |r| r.get(0))?;
-    tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?
-        .execute(params![n])?;
+    if !new {
+        tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?
+            .execute(params![n])?;
+    }
     // A document whose first change has not arrived yet has nothing to show.
     let Some(h) = records::header(doc) else {
         return Ok(());
     };
     // A document's kind never changes: only its own kind's tables can hold rows of it.
-    for (table, col, _) in PER_DOC.iter().filter(|(_, _, k)| *k == h.kind) {
+    for (table, col, _) in PER_DOC.iter().filter(|(_, _, k)| *k == h.kind && !new) {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE {col} = ?1"))?
             .execute(params![id])?;
     }
