@@ -1,0 +1,146 @@
+//! A new phone joins a big workspace: time, bytes on the wire and the client's peak memory to
+//! pull everything from a real server process on loopback. Prints figures; asserts nothing
+//! about time.
+//!
+//! Run: `cargo bench -p waymark-e2e --bench bootstrap` (env `WAYMARK_BENCH_RECORDS`, default
+//! 100000). The workspace is recorded by a coordinator whose store lives on tmpfs when there is
+//! one (seeding is not what is measured); the newcomer runs in a child process of its own, on
+//! disk, so that its resident-memory high-water mark (`VmHWM`) is the client's alone.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::Instant;
+
+use support::*;
+use waymark_core::*;
+
+const CHILD: &str = "WAYMARK_BENCH_BOOTSTRAP_CHILD";
+
+/// Kilobytes of a field of /proc/self/status (e.g. `VmHWM`).
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The newcomer: joins with the invite in `argv[1]`, syncs everything, prints one line of
+/// figures.
+fn child(code: &str) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = Store::open(dir.path().join("waymark.db"), &rand::random::<[u8; 32]>()).unwrap();
+    store.set_device_name("Newcomer").unwrap();
+    let before = status_kb("VmRSS");
+    let t = Instant::now();
+    store.join(code).unwrap();
+    let report = store.sync().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let visits = store
+        .list_visits(&VisitFilter {
+            limit: Some(5),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(visits.len(), 5);
+    println!(
+        "RESULT {secs:.3} {} {} {} {before} {}",
+        report.pulled,
+        report.bytes_down,
+        report.bytes_up,
+        status_kb("VmHWM")
+    );
+}
+
+fn main() {
+    if let Ok(code) = std::env::var(CHILD) {
+        child(&code);
+        return;
+    }
+    let records: usize = std::env::var("WAYMARK_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    println!("Waymark bootstrap benchmark (loopback, real server process, {records} visits)");
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (_, token) = server.workspace_and_token();
+    let shm = std::path::Path::new("/dev/shm");
+    let seed_dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let coordinator = Store::open(
+        seed_dir.path().join("waymark.db"),
+        &rand::random::<[u8; 32]>(),
+    )
+    .unwrap();
+    coordinator.set_device_name("Coordinator").unwrap();
+    let ws = coordinator.create_workspace("Big team").unwrap().id;
+    coordinator
+        .connect_workspace(&ws, &server.url(), &token)
+        .unwrap();
+    let t = Instant::now();
+    for i in 0..records {
+        coordinator
+            .create_visit(
+                &ws,
+                &visit(
+                    &format!("Place {i}"),
+                    &format!(
+                        "Visit {i}: workers met at the gate, two without documents; hotline \
+                         cards given."
+                    ),
+                    NOV_1 + i as i64 * 60_000,
+                ),
+            )
+            .unwrap();
+        // Push as it goes, as a coordinator's phone would over weeks: keeps the outbox small.
+        if (i + 1) % 20_000 == 0 {
+            coordinator.sync().unwrap();
+        }
+    }
+    let pushed = coordinator.sync().unwrap();
+    println!(
+        "  seeded and pushed in {:.0} s (last push {} blobs)",
+        t.elapsed().as_secs_f64(),
+        pushed.pushed
+    );
+
+    let code = coordinator.create_invite(&ws, 3600).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, &code)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "the newcomer failed: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let f: Vec<f64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+    let (secs, pulled, down, up, rss0, hwm) = (f[0], f[1], f[2], f[3], f[4], f[5]);
+    println!(
+        "  new device joins and pulls everything: {pulled:.0} blobs, {:.1} MB down ({:.0} B per \
+         record), {:.1} kB up, {secs:.1} s ({:.0} blobs/s)",
+        down / 1e6,
+        down / records as f64,
+        up / 1e3,
+        pulled / secs
+    );
+    println!(
+        "  client peak resident memory (VmHWM): {:.1} MiB (resident before joining {:.1} MiB)",
+        hwm / 1024.0,
+        rss0 / 1024.0
+    );
+}
