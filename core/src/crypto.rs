@@ -252,6 +252,18 @@ pub(crate) fn open_signed(
     epoch: u32,
     blob: &[u8],
 ) -> Result<(RecordKind, Vec<u8>)> {
+    verify_blob_signature(workspace, doc, epoch, blob)?;
+    open_verified(key, workspace, doc, epoch, blob)
+}
+
+/// Checks a signed blob's signature alone (what [`open_signed`] checks first): needs no key,
+/// so a page of blobs can be checked on several threads before it is applied.
+pub(crate) fn verify_blob_signature(
+    workspace: &str,
+    doc: &[u8; 16],
+    epoch: u32,
+    blob: &[u8],
+) -> Result<()> {
     let signer = blob_signer(blob)?;
     let bad = || Error::Tampered("a blob's device signature is invalid".into());
     let verifying = VerifyingKey::from_bytes(&signer).map_err(|_| bad())?;
@@ -261,8 +273,19 @@ pub(crate) fn open_signed(
     let ad = associated_data(workspace, doc, epoch);
     verifying
         .verify_strict(&blob_signed_message(&ad, sealed), &signature)
-        .map_err(|_| bad())?;
-    open(key, workspace, doc, epoch, sealed)
+        .map_err(|_| bad())
+}
+
+/// Opens a signed blob whose signature [`verify_blob_signature`] accepted.
+pub(crate) fn open_verified(
+    key: &WorkspaceKey,
+    workspace: &str,
+    doc: &[u8; 16],
+    epoch: u32,
+    blob: &[u8],
+) -> Result<(RecordKind, Vec<u8>)> {
+    blob_signer(blob)?;
+    open(key, workspace, doc, epoch, &blob[SIGNED_HEADER_LEN..])
 }
 
 fn envelope_message(workspace: &str, device_id: &str, epoch: u32, sealed_key: &[u8]) -> Vec<u8> {

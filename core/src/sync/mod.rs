@@ -11,6 +11,7 @@
 
 pub(crate) mod http;
 mod pace;
+mod verify;
 pub(crate) mod team;
 
 use std::collections::BTreeSet;
@@ -565,6 +566,7 @@ impl Store {
         changed: &mut BTreeSet<String>,
     ) -> Result<u64> {
         let actor = self.actor_id().clone();
+        let signed_ok = verify::signatures(workspace, blobs);
         self.with_writer(|w| {
             let mut touched = Vec::new();
             let ids: BTreeSet<String> = blobs.iter().map(|b| hex::encode(b.doc_id)).collect();
@@ -575,7 +577,7 @@ impl Store {
             let tx = w.conn.transaction()?;
             let mut cursor = 0;
             let mut set_aside = Vec::new();
-            for b in blobs {
+            for (b, signed_ok) in blobs.iter().zip(signed_ok) {
                 cursor = b.seq;
                 let doc_id = hex::encode(b.doc_id);
                 let outcome = (|| -> Result<Option<Option<crate::store::StoredDoc>>> {
@@ -584,8 +586,11 @@ impl Store {
                     let Some(key) = keys::at_epoch(&tx, workspace, b.epoch)? else {
                         return Ok(None);
                     };
-                    let (kind, chunk) =
-                        crypto::open_signed(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?;
+                    let (kind, chunk) = if signed_ok {
+                        crypto::open_verified(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?
+                    } else {
+                        crypto::open_signed(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?
+                    };
                     let existing = load_stored(&tx, &doc_id, &actor)?;
                     let target = Target {
                         id: &doc_id,
