@@ -11,8 +11,8 @@
 
 pub(crate) mod http;
 mod pace;
-mod verify;
 pub(crate) mod team;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
