@@ -302,6 +302,50 @@ fn wipe_while_other_threads_read_and_write_stops_them_with_wiped() {
 }
 
 #[test]
+fn a_wipe_stops_a_long_import_instead_of_waiting_for_it() {
+    // A bundle big enough that importing it takes a good while (one transaction).
+    let (_src_dir, src, src_ws) = common::store_with_workspace();
+    for i in 0..300 {
+        let mut v = common::visit(&format!("Depot {i}"), "Port", common::NOV_1);
+        v.notes = format!("{NOTE} {i} ").repeat(20);
+        src.create_visit(&src_ws, &v).unwrap();
+    }
+    let bundle = src.export_changes(None).unwrap();
+
+    let (t, s, _, _) = seeded();
+    common::join(&s, &src, &src_ws);
+    // Enough memberships that reading them takes more than a few SQLite steps: the wipe must
+    // still read them all after stopping the import.
+    for i in 0..200 {
+        let ws = format!("{i:032x}");
+        add_membership(
+            &t.path,
+            &ws,
+            "https://sync.example.org",
+            &format!("dev-{i}"),
+            "tok",
+            false,
+        );
+    }
+    let importing = {
+        let s = s.clone();
+        std::thread::spawn(move || s.import_changes(&bundle))
+    };
+    // Let the import get going (it takes about 2.5 s in a debug build), then press the button.
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let report = s.wipe().unwrap();
+    let took = started.elapsed();
+    assert_eq!(report.pending_revocations.len(), 200);
+    match importing.join().expect("the import did not panic") {
+        Err(Error::Wiped) => {}
+        other => panic!("the import was not stopped by the wipe: {other:?}"),
+    }
+    eprintln!("wipe during an import returned after {took:?}");
+    assert_eq!(names_in(t.dir.path()), Vec::<String>::new());
+}
+
+#[test]
 fn a_new_store_can_start_at_the_same_path_after_wipe() {
     let (t, s, _, _) = seeded();
     s.wipe().unwrap();

@@ -21,6 +21,7 @@ mod wipe;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -72,6 +73,10 @@ struct Inner {
     sync_lock: Mutex<()>,
     /// `None` once the store is wiped.
     writer: Mutex<Option<Writer>>,
+    /// Set when a wipe begins: from then on every statement of the writer aborts (see
+    /// `open`), so a wipe does not wait for a long import or rebuild, and the write it stopped
+    /// fails with `Wiped`.
+    wiping: Arc<AtomicBool>,
 }
 
 /// The writer connection with the documents it has decoded recently.
@@ -209,6 +214,13 @@ impl Store {
             tx.commit()?;
             actor
         };
+        let wiping = Arc::new(AtomicBool::new(false));
+        {
+            // Called every thousand virtual machine steps of the writer's statements; a true
+            // aborts the statement (and so the transaction). Costs one atomic load.
+            let wiping = wiping.clone();
+            conn.progress_handler(1000, Some(move || wiping.load(Ordering::Relaxed)))?;
+        }
         let store = Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -220,6 +232,7 @@ impl Store {
                     conn,
                     cache: DocCache::default(),
                 })),
+                wiping,
             }),
         };
         let stale: bool = store.with_writer(|w| {
@@ -270,6 +283,9 @@ impl Store {
         if out.is_err() {
             // A failed call may have left a decoded document ahead of what was committed.
             w.cache.clear();
+            if self.inner.wiping.load(Ordering::SeqCst) {
+                return Err(Error::Wiped);
+            }
         }
         out
     }

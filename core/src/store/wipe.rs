@@ -91,14 +91,21 @@ impl Store {
     /// transaction) but not for a sync's network calls, which then fail with `Wiped`. A second
     /// call fails with `Wiped`.
     pub fn wipe(&self) -> Result<WipeReport> {
+        // A long write (an import, a rebuild) would hold the writer for seconds: make its next
+        // statement abort; its transaction rolls back and its caller gets `Wiped`.
+        self.inner
+            .wiping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let doomed = {
             // Writer first, then the key: the same order as `rekey`, and a read in progress
             // (which holds the key shared) finishes before the connections close.
             let mut writer = lock(&self.inner.writer);
             let mut key = self.inner.key.write().unwrap_or_else(|p| p.into_inner());
-            let Some(w) = writer.take() else {
+            let Some(mut w) = writer.take() else {
                 return Err(Error::Wiped);
             };
+            // The handler that stopped other writes would stop these reads too.
+            let _ = w.conn.progress_handler(0, None::<fn() -> bool>);
             // Dropping the `Zeroizing` key overwrites it.
             *key = None;
             lock(&self.inner.readers).clear();
