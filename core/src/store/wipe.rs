@@ -87,9 +87,10 @@ impl Store {
     /// removed. Returns the server credentials the host needs to have the device revoked.
     ///
     /// The platform key must be deleted too (the Kotlin/Swift wrappers do it): it is what makes
-    /// a copy of the file taken before the wipe unreadable. Waits for a write in progress (one
-    /// transaction) but not for a sync's network calls, which then fail with `Wiped`. A second
-    /// call fails with `Wiped`.
+    /// a copy of the file taken before the wipe unreadable. A write in progress (even a long
+    /// import) is stopped and rolled back, reads in progress finish (milliseconds), a sync's
+    /// network calls are not waited for; all of them then fail with `Wiped`. A second call
+    /// fails with `Wiped`.
     pub fn wipe(&self) -> Result<WipeReport> {
         // A long write (an import, a rebuild) would hold the writer for seconds: make its next
         // statement abort; its transaction rolls back and its caller gets `Wiped`.
