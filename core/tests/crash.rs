@@ -11,10 +11,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -175,16 +173,6 @@ impl Reported {
     }
 }
 
-/// Kills the child if the parent fails before it meant to.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs one child on `path`, kills it `delay` after it reported its first write (or after it
 /// was spawned, if not `wait_for_ready`), and collects what it reported.
 fn run_child_and_kill(
@@ -194,27 +182,11 @@ fn run_child_and_kill(
     delay: Duration,
     reported: &mut Reported,
 ) {
-    let exe = std::env::current_exe().unwrap();
-    let child = Command::new(exe)
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, path)
-        .env(ROUND_ENV, round.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let round = round.to_string();
+    let (mut child, rx) = common::spawn_test_child(
+        CHILD_TEST,
+        &[(CHILD_ENV, path.as_os_str()), (ROUND_ENV, round.as_ref())],
+    );
     let mut lines = Vec::new();
     if wait_for_ready {
         let spawned = Instant::now();
@@ -244,9 +216,9 @@ fn run_child_and_kill(
     child.0.kill().unwrap(); // SIGKILL
     let status = child.0.wait().unwrap();
     assert!(!status.success(), "the child was killed, not finished");
-    reader.join().unwrap();
     reported.last_round_writes = 0;
-    lines.extend(rx.try_iter());
+    // The child is gone: its stdout ends, and so does this, once every line is in.
+    lines.extend(rx.iter());
     for line in &lines {
         reported.take(line);
     }

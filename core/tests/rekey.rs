@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -196,15 +194,6 @@ fn child_process_rekeys_until_killed() {
     std::thread::sleep(Duration::from_secs(30));
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs a child that rekeys `path` from `from` to `to`; kills it `delay` after it is ready to
 /// call `rekey` (or lets it finish if `delay` is `None`). Returns whether it reported the
 /// rekey done, and how long the rekey took if it finished.
@@ -214,27 +203,15 @@ fn run_child(
     to: &[u8; 32],
     delay: Option<Duration>,
 ) -> (bool, Duration) {
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, path)
-        .env(FROM_ENV, hex::encode(from))
-        .env(TO_ENV, hex::encode(to))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (from, to) = (hex::encode(from), hex::encode(to));
+    let (mut child, rx) = common::spawn_test_child(
+        CHILD_TEST,
+        &[
+            (CHILD_ENV, path.as_os_str()),
+            (FROM_ENV, from.as_ref()),
+            (TO_ENV, to.as_ref()),
+        ],
+    );
     let wait_for = |what: &str| loop {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
@@ -252,9 +229,8 @@ fn run_child(
     std::thread::sleep(delay);
     child.0.kill().unwrap(); // SIGKILL
     child.0.wait().unwrap();
-    let done = rx
-        .try_iter()
-        .any(|l| l.contains(&format!("{TAG} rekeyed ;")));
+    // The child is gone: its stdout ends, and so does this, once every line is in.
+    let done = rx.iter().any(|l| l.contains(&format!("{TAG} rekeyed ;")));
     (done, ready.elapsed())
 }
 

@@ -80,3 +80,45 @@ pub fn sync_pair(a: &Store, b: &Store) {
 pub fn join(b: &Store, a: &Store, ws: &str) {
     b.join(&a.create_invite(ws, 3600).unwrap()).unwrap();
 }
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a failing parent test
+/// never leaves it running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Re-runs this test binary as a child running only the test `name`, with `env` set; returns
+/// the child and its stdout, line by line, as it arrives. The crash tests use it to kill a
+/// process at a random instant of its work.
+pub fn spawn_test_child(
+    name: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (KillOnDrop, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
