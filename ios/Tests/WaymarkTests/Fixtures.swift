@@ -136,6 +136,22 @@ class StoreTestCase: XCTestCase {
     func path(_ name: String) -> URL { dir.appendingPathComponent(name) }
 }
 
+/// A test case with a temporary folder and a real `waymark-server` process in it.
+class ServerTestCase: StoreTestCase {
+    var server: TestServer!
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        server = try TestServer(dataDir: path("server-data"))
+    }
+
+    override func tearDownWithError() throws {
+        server?.stop()
+        server = nil
+        try super.tearDownWithError()
+    }
+}
+
 /// A real `waymark-server` process on a free loopback port, with its admin commands.
 /// The binary is $WAYMARK_SERVER_BIN (set by scripts/test-linux.sh).
 final class TestServer {

@@ -3,20 +3,7 @@ import Foundation
 import XCTest
 @testable import Waymark
 
-final class SyncTests: StoreTestCase {
-    var server: TestServer!
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        server = try TestServer(dataDir: path("server-data"))
-    }
-
-    override func tearDownWithError() throws {
-        server?.stop()
-        server = nil
-        try super.tearDownWithError()
-    }
-
+final class SyncTests: ServerTestCase {
     /// Ana's phone with a workspace on the server, and Luis's phone joined by invite.
     func connectedPair() async throws -> (WaymarkStore, WaymarkStore, Workspace) {
         let ana = try await openStore(path("ana.db"), name: "Ana")

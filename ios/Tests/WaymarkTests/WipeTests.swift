@@ -30,20 +30,7 @@ final class MemoryKeyVault: StoreKeyVault {
     }
 }
 
-final class WipeTests: StoreTestCase {
-    var server: TestServer!
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        server = try TestServer(dataDir: path("server-data"))
-    }
-
-    override func tearDownWithError() throws {
-        server?.stop()
-        server = nil
-        try super.tearDownWithError()
-    }
-
+final class WipeTests: ServerTestCase {
     func storeFiles() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: dir.path)
             .filter { $0.hasPrefix("phone.db") }.sorted()
