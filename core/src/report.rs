@@ -2,9 +2,11 @@
 //! indicators, referrals, follow-ups; workshops, attendance, feedback), for a period and
 //! optional filters, overall and per calendar month.
 //!
-//! Every figure is a SQL aggregate over the projection tables, grouped by month and key in
-//! one pass per breakdown; the overall figures are the sums of the months. Months are UTC
-//! calendar months (`YYYY-MM`) of when the visit or workshop happened. Deleted records never
+//! The figures come from the projection tables: SQL selects the records in scope (period,
+//! area, topic, worker; deleted ones never), and one scan of each child table (indicators,
+//! referrals, attendees, tallies, feedback) adds their rows up per month and key, in one read
+//! transaction. The overall figures are the sums of the months. Months are UTC calendar months
+//! (`YYYY-MM`) of when the visit or workshop happened. Deleted records never
 //! count; restricted records do count (a report shows totals, never which record they came
 //! from), and exports leave them out unless asked for (see `export`).
 
@@ -196,11 +198,6 @@ impl Scope {
     }
 }
 
-/// The month of a record's time, as SQL over column `occurred_at` of `alias`.
-fn month(alias: &str) -> String {
-    format!("strftime('%Y-%m', {alias}.occurred_at / 1000, 'unixepoch')")
-}
-
 /// Counts per month and key, added up into overall counts too.
 #[derive(Default)]
 struct Breakdown {
@@ -209,14 +206,24 @@ struct Breakdown {
 }
 
 impl Breakdown {
-    fn add(&mut self, month: String, key: String, n: i64) {
-        *self.total.entry(key.clone()).or_default() += n;
-        *self
-            .months
-            .entry(month)
-            .or_default()
-            .entry(key)
-            .or_default() += n;
+    /// Adds `n` to `key` in `month` and overall; allocates only for a month or key not seen yet.
+    fn add(&mut self, month: &str, key: &str, n: i64) {
+        fn bump(map: &mut BTreeMap<String, i64>, key: &str, n: i64) {
+            match map.get_mut(key) {
+                Some(x) => *x += n,
+                None => {
+                    map.insert(key.to_string(), n);
+                }
+            }
+        }
+        bump(&mut self.total, key, n);
+        match self.months.get_mut(month) {
+            Some(m) => bump(m, key, n),
+            None => {
+                self.months
+                    .insert(month.to_string(), BTreeMap::from([(key.to_string(), n)]));
+            }
+        }
     }
 
     fn counts(map: &BTreeMap<String, i64>) -> Vec<Count> {
@@ -241,20 +248,6 @@ impl Breakdown {
     }
 }
 
-/// Runs `sql` whose rows are (section, month, key, n) into one breakdown per section.
-fn sections(c: &Connection, sql: &str, params: &[SqlValue]) -> Result<HashMap<String, Breakdown>> {
-    let mut st = c.prepare_cached(sql)?;
-    let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
-    let mut out: HashMap<String, Breakdown> = HashMap::new();
-    while let Some(r) = rows.next()? {
-        let n = r.get::<_, Option<i64>>(3)?.unwrap_or(0);
-        out.entry(r.get(0)?)
-            .or_default()
-            .add(r.get(1)?, r.get(2)?, n);
-    }
-    Ok(out)
-}
-
 /// The months from `first` to `last` (`YYYY-MM`), both included.
 fn month_range(first: &str, last: &str) -> Vec<String> {
     let parse = |m: &str| -> Option<(i32, u32)> {
@@ -272,66 +265,159 @@ fn month_range(first: &str, last: &str) -> Vec<String> {
     out
 }
 
-/// The visit sections of a report, in one statement: the filtered visits are read once (with
-/// their month computed once) and every breakdown groups that set. The first parameter is
-/// `today`, then the scope's.
-fn visit_sql(scope: &str) -> String {
-    format!(
-        "WITH fv AS MATERIALIZED (
-            SELECT v.id AS id, {m} AS m, v.visit_type AS t, v.area AS a, v.people_reached AS p,
-                (v.follow_up_needed = 1 AND v.follow_up_done = 0) AS due,
-                (v.follow_up_needed = 1 AND v.follow_up_done = 0
-                    AND v.follow_up_due IS NOT NULL AND v.follow_up_due < ?) AS overdue
-            FROM visits v WHERE {scope})
-         SELECT 'visits', m, '', count(*) FROM fv GROUP BY m
-         UNION ALL SELECT 'people', m, '', sum(p) FROM fv GROUP BY m
-         UNION ALL SELECT 'due', m, '', sum(due) FROM fv GROUP BY m
-         UNION ALL SELECT 'overdue', m, '', sum(overdue) FROM fv GROUP BY m
-         UNION ALL SELECT 'type', m, t, count(*) FROM fv GROUP BY m, t
-         UNION ALL SELECT 'area', m, a, count(*) FROM fv GROUP BY m, a
-         UNION ALL SELECT 'indicators', fv.m, i.indicator, count(*) FROM fv
-            JOIN visit_indicators i ON i.visit_id = fv.id GROUP BY fv.m, i.indicator
-         UNION ALL SELECT 'ref_kind', fv.m, r.kind, count(*) FROM fv
-            JOIN referrals r ON r.visit_id = fv.id GROUP BY fv.m, r.kind
-         UNION ALL SELECT 'ref_status', fv.m, r.status, count(*) FROM fv
-            JOIN referrals r ON r.visit_id = fv.id GROUP BY fv.m, r.status",
-        m = month("v"),
-    )
+/// The month (`YYYY-MM`, UTC) of a time in ms.
+fn month_of(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:04}-{:02}", t.year(), u8::from(t.month()))
 }
 
-/// The workshop sections of a report, in one statement. Attendance puts named attendees
-/// (withdrawn excluded, unrecorded band or gender as `unknown` / `not_recorded`) and anonymous
-/// tallies side by side.
-fn workshop_sql(scope: &str) -> String {
-    format!(
-        "WITH fk AS MATERIALIZED (
-            SELECT k.id AS id, {m} AS m, k.topic AS t, k.audience AS au
-            FROM workshops k WHERE {scope}),
-         people AS MATERIALIZED (
-            SELECT fk.m AS m, coalesce(a.age_band, 'unknown') AS band,
-                coalesce(a.gender, 'not_recorded') AS g, 1 AS n, 1 AS named
-            FROM fk JOIN attendees a ON a.workshop_id = fk.id WHERE a.withdrawn = 0
-            UNION ALL
-            SELECT fk.m, t.age_band, t.gender, t.count, 0
-            FROM fk JOIN tallies t ON t.workshop_id = fk.id)
-         SELECT 'workshops', m, '', count(*) FROM fk GROUP BY m
-         UNION ALL SELECT 'topic', m, t, count(*) FROM fk GROUP BY m, t
-         UNION ALL SELECT 'audience', m, au, count(*) FROM fk GROUP BY m, au
-         UNION ALL SELECT 'named', m, '', sum(n) FROM people WHERE named = 1 GROUP BY m
-         UNION ALL SELECT 'anonymous', m, '', sum(n) FROM people WHERE named = 0 GROUP BY m
-         UNION ALL SELECT 'age', m, band, sum(n) FROM people GROUP BY m, band
-         UNION ALL SELECT 'gender', m, g, sum(n) FROM people GROUP BY m, g
-         UNION ALL SELECT 'feedback', fk.m, '', count(*) FROM fk
-            JOIN feedback f ON f.workshop_id = fk.id GROUP BY fk.m
-         UNION ALL SELECT 'score', fk.m, '', sum(f.score) FROM fk
-            JOIN feedback f ON f.workshop_id = fk.id GROUP BY fk.m",
-        m = month("k"),
-    )
+/// Column `i` of a row as text, borrowed (no copy per row).
+fn str_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        Error::from(rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            Box::new(e),
+        ))
+    })
+}
+
+/// Breakdowns by name, filled as rows are read.
+type Sections = HashMap<&'static str, Breakdown>;
+
+fn add(s: &mut Sections, section: &'static str, month: &str, key: &str, n: i64) {
+    s.entry(section).or_default().add(month, key, n);
+}
+
+/// Runs `sql` and hands each row, with the month of the record it belongs to (looked up in
+/// `months` by the row's first column, a record id), to `f`; rows of other records are skipped.
+fn for_each_child(
+    c: &Connection,
+    sql: &str,
+    months: &HashMap<String, String>,
+    mut f: impl FnMut(&str, &rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut st = c.prepare_cached(sql)?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        if let Some(m) = months.get(str_at(r, 0)?) {
+            f(m, r)?;
+        }
+    }
+    Ok(())
+}
+
+/// The visit sections: the visits in scope with their own figures, then their indicators and
+/// referrals. Each table is read in one scan; rows are matched to their visit in memory,
+/// because SQLite's nested-loop join would look every visit up by its text id (ten times the
+/// cost of the scans, measured with the report bench).
+fn visit_sections(c: &Connection, scope: &Scope, today: &str) -> Result<Sections> {
+    let mut s = Sections::new();
+    let mut months: HashMap<String, String> = HashMap::new();
+    let mut st = c.prepare_cached(&format!(
+        "SELECT v.id, v.occurred_at, v.visit_type, v.area, v.people_reached,
+            v.follow_up_needed = 1 AND v.follow_up_done = 0, v.follow_up_due
+         FROM visits v WHERE {}",
+        scope.sql
+    ))?;
+    let mut rows = st.query(rusqlite::params_from_iter(scope.params.iter()))?;
+    while let Some(r) = rows.next()? {
+        let m = month_of(r.get(1)?);
+        add(&mut s, "visits", &m, "", 1);
+        add(&mut s, "people", &m, "", r.get(4)?);
+        add(&mut s, "type", &m, str_at(r, 2)?, 1);
+        add(&mut s, "area", &m, str_at(r, 3)?, 1);
+        if r.get::<_, bool>(5)? {
+            add(&mut s, "due", &m, "", 1);
+            if r.get::<_, Option<String>>(6)?
+                .is_some_and(|d| d.as_str() < today)
+            {
+                add(&mut s, "overdue", &m, "", 1);
+            }
+        }
+        months.insert(r.get(0)?, m);
+    }
+    for_each_child(
+        c,
+        "SELECT visit_id, indicator FROM visit_indicators",
+        &months,
+        |m, r| {
+            add(&mut s, "indicators", m, str_at(r, 1)?, 1);
+            Ok(())
+        },
+    )?;
+    for_each_child(
+        c,
+        "SELECT visit_id, kind, status FROM referrals",
+        &months,
+        |m, r| {
+            add(&mut s, "ref_kind", m, str_at(r, 1)?, 1);
+            add(&mut s, "ref_status", m, str_at(r, 2)?, 1);
+            Ok(())
+        },
+    )?;
+    Ok(s)
+}
+
+/// The workshop sections: workshops in scope, then attendance (named attendees, withdrawn
+/// excluded, with an unrecorded band or gender as `unknown` / `not_recorded`, and anonymous
+/// tallies) and feedback, read the same way as the visits'.
+fn workshop_sections(c: &Connection, scope: &Scope) -> Result<Sections> {
+    let mut s = Sections::new();
+    let mut months: HashMap<String, String> = HashMap::new();
+    let mut st = c.prepare_cached(&format!(
+        "SELECT k.id, k.occurred_at, k.topic, k.audience FROM workshops k WHERE {}",
+        scope.sql
+    ))?;
+    let mut rows = st.query(rusqlite::params_from_iter(scope.params.iter()))?;
+    while let Some(r) = rows.next()? {
+        let m = month_of(r.get(1)?);
+        add(&mut s, "workshops", &m, "", 1);
+        add(&mut s, "topic", &m, str_at(r, 2)?, 1);
+        add(&mut s, "audience", &m, str_at(r, 3)?, 1);
+        months.insert(r.get(0)?, m);
+    }
+    for_each_child(
+        c,
+        "SELECT workshop_id, coalesce(age_band, 'unknown'), coalesce(gender, 'not_recorded')
+         FROM attendees WHERE withdrawn = 0",
+        &months,
+        |m, r| {
+            add(&mut s, "named", m, "", 1);
+            add(&mut s, "age", m, str_at(r, 1)?, 1);
+            add(&mut s, "gender", m, str_at(r, 2)?, 1);
+            Ok(())
+        },
+    )?;
+    for_each_child(
+        c,
+        "SELECT workshop_id, age_band, gender, count FROM tallies",
+        &months,
+        |m, r| {
+            let n: i64 = r.get(3)?;
+            add(&mut s, "anonymous", m, "", n);
+            add(&mut s, "age", m, str_at(r, 1)?, n);
+            add(&mut s, "gender", m, str_at(r, 2)?, n);
+            Ok(())
+        },
+    )?;
+    for_each_child(
+        c,
+        "SELECT workshop_id, score FROM feedback",
+        &months,
+        |m, r| {
+            add(&mut s, "feedback", m, "", 1);
+            add(&mut s, "score", m, "", r.get(1)?);
+            Ok(())
+        },
+    )?;
+    Ok(s)
 }
 
 /// The figures of one section set, overall (`month` None) or for one month.
 struct Pick<'a> {
-    sections: &'a HashMap<String, Breakdown>,
+    sections: &'a Sections,
     month: Option<&'a str>,
 }
 
@@ -395,14 +481,13 @@ impl Store {
         let today = filter.today.clone().unwrap_or_else(today_utc);
         let v = Scope::new("v", filter, false);
         let k = Scope::new("k", filter, true);
-        // `today` is bound first: its `?` comes before the WHERE clause's.
-        let mut vp: Vec<SqlValue> = vec![today.clone().into()];
-        vp.extend(v.params.iter().cloned());
         let (vs, ks) = self.read(|c| {
-            Ok((
-                sections(c, &visit_sql(&v.sql), &vp)?,
-                sections(c, &workshop_sql(&k.sql), &k.params)?,
-            ))
+            // One read transaction: both halves see the same committed state.
+            c.execute_batch("BEGIN")?;
+            let out =
+                visit_sections(c, &v, &today).and_then(|vs| Ok((vs, workshop_sections(c, &k)?)));
+            c.execute_batch("COMMIT")?;
+            out
         })?;
         let present: Vec<&String> = [vs.get("visits"), ks.get("workshops")]
             .into_iter()
