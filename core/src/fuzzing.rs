@@ -167,6 +167,24 @@ impl Fixture {
         Ok(fixture)
     }
 
+    /// Opens a fixture store made by [`Fixture::create`] (or a copy of one: copying a fresh
+    /// fixture's file is much cheaper than making one for every fuzz input).
+    pub fn open(path: &Path) -> Result<Fixture> {
+        let store = Store::open(path, &FIXTURE_KEY)?;
+        let visit: String = store.read(|c| {
+            Ok(c.query_row(
+                "SELECT id FROM documents WHERE workspace_id = ?1 AND kind = ?2 ORDER BY n LIMIT 1",
+                params![FIXTURE_WORKSPACE, RecordKind::Visit.as_str()],
+                |r| r.get(0),
+            )?)
+        })?;
+        Ok(Fixture {
+            store,
+            workspace: FIXTURE_WORKSPACE.into(),
+            visit,
+        })
+    }
+
     /// The store itself.
     pub fn store(&self) -> &Store {
         &self.store

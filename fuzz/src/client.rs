@@ -1,10 +1,11 @@
 //! The client's decoders of untrusted bytes, through `waymark_core::fuzzing`: pulled blobs and
 //! their envelopes, Automerge chunks, exchange bundles and invite codes.
 //!
-//! Every input meets a fresh store (a real SQLCipher file, on tmpfs when there is one), so an
-//! input that fails replays alone exactly as it ran.
+//! Every input meets a fresh store (a real SQLCipher file, on tmpfs when there is one): a copy
+//! of one fixture store made at start-up, so an input that fails replays alone exactly as it ran.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use waymark_core::fuzzing::{
     Device, DocChoice, Fixture, REVOKED_AT_SEQ, Sealing, invite_code_around, parse_invite,
@@ -12,24 +13,49 @@ use waymark_core::fuzzing::{
 use waymark_core::{Error, RecordKind};
 
 /// Where fixture stores go: tmpfs if the machine has one (every input writes a store).
-fn scratch_root() -> PathBuf {
+pub(crate) fn scratch_dir() -> tempfile::TempDir {
     let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() {
+    let root = if shm.is_dir() {
         shm
     } else {
         std::env::temp_dir()
-    }
+    };
+    tempfile::Builder::new()
+        .prefix("waymark-fuzz-")
+        .tempdir_in(root)
+        .unwrap_or_else(|e| panic!("no scratch directory: {e}"))
 }
 
-/// Runs `f` on a fresh fixture store, deleted afterwards.
+/// The bytes of a freshly created fixture store, made once per process (creating one takes
+/// about a hundred times longer than copying it).
+fn template() -> &'static [u8] {
+    static TEMPLATE: OnceLock<Vec<u8>> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = scratch_dir();
+        let path = dir.path().join("store.db");
+        let fixture = Fixture::create(&path)
+            .unwrap_or_else(|e| panic!("the fixture store could not be created: {e}"));
+        // Closing the store checkpoints its write-ahead log into the file.
+        drop(fixture);
+        assert!(
+            !dir.path().join("store.db-wal").exists(),
+            "the fixture store kept a write-ahead log"
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading the fixture store: {e}"))
+    })
+}
+
+/// Runs `f` on a fresh copy of the fixture store, deleted afterwards.
 fn with_fixture(f: impl FnOnce(&Fixture)) {
-    let dir = tempfile::Builder::new()
-        .prefix("waymark-fuzz-")
-        .tempdir_in(scratch_root())
-        .unwrap_or_else(|e| panic!("no scratch directory: {e}"));
-    let fixture = Fixture::create(&dir.path().join("store.db"))
-        .unwrap_or_else(|e| panic!("the fixture store could not be created: {e}"));
+    let dir = scratch_dir();
+    let path = dir.path().join("store.db");
+    std::fs::write(&path, template()).unwrap_or_else(|e| panic!("copying the fixture: {e}"));
+    let fixture =
+        Fixture::open(&path).unwrap_or_else(|e| panic!("the fixture store did not open: {e}"));
     f(&fixture);
+    // Closed before its directory goes.
+    drop(fixture);
+    drop(dir);
 }
 
 /// The errors untrusted bytes may cause; anything else (storage, network) is a bug here.

@@ -123,11 +123,12 @@ enum BodyPick {
 
 /// A fresh server: storage, router, and two enrolled devices.
 struct Fresh {
-    _dir: tempfile::TempDir,
     router: Router,
     coordinator: proto::EnrollResponse,
     member: proto::EnrollResponse,
     enrollment_token: String,
+    // Last: removed after the database closes.
+    _dir: tempfile::TempDir,
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -193,17 +194,28 @@ async fn enroll(
     proto::decode(&body).unwrap_or_else(|e| panic!("fixture enrollment answer: {e}"))
 }
 
-async fn fresh() -> Fresh {
-    let dir = tempfile::Builder::new()
-        .prefix("waymark-fuzz-server-")
-        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() {
-            std::path::PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        })
-        .unwrap_or_else(|e| panic!("no scratch directory: {e}"));
+/// A server database with a workspace, an enrolled coordinator and member, and an unused
+/// enrollment token, made once per process: each input gets a copy (making one through the
+/// router takes far longer than copying it).
+struct Template {
+    db: Vec<u8>,
+    coordinator: proto::EnrollResponse,
+    member: proto::EnrollResponse,
+    enrollment_token: String,
+}
+
+const DB_FILE: &str = "server.sqlite3";
+
+fn template() -> &'static Template {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    TEMPLATE.get_or_init(|| runtime().block_on(make_template()))
+}
+
+async fn make_template() -> Template {
+    let dir = crate::client::scratch_dir();
+    let path = dir.path().join(DB_FILE);
     let storage: Arc<dyn Storage> =
-        Arc::new(SqliteStorage::open_in_dir(dir.path()).unwrap_or_else(|e| panic!("storage: {e}")));
+        Arc::new(SqliteStorage::open(&path).unwrap_or_else(|e| panic!("storage: {e}")));
     let workspace = storage
         .create_workspace(Some("fuzz"), tokens::now())
         .unwrap_or_else(|e| panic!("workspace: {e}"))
@@ -228,12 +240,36 @@ async fn fresh() -> Fresh {
     )
     .await;
     let enrollment_token = operator_token(storage.as_ref(), &workspace, proto::roles::MEMBER);
-    Fresh {
-        _dir: dir,
-        router,
+    // Closing the database checkpoints its write-ahead log into the file.
+    drop(router);
+    drop(storage);
+    assert!(
+        !dir.path().join(format!("{DB_FILE}-wal")).exists(),
+        "the template database kept a write-ahead log"
+    );
+    Template {
+        db: std::fs::read(&path).unwrap_or_else(|e| panic!("reading the template: {e}")),
         coordinator,
         member,
         enrollment_token,
+    }
+}
+
+/// A fresh server on a copy of the template database.
+fn fresh(t: &Template) -> Fresh {
+    let dir = crate::client::scratch_dir();
+    let path = dir.path().join(DB_FILE);
+    std::fs::write(&path, &t.db).unwrap_or_else(|e| panic!("copying the template: {e}"));
+    let storage: Arc<dyn Storage> =
+        Arc::new(SqliteStorage::open(&path).unwrap_or_else(|e| panic!("storage: {e}")));
+    let state =
+        AppState::new(storage, Limits::unlimited_rate()).unwrap_or_else(|e| panic!("state: {e}"));
+    Fresh {
+        _dir: dir,
+        router: app(state),
+        coordinator: t.coordinator.clone(),
+        member: t.member.clone(),
+        enrollment_token: t.enrollment_token.clone(),
     }
 }
 
@@ -382,8 +418,8 @@ pub fn http_request(data: &[u8]) {
     let Ok(input) = HttpInput::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
+    let server = fresh(template());
     runtime().block_on(async {
-        let server = fresh().await;
         let Some(req) = server.request(&input) else {
             return;
         };
