@@ -25,9 +25,23 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// A taxonomy key as a label: `debt_bondage` -> `Debt bondage`.
+/// A taxonomy key as a label: `debt_bondage` -> `Debt bondage`, `12_17` -> `12–17`.
 fn label(key: &str) -> String {
-    let s = key.replace('_', " ");
+    let digits = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+    let chars: Vec<char> = key.chars().collect();
+    let s: String = chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match c {
+            '_' if digits(i.checked_sub(1).map(|j| chars[j]))
+                && digits(chars.get(i + 1).copied()) =>
+            {
+                '–'
+            }
+            '_' => ' ',
+            c => *c,
+        })
+        .collect();
     let mut chars = s.chars();
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),
@@ -393,6 +407,14 @@ mod tests {
             "#000",
         );
         assert!(!chart.contains("<img"));
+    }
+
+    #[test]
+    fn keys_read_as_labels() {
+        assert_eq!(label("debt_bondage"), "Debt bondage");
+        assert_eq!(label("12_17"), "12–17");
+        assert_eq!(label("60_plus"), "60 plus");
+        assert_eq!(label(""), "");
     }
 
     #[test]
