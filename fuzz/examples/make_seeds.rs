@@ -169,7 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let other = Store::open(scratch.path().join("other.db"), &[9; 32])?;
     let team = other.create_workspace("Field team")?;
     let code = other.create_invite(&team.id, 3600)?;
-    let payload = data_encoding::BASE32_NOPAD.decode(code["WAYMARK1".len()..].as_bytes())?;
+    let payload = data_encoding::BASE32_NOPAD.decode(&code.as_bytes()["WAYMARK1".len()..])?;
     write(
         &root,
         "invite_code",
