@@ -12,7 +12,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -225,19 +225,8 @@ impl Link {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut addr = None;
-        for line in lines.by_ref().take(5) {
-            let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                addr = Some(a.trim().to_string());
-                break;
-            }
-        }
-        thread::spawn(move || for _ in lines {});
         NsServer {
-            addr: addr.expect("the server printed where it listens"),
+            addr: crate::support::listening_addr(&mut child),
             child,
         }
     }

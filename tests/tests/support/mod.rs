@@ -57,21 +57,9 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut addr = None;
-        for line in lines.by_ref().take(5) {
-            let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                addr = Some(a.trim().to_string());
-                break;
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        thread::spawn(move || for _ in lines {});
         Server {
             data: data.to_path_buf(),
-            addr: addr.expect("the server printed where it listens"),
+            addr: listening_addr(&mut child),
             child: Some(child),
         }
     }
@@ -119,6 +107,23 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The address a just-started `serve` process (stdout piped) prints that it listens on; its
+/// stdout is drained from then on so that it never blocks on a full pipe.
+pub fn listening_addr(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut addr = None;
+    for line in lines.by_ref().take(5) {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("listening on http://") {
+            addr = Some(a.trim().to_string());
+            break;
+        }
+    }
+    thread::spawn(move || for _ in lines {});
+    addr.expect("the server printed where it listens")
 }
 
 /// A simulated phone: a real encrypted store in its own directory.
