@@ -304,7 +304,10 @@ impl Ctx {
     }
 
     fn invite(&self, device_token: &str) -> Result<String, String> {
-        let body = proto::encode(&proto::InviteRequest { ttl_seconds: 3600, role: None });
+        let body = proto::encode(&proto::InviteRequest {
+            ttl_seconds: 3600,
+            role: None,
+        });
         let resp = self.call(
             Kind::Other,
             None,
