@@ -152,7 +152,9 @@ impl Fixture {
                 &Enrollment {
                     keys: Device::Own.keys()?,
                     join_proof: None,
-                    vouched: Vec::new(),
+                    // As if it joined with the coordinator's invite: it learnt the
+                    // coordinator's key in person, so keys sealed by it are adopted.
+                    vouched: vec![Device::Coordinator.keys()?.sign_public()],
                 },
             )?;
             tx.commit()?;
