@@ -409,14 +409,7 @@ impl Store {
             let envelopes = wrap_all(c, workspace, device_id, &box_key, &[])?;
             Ok((sign, role, used, envelopes))
         })?;
-        server.post::<_, proto::KeysResponse>(
-            Call::Device,
-            proto::PATH_KEYS,
-            &proto::KeysRequest {
-                rotate_to: None,
-                envelopes,
-            },
-        )?;
+        upload_envelopes(&server, envelopes)?;
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
             accept(&tx, workspace, &sign_key, role == proto::roles::COORDINATOR)?;
@@ -474,14 +467,7 @@ impl Store {
         if envelopes.is_empty() {
             return Ok(false);
         }
-        server.post::<_, proto::KeysResponse>(
-            Call::Device,
-            proto::PATH_KEYS,
-            &proto::KeysRequest {
-                rotate_to: None,
-                envelopes,
-            },
-        )?;
+        upload_envelopes(server, envelopes)?;
         self.refresh_team(server, m)?;
         Ok(true)
     }
@@ -743,6 +729,19 @@ fn accept(tx: &Transaction<'_>, workspace: &str, sign_key: &[u8], coordinator: b
             params![workspace, sign_key],
         )?;
     }
+    Ok(())
+}
+
+/// Uploads envelopes of existing epochs (an approval, a confirmation or a top-up).
+fn upload_envelopes(server: &Server, envelopes: Vec<proto::KeyEnvelope>) -> Result<()> {
+    server.post::<_, proto::KeysResponse>(
+        Call::Device,
+        proto::PATH_KEYS,
+        &proto::KeysRequest {
+            rotate_to: None,
+            envelopes,
+        },
+    )?;
     Ok(())
 }
 
