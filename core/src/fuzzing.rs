@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::exchange::{Target, merge_chunks};
 use crate::model::{ImportReport, NewVisit, Place, RecordKind};
 use crate::store::{Store, load_stored};
-use crate::sync::{Enrollment, SyncReport, add_membership, team};
+use crate::sync::{Enrollment, SyncReport, add_membership};
 
 /// The database key of every fixture store (fuzzing needs no secrecy).
 const FIXTURE_KEY: [u8; 32] = [0x5a; 32];
@@ -233,15 +233,7 @@ impl Fixture {
         let team: proto::TeamResponse =
             proto::decode(body).map_err(|e| Error::Network(e.to_string()))?;
         let m = self.store.membership(&self.workspace)?;
-        self.store.with_writer(|w| {
-            let tx = w.conn.transaction()?;
-            let learnt = team::store_team(&tx, &m, &team)?;
-            if !learnt.is_empty() {
-                team::reseal_outbox(&tx, &m.workspace)?;
-            }
-            tx.commit()?;
-            Ok(learnt)
-        })
+        self.store.apply_team(&m, &team)
     }
 
     /// The fixture's team directory, with `envelopes` (fuzz seeds).

@@ -99,7 +99,7 @@ pub(crate) fn check_signer(
 
 /// Re-seals queued changes sealed under an older epoch with the current key, so that nothing
 /// sent after a rotation is readable with a key a revoked device holds.
-pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
+fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
     let Some((epoch, key)) = keys::current(tx, workspace)? else {
         return Ok(0);
     };
@@ -140,9 +140,19 @@ impl Store {
     /// device that it does not have yet. Returns the epochs newly learnt.
     pub(crate) fn refresh_team(&self, server: &Server, m: &Membership) -> Result<Vec<u32>> {
         let team = server.get::<proto::TeamResponse>(proto::PATH_TEAM)?.body;
+        self.apply_team(m, &team)
+    }
+
+    /// Keeps a team directory as the server listed it, in one transaction, and re-seals
+    /// queued changes if it brought a newer key. Returns the epochs newly learnt.
+    pub(crate) fn apply_team(
+        &self,
+        m: &Membership,
+        team: &proto::TeamResponse,
+    ) -> Result<Vec<u32>> {
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
-            let learnt = store_team(&tx, m, &team)?;
+            let learnt = store_team(&tx, m, team)?;
             if !learnt.is_empty() {
                 reseal_outbox(&tx, &m.workspace)?;
             }
@@ -528,7 +538,7 @@ impl crate::store::PendingRevocation {
 
 /// Keeps the team as listed and opens the envelopes of epochs this device lacks. Returns the
 /// epochs learnt.
-pub(crate) fn store_team(
+fn store_team(
     tx: &Transaction<'_>,
     m: &Membership,
     team: &proto::TeamResponse,
