@@ -2,23 +2,33 @@
 //!
 //! Concurrency (the reasoning, next to the code):
 //! - exactly **one writer connection**, behind a `std::sync::Mutex`, locked only on blocking
-//!   threads; every write is one `BEGIN IMMEDIATE` transaction, so writes are serialised and a
+//!   threads; every write runs in a `BEGIN IMMEDIATE` transaction, so writes are serialised and a
 //!   batch is stored whole or not at all;
+//! - pushes and sync-time updates go through **group commit** ([`group_commit`]): those that
+//!   arrive while a commit is flushing share the next transaction (a savepoint each, so one
+//!   failing write does not fail the others) and its one fsync, and each is answered only once
+//!   that transaction is durable;
 //! - sequence numbers are assigned inside that transaction from `workspaces.head_seq`, so they are
 //!   gap-free, and since a reader only ever sees committed transactions (WAL snapshots), a number
 //!   is visible only together with every smaller one;
 //! - **readers** are separate connections (a small pool), each pull runs in one read transaction
 //!   so the blobs and the head it reports come from the same snapshot;
 //! - WAL mode and a `busy_timeout` let the admin commands (another process) write while `serve`
-//!   runs; `synchronous = FULL` so an acknowledged push survives power loss.
+//!   runs; `synchronous = FULL` so an acknowledged push survives power loss;
+//! - the query planner stability guarantee is on: plans depend on the schema, never on bound
+//!   values, so cached statements are not re-prepared whenever a value is bound (SQLite is built
+//!   with STAT4, which otherwise does that for e.g. `LIMIT ?`).
 //!
 //! Migrations are numbered SQL scripts applied in one transaction, tracked by
 //! `PRAGMA user_version`; a file from a newer server is refused untouched.
+
+mod group_commit;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use waymark_protocol::{
     KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse,
@@ -56,6 +66,7 @@ impl From<rusqlite::Error> for StorageError {
 pub struct SqliteStorage {
     path: PathBuf,
     writer: Mutex<Connection>,
+    queue: group_commit::WriteQueue,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -102,6 +113,7 @@ impl SqliteStorage {
         Ok(Self {
             path: path.to_owned(),
             writer: Mutex::new(writer),
+            queue: group_commit::WriteQueue::default(),
             readers: Mutex::new(Vec::new()),
         })
     }
@@ -221,6 +233,7 @@ fn configure(conn: &Connection) -> StorageResult<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -257,28 +270,23 @@ struct LiveDevice {
 /// Finds a device of `workspace` that is not revoked; [`StorageError::DeviceRevoked`] if it is
 /// (or is unknown): re-checked inside a write, a revocation committed after authentication still
 /// stops the write.
-fn live_device(
-    tx: &rusqlite::Transaction<'_>,
-    device_id: &str,
-    workspace: i64,
-) -> StorageResult<LiveDevice> {
-    tx.query_row(
+fn live_device(tx: &Connection, device_id: &str, workspace: i64) -> StorageResult<LiveDevice> {
+    tx.prepare_cached(
         "SELECT id, role, sign_key FROM devices
          WHERE public_id = ?1 AND workspace = ?2 AND revoked_at IS NULL",
-        params![device_id, workspace],
-        |row| {
-            Ok(LiveDevice {
-                key: row.get(0)?,
-                role: row.get(1)?,
-                sign_key: row.get(2)?,
-            })
-        },
-    )
+    )?
+    .query_row(params![device_id, workspace], |row| {
+        Ok(LiveDevice {
+            key: row.get(0)?,
+            role: row.get(1)?,
+            sign_key: row.get(2)?,
+        })
+    })
     .optional()?
     .ok_or(StorageError::DeviceRevoked)
 }
 
-fn workspace_key(tx: &rusqlite::Transaction<'_>, workspace_id: &str) -> StorageResult<i64> {
+fn workspace_key(tx: &Connection, workspace_id: &str) -> StorageResult<i64> {
     tx.query_row(
         "SELECT id FROM workspaces WHERE public_id = ?1",
         [workspace_id],
@@ -288,6 +296,93 @@ fn workspace_key(tx: &rusqlite::Transaction<'_>, workspace_id: &str) -> StorageR
     .ok_or_else(|| StorageError::NotFound {
         what: format!("workspace {workspace_id}"),
     })
+}
+
+/// Appends `blobs` to the log of `device`'s workspace inside the caller's transaction (see
+/// [`Storage::push`]).
+fn push_in(
+    tx: &Connection,
+    device: &Device,
+    blobs: &[PushBlob],
+    now: i64,
+) -> StorageResult<PushOutcome> {
+    let (workspace, mut head): (i64, i64) = tx
+        .prepare_cached("SELECT id, head_seq FROM workspaces WHERE public_id = ?1")?
+        .query_row([&device.workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .ok_or_else(|| StorageError::NotFound {
+            what: format!("workspace {}", device.workspace_id),
+        })?;
+    // Re-checked inside the transaction: a revocation committed after authentication
+    // still stops this write.
+    let device_key = live_device(tx, &device.id, workspace)?.key;
+
+    let mut find = tx.prepare_cached(
+        "SELECT seq, doc_id, epoch FROM blobs WHERE workspace = ?1 AND content_id = ?2",
+    )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
+                            ciphertext, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut supersede = tx.prepare_cached(
+        "UPDATE blobs SET superseded_by = ?1, superseded_at = ?2
+         WHERE workspace = ?3 AND doc_id = ?4 AND seq <= ?5 AND seq < ?1
+           AND superseded_by IS NULL",
+    )?;
+
+    let mut outcome = PushOutcome {
+        assigned: Vec::with_capacity(blobs.len()),
+        newly_stored: 0,
+        bytes_stored: 0,
+    };
+    for (index, blob) in blobs.iter().enumerate() {
+        let existing: Option<(i64, Vec<u8>, u32)> = find
+            .query_row(params![workspace, &blob.content_id[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        if let Some((seq, doc_id, epoch)) = existing {
+            if doc_id != blob.doc_id || epoch != blob.epoch {
+                return Err(StorageError::Conflict(format!(
+                    "blob {index}: this content id is already stored for another \
+                     document or key epoch"
+                )));
+            }
+            outcome.assigned.push(to_u64(seq));
+            continue;
+        }
+        head += 1;
+        let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
+        insert.execute(params![
+            workspace,
+            head,
+            &blob.content_id[..],
+            &blob.doc_id[..],
+            blob.epoch,
+            device_key,
+            size,
+            &blob.ciphertext,
+            now
+        ])?;
+        if let Some(covered) = blob.supersedes {
+            supersede.execute(params![
+                head,
+                now,
+                workspace,
+                &blob.doc_id[..],
+                to_i64(covered)
+            ])?;
+        }
+        outcome.assigned.push(to_u64(head));
+        outcome.newly_stored += 1;
+        outcome.bytes_stored += to_u64(size);
+    }
+    tx.prepare_cached("UPDATE workspaces SET head_seq = ?1 WHERE id = ?2")?
+        .execute(params![head, workspace])?;
+    tx.prepare_cached("UPDATE devices SET last_sync_at = ?1 WHERE id = ?2")?
+        .execute(params![now, device_key])?;
+    Ok(outcome)
 }
 
 impl Storage for SqliteStorage {
@@ -406,109 +501,28 @@ impl Storage for SqliteStorage {
     fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>> {
         self.read(|tx| {
             Ok(tx
-                .query_row(
+                .prepare_cached(
                     "SELECT d.public_id, w.public_id, d.role
                      FROM devices d JOIN workspaces w ON w.id = d.workspace
                      WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
-                    [&device_token[..]],
-                    |row| {
-                        Ok(Device {
-                            id: row.get(0)?,
-                            workspace_id: row.get(1)?,
-                            role: row.get(2)?,
-                        })
-                    },
-                )
+                )?
+                .query_row([&device_token[..]], |row| {
+                    Ok(Device {
+                        id: row.get(0)?,
+                        workspace_id: row.get(1)?,
+                        role: row.get(2)?,
+                    })
+                })
                 .optional()?)
         })
     }
 
     fn push(&self, device: &Device, blobs: &[PushBlob], now: i64) -> StorageResult<PushOutcome> {
-        self.write(|tx| {
-            let (workspace, mut head): (i64, i64) = tx
-                .query_row(
-                    "SELECT id, head_seq FROM workspaces WHERE public_id = ?1",
-                    [&device.workspace_id],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {}", device.workspace_id),
-                })?;
-            // Re-checked inside the transaction: a revocation committed after authentication
-            // still stops this write.
-            let device_key = live_device(tx, &device.id, workspace)?.key;
-
-            let mut find = tx.prepare_cached(
-                "SELECT seq, doc_id, epoch FROM blobs WHERE workspace = ?1 AND content_id = ?2",
-            )?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
-                                    ciphertext, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            let mut supersede = tx.prepare_cached(
-                "UPDATE blobs SET superseded_by = ?1, superseded_at = ?2
-                 WHERE workspace = ?3 AND doc_id = ?4 AND seq <= ?5 AND seq < ?1
-                   AND superseded_by IS NULL",
-            )?;
-
-            let mut outcome = PushOutcome {
-                assigned: Vec::with_capacity(blobs.len()),
-                newly_stored: 0,
-                bytes_stored: 0,
-            };
-            for (index, blob) in blobs.iter().enumerate() {
-                let existing: Option<(i64, Vec<u8>, u32)> = find
-                    .query_row(params![workspace, &blob.content_id[..]], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })
-                    .optional()?;
-                if let Some((seq, doc_id, epoch)) = existing {
-                    if doc_id != blob.doc_id || epoch != blob.epoch {
-                        return Err(StorageError::Conflict(format!(
-                            "blob {index}: this content id is already stored for another \
-                             document or key epoch"
-                        )));
-                    }
-                    outcome.assigned.push(to_u64(seq));
-                    continue;
-                }
-                head += 1;
-                let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
-                insert.execute(params![
-                    workspace,
-                    head,
-                    &blob.content_id[..],
-                    &blob.doc_id[..],
-                    blob.epoch,
-                    device_key,
-                    size,
-                    &blob.ciphertext,
-                    now
-                ])?;
-                if let Some(covered) = blob.supersedes {
-                    supersede.execute(params![
-                        head,
-                        now,
-                        workspace,
-                        &blob.doc_id[..],
-                        to_i64(covered)
-                    ])?;
-                }
-                outcome.assigned.push(to_u64(head));
-                outcome.newly_stored += 1;
-                outcome.bytes_stored += to_u64(size);
-            }
-            tx.execute(
-                "UPDATE workspaces SET head_seq = ?1 WHERE id = ?2",
-                params![head, workspace],
-            )?;
-            tx.execute(
-                "UPDATE devices SET last_sync_at = ?1 WHERE id = ?2",
-                params![now, device_key],
-            )?;
-            Ok(outcome)
+        // Owned copies: the group's leader, on another request's thread, may run this write.
+        let device = device.clone();
+        let blobs = blobs.to_vec();
+        self.queue.write(&self.writer, move |conn| {
+            push_in(conn, &device, &blobs, now)
         })
     }
 
@@ -521,23 +535,24 @@ impl Storage for SqliteStorage {
     ) -> StorageResult<PullResponse> {
         self.read(|tx| {
             let (workspace, head, team_version): (i64, i64, i64) = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT id, head_seq, team_version FROM workspaces WHERE public_id = ?1",
-                    [workspace_id],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                )
+                )?
+                .query_row([workspace_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
                 .optional()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
+            // The ciphertext comes with the row (one b-tree walk per blob); the one row read
+            // beyond the budget costs a copy of nothing but its `size`.
             let mut stmt = tx.prepare_cached(
-                "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.size, d.public_id
+                "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.size, d.public_id, b.ciphertext
                  FROM blobs b JOIN devices d ON d.id = b.device
                  WHERE b.workspace = ?1 AND b.seq > ?2 AND b.ciphertext IS NOT NULL
                  ORDER BY b.seq LIMIT ?3",
             )?;
-            let mut fetch = tx
-                .prepare_cached("SELECT ciphertext FROM blobs WHERE workspace = ?1 AND seq = ?2")?;
             let limit = i64::try_from(max_blobs.saturating_add(1)).unwrap_or(i64::MAX);
             let mut rows = stmt.query(params![workspace, to_i64(after), limit])?;
             let mut blobs = Vec::new();
@@ -550,14 +565,12 @@ impl Storage for SqliteStorage {
                     more = true;
                     break;
                 }
-                let seq: i64 = row.get(0)?;
-                let ciphertext: Vec<u8> = fetch.query_row(params![workspace, seq], |r| r.get(0))?;
                 blobs.push(PulledBlob {
-                    seq: to_u64(seq),
+                    seq: to_u64(row.get(0)?),
                     content_id: fixed(row.get(1)?)?,
                     doc_id: fixed(row.get(2)?)?,
                     epoch: row.get(3)?,
-                    ciphertext,
+                    ciphertext: row.get(6)?,
                     device_id: row.get(5)?,
                 });
                 used = used.saturating_add(size);
@@ -572,12 +585,13 @@ impl Storage for SqliteStorage {
     }
 
     fn touch_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
-        self.write(|tx| {
-            tx.execute(
+        let device_id = device_id.to_owned();
+        self.queue.write(&self.writer, move |conn| {
+            conn.prepare_cached(
                 "UPDATE devices SET last_sync_at = ?1
                  WHERE public_id = ?2 AND (last_sync_at IS NULL OR last_sync_at < ?1)",
-                params![now, device_id],
-            )?;
+            )?
+            .execute(params![now, device_id])?;
             Ok(())
         })
     }
