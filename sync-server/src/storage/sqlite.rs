@@ -24,6 +24,8 @@
 
 mod group_commit;
 
+pub use group_commit::GroupCommitStats;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -121,6 +123,11 @@ impl SqliteStorage {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many group commits pushes and sync-time updates went through since opening.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.queue.stats()
     }
 
     /// Copies a consistent snapshot of the database to `dest` with SQLite's online backup API,

@@ -12,6 +12,7 @@
 //! holds the writer connection, so a thread that gets the connection and finds no answer knows
 //! its write is still queued, and leads the next group itself.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -69,10 +70,21 @@ where
     }
 }
 
-/// Writes waiting for the next group.
+/// How many grouped transactions committed, and how many writes they carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupCommitStats {
+    /// Transactions committed (one fsync each).
+    pub commits: u64,
+    /// Writes that succeeded inside them.
+    pub writes: u64,
+}
+
+/// Writes waiting for the next group, and counts of the groups committed.
 #[derive(Default)]
 pub(super) struct WriteQueue {
     pending: Mutex<Vec<Box<dyn Job>>>,
+    commits: AtomicU64,
+    writes: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,13 +113,24 @@ impl WriteQueue {
             return result;
         }
         let group = std::mem::take(&mut *lock(&self.pending));
-        commit_group(&mut conn, group);
+        if let Some(writes) = commit_group(&mut conn, group) {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            self.writes.fetch_add(writes, Ordering::Relaxed);
+        }
         drop(conn);
         answered(&answer).unwrap_or_else(|| {
             Err(StorageError::Backend(
                 "the group commit ended without answering this write".into(),
             ))
         })
+    }
+
+    /// Counts since the storage was opened.
+    pub(super) fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -125,20 +148,24 @@ fn answered<T>(answer: &Receiver<StorageResult<T>>) -> Option<StorageResult<T>> 
 }
 
 /// Runs `group` in one transaction, a savepoint per write, commits, and answers every write.
-fn commit_group(conn: &mut Connection, mut group: Vec<Box<dyn Job>>) {
+/// Returns how many writes succeeded if the transaction committed.
+fn commit_group(conn: &mut Connection, mut group: Vec<Box<dyn Job>>) -> Option<u64> {
     let outcome = run_group(conn, &mut group);
     let commit = outcome.as_ref().map(|_| ()).map_err(ToString::to_string);
     for job in group {
         job.answer(commit.as_ref().map(|_| ()).map_err(String::as_str));
     }
+    outcome.ok()
 }
 
-fn run_group(conn: &mut Connection, group: &mut [Box<dyn Job>]) -> StorageResult<()> {
+fn run_group(conn: &mut Connection, group: &mut [Box<dyn Job>]) -> StorageResult<u64> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut succeeded = 0;
     for job in group.iter_mut() {
         let savepoint = tx.savepoint()?;
         if job.run(&savepoint) {
             savepoint.commit()?;
+            succeeded += 1;
         } else {
             // Rolls back this write only; if even that fails the transaction is unusable and
             // the whole group fails (dropping `tx` rolls it back).
@@ -146,5 +173,5 @@ fn run_group(conn: &mut Connection, group: &mut [Box<dyn Job>]) -> StorageResult
         }
     }
     tx.commit()?;
-    Ok(())
+    Ok(succeeded)
 }
