@@ -111,6 +111,50 @@ fn unknown_workspaces_and_devices_are_not_found(backend: Backend) {
     ));
 }
 
+fn an_encoded_pull_is_the_same_page_in_wire_form(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let (alice, bob) = (device_in(storage, &ws), device_in(storage, &ws));
+    for (i, device) in [&alice, &bob, &alice].into_iter().enumerate() {
+        let blobs: Vec<PushBlob> = (0..30u8)
+            .map(|n| blob(n, &vec![n; 50 + 40 * usize::from(n) + i]))
+            .collect();
+        storage.push(device, &blobs, 0).unwrap();
+    }
+    // Pages cut by bytes and by count, one blob over its budget, past the head, and compacted
+    // rows in between (pushes above supersede nothing, so compact after a full save).
+    let save = PushBlob {
+        supersedes: Some(40),
+        ..blob(3, b"save of doc 3")
+    };
+    storage.push(&alice, &[save], 0).unwrap();
+    assert!(storage.compact(0).unwrap().blobs_dropped > 0);
+    for (after, max_bytes, max_blobs) in [
+        (0, u64::MAX, 1000),
+        (0, 2_000, 1000),
+        (10, u64::MAX, 7),
+        (44, 1, 1000),
+        (90, 5_000, 3),
+        (91, u64::MAX, 1000),
+        (500, u64::MAX, 1000),
+    ] {
+        let page = storage.pull(&ws, after, max_bytes, max_blobs).unwrap();
+        let encoded = storage
+            .pull_encoded(&ws, after, max_bytes, max_blobs)
+            .unwrap();
+        assert_eq!(
+            encoded.as_bytes(),
+            &waymark_protocol::encode(&page)[..],
+            "after {after}, {max_bytes} bytes, {max_blobs} blobs"
+        );
+        assert_eq!(encoded.blobs, page.blobs.len());
+    }
+    assert!(matches!(
+        storage.pull_encoded("missing", 0, 1, 1).unwrap_err(),
+        StorageError::NotFound { .. }
+    ));
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $($name:ident),* $(,)?) => {
         mod $backend {
@@ -128,12 +172,14 @@ backend_tests!(sqlite:
     supersedes_only_older_blobs_of_the_same_document,
     a_pull_is_capped_by_blob_count_too,
     unknown_workspaces_and_devices_are_not_found,
+    an_encoded_pull_is_the_same_page_in_wire_form,
 );
 
 backend_tests!(postgres:
     supersedes_only_older_blobs_of_the_same_document,
     a_pull_is_capped_by_blob_count_too,
     unknown_workspaces_and_devices_are_not_found,
+    an_encoded_pull_is_the_same_page_in_wire_form,
 );
 
 // SQLite-specific: the file on disk.

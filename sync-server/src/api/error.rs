@@ -114,6 +114,11 @@ impl From<StorageError> for ApiError {
 
 /// A CBOR response with the given status.
 pub fn cbor<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    cbor_bytes(status, encode(body).into())
+}
+
+/// A response with the given status and body, already encoded as CBOR.
+pub fn cbor_bytes(status: StatusCode, body: axum::body::Bytes) -> Response {
     (
         status,
         [
@@ -124,7 +129,7 @@ pub fn cbor<T: Serialize>(status: StatusCode, body: &T) -> Response {
             // Answers are per device and change with every push: never cache them.
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        encode(body),
+        body,
     )
         .into_response()
 }

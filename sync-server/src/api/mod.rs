@@ -25,7 +25,7 @@ use waymark_protocol::{
     QUERY_MAX_BYTES, RevokeRequest, RevokeResponse, content_id_of, limits, roles,
 };
 
-use self::error::{ApiError, ErrorCode, cbor};
+use self::error::{ApiError, ErrorCode, cbor, cbor_bytes};
 use self::extract::{Authed, Cbor, RequestContext};
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -556,7 +556,7 @@ async fn pull(
     let touch = state.should_touch(&device.id);
     let page = state
         .blocking(move |s| {
-            let page = s.pull(
+            let page = s.pull_encoded(
                 &device.workspace_id,
                 request.after,
                 max_bytes,
@@ -571,8 +571,13 @@ async fn pull(
     state
         .metrics()
         .blobs_served
-        .inc_by(u64::try_from(page.blobs.len()).unwrap_or(0));
-    Ok(cbor(StatusCode::OK, &page))
+        .inc_by(u64::try_from(page.blobs).unwrap_or(0));
+    // Sent from the buffer it was written into, without a copy.
+    let (buffer, start) = page.into_parts();
+    Ok(cbor_bytes(
+        StatusCode::OK,
+        axum::body::Bytes::from(buffer).slice(start..),
+    ))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

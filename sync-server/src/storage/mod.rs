@@ -18,6 +18,7 @@
 //!   gets a higher number.
 
 pub mod postgres;
+pub mod pull_page;
 pub mod sqlite;
 
 use std::collections::{HashMap, HashSet};
@@ -253,6 +254,20 @@ pub trait Storage: Send + Sync + 'static {
         max_bytes: u64,
         max_blobs: usize,
     ) -> StorageResult<PullResponse>;
+
+    /// The same page as [`pull`](Storage::pull), as the CBOR bytes of its [`PullResponse`]
+    /// (what the API sends). Backends that can write the answer while reading their rows
+    /// override it to skip building the blobs first.
+    fn pull_encoded(
+        &self,
+        workspace_id: &str,
+        after: u64,
+        max_bytes: u64,
+        max_blobs: usize,
+    ) -> StorageResult<pull_page::EncodedPull> {
+        let page = self.pull(workspace_id, after, max_bytes, max_blobs)?;
+        Ok(pull_page::EncodedPull::from_response(&page))
+    }
 
     /// Records that a device synced at `now`.
     fn touch_device(&self, device_id: &str, now: i64) -> StorageResult<()>;

@@ -36,6 +36,7 @@ use waymark_protocol::{
     KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse,
 };
 
+use super::pull_page::{BlobRef, EncodedPull, PullPageWriter};
 use super::{
     CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
     Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
@@ -392,6 +393,76 @@ fn push_in(
     Ok(outcome)
 }
 
+/// The most ciphertext bytes a pull answer's buffer is sized for up front (pages are 256 KiB by
+/// default; a client asking for a bigger budget gets a buffer that grows).
+const PULL_PREALLOCATE_MAX: u64 = 1 << 20;
+
+/// Walks the page of `workspace_id`'s log after `after` within the budgets (see
+/// [`Storage::pull`]), handing each blob to `each` straight from its row; returns `more`, the head
+/// and the team version, all from the caller's read transaction.
+fn read_page(
+    tx: &Connection,
+    workspace_id: &str,
+    after: u64,
+    max_bytes: u64,
+    max_blobs: usize,
+    mut each: impl FnMut(BlobRef<'_>),
+) -> StorageResult<(bool, u64, u64)> {
+    let (workspace, head, team_version): (i64, i64, i64) = tx
+        .prepare_cached("SELECT id, head_seq, team_version FROM workspaces WHERE public_id = ?1")?
+        .query_row([workspace_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?
+        .ok_or_else(|| StorageError::NotFound {
+            what: format!("workspace {workspace_id}"),
+        })?;
+    // The ciphertext comes with the row (one b-tree walk per blob) and is only read, never
+    // copied, for the row beyond the budget.
+    let mut stmt = tx.prepare_cached(
+        "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.size, d.public_id, b.ciphertext
+         FROM blobs b JOIN devices d ON d.id = b.device
+         WHERE b.workspace = ?1 AND b.seq > ?2 AND b.ciphertext IS NOT NULL
+         ORDER BY b.seq LIMIT ?3",
+    )?;
+    let limit = i64::try_from(max_blobs.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![workspace, to_i64(after), limit])?;
+    let mut count = 0usize;
+    let mut used: u64 = 0;
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        let size = to_u64(row.get(4)?);
+        let over_budget = count > 0 && used.saturating_add(size) > max_bytes;
+        if count >= max_blobs || over_budget {
+            more = true;
+            break;
+        }
+        each(BlobRef {
+            seq: to_u64(row.get(0)?),
+            content_id: fixed_ref(row.get_ref(1)?)?,
+            doc_id: fixed_ref(row.get_ref(2)?)?,
+            epoch: row.get(3)?,
+            ciphertext: row.get_ref(6)?.as_blob().map_err(from_sql)?,
+            device_id: row.get_ref(5)?.as_str().map_err(from_sql)?,
+        });
+        count += 1;
+        used = used.saturating_add(size);
+    }
+    Ok((more, to_u64(head), to_u64(team_version)))
+}
+
+fn from_sql(err: rusqlite::types::FromSqlError) -> StorageError {
+    StorageError::Backend(Box::new(err))
+}
+
+/// A stored id of `N` bytes, borrowed from its row.
+fn fixed_ref<const N: usize>(value: rusqlite::types::ValueRef<'_>) -> StorageResult<&[u8; N]> {
+    let bytes = value.as_blob().map_err(from_sql)?;
+    <&[u8; N]>::try_from(bytes).map_err(|_| {
+        StorageError::Backend(format!("stored id has {} bytes, expected {N}", bytes.len()).into())
+    })
+}
+
 impl Storage for SqliteStorage {
     fn create_workspace(&self, name: Option<&str>, now: i64) -> StorageResult<Workspace> {
         let id = tokens::new_id();
@@ -541,53 +612,42 @@ impl Storage for SqliteStorage {
         max_blobs: usize,
     ) -> StorageResult<PullResponse> {
         self.read(|tx| {
-            let (workspace, head, team_version): (i64, i64, i64) = tx
-                .prepare_cached(
-                    "SELECT id, head_seq, team_version FROM workspaces WHERE public_id = ?1",
-                )?
-                .query_row([workspace_id], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })
-                .optional()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {workspace_id}"),
-                })?;
-            // The ciphertext comes with the row (one b-tree walk per blob); the one row read
-            // beyond the budget costs a copy of nothing but its `size`.
-            let mut stmt = tx.prepare_cached(
-                "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.size, d.public_id, b.ciphertext
-                 FROM blobs b JOIN devices d ON d.id = b.device
-                 WHERE b.workspace = ?1 AND b.seq > ?2 AND b.ciphertext IS NOT NULL
-                 ORDER BY b.seq LIMIT ?3",
-            )?;
-            let limit = i64::try_from(max_blobs.saturating_add(1)).unwrap_or(i64::MAX);
-            let mut rows = stmt.query(params![workspace, to_i64(after), limit])?;
             let mut blobs = Vec::new();
-            let mut used: u64 = 0;
-            let mut more = false;
-            while let Some(row) = rows.next()? {
-                let size = to_u64(row.get(4)?);
-                let over_budget = !blobs.is_empty() && used.saturating_add(size) > max_bytes;
-                if blobs.len() >= max_blobs || over_budget {
-                    more = true;
-                    break;
-                }
-                blobs.push(PulledBlob {
-                    seq: to_u64(row.get(0)?),
-                    content_id: fixed(row.get(1)?)?,
-                    doc_id: fixed(row.get(2)?)?,
-                    epoch: row.get(3)?,
-                    ciphertext: row.get(6)?,
-                    device_id: row.get(5)?,
-                });
-                used = used.saturating_add(size);
-            }
+            let (more, head, team_version) =
+                read_page(tx, workspace_id, after, max_bytes, max_blobs, |blob| {
+                    blobs.push(PulledBlob {
+                        seq: blob.seq,
+                        content_id: *blob.content_id,
+                        doc_id: *blob.doc_id,
+                        epoch: blob.epoch,
+                        ciphertext: blob.ciphertext.to_vec(),
+                        device_id: blob.device_id.to_owned(),
+                    });
+                })?;
             Ok(PullResponse {
                 blobs,
                 more,
-                head: to_u64(head),
-                team_version: to_u64(team_version),
+                head,
+                team_version,
             })
+        })
+    }
+
+    fn pull_encoded(
+        &self,
+        workspace_id: &str,
+        after: u64,
+        max_bytes: u64,
+        max_blobs: usize,
+    ) -> StorageResult<EncodedPull> {
+        self.read(|tx| {
+            let budget = usize::try_from(max_bytes.min(PULL_PREALLOCATE_MAX)).unwrap_or(0);
+            let mut page = PullPageWriter::with_capacity(budget);
+            let (more, head, team_version) =
+                read_page(tx, workspace_id, after, max_bytes, max_blobs, |blob| {
+                    page.blob(&blob);
+                })?;
+            Ok(page.finish(more, head, team_version))
         })
     }
 
