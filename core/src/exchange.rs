@@ -23,6 +23,7 @@ use crate::crypto;
 use crate::error::{Error, Result};
 use crate::model::{ImportReport, RecordKind};
 use crate::records;
+use crate::store::projection::{self, Rows};
 use crate::store::{self, Store, StoredDoc, keys, outbox};
 use crate::validate;
 
@@ -276,6 +277,57 @@ pub(crate) struct Target<'a> {
     pub kind: RecordKind,
 }
 
+/// A new document decoded from one chunk that holds all of it (a document's first blob is a
+/// save), with its heads and projection rows.
+pub(crate) struct Whole {
+    pub doc: AutoCommit,
+    pub heads: Vec<ChangeHash>,
+    pub rows: Rows,
+}
+
+/// Decodes `chunk` as the whole of new document `t`; `None` if it holds no change or needs
+/// changes it does not carry. Needs no database, so pulled pages are decoded on all cores.
+pub(crate) fn decode_whole(
+    t: &Target<'_>,
+    actor: &automerge::ActorId,
+    chunk: &[u8],
+) -> Result<Option<Whole>> {
+    let mut doc = AutoCommit::new().with_actor(actor.clone());
+    load_chunk(&mut doc, t.id, chunk)?;
+    let heads = doc.get_heads();
+    if heads.is_empty() || !doc.get_missing_deps(&[]).is_empty() {
+        return Ok(None);
+    }
+    let rows = Rows::of(t.id, &doc);
+    check_label(t, rows.header())?;
+    Ok(Some(Whole { doc, heads, rows }))
+}
+
+/// Stores new document `t` as `chunk`, the whole of it (see [`decode_whole`]): encoding it
+/// again would cost as much as decoding it did.
+pub(crate) fn insert_whole(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Target<'_>,
+    chunk: &[u8],
+    heads: &[ChangeHash],
+    rows: &Rows,
+) -> Result<()> {
+    store::ensure_workspace(tx, t.workspace)?;
+    store::insert_doc_as(tx, t.id, t.workspace, t.kind, chunk, heads)?;
+    projection::write(tx, t.id, rows, true)
+}
+
+/// Refuses a document whose header names another workspace or kind than it is filed under.
+fn check_label(t: &Target<'_>, h: Option<&records::Header>) -> Result<()> {
+    match h {
+        Some(h) if h.workspace != t.workspace || h.kind != t.kind => Err(Error::Corrupt(format!(
+            "document {} does not match its label",
+            t.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Merges decrypted Automerge chunks into a document (loaded as `existing`, or new), storing
 /// the new changes and refreshing projections within `tx`; with `enqueue`, also queues them
 /// for the server. Returns the document and whether anything changed. On error nothing was
@@ -288,6 +340,21 @@ pub(crate) fn merge_chunks(
     chunks: &[Vec<u8>],
     enqueue: bool,
 ) -> Result<(StoredDoc, bool)> {
+    if existing.is_none()
+        && let [only] = chunks
+        && let Some(whole) = decode_whole(t, actor, only)?
+    {
+        insert_whole(tx, t, only, &whole.heads, &whole.rows)?;
+        if enqueue {
+            outbox::enqueue(tx, t.workspace, t.id, t.kind, only)?;
+        }
+        let stored = StoredDoc {
+            doc: whole.doc,
+            workspace: t.workspace.to_string(),
+            kind: t.kind,
+        };
+        return Ok((stored, true));
+    }
     let is_new = existing.is_none();
     let mut stored = existing.unwrap_or_else(|| StoredDoc {
         doc: AutoCommit::new().with_actor(actor.clone()),
@@ -304,14 +371,7 @@ pub(crate) fn merge_chunks(
     for chunk in chunks {
         load_chunk(&mut stored.doc, t.id, chunk)?;
     }
-    if let Some(h) = records::header(&stored.doc)
-        && (h.workspace != t.workspace || h.kind != t.kind)
-    {
-        return Err(Error::Corrupt(format!(
-            "document {} does not match its label",
-            t.id
-        )));
-    }
+    check_label(t, records::header(&stored.doc).as_ref())?;
     let after = stored.doc.get_heads();
     let waiting = !stored.doc.get_missing_deps(&[]).is_empty();
     if after == before && !waiting {
@@ -319,16 +379,7 @@ pub(crate) fn merge_chunks(
     }
     store::ensure_workspace(tx, t.workspace)?;
     let mut new_chunks = Vec::new();
-    // A new document that arrived whole in one chunk (its first blob is a save) is stored as
-    // that chunk: encoding it again would cost as much as decoding it did.
-    let whole = match chunks {
-        [only] if is_new && !waiting => Some(only),
-        _ => None,
-    };
-    if let Some(only) = whole {
-        store::insert_doc_as(tx, t.id, &mut stored, only)?;
-        new_chunks.push(only.clone());
-    } else if is_new {
+    if is_new {
         new_chunks.push(store::insert_doc(tx, t.id, &mut stored)?);
     }
     if waiting {

@@ -29,6 +29,21 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // Clock ticks: 100 per second on Linux everywhere this runs.
+    f.iter().sum::<f64>() / 100.0
+}
+
 /// The newcomer: joins with the invite in `argv[1]`, syncs everything, prints one line of
 /// figures.
 fn child(code: &str) {
@@ -36,6 +51,7 @@ fn child(code: &str) {
     let store = Store::open(dir.path().join("waymark.db"), &rand::random::<[u8; 32]>()).unwrap();
     store.set_device_name("Newcomer").unwrap();
     let before = status_kb("VmRSS");
+    let cpu0 = cpu_secs("self");
     let t = Instant::now();
     store.join(code).unwrap();
     let report = store.sync().unwrap();
@@ -48,11 +64,12 @@ fn child(code: &str) {
         .unwrap();
     assert_eq!(visits.len(), 5);
     println!(
-        "RESULT {secs:.3} {} {} {} {before} {}",
+        "RESULT {secs:.3} {} {} {} {before} {} {:.2}",
         report.pulled,
         report.bytes_down,
         report.bytes_up,
-        status_kb("VmHWM")
+        status_kb("VmHWM"),
+        cpu_secs("self") - cpu0
     );
 }
 
@@ -114,10 +131,13 @@ fn main() {
     );
 
     let code = coordinator.create_invite(&ws, 3600).unwrap();
+    let server_pid = server.pid().unwrap().to_string();
+    let server_cpu0 = cpu_secs(&server_pid);
     let out = Command::new(std::env::current_exe().unwrap())
         .env(CHILD, &code)
         .output()
         .unwrap();
+    let server_cpu = cpu_secs(&server_pid) - server_cpu0;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
@@ -129,7 +149,7 @@ fn main() {
             )
         });
     let f: Vec<f64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
-    let (secs, pulled, down, up, rss0, hwm) = (f[0], f[1], f[2], f[3], f[4], f[5]);
+    let (secs, pulled, down, up, rss0, hwm, cpu) = (f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
     println!(
         "  new device joins and pulls everything: {pulled:.0} blobs, {:.1} MB down ({:.0} B per \
          record), {:.1} kB up, {secs:.1} s ({:.0} blobs/s)",
@@ -137,6 +157,10 @@ fn main() {
         down / records as f64,
         up / 1e3,
         pulled / secs
+    );
+    println!(
+        "  CPU time: client {cpu:.1} s, server {server_cpu:.1} s (wall {secs:.1} s on {} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
         "  client peak resident memory (VmHWM): {:.1} MiB (resident before joining {:.1} MiB)",

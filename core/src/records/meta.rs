@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, PatchAction, Prop, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{
+    AutoCommit, ObjId, ObjType, PatchAction, Prop, ROOT, ReadDoc, ScalarValue, Value, ValueRef,
+};
 
 use crate::error::{Error, Result};
 use crate::model::{Author, Conflict, ConflictValue, FieldValue, HistoryEntry};
@@ -57,37 +59,34 @@ pub(crate) fn any_conflict(doc: &AutoCommit) -> bool {
 }
 
 fn any_conflict_in(doc: &AutoCommit, obj: &ObjId, depth: usize) -> bool {
-    for key in doc.keys(obj) {
-        let Ok(values) = doc.get_all(obj, key.as_str()) else {
-            continue;
-        };
-        if values.len() > 1 {
-            let mut scalars = values.iter().filter_map(|(v, _)| match v {
-                Value::Scalar(s) if !s.is_counter() => Some(field_value(s)),
-                _ => None,
-            });
-            if let Some(first) = scalars.next()
-                && scalars.any(|v| v != first)
-            {
-                return true;
-            }
+    // One scan of the map flags the keys holding concurrent values; only those are looked at
+    // closely (concurrent equal values, or counters, are no conflict).
+    for item in doc.map_range(obj, ..) {
+        if item.conflict && differing_values(doc, obj, &item.key) {
+            return true;
         }
-        let child = match values.as_slice() {
-            [(Value::Object(ObjType::Map), id)] => Some(id.clone()),
-            [] | [_] => None,
-            _ => match doc.get(obj, key.as_str()) {
-                Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
-                _ => None,
-            },
-        };
         if depth + 1 < MAX_DEPTH
-            && let Some(child) = child
-            && any_conflict_in(doc, &child, depth + 1)
+            && matches!(item.value, ValueRef::Object(ObjType::Map))
+            && any_conflict_in(doc, &item.id(), depth + 1)
         {
             return true;
         }
     }
     false
+}
+
+/// Whether `obj[key]` holds concurrent scalar values that differ (counters excepted).
+fn differing_values(doc: &AutoCommit, obj: &ObjId, key: &str) -> bool {
+    let Ok(values) = doc.get_all(obj, key) else {
+        return false;
+    };
+    let mut scalars = values.iter().filter_map(|(v, _)| match v {
+        Value::Scalar(s) if !s.is_counter() => Some(field_value(s)),
+        _ => None,
+    });
+    scalars
+        .next()
+        .is_some_and(|first| scalars.any(|v| v != first))
 }
 
 fn walk(

@@ -11,8 +11,9 @@ pub(crate) mod settings;
 pub(crate) mod visit;
 pub(crate) mod workshop;
 
+use automerge::iter::MapRangeItem;
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value};
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ValueRef};
 
 use crate::error::{Error, Result};
 use crate::model::{RecordKind, Sensitivity};
@@ -93,23 +94,13 @@ pub(crate) struct Header {
 
 /// Reads a document's header; `None` while its first change has not arrived.
 pub(crate) fn header(doc: &AutoCommit) -> Option<Header> {
-    let root = automerge::ROOT;
-    let kind = RecordKind::parse(&get_str(doc, &root, K_KIND)?)?;
-    Some(Header {
-        kind,
-        workspace: get_str(doc, &root, K_WORKSPACE)?,
-        created_at: get_i64(doc, &root, K_CREATED_AT).unwrap_or(0),
-        deleted: get_bool(doc, &root, K_DELETED).unwrap_or(false),
-    })
+    Fields::of(doc, &automerge::ROOT).header()
 }
 
 /// The device (Automerge actor, hex) that created a record: the writer of its `kind`, which
 /// is put once, by the creating device, and never changed.
 pub(crate) fn creator(doc: &AutoCommit) -> String {
-    match doc.get(automerge::ROOT, K_KIND) {
-        Ok(Some((_, ObjId::Id(_, actor, _)))) => actor.to_hex_string(),
-        _ => String::new(),
-    }
+    Fields::of(doc, &automerge::ROOT).creator()
 }
 
 /// The scalar at `obj[key]` (the deterministic winner when values conflict).
@@ -122,27 +113,146 @@ pub(crate) fn get_scalar(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<Sca
 
 /// The string at `obj[key]`.
 pub(crate) fn get_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
-    match get_scalar(doc, obj, key)? {
+    as_str(&get_scalar(doc, obj, key)?)
+}
+
+/// The integer at `obj[key]` (ints, uints, counters and timestamps all read as i64).
+pub(crate) fn get_i64(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<i64> {
+    as_i64(&get_scalar(doc, obj, key)?)
+}
+
+/// The boolean at `obj[key]`.
+pub(crate) fn get_bool(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<bool> {
+    as_bool(&get_scalar(doc, obj, key)?)
+}
+
+fn as_str(v: &ScalarValue) -> Option<String> {
+    match v {
         ScalarValue::Str(s) => Some(s.to_string()),
         _ => None,
     }
 }
 
-/// The integer at `obj[key]` (ints, uints, counters and timestamps all read as i64).
-pub(crate) fn get_i64(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<i64> {
-    match get_scalar(doc, obj, key)? {
-        ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Some(i),
-        ScalarValue::Uint(u) => i64::try_from(u).ok(),
-        ScalarValue::Counter(c) => Some(i64::from(&c)),
+fn as_i64(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Some(*i),
+        ScalarValue::Uint(u) => i64::try_from(*u).ok(),
+        ScalarValue::Counter(c) => Some(i64::from(c)),
         _ => None,
     }
 }
 
-/// The boolean at `obj[key]`.
-pub(crate) fn get_bool(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<bool> {
-    match get_scalar(doc, obj, key)? {
-        ScalarValue::Boolean(b) => Some(b),
+fn as_bool(v: &ScalarValue) -> Option<bool> {
+    match v {
+        ScalarValue::Boolean(b) => Some(*b),
         _ => None,
+    }
+}
+
+/// The current entries of one map, read in one scan: what a record shows is read through it,
+/// since looking fields up one by one searches the document once per field (the costliest
+/// part of showing a document that has just arrived).
+pub(crate) struct Fields<'a> {
+    doc: &'a AutoCommit,
+    items: Vec<MapRangeItem<'a>>,
+}
+
+impl<'a> Fields<'a> {
+    /// The entries of the map `obj` (none if it is not a map).
+    pub(crate) fn of(doc: &'a AutoCommit, obj: &ObjId) -> Fields<'a> {
+        Fields {
+            doc,
+            items: doc.map_range(obj, ..).collect(),
+        }
+    }
+
+    fn item(&self, key: &str) -> Option<&MapRangeItem<'a>> {
+        self.items.iter().find(|i| i.key == key)
+    }
+
+    /// The keys, in the document's order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().map(|i| i.key.as_ref())
+    }
+
+    /// The scalar at `key` (the deterministic winner when values conflict).
+    pub(crate) fn scalar(&self, key: &str) -> Option<ScalarValue> {
+        match &self.item(key)?.value {
+            ValueRef::Scalar(s) => match Value::from(ValueRef::Scalar(s.clone())) {
+                Value::Scalar(v) => Some(v.into_owned()),
+                Value::Object(_) => None,
+            },
+            ValueRef::Object(_) => None,
+        }
+    }
+
+    /// The string at `key`.
+    pub(crate) fn str(&self, key: &str) -> Option<String> {
+        as_str(&self.scalar(key)?)
+    }
+
+    /// The integer at `key` (as [`get_i64`] reads it).
+    pub(crate) fn i64(&self, key: &str) -> Option<i64> {
+        as_i64(&self.scalar(key)?)
+    }
+
+    /// The boolean at `key`.
+    pub(crate) fn bool(&self, key: &str) -> Option<bool> {
+        as_bool(&self.scalar(key)?)
+    }
+
+    /// The object of type `ty` at `key`.
+    pub(crate) fn obj(&self, key: &str, ty: ObjType) -> Option<ObjId> {
+        let item = self.item(key)?;
+        matches!(item.value, ValueRef::Object(t) if t == ty).then(|| item.id())
+    }
+
+    /// The entries of the map at `key` (none if there is no map there).
+    pub(crate) fn map(&self, key: &str) -> Fields<'a> {
+        match self.obj(key, ObjType::Map) {
+            Some(m) => Fields::of(self.doc, &m),
+            None => Fields {
+                doc: self.doc,
+                items: Vec::new(),
+            },
+        }
+    }
+
+    /// The members of the set (a map of `member -> true`) at `key`, sorted.
+    pub(crate) fn set(&self, key: &str) -> Vec<String> {
+        let set = self.map(key);
+        let mut members: Vec<String> = set
+            .keys()
+            .filter(|k| set.bool(k).unwrap_or(false))
+            .map(str::to_string)
+            .collect();
+        members.sort();
+        members
+    }
+
+    /// The text of the Text object at `key`, or empty.
+    pub(crate) fn text(&self, key: &str) -> String {
+        self.obj(key, ObjType::Text)
+            .and_then(|t| self.doc.text(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// The record header, read from a document's root.
+    pub(crate) fn header(&self) -> Option<Header> {
+        Some(Header {
+            kind: RecordKind::parse(&self.str(K_KIND)?)?,
+            workspace: self.str(K_WORKSPACE)?,
+            created_at: self.i64(K_CREATED_AT).unwrap_or(0),
+            deleted: self.bool(K_DELETED).unwrap_or(false),
+        })
+    }
+
+    /// The record's creator (see [`creator`]), read from a document's root.
+    pub(crate) fn creator(&self) -> String {
+        match self.item(K_KIND).map(MapRangeItem::id) {
+            Some(ObjId::Id(_, actor, _)) => actor.to_hex_string(),
+            _ => String::new(),
+        }
     }
 }
 
@@ -152,26 +262,6 @@ pub(crate) fn get_obj(doc: &AutoCommit, obj: &ObjId, key: &str, ty: ObjType) -> 
         Ok(Some((Value::Object(t), id))) if t == ty => Some(id),
         _ => None,
     }
-}
-
-/// The text of the Text object at `obj[key]`, or empty.
-pub(crate) fn get_text(doc: &AutoCommit, obj: &ObjId, key: &str) -> String {
-    get_obj(doc, obj, key, ObjType::Text)
-        .and_then(|t| doc.text(&t).ok())
-        .unwrap_or_default()
-}
-
-/// The keys of a set stored as `map key -> true`, sorted.
-pub(crate) fn get_set(doc: &AutoCommit, obj: &ObjId, key: &str) -> Vec<String> {
-    let Some(set) = get_obj(doc, obj, key, ObjType::Map) else {
-        return Vec::new();
-    };
-    let mut keys: Vec<String> = doc
-        .keys(&set)
-        .filter(|k| get_bool(doc, &set, k).unwrap_or(false))
-        .collect();
-    keys.sort();
-    keys
 }
 
 /// Adds or removes `member` of the set at `obj[key]`.

@@ -206,51 +206,48 @@ fn decode_coordinates(s: &str) -> Option<Coordinates> {
 
 /// Reads a visit document.
 pub(crate) fn read(doc: &AutoCommit, id: &str, h: &Header) -> Visit {
-    let referrals = get_obj(doc, &ROOT, K_REFERRALS, ObjType::Map)
-        .map(|rs| {
-            let mut list: Vec<Referral> = doc
-                .keys(&rs)
-                .filter_map(|rid| {
-                    let m = get_obj(doc, &rs, &rid, ObjType::Map)?;
-                    Some(Referral {
-                        kind: get_str(doc, &m, "kind").unwrap_or_default(),
-                        to: get_str(doc, &m, "to").unwrap_or_default(),
-                        status: ReferralStatus::parse(
-                            &get_str(doc, &m, "status").unwrap_or_default(),
-                        ),
-                        id: rid,
-                    })
-                })
-                .collect();
-            list.sort_by(|a, b| a.id.cmp(&b.id));
-            list
+    let root = Fields::of(doc, &ROOT);
+    let refs = root.map(K_REFERRALS);
+    let mut referrals: Vec<Referral> = refs
+        .keys()
+        .filter_map(|rid| {
+            let m = refs.obj(rid, ObjType::Map)?;
+            let m = Fields::of(doc, &m);
+            Some(Referral {
+                kind: m.str("kind").unwrap_or_default(),
+                to: m.str("to").unwrap_or_default(),
+                status: ReferralStatus::parse(&m.str("status").unwrap_or_default()),
+                id: rid.to_string(),
+            })
         })
-        .unwrap_or_default();
+        .collect();
+    referrals.sort_by(|a, b| a.id.cmp(&b.id));
     Visit {
         id: id.to_string(),
         workspace_id: h.workspace.clone(),
         place: Place {
-            name: get_str(doc, &ROOT, K_PLACE).unwrap_or_default(),
-            area: get_str(doc, &ROOT, K_AREA).unwrap_or_default(),
-            coordinates: get_str(doc, &ROOT, K_COORDS).and_then(|s| decode_coordinates(&s)),
+            name: root.str(K_PLACE).unwrap_or_default(),
+            area: root.str(K_AREA).unwrap_or_default(),
+            coordinates: root.str(K_COORDS).and_then(|s| decode_coordinates(&s)),
         },
-        occurred_at: get_i64(doc, &ROOT, K_OCCURRED_AT).unwrap_or(h.created_at),
-        visit_type: get_str(doc, &ROOT, K_VISIT_TYPE).unwrap_or_default(),
-        people_reached: get_i64(doc, &ROOT, K_PEOPLE)
+        occurred_at: root.i64(K_OCCURRED_AT).unwrap_or(h.created_at),
+        visit_type: root.str(K_VISIT_TYPE).unwrap_or_default(),
+        people_reached: root
+            .i64(K_PEOPLE)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0),
-        indicators: get_set(doc, &ROOT, K_INDICATORS),
+        indicators: root.set(K_INDICATORS),
         referrals,
         follow_up: FollowUp {
-            needed: get_bool(doc, &ROOT, K_FU_NEEDED).unwrap_or(false),
-            due: get_str(doc, &ROOT, K_FU_DUE),
-            done: get_bool(doc, &ROOT, K_FU_DONE).unwrap_or(false),
+            needed: root.bool(K_FU_NEEDED).unwrap_or(false),
+            due: root.str(K_FU_DUE),
+            done: root.bool(K_FU_DONE).unwrap_or(false),
         },
-        tags: get_set(doc, &ROOT, K_TAGS),
+        tags: root.set(K_TAGS),
         sensitivity: Sensitivity::parse(
-            &get_str(doc, &ROOT, K_SENSITIVITY).unwrap_or_else(|| "normal".into()),
+            &root.str(K_SENSITIVITY).unwrap_or_else(|| "normal".into()),
         ),
-        notes: get_text(doc, &ROOT, K_NOTES),
+        notes: root.text(K_NOTES),
         deleted: h.deleted,
         created_at: h.created_at,
         has_conflicts: has_conflicts(doc),

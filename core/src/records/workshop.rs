@@ -222,24 +222,24 @@ pub(crate) fn feedback(doc: &mut AutoCommit, score: u8, comment: &str, now: i64)
 }
 
 /// Reads the attendees, tallies and feedback of a workshop document.
-fn read_attendance(doc: &AutoCommit) -> (Vec<Attendee>, Vec<Tally>, Vec<Feedback>) {
+fn read_attendance(doc: &AutoCommit, root: &Fields) -> (Vec<Attendee>, Vec<Tally>, Vec<Feedback>) {
     let mut attendees = Vec::new();
-    if let Some(am) = get_obj(doc, &ROOT, K_ATTENDEES, ObjType::Map) {
-        for id in doc.keys(&am) {
-            let Some(m) = get_obj(doc, &am, &id, ObjType::Map) else {
-                continue;
-            };
-            attendees.push(Attendee {
-                name: get_str(doc, &m, "name").unwrap_or_default(),
-                age_band: get_str(doc, &m, "age_band"),
-                gender: get_str(doc, &m, "gender"),
-                contact: get_str(doc, &m, "contact"),
-                consent_at: get_i64(doc, &m, "consent_at"),
-                checked_in_at: get_i64(doc, &m, "checked_in_at").unwrap_or(0),
-                withdrawn: get_bool(doc, &m, "withdrawn").unwrap_or(false),
-                id,
-            });
-        }
+    let am = root.map(K_ATTENDEES);
+    for id in am.keys() {
+        let Some(m) = am.obj(id, ObjType::Map) else {
+            continue;
+        };
+        let m = Fields::of(doc, &m);
+        attendees.push(Attendee {
+            name: m.str("name").unwrap_or_default(),
+            age_band: m.str("age_band"),
+            gender: m.str("gender"),
+            contact: m.str("contact"),
+            consent_at: m.i64("consent_at"),
+            checked_in_at: m.i64("checked_in_at").unwrap_or(0),
+            withdrawn: m.bool("withdrawn").unwrap_or(false),
+            id: id.to_string(),
+        });
     }
     attendees.sort_by(|a, b| (a.checked_in_at, &a.id).cmp(&(b.checked_in_at, &b.id)));
 
@@ -258,20 +258,21 @@ fn read_attendance(doc: &AutoCommit) -> (Vec<Attendee>, Vec<Tally>, Vec<Feedback
     }
 
     let mut feedback = Vec::new();
-    if let Some(fm) = get_obj(doc, &ROOT, K_FEEDBACK, ObjType::Map) {
-        for id in doc.keys(&fm) {
-            let Some(m) = get_obj(doc, &fm, &id, ObjType::Map) else {
-                continue;
-            };
-            feedback.push(Feedback {
-                score: get_i64(doc, &m, "score")
-                    .and_then(|s| u8::try_from(s).ok())
-                    .unwrap_or(0),
-                comment: get_str(doc, &m, "comment").unwrap_or_default(),
-                at: get_i64(doc, &m, "at").unwrap_or(0),
-                id,
-            });
-        }
+    let fm = root.map(K_FEEDBACK);
+    for id in fm.keys() {
+        let Some(m) = fm.obj(id, ObjType::Map) else {
+            continue;
+        };
+        let m = Fields::of(doc, &m);
+        feedback.push(Feedback {
+            score: m
+                .i64("score")
+                .and_then(|s| u8::try_from(s).ok())
+                .unwrap_or(0),
+            comment: m.str("comment").unwrap_or_default(),
+            at: m.i64("at").unwrap_or(0),
+            id: id.to_string(),
+        });
     }
     feedback.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
     (attendees, tallies, feedback)
@@ -279,25 +280,27 @@ fn read_attendance(doc: &AutoCommit) -> (Vec<Attendee>, Vec<Tally>, Vec<Feedback
 
 /// Reads a workshop document.
 pub(crate) fn read(doc: &AutoCommit, id: &str, h: &Header) -> Workshop {
-    let (attendees, tallies, feedback) = read_attendance(doc);
+    let root = Fields::of(doc, &ROOT);
+    let (attendees, tallies, feedback) = read_attendance(doc, &root);
     Workshop {
         id: id.to_string(),
         workspace_id: h.workspace.clone(),
-        title: get_str(doc, &ROOT, K_TITLE).unwrap_or_default(),
-        topic: get_str(doc, &ROOT, K_TOPIC).unwrap_or_default(),
-        occurred_at: get_i64(doc, &ROOT, K_OCCURRED_AT).unwrap_or(h.created_at),
-        duration_minutes: get_i64(doc, &ROOT, K_DURATION)
+        title: root.str(K_TITLE).unwrap_or_default(),
+        topic: root.str(K_TOPIC).unwrap_or_default(),
+        occurred_at: root.i64(K_OCCURRED_AT).unwrap_or(h.created_at),
+        duration_minutes: root
+            .i64(K_DURATION)
             .and_then(|d| u32::try_from(d).ok())
             .unwrap_or(0),
-        venue: get_str(doc, &ROOT, K_VENUE).unwrap_or_default(),
-        area: get_str(doc, &ROOT, K_AREA).unwrap_or_default(),
-        audience: get_str(doc, &ROOT, K_AUDIENCE).unwrap_or_default(),
-        language: get_str(doc, &ROOT, K_LANGUAGE).unwrap_or_default(),
-        facilitators: get_set(doc, &ROOT, K_FACILITATORS),
+        venue: root.str(K_VENUE).unwrap_or_default(),
+        area: root.str(K_AREA).unwrap_or_default(),
+        audience: root.str(K_AUDIENCE).unwrap_or_default(),
+        language: root.str(K_LANGUAGE).unwrap_or_default(),
+        facilitators: root.set(K_FACILITATORS),
         sensitivity: Sensitivity::parse(
-            &get_str(doc, &ROOT, K_SENSITIVITY).unwrap_or_else(|| "normal".into()),
+            &root.str(K_SENSITIVITY).unwrap_or_else(|| "normal".into()),
         ),
-        notes: get_text(doc, &ROOT, K_NOTES),
+        notes: root.text(K_NOTES),
         attendees,
         tallies,
         feedback,

@@ -63,24 +63,32 @@ pub(crate) fn load(conn: &Connection, id: &str, actor: &ActorId) -> Result<Optio
 /// Stores a new document as one compacted save, and returns that save.
 pub(crate) fn insert(tx: &Transaction<'_>, id: &str, d: &mut StoredDoc) -> Result<Vec<u8>> {
     let snapshot = d.doc.save();
-    insert_as(tx, id, d, &snapshot)?;
+    insert_as(tx, id, &d.workspace, d.kind, &snapshot, &d.doc.get_heads())?;
     Ok(snapshot)
 }
 
 /// Stores a new document as `saved`, bytes it was wholly loaded from (a save or a chunk of
-/// changes): loading them back gives the same document, without encoding it again.
+/// changes) with these `heads`: loading them back gives the same document, without encoding
+/// it again.
 pub(crate) fn insert_as(
     tx: &Transaction<'_>,
     id: &str,
-    d: &mut StoredDoc,
+    workspace: &str,
+    kind: RecordKind,
     saved: &[u8],
+    heads: &[ChangeHash],
 ) -> Result<()> {
-    let heads = encode_heads(&d.doc.get_heads());
     tx.prepare_cached(
         "INSERT INTO documents(id, workspace_id, kind, snapshot, heads, chunk_count)
          VALUES (?1, ?2, ?3, ?4, ?5, 0)",
     )?
-    .execute(params![id, d.workspace, d.kind.as_str(), saved, heads])?;
+    .execute(params![
+        id,
+        workspace,
+        kind.as_str(),
+        saved,
+        encode_heads(heads)
+    ])?;
     Ok(())
 }
 

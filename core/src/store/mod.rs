@@ -13,7 +13,7 @@
 mod docs;
 pub(crate) mod keys;
 pub(crate) mod outbox;
-mod projection;
+pub(crate) mod projection;
 mod query;
 mod rekey;
 pub(crate) mod schema;

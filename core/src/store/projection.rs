@@ -7,8 +7,8 @@ use automerge::AutoCommit;
 use rusqlite::{Transaction, params};
 
 use crate::error::Result;
-use crate::model::RecordKind;
-use crate::records::{self, settings, visit, workshop};
+use crate::model::{RecordKind, Visit, Workshop};
+use crate::records::{self, Header, settings, visit, workshop};
 
 /// Tables holding one document's rows: the column naming the document, and its kind.
 const PER_DOC: &[(&str, &str, RecordKind)] = &[
@@ -38,15 +38,72 @@ fn b(v: bool) -> i64 {
 
 /// Replaces the projection rows of document `id` with rows derived from `doc`.
 pub(crate) fn refresh(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Result<()> {
-    project(tx, id, doc, false)
+    write(tx, id, &Rows::of(id, doc), false)
 }
 
 /// Writes the projection rows of document `id`, stored in this transaction: it has none yet.
 pub(crate) fn refresh_new(tx: &Transaction<'_>, id: &str, doc: &AutoCommit) -> Result<()> {
-    project(tx, id, doc, true)
+    write(tx, id, &Rows::of(id, doc), true)
 }
 
-fn project(tx: &Transaction<'_>, id: &str, doc: &AutoCommit, new: bool) -> Result<()> {
+/// What one document shows in the projection tables: derived from the document alone, so it
+/// can be computed away from the database (on another thread, ahead of the writer).
+pub(crate) enum Rows {
+    /// A document whose first change has not arrived yet: nothing to show.
+    Empty,
+    /// Workspace settings: the workspace's name.
+    Settings { header: Header, name: String },
+    /// A visit, and the device that created it.
+    Visit {
+        header: Header,
+        visit: Box<Visit>,
+        creator: String,
+    },
+    /// A workshop, and the device that created it.
+    Workshop {
+        header: Header,
+        workshop: Box<Workshop>,
+        creator: String,
+    },
+}
+
+impl Rows {
+    /// The rows of document `id`.
+    pub(crate) fn of(id: &str, doc: &AutoCommit) -> Rows {
+        let Some(header) = records::header(doc) else {
+            return Rows::Empty;
+        };
+        match header.kind {
+            RecordKind::Settings => Rows::Settings {
+                name: settings::name(doc),
+                header,
+            },
+            RecordKind::Visit => Rows::Visit {
+                visit: Box::new(visit::read(doc, id, &header)),
+                creator: records::creator(doc),
+                header,
+            },
+            RecordKind::Workshop => Rows::Workshop {
+                workshop: Box::new(workshop::read(doc, id, &header)),
+                creator: records::creator(doc),
+                header,
+            },
+        }
+    }
+
+    /// The document's header, unless it has none yet.
+    pub(crate) fn header(&self) -> Option<&Header> {
+        match self {
+            Rows::Empty => None,
+            Rows::Settings { header, .. }
+            | Rows::Visit { header, .. }
+            | Rows::Workshop { header, .. } => Some(header),
+        }
+    }
+}
+
+/// Writes `rows` as the projection of document `id`, replacing what it had unless `new`.
+pub(crate) fn write(tx: &Transaction<'_>, id: &str, rows: &Rows, new: bool) -> Result<()> {
     let n: i64 = tx
         .prepare_cached("SELECT n FROM documents WHERE id = ?1")?
         .query_row(params![id], |r| r.get(0))?;
@@ -54,8 +111,7 @@ fn project(tx: &Transaction<'_>, id: &str, doc: &AutoCommit, new: bool) -> Resul
         tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?
             .execute(params![n])?;
     }
-    // A document whose first change has not arrived yet has nothing to show.
-    let Some(h) = records::header(doc) else {
+    let Some(h) = rows.header() else {
         return Ok(());
     };
     // A document's kind never changes: only its own kind's tables can hold rows of it.
@@ -63,17 +119,21 @@ fn project(tx: &Transaction<'_>, id: &str, doc: &AutoCommit, new: bool) -> Resul
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE {col} = ?1"))?
             .execute(params![id])?;
     }
-    match h.kind {
-        RecordKind::Settings => {
+    match rows {
+        Rows::Empty => {}
+        Rows::Settings { header: h, name } => {
             tx.prepare_cached(
                 "INSERT INTO workspaces(id, name, settings_doc, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name,
                      settings_doc = excluded.settings_doc",
             )?
-            .execute(params![h.workspace, settings::name(doc), id, h.created_at])?;
+            .execute(params![h.workspace, name, id, h.created_at])?;
         }
-        RecordKind::Visit => {
-            let v = visit::read(doc, id, &h);
+        Rows::Visit {
+            header: h,
+            visit: v,
+            creator,
+        } => {
             tx.prepare_cached(
                 "INSERT INTO visits(id, workspace_id, occurred_at, place_name, area, lat, lon,
                     visit_type, people_reached, follow_up_needed, follow_up_due, follow_up_done,
@@ -98,7 +158,7 @@ fn project(tx: &Transaction<'_>, id: &str, doc: &AutoCommit, new: bool) -> Resul
                 b(v.deleted),
                 v.created_at,
                 b(v.has_conflicts),
-                records::creator(doc),
+                creator,
             ])?;
             let mut ind = tx.prepare_cached(
                 "INSERT INTO visit_indicators(visit_id, indicator) VALUES (?1, ?2)",
@@ -122,15 +182,18 @@ fn project(tx: &Transaction<'_>, id: &str, doc: &AutoCommit, new: bool) -> Resul
                     tx,
                     n,
                     id,
-                    &h,
+                    h,
                     v.sensitivity.as_str(),
                     &v.place.name,
                     &v.notes,
                 )?;
             }
         }
-        RecordKind::Workshop => {
-            let w = workshop::read(doc, id, &h);
+        Rows::Workshop {
+            header: h,
+            workshop: w,
+            creator,
+        } => {
             let scores: Vec<f64> = w.feedback.iter().map(|f| f64::from(f.score)).collect();
             let avg =
                 (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
@@ -158,7 +221,7 @@ fn project(tx: &Transaction<'_>, id: &str, doc: &AutoCommit, new: bool) -> Resul
                 b(w.deleted),
                 w.created_at,
                 b(w.has_conflicts),
-                records::creator(doc),
+                creator,
             ])?;
             let mut fac = tx.prepare_cached(
                 "INSERT INTO workshop_facilitators(workshop_id, name) VALUES (?1, ?2)",
@@ -200,7 +263,7 @@ fn project(tx: &Transaction<'_>, id: &str, doc: &AutoCommit, new: bool) -> Resul
                     .chain(w.feedback.iter().map(|f| f.comment.as_str()))
                     .collect::<Vec<_>>()
                     .join("\n");
-                index_text(tx, n, id, &h, w.sensitivity.as_str(), &w.title, &body)?;
+                index_text(tx, n, id, h, w.sensitivity.as_str(), &w.title, &body)?;
             }
         }
     }

@@ -11,12 +11,13 @@
 
 pub(crate) mod http;
 mod pace;
+mod prepare;
 pub(crate) mod team;
-mod verify;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
 use rusqlite::{Transaction, params};
@@ -24,10 +25,11 @@ use waymark_protocol as proto;
 
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::exchange::{Target, merge_chunks};
+use crate::exchange::{Target, insert_whole, merge_chunks};
 use crate::store::{Store, keys, load_stored, now_ms};
 use crate::validate;
 use http::{Call, Server};
+use prepare::Prepared;
 
 /// Most blobs pushed in one request. Bytes per push and per pull follow the link (`pace`).
 const PUSH_BATCH_BLOBS: usize = 200;
@@ -112,6 +114,27 @@ impl SyncOptions {
             f(&p);
         }
     }
+}
+
+/// A page of pulled blobs, prepared, with what the server said about the log.
+struct Page {
+    blobs: Vec<proto::PulledBlob>,
+    prepared: Vec<Prepared>,
+    more: bool,
+    head: u64,
+    team_version: u64,
+    bytes_down: u64,
+}
+
+/// What applying one blob did.
+enum Applied {
+    /// Sealed under a key this device does not have yet (a rotation it has not heard of): kept,
+    /// and applied once the key arrives.
+    Held,
+    /// Nothing new in it.
+    Unchanged,
+    /// Its document changed; the decoded document, when the writer decoded it.
+    Changed(Option<Box<crate::store::StoredDoc>>),
 }
 
 /// A sequence number as SQLite stores it (the server never issues one above `i64::MAX`).
@@ -483,6 +506,9 @@ impl Store {
         }
     }
 
+    /// Pulls until caught up. Pages are fetched and prepared (see `prepare`) one ahead, on
+    /// another thread, while this one applies the page before: on a first sync into a big
+    /// workspace the network, the decoding and the writer all work at once.
     fn pull(
         &self,
         server: &Server,
@@ -492,53 +518,113 @@ impl Store {
         changed: &mut BTreeSet<String>,
     ) -> Result<()> {
         // Read now: the push may just have moved it past this device's own blobs.
-        let mut cursor: u64 = self.workspace_u64(
+        let start: u64 = self.workspace_u64(
             "SELECT cursor FROM memberships WHERE workspace_id = ?1",
             &m.workspace,
         )?;
-        let start = cursor;
         let (mut done, mut bytes) = (0u64, 0u64);
-        loop {
-            if opts.cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let req = proto::PullRequest {
-                after: cursor,
-                max_bytes: Some(server.budget() as u64),
-            };
-            let resp = server.get::<proto::PullResponse>(&req.to_path_and_query())?;
-            let batch = resp.body;
-            report.bytes_down += resp.bytes_down;
-            bytes += resp.bytes_down;
-            let known_team = self.workspace_u64(
-                "SELECT team_version FROM memberships WHERE workspace_id = ?1",
-                &m.workspace,
-            )?;
-            if batch.team_version > known_team {
-                // Someone enrolled, was revoked or got keys: learn it before checking blobs.
-                self.refresh_team(server, m)?;
-                self.retry_held(&m.workspace, report)?;
-            }
-            if let Some(first) = batch.blobs.first() {
-                let increasing = batch.blobs.windows(2).all(|w| w[0].seq < w[1].seq);
-                if !increasing || first.seq <= cursor {
-                    return Err(Error::Network("the server sent blobs out of order".into()));
+        std::thread::scope(|s| {
+            // One page waits while one is applied and one is fetched: memory stays bounded.
+            let (pages, received) = sync_channel(1);
+            s.spawn(move || self.fetch_pages(server, m, opts, start, &pages));
+            for page in received {
+                let page = page?;
+                if opts.cancelled() {
+                    return Err(Error::Cancelled);
                 }
-                cursor = self.apply_pulled(&m.workspace, &batch.blobs, report, changed)?;
-                done += batch.blobs.len() as u64;
-                report.pulled += batch.blobs.len() as u64;
+                report.bytes_down += page.bytes_down;
+                bytes += page.bytes_down;
+                let known_team = self.workspace_u64(
+                    "SELECT team_version FROM memberships WHERE workspace_id = ?1",
+                    &m.workspace,
+                )?;
+                if page.team_version > known_team {
+                    // Someone enrolled, was revoked or got keys: learn it before checking
+                    // blobs.
+                    self.refresh_team(server, m)?;
+                    self.retry_held(&m.workspace, report)?;
+                }
+                if !page.blobs.is_empty() {
+                    self.apply_prepared(
+                        &m.workspace,
+                        &page.blobs,
+                        page.prepared,
+                        true,
+                        report,
+                        changed,
+                    )?;
+                    done += page.blobs.len() as u64;
+                    report.pulled += page.blobs.len() as u64;
+                }
+                opts.report(SyncProgress {
+                    workspace_id: m.workspace.clone(),
+                    phase: SyncPhase::Pull,
+                    blobs_done: done,
+                    blobs_total: page.head.saturating_sub(start).max(done),
+                    bytes_done: bytes,
+                });
             }
-            opts.report(SyncProgress {
-                workspace_id: m.workspace.clone(),
-                phase: SyncPhase::Pull,
-                blobs_done: done,
-                blobs_total: batch.head.saturating_sub(start).max(done),
-                bytes_done: bytes,
-            });
-            if !batch.more || batch.blobs.is_empty() {
-                return Ok(());
+            Ok(())
+        })
+    }
+
+    /// Fetches and prepares the pages after `cursor` until caught up, handing each over in
+    /// order; stops after handing over an error, or once nobody takes the pages any more.
+    fn fetch_pages(
+        &self,
+        server: &Server,
+        m: &Membership,
+        opts: &SyncOptions,
+        mut cursor: u64,
+        pages: &SyncSender<Result<Page>>,
+    ) {
+        loop {
+            let page = self.fetch_page(server, m, opts, cursor);
+            let next = match &page {
+                Ok(p) if p.more => p.blobs.last().map(|b| b.seq),
+                _ => None,
+            };
+            if pages.send(page).is_err() {
+                return;
+            }
+            match next {
+                Some(seq) => cursor = seq,
+                None => return,
             }
         }
+    }
+
+    fn fetch_page(
+        &self,
+        server: &Server,
+        m: &Membership,
+        opts: &SyncOptions,
+        cursor: u64,
+    ) -> Result<Page> {
+        if opts.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let req = proto::PullRequest {
+            after: cursor,
+            max_bytes: Some(server.budget() as u64),
+        };
+        let resp = server.get::<proto::PullResponse>(&req.to_path_and_query())?;
+        let batch = resp.body;
+        if let Some(first) = batch.blobs.first() {
+            let increasing = batch.blobs.windows(2).all(|w| w[0].seq < w[1].seq);
+            if !increasing || first.seq <= cursor {
+                return Err(Error::Network("the server sent blobs out of order".into()));
+            }
+        }
+        let prepared = self.prepare_page(&m.workspace, &batch.blobs)?;
+        Ok(Page {
+            blobs: batch.blobs,
+            prepared,
+            more: batch.more,
+            head: batch.head,
+            team_version: batch.team_version,
+            bytes_down: resp.bytes_down,
+        })
     }
 
     /// Applies one pulled batch and advances the cursor, in one transaction. Returns the new
@@ -565,8 +651,30 @@ impl Store {
         report: &mut SyncReport,
         changed: &mut BTreeSet<String>,
     ) -> Result<u64> {
+        let prepared = self.prepare_page(workspace, blobs)?;
+        self.apply_prepared(workspace, blobs, prepared, advance, report, changed)
+    }
+
+    /// Works out ahead, without the writer, what applying `blobs` will need (see `prepare`).
+    fn prepare_page(&self, workspace: &str, blobs: &[proto::PulledBlob]) -> Result<Vec<Prepared>> {
+        if blobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let known = self.read(|c| prepare::Known::read(c, workspace, blobs))?;
+        Ok(prepare::page(workspace, self.actor_id(), &known, blobs))
+    }
+
+    /// [`Store::apply_blobs`] with the blobs already prepared.
+    fn apply_prepared(
+        &self,
+        workspace: &str,
+        blobs: &[proto::PulledBlob],
+        prepared: Vec<Prepared>,
+        advance: bool,
+        report: &mut SyncReport,
+        changed: &mut BTreeSet<String>,
+    ) -> Result<u64> {
         let actor = self.actor_id().clone();
-        let signed_ok = verify::signatures(workspace, blobs);
         self.with_writer(|w| {
             let mut touched = Vec::new();
             let ids: BTreeSet<String> = blobs.iter().map(|b| hex::encode(b.doc_id)).collect();
@@ -577,29 +685,51 @@ impl Store {
             let tx = w.conn.transaction()?;
             let mut cursor = 0;
             let mut set_aside = Vec::new();
-            for (b, signed_ok) in blobs.iter().zip(signed_ok) {
+            let prepared = prepared
+                .into_iter()
+                .chain(std::iter::repeat_with(Prepared::default));
+            for (b, p) in blobs.iter().zip(prepared) {
                 cursor = b.seq;
                 let doc_id = hex::encode(b.doc_id);
-                let outcome = (|| -> Result<Option<Option<crate::store::StoredDoc>>> {
+                let outcome = (|| -> Result<Applied> {
                     let signer = crypto::blob_signer(&b.ciphertext)?;
                     team::check_signer(&tx, workspace, &signer, b.seq)?;
                     let Some(key) = keys::at_epoch(&tx, workspace, b.epoch)? else {
-                        return Ok(None);
+                        return Ok(Applied::Held);
                     };
-                    let (kind, chunk) = if signed_ok {
-                        crypto::open_verified(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?
-                    } else {
-                        crypto::open_signed(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?
+                    let (kind, chunk) = match p.opened {
+                        // Opened ahead, after its signature held, with this epoch's key (a
+                        // stored key never changes).
+                        Some(opened) => opened,
+                        None if p.signed_ok => crypto::open_verified(
+                            &key,
+                            workspace,
+                            &b.doc_id,
+                            b.epoch,
+                            &b.ciphertext,
+                        )?,
+                        None => {
+                            crypto::open_signed(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?
+                        }
                     };
-                    let existing = load_stored(&tx, &doc_id, &actor)?;
                     let target = Target {
                         id: &doc_id,
                         workspace,
                         kind,
                     };
+                    let existing = load_stored(&tx, &doc_id, &actor)?;
+                    if existing.is_none()
+                        && let Some((heads, rows)) = &p.whole
+                    {
+                        insert_whole(&tx, &target, &chunk, heads, rows)?;
+                        return Ok(Applied::Changed(None));
+                    }
                     let (stored, did_change) =
                         merge_chunks(&tx, existing, &actor, &target, &[chunk], false)?;
-                    Ok(Some(did_change.then_some(stored)))
+                    Ok(match did_change {
+                        true => Applied::Changed(Some(Box::new(stored))),
+                        false => Applied::Unchanged,
+                    })
                 })();
                 let aside = |reason: String, keep: Option<&[u8]>| -> Result<SetAside> {
                     tx.prepare_cached(
@@ -625,24 +755,24 @@ impl Store {
                     })
                 };
                 match outcome {
-                    Ok(Some(applied)) => {
+                    Ok(Applied::Held) => set_aside.push(aside(
+                        format!("waiting for the key of epoch {}", b.epoch),
+                        Some(&b.ciphertext),
+                    )?),
+                    Ok(applied) => {
                         if !advance {
                             tx.prepare_cached(
                                 "DELETE FROM set_aside WHERE workspace_id = ?1 AND seq = ?2",
                             )?
                             .execute(params![workspace, seq_sql(b.seq)])?;
                         }
-                        if let Some(stored) = applied {
+                        if let Applied::Changed(stored) = applied {
                             changed.insert(doc_id.clone());
-                            touched.push((doc_id, stored));
+                            if let Some(stored) = stored {
+                                touched.push((doc_id, *stored));
+                            }
                         }
                     }
-                    // Sealed under a key this device does not have yet (a rotation it has not
-                    // heard of): kept, and applied once the key arrives.
-                    Ok(None) => set_aside.push(aside(
-                        format!("waiting for the key of epoch {}", b.epoch),
-                        Some(&b.ciphertext),
-                    )?),
                     // Someone else's bad blob must not stop this device from syncing.
                     Err(e @ (Error::Tampered(_) | Error::Corrupt(_))) => {
                         set_aside.push(aside(e.to_string(), None)?);

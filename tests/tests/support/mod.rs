@@ -64,6 +64,11 @@ impl Server {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The base URL devices use.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
