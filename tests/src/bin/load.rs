@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use rand::{Rng, RngCore};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use waymark_protocol as proto;
 
 /// Load and fault run against real Waymark sync server processes (loopback only).
@@ -207,15 +209,16 @@ enum Kind {
 }
 
 impl Ctx {
-    /// One request, retried with backoff on a random server process (or always `fixed`).
-    fn call(
+    /// One request, retried with backoff on a random server process (or always `fixed`); the
+    /// answer is parsed straight from the received body.
+    fn call<T: DeserializeOwned>(
         &self,
         kind: Kind,
         fixed: Option<usize>,
         token: Option<&str>,
         path: &str,
         body: Option<&[u8]>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<T, String> {
         let mut backoff = Duration::from_millis(20);
         let mut last = String::new();
         for _ in 0..200 {
@@ -253,7 +256,7 @@ impl Ctx {
                         Kind::Pull => lock(&self.pull_lat).push(lat),
                         Kind::Other => {}
                     }
-                    return Ok(bytes.to_vec());
+                    return proto::decode(&bytes).map_err(|e| format!("{path}: {e}"));
                 }
                 Ok((429, retry_after, _)) => {
                     self.counters.retry_429.fetch_add(1, Ordering::Relaxed);
@@ -298,8 +301,8 @@ impl Ctx {
             box_key: rand::random(),
             join_proof: None,
         });
-        let resp = self.call(Kind::Other, None, None, proto::PATH_ENROLL, Some(&body))?;
-        let e: proto::EnrollResponse = proto::decode(&resp).map_err(|e| e.to_string())?;
+        let e: proto::EnrollResponse =
+            self.call(Kind::Other, None, None, proto::PATH_ENROLL, Some(&body))?;
         Ok(e.device_token)
     }
 
@@ -308,30 +311,66 @@ impl Ctx {
             ttl_seconds: 3600,
             role: None,
         });
-        let resp = self.call(
+        let i: proto::InviteResponse = self.call(
             Kind::Other,
             None,
             Some(device_token),
             proto::PATH_INVITES,
             Some(&body),
         )?;
-        let i: proto::InviteResponse = proto::decode(&resp).map_err(|e| e.to_string())?;
         Ok(i.enrollment_token)
     }
 
-    fn pull_page(
-        &self,
-        server: Option<usize>,
-        token: &str,
-        after: u64,
-    ) -> Result<proto::PullResponse, String> {
+    fn pull_page(&self, server: Option<usize>, token: &str, after: u64) -> Result<Page, String> {
         let path = proto::PullRequest {
             after,
             max_bytes: Some(self.pull_bytes),
         }
         .to_path_and_query();
-        let resp = self.call(Kind::Pull, server, Some(token), &path, None)?;
-        proto::decode(&resp).map_err(|e| e.to_string())
+        self.call(Kind::Pull, server, Some(token), &path, None)
+    }
+}
+
+/// What the tool keeps of a pull answer ([`proto::PullResponse`], unknown fields skipped):
+/// sequence numbers, content ids and each ciphertext's length. A phone would decrypt and store
+/// the bytes; here they are received and measured but never copied out of the decoder, so the
+/// tool's CPU (it shares the machine with the server it measures) goes into the requests.
+#[derive(Deserialize)]
+struct Page {
+    blobs: Vec<PageBlob>,
+    more: bool,
+    head: u64,
+}
+
+#[derive(Deserialize)]
+struct PageBlob {
+    seq: u64,
+    #[serde(with = "serde_bytes")]
+    content_id: proto::ContentId,
+    ciphertext: ByteCount,
+}
+
+/// The length of a CBOR byte string, read without keeping the bytes.
+struct ByteCount(usize);
+
+impl<'de> Deserialize<'de> for ByteCount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Measure;
+        impl serde::de::Visitor<'_> for Measure {
+            type Value = ByteCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<ByteCount, E> {
+                Ok(ByteCount(v.len()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<ByteCount, E> {
+                Ok(ByteCount(v.len()))
+            }
+        }
+        // `any`: the decoder hands short strings over from its scratch buffer and allocates only
+        // for long ones.
+        deserializer.deserialize_any(Measure)
     }
 }
 
@@ -370,14 +409,13 @@ impl Device {
         let ids: Vec<proto::ContentId> = blobs.iter().map(|b| b.content_id).collect();
         let bytes: usize = blobs.iter().map(|b| b.ciphertext.len()).sum();
         let body = proto::encode(&proto::PushRequest { blobs });
-        let resp = ctx.call(
+        let answer: proto::PushResponse = ctx.call(
             Kind::Push,
             None,
             Some(&self.token),
             proto::PATH_PUSH,
             Some(&body),
         )?;
-        let answer: proto::PushResponse = proto::decode(&resp).map_err(|e| e.to_string())?;
         if answer.assigned.len() != ids.len() {
             return Err(format!(
                 "push of {} blobs acknowledged {}",
@@ -407,7 +445,7 @@ impl Device {
                 self.cursor = b.seq;
                 ctx.counters
                     .pulled_bytes
-                    .fetch_add(b.ciphertext.len() as u64, Ordering::Relaxed);
+                    .fetch_add(b.ciphertext.0 as u64, Ordering::Relaxed);
             }
             ctx.counters
                 .pulled_blobs
