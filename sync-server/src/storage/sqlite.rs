@@ -48,7 +48,10 @@ use crate::tokens;
 pub const DATABASE_FILE: &str = "waymark.sqlite3";
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_IDLE_READERS: usize = 8;
+/// Idle read connections kept open. About as many as requests served at once (the load tool runs
+/// 64): a connection opened per request costs more than the request (schema parse, pragmas, and
+/// its statement cache starts empty).
+const MAX_IDLE_READERS: usize = 64;
 
 /// Schema migrations; `MIGRATIONS[i]` upgrades `user_version` i to i + 1.
 const MIGRATIONS: &[&str] = &[
@@ -220,21 +223,32 @@ impl SqliteStorage {
         Ok(value)
     }
 
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> StorageResult<T>,
-    ) -> StorageResult<T> {
-        let mut conn = self.checkout()?;
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let value = f(&tx)?;
-            tx.finish()?;
-            Ok(value)
-        })();
-        // The transaction is over (finished or rolled back on drop): the connection is reusable.
-        self.checkin(conn);
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StorageResult<T>) -> StorageResult<T> {
+        let conn = self.checkout()?;
+        let result = read_in(&conn, f);
+        // Pooled again only if its transaction is over (a failed ROLLBACK would leave it open).
+        if conn.is_autocommit() {
+            self.checkin(conn);
+        }
         result
     }
+}
+
+/// Runs `f` in one read transaction on `conn`. `BEGIN` and `COMMIT` are cached statements: parsed
+/// once per connection instead of twice per request.
+fn read_in<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StorageResult<T>,
+) -> StorageResult<T> {
+    conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+    let result = f(conn);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn
+        .prepare_cached(end)
+        .and_then(|mut stmt| stmt.execute([]));
+    let value = result?;
+    ended?;
+    Ok(value)
 }
 
 fn configure(conn: &Connection) -> StorageResult<()> {
