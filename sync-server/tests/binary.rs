@@ -4,77 +4,41 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{SERVER_BIN, ServerProcess};
 use serde_json::Value;
 use waymark_protocol::{
     EnrollRequest, EnrollResponse, ErrorBody, InviteRequest, InviteResponse, PullResponse,
     PushBlob, PushRequest, PushResponse, codes, content_id_of, decode, encode,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_waymark-server");
-
-/// Runs an admin command with `--json` and returns its parsed output.
+/// Runs an admin command on `data_dir` with `--json` and returns its parsed output.
 fn admin(data_dir: &Path, args: &[&str]) -> Value {
-    let output = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    common::admin(&[OsStr::new("--data-dir"), data_dir.as_os_str()], args)
+}
+
+/// Starts `serve` on `data_dir`, JSON logs into `log`.
+fn start(data_dir: &Path, log: &Path) -> ServerProcess {
+    let server = common::serve(
+        &[OsStr::new("--data-dir"), data_dir.as_os_str()],
+        &["--log-format", "json"],
+        Stdio::from(std::fs::File::create(log).unwrap()),
     );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// A running server process, killed on drop if still running.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data_dir: &Path, log: &Path) -> Server {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut base = None;
-    let mut printed = Vec::new();
-    for line in lines.by_ref().take(3) {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            base = Some(addr.to_owned());
-        }
-        printed.push(line);
-    }
-    let base = base.unwrap_or_else(|| panic!("no `listening on` line in {printed:?}"));
     assert!(
-        printed
+        server
+            .printed
             .iter()
             .any(|l| l.contains(&data_dir.display().to_string())),
-        "the data directory is not printed: {printed:?}"
+        "the data directory is not printed: {:?}",
+        server.printed
     );
-    Server { child, base }
+    server
 }
 
 struct Http {
@@ -292,7 +256,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
     let page: PullResponse = decode(&body).unwrap();
     assert_eq!(page.team_version, 3, "two enrollments and a revocation");
     // The table shows each device's role and where its revocation cut the log.
-    let output = Command::new(BIN)
+    let output = Command::new(SERVER_BIN)
         .arg("--data-dir")
         .arg(&data)
         .args(["devices", "list", "--workspace", &ws])
@@ -351,7 +315,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
 #[test]
 fn admin_commands_explain_bad_input_and_every_command_has_help() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(BIN)
+    let output = Command::new(SERVER_BIN)
         .arg("--data-dir")
         .arg(dir.path())
         .args(["token", "issue", "--workspace", "0123", "--ttl", "1h"])
@@ -360,7 +324,7 @@ fn admin_commands_explain_bad_input_and_every_command_has_help() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("workspace 0123 not found"));
 
-    let output = Command::new(BIN)
+    let output = Command::new(SERVER_BIN)
         .arg("--data-dir")
         .arg(dir.path())
         .args(["token", "issue", "--workspace", "0123", "--ttl", "soon"])
@@ -369,7 +333,7 @@ fn admin_commands_explain_bad_input_and_every_command_has_help() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("duration"));
 
-    let output = Command::new(BIN)
+    let output = Command::new(SERVER_BIN)
         .arg("--data-dir")
         .arg(dir.path())
         .args(["token", "issue", "--workspace", "0123", "--role", "boss"])
@@ -396,13 +360,17 @@ fn admin_commands_explain_bad_input_and_every_command_has_help() {
         &["compact"],
         &["backup"],
     ] {
-        let output = Command::new(BIN).args(args).arg("--help").output().unwrap();
+        let output = Command::new(SERVER_BIN)
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
         assert!(output.status.success(), "{args:?} --help failed");
         assert!(String::from_utf8_lossy(&output.stdout).contains("Usage:"));
     }
 
     // Human-readable tables by default.
-    let output = Command::new(BIN)
+    let output = Command::new(SERVER_BIN)
         .arg("--data-dir")
         .arg(dir.path())
         .arg("usage")

@@ -7,15 +7,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{blob, new_device};
+use common::{admin, blob, new_device, serve};
 use waymark_protocol::{
     ContentId, EnrollRequest, EnrollResponse, PullRequest, PullResponse, PushRequest, PushResponse,
     decode, encode,
@@ -158,58 +156,6 @@ fn concurrent_pushes_share_commits_and_a_bad_push_fails_alone() {
 
 // --- the real server process, killed in the middle of group commits ---
 
-const BIN: &str = env!("CARGO_BIN_EXE_waymark-server");
-
-/// A running `serve` process, killed on drop if still running.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data_dir: &Path) -> Server {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = lines
-        .by_ref()
-        .take(5)
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
-        .expect("no `listening on` line");
-    // Keep draining stdout so the server never blocks on a full pipe.
-    thread::spawn(move || for _ in lines {});
-    Server { child, base }
-}
-
-fn admin(data_dir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -249,14 +195,16 @@ fn pull_all(base: &str, token: &str) -> (Vec<(u64, ContentId)>, u64) {
 #[test]
 fn a_server_killed_during_group_commits_keeps_every_acknowledged_push_once() {
     let dir = tempfile::tempdir().unwrap();
-    let workspace = admin(dir.path(), &["workspace", "create"])["id"]
+    let backend = [std::ffi::OsStr::new("--data-dir"), dir.path().as_os_str()];
+    let workspace = admin(&backend, &["workspace", "create"])["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let server = serve(dir.path());
+    let fast = ["--rate-limit", "0"];
+    let server = serve(&backend, &fast, Stdio::null());
     let tokens: Vec<String> = (0..PUSHERS)
         .map(|p| {
-            let token = admin(dir.path(), &["token", "issue", "--workspace", &workspace])["token"]
+            let token = admin(&backend, &["token", "issue", "--workspace", &workspace])["token"]
                 .as_str()
                 .unwrap()
                 .to_owned();
@@ -340,7 +288,7 @@ fn a_server_killed_during_group_commits_keeps_every_acknowledged_push_once() {
         acked.len()
     );
 
-    let restarted = serve(dir.path());
+    let restarted = serve(&backend, &fast, Stdio::null());
     let (log, head) = pull_all(&restarted.base, &tokens[0]);
     assert_eq!(log.len() as u64, head, "the log is not 1..=head");
     let mut stored: HashMap<ContentId, u64> = HashMap::new();

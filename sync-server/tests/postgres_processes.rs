@@ -11,20 +11,18 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{SchemaGuard, fresh_schema, postgres_url};
+use common::{SERVER_BIN, SchemaGuard, ServerProcess, fresh_schema, postgres_url};
 use serde_json::Value;
 use waymark_protocol::{
     ContentId, EnrollRequest, EnrollResponse, KeyEnvelope, KeysRequest, PullRequest, PullResponse,
     PushBlob, PushRequest, PushResponse, TeamResponse, content_id_of, decode, encode,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_waymark-server");
 const SERVERS: usize = 3;
 const PUSHERS: usize = 30;
 const BATCHES: usize = 10;
@@ -44,49 +42,16 @@ fn database() -> (String, SchemaGuard) {
 }
 
 fn admin(db_url: &str, args: &[&str]) -> Value {
-    let output = Command::new(BIN)
-        .args(["--database", db_url, "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    common::admin(&["--database", db_url], args)
+}
+
+fn start(db_url: &str) -> ServerProcess {
+    let server = common::serve(
+        &["--database", db_url],
+        &["--rate-limit", "0"],
+        Stdio::null(),
     );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(db_url: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0"])
-        .args(["--rate-limit", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut base = None;
-    let mut printed = Vec::new();
-    for line in BufReader::new(stdout).lines().take(3) {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            base = Some(addr.to_owned());
-        }
-        printed.push(line);
-    }
+    let printed = &server.printed;
     assert!(
         printed.iter().any(|l| l == "storage: postgresql"),
         "{printed:?}"
@@ -96,8 +61,7 @@ fn start(db_url: &str) -> Server {
         !printed.iter().any(|l| l.contains("search_path")),
         "{printed:?}"
     );
-    let base = base.unwrap_or_else(|| panic!("no `listening on` line in {printed:?}"));
-    Server { child, base }
+    server
 }
 
 fn agent() -> ureq::Agent {
@@ -188,7 +152,7 @@ fn coordinators_rotating_through_two_processes_win_each_epoch_once() {
         .as_str()
         .unwrap()
         .to_owned();
-    let servers: Vec<Server> = (0..2).map(|_| start(&db_url)).collect();
+    let servers: Vec<ServerProcess> = (0..2).map(|_| start(&db_url)).collect();
     let http = agent();
     let coordinators: Vec<(EnrollResponse, [u8; 32])> = servers
         .iter()
@@ -265,7 +229,7 @@ fn three_server_processes_on_one_database_never_let_a_puller_skip_a_change() {
         .as_str()
         .unwrap()
         .to_owned();
-    let servers: Vec<Server> = (0..SERVERS).map(|_| start(&db_url)).collect();
+    let servers: Vec<ServerProcess> = (0..SERVERS).map(|_| start(&db_url)).collect();
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let http = agent();
     let pusher_tokens: Vec<String> = (0..PUSHERS)
@@ -437,7 +401,7 @@ fn admin_commands_work_against_postgresql() {
     assert_eq!(report["blobs_dropped"].as_u64(), Some(0));
 
     // Backups of PostgreSQL are pg_dump's job; the command says so instead of copying nothing.
-    let output = Command::new(BIN)
+    let output = Command::new(SERVER_BIN)
         .args(["--database", &db_url, "backup", "--to", "/nonexistent/x"])
         .output()
         .unwrap();
@@ -445,7 +409,7 @@ fn admin_commands_work_against_postgresql() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
 
     // A URL that is not PostgreSQL is refused with a hint.
-    let output = Command::new(BIN)
+    let output = Command::new(SERVER_BIN)
         .args(["--database", "mysql://x/y", "usage"])
         .output()
         .unwrap();

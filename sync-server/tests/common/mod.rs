@@ -296,3 +296,71 @@ pub fn blob(doc: u8, ciphertext: &[u8]) -> PushBlob {
         supersedes: None,
     }
 }
+
+/// The built `waymark-server` binary.
+pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_waymark-server");
+
+/// Runs an admin command of the binary with `--json` and returns its parsed output. `backend` is
+/// `["--data-dir", dir]` or `["--database", url]`.
+pub fn admin<S: AsRef<std::ffi::OsStr>>(backend: &[S], args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new(SERVER_BIN)
+        .args(backend)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A running `serve` process of the binary, killed on drop if still running.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The lines it printed on start (address, data directory or storage, database).
+    pub printed: Vec<String>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serve` on a free loopback port with `backend` (as for [`admin`]) and `extra` serve
+/// arguments, its logs going to `stderr`; returns once it printed where it listens.
+pub fn serve<S: AsRef<std::ffi::OsStr>>(
+    backend: &[S],
+    extra: &[&str],
+    stderr: std::process::Stdio,
+) -> ServerProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(SERVER_BIN)
+        .args(backend)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let printed: Vec<String> = lines.by_ref().take(3).map(Result::unwrap).collect();
+    let base = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("listening on "))
+        .unwrap_or_else(|| panic!("no `listening on` line in {printed:?}"))
+        .to_owned();
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    ServerProcess {
+        child,
+        base,
+        printed,
+    }
+}
