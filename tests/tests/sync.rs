@@ -462,3 +462,126 @@ fn raw_post(url: &str, auth: Option<&str>, body: &[u8]) -> Vec<u8> {
     assert!(status.contains(" 200"), "{status}");
     resp[split..].to_vec()
 }
+
+/// Names the store (and its key, hex) the pulling child syncs; absent in a normal test run.
+const PULL_CHILD_ENV: &str = "WAYMARK_PULL_CHILD";
+
+/// The device the parent kills: syncs its store until done. Returns at once in a normal run.
+#[test]
+fn child_pulls_until_killed() {
+    let Ok(spec) = std::env::var(PULL_CHILD_ENV) else {
+        return;
+    };
+    let (path, key) = spec.split_once(';').unwrap();
+    let store = Store::open(path, &hex::decode(key).unwrap()).unwrap();
+    println!("@@ready");
+    loop {
+        match store.sync() {
+            Ok(_) => break,
+            Err(Error::Network(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(e) => panic!("sync failed: {e:?}"),
+        }
+    }
+    println!("@@done");
+}
+
+#[test]
+fn a_phone_killed_again_and_again_while_joining_a_big_workspace_ends_with_everything_once() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (_, token) = server.workspace_and_token();
+    let (devices, ws) = team(&server.url(), &token, &["Coordinator"]);
+    let coordinator = &devices[0];
+    // New documents arrive whole; edits of some arrive as later blobs of the same documents.
+    let ids: Vec<String> = (0..1_000)
+        .map(|i| {
+            coordinator
+                .store
+                .create_visit(
+                    &ws,
+                    &visit(&format!("Place {i}"), "Met at the gate.", NOV_1),
+                )
+                .unwrap()
+        })
+        .collect();
+    coordinator.sync_until_ok();
+    for id in ids.iter().step_by(10) {
+        coordinator
+            .store
+            .set_visit_notes(id, "Met at the gate; two referred.")
+            .unwrap();
+    }
+    coordinator.sync_until_ok();
+
+    let phone = tempfile::tempdir().unwrap();
+    let path = phone.path().join("waymark.db");
+    let key: [u8; 32] = rand::random();
+    {
+        let store = Store::open(&path, &key).unwrap();
+        store.set_device_name("Newcomer").unwrap();
+        store
+            .join(&coordinator.store.create_invite(&ws, 3600).unwrap())
+            .unwrap();
+    }
+    let mut rng = rand::rng();
+    let mut seen = 0;
+    let mut finished = false;
+    let mut partial = false;
+    for _ in 0..8 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["child_pulls_until_killed", "--exact", "--nocapture"])
+            .env(
+                PULL_CHILD_ENV,
+                format!("{};{}", path.display(), hex::encode(key)),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(
+            lines.any(|l| l.unwrap().contains("@@ready")),
+            "the child opened the store"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(rand::Rng::random_range(
+            &mut rng,
+            100..1_500,
+        )));
+        child.kill().unwrap(); // SIGKILL, mid-pull unless it already finished
+        child.wait().unwrap();
+        finished |= lines.any(|l| l.unwrap().contains("@@done"));
+        // Whatever the instant, the store opens, and what it had is still there.
+        let store = Store::open(&path, &key).unwrap();
+        let now = store
+            .list_visits(&VisitFilter {
+                limit: Some(10_000),
+                ..Default::default()
+            })
+            .unwrap()
+            .len();
+        assert!(now >= seen, "{now} visits after a kill, {seen} before");
+        eprintln!("after a kill: {now} of {} visits", ids.len());
+        partial |= now > 0 && now < ids.len();
+        seen = now;
+        if finished {
+            break;
+        }
+    }
+    assert!(partial, "no kill landed in the middle of the pull");
+    let newcomer = Device {
+        dir: phone,
+        store: Store::open(&path, &key).unwrap(),
+    };
+    newcomer.sync_until_ok();
+    assert!(newcomer.store.set_aside_blobs().unwrap().is_empty());
+    // The newcomer added its name to the workspace settings: the coordinator learns it.
+    coordinator.sync_until_ok();
+    let devices = [devices.into_iter().next().unwrap(), newcomer];
+    assert_converged(&devices);
+    assert_eq!(
+        devices[1].store.get_visit(&ids[0]).unwrap().notes,
+        "Met at the gate; two referred."
+    );
+}

@@ -154,8 +154,15 @@ fn connect(path: &Path, key: &[u8; KEY_LEN], read_only: bool) -> Result<Connecti
     // One edit runs about twenty distinct statements; the default cache of 16 would re-parse
     // every one of them on every edit.
     conn.set_prepared_statement_cache_capacity(64);
-    // 8 MiB of decrypted pages per connection: a cache miss costs a read and a decryption.
-    conn.execute_batch("PRAGMA cache_size = -8192;")?;
+    // Decrypted pages kept per connection: a cache miss costs a read and a decryption. The
+    // writer's cache holds the indexes a big pull inserts into at random (ids are random), or
+    // each insert would read and decrypt a page, and the cost per record would grow with the
+    // store; readers serve lists and searches and need less.
+    conn.execute_batch(if read_only {
+        "PRAGMA cache_size = -8192;"
+    } else {
+        "PRAGMA cache_size = -32768;"
+    })?;
     if read_only {
         conn.execute_batch("PRAGMA query_only = ON;")?;
     } else {
@@ -726,10 +733,10 @@ impl Store {
 
 /// Makes sure a workspace row exists (documents may arrive before their settings).
 pub(crate) fn ensure_workspace(tx: &Transaction<'_>, workspace: &str) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO workspaces(id, created_at) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING",
-        params![workspace, now_ms()],
-    )?;
+    )?
+    .execute(params![workspace, now_ms()])?;
     Ok(())
 }
 

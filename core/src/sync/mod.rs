@@ -14,7 +14,7 @@ mod pace;
 mod prepare;
 pub(crate) mod team;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -31,6 +31,11 @@ use crate::validate;
 use http::{Call, Server};
 use prepare::Prepared;
 
+/// Pages fetched and prepared ahead of the writer, at most (each at most `pace::MAX_BYTES`).
+const PAGES_AHEAD: usize = 3;
+/// Blobs past which the writer commits, even if more pages are waiting: bounds the work a
+/// crash or cut would make this device pull again.
+const GROUP_BLOBS: usize = 8_000;
 /// Most blobs pushed in one request. Bytes per push and per pull follow the link (`pace`).
 const PUSH_BATCH_BLOBS: usize = 200;
 
@@ -124,6 +129,36 @@ struct Page {
     head: u64,
     team_version: u64,
     bytes_down: u64,
+}
+
+/// What applying blobs in one transaction gathers, to act on once it has committed.
+#[derive(Default)]
+struct Applying {
+    signers: team::Signers,
+    epoch_keys: HashMap<u32, Option<crypto::WorkspaceKey>>,
+    /// Every document a blob named.
+    ids: BTreeSet<String>,
+    /// Documents the writer decoded and changed, in the order applied.
+    touched: Vec<(String, crate::store::StoredDoc)>,
+    set_aside: Vec<SetAside>,
+}
+
+impl Applying {
+    /// After the commit: the writer's cached documents follow what was written, and blobs set
+    /// aside are reported.
+    fn committed(self, w: &mut crate::store::Writer, report: &mut SyncReport) {
+        for id in &self.ids {
+            Store::take_cached(w, id);
+        }
+        // Several blobs of one document: only the last copy is current.
+        let mut seen = BTreeSet::new();
+        for (id, doc) in self.touched.into_iter().rev() {
+            if seen.insert(id.clone()) {
+                Store::cache_after_write(w, id, doc);
+            }
+        }
+        report.set_aside.extend(self.set_aside);
+    }
 }
 
 /// What applying one blob did.
@@ -524,16 +559,22 @@ impl Store {
         )?;
         let (mut done, mut bytes) = (0u64, 0u64);
         std::thread::scope(|s| {
-            // One page waits while one is applied and one is fetched: memory stays bounded.
-            let (pages, received) = sync_channel(1);
+            // A few pages wait while one is applied and one is fetched: memory stays bounded.
+            let (pages, received) = sync_channel(PAGES_AHEAD);
             s.spawn(move || self.fetch_pages(server, m, opts, start, &pages));
-            for page in received {
-                let page = page?;
+            let mut waiting = None;
+            loop {
+                let page = match waiting.take() {
+                    Some(page) => page,
+                    None => match received.recv() {
+                        Ok(page) => page,
+                        Err(_) => return Ok(()),
+                    },
+                };
+                let mut page: Page = page?;
                 if opts.cancelled() {
                     return Err(Error::Cancelled);
                 }
-                report.bytes_down += page.bytes_down;
-                bytes += page.bytes_down;
                 let known_team = self.workspace_u64(
                     "SELECT team_version FROM memberships WHERE workspace_id = ?1",
                     &m.workspace,
@@ -544,27 +585,59 @@ impl Store {
                     self.refresh_team(server, m)?;
                     self.retry_held(&m.workspace, report)?;
                 }
-                if !page.blobs.is_empty() {
-                    self.apply_prepared(
-                        &m.workspace,
-                        &page.blobs,
-                        page.prepared,
-                        true,
-                        report,
-                        changed,
-                    )?;
-                    done += page.blobs.len() as u64;
-                    report.pulled += page.blobs.len() as u64;
-                }
+                // This page and those already waiting are applied in one transaction. Ids are
+                // random, so the blobs of a page touch pages all over the indexes, and each
+                // commit writes (and encrypts) every index page touched: on a big pull, fewer
+                // commits are most of the writer's time. When the writer keeps up, each page
+                // is committed as soon as it is applied.
+                let team_version = page.team_version;
+                let head = self.with_writer(|w| {
+                    let tx = w.conn.transaction()?;
+                    let mut applying = Applying::default();
+                    let mut in_tx = 0;
+                    loop {
+                        report.bytes_down += page.bytes_down;
+                        bytes += page.bytes_down;
+                        if !page.blobs.is_empty() {
+                            self.apply_in(
+                                &tx,
+                                &mut applying,
+                                &m.workspace,
+                                &page.blobs,
+                                page.prepared,
+                                true,
+                                changed,
+                            )?;
+                            in_tx += page.blobs.len();
+                            done += page.blobs.len() as u64;
+                            report.pulled += page.blobs.len() as u64;
+                        }
+                        if in_tx >= GROUP_BLOBS || opts.cancelled() {
+                            break;
+                        }
+                        match received.try_recv() {
+                            Ok(Ok(next)) if next.team_version == team_version => page = next,
+                            Ok(other) => {
+                                waiting = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    tx.commit()?;
+                    applying.committed(w, report);
+                    Ok(page.head)
+                })?;
+                // Told after the commit and outside the writer lock: the callback may read or
+                // write the store.
                 opts.report(SyncProgress {
                     workspace_id: m.workspace.clone(),
                     phase: SyncPhase::Pull,
                     blobs_done: done,
-                    blobs_total: page.head.saturating_sub(start).max(done),
+                    blobs_total: head.saturating_sub(start).max(done),
                     bytes_done: bytes,
                 });
             }
-            Ok(())
         })
     }
 
@@ -674,130 +747,141 @@ impl Store {
         report: &mut SyncReport,
         changed: &mut BTreeSet<String>,
     ) -> Result<u64> {
-        let actor = self.actor_id().clone();
         self.with_writer(|w| {
-            let mut touched = Vec::new();
-            let ids: BTreeSet<String> = blobs.iter().map(|b| hex::encode(b.doc_id)).collect();
-            // Drop cached copies: documents are reloaded inside the transaction below.
-            for id in &ids {
-                Store::take_cached(w, id);
-            }
             let tx = w.conn.transaction()?;
-            let mut cursor = 0;
-            let mut set_aside = Vec::new();
-            let prepared = prepared
-                .into_iter()
-                .chain(std::iter::repeat_with(Prepared::default));
-            for (b, p) in blobs.iter().zip(prepared) {
-                cursor = b.seq;
-                let doc_id = hex::encode(b.doc_id);
-                let outcome = (|| -> Result<Applied> {
-                    let signer = crypto::blob_signer(&b.ciphertext)?;
-                    team::check_signer(&tx, workspace, &signer, b.seq)?;
-                    let Some(key) = keys::at_epoch(&tx, workspace, b.epoch)? else {
-                        return Ok(Applied::Held);
-                    };
-                    let (kind, chunk) = match p.opened {
-                        // Opened ahead, after its signature held, with this epoch's key (a
-                        // stored key never changes).
-                        Some(opened) => opened,
-                        None if p.signed_ok => crypto::open_verified(
-                            &key,
-                            workspace,
-                            &b.doc_id,
-                            b.epoch,
-                            &b.ciphertext,
-                        )?,
-                        None => {
-                            crypto::open_signed(&key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?
-                        }
-                    };
-                    let target = Target {
-                        id: &doc_id,
-                        workspace,
-                        kind,
-                    };
-                    let existing = load_stored(&tx, &doc_id, &actor)?;
-                    if existing.is_none()
-                        && let Some((heads, rows)) = &p.whole
-                    {
-                        insert_whole(&tx, &target, &chunk, heads, rows)?;
-                        return Ok(Applied::Changed(None));
-                    }
-                    let (stored, did_change) =
-                        merge_chunks(&tx, existing, &actor, &target, &[chunk], false)?;
-                    Ok(match did_change {
-                        true => Applied::Changed(Some(Box::new(stored))),
-                        false => Applied::Unchanged,
-                    })
-                })();
-                let aside = |reason: String, keep: Option<&[u8]>| -> Result<SetAside> {
-                    tx.prepare_cached(
-                        "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at, epoch, blob)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                         ON CONFLICT(workspace_id, seq) DO UPDATE SET reason = excluded.reason,
-                            at = excluded.at, blob = excluded.blob",
-                    )?
-                    .execute(params![
-                        workspace,
-                        seq_sql(b.seq),
-                        doc_id,
-                        reason,
-                        now_ms(),
-                        b.epoch,
-                        keep
-                    ])?;
-                    Ok(SetAside {
-                        workspace_id: workspace.to_string(),
-                        seq: b.seq,
-                        doc_id: doc_id.clone(),
-                        reason,
-                    })
-                };
-                match outcome {
-                    Ok(Applied::Held) => set_aside.push(aside(
-                        format!("waiting for the key of epoch {}", b.epoch),
-                        Some(&b.ciphertext),
-                    )?),
-                    Ok(applied) => {
-                        if !advance {
-                            tx.prepare_cached(
-                                "DELETE FROM set_aside WHERE workspace_id = ?1 AND seq = ?2",
-                            )?
-                            .execute(params![workspace, seq_sql(b.seq)])?;
-                        }
-                        if let Applied::Changed(stored) = applied {
-                            changed.insert(doc_id.clone());
-                            if let Some(stored) = stored {
-                                touched.push((doc_id, *stored));
-                            }
-                        }
-                    }
-                    // Someone else's bad blob must not stop this device from syncing.
-                    Err(e @ (Error::Tampered(_) | Error::Corrupt(_))) => {
-                        set_aside.push(aside(e.to_string(), None)?);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            if advance {
-                tx.execute(
-                    "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
-                    params![workspace, seq_sql(cursor)],
-                )?;
-            }
+            let mut applying = Applying::default();
+            let cursor = self.apply_in(
+                &tx,
+                &mut applying,
+                workspace,
+                blobs,
+                prepared,
+                advance,
+                changed,
+            )?;
             tx.commit()?;
-            // Several blobs of one document in a batch: only the last copy is current.
-            touched.reverse();
-            let mut seen = BTreeSet::new();
-            for (id, doc) in touched {
-                if seen.insert(id.clone()) {
-                    Store::cache_after_write(w, id, doc);
-                }
-            }
-            report.set_aside.extend(set_aside);
+            applying.committed(w, report);
             Ok(cursor)
         })
+    }
+
+    /// Applies prepared blobs within `tx` (see [`Store::apply_blobs`]), gathering in `st` what
+    /// to do once it commits. Returns the last sequence number seen.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        st: &mut Applying,
+        workspace: &str,
+        blobs: &[proto::PulledBlob],
+        prepared: Vec<Prepared>,
+        advance: bool,
+        changed: &mut BTreeSet<String>,
+    ) -> Result<u64> {
+        let actor = self.actor_id();
+        let mut cursor = 0;
+        let prepared = prepared
+            .into_iter()
+            .chain(std::iter::repeat_with(Prepared::default));
+        for (b, p) in blobs.iter().zip(prepared) {
+            cursor = b.seq;
+            let doc_id = hex::encode(b.doc_id);
+            st.ids.insert(doc_id.clone());
+            let outcome = (|| -> Result<Applied> {
+                let signer = crypto::blob_signer(&b.ciphertext)?;
+                st.signers.check(tx, workspace, &signer, b.seq)?;
+                let key = match st.epoch_keys.get(&b.epoch) {
+                    Some(k) => k,
+                    None => st
+                        .epoch_keys
+                        .entry(b.epoch)
+                        .or_insert(keys::at_epoch(tx, workspace, b.epoch)?),
+                };
+                let Some(key) = key else {
+                    return Ok(Applied::Held);
+                };
+                let (kind, chunk) = match p.opened {
+                    // Opened ahead, after its signature held, with this epoch's key (a
+                    // stored key never changes).
+                    Some(opened) => opened,
+                    None if p.signed_ok => {
+                        crypto::open_verified(key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?
+                    }
+                    None => crypto::open_signed(key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?,
+                };
+                let target = Target {
+                    id: &doc_id,
+                    workspace,
+                    kind,
+                };
+                let existing = load_stored(tx, &doc_id, actor)?;
+                if existing.is_none()
+                    && let Some((heads, rows)) = &p.whole
+                {
+                    insert_whole(tx, &target, &chunk, heads, rows)?;
+                    return Ok(Applied::Changed(None));
+                }
+                let (stored, did_change) =
+                    merge_chunks(tx, existing, actor, &target, &[chunk], false)?;
+                Ok(match did_change {
+                    true => Applied::Changed(Some(Box::new(stored))),
+                    false => Applied::Unchanged,
+                })
+            })();
+            let aside = |reason: String, keep: Option<&[u8]>| -> Result<SetAside> {
+                tx.prepare_cached(
+                    "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at, epoch, blob)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(workspace_id, seq) DO UPDATE SET reason = excluded.reason,
+                        at = excluded.at, blob = excluded.blob",
+                )?
+                .execute(params![
+                    workspace,
+                    seq_sql(b.seq),
+                    doc_id,
+                    reason,
+                    now_ms(),
+                    b.epoch,
+                    keep
+                ])?;
+                Ok(SetAside {
+                    workspace_id: workspace.to_string(),
+                    seq: b.seq,
+                    doc_id: doc_id.clone(),
+                    reason,
+                })
+            };
+            match outcome {
+                Ok(Applied::Held) => st.set_aside.push(aside(
+                    format!("waiting for the key of epoch {}", b.epoch),
+                    Some(&b.ciphertext),
+                )?),
+                Ok(applied) => {
+                    if !advance {
+                        tx.prepare_cached(
+                            "DELETE FROM set_aside WHERE workspace_id = ?1 AND seq = ?2",
+                        )?
+                        .execute(params![workspace, seq_sql(b.seq)])?;
+                    }
+                    if let Applied::Changed(stored) = applied {
+                        changed.insert(doc_id.clone());
+                        if let Some(stored) = stored {
+                            st.touched.push((doc_id, *stored));
+                        }
+                    }
+                }
+                // Someone else's bad blob must not stop this device from syncing.
+                Err(e @ (Error::Tampered(_) | Error::Corrupt(_))) => {
+                    st.set_aside.push(aside(e.to_string(), None)?);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if advance {
+            tx.prepare_cached("UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1")?
+                .execute(params![workspace, seq_sql(cursor)])?;
+        }
+        Ok(cursor)
     }
 
     /// Blobs set aside so far (they failed authentication or could not be decoded).

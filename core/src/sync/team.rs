@@ -6,7 +6,7 @@
 //! and signed by the coordinator's device that made it, and every blob is signed by its author.
 //! What the server can still do is list devices dishonestly; see `docs/SECURITY.md`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use waymark_protocol as proto;
@@ -72,28 +72,46 @@ pub(crate) fn own_keys(conn: &Connection, workspace: &str) -> Result<DeviceKeys>
         })
 }
 
-/// Whether a signer may have written the blob numbered `seq`: it must be a device of the team
-/// and, if revoked, the blob must come from before its revocation.
-pub(crate) fn check_signer(
-    conn: &Connection,
-    workspace: &str,
-    signer: &[u8; 32],
-    seq: u64,
-) -> Result<()> {
-    let row: Option<Option<i64>> = conn
-        .prepare_cached(
-            "SELECT revoked_at_seq FROM team_devices WHERE workspace_id = ?1 AND sign_key = ?2",
-        )?
-        .query_row(params![workspace, signer.as_slice()], |r| r.get(0))
-        .optional()?;
-    match row {
-        None => Err(Error::Tampered(
-            "signed by a device that is not in the team".into(),
-        )),
-        Some(Some(revoked_at)) if i64::try_from(seq).unwrap_or(i64::MAX) > revoked_at => Err(
-            Error::Tampered("signed by a revoked device after its revocation".into()),
-        ),
-        Some(_) => Ok(()),
+/// The team directory's answers about blob signers, remembered for one transaction (a page
+/// of blobs has few signers, and the directory does not change while it is applied).
+#[derive(Default)]
+pub(crate) struct Signers {
+    seen: HashMap<[u8; 32], Option<Option<i64>>>,
+}
+
+impl Signers {
+    /// Refuses (`Tampered`) a blob at `seq` signed by `signer` unless the key belongs to a
+    /// device of the team that was not revoked before `seq`.
+    pub(crate) fn check(
+        &mut self,
+        conn: &Connection,
+        workspace: &str,
+        signer: &[u8; 32],
+        seq: u64,
+    ) -> Result<()> {
+        let row = match self.seen.get(signer) {
+            Some(row) => *row,
+            None => {
+                let row: Option<Option<i64>> = conn
+                    .prepare_cached(
+                        "SELECT revoked_at_seq FROM team_devices
+                         WHERE workspace_id = ?1 AND sign_key = ?2",
+                    )?
+                    .query_row(params![workspace, signer.as_slice()], |r| r.get(0))
+                    .optional()?;
+                self.seen.insert(*signer, row);
+                row
+            }
+        };
+        match row {
+            None => Err(Error::Tampered(
+                "signed by a device that is not in the team".into(),
+            )),
+            Some(Some(revoked_at)) if i64::try_from(seq).unwrap_or(i64::MAX) > revoked_at => Err(
+                Error::Tampered("signed by a revoked device after its revocation".into()),
+            ),
+            Some(_) => Ok(()),
+        }
     }
 }
 
