@@ -310,6 +310,22 @@ pub trait Storage: Send + Sync + 'static {
 pub(crate) const KEY_TAKEN: &str =
     "another device of this workspace already has this sign_key or box_key; generate new keys";
 
+/// A pushed blob whose content id is already stored (blob `index` of the request) must be the
+/// same blob again, a retry: one naming another document or key epoch is refused.
+pub(crate) fn check_same_blob(
+    index: usize,
+    blob: &PushBlob,
+    stored_doc_id: &[u8],
+    stored_epoch: i64,
+) -> StorageResult<()> {
+    if stored_doc_id != blob.doc_id || stored_epoch != i64::from(blob.epoch) {
+        return Err(StorageError::Conflict(format!(
+            "blob {index}: this content id is already stored for another document or key epoch"
+        )));
+    }
+    Ok(())
+}
+
 /// A device's stored public key; all zeros for a device enrolled before device keys existed.
 pub(crate) fn stored_key(bytes: Option<Vec<u8>>) -> StorageResult<PublicKey> {
     match bytes {

@@ -47,7 +47,7 @@ use waymark_protocol::{
 use super::{
     CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
     Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
-    check_may_revoke, check_may_upload_keys, stored_key,
+    check_may_revoke, check_may_upload_keys, check_same_blob, stored_key,
 };
 use crate::tokens;
 
@@ -669,12 +669,7 @@ impl Storage for PostgresStorage {
                     let seq: i64 = row.get(0);
                     let doc_id: Vec<u8> = row.get(1);
                     let epoch: i64 = row.get(2);
-                    if doc_id != blob.doc_id || epoch != i64::from(blob.epoch) {
-                        return Err(StorageError::Conflict(format!(
-                            "blob {index}: this content id is already stored for another \
-                             document or key epoch"
-                        )));
-                    }
+                    check_same_blob(index, blob, &doc_id, epoch)?;
                     outcome.assigned.push(to_u64(seq));
                     continue;
                 }

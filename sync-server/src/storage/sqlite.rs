@@ -40,7 +40,7 @@ use super::pull_page::{BlobRef, EncodedPull, PullPageWriter};
 use super::{
     CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
     Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
-    check_may_revoke, check_may_upload_keys, stored_key,
+    check_may_revoke, check_may_upload_keys, check_same_blob, stored_key,
 };
 use crate::tokens;
 
@@ -365,12 +365,7 @@ fn push_in(
             })
             .optional()?;
         if let Some((seq, doc_id, epoch)) = existing {
-            if doc_id != blob.doc_id || epoch != blob.epoch {
-                return Err(StorageError::Conflict(format!(
-                    "blob {index}: this content id is already stored for another \
-                     document or key epoch"
-                )));
-            }
+            check_same_blob(index, blob, &doc_id, i64::from(epoch))?;
             outcome.assigned.push(to_u64(seq));
             continue;
         }
