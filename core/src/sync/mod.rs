@@ -15,6 +15,7 @@ mod prepare;
 pub(crate) mod team;
 
 use std::collections::{BTreeSet, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -561,7 +562,18 @@ impl Store {
         std::thread::scope(|s| {
             // A few pages wait while one is applied and one is fetched: memory stays bounded.
             let (pages, received) = sync_channel(PAGES_AHEAD);
-            s.spawn(move || self.fetch_pages(server, m, opts, start, &pages));
+            s.spawn(move || {
+                let fetched = catch_unwind(AssertUnwindSafe(|| {
+                    self.fetch_pages(server, m, opts, start, &pages)
+                }));
+                // A bug must fail this sync with an error, not a panic in the caller's thread
+                // (an app's, across the FFI boundary).
+                if fetched.is_err() {
+                    let _ = pages.send(Err(Error::Storage(
+                        "the pull stopped on an internal error".into(),
+                    )));
+                }
+            });
             let mut waiting = None;
             loop {
                 let page = match waiting.take() {

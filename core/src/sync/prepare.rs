@@ -9,6 +9,7 @@
 //! writer's own path.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use automerge::{ActorId, ChangeHash};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -40,7 +41,7 @@ pub(crate) struct Prepared {
 /// What a page needs from the store: the workspace keys of its epochs that this device holds,
 /// and which of its documents the store already has.
 pub(crate) struct Known {
-    keys: HashMap<u32, WorkspaceKey>,
+    keys: HashMap<u32, Option<WorkspaceKey>>,
     stored: Vec<bool>,
 }
 
@@ -51,10 +52,8 @@ impl Known {
         let mut stored = Vec::with_capacity(blobs.len());
         let mut exists = conn.prepare_cached("SELECT 1 FROM documents WHERE id = ?1")?;
         for b in blobs {
-            if !keys.contains_key(&b.epoch)
-                && let Some(k) = keys::at_epoch(conn, workspace, b.epoch)?
-            {
-                keys.insert(b.epoch, k);
+            if let Entry::Vacant(e) = keys.entry(b.epoch) {
+                e.insert(keys::at_epoch(conn, workspace, b.epoch)?);
             }
             let id = hex::encode(b.doc_id);
             stored.push(
@@ -110,7 +109,7 @@ pub(crate) fn page(
 fn prepare(
     workspace: &str,
     actor: &ActorId,
-    keys: &HashMap<u32, WorkspaceKey>,
+    keys: &HashMap<u32, Option<WorkspaceKey>>,
     b: &PulledBlob,
     stored: bool,
 ) -> Prepared {
@@ -118,6 +117,7 @@ fn prepare(
         crypto::verify_blob_signature(workspace, &b.doc_id, b.epoch, &b.ciphertext).is_ok();
     let opened = keys
         .get(&b.epoch)
+        .and_then(Option::as_ref)
         .filter(|_| signed_ok)
         .and_then(|k| crypto::open_verified(k, workspace, &b.doc_id, b.epoch, &b.ciphertext).ok());
     let whole = match &opened {
