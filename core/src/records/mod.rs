@@ -218,6 +218,14 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The entries of this map that are maps themselves (attendees, referrals...), by key.
+    pub(crate) fn maps(&self) -> impl Iterator<Item = (&str, Fields<'a>)> {
+        self.items
+            .iter()
+            .filter(|i| matches!(i.value, ValueRef::Object(ObjType::Map)))
+            .map(|i| (i.key.as_ref(), Fields::of(self.doc, &i.id())))
+    }
+
     /// The members of the set (a map of `member -> true`) at `key`, sorted.
     pub(crate) fn set(&self, key: &str) -> Vec<String> {
         let set = self.map(key);

@@ -209,16 +209,12 @@ pub(crate) fn read(doc: &AutoCommit, id: &str, h: &Header) -> Visit {
     let root = Fields::of(doc, &ROOT);
     let refs = root.map(K_REFERRALS);
     let mut referrals: Vec<Referral> = refs
-        .keys()
-        .filter_map(|rid| {
-            let m = refs.obj(rid, ObjType::Map)?;
-            let m = Fields::of(doc, &m);
-            Some(Referral {
-                kind: m.str("kind").unwrap_or_default(),
-                to: m.str("to").unwrap_or_default(),
-                status: ReferralStatus::parse(&m.str("status").unwrap_or_default()),
-                id: rid.to_string(),
-            })
+        .maps()
+        .map(|(rid, m)| Referral {
+            kind: m.str("kind").unwrap_or_default(),
+            to: m.str("to").unwrap_or_default(),
+            status: ReferralStatus::parse(&m.str("status").unwrap_or_default()),
+            id: rid.to_string(),
         })
         .collect();
     referrals.sort_by(|a, b| a.id.cmp(&b.id));

@@ -224,12 +224,7 @@ pub(crate) fn feedback(doc: &mut AutoCommit, score: u8, comment: &str, now: i64)
 /// Reads the attendees, tallies and feedback of a workshop document.
 fn read_attendance(doc: &AutoCommit, root: &Fields) -> (Vec<Attendee>, Vec<Tally>, Vec<Feedback>) {
     let mut attendees = Vec::new();
-    let am = root.map(K_ATTENDEES);
-    for id in am.keys() {
-        let Some(m) = am.obj(id, ObjType::Map) else {
-            continue;
-        };
-        let m = Fields::of(doc, &m);
+    for (id, m) in root.map(K_ATTENDEES).maps() {
         attendees.push(Attendee {
             name: m.str("name").unwrap_or_default(),
             age_band: m.str("age_band"),
@@ -258,12 +253,7 @@ fn read_attendance(doc: &AutoCommit, root: &Fields) -> (Vec<Attendee>, Vec<Tally
     }
 
     let mut feedback = Vec::new();
-    let fm = root.map(K_FEEDBACK);
-    for id in fm.keys() {
-        let Some(m) = fm.obj(id, ObjType::Map) else {
-            continue;
-        };
-        let m = Fields::of(doc, &m);
+    for (id, m) in root.map(K_FEEDBACK).maps() {
         feedback.push(Feedback {
             score: m
                 .i64("score")
