@@ -98,6 +98,15 @@ pub enum WaymarkError {
         /// The cause.
         reason: String,
     },
+    /// The server's answers contradict what this device verified (team history that forks,
+    /// is not signed by the team's coordinators, or is hidden): sync of that workspace stops
+    /// until the server shows the real history. Show it to the user and tell the coordinator;
+    /// `team_status` says what was seen.
+    #[error("the server misbehaved: {reason}")]
+    HostileServer {
+        /// What this device noticed.
+        reason: String,
+    },
     /// This device's role in the team does not allow it (e.g. a member revoking another device).
     #[error("not permitted: {reason}")]
     NotPermitted {
@@ -133,6 +142,7 @@ impl From<wc::Error> for WaymarkError {
             C::InviteUsed => Self::InviteUsed,
             C::DeviceRevoked => Self::DeviceRevoked,
             C::NotPermitted(reason) => Self::NotPermitted { reason },
+            C::HostileServer(reason) => Self::HostileServer { reason },
             C::Network(reason) => Self::Network { reason },
             C::Cancelled => Self::Cancelled,
             C::StorageFull => Self::StorageFull,

@@ -7,7 +7,7 @@ use waymark_core as wc;
 
 use crate::error::{Result, call, off_thread};
 use crate::store::WaymarkStore;
-use crate::types::{PendingJoin, TeamMember};
+use crate::types::{PendingJoin, TeamMember, TeamStatus};
 use crate::wipe::PendingRevocation;
 
 #[uniffi::export]
@@ -30,8 +30,50 @@ impl WaymarkStore {
         .await
     }
 
+    /// What this device knows of a workspace's team and of the server's behaviour: whether the
+    /// team log is verified and admits this device, and the attacks it noticed.
+    pub fn team_status(&self, workspace_id: String) -> Result<TeamStatus> {
+        call(|| self.store.team_status(&workspace_id)).map(Into::into)
+    }
+
+    /// Changes a device's role (coordinators only), recorded in the team log.
+    pub async fn set_role(
+        &self,
+        workspace_id: String,
+        device_id: String,
+        role: String,
+    ) -> Result<()> {
+        let store = self.store.clone();
+        off_thread("role", move || {
+            store.set_role(&workspace_id, &device_id, &role)
+        })
+        .await
+    }
+
+    /// Creates an invite code, passed in person, for another device to join with `role`
+    /// (`coordinator` or `member`; only a coordinator may invite a coordinator).
+    pub async fn create_invite_with_role(
+        &self,
+        workspace_id: String,
+        ttl_seconds: u64,
+        role: String,
+    ) -> Result<String> {
+        let store = self.store.clone();
+        off_thread("invite", move || {
+            store.create_invite_with_role(&workspace_id, ttl_seconds, &role)
+        })
+        .await
+    }
+
+    /// Lets this store reach sync servers over plain `http://` on any host (off by default:
+    /// tokens would cross the network in clear text). Only for tests and closed networks;
+    /// `http://` to this machine is always accepted.
+    pub fn allow_insecure_transport(&self, allow: bool) {
+        self.store.allow_insecure_transport(allow);
+    }
+
     /// Creates an invite code that carries no key: the joining device waits until a
-    /// coordinator approves it with `approve_join`, once the six digits on both screens match.
+    /// coordinator approves it with `approve_join`, once the codes on both screens match.
     pub async fn create_approval_invite(
         &self,
         workspace_id: String,
@@ -63,9 +105,9 @@ impl WaymarkStore {
         .await
     }
 
-    /// Confirms a device after comparing, in person, the six digits it shows with those
-    /// `pending_joins` lists for it: this device then vouches for it and seals the workspace
-    /// keys to it.
+    /// Admits a device after comparing, in person, the verification code it shows with the one
+    /// `pending_joins` lists for it: recorded in the team log, and the workspace keys are
+    /// sealed to it.
     pub async fn confirm_device(&self, workspace_id: String, device_id: String) -> Result<()> {
         let store = self.store.clone();
         off_thread("confirm", move || {
@@ -74,8 +116,8 @@ impl WaymarkStore {
         .await
     }
 
-    /// The six digits this device shows so that a coordinator can check, in person, that the
-    /// server lists its real keys.
+    /// The verification code (twelve digits) this device shows so that a coordinator can check,
+    /// in person, that the server lists its real keys.
     pub fn verification_code(&self, workspace_id: String) -> Result<String> {
         call(|| self.store.verification_code(&workspace_id))
     }

@@ -1307,9 +1307,12 @@ pub struct SyncReport {
     pub duration_ms: u64,
     /// Blobs set aside during this sync.
     pub set_aside: Vec<SetAside>,
+    /// Held blobs whose bytes were dropped during this sync (a device keeps at most 16 MiB of
+    /// them per workspace, oldest dropped first).
+    pub set_aside_dropped: u64,
 }
 mirror!(wc::SyncReport => SyncReport {
-    pushed, pulled, changed, bytes_up, bytes_down, duration_ms, set_aside,
+    pushed, pulled, changed, bytes_up, bytes_down, duration_ms, set_aside, set_aside_dropped,
 });
 
 /// Progress of a running sync, for a progress bar.
@@ -1348,23 +1351,116 @@ pub struct TeamMember {
     pub is_this_device: bool,
     /// True once revoked.
     pub revoked: bool,
-    /// True if this device vouches for it: only such devices receive the keys it rotates to.
+    /// True if the team log admits it (a coordinator vouched for its keys): only such devices
+    /// receive keys, and only their changes are accepted.
     pub verified: bool,
 }
 mirror!(wc::TeamMember => TeamMember { device_id, name, role, is_this_device, revoked, verified });
 
-/// A device waiting for a coordinator to approve its join.
+/// A device waiting for a coordinator to admit it.
 #[derive(uniffi::Record, Debug, Clone, PartialEq)]
 pub struct PendingJoin {
     /// The device's id on the server.
     pub device_id: String,
     /// The name it enrolled with.
     pub name: String,
-    /// Six digits the device itself shows (`verification_code`): they match only if the server
-    /// did not substitute its keys.
+    /// Twelve digits derived from the keys the server lists for it; the device itself shows
+    /// its own (`verification_code`): they match only if the server did not substitute keys.
     pub verification_code: String,
-    /// True if its join proof matches an invite to approve that this device created: approve
-    /// it with `approve_join`. Others can be confirmed in person with `confirm_device`.
+    /// True if its join proof matches an unused invite this device made: admit it with
+    /// `approve_join`. Others can be admitted in person with `confirm_device`.
     pub verified: bool,
 }
 mirror!(wc::PendingJoin => PendingJoin { device_id, name, verification_code, verified });
+
+/// What kind of misbehaviour of the server a device noticed.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// Team history that contradicts the history this device verified.
+    Fork,
+    /// Less team history than this device verified (rolled back or restored); this device sent
+    /// the missing entries back.
+    Rollback,
+    /// An entry not signed by a coordinator of the team, or breaking the log's rules.
+    Forged,
+    /// Team history hidden from this device.
+    Withheld,
+    /// A team log of another team, or started by a device this device never learnt in person.
+    WrongTeam,
+}
+mirror_enum!(wc::AlertKind => AlertKind { Fork, Rollback, Forged, Withheld, WrongTeam });
+
+/// Something this device noticed the server doing to the team's history.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct TeamAlert {
+    /// When it was noticed, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// What kind of misbehaviour.
+    pub kind: AlertKind,
+    /// What exactly, for people.
+    pub detail: String,
+}
+mirror!(wc::TeamAlert => TeamAlert { at_ms, kind, detail });
+
+/// How far this device trusts what it knows of a workspace's team.
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
+pub enum TeamTrust {
+    /// The team log is verified from an anchor shown in person, and admits this device.
+    Verified,
+    /// The log is verified but does not admit this device yet: its changes wait.
+    AwaitingAdmission,
+    /// The server has no team log yet: a coordinator's device starts it at its next sync.
+    AwaitingLog,
+    /// The server's answers contradict what this device verified: sync of the workspace stops.
+    Attacked {
+        /// What the device noticed.
+        reason: String,
+    },
+}
+
+impl From<wc::TeamTrust> for TeamTrust {
+    fn from(v: wc::TeamTrust) -> Self {
+        match v {
+            wc::TeamTrust::Verified => TeamTrust::Verified,
+            wc::TeamTrust::AwaitingAdmission => TeamTrust::AwaitingAdmission,
+            wc::TeamTrust::AwaitingLog => TeamTrust::AwaitingLog,
+            wc::TeamTrust::Attacked { reason } => TeamTrust::Attacked { reason },
+        }
+    }
+}
+
+impl From<TeamTrust> for wc::TeamTrust {
+    fn from(v: TeamTrust) -> Self {
+        match v {
+            TeamTrust::Verified => wc::TeamTrust::Verified,
+            TeamTrust::AwaitingAdmission => wc::TeamTrust::AwaitingAdmission,
+            TeamTrust::AwaitingLog => wc::TeamTrust::AwaitingLog,
+            TeamTrust::Attacked { reason } => wc::TeamTrust::Attacked { reason },
+        }
+    }
+}
+cv_from!(wc::TeamTrust => TeamTrust);
+
+/// What this device knows of a workspace's team and of the server's behaviour.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct TeamStatus {
+    /// The workspace.
+    pub workspace_id: String,
+    /// How far this device trusts what it knows.
+    pub trust: TeamTrust,
+    /// Entries of the team log this device verified.
+    pub log_length: u64,
+    /// The key epoch the log is at.
+    pub epoch: u32,
+    /// This device's role in the log, if admitted.
+    pub role: Option<String>,
+    /// A device was revoked and no coordinator rotated the key yet.
+    pub rotation_due: bool,
+    /// What this device noticed the server doing, newest first (at most 50).
+    pub alerts: Vec<TeamAlert>,
+    /// Held blobs whose bytes were dropped because too many were held.
+    pub set_aside_dropped: u64,
+}
+mirror!(wc::TeamStatus => TeamStatus {
+    workspace_id, trust, log_length, epoch, role, rotation_due, alerts, set_aside_dropped,
+});

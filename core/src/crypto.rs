@@ -14,8 +14,10 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use zeroize::Zeroizing;
+
+use waymark_protocol::team_log::{Entry, SignedEntry};
 
 use crate::error::{Error, Result};
 use crate::model::RecordKind;
@@ -30,7 +32,7 @@ const BLOB_SIG_LABEL: &[u8] = b"waymark/blob-signature/v1";
 /// Domain separation of key envelope signatures.
 const ENVELOPE_SIG_LABEL: &[u8] = b"waymark/key-envelope/v1";
 /// Domain separation of join proofs.
-const JOIN_PROOF_LABEL: &[u8] = b"waymark/join-proof/v1";
+const JOIN_PROOF_LABEL: &[u8] = b"waymark/join-proof/v2";
 /// First byte of a signed blob: the format version.
 const SIGNED_BLOB_VERSION: u8 = 2;
 /// Version byte, signer's public key and signature ahead of the sealed bytes.
@@ -349,43 +351,83 @@ pub(crate) fn unwrap_key(
     key_from_bytes(&plain).ok_or_else(bad)
 }
 
-/// The proof a device joining by an invite to be approved sends with its public keys: an
-/// HMAC under the invite's verification secret, which the server never sees.
-pub(crate) fn join_proof(secret: &[u8], sign_key: &[u8; 32], box_key: &[u8; 32]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    mac.update(JOIN_PROOF_LABEL);
-    mac.update(sign_key);
-    mac.update(box_key);
-    mac.finalize().into_bytes().into()
+/// The proof a device joining by an invite sends with its public keys and name: an HMAC under
+/// the invite's one-time secret, which the server never sees, so that the coordinator who
+/// made the invite knows the keys (and name) the server lists are the device's own.
+pub(crate) fn join_proof(
+    secret: &[u8],
+    sign_key: &[u8; 32],
+    box_key: &[u8; 32],
+    name: &str,
+) -> [u8; 32] {
+    join_mac(secret, sign_key, box_key, name)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
-/// Whether `proof` is the join proof of these keys under `secret` (compared in constant time).
+/// Whether `proof` is the join proof of these keys and name under `secret` (compared in
+/// constant time).
 pub(crate) fn verify_join_proof(
     secret: &[u8],
     sign_key: &[u8; 32],
     box_key: &[u8; 32],
+    name: &str,
     proof: &[u8],
 ) -> bool {
+    join_mac(secret, sign_key, box_key, name)
+        .verify_slice(proof)
+        .is_ok()
+}
+
+fn join_mac(secret: &[u8], sign_key: &[u8; 32], box_key: &[u8; 32], name: &str) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret)
         .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
     mac.update(JOIN_PROOF_LABEL);
     mac.update(sign_key);
     mac.update(box_key);
-    mac.verify_slice(proof).is_ok()
+    mac.update(&(name.len() as u64).to_be_bytes());
+    mac.update(name.as_bytes());
+    mac
 }
 
-/// Six digits derived from a device's public keys: shown on the device itself and, for the
-/// keys the server lists for it, on a coordinator's device, so that people comparing them in
-/// person know the server did not substitute keys.
-pub(crate) fn verification_digits(sign_key: &[u8], box_key: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(b"waymark/verification-code/v1");
-    h.update(sign_key);
-    h.update(box_key);
-    let digest = h.finalize();
-    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
-    format!("{n:06}")
+/// Domain separation of verification codes; also the Argon2 salt.
+const CODE_LABEL: &[u8] = b"waymark/verification-code/v2";
+/// Digits of a verification code.
+pub(crate) const CODE_DIGITS: u32 = 12;
+
+/// A verification code: twelve digits derived from a device's public keys, shown on the device
+/// itself and, for the keys the server lists for it, on a coordinator's device, so that people
+/// comparing them in person know the server did not substitute keys.
+///
+/// A server that wanted to substitute keys of its own would have to find key pairs whose code
+/// matches the device's: 10^12 candidates, and each one costs an Argon2id evaluation (19 MiB,
+/// two passes), so that matching one code takes centuries of a computer's time
+/// (`cargo bench -p waymark-core --bench team` prints the cost per candidate).
+pub(crate) fn verification_code(sign_key: &[u8], box_key: &[u8]) -> Result<String> {
+    let mut input = Zeroizing::new(Vec::with_capacity(sign_key.len() + box_key.len()));
+    input.extend_from_slice(sign_key);
+    input.extend_from_slice(box_key);
+    let mut out = [0u8; 8];
+    argon2::Argon2::default()
+        .hash_password_into(&input, CODE_LABEL, &mut out)
+        .map_err(|_| Error::Storage("deriving a verification code failed".into()))?;
+    let n = u64::from_be_bytes(out) % 10u64.pow(CODE_DIGITS);
+    Ok(format!(
+        "{:04} {:04} {:04}",
+        n / 100_000_000,
+        n / 10_000 % 10_000,
+        n % 10_000
+    ))
+}
+
+/// Signs a team log entry with a device's key.
+pub(crate) fn sign_log_entry(signer: &DeviceKeys, entry: &Entry) -> SignedEntry {
+    let bytes = entry.to_bytes();
+    SignedEntry {
+        signature: signer.sign.sign(&Entry::message(&bytes)).to_bytes(),
+        entry: bytes,
+    }
 }
 
 #[cfg(test)]
@@ -490,15 +532,32 @@ mod tests {
 
     #[test]
     fn a_join_proof_depends_on_secret_and_both_keys() {
-        let p = join_proof(b"secret", &[1; 32], &[2; 32]);
-        assert!(verify_join_proof(b"secret", &[1; 32], &[2; 32], &p));
-        assert!(!verify_join_proof(b"secret", &[1; 32], &[2; 32], &p[..31]));
-        assert_ne!(p, join_proof(b"secreT", &[1; 32], &[2; 32]));
-        assert_ne!(p, join_proof(b"secret", &[3; 32], &[2; 32]));
-        assert_ne!(p, join_proof(b"secret", &[1; 32], &[3; 32]));
-        let digits = verification_digits(&[1; 32], &[2; 32]);
-        assert_ne!(digits, verification_digits(&[1; 32], &[3; 32]));
-        assert_eq!(digits.len(), 6);
-        assert!(digits.chars().all(|c| c.is_ascii_digit()));
+        let p = join_proof(b"secret", &[1; 32], &[2; 32], "Phone 1");
+        assert!(verify_join_proof(
+            b"secret", &[1; 32], &[2; 32], "Phone 1", &p
+        ));
+        assert!(!verify_join_proof(
+            b"secret",
+            &[1; 32],
+            &[2; 32],
+            "Phone 1",
+            &p[..31]
+        ));
+        assert!(!verify_join_proof(
+            b"secret", &[1; 32], &[2; 32], "Phone 2", &p
+        ));
+        assert_ne!(p, join_proof(b"secreT", &[1; 32], &[2; 32], "Phone 1"));
+        assert_ne!(p, join_proof(b"secret", &[3; 32], &[2; 32], "Phone 1"));
+        assert_ne!(p, join_proof(b"secret", &[1; 32], &[3; 32], "Phone 1"));
+        let code = verification_code(&[1; 32], &[2; 32]).unwrap();
+        assert_ne!(code, verification_code(&[1; 32], &[3; 32]).unwrap());
+        assert_ne!(code, verification_code(&[3; 32], &[2; 32]).unwrap());
+        assert_eq!(
+            code,
+            verification_code(&[1; 32], &[2; 32]).unwrap(),
+            "stable"
+        );
+        assert_eq!(code.len(), 14, "{code}");
+        assert_eq!(code.chars().filter(char::is_ascii_digit).count(), 12);
     }
 }

@@ -66,6 +66,12 @@ pub enum Error {
     /// The server refused this device: it was revoked (or never enrolled). Sync stops.
     #[error("this device's access to the workspace was revoked")]
     DeviceRevoked,
+    /// The server's answers contradict what this device verified (team history that forks,
+    /// rolls back without being healed, is not signed by the team's coordinators, or is hidden):
+    /// sync of that workspace stops until the server shows the real history. Nothing was
+    /// sealed to a key the team did not admit. `team_status` says what was seen.
+    #[error("the server misbehaved: {0}")]
+    HostileServer(String),
     /// This device's role in the team does not allow it (e.g. a member revoking another
     /// device, or approving a join).
     #[error("not permitted: {0}")]

@@ -120,6 +120,8 @@ impl Fixture {
             server: None,
             verify: None,
             signers: Vec::new(),
+            log: None,
+            role: None,
         })?;
         let workspace = store.join(&code)?.id;
         let visit = store.create_visit(
@@ -151,10 +153,12 @@ impl Fixture {
                 },
                 &Enrollment {
                     keys: Device::Own.keys()?,
+                    name: Device::Own.id().into(),
                     join_proof: None,
                     // As if it joined with the coordinator's invite: it learnt the
-                    // coordinator's key in person, so keys sealed by it are adopted.
+                    // coordinator's key in person, so the log it started is trusted.
                     vouched: vec![Device::Coordinator.keys()?.sign_public()],
+                    anchor: None,
                 },
             )?;
             tx.commit()?;
@@ -236,7 +240,61 @@ impl Fixture {
         self.store.apply_team(&m, &team)
     }
 
-    /// The fixture's team directory, with `envelopes` (fuzz seeds).
+    /// The fixture's team log, signed by its coordinator: the genesis, the other three devices
+    /// admitted, the revoked one revoked at [`REVOKED_AT_SEQ`], and a rotation to epoch 1.
+    pub fn team_log(&self) -> Result<Vec<proto::team_log::SignedEntry>> {
+        use proto::team_log::{Body, Entry, Member, TeamState, Vouch};
+        let coordinator = Device::Coordinator.keys()?;
+        let member = |d: Device, role: &str| -> Result<Member> {
+            let keys = d.keys()?;
+            Ok(Member {
+                device_id: d.id().into(),
+                name: d.id().into(),
+                role: role.into(),
+                sign_key: keys.sign_public(),
+                box_key: keys.box_public(),
+                actor: None,
+            })
+        };
+        let bad = |e: proto::team_log::LogError| Error::Corrupt(e.to_string());
+        let genesis = crypto::sign_log_entry(
+            &coordinator,
+            &Entry::first(
+                coordinator.sign_public(),
+                1_764_000_000,
+                Body::Genesis {
+                    workspace: self.workspace.clone(),
+                    epoch: 0,
+                    coordinator: member(Device::Coordinator, proto::roles::COORDINATOR)?,
+                },
+            ),
+        );
+        let mut state = TeamState::genesis(&genesis).map_err(bad)?;
+        let mut log = vec![genesis];
+        let mut bodies = Vec::new();
+        for d in [Device::Own, Device::Teammate, Device::Revoked] {
+            bodies.push(Body::Admit {
+                member: member(d, proto::roles::MEMBER)?,
+                vouch: Vouch::Invite,
+            });
+        }
+        bodies.push(Body::Revoke {
+            sign_key: Device::Revoked.keys()?.sign_public(),
+            after_seq: REVOKED_AT_SEQ,
+        });
+        bodies.push(Body::Rotate { epoch: 1 });
+        for body in bodies {
+            let e = crypto::sign_log_entry(
+                &coordinator,
+                &Entry::next(&state, coordinator.sign_public(), 1_764_000_000, body),
+            );
+            state.apply(&e).map_err(bad)?;
+            log.push(e);
+        }
+        Ok(log)
+    }
+
+    /// The fixture's team directory, with its log and `envelopes` (fuzz seeds).
     pub fn team_response(&self, envelopes: Vec<proto::KeyEnvelope>) -> Result<Vec<u8>> {
         let devices = [
             (Device::Own, proto::roles::MEMBER, None),
@@ -260,12 +318,15 @@ impl Fixture {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+        let log = self.team_log()?;
         Ok(proto::encode(&proto::TeamResponse {
             version: 1,
-            epoch: 0,
+            epoch: 1,
             rotation_needed: false,
             devices,
             envelopes,
+            log_len: log.len() as u64,
+            log,
         }))
     }
 

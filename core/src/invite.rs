@@ -7,6 +7,12 @@
 //! a short verification secret. The joining device proves with it that the public keys it
 //! enrolled are its own, and a coordinator's device, which made the invite, checks that proof
 //! and seals the workspace keys to the new device (`approve_join`).
+//!
+//! Every invite through a server carries such a one-time secret, which expires with the
+//! enrolment token, and the hash of the team log entry that was the log's head when it was
+//! made: the joining device trusts the log the server shows only if it holds that entry, so
+//! its trust starts from what it was shown in person. An invite never changes a workspace
+//! this device already belongs to.
 
 use data_encoding::BASE32_NOPAD;
 use rusqlite::{OptionalExtension, params};
@@ -20,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::model::Workspace;
 use crate::store::{Store, keys, now_ms};
 use crate::sync::Enrollment;
-use crate::sync::http::{Call, Server};
+use crate::sync::http::Call;
 use crate::validate;
 
 /// Every invite code starts with this; the rest is base32 (QR alphanumeric mode friendly).
@@ -39,9 +45,16 @@ pub(crate) struct InviteBody {
     #[serde(default)]
     pub(crate) verify: Option<ByteBuf>,
     /// Signing keys the inviter accepts workspace keys from (itself among them): the joining
-    /// device learns its coordinators in person, not from the server.
+    /// device learns its coordinators in person, not from the server (used when the invite
+    /// names no team log entry).
     #[serde(default)]
     pub(crate) signers: Vec<ByteBuf>,
+    /// The team log entry (index and hash) the joining device must find in the log.
+    #[serde(default)]
+    pub(crate) log: Option<(u64, ByteBuf)>,
+    /// The role the joining device is invited for (`member` when absent).
+    #[serde(default)]
+    pub(crate) role: Option<String>,
 }
 
 /// Length of an approval invite's verification secret: short enough for a QR code, too long
@@ -87,6 +100,16 @@ pub(crate) fn decode(code: &str) -> Result<InviteBody> {
             "the code is damaged or incomplete".into(),
         ));
     }
+    if body.log.as_ref().is_some_and(|(_, h)| h.len() != 32)
+        || body
+            .role
+            .as_deref()
+            .is_some_and(|r| !proto::roles::is_known(r))
+    {
+        return Err(Error::InvalidInvite(
+            "the code is damaged or incomplete".into(),
+        ));
+    }
     if let Some(v) = &body.verify
         && v.len() != VERIFY_SECRET_LEN
     {
@@ -106,24 +129,45 @@ pub(crate) fn decode(code: &str) -> Result<InviteBody> {
 }
 
 impl Store {
-    /// Creates an invite code for another device to join `workspace`, to be passed in person:
-    /// it carries the workspace keys.
+    /// Creates an invite code for another device to join `workspace` as a member, to be passed
+    /// in person: it carries the workspace keys.
     ///
     /// For a workspace connected to a sync server this asks the server for a one-time
     /// enrolment token valid for `ttl_seconds`; otherwise the code lets the other device
     /// exchange bundles with this one (`export_changes` / `import_changes`).
     pub fn create_invite(&self, workspace: &str, ttl_seconds: u64) -> Result<String> {
-        self.issue_invite(workspace, ttl_seconds, false)
+        self.issue_invite(workspace, ttl_seconds, false, proto::roles::MEMBER)
+    }
+
+    /// Creates an invite code, passed in person, for another device to join `workspace` with
+    /// `role` (`coordinator` or `member`; only a coordinator may invite a coordinator). The
+    /// workspace must sync with a server.
+    pub fn create_invite_with_role(
+        &self,
+        workspace: &str,
+        ttl_seconds: u64,
+        role: &str,
+    ) -> Result<String> {
+        if !proto::roles::is_known(role) {
+            return Err(Error::invalid("role", "must be coordinator or member"));
+        }
+        self.issue_invite(workspace, ttl_seconds, false, role)
     }
 
     /// Creates an invite code that carries no key: the device that joins with it waits until a
     /// coordinator's device approves it (`pending_joins`, `approve_join`). The workspace must
     /// sync with a server; the code is valid for `ttl_seconds`.
     pub fn create_approval_invite(&self, workspace: &str, ttl_seconds: u64) -> Result<String> {
-        self.issue_invite(workspace, ttl_seconds, true)
+        self.issue_invite(workspace, ttl_seconds, true, proto::roles::MEMBER)
     }
 
-    fn issue_invite(&self, workspace: &str, ttl_seconds: u64, approval: bool) -> Result<String> {
+    fn issue_invite(
+        &self,
+        workspace: &str,
+        ttl_seconds: u64,
+        approval: bool,
+        role: &str,
+    ) -> Result<String> {
         validate::id("workspace_id", workspace)?;
         if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
             return Err(Error::invalid(
@@ -131,7 +175,25 @@ impl Store {
                 "must be between 1 s and 30 days",
             ));
         }
-        let (name, all_keys, signers, membership) = self.read(|c| {
+        let membership = self.membership(workspace).ok();
+        let server = match &membership {
+            None if approval || role != proto::roles::MEMBER => {
+                return Err(Error::invalid(
+                    "workspace_id",
+                    "this invite needs a workspace that syncs with a server",
+                ));
+            }
+            None => None,
+            Some(m) => {
+                let _one_at_a_time = self.sync_guard();
+                let server = self.server(&m.url, Some(m.token.clone()))?;
+                // The invite names the log's head: know it (and, for a coordinator whose team
+                // has no log yet, start it).
+                self.refresh_team(&server, m)?;
+                Some(server)
+            }
+        };
+        let (name, all_keys, signers, anchor) = self.read(|c| {
             let name: Option<String> = c
                 .query_row(
                     "SELECT name FROM workspaces WHERE id = ?1",
@@ -148,95 +210,120 @@ impl Store {
                     Ok((r.get(0)?, ByteBuf::from(r.get::<_, Vec<u8>>(1)?)))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            let mut st = c.prepare(
-                "SELECT sign_key FROM trusted_signers WHERE workspace_id = ?1 ORDER BY sign_key",
-            )?;
+            let anchor: Option<(i64, Vec<u8>)> = c
+                .query_row(
+                    "SELECT log_len - 1, log_head FROM team_state
+                     WHERE workspace_id = ?1 AND log_len > 0",
+                    params![workspace],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            // Coordinators of the log when there is one; else those this device learnt.
+            let sql = match anchor {
+                Some(_) => {
+                    "SELECT sign_key FROM team_members WHERE workspace_id = ?1
+                       AND role = 'coordinator' AND revoked_after_seq IS NULL ORDER BY sign_key"
+                }
+                None => {
+                    "SELECT sign_key FROM trusted_signers WHERE workspace_id = ?1 ORDER BY sign_key"
+                }
+            };
+            let mut st = c.prepare(sql)?;
             let signers: Vec<ByteBuf> = st
                 .query_map(params![workspace], |r| {
                     Ok(ByteBuf::from(r.get::<_, Vec<u8>>(0)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            let m: Option<(String, String)> = c
-                .query_row(
-                    "SELECT server_url, device_token FROM memberships
-                     WHERE workspace_id = ?1 AND revoked = 0",
-                    params![workspace],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            Ok((name, all, signers, m))
+            Ok((name, all, signers, anchor))
         })?;
-        let (server, verify) = match membership {
-            None if approval => {
-                return Err(Error::invalid(
-                    "workspace_id",
-                    "an invite to approve needs a workspace that syncs with a server",
-                ));
-            }
-            None => (None, None),
-            Some((url, token)) => {
-                let resp = Server::new(&url, Some(token))?.post::<_, proto::InviteResponse>(
+        let (server_part, verify) = match (server, membership) {
+            (Some(server), Some(m)) => {
+                let resp = server.post::<_, proto::InviteResponse>(
                     Call::Device,
                     proto::PATH_INVITES,
                     &proto::InviteRequest {
                         ttl_seconds,
-                        role: None,
+                        role: Some(role.to_string()),
                     },
                 )?;
                 // The joining device proves with this secret that the keys the server lists
-                // for it are its own; the server never sees it.
+                // for it are its own; the server never sees it. It admits one device, once,
+                // until the token expires.
                 let secret: [u8; VERIFY_SECRET_LEN] = rand::random();
                 self.with_writer(|w| {
                     w.conn.execute(
-                        "INSERT INTO invite_secrets(workspace_id, secret, expires_at, approval)
-                         VALUES (?1, ?2, ?3, ?4)",
-                        params![workspace, secret.as_slice(), resp.body.expires_at, approval],
+                        "INSERT INTO invite_secrets(workspace_id, secret, expires_at, approval, role)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            workspace,
+                            secret.as_slice(),
+                            resp.body.expires_at,
+                            approval,
+                            role
+                        ],
                     )?;
                     Ok(())
                 })?;
                 (
                     Some(ServerPart {
-                        url,
+                        url: m.url,
                         token: resp.body.enrollment_token,
                         expires_at: resp.body.expires_at,
                     }),
                     Some(ByteBuf::from(secret.to_vec())),
                 )
             }
+            _ => (None, None),
         };
         encode(&InviteBody {
             workspace: workspace.to_string(),
             name,
             keys: if approval { Vec::new() } else { all_keys },
-            server,
+            server: server_part,
             verify,
             signers,
+            log: anchor.map(|(idx, hash)| (u64::try_from(idx).unwrap_or(0), ByteBuf::from(hash))),
+            role: Some(role.to_string()),
         })
     }
 
     /// Joins the workspace of an invite code: enrols with its server (if it has one) and keeps
     /// the workspace keys. Records arrive with the next `sync()` (or bundle import).
+    ///
+    /// A workspace this device already belongs to is refused (`InvalidInput`): an invite
+    /// never changes a membership's server, keys or trust.
     pub fn join(&self, code: &str) -> Result<Workspace> {
         let body = decode(code)?;
+        self.check_joinable(&body)?;
         let enrolled = match &body.server {
             None => None,
             Some(s) => {
                 if s.expires_at * 1000 < now_ms() {
                     return Err(Error::InviteExpired);
                 }
-                let device_name = self.device_name()?;
                 let vouched = body
                     .signers
                     .iter()
                     .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
                     .collect();
-                let enrollment =
-                    Enrollment::new(body.verify.as_deref().map(|v| v.as_slice()), vouched);
-                let resp = Server::new(&s.url, None)?.post::<_, proto::EnrollResponse>(
-                    Call::Enroll,
-                    proto::PATH_ENROLL,
-                    &enrollment.request(&s.token, device_name),
-                )?;
+                let anchor = body.log.as_ref().and_then(|(idx, hash)| {
+                    <[u8; 32]>::try_from(hash.as_slice())
+                        .ok()
+                        .map(|h| (*idx, h))
+                });
+                let enrollment = Enrollment::new(
+                    body.verify.as_deref().map(|v| v.as_slice()),
+                    vouched,
+                    anchor,
+                    &self.device_name()?,
+                );
+                let resp = self
+                    .server(&s.url, None)?
+                    .post::<_, proto::EnrollResponse>(
+                        Call::Enroll,
+                        proto::PATH_ENROLL,
+                        &enrollment.request(&s.token),
+                    )?;
                 Some((s.url.clone(), resp.body, enrollment))
             }
         };
@@ -263,6 +350,40 @@ impl Store {
             name: body.name,
         })
     }
+
+    /// Refuses an invite for a workspace this store already has, unless it only connects a
+    /// workspace kept without a server to one, with the very keys this store holds.
+    fn check_joinable(&self, body: &InviteBody) -> Result<()> {
+        self.read(|c| {
+            let known = c
+                .prepare("SELECT 1 FROM workspaces WHERE id = ?1")?
+                .exists(params![body.workspace])?;
+            if !known {
+                return Ok(());
+            }
+            let member = c
+                .prepare("SELECT 1 FROM memberships WHERE workspace_id = ?1")?
+                .exists(params![body.workspace])?;
+            if member || body.server.is_none() {
+                return Err(Error::invalid(
+                    "code",
+                    "this device already belongs to the invite's workspace; an invite cannot \
+                     change its server, keys or team",
+                ));
+            }
+            for (epoch, key) in &body.keys {
+                if let Some(mine) = keys::at_epoch(c, &body.workspace, *epoch)?
+                    && mine.as_slice() != key.as_slice()
+                {
+                    return Err(Error::Tampered(
+                        "the invite carries another key than this device holds for its workspace"
+                            .into(),
+                    ));
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +400,8 @@ mod tests {
             server: None,
             verify: None,
             signers: Vec::new(),
+            log: None,
+            role: None,
         };
         let code = encode(&body).unwrap();
         assert!(decode(&code).is_ok());

@@ -45,5 +45,6 @@ pub use model::*;
 pub use records::settings::TAXONOMIES;
 pub use report::{MonthFigures, Report, ReportFilter, VisitFigures, WorkshopFigures};
 pub use store::{KEY_LEN, PendingRevocation, Store, WipeReport};
-pub use sync::team::{PendingJoin, TeamMember};
+pub use sync::log::{AlertKind, TeamAlert};
+pub use sync::team::{PendingJoin, TeamMember, TeamStatus, TeamTrust};
 pub use sync::{ProgressFn, SetAside, SyncOptions, SyncPhase, SyncProgress, SyncReport};

@@ -22,6 +22,8 @@
 //!
 //! The HTTP API that carries these bodies is documented in `sync-server/API.md`.
 
+pub mod team_log;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -44,6 +46,9 @@ pub const PATH_TEAM: &str = "/v1/team";
 pub const PATH_KEYS: &str = "/v1/keys";
 /// `POST`: revoke a device (a coordinator: any device of the workspace; anyone: itself).
 pub const PATH_REVOKE: &str = "/v1/devices/revoke";
+/// `POST`: append signed entries to the workspace's team log (compare-and-swap on its head),
+/// with the key envelopes they call for.
+pub const PATH_TEAM_LOG: &str = "/v1/team/log";
 /// `GET`: liveness and database check (plain text).
 pub const PATH_HEALTHZ: &str = "/healthz";
 /// `GET`: Prometheus text exposition.
@@ -64,6 +69,9 @@ pub const HEADER_REQUEST_ID: &str = "x-request-id";
 pub const QUERY_AFTER: &str = "after";
 /// Query parameter of [`PATH_PULL`]: byte budget of ciphertext in the answer.
 pub const QUERY_MAX_BYTES: &str = "max_bytes";
+/// Query parameter of [`PATH_TEAM`]: send the team log's entries from this index on (0 when
+/// absent: the whole log).
+pub const QUERY_LOG_FROM: &str = "log_from";
 
 /// Default limits of a server; a server may be configured otherwise.
 pub mod limits {
@@ -93,6 +101,11 @@ pub mod limits {
     pub const MAX_SEALED_KEY_BYTES: usize = 256;
     /// Longest join proof, in bytes.
     pub const MAX_JOIN_PROOF_BYTES: usize = 64;
+    /// Most team log entries in one [`super::AppendRequest`] (a team log started for a big
+    /// existing team carries one entry per device).
+    pub const MAX_LOG_ENTRIES: usize = 2_000;
+    /// Longest team log entry, in bytes.
+    pub const MAX_LOG_ENTRY_BYTES: usize = 2_048;
 }
 
 /// Device roles. A coordinator may invite coordinators, revoke any device of its workspace and
@@ -139,6 +152,12 @@ pub mod codes {
     pub const TIMEOUT: &str = "timeout";
     /// The server failed; the request may be retried.
     pub const INTERNAL: &str = "internal";
+    /// A push under a key epoch older than the workspace's (409): fetch the team, re-seal the
+    /// queued changes under the current key and push again.
+    pub const STALE_EPOCH: &str = "stale_epoch";
+    /// A team log append that does not follow the stored head (409): another coordinator
+    /// appended first; fetch the log and retry.
+    pub const TEAM_LOG_MOVED: &str = "team_log_moved";
 }
 
 /// SHA-256 of a blob's ciphertext: its content id.
@@ -357,6 +376,32 @@ pub struct TeamResponse {
     pub devices: Vec<TeamDevice>,
     /// The envelopes sealed to the calling device.
     pub envelopes: Vec<KeyEnvelope>,
+    /// The team log's entries from the requested index ([`QUERY_LOG_FROM`]) on.
+    #[serde(default)]
+    pub log: Vec<team_log::SignedEntry>,
+    /// How many entries the team log has (0: no log yet).
+    #[serde(default)]
+    pub log_len: u64,
+}
+
+/// `POST /v1/team/log` body: signed entries that extend the team log, and key envelopes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendRequest {
+    /// Entries in order; the first one's index must be at most the log's length. Entries the
+    /// log already has (same index, same bytes) are skipped, so a device can re-send entries a
+    /// server restored from a backup lost.
+    pub entries: Vec<team_log::SignedEntry>,
+    /// Envelopes of workspace keys, each for a device the log (with the new entries) admits
+    /// and has not revoked.
+    #[serde(default)]
+    pub envelopes: Vec<KeyEnvelope>,
+}
+
+/// `POST /v1/team/log` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendResponse {
+    /// The log's length after the append.
+    pub log_len: u64,
 }
 
 /// `POST /v1/keys` body (coordinators only).
@@ -541,8 +586,23 @@ mod tests {
                 signer_key: [5; 32],
                 signature: [7; 64],
             }],
+            log: vec![team_log::SignedEntry {
+                entry: vec![1, 2, 3],
+                signature: [8; 64],
+            }],
+            log_len: 4,
         };
         assert_eq!(decode::<TeamResponse>(&encode(&team)).unwrap(), team);
+        let append = AppendRequest {
+            entries: team.log.clone(),
+            envelopes: team.envelopes.clone(),
+        };
+        assert_eq!(decode::<AppendRequest>(&encode(&append)).unwrap(), append);
+        let appended = AppendResponse { log_len: 5 };
+        assert_eq!(
+            decode::<AppendResponse>(&encode(&appended)).unwrap(),
+            appended
+        );
         let keys = KeysRequest {
             rotate_to: Some(3),
             envelopes: team.envelopes.clone(),

@@ -899,7 +899,15 @@ impl waymark_server::Storage for PanickingStorage {
     fn enroll(&self, _: &TokenHash, _: &NewDevice, _: i64) -> StorageResult<Enrolled> {
         panic!("backend exploded")
     }
-    fn team(&self, _: &Device) -> StorageResult<waymark_protocol::TeamResponse> {
+    fn team(&self, _: &Device, _: u64) -> StorageResult<waymark_protocol::TeamResponse> {
+        panic!("backend exploded")
+    }
+    fn append_team_log(
+        &self,
+        _: &Device,
+        _: &waymark_protocol::AppendRequest,
+        _: i64,
+    ) -> StorageResult<u64> {
         panic!("backend exploded")
     }
     fn upload_keys(

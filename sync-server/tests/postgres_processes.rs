@@ -301,7 +301,7 @@ fn three_server_processes_on_one_database_never_let_a_puller_skip_a_change() {
                             PushBlob {
                                 content_id: content_id_of(&ciphertext),
                                 doc_id: [u8::try_from(p).unwrap(); 16],
-                                epoch: 1,
+                                epoch: 0,
                                 ciphertext,
                                 supersedes: None,
                             }
@@ -375,7 +375,7 @@ fn admin_commands_work_against_postgresql() {
             blobs: vec![PushBlob {
                 content_id: content_id_of(&ciphertext),
                 doc_id: [1; 16],
-                epoch: 1,
+                epoch: 0,
                 ciphertext,
                 supersedes: None,
             }],

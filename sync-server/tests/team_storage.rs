@@ -100,7 +100,7 @@ fn coordinators_rotating_through_two_stores_never_skip_or_repeat_an_epoch(pair: 
                 // that fetches the team and retries after a conflict.
                 let mut won = 0;
                 loop {
-                    let epoch = store.team(caller).unwrap().epoch;
+                    let epoch = store.team(caller, 0).unwrap().epoch;
                     if epoch >= rounds {
                         return won;
                     }
@@ -122,7 +122,7 @@ fn coordinators_rotating_through_two_stores_never_skip_or_repeat_an_epoch(pair: 
         rounds,
         "every epoch was won exactly once"
     );
-    let team = pair.a.team(&first).unwrap();
+    let team = pair.a.team(&first, 0).unwrap();
     assert_eq!(team.epoch, rounds);
     for device in &team.devices {
         assert_eq!(device.key_epochs, (1..=rounds).collect::<Vec<_>>());
@@ -200,7 +200,7 @@ fn an_enrollment_racing_a_rotation_keeps_epochs_consecutive_and_lists_the_device
         // Whichever committed first, the rotation stands and the new device is listed without
         // the new key: the coordinator tops it up once it vouches for it.
         assert_eq!(rotated.unwrap(), round);
-        let team = pair.a.team(&lead).unwrap();
+        let team = pair.a.team(&lead, 0).unwrap();
         let entry = team
             .devices
             .iter()
@@ -209,7 +209,7 @@ fn an_enrollment_racing_a_rotation_keeps_epochs_consecutive_and_lists_the_device
         assert!(!entry.key_epochs.contains(&round));
         pair.b.revoke_device(&joined.id, 0).unwrap();
     }
-    assert_eq!(pair.a.team(&lead).unwrap().epoch, 10);
+    assert_eq!(pair.a.team(&lead, 0).unwrap().epoch, 10);
 }
 
 /// A workspace as a schema-1 server left it: `first` enrolled with the operator's token,
@@ -265,7 +265,7 @@ fn check_upgraded(storage: &dyn Storage) {
         workspace_id: "w".into(),
         role: roles::COORDINATOR.into(),
     };
-    let team = storage.team(&first).unwrap();
+    let team = storage.team(&first, 0).unwrap();
     assert_eq!((team.version, team.epoch), (0, 0));
     assert!(team.rotation_needed, "a revoked device still holds the key");
     assert!(

@@ -576,7 +576,10 @@ fn a_phone_killed_again_and_again_while_joining_a_big_workspace_ends_with_everyt
     };
     newcomer.sync_until_ok();
     assert!(newcomer.store.set_aside_blobs().unwrap().is_empty());
-    // The newcomer added its name to the workspace settings: the coordinator learns it.
+    // The newcomer added its name to the workspace settings; once the coordinator has admitted
+    // it into the team log, it sends that, and the coordinator learns it.
+    coordinator.sync_until_ok();
+    newcomer.sync_until_ok();
     coordinator.sync_until_ok();
     let devices = [devices.into_iter().next().unwrap(), newcomer];
     assert_converged(&devices);

@@ -77,6 +77,8 @@ struct Inner {
     /// `open`), so a wipe does not wait for a long import or rebuild, and the write it stopped
     /// fails with `Wiped`.
     wiping: Arc<AtomicBool>,
+    /// Whether the app allowed plain `http://` to servers beyond this machine.
+    insecure_transport: AtomicBool,
 }
 
 /// The writer connection with the documents it has decoded recently.
@@ -240,6 +242,7 @@ impl Store {
                     cache: DocCache::default(),
                 })),
                 wiping,
+                insecure_transport: AtomicBool::new(false),
             }),
         };
         let stale: bool = store.with_writer(|w| {
@@ -257,6 +260,21 @@ impl Store {
             store.rebuild_projections()?;
         }
         Ok(store)
+    }
+
+    /// Lets this store reach sync servers over plain `http://` on any host, for this handle's
+    /// lifetime. Off by default: without TLS a device's token crosses the network in clear
+    /// text (the records stay sealed). Only for tests and closed networks; `http://` to this
+    /// machine (loopback) is always accepted.
+    pub fn allow_insecure_transport(&self, allow: bool) {
+        self.inner
+            .insecure_transport
+            .store(allow, Ordering::Relaxed);
+    }
+
+    /// Whether the app allowed insecure transport (see [`Store::allow_insecure_transport`]).
+    pub(crate) fn insecure_transport(&self) -> bool {
+        self.inner.insecure_transport.load(Ordering::Relaxed)
     }
 
     /// This device's Automerge actor id (hex): how its changes are attributed.

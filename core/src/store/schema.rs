@@ -249,6 +249,57 @@ ALTER TABLE set_aside ADD COLUMN epoch INTEGER;
 ALTER TABLE set_aside ADD COLUMN blob BLOB;
 ";
 
+/// The team log (issue 12): the verified copy of each workspace's coordinator-signed log, the
+/// team it makes (`team_members`: every admitted device with the keys the log binds together,
+/// and where its blobs stop counting once revoked), the log's head and the attack this device
+/// noticed, if any, in `team_state`; where this device's trust in the log starts (the entry
+/// its invite named); the role and use of invite secrets (single use); alerts about the
+/// server; and why a set-aside blob is held. Memberships from before the log keep the trust
+/// they had (`legacy_trust`): the coordinators they learnt in person.
+const V6: &str = "
+CREATE TABLE team_log (
+    workspace_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    entry BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (workspace_id, idx)
+);
+CREATE TABLE team_members (
+    workspace_id TEXT NOT NULL,
+    sign_key BLOB NOT NULL,
+    device_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    box_key BLOB NOT NULL,
+    actor BLOB,
+    admitted_idx INTEGER NOT NULL,
+    vouch TEXT,
+    revoked_after_seq INTEGER,
+    PRIMARY KEY (workspace_id, sign_key)
+);
+ALTER TABLE team_state ADD COLUMN log_len INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE team_state ADD COLUMN log_head BLOB;
+ALTER TABLE team_state ADD COLUMN rotation_due INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE team_state ADD COLUMN attack TEXT;
+ALTER TABLE team_state ADD COLUMN set_aside_dropped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE memberships ADD COLUMN anchor_idx INTEGER;
+ALTER TABLE memberships ADD COLUMN anchor_hash BLOB;
+ALTER TABLE memberships ADD COLUMN legacy_trust INTEGER NOT NULL DEFAULT 0;
+UPDATE memberships SET legacy_trust = 1;
+ALTER TABLE invite_secrets ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
+CREATE TABLE team_alerts (
+    id INTEGER PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX team_alerts_workspace ON team_alerts(workspace_id, id);
+ALTER TABLE set_aside ADD COLUMN held TEXT;
+UPDATE set_aside SET held = 'key' WHERE blob IS NOT NULL;
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -270,6 +321,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 5,
         sql: V5,
+    },
+    Migration {
+        version: 6,
+        sql: V6,
     },
 ];
 

@@ -40,6 +40,39 @@ pub(crate) struct Server {
     pace: Mutex<Pace>,
 }
 
+/// A request the server refused for good (a 4xx other than 401, 403 and 429): retrying it as it
+/// is cannot help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The stable error code from `waymark_protocol::codes`.
+    pub code: String,
+    /// The server's message for people.
+    pub message: String,
+}
+
+impl Refusal {
+    fn into_error(self) -> Error {
+        Error::Network(format!(
+            "server refused ({} {}): {}",
+            self.status, self.code, self.message
+        ))
+    }
+}
+
+/// How a request ended when it did not succeed.
+enum Failed {
+    Error(Error),
+    Refused(Refusal),
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Self {
+        Failed::Error(e)
+    }
+}
+
 /// What one exchange with the server moved.
 pub(crate) struct Exchange<T> {
     pub body: T,
@@ -48,15 +81,12 @@ pub(crate) struct Exchange<T> {
 }
 
 impl Server {
-    /// A client for the server at `base` (e.g. `https://sync.example.org`).
-    pub(crate) fn new(base: &str, token: Option<String>) -> Result<Server> {
+    /// A client for the server at `base` (e.g. `https://sync.example.org`). Plain `http://` is
+    /// refused unless the host is this machine (loopback) or `insecure` is set: device tokens
+    /// and enrolment tokens must not cross a network in clear text.
+    pub(crate) fn new(base: &str, token: Option<String>, insecure: bool) -> Result<Server> {
         let base = base.trim_end_matches('/').to_string();
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(Error::invalid(
-                "server_url",
-                "must start with https:// or http://",
-            ));
-        }
+        check_url(&base, insecure)?;
         let http = shared_client()?;
         Ok(Server {
             base,
@@ -106,6 +136,20 @@ impl Server {
         path: &str,
         body: &Req,
     ) -> Result<Exchange<Resp>> {
+        match self.try_post(call, path, body)? {
+            Ok(exchange) => Ok(exchange),
+            Err(refusal) => Err(refusal.into_error()),
+        }
+    }
+
+    /// [`Server::post`], telling a refusal (which the caller may act on, e.g. a stale epoch)
+    /// apart from other failures.
+    pub(crate) fn try_post<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        call: Call,
+        path: &str,
+        body: &Req,
+    ) -> Result<std::result::Result<Exchange<Resp>, Refusal>> {
         let bytes = proto::encode(body);
         let up = bytes.len() as u64;
         self.send(call, up, || {
@@ -118,6 +162,11 @@ impl Server {
                 rb = rb.bearer_auth(t);
             }
             rb.send()
+        })
+        .map(Ok)
+        .or_else(|f| match f {
+            Failed::Error(e) => Err(e),
+            Failed::Refused(r) => Ok(Err(r)),
         })
     }
 
@@ -133,6 +182,10 @@ impl Server {
             }
             rb.send()
         })
+        .map_err(|f| match f {
+            Failed::Error(e) => e,
+            Failed::Refused(r) => r.into_error(),
+        })
     }
 
     fn send<Resp: DeserializeOwned>(
@@ -140,7 +193,7 @@ impl Server {
         call: Call,
         bytes_up: u64,
         request: impl Fn() -> reqwest::Result<Response>,
-    ) -> Result<Exchange<Resp>> {
+    ) -> std::result::Result<Exchange<Resp>, Failed> {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -192,40 +245,88 @@ impl Server {
             let message = err.as_ref().map_or(String::new(), |e| e.message.clone());
             match status {
                 StatusCode::UNAUTHORIZED => {
-                    return Err(match (call, code) {
+                    return Err(Failed::Error(match (call, code) {
                         (Call::Enroll, proto::codes::TOKEN_EXPIRED) => Error::InviteExpired,
                         (Call::Enroll, proto::codes::TOKEN_USED) => Error::InviteUsed,
                         (Call::Enroll, _) => {
                             Error::InvalidInvite("the server does not know this invite".into())
                         }
                         (Call::Device, _) => Error::DeviceRevoked,
-                    });
+                    }));
                 }
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after.unwrap_or(BACKOFF);
                     if wait > MAX_RETRY_AFTER {
-                        return Err(Error::Network(format!(
+                        return Err(Failed::Error(Error::Network(format!(
                             "the server asks to wait {} s before syncing again",
                             wait.as_secs()
-                        )));
+                        ))));
                     }
                     self.wait(wait)?;
                     last = "rate limited".into();
                 }
-                StatusCode::FORBIDDEN => return Err(Error::NotPermitted(message)),
+                StatusCode::FORBIDDEN => return Err(Failed::Error(Error::NotPermitted(message))),
                 s if s.is_server_error() => last = format!("server error {s}: {message}"),
                 s => {
                     // A request the server will never accept as it is: retrying cannot help.
-                    return Err(Error::Network(format!(
-                        "server refused ({s} {code}): {message}"
-                    )));
+                    return Err(Failed::Refused(Refusal {
+                        status: s.as_u16(),
+                        code: code.to_string(),
+                        message,
+                    }));
                 }
             }
         }
-        Err(Error::Network(format!(
+        Err(Failed::Error(Error::Network(format!(
             "no answer after {ATTEMPTS} attempts: {last}"
-        )))
+        ))))
     }
+}
+
+/// Refuses a server URL that is not `https://`, or `http://` to this machine, unless
+/// `insecure` (an app's explicit choice, e.g. a test server or a closed network).
+fn check_url(base: &str, insecure: bool) -> Result<()> {
+    let rest = if let Some(rest) = base.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        if !insecure && !is_loopback(rest) {
+            return Err(Error::invalid(
+                "server_url",
+                "plain http:// would send the device's token in clear text: use https:// \
+                 (http:// is only accepted for this machine, or when the app allows insecure \
+                 transport explicitly)",
+            ));
+        }
+        rest
+    } else {
+        return Err(Error::invalid(
+            "server_url",
+            "must start with https:// (or http:// for this machine)",
+        ));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(Error::invalid("server_url", "names no host"));
+    }
+    Ok(())
+}
+
+/// Whether the authority part of a URL (after the scheme) names this machine.
+fn is_loopback(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // Credentials before an '@' would let "http://127.0.0.1@evil.example" pass as loopback.
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One HTTP client for the whole process: building one parses the trust roots, which is slow,
@@ -276,12 +377,43 @@ mod tests {
     #[test]
     fn the_client_builds_with_compiled_in_roots_and_reports_unreachable_servers() {
         // No CA bundle is needed on the machine: the roots are compiled in.
-        let server = Server::new("https://127.0.0.1:9", Some("t".into())).unwrap();
+        let server = Server::new("https://127.0.0.1:9", Some("t".into()), false).unwrap();
         let r = server.get::<proto::PullResponse>("/v1/pull?after=0");
         assert!(matches!(r, Err(Error::Network(_))), "{:?}", r.err());
         assert!(matches!(
-            Server::new("ftp://example.org", None).err(),
+            Server::new("ftp://example.org", None, false).err(),
             Some(Error::InvalidInput { .. })
         ));
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_or_explicitly_allowed() {
+        for ok in [
+            "https://sync.example.org",
+            "http://127.0.0.1:7878",
+            "http://127.9.9.9",
+            "http://localhost:80/",
+            "http://[::1]:7878",
+        ] {
+            assert!(Server::new(ok, None, false).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://sync.example.org",
+            "http://10.0.0.5:7878",
+            "http://192.168.1.2",
+            "http://127.0.0.1@evil.example",
+            "http://localhost.evil.example",
+            "http://[::2]:80",
+            "https://",
+        ] {
+            assert!(
+                matches!(
+                    Server::new(refused, None, false).err(),
+                    Some(Error::InvalidInput { .. })
+                ),
+                "{refused}"
+            );
+        }
+        assert!(Server::new("http://10.0.0.5:7878", None, true).is_ok());
     }
 }

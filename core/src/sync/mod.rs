@@ -10,6 +10,7 @@
 //! reported, never applied, and the rest of the sync goes on.
 
 pub(crate) mod http;
+pub(crate) mod log;
 mod pace;
 mod prepare;
 pub(crate) mod team;
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use waymark_protocol as proto;
 
 use crate::crypto;
@@ -70,6 +71,9 @@ pub struct SyncReport {
     pub duration_ms: u64,
     /// Blobs set aside during this sync.
     pub set_aside: Vec<SetAside>,
+    /// Held blobs whose bytes were dropped during this sync because this device keeps at most
+    /// 16 MiB of them per workspace (oldest first).
+    pub set_aside_dropped: u64,
 }
 
 /// Which half of a sync is running.
@@ -137,6 +141,12 @@ struct Page {
 struct Applying {
     signers: team::Signers,
     epoch_keys: HashMap<u32, Option<crypto::WorkspaceKey>>,
+    /// The epoch the verified team log is at (read once per transaction), if there is a log.
+    log_epoch: Option<Option<u32>>,
+    /// Whether a blob was held (its bytes kept) since the budget was last enforced.
+    held: bool,
+    /// Held blobs whose bytes were dropped to stay within the budget.
+    dropped: u64,
     /// Every document a blob named.
     ids: BTreeSet<String>,
     /// Documents the writer decoded and changed, in the order applied.
@@ -159,14 +169,19 @@ impl Applying {
             }
         }
         report.set_aside.extend(self.set_aside);
+        report.set_aside_dropped += self.dropped;
     }
 }
 
 /// What applying one blob did.
 enum Applied {
-    /// Sealed under a key this device does not have yet (a rotation it has not heard of): kept,
-    /// and applied once the key arrives.
+    /// Sealed under a key this device does not have yet: kept, and applied once it arrives.
     Held,
+    /// Sealed under an epoch the verified team log does not reach: kept, and applied once the
+    /// log does (until then it shows that the server hides a rotation).
+    HeldEpoch,
+    /// Signed by a device the team log does not admit (yet): kept, and applied once it does.
+    HeldSigner,
     /// Nothing new in it.
     Unchanged,
     /// Its document changed; the decoded document, when the writer decoded it.
@@ -186,32 +201,45 @@ pub(crate) struct Membership {
     pub(crate) device_id: String,
 }
 
-/// This device's enrollment: its key pairs, the join proof for its invite's verification
-/// secret, and the signing keys its invite vouched for (the inviter's trusted coordinators).
+/// This device's enrollment: its key pairs, its name, the join proof for its invite's secret,
+/// and the signing keys its invite vouched for (the inviter's trusted coordinators).
 pub(crate) struct Enrollment {
     pub(crate) keys: crypto::DeviceKeys,
+    pub(crate) name: String,
     pub(crate) join_proof: Option<Vec<u8>>,
     pub(crate) vouched: Vec<[u8; 32]>,
+    /// The team log entry the invite named, where this device's trust in the log starts.
+    pub(crate) anchor: Option<(u64, [u8; 32])>,
 }
 
 impl Enrollment {
-    /// Fresh key pairs; `proof_secret` is the verification secret of the invite.
-    pub(crate) fn new(proof_secret: Option<&[u8]>, vouched: Vec<[u8; 32]>) -> Enrollment {
+    /// Fresh key pairs; `proof_secret` is the one-time secret of the invite.
+    pub(crate) fn new(
+        proof_secret: Option<&[u8]>,
+        vouched: Vec<[u8; 32]>,
+        anchor: Option<(u64, [u8; 32])>,
+        name: &str,
+    ) -> Enrollment {
         let keys = crypto::DeviceKeys::generate();
-        let join_proof = proof_secret
-            .map(|s| crypto::join_proof(s, &keys.sign_public(), &keys.box_public()).to_vec());
+        // As the server will store it, so that the proof covers exactly what it lists.
+        let name = name.trim().to_string();
+        let join_proof = proof_secret.map(|s| {
+            crypto::join_proof(s, &keys.sign_public(), &keys.box_public(), &name).to_vec()
+        });
         Enrollment {
             keys,
+            name,
             join_proof,
             vouched,
+            anchor,
         }
     }
 
     /// The enrollment request carrying the public keys.
-    pub(crate) fn request(&self, token: &str, device_name: String) -> proto::EnrollRequest {
+    pub(crate) fn request(&self, token: &str) -> proto::EnrollRequest {
         proto::EnrollRequest {
             token: token.to_string(),
-            device_name,
+            device_name: self.name.clone(),
             sign_key: self.keys.sign_public(),
             box_key: self.keys.box_public(),
             join_proof: self.join_proof.clone(),
@@ -220,6 +248,7 @@ impl Enrollment {
 }
 
 /// Records that this store syncs `workspace` with the server at `url` as the enrolled device.
+/// Never replaces a membership: a workspace's server, device keys and trust are set once.
 pub(crate) fn add_membership(
     tx: &Transaction<'_>,
     workspace: &str,
@@ -227,15 +256,18 @@ pub(crate) fn add_membership(
     e: &proto::EnrollResponse,
     enrollment: &Enrollment,
 ) -> Result<()> {
+    let (anchor_idx, anchor_hash) = match &enrollment.anchor {
+        Some((idx, hash)) => (
+            Some(i64::try_from(*idx).unwrap_or(i64::MAX)),
+            Some(hash.to_vec()),
+        ),
+        None => (None, None),
+    };
     tx.execute(
         "INSERT INTO memberships(workspace_id, server_url, server_workspace_id, device_id,
-            device_token, cursor, revoked, device_keys, role, team_version, join_proof)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, 0, ?8)
-         ON CONFLICT(workspace_id) DO UPDATE SET server_url = excluded.server_url,
-            server_workspace_id = excluded.server_workspace_id, device_id = excluded.device_id,
-            device_token = excluded.device_token, cursor = 0, revoked = 0,
-            device_keys = excluded.device_keys, role = excluded.role, team_version = 0,
-            join_proof = excluded.join_proof",
+            device_token, cursor, revoked, device_keys, role, team_version, join_proof,
+            anchor_idx, anchor_hash, legacy_trust)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, 0, ?8, ?9, ?10, 0)",
         params![
             workspace,
             url,
@@ -244,7 +276,9 @@ pub(crate) fn add_membership(
             e.device_token,
             enrollment.keys.to_bytes().as_slice(),
             e.role,
-            enrollment.join_proof
+            enrollment.join_proof,
+            anchor_idx,
+            anchor_hash
         ],
     )?;
     // This device trusts itself and what its invite, received in person, vouched for.
@@ -264,6 +298,12 @@ pub(crate) fn add_membership(
 }
 
 impl Store {
+    /// A client for a sync server, refusing plain `http://` beyond this machine unless the app
+    /// allowed insecure transport.
+    pub(crate) fn server(&self, url: &str, token: Option<String>) -> Result<Server> {
+        Server::new(url, token, self.insecure_transport())
+    }
+
     /// Connects a local workspace to a sync server with an enrolment token from the server's
     /// operator (`waymark-server token issue`); everything recorded so far is queued for the
     /// next `sync()`.
@@ -279,15 +319,35 @@ impl Store {
         if !known {
             return Err(Error::not_found(format!("workspace {workspace}")));
         }
-        let server = Server::new(server_url, None)?;
-        let enrollment = Enrollment::new(None, Vec::new());
+        let connected: Option<bool> = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT revoked = 0 FROM memberships WHERE workspace_id = ?1",
+                params![workspace],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })?;
+        if connected == Some(true) {
+            return Err(Error::invalid(
+                "workspace_id",
+                "the workspace already syncs with a server; its server cannot be changed",
+            ));
+        }
+        let server = self.server(server_url, None)?;
+        let enrollment = Enrollment::new(None, Vec::new(), None, &self.device_name()?);
         let resp = server.post::<_, proto::EnrollResponse>(
             Call::Enroll,
             proto::PATH_ENROLL,
-            &enrollment.request(enrollment_token, self.device_name()?),
+            &enrollment.request(enrollment_token),
         )?;
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
+            // A revoked membership gives way to the new enrolment: a new device identity that
+            // the team log must admit like any other.
+            tx.execute(
+                "DELETE FROM memberships WHERE workspace_id = ?1 AND revoked = 1",
+                params![workspace],
+            )?;
             add_membership(
                 &tx,
                 workspace,
@@ -391,39 +451,85 @@ impl Store {
         report: &mut SyncReport,
         changed: &mut BTreeSet<String>,
     ) -> Result<()> {
-        let server = Server::new(&m.url, Some(m.token.clone()))?.cancellable(opts.cancel.clone());
-        let has_key = self.read(|c| Ok(keys::current(c, &m.workspace)?.is_some()))?;
-        let team_version = self.workspace_u64(
-            "SELECT team_version FROM memberships WHERE workspace_id = ?1",
-            &m.workspace,
-        )?;
+        let server = self
+            .server(&m.url, Some(m.token.clone()))?
+            .cancellable(opts.cancel.clone());
+        let (has_key, team_version, log_len) = self.read(|c| {
+            let has_key = keys::current(c, &m.workspace)?.is_some();
+            let team_version: i64 = c.query_row(
+                "SELECT team_version FROM memberships WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| r.get(0),
+            )?;
+            let log_len: i64 = c
+                .query_row(
+                    "SELECT log_len FROM team_state WHERE workspace_id = ?1",
+                    params![m.workspace],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            Ok((has_key, team_version, log_len))
+        })?;
         // The team must be known before any blob is checked against it; a device that joined
-        // by an invite to be approved learns its keys this way.
-        if !has_key || team_version == 0 {
+        // by an invite to be approved learns its keys this way. A workspace still without a
+        // verified log, or under attack, looks at the server's log every time.
+        let under_attack = self.read(|c| log::attack(c, &m.workspace))?.is_some();
+        if !has_key || team_version == 0 || log_len == 0 || under_attack {
             self.refresh_team(&server, m)?;
             self.retry_held(&m.workspace, report)?;
-            let has_key = self.read(|c| Ok(keys::current(c, &m.workspace)?.is_some()))?;
-            if !has_key {
-                // Waiting for a coordinator's approval: nothing can be read or sealed yet.
-                return Ok(());
-            }
+        }
+        let (has_key, has_log) = self.read(|c| {
+            Ok((
+                keys::current(c, &m.workspace)?.is_some(),
+                team::log_epoch(c, &m.workspace)?.is_some(),
+            ))
+        })?;
+        if !has_key {
+            // Waiting for a coordinator's approval: nothing can be read or sealed yet.
+            return Ok(());
         }
         self.push(&server, m, opts, report)?;
+        if !has_log {
+            // A team from before the log, and no coordinator has started it yet: nothing
+            // pulled could be checked against the team.
+            return Ok(());
+        }
         self.pull(&server, m, opts, report, changed)?;
+        self.check_withheld_rotation(&m.workspace)?;
         // A device that joined learns the settings document on its first pull: add its name
         // there so teammates see who wrote what, and send that right away. After a rotation,
-        // re-sealed changes go out at once too.
-        let rotated = self.rotate_if_needed(&server, m)?;
-        self.top_up(&server, m)?;
-        if self.register_device_name(&m.workspace)? || rotated {
-            self.push(&server, m, opts, report)?;
-        }
+        // re-sealed changes go out at once too, and so do changes that waited for this
+        // device's admission, which the pull may have brought.
+        self.coordinator_duties(&server, m)?;
+        self.register_device_name(&m.workspace)?;
+        self.push(&server, m, opts, report)?;
         self.with_writer(|w| {
             w.conn.execute(
                 "UPDATE memberships SET last_sync_at = ?2 WHERE workspace_id = ?1",
                 params![m.workspace, now_ms()],
             )?;
             Ok(())
+        })
+    }
+
+    /// Whether this device may push now: the team log admits it and its newest key is the
+    /// log's epoch (a teammate's rotation it has no key for yet must not leave changes sealed
+    /// under a retired key on a server). A team from before the log pushes as it did.
+    fn may_push(&self, workspace: &str) -> Result<bool> {
+        self.read(|c| {
+            let Some(epoch) = team::log_epoch(c, workspace)? else {
+                return Ok(true);
+            };
+            let own = team::own_keys(c, workspace)?.sign_public();
+            let admitted = c
+                .prepare_cached(
+                    "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
+                       AND revoked_after_seq IS NULL",
+                )?
+                .exists(params![workspace, own.as_slice()])?;
+            let current = keys::current(c, workspace)?.map(|(e, _)| e);
+            Ok(admitted && current == Some(epoch))
         })
     }
 
@@ -434,8 +540,13 @@ impl Store {
         opts: &SyncOptions,
         report: &mut SyncReport,
     ) -> Result<()> {
+        if !self.may_push(&m.workspace)? {
+            // Queued changes wait, sealed, for the admission or the key.
+            return Ok(());
+        }
         let total: u64 = self.pending_changes(&m.workspace)?;
         let (mut done, mut bytes) = (0u64, 0u64);
+        let mut refreshed = false;
         loop {
             if opts.cancelled() {
                 return Err(Error::Cancelled);
@@ -484,11 +595,29 @@ impl Store {
             let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
             let blobs: Vec<proto::PushBlob> = batch.into_iter().map(|(_, b)| b).collect();
             let n = blobs.len();
-            let resp = server.post::<_, proto::PushResponse>(
+            let resp = match server.try_post::<_, proto::PushResponse>(
                 Call::Device,
                 proto::PATH_PUSH,
                 &proto::PushRequest { blobs },
-            )?;
+            )? {
+                Ok(resp) => resp,
+                Err(r) if r.code == proto::codes::STALE_EPOCH && !refreshed => {
+                    // A coordinator rotated since this device last looked: learn the new key
+                    // (which re-seals the outbox) and push again, or wait for it.
+                    refreshed = true;
+                    self.refresh_team(server, m)?;
+                    if !self.may_push(&m.workspace)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(r) => {
+                    return Err(Error::Network(format!(
+                        "server refused ({} {}): {}",
+                        r.status, r.code, r.message
+                    )));
+                }
+            };
             if resp.body.assigned.len() != n {
                 return Err(Error::Network(format!(
                     "the server acknowledged {} of {n} blobs",
@@ -591,9 +720,9 @@ impl Store {
                     "SELECT team_version FROM memberships WHERE workspace_id = ?1",
                     &m.workspace,
                 )?;
-                if page.team_version > known_team {
-                    // Someone enrolled, was revoked or got keys: learn it before checking
-                    // blobs.
+                if page.team_version != known_team {
+                    // Someone enrolled, was revoked or got keys (or the server was restored and
+                    // counts from an older version): learn it before checking blobs.
                     self.refresh_team(server, m)?;
                     self.retry_held(&m.workspace, report)?;
                 }
@@ -801,7 +930,16 @@ impl Store {
             st.ids.insert(doc_id.clone());
             let outcome = (|| -> Result<Applied> {
                 let signer = crypto::blob_signer(&b.ciphertext)?;
-                st.signers.check(tx, workspace, &signer, b.seq)?;
+                if st.signers.check(tx, workspace, &signer, b.seq)? == team::Standing::Unknown {
+                    return Ok(Applied::HeldSigner);
+                }
+                let log_epoch = match st.log_epoch {
+                    Some(e) => e,
+                    None => *st.log_epoch.insert(team::log_epoch(tx, workspace)?),
+                };
+                if log_epoch.is_some_and(|e| b.epoch > e) {
+                    return Ok(Applied::HeldEpoch);
+                }
                 let key = match st.epoch_keys.get(&b.epoch) {
                     Some(k) => k,
                     None => st
@@ -840,12 +978,13 @@ impl Store {
                     false => Applied::Unchanged,
                 })
             })();
-            let aside = |reason: String, keep: Option<&[u8]>| -> Result<SetAside> {
+            let aside = |reason: String, held: Option<&str>| -> Result<SetAside> {
+                let keep = held.map(|_| b.ciphertext.as_slice());
                 tx.prepare_cached(
-                    "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at, epoch, blob)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at, epoch, blob, held)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT(workspace_id, seq) DO UPDATE SET reason = excluded.reason,
-                        at = excluded.at, blob = excluded.blob",
+                        at = excluded.at, blob = excluded.blob, held = excluded.held",
                 )?
                 .execute(params![
                     workspace,
@@ -854,7 +993,8 @@ impl Store {
                     reason,
                     now_ms(),
                     b.epoch,
-                    keep
+                    keep,
+                    held
                 ])?;
                 Ok(SetAside {
                     workspace_id: workspace.to_string(),
@@ -864,10 +1004,30 @@ impl Store {
                 })
             };
             match outcome {
-                Ok(Applied::Held) => st.set_aside.push(aside(
-                    format!("waiting for the key of epoch {}", b.epoch),
-                    Some(&b.ciphertext),
-                )?),
+                Ok(Applied::Held) => {
+                    st.held = true;
+                    st.set_aside.push(aside(
+                        format!("waiting for the key of epoch {}", b.epoch),
+                        Some("key"),
+                    )?);
+                }
+                Ok(Applied::HeldEpoch) => {
+                    st.held = true;
+                    st.set_aside.push(aside(
+                        format!(
+                            "sealed under epoch {}, which the team log does not reach yet",
+                            b.epoch
+                        ),
+                        Some("epoch"),
+                    )?);
+                }
+                Ok(Applied::HeldSigner) => {
+                    st.held = true;
+                    st.set_aside.push(aside(
+                        "signed by a device the team log does not admit (yet)".into(),
+                        Some("signer"),
+                    )?);
+                }
                 Ok(applied) => {
                     if !advance {
                         tx.prepare_cached(
@@ -888,6 +1048,10 @@ impl Store {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if st.held {
+            st.dropped += team::enforce_held_budget(tx, workspace)?;
+            st.held = false;
         }
         if advance {
             tx.prepare_cached("UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1")?

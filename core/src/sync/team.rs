@@ -1,27 +1,36 @@
-//! The team of a synced workspace: who its devices are (their public keys and roles, as the
-//! server lists them), the workspace keys sealed to this device, key rotation after a
-//! revocation, and the approval of devices that joined without being handed the keys.
+//! The team of a synced workspace, as its team log makes it: who may sign blobs and up to
+//! where, which key each device is sealed to, who coordinates, when a rotation is due.
 //!
-//! The server only relays: every workspace key it carries is sealed to one device's X25519 key
-//! and signed by the coordinator's device that made it, and every blob is signed by its author.
-//! What the server can still do is list devices dishonestly; see `docs/SECURITY.md`.
+//! The server stores the log and lists the devices enrolled with it, but decides nothing: a
+//! coordinator's device admits a device only when it knows in person that the keys are the
+//! device's own (the one-time secret of an invite it handed over, or a verification code a
+//! person compared), and signs that into the log together with the device's sealing key; keys
+//! are sealed to the keys the log names, never to keys the server lists; a coordinator rotates
+//! in the same call that revokes, or at its next sync when the operator or another coordinator
+//! revoked, without waiting for a server flag. See `docs/0003-team-log.md`.
 
 use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use waymark_protocol as proto;
+use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState, Vouch};
 
 use super::http::{Call, Server};
+use super::log::{self, AlertKind, Anchor, LocalLog, Reconciled, TeamAlert};
 use super::{Membership, SyncReport};
 use crate::crypto::{self, DeviceKeys};
 use crate::error::{Error, Result};
-use crate::store::{Store, keys};
+use crate::store::{Store, keys, now_ms};
 use crate::validate;
 
-/// Times a coordinator's device retries a rotation that another one raced.
-const ROTATION_ATTEMPTS: usize = 3;
+/// Times an append to the team log is retried after another coordinator's append.
+const APPEND_ATTEMPTS: usize = 3;
+/// Sealed bytes of set-aside blobs a device keeps per workspace, waiting for a key or for the
+/// log to admit their signer; beyond it the oldest are dropped (counted and reported): a
+/// server or a teammate must not be able to fill a phone.
+pub(crate) const HELD_BYTES_MAX: i64 = 16 * 1024 * 1024;
 
-/// One device of a team, as this device last heard from the server.
+/// One device of a team.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamMember {
     /// The device's id on the server.
@@ -34,25 +43,66 @@ pub struct TeamMember {
     pub is_this_device: bool,
     /// True once revoked: it can no longer sync, and keys made after cannot reach it.
     pub revoked: bool,
-    /// True if this device vouches for it (itself, devices met through invites in person, and
-    /// those it approved or confirmed): only such devices receive the keys it rotates to.
+    /// True if the team log admits it (a coordinator vouched for its keys): only such devices
+    /// receive keys, and only their changes are accepted.
     pub verified: bool,
 }
 
-/// A device that joined by an invite to be approved and waits for a coordinator.
+/// A device that enrolled with the server and waits for a coordinator to admit it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingJoin {
     /// The device's id on the server.
     pub device_id: String,
     /// The name it enrolled with.
     pub name: String,
-    /// Six digits the device itself shows (`verification_code`): they match only if the server
-    /// did not substitute its keys.
+    /// The verification code (twelve digits) of the keys the server lists for it: it matches
+    /// the code the device itself shows (`verification_code`) only if the server did not
+    /// substitute its keys.
     pub verification_code: String,
-    /// True if its join proof matches an invite to approve that this device created (so the
-    /// server did not substitute its keys); approve it with `approve_join`. Others can be
-    /// confirmed in person with `confirm_device` once the six digits match.
+    /// True if its join proof matches an invite this device made and that is still unused
+    /// and unexpired (so the server did not substitute its keys); admit it with
+    /// `approve_join`. Others can be admitted with `confirm_device` once the codes match.
     pub verified: bool,
+}
+
+/// How far this device trusts what it knows of a workspace's team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TeamTrust {
+    /// The team log is verified up to an anchor shown in person, and this device is admitted.
+    Verified,
+    /// The log is verified but does not admit this device yet: a coordinator must approve it;
+    /// its changes wait.
+    AwaitingAdmission,
+    /// The server has no team log yet (a team from before the log): a coordinator's device
+    /// starts it at its next sync; until then this device receives nothing.
+    AwaitingLog,
+    /// The server's answers contradict what this device verified: sync of the workspace stops
+    /// until the server shows the real log. The reason says what was seen.
+    Attacked {
+        /// What the device noticed.
+        reason: String,
+    },
+}
+
+/// What this device knows of a workspace's team and of the server's behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamStatus {
+    /// The workspace.
+    pub workspace_id: String,
+    /// How far this device trusts what it knows.
+    pub trust: TeamTrust,
+    /// Entries of the team log this device verified.
+    pub log_length: u64,
+    /// The key epoch the log is at.
+    pub epoch: u32,
+    /// This device's role in the log, if admitted.
+    pub role: Option<String>,
+    /// A device was revoked and no coordinator rotated the key yet.
+    pub rotation_due: bool,
+    /// What this device noticed the server doing, newest first (at most 50).
+    pub alerts: Vec<TeamAlert>,
+    /// Set-aside blobs whose bytes were dropped because too many were held.
+    pub set_aside_dropped: u64,
 }
 
 /// This device's own key pairs for a connected workspace.
@@ -72,29 +122,38 @@ pub(crate) fn own_keys(conn: &Connection, workspace: &str) -> Result<DeviceKeys>
         })
 }
 
-/// The team directory's answers about blob signers, remembered for one transaction (a page
-/// of blobs has few signers, and the directory does not change while it is applied).
+/// Where a blob's signer stands in the team log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Admitted, and not revoked before the blob.
+    Good,
+    /// Not admitted (yet): the blob is held until the log admits its signer.
+    Unknown,
+}
+
+/// The team log's answers about blob signers, remembered for one transaction (a page of blobs
+/// has few signers, and the log does not change while it is applied).
 #[derive(Default)]
 pub(crate) struct Signers {
     seen: HashMap<[u8; 32], Option<Option<i64>>>,
 }
 
 impl Signers {
-    /// Refuses (`Tampered`) a blob at `seq` signed by `signer` unless the key belongs to a
-    /// device of the team that was not revoked before `seq`.
+    /// Where the device that signed a blob at `seq` stands: `Tampered` if the log revoked it
+    /// before `seq`.
     pub(crate) fn check(
         &mut self,
         conn: &Connection,
         workspace: &str,
         signer: &[u8; 32],
         seq: u64,
-    ) -> Result<()> {
+    ) -> Result<Standing> {
         let row = match self.seen.get(signer) {
             Some(row) => *row,
             None => {
                 let row: Option<Option<i64>> = conn
                     .prepare_cached(
-                        "SELECT revoked_at_seq FROM team_devices
+                        "SELECT revoked_after_seq FROM team_members
                          WHERE workspace_id = ?1 AND sign_key = ?2",
                     )?
                     .query_row(params![workspace, signer.as_slice()], |r| r.get(0))
@@ -104,20 +163,28 @@ impl Signers {
             }
         };
         match row {
-            None => Err(Error::Tampered(
-                "signed by a device that is not in the team".into(),
-            )),
-            Some(Some(revoked_at)) if i64::try_from(seq).unwrap_or(i64::MAX) > revoked_at => Err(
+            None => Ok(Standing::Unknown),
+            Some(Some(after)) if i64::try_from(seq).unwrap_or(i64::MAX) > after => Err(
                 Error::Tampered("signed by a revoked device after its revocation".into()),
             ),
-            Some(_) => Ok(()),
+            Some(_) => Ok(Standing::Good),
         }
     }
 }
 
+/// The key epoch the verified log is at, if this device has verified one.
+pub(crate) fn log_epoch(c: &Connection, workspace: &str) -> Result<Option<u32>> {
+    Ok(c.query_row(
+        "SELECT epoch FROM team_state WHERE workspace_id = ?1 AND log_len > 0",
+        params![workspace],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
 /// Re-seals queued changes sealed under an older epoch with the current key, so that nothing
 /// sent after a rotation is readable with a key a revoked device holds.
-fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
+pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
     let Some((epoch, key)) = keys::current(tx, workspace)? else {
         return Ok(0);
     };
@@ -153,39 +220,622 @@ fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
     Ok(n)
 }
 
+/// Drops the bytes of the oldest held blobs of `workspace` beyond [`HELD_BYTES_MAX`]; returns
+/// how many were dropped (their rows stay, saying so).
+pub(crate) fn enforce_held_budget(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
+    let mut total: i64 = tx.query_row(
+        "SELECT coalesce(sum(length(blob)), 0) FROM set_aside
+         WHERE workspace_id = ?1 AND blob IS NOT NULL",
+        params![workspace],
+        |r| r.get(0),
+    )?;
+    let mut dropped = 0u64;
+    while total > HELD_BYTES_MAX {
+        let oldest: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT id, length(blob) FROM set_aside
+                 WHERE workspace_id = ?1 AND blob IS NOT NULL ORDER BY id LIMIT 1",
+                params![workspace],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((id, len)) = oldest else { break };
+        tx.execute(
+            "UPDATE set_aside SET blob = NULL, held = NULL,
+                reason = reason || ' (dropped: more blobs were held than this device keeps)'
+             WHERE id = ?1",
+            params![id],
+        )?;
+        total -= len;
+        dropped += 1;
+    }
+    if dropped > 0 {
+        tx.execute(
+            "INSERT INTO team_state(workspace_id, epoch, rotation_needed, set_aside_dropped)
+             VALUES (?1, 0, 0, ?2)
+             ON CONFLICT(workspace_id) DO UPDATE
+             SET set_aside_dropped = set_aside_dropped + excluded.set_aside_dropped",
+            params![workspace, i64::try_from(dropped).unwrap_or(i64::MAX)],
+        )?;
+    }
+    Ok(dropped)
+}
+
+/// A device as the server lists it.
+struct Listed {
+    device_id: String,
+    name: String,
+    sign: [u8; 32],
+    boxk: [u8; 32],
+    proof: Option<Vec<u8>>,
+    revoked_at_seq: Option<u64>,
+    key_epochs: Vec<u32>,
+}
+
+/// The server's listing of a workspace's devices, as last fetched.
+fn listed(c: &Connection, workspace: &str) -> Result<Vec<Listed>> {
+    let mut st = c.prepare(
+        "SELECT device_id, name, sign_key, box_key, join_proof, revoked_at_seq, key_epochs
+         FROM team_devices WHERE workspace_id = ?1 ORDER BY enrolled_at, device_id",
+    )?;
+    let rows = st.query_map(params![workspace], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, Vec<u8>>(3)?,
+            r.get::<_, Option<Vec<u8>>>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+            r.get::<_, String>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (device_id, name, sign, boxk, proof, revoked, epochs) = row?;
+        let (Ok(sign), Ok(boxk)) = (<[u8; 32]>::try_from(sign), <[u8; 32]>::try_from(boxk)) else {
+            continue;
+        };
+        out.push(Listed {
+            device_id,
+            name,
+            sign,
+            boxk,
+            proof,
+            revoked_at_seq: revoked.map(|s| u64::try_from(s).unwrap_or(0)),
+            key_epochs: epochs.split(',').filter_map(|e| e.parse().ok()).collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// An unused, unexpired secret of an invite this device made.
+struct Secret {
+    secret: Vec<u8>,
+    role: String,
+    approval: bool,
+}
+
+/// The secrets of this device's invites that can still admit a device.
+fn live_secrets(c: &Connection, workspace: &str) -> Result<Vec<Secret>> {
+    let mut st = c.prepare(
+        "SELECT secret, role, approval FROM invite_secrets
+         WHERE workspace_id = ?1 AND expires_at * 1000 >= ?2",
+    )?;
+    let rows = st.query_map(params![workspace, now_ms()], |r| {
+        Ok(Secret {
+            secret: r.get(0)?,
+            role: r.get(1)?,
+            approval: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The secret among `secrets` under which the listed device's join proof holds.
+fn matching<'a>(secrets: &'a [Secret], d: &Listed) -> Option<&'a Secret> {
+    let proof = d.proof.as_deref()?;
+    secrets
+        .iter()
+        .find(|s| crypto::verify_join_proof(&s.secret, &d.sign, &d.boxk, &d.name, proof))
+}
+
+/// The log's description of a listed device, with the role it is admitted with.
+fn member_of(d: &Listed, role: &str) -> Member {
+    Member {
+        device_id: d.device_id.clone(),
+        name: d.name.clone(),
+        role: role.to_string(),
+        sign_key: d.sign,
+        box_key: d.boxk,
+        actor: None,
+    }
+}
+
+/// What a refresh must do after taking the server's team answer.
+enum Next {
+    /// Nothing: the log is kept; the epochs newly learnt.
+    Done(Vec<u32>),
+    /// The server has no log: a coordinator may start it.
+    Start,
+    /// The server lacks these entries of this device's log: send them back.
+    Behind(Vec<SignedEntry>),
+}
+
+/// What an append carries besides its entries.
+#[derive(Default)]
+struct Extra {
+    /// Invite secrets that the entries consume (single use).
+    used_secrets: Vec<Vec<u8>>,
+}
+
 impl Store {
-    /// Fetches the team from the server and keeps it; opens the workspace keys sealed to this
-    /// device that it does not have yet. Returns the epochs newly learnt.
+    /// Fetches the team log and the server's listing of devices, verifies the log against
+    /// what this device knows, keeps it, and opens the workspace keys sealed to this device by
+    /// a coordinator of the log. Returns the epochs newly learnt.
+    ///
+    /// Fails with `HostileServer` if the server's log contradicts what this device verified
+    /// (the attack is recorded and shown by `team_status`), and with `DeviceRevoked` if the log
+    /// revoked this device.
     pub(crate) fn refresh_team(&self, server: &Server, m: &Membership) -> Result<Vec<u32>> {
-        let team = server.get::<proto::TeamResponse>(proto::PATH_TEAM)?.body;
-        self.apply_team(m, &team)
+        // A server that answers "start it" or "you are ahead" and then the same again is
+        // looked at a few times, not forever.
+        for _ in 0..APPEND_ATTEMPTS {
+            let ours = self.read(|c| LocalLog::load(c, &m.workspace))?;
+            let mut from = ours.len().saturating_sub(1);
+            let mut team = server.get::<proto::TeamResponse>(&team_path(from))?.body;
+            if team.log_len < ours.len() && from > 0 {
+                // Shorter than ours: see all of it to tell a rollback from a fork.
+                from = 0;
+                team = server.get::<proto::TeamResponse>(&team_path(from))?.body;
+            }
+            match self.take_team(m, &ours, from, &team)? {
+                Next::Done(learnt) => return Ok(learnt),
+                Next::Start => {
+                    if !self.start_log(server, m, &team)? {
+                        // A member of a team from before the log: it waits for a coordinator.
+                        return Ok(Vec::new());
+                    }
+                }
+                Next::Behind(missing) => {
+                    server.post::<_, proto::AppendResponse>(
+                        Call::Device,
+                        proto::PATH_TEAM_LOG,
+                        &proto::AppendRequest {
+                            entries: missing,
+                            envelopes: Vec::new(),
+                        },
+                    )?;
+                }
+            }
+        }
+        Err(Error::Network(
+            "the server's team log kept changing while this device read it; retry later".into(),
+        ))
     }
 
-    /// Keeps a team directory as the server listed it, in one transaction, and re-seals
-    /// queued changes if it brought a newer key. Returns the epochs newly learnt.
+    /// Takes a team answer whose log entries start at index `from` as a sync does (see
+    /// [`Store::refresh_team`]), without asking the server anything more. Used by the fuzz
+    /// targets, which hand it untrusted answers.
     pub(crate) fn apply_team(
         &self,
         m: &Membership,
         team: &proto::TeamResponse,
     ) -> Result<Vec<u32>> {
-        self.with_writer(|w| {
+        let ours = self.read(|c| LocalLog::load(c, &m.workspace))?;
+        let from = team.log_len.saturating_sub(team.log.len() as u64);
+        match self.take_team(m, &ours, from, team)? {
+            Next::Done(learnt) => Ok(learnt),
+            Next::Start | Next::Behind(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Reconciles a team answer with this device's log and keeps what it may (see
+    /// [`Store::refresh_team`]); says what the server must be told next, if anything.
+    fn take_team(
+        &self,
+        m: &Membership,
+        ours: &LocalLog,
+        from: u64,
+        team: &proto::TeamResponse,
+    ) -> Result<Next> {
+        let anchor = self.read(|c| anchor(c, &m.workspace))?;
+        let reconciled = log::reconcile(ours, from, &team.log, team.log_len, &anchor, &m.workspace)
+            .map_err(|a| self.report_attack(&m.workspace, a.kind, &a.detail))?;
+        match reconciled {
+            Reconciled::Extended { new, state } => Ok(Next::Done(self.keep_listing(
+                m,
+                team,
+                Some((&new, &state)),
+            )?)),
+            Reconciled::Empty => {
+                if let Anchor::Entry(index, _) = anchor {
+                    return Err(self.report_attack(
+                        &m.workspace,
+                        AlertKind::Withheld,
+                        &format!(
+                            "the server shows no team log, but this device's invite named its entry {index}"
+                        ),
+                    ));
+                }
+                self.keep_listing(m, team, None)?;
+                Ok(Next::Start)
+            }
+            Reconciled::Behind { missing } => {
+                self.with_writer(|w| {
+                    log::record_alert(
+                        &w.conn,
+                        &m.workspace,
+                        AlertKind::Rollback,
+                        &format!(
+                            "the server had {} of the {} team log entries this device verified; \
+                             this device sent the {} missing back",
+                            team.log_len,
+                            ours.len(),
+                            missing.len()
+                        ),
+                        false,
+                    )
+                })?;
+                Ok(Next::Behind(missing))
+            }
+        }
+    }
+
+    /// Records an attack the server made and returns the error that stops the sync.
+    fn report_attack(&self, workspace: &str, kind: AlertKind, detail: &str) -> Error {
+        let recorded =
+            self.with_writer(|w| log::record_alert(&w.conn, workspace, kind, detail, true));
+        match recorded {
+            Ok(()) => Error::HostileServer(detail.to_string()),
+            Err(e) => e,
+        }
+    }
+
+    /// Keeps the server's listing, the verified log (`verified`: new entries and the team they
+    /// make) and the keys sealed to this device, in one transaction; re-seals queued changes
+    /// if a newer key arrived. Returns the epochs learnt.
+    fn keep_listing(
+        &self,
+        m: &Membership,
+        team: &proto::TeamResponse,
+        verified: Option<(&[SignedEntry], &TeamState)>,
+    ) -> Result<Vec<u32>> {
+        let learnt = self.with_writer(|w| {
             let tx = w.conn.transaction()?;
-            let learnt = store_team(&tx, m, team)?;
-            if !learnt.is_empty() {
-                reseal_outbox(&tx, &m.workspace)?;
+            let ws = &m.workspace;
+            store_listing(&tx, ws, team)?;
+            tx.execute(
+                "UPDATE memberships SET team_version = ?2 WHERE workspace_id = ?1",
+                params![ws, i64::try_from(team.version).unwrap_or(i64::MAX)],
+            )?;
+            let mut learnt = Vec::new();
+            if let Some((new, state)) = verified {
+                log::store_verified(&tx, ws, new, state)?;
+                let own = own_keys(&tx, ws)?;
+                let me = state.member(&own.sign_public());
+                if me.is_some_and(|me| !me.active()) {
+                    tx.commit()?;
+                    return Err(Error::DeviceRevoked);
+                }
+                if let Some(me) = me {
+                    tx.execute(
+                        "UPDATE memberships SET role = ?2 WHERE workspace_id = ?1",
+                        params![ws, me.member.role],
+                    )?;
+                }
+                for env in &team.envelopes {
+                    if env.device_id != m.device_id
+                        || env.epoch > state.epoch
+                        || keys::at_epoch(&tx, ws, env.epoch)?.is_some()
+                    {
+                        continue;
+                    }
+                    // Only a coordinator of the log may hand out keys: neither the server nor a
+                    // revoked coordinator's phone can make the team adopt a key they know.
+                    if !state.is_coordinator(&env.signer_key) {
+                        continue;
+                    }
+                    // An envelope that fails to open is ignored: it cannot be used, and must
+                    // not stop the sync; the next rotation or top-up replaces it.
+                    if let Ok(key) = crypto::unwrap_key(&own, ws, env) {
+                        keys::insert(&tx, ws, env.epoch, &key)?;
+                        learnt.push(env.epoch);
+                    }
+                }
+                if !learnt.is_empty() {
+                    reseal_outbox(&tx, ws)?;
+                }
             }
             tx.commit()?;
             Ok(learnt)
+        })?;
+        Ok(learnt)
+    }
+
+    /// Starts the team log when the server has none: a coordinator's device that connected the
+    /// workspace, or that learnt the team before the log existed, signs the genesis and admits
+    /// every device it vouched for. Returns whether it appended.
+    fn start_log(
+        &self,
+        server: &Server,
+        m: &Membership,
+        team: &proto::TeamResponse,
+    ) -> Result<bool> {
+        let plan = self.read(|c| {
+            let (role, legacy): (String, bool) = c.query_row(
+                "SELECT role, legacy_trust FROM memberships WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if role != proto::roles::COORDINATOR {
+                return Ok(None);
+            }
+            let own = own_keys(c, &m.workspace)?;
+            let me = team.devices.iter().find(|d| d.device_id == m.device_id);
+            let Some(me) = me else { return Ok(None) };
+            if me.sign_key != own.sign_public() {
+                return Err(Error::HostileServer(
+                    "the server lists this device with keys that are not its own".into(),
+                ));
+            }
+            if keys::at_epoch(c, &m.workspace, team.epoch)?.is_none() {
+                // A key this device does not hold: another coordinator must start the log.
+                return Ok(None);
+            }
+            let genesis = Body::Genesis {
+                workspace: m.workspace.clone(),
+                epoch: team.epoch,
+                coordinator: Member {
+                    device_id: m.device_id.clone(),
+                    name: me.name.clone(),
+                    role: proto::roles::COORDINATOR.into(),
+                    sign_key: own.sign_public(),
+                    box_key: own.box_public(),
+                    actor: None,
+                },
+            };
+            let mut bodies = vec![genesis];
+            if legacy {
+                // Carried over: the devices this device vouched for before the log existed,
+                // with the roles it knew them in (coordinators it learnt in person), and the
+                // revocations the server recorded for them.
+                let trusted = key_set(c, "trusted_signers", &m.workspace)?;
+                let accepted = key_set(c, "accepted_devices", &m.workspace)?;
+                for d in &team.devices {
+                    if d.device_id == m.device_id || !accepted.contains(&d.sign_key) {
+                        continue;
+                    }
+                    let role = match trusted.contains(&d.sign_key) {
+                        true => proto::roles::COORDINATOR,
+                        false => proto::roles::MEMBER,
+                    };
+                    bodies.push(Body::Admit {
+                        member: Member {
+                            device_id: d.device_id.clone(),
+                            name: d.name.clone(),
+                            role: role.into(),
+                            sign_key: d.sign_key,
+                            box_key: d.box_key,
+                            actor: None,
+                        },
+                        vouch: Vouch::Migrated,
+                    });
+                    if let Some(after_seq) = d.revoked_at_seq {
+                        bodies.push(Body::Revoke {
+                            sign_key: d.sign_key,
+                            after_seq,
+                        });
+                    }
+                }
+            }
+            Ok(Some(bodies))
+        })?;
+        let Some(bodies) = plan else {
+            return Ok(false);
+        };
+        let own = self.read(|c| own_keys(c, &m.workspace))?;
+        let at = now_ms() / 1000;
+        let mut signed = Vec::new();
+        let mut state: Option<TeamState> = None;
+        for body in bodies {
+            let entry = match &state {
+                None => Entry::first(own.sign_public(), at, body),
+                Some(s) => Entry::next(s, own.sign_public(), at, body),
+            };
+            let e = crypto::sign_log_entry(&own, &entry);
+            match state.as_mut() {
+                None => {
+                    state = Some(
+                        TeamState::genesis(&e).map_err(|err| Error::Corrupt(err.to_string()))?,
+                    );
+                }
+                Some(s) => {
+                    s.apply(&e).map_err(|err| Error::Corrupt(err.to_string()))?;
+                }
+            }
+            signed.push(e);
+        }
+        let sent = server.try_post::<_, proto::AppendResponse>(
+            Call::Device,
+            proto::PATH_TEAM_LOG,
+            &proto::AppendRequest {
+                entries: signed,
+                envelopes: Vec::new(),
+            },
+        )?;
+        match sent {
+            Ok(_) => Ok(true),
+            // Another coordinator started it first: take theirs at the next refresh.
+            Err(r) if r.code == proto::codes::TEAM_LOG_MOVED => Ok(true),
+            Err(r) => Err(Error::Network(format!(
+                "the server refused the start of the team log ({} {}): {}",
+                r.status, r.code, r.message
+            ))),
+        }
+    }
+
+    /// As a coordinator of the log, does what the team needs from one: admits devices that
+    /// joined with an invite this device handed over in person (their proof matches its
+    /// unused, unexpired secret), records revocations the server knows of (the operator's, a
+    /// wiped phone's), rotates the key after a revocation, and seals to every device of the
+    /// log the keys it lacks, to the sealing key the log names. Returns whether it appended.
+    pub(crate) fn coordinator_duties(&self, server: &Server, m: &Membership) -> Result<bool> {
+        self.append_to_log(server, m, |c, state, _| {
+            let secrets = live_secrets(c, &m.workspace)?;
+            let cursor: i64 = c.query_row(
+                "SELECT cursor FROM memberships WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| r.get(0),
+            )?;
+            let cursor = u64::try_from(cursor).unwrap_or(0);
+            let mut bodies = Vec::new();
+            let mut extra = Extra::default();
+            let mut admitted = BTreeSet::new();
+            for d in listed(c, &m.workspace)? {
+                match state.member(&d.sign) {
+                    None if d.revoked_at_seq.is_none() => {
+                        let Some(s) = matching(&secrets, &d).filter(|s| !s.approval) else {
+                            continue;
+                        };
+                        if !admitted.insert(s.secret.clone()) {
+                            continue;
+                        }
+                        bodies.push(Body::Admit {
+                            member: member_of(&d, &s.role),
+                            vouch: Vouch::Invite,
+                        });
+                        extra.used_secrets.push(s.secret.clone());
+                    }
+                    Some(known) if known.active() => {
+                        let Some(at) = d.revoked_at_seq else { continue };
+                        // The boundary is the server's, but never beyond what this device has
+                        // pulled: blobs the server numbers later cannot count as the device's.
+                        bodies.push(Body::Revoke {
+                            sign_key: d.sign,
+                            after_seq: at.min(cursor),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            let revoking = bodies.iter().any(|b| matches!(b, Body::Revoke { .. }));
+            if state.rotation_due || revoking {
+                bodies.push(Body::Rotate {
+                    epoch: state.epoch.saturating_add(1),
+                });
+            }
+            Ok(Some((bodies, extra)))
         })
     }
 
-    /// Applies set-aside blobs that waited for a key this device now has.
+    /// Appends what `plan` makes of the team (entries to sign, and what they consume) with the
+    /// envelopes the team then needs, retrying after another coordinator's append. `plan`
+    /// returning `None` means nothing to do. Returns whether it appended.
+    fn append_to_log(
+        &self,
+        server: &Server,
+        m: &Membership,
+        plan: impl Fn(&Connection, &TeamState, &DeviceKeys) -> Result<Option<(Vec<Body>, Extra)>>,
+    ) -> Result<bool> {
+        for _ in 0..APPEND_ATTEMPTS {
+            let prepared = self.read(|c| {
+                let ours = LocalLog::load(c, &m.workspace)?;
+                let Some(state) = ours.state else {
+                    return Ok(None);
+                };
+                let own = own_keys(c, &m.workspace)?;
+                if !state.is_coordinator(&own.sign_public()) {
+                    return Ok(None);
+                }
+                let Some((bodies, extra)) = plan(c, &state, &own)? else {
+                    return Ok(None);
+                };
+                let at = now_ms() / 1000;
+                let mut after = state.clone();
+                let mut entries = Vec::new();
+                for body in bodies {
+                    let e = crypto::sign_log_entry(
+                        &own,
+                        &Entry::next(&after, own.sign_public(), at, body),
+                    );
+                    after
+                        .apply(&e)
+                        .map_err(|err| Error::invalid("team", err.to_string()))?;
+                    entries.push(e);
+                }
+                let rotated = (after.epoch != state.epoch).then(crypto::new_workspace_key);
+                let envelopes = envelopes_for(
+                    c,
+                    m,
+                    &own,
+                    &after,
+                    rotated.as_ref().map(|k| (after.epoch, k)),
+                )?;
+                if entries.is_empty() && envelopes.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some((entries, envelopes, extra, after, rotated)))
+            })?;
+            let Some((entries, envelopes, extra, after, rotated)) = prepared else {
+                return Ok(false);
+            };
+            let sent = server.try_post::<_, proto::AppendResponse>(
+                Call::Device,
+                proto::PATH_TEAM_LOG,
+                &proto::AppendRequest {
+                    entries: entries.clone(),
+                    envelopes,
+                },
+            )?;
+            match sent {
+                Ok(_) => {
+                    self.with_writer(|w| {
+                        let tx = w.conn.transaction()?;
+                        if !entries.is_empty() {
+                            log::store_verified(&tx, &m.workspace, &entries, &after)?;
+                        }
+                        if let Some(key) = &rotated {
+                            keys::insert(&tx, &m.workspace, after.epoch, key)?;
+                            reseal_outbox(&tx, &m.workspace)?;
+                        }
+                        for secret in &extra.used_secrets {
+                            tx.execute(
+                                "DELETE FROM invite_secrets WHERE workspace_id = ?1 AND secret = ?2",
+                                params![m.workspace, secret],
+                            )?;
+                        }
+                        tx.commit()?;
+                        Ok(())
+                    })?;
+                    // The listing (which devices hold which epochs) changed.
+                    self.refresh_team(server, m)?;
+                    return Ok(true);
+                }
+                Err(r) if r.code == proto::codes::TEAM_LOG_MOVED => {
+                    // Another coordinator appended first: look at the team again.
+                    self.refresh_team(server, m)?;
+                }
+                Err(r) => {
+                    return Err(Error::Network(format!(
+                        "the server refused a team log append ({} {}): {}",
+                        r.status, r.code, r.message
+                    )));
+                }
+            }
+        }
+        Err(Error::Network(
+            "the team log kept changing under this device's append; it will be retried at the next sync"
+                .into(),
+        ))
+    }
+
+    /// Applies set-aside blobs that waited for a key or for their signer's admission, now that
+    /// this device may have either.
     pub(crate) fn retry_held(&self, workspace: &str, report: &mut SyncReport) -> Result<()> {
         let held: Vec<proto::PulledBlob> = self.read(|c| {
             let mut st = c.prepare(
-                "SELECT s.seq, s.doc_id, s.epoch, s.blob FROM set_aside s
-                 JOIN workspace_keys k ON k.workspace_id = s.workspace_id AND k.epoch = s.epoch
-                 WHERE s.workspace_id = ?1 AND s.blob IS NOT NULL ORDER BY s.seq",
+                "SELECT seq, doc_id, epoch, blob FROM set_aside
+                 WHERE workspace_id = ?1 AND blob IS NOT NULL ORDER BY seq",
             )?;
             let rows = st.query_map(params![workspace], |r| {
                 Ok((
@@ -213,75 +863,63 @@ impl Store {
             return Ok(());
         }
         let mut changed = BTreeSet::new();
-        self.apply_blobs(workspace, &held, false, report, &mut changed)?;
+        let mut retried = SyncReport::default();
+        self.apply_blobs(workspace, &held, false, &mut retried, &mut changed)?;
+        report.set_aside_dropped += retried.set_aside_dropped;
         report.changed.extend(changed);
         Ok(())
     }
 
-    /// If this device is a coordinator and a device was revoked since the current epoch, makes
-    /// a new workspace key and seals it to every remaining device. Returns whether it rotated.
-    pub(crate) fn rotate_if_needed(&self, server: &Server, m: &Membership) -> Result<bool> {
-        for _ in 0..ROTATION_ATTEMPTS {
-            let plan = self.read(|c| rotation_plan(c, &m.workspace))?;
-            let Some((epoch, recipients)) = plan else {
-                return Ok(false);
-            };
-            let key = crypto::new_workspace_key();
-            let envelopes = self.read(|c| {
-                let own = own_keys(c, &m.workspace)?;
-                recipients
-                    .iter()
-                    .map(|(device, box_key)| {
-                        crypto::wrap_key(&own, &m.workspace, device, box_key, epoch, &key)
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })?;
-            let sent = server.post::<_, proto::KeysResponse>(
-                Call::Device,
-                proto::PATH_KEYS,
-                &proto::KeysRequest {
-                    rotate_to: Some(epoch),
-                    envelopes,
-                },
-            );
-            match sent {
-                Ok(_) => {
-                    self.with_writer(|w| {
-                        let tx = w.conn.transaction()?;
-                        keys::insert(&tx, &m.workspace, epoch, &key)?;
-                        tx.execute(
-                            "UPDATE team_state SET epoch = ?2, rotation_needed = 0
-                             WHERE workspace_id = ?1",
-                            params![m.workspace, epoch],
-                        )?;
-                        reseal_outbox(&tx, &m.workspace)?;
-                        tx.commit()?;
-                        Ok(())
-                    })?;
-                    return Ok(true);
-                }
-                // Another coordinator rotated first, or a device enrolled meanwhile: look
-                // again at the team and try once more.
-                Err(Error::Network(_)) => {
-                    self.refresh_team(server, m)?;
-                }
-                Err(e) => return Err(e),
-            }
+    /// Blobs this device holds that are sealed under an epoch beyond its verified log: proof
+    /// that a teammate saw a rotation the server does not show this device.
+    pub(crate) fn check_withheld_rotation(&self, workspace: &str) -> Result<()> {
+        let beyond: Option<u32> = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT max(s.epoch) FROM set_aside s JOIN team_state t
+                   ON t.workspace_id = s.workspace_id
+                 WHERE s.workspace_id = ?1 AND s.held = 'epoch' AND s.epoch > t.epoch
+                   AND t.log_len > 0",
+                params![workspace],
+                |r| r.get(0),
+            )?)
+        })?;
+        match beyond {
+            Some(epoch) => Err(self.report_attack(
+                workspace,
+                AlertKind::Withheld,
+                &format!(
+                    "teammates' changes are sealed under key epoch {epoch}, which the team log the \
+                     server shows does not reach: the server hides the team's history"
+                ),
+            )),
+            None => Ok(()),
         }
-        Err(Error::Network(
-            "the key rotation kept conflicting with other changes to the team; it will be retried at the next sync".into(),
-        ))
     }
 
     /// Revokes a device of the team (a coordinator: any device; anyone: itself). Its access
-    /// stops at once; a coordinator's device then rotates the workspace key so that nothing
-    /// written from now on can be read with the keys the revoked device holds.
+    /// stops at once; a coordinator's device then records the revocation in the team log and
+    /// rotates the workspace key in the same call, so that nothing written from now on can be
+    /// read with the keys the revoked device holds.
     pub fn revoke_device(&self, workspace: &str, device_id: &str) -> Result<()> {
         validate::id("workspace_id", workspace)?;
         validate::required_line("device_id", device_id)?;
         let _one_at_a_time = self.sync_guard();
         let m = self.membership(workspace)?;
-        let server = Server::new(&m.url, Some(m.token.clone()))?;
+        let server = self.server(&m.url, Some(m.token.clone()))?;
+        if device_id != m.device_id {
+            self.refresh_team(&server, &m)?;
+            let coordinator = self.read(|c| {
+                let own = own_keys(c, workspace)?;
+                Ok(LocalLog::load(c, workspace)?
+                    .state
+                    .is_some_and(|s| s.is_coordinator(&own.sign_public())))
+            })?;
+            if !coordinator {
+                return Err(Error::NotPermitted(
+                    "only a coordinator of the team log may revoke another device".into(),
+                ));
+            }
+        }
         server.post::<_, proto::RevokeResponse>(
             Call::Device,
             proto::PATH_REVOKE,
@@ -293,11 +931,72 @@ impl Store {
             return Ok(());
         }
         self.refresh_team(&server, &m)?;
-        self.rotate_if_needed(&server, &m)?;
+        // Everything the device pushed before its token died is in the log now: pull it, so
+        // that the boundary this device signs covers it.
+        let mut report = SyncReport::default();
+        let mut changed = BTreeSet::new();
+        self.pull(
+            &server,
+            &m,
+            &super::SyncOptions::default(),
+            &mut report,
+            &mut changed,
+        )?;
+        self.coordinator_duties(&server, &m)?;
         Ok(())
     }
 
-    /// The team of a connected workspace as this device last synced it.
+    /// Changes a device's role (a coordinator of the team log only): recorded in the log, so
+    /// every device learns who may admit, revoke and hand out keys from the log itself.
+    pub fn set_role(&self, workspace: &str, device_id: &str, role: &str) -> Result<()> {
+        validate::id("workspace_id", workspace)?;
+        validate::required_line("device_id", device_id)?;
+        if !proto::roles::is_known(role) {
+            return Err(Error::invalid("role", "must be coordinator or member"));
+        }
+        let _one_at_a_time = self.sync_guard();
+        let m = self.membership(workspace)?;
+        let server = self.server(&m.url, Some(m.token.clone()))?;
+        self.refresh_team(&server, &m)?;
+        let appended = self.append_to_log(&server, &m, |_, state, _| {
+            let target = state
+                .by_device_id(device_id)
+                .filter(|t| t.active())
+                .ok_or_else(|| Error::not_found(format!("device {device_id} in the team")))?;
+            if target.member.role == role {
+                return Ok(None);
+            }
+            Ok(Some((
+                vec![Body::Role {
+                    sign_key: target.member.sign_key,
+                    role: role.to_string(),
+                }],
+                Extra::default(),
+            )))
+        })?;
+        if !appended {
+            self.require_coordinator(workspace)?;
+        }
+        Ok(())
+    }
+
+    fn require_coordinator(&self, workspace: &str) -> Result<()> {
+        let ok = self.read(|c| {
+            let own = own_keys(c, workspace)?;
+            Ok(LocalLog::load(c, workspace)?
+                .state
+                .is_some_and(|s| s.is_coordinator(&own.sign_public())))
+        })?;
+        match ok {
+            true => Ok(()),
+            false => Err(Error::NotPermitted(
+                "only a coordinator of the team log may do this".into(),
+            )),
+        }
+    }
+
+    /// The team of a connected workspace as this device last synced it: the devices the team
+    /// log admits, then those the server lists that wait for admission.
     pub fn team(&self, workspace: &str) -> Result<Vec<TeamMember>> {
         validate::id("workspace_id", workspace)?;
         self.read(|c| {
@@ -309,208 +1008,201 @@ impl Store {
                 )
                 .optional()?;
             let me = me.ok_or_else(|| Error::not_found(format!("membership of {workspace}")))?;
+            let mut out = Vec::new();
             let mut st = c.prepare(
-                "SELECT d.device_id, d.name, d.role, d.revoked_at_seq, a.sign_key IS NOT NULL
-                 FROM team_devices d LEFT JOIN accepted_devices a
-                   ON a.workspace_id = d.workspace_id AND a.sign_key = d.sign_key
-                 WHERE d.workspace_id = ?1 ORDER BY d.enrolled_at, d.device_id",
+                "SELECT device_id, name, role, revoked_after_seq IS NOT NULL, sign_key
+                 FROM team_members WHERE workspace_id = ?1 ORDER BY admitted_idx",
             )?;
             let rows = st.query_map(params![workspace], |r| {
-                Ok(TeamMember {
-                    is_this_device: r.get::<_, String>(0)? == me,
-                    device_id: r.get(0)?,
-                    name: r.get(1)?,
-                    role: r.get(2)?,
-                    revoked: r.get::<_, Option<i64>>(3)?.is_some(),
-                    verified: r.get(4)?,
-                })
+                Ok((
+                    TeamMember {
+                        is_this_device: r.get::<_, String>(0)? == me,
+                        device_id: r.get(0)?,
+                        name: r.get(1)?,
+                        role: r.get(2)?,
+                        revoked: r.get(3)?,
+                        verified: true,
+                    },
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut admitted = BTreeSet::new();
+            for row in rows {
+                let (member, key) = row?;
+                admitted.insert(key);
+                out.push(member);
+            }
+            let mut st = c.prepare(
+                "SELECT device_id, name, role, revoked_at_seq IS NOT NULL, sign_key
+                 FROM team_devices WHERE workspace_id = ?1 ORDER BY enrolled_at, device_id",
+            )?;
+            let rows = st.query_map(params![workspace], |r| {
+                Ok((
+                    TeamMember {
+                        is_this_device: r.get::<_, String>(0)? == me,
+                        device_id: r.get(0)?,
+                        name: r.get(1)?,
+                        role: r.get(2)?,
+                        revoked: r.get(3)?,
+                        verified: false,
+                    },
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (member, key) = row?;
+                if !admitted.contains(&key) {
+                    out.push(member);
+                }
+            }
+            Ok(out)
         })
     }
 
-    /// Devices of the team this device does not vouch for yet (joined by an invite to approve,
-    /// or invited by someone else), fetched from the server.
+    /// What this device knows of a workspace's team and of the server's behaviour: whether
+    /// the team log is verified and admits this device, and the attacks it noticed.
+    pub fn team_status(&self, workspace: &str) -> Result<TeamStatus> {
+        validate::id("workspace_id", workspace)?;
+        self.read(|c| {
+            let own = own_keys(c, workspace)?;
+            let (log_len, epoch, rotation_due, attack, dropped): (
+                i64,
+                u32,
+                bool,
+                Option<String>,
+                i64,
+            ) = c
+                .query_row(
+                    "SELECT log_len, epoch, rotation_due, attack, set_aside_dropped
+                     FROM team_state WHERE workspace_id = ?1",
+                    params![workspace],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?
+                .unwrap_or((0, 0, false, None, 0));
+            let me: Option<(String, Option<i64>)> = c
+                .query_row(
+                    "SELECT role, revoked_after_seq FROM team_members
+                     WHERE workspace_id = ?1 AND sign_key = ?2",
+                    params![workspace, own.sign_public().as_slice()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let trust = match (&attack, log_len, &me) {
+                (Some(reason), _, _) => TeamTrust::Attacked {
+                    reason: reason.clone(),
+                },
+                (None, 0, _) => TeamTrust::AwaitingLog,
+                (None, _, Some((_, None))) => TeamTrust::Verified,
+                (None, _, _) => TeamTrust::AwaitingAdmission,
+            };
+            Ok(TeamStatus {
+                workspace_id: workspace.to_string(),
+                trust,
+                log_length: u64::try_from(log_len).unwrap_or(0),
+                epoch,
+                role: me
+                    .filter(|(_, revoked)| revoked.is_none())
+                    .map(|(role, _)| role),
+                rotation_due,
+                alerts: log::alerts(c, workspace, 50)?,
+                set_aside_dropped: u64::try_from(dropped).unwrap_or(0),
+            })
+        })
+    }
+
+    /// Devices the server lists that the team log does not admit yet (joined by an invite to
+    /// approve, or invited by a member), fetched from the server.
     pub fn pending_joins(&self, workspace: &str) -> Result<Vec<PendingJoin>> {
         validate::id("workspace_id", workspace)?;
         let _one_at_a_time = self.sync_guard();
         let m = self.membership(workspace)?;
-        let server = Server::new(&m.url, Some(m.token.clone()))?;
+        let server = self.server(&m.url, Some(m.token.clone()))?;
         self.refresh_team(&server, &m)?;
         self.read(|c| {
-            let secrets = invite_secrets(c, workspace, true)?;
-            let mut st = c.prepare(
-                "SELECT d.device_id, d.name, d.sign_key, d.box_key, d.join_proof
-                 FROM team_devices d
-                 WHERE d.workspace_id = ?1 AND d.revoked_at_seq IS NULL
-                   AND d.sign_key NOT IN
-                     (SELECT sign_key FROM accepted_devices WHERE workspace_id = ?1)
-                 ORDER BY d.enrolled_at, d.device_id",
-            )?;
-            let rows = st.query_map(params![workspace], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, Option<Vec<u8>>>(4)?,
-                ))
-            })?;
+            let secrets = live_secrets(c, workspace)?;
+            let admitted = key_set(c, "team_members", workspace)?;
             let mut out = Vec::new();
-            for row in rows {
-                let (device_id, name, sign, boxk, proof) = row?;
+            for d in listed(c, workspace)? {
+                if d.revoked_at_seq.is_some() || admitted.contains(&d.sign) {
+                    continue;
+                }
                 out.push(PendingJoin {
-                    device_id,
-                    name,
-                    verification_code: crypto::verification_digits(&sign, &boxk),
-                    verified: proof
-                        .is_some_and(|p| matching_secret(&secrets, &sign, &boxk, &p).is_some()),
+                    verification_code: crypto::verification_code(&d.sign, &d.boxk)?,
+                    verified: matching(&secrets, &d).is_some(),
+                    device_id: d.device_id,
+                    name: d.name,
                 });
             }
             Ok(out)
         })
     }
 
-    /// Approves a join by an invite to approve that this device created: vouches for the
-    /// device and seals every workspace key this device has to it. Refused (`Tampered`) unless
-    /// its join proof matches such an invite.
+    /// Admits a device that joined with an invite this device made (to approve, or in
+    /// person): signs its keys into the team log and seals every workspace key to it. Refused
+    /// (`Tampered`) unless its join proof matches such an invite, unused and unexpired.
     pub fn approve_join(&self, workspace: &str, device_id: &str) -> Result<()> {
-        self.vouch_for(workspace, device_id, true)
+        self.admit(workspace, device_id, Vouch::Approved)
     }
 
-    /// Confirms a device after comparing, in person, the six digits it shows
-    /// (`verification_code`) with those `pending_joins` lists for it: vouches for it and seals
-    /// every workspace key this device has to it.
+    /// Admits a device after a person compared, on both devices, the verification code it
+    /// shows (`verification_code`) with the one `pending_joins` lists for it: signs its keys
+    /// into the team log as a member and seals every workspace key to it.
     pub fn confirm_device(&self, workspace: &str, device_id: &str) -> Result<()> {
-        self.vouch_for(workspace, device_id, false)
+        self.admit(workspace, device_id, Vouch::Confirmed)
     }
 
-    fn vouch_for(&self, workspace: &str, device_id: &str, by_proof: bool) -> Result<()> {
+    fn admit(&self, workspace: &str, device_id: &str, vouch: Vouch) -> Result<()> {
         validate::id("workspace_id", workspace)?;
         validate::required_line("device_id", device_id)?;
         let _one_at_a_time = self.sync_guard();
         let m = self.membership(workspace)?;
-        let server = Server::new(&m.url, Some(m.token.clone()))?;
+        let server = self.server(&m.url, Some(m.token.clone()))?;
         self.refresh_team(&server, &m)?;
-        let (sign_key, role, used_secret, envelopes) = self.read(|c| {
-            let row: Option<Listed> = c
-                .query_row(
-                    "SELECT sign_key, box_key, join_proof, revoked_at_seq, role FROM team_devices
-                     WHERE workspace_id = ?1 AND device_id = ?2",
-                    params![workspace, device_id],
-                    |r| {
-                        Ok(Listed {
-                            sign: r.get(0)?,
-                            boxk: r.get(1)?,
-                            proof: r.get(2)?,
-                            revoked: r.get::<_, Option<i64>>(3)?.is_some(),
-                            role: r.get(4)?,
-                        })
-                    },
-                )
-                .optional()?;
-            let Listed {
-                sign,
-                boxk,
-                proof,
-                revoked,
-                role,
-            } = row.ok_or_else(|| Error::not_found(format!("device {device_id}")))?;
-            if revoked {
+        self.require_coordinator(workspace)?;
+        self.append_to_log(&server, &m, |c, state, _| {
+            let d = listed(c, workspace)?
+                .into_iter()
+                .find(|d| d.device_id == device_id)
+                .ok_or_else(|| Error::not_found(format!("device {device_id}")))?;
+            if d.revoked_at_seq.is_some() {
                 return Err(Error::invalid("device_id", "the device was revoked"));
             }
-            let mut used = None;
-            if by_proof {
-                let secrets = invite_secrets(c, workspace, true)?;
-                used = proof.and_then(|p| matching_secret(&secrets, &sign, &boxk, &p));
-                if used.is_none() {
-                    return Err(Error::Tampered(
-                        "the device's join proof matches no invite of this device: do not approve it"
-                            .into(),
-                    ));
+            if state.member(&d.sign).is_some() {
+                return Ok(None);
+            }
+            let mut extra = Extra::default();
+            let role = match vouch {
+                Vouch::Confirmed => proto::roles::MEMBER.to_string(),
+                _ => {
+                    let secrets = live_secrets(c, workspace)?;
+                    let s = matching(&secrets, &d).ok_or_else(|| {
+                        Error::Tampered(
+                            "the device's join proof matches no unused invite of this device: do not approve it"
+                                .into(),
+                        )
+                    })?;
+                    extra.used_secrets.push(s.secret.clone());
+                    s.role.clone()
                 }
-            }
-            let box_key: [u8; 32] = boxk
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::Corrupt("a team device's key is damaged".into()))?;
-            let envelopes = wrap_all(c, workspace, device_id, &box_key, &[])?;
-            Ok((sign, role, used, envelopes))
+            };
+            Ok(Some((
+                vec![Body::Admit {
+                    member: member_of(&d, &role),
+                    vouch,
+                }],
+                extra,
+            )))
         })?;
-        upload_envelopes(&server, envelopes)?;
-        self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
-            accept(&tx, workspace, &sign_key, role == proto::roles::COORDINATOR)?;
-            if let Some(secret) = used_secret {
-                tx.execute(
-                    "DELETE FROM invite_secrets WHERE workspace_id = ?1 AND secret = ?2",
-                    params![workspace, secret],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })?;
-        self.refresh_team(&server, &m)?;
         Ok(())
     }
 
-    /// As a coordinator, seals the keys a device this device vouches for is missing (it joined
-    /// with a code made before a rotation, or enrolled while one ran). Returns whether it sent
-    /// any.
-    pub(crate) fn top_up(&self, server: &Server, m: &Membership) -> Result<bool> {
-        let envelopes = self.read(|c| {
-            let role: String = c.query_row(
-                "SELECT role FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
-            if role != proto::roles::COORDINATOR {
-                return Ok(Vec::new());
-            }
-            let mut st = c.prepare(
-                "SELECT d.device_id, d.box_key, d.key_epochs FROM team_devices d
-                 JOIN accepted_devices a ON a.workspace_id = d.workspace_id AND a.sign_key = d.sign_key
-                 WHERE d.workspace_id = ?1 AND d.revoked_at_seq IS NULL AND d.device_id != ?2",
-            )?;
-            let rows = st
-                .query_map(params![m.workspace, m.device_id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let current = current_epoch(c, &m.workspace)?;
-            let mut out = Vec::new();
-            for (device, boxk, epochs) in rows {
-                // Only a device missing the current key needs anything.
-                if has_epoch(&epochs, current) {
-                    continue;
-                }
-                let Ok(box_key) = <[u8; 32]>::try_from(boxk.as_slice()) else {
-                    continue;
-                };
-                let held: Vec<u32> = epochs.split(',').filter_map(|e| e.parse().ok()).collect();
-                out.extend(wrap_all(c, &m.workspace, &device, &box_key, &held)?);
-            }
-            Ok(out)
-        })?;
-        if envelopes.is_empty() {
-            return Ok(false);
-        }
-        upload_envelopes(server, envelopes)?;
-        self.refresh_team(server, m)?;
-        Ok(true)
-    }
-
-    /// The six digits this device shows so that a coordinator can check, in person, that the
-    /// server lists its real keys (`pending_joins`, `confirm_device`).
+    /// The verification code this device shows so that a coordinator can check, in person,
+    /// that the server lists its real keys (`pending_joins`, `confirm_device`).
     pub fn verification_code(&self, workspace: &str) -> Result<String> {
         validate::id("workspace_id", workspace)?;
-        self.read(|c| {
-            let keys = own_keys(c, workspace)?;
-            Ok(crypto::verification_digits(
-                &keys.sign_public(),
-                &keys.box_public(),
-            ))
-        })
+        let keys = self.read(|c| own_keys(c, workspace))?;
+        crypto::verification_code(&keys.sign_public(), &keys.box_public())
     }
 
     /// The membership of a connected workspace.
@@ -540,7 +1232,9 @@ impl crate::store::PendingRevocation {
     /// coordinator's device rotates the workspace key. Safe to repeat: a device already
     /// revoked counts as done.
     pub fn send(&self) -> Result<()> {
-        let server = Server::new(&self.server_url, Some(self.device_token.to_string()))?;
+        // The URL was accepted when the membership was made, and the token it sends is the
+        // one being revoked.
+        let server = Server::new(&self.server_url, Some(self.device_token.to_string()), true)?;
         match server.post::<_, proto::RevokeResponse>(
             Call::Device,
             proto::PATH_REVOKE,
@@ -554,555 +1248,140 @@ impl crate::store::PendingRevocation {
     }
 }
 
-/// Keeps the team as listed and opens the envelopes of epochs this device lacks. Returns the
-/// epochs learnt.
-fn store_team(
-    tx: &Transaction<'_>,
-    m: &Membership,
-    team: &proto::TeamResponse,
-) -> Result<Vec<u32>> {
-    let ws = &m.workspace;
+/// The path of a team request that wants the log from entry `from` on.
+fn team_path(from: u64) -> String {
+    format!("{}?{}={from}", proto::PATH_TEAM, proto::QUERY_LOG_FROM)
+}
+
+/// Where this device's trust in the team log of `workspace` starts.
+fn anchor(c: &Connection, workspace: &str) -> Result<Anchor> {
+    let (idx, hash): (Option<i64>, Option<Vec<u8>>) = c.query_row(
+        "SELECT anchor_idx, anchor_hash FROM memberships WHERE workspace_id = ?1",
+        params![workspace],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if let (Some(idx), Some(hash)) = (idx, hash)
+        && let Ok(hash) = <[u8; 32]>::try_from(hash)
+    {
+        return Ok(Anchor::Entry(u64::try_from(idx).unwrap_or(0), hash));
+    }
+    let own = own_keys(c, workspace)?.sign_public();
+    let mut keys: Vec<[u8; 32]> = key_set(c, "trusted_signers", workspace)?
+        .into_iter()
+        .collect();
+    if !keys.contains(&own) {
+        keys.push(own);
+    }
+    Ok(Anchor::Signers(keys))
+}
+
+/// The signing keys in `table` (`trusted_signers`, `accepted_devices` or `team_members`) of a
+/// workspace.
+fn key_set(c: &Connection, table: &str, workspace: &str) -> Result<BTreeSet<[u8; 32]>> {
+    let mut st = c.prepare(&format!(
+        "SELECT sign_key FROM {table} WHERE workspace_id = ?1"
+    ))?;
+    let rows = st.query_map(params![workspace], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = BTreeSet::new();
+    for row in rows {
+        if let Ok(k) = <[u8; 32]>::try_from(row?) {
+            out.insert(k);
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps the server's listing of devices (names, which epochs they hold envelopes for, join
+/// proofs of those waiting): shown to people and used to find what to admit and top up, never
+/// to decide whom to trust.
+fn store_listing(tx: &Transaction<'_>, ws: &str, team: &proto::TeamResponse) -> Result<()> {
     tx.execute(
         "DELETE FROM team_devices WHERE workspace_id = ?1",
         params![ws],
     )?;
-    {
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO team_devices(workspace_id, device_id, name, role, sign_key, box_key,
-                join_proof, enrolled_at, revoked_at_seq, key_epochs)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT DO NOTHING",
-        )?;
-        for d in &team.devices {
-            let epochs: Vec<String> = d.key_epochs.iter().map(u32::to_string).collect();
-            ins.execute(params![
-                ws,
-                d.device_id,
-                d.name,
-                d.role,
-                d.sign_key.as_slice(),
-                d.box_key.as_slice(),
-                d.join_proof,
-                d.enrolled_at,
-                d.revoked_at_seq
-                    .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-                epochs.join(","),
-            ])?;
-        }
-    }
-    tx.execute(
-        "INSERT INTO team_state(workspace_id, epoch, rotation_needed) VALUES (?1, ?2, ?3)
-         ON CONFLICT(workspace_id) DO UPDATE SET epoch = excluded.epoch,
-            rotation_needed = excluded.rotation_needed",
-        params![ws, team.epoch, team.rotation_needed],
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO team_devices(workspace_id, device_id, name, role, sign_key, box_key,
+            join_proof, enrolled_at, revoked_at_seq, key_epochs)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT DO NOTHING",
     )?;
-    let role = team
-        .devices
-        .iter()
-        .find(|d| d.device_id == m.device_id)
-        .map(|d| d.role.clone());
-    tx.execute(
-        "UPDATE memberships SET team_version = max(team_version, ?2),
-            role = coalesce(?3, role) WHERE workspace_id = ?1",
-        params![ws, i64::try_from(team.version).unwrap_or(i64::MAX), role],
-    )?;
-    // Devices that joined with an invite this device handed over in person: their proof,
-    // made with the invite's secret, shows the listed keys are theirs.
-    let secrets = invite_secrets(tx, ws, false)?;
     for d in &team.devices {
-        if let Some(proof) = &d.join_proof
-            && d.revoked_at_seq.is_none()
-            && matching_secret(&secrets, &d.sign_key, &d.box_key, proof).is_some()
-        {
-            accept(tx, ws, &d.sign_key, false)?;
-        }
-    }
-    let own = own_keys(tx, ws)?;
-    let mut learnt = Vec::new();
-    for env in &team.envelopes {
-        if env.device_id != m.device_id || keys::at_epoch(tx, ws, env.epoch)?.is_some() {
-            continue;
-        }
-        // Only a coordinator still in the team, and one this device learnt in person (through
-        // its invite) or confirmed, may hand out keys: neither the server nor a revoked
-        // coordinator's phone may make the team adopt a key they know.
-        let signer_ok = team.devices.iter().any(|d| {
-            d.sign_key == env.signer_key
-                && d.role == proto::roles::COORDINATOR
-                && d.revoked_at_seq.is_none()
-        }) && tx
-            .prepare_cached(
-                "SELECT 1 FROM trusted_signers WHERE workspace_id = ?1 AND sign_key = ?2",
-            )?
-            .exists(params![ws, env.signer_key.as_slice()])?;
-        if !signer_ok {
-            continue;
-        }
-        // An envelope that fails to open is ignored: it cannot be used, and must not stop the
-        // sync; the next rotation or approval replaces it.
-        if let Ok(key) = crypto::unwrap_key(&own, ws, env) {
-            keys::insert(tx, ws, env.epoch, &key)?;
-            learnt.push(env.epoch);
-        }
-    }
-    Ok(learnt)
-}
-
-/// A device to seal a key to: its id and X25519 public key.
-type Recipient = (String, [u8; 32]);
-
-/// A device as the team directory lists it, for approving or confirming it.
-struct Listed {
-    sign: Vec<u8>,
-    boxk: Vec<u8>,
-    proof: Option<Vec<u8>>,
-    revoked: bool,
-    role: String,
-}
-
-/// The epoch and the remaining devices' X25519 keys, if this device must rotate now.
-fn rotation_plan(c: &Connection, workspace: &str) -> Result<Option<(u32, Vec<Recipient>)>> {
-    let role: Option<String> = c
-        .query_row(
-            "SELECT role FROM memberships WHERE workspace_id = ?1 AND revoked = 0",
-            params![workspace],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if role.as_deref() != Some(proto::roles::COORDINATOR) {
-        return Ok(None);
-    }
-    let state: Option<(u32, bool)> = c
-        .query_row(
-            "SELECT epoch, rotation_needed FROM team_state WHERE workspace_id = ?1",
-            params![workspace],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((epoch, true)) = state else {
-        return Ok(None);
-    };
-    // Only devices this one vouches for: a device the server slipped into the list must not
-    // receive the new key.
-    let mut st = c.prepare(
-        "SELECT d.device_id, d.box_key FROM team_devices d
-         JOIN accepted_devices a ON a.workspace_id = d.workspace_id AND a.sign_key = d.sign_key
-         WHERE d.workspace_id = ?1 AND d.revoked_at_seq IS NULL ORDER BY d.device_id",
-    )?;
-    let recipients = st
-        .query_map(params![workspace], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .map(|(d, k)| {
-            let k: [u8; 32] = k
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::Corrupt("a team device's key is damaged".into()))?;
-            Ok((d, k))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let next = epoch
-        .checked_add(1)
-        .ok_or_else(|| Error::Corrupt("the key epoch cannot grow further".into()))?;
-    Ok(Some((next, recipients)))
-}
-
-/// The workspace's current epoch as the server last said (0 if never heard).
-fn current_epoch(c: &Connection, workspace: &str) -> Result<u32> {
-    Ok(c.query_row(
-        "SELECT epoch FROM team_state WHERE workspace_id = ?1",
-        params![workspace],
-        |r| r.get(0),
-    )
-    .optional()?
-    .unwrap_or(0))
-}
-
-fn has_epoch(list: &str, epoch: u32) -> bool {
-    list.split(',').any(|e| e.parse() == Ok(epoch))
-}
-
-/// Verification secrets of this device's invites (of invites to approve, or in person).
-fn invite_secrets(c: &Connection, workspace: &str, approval: bool) -> Result<Vec<Vec<u8>>> {
-    let mut st =
-        c.prepare("SELECT secret FROM invite_secrets WHERE workspace_id = ?1 AND approval = ?2")?;
-    let rows = st.query_map(params![workspace, approval], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// The secret among `secrets` under which `proof` is the join proof of these keys.
-fn matching_secret(secrets: &[Vec<u8>], sign: &[u8], boxk: &[u8], proof: &[u8]) -> Option<Vec<u8>> {
-    let (Ok(sign), Ok(boxk)) = (<[u8; 32]>::try_from(sign), <[u8; 32]>::try_from(boxk)) else {
-        return None;
-    };
-    secrets
-        .iter()
-        .find(|s| crypto::verify_join_proof(s, &sign, &boxk, proof))
-        .cloned()
-}
-
-/// Records that this device vouches for a device (and, for a coordinator, accepts keys it
-/// seals).
-fn accept(tx: &Transaction<'_>, workspace: &str, sign_key: &[u8], coordinator: bool) -> Result<()> {
-    tx.execute(
-        "INSERT INTO accepted_devices(workspace_id, sign_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        params![workspace, sign_key],
-    )?;
-    if coordinator {
-        tx.execute(
-            "INSERT INTO trusted_signers(workspace_id, sign_key) VALUES (?1, ?2)
-             ON CONFLICT DO NOTHING",
-            params![workspace, sign_key],
-        )?;
+        let epochs: Vec<String> = d.key_epochs.iter().map(u32::to_string).collect();
+        ins.execute(params![
+            ws,
+            d.device_id,
+            d.name,
+            d.role,
+            d.sign_key.as_slice(),
+            d.box_key.as_slice(),
+            d.join_proof,
+            d.enrolled_at,
+            d.revoked_at_seq
+                .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+            epochs.join(","),
+        ])?;
     }
     Ok(())
 }
 
-/// Uploads envelopes of existing epochs (an approval, a confirmation or a top-up).
-fn upload_envelopes(server: &Server, envelopes: Vec<proto::KeyEnvelope>) -> Result<()> {
-    server.post::<_, proto::KeysResponse>(
-        Call::Device,
-        proto::PATH_KEYS,
-        &proto::KeysRequest {
-            rotate_to: None,
-            envelopes,
-        },
-    )?;
-    Ok(())
-}
-
-/// Envelopes of every workspace key this device has, except epochs in `skip`, for a device.
-fn wrap_all(
+/// Envelopes the team needs after an append that leaves it as `after`: the new key of a
+/// rotation (`rotated`) for every device of the log, and every key this device holds that a
+/// device of the log lacks (as the server lists what each holds), each sealed to the key the
+/// log names for the device.
+fn envelopes_for(
     c: &Connection,
-    workspace: &str,
-    device_id: &str,
-    box_key: &[u8; 32],
-    skip: &[u32],
+    m: &Membership,
+    own: &DeviceKeys,
+    after: &TeamState,
+    rotated: Option<(u32, &crypto::WorkspaceKey)>,
 ) -> Result<Vec<proto::KeyEnvelope>> {
-    let own = own_keys(c, workspace)?;
-    let mut st =
-        c.prepare("SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 ORDER BY epoch")?;
-    let all: Vec<(u32, Vec<u8>)> = st
-        .query_map(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let held: HashMap<String, Vec<u32>> = listed(c, &m.workspace)?
+        .into_iter()
+        .map(|d| (d.device_id, d.key_epochs))
+        .collect();
+    let mut st = c.prepare(
+        "SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 AND epoch <= ?2
+         ORDER BY epoch",
+    )?;
+    let mine: Vec<(u32, Vec<u8>)> = st
+        .query_map(params![m.workspace, after.epoch], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    all.into_iter()
-        .filter(|(epoch, _)| !skip.contains(epoch))
-        .map(|(epoch, k)| {
-            let key = crypto::key_from_bytes(&k)
-                .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))?;
-            crypto::wrap_key(&own, workspace, device_id, box_key, epoch, &key)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-    use super::*;
-    use crate::model::{NewVisit, Place, RecordKind};
-
-    /// A store syncing one workspace as device "me", with a teammate "ana" and a device "ben"
-    /// revoked at sequence number 10. Returns the store, workspace, and the teammates' keys.
-    fn setup() -> (tempfile::TempDir, Store, String, DeviceKeys, DeviceKeys) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("s.db"), &[3u8; 32]).unwrap();
-        let ws = store.create_workspace("Team").unwrap().id;
-        let (ana, ben) = (DeviceKeys::generate(), DeviceKeys::generate());
-        let me = DeviceKeys::generate();
-        store
-            .with_writer(|w| {
-                let tx = w.conn.transaction()?;
-                tx.execute(
-                    "INSERT INTO memberships(workspace_id, server_url, server_workspace_id,
-                        device_id, device_token, device_keys, role)
-                     VALUES (?1, 'http://127.0.0.1:9', ?1, 'me', 't', ?2, 'member')",
-                    params![ws, me.to_bytes().as_slice()],
-                )?;
-                for (id, k, revoked) in [
-                    ("me", &me, None),
-                    ("ana", &ana, None),
-                    ("ben", &ben, Some(10i64)),
-                ] {
-                    tx.execute(
-                        "INSERT INTO team_devices(workspace_id, device_id, name, role, sign_key,
-                            box_key, enrolled_at, revoked_at_seq, key_epochs)
-                         VALUES (?1, ?2, ?2, 'member', ?3, ?4, 0, ?5, '0')",
-                        params![
-                            ws,
-                            id,
-                            k.sign_public().as_slice(),
-                            k.box_public().as_slice(),
-                            revoked
-                        ],
-                    )?;
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .unwrap();
-        (dir, store, ws, ana, ben)
-    }
-
-    /// A blob of a new visit written by `author` in a store of its own, sealed with `key`.
-    fn foreign_visit(
-        ws: &str,
-        key: &crypto::WorkspaceKey,
-        epoch: u32,
-        author: &DeviceKeys,
-        seq: u64,
-        notes: &str,
-    ) -> (String, proto::PulledBlob) {
-        let dir = tempfile::tempdir().unwrap();
-        let other = Store::open(dir.path().join("o.db"), &[4u8; 32]).unwrap();
-        // A teammate's store: the same workspace, joined in person.
-        let code = crate::invite::encode(&crate::invite::InviteBody {
-            workspace: ws.into(),
-            name: "Team".into(),
-            keys: vec![(epoch, serde_bytes::ByteBuf::from(key.to_vec()))],
-            server: None,
-            verify: None,
-            signers: Vec::new(),
-        })
-        .unwrap();
-        other.join(&code).unwrap();
-        let id = other
-            .create_visit(
-                ws,
-                &NewVisit {
-                    place: Place {
-                        name: "Market".into(),
-                        area: "North".into(),
-                        coordinates: None,
-                    },
-                    occurred_at: 1_764_000_000_000,
-                    visit_type: "street_outreach".into(),
-                    notes: notes.into(),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let snapshot: Vec<u8> = other
-            .read(|c| {
-                Ok(c.query_row(
-                    "SELECT snapshot FROM documents WHERE id = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )?)
-            })
-            .unwrap();
-        let doc = crypto::doc_id_bytes(&id).unwrap();
-        let ct = crypto::seal_signed(key, author, ws, &doc, epoch, RecordKind::Visit, &snapshot)
-            .unwrap();
-        (
-            id,
-            proto::PulledBlob {
-                seq,
-                content_id: proto::content_id_of(&ct),
-                doc_id: doc,
+    let mut out = Vec::new();
+    for member in after.active() {
+        if let Some((epoch, key)) = rotated {
+            out.push(crypto::wrap_key(
+                own,
+                &m.workspace,
+                &member.device_id,
+                &member.box_key,
                 epoch,
-                ciphertext: ct,
-                device_id: "whoever".into(),
-            },
-        )
-    }
-
-    fn key0(store: &Store, ws: &str) -> crypto::WorkspaceKey {
-        store.read(|c| keys::at_epoch(c, ws, 0)).unwrap().unwrap()
-    }
-
-    fn apply(store: &Store, ws: &str, blobs: &[proto::PulledBlob]) -> SyncReport {
-        let mut report = SyncReport::default();
-        store
-            .apply_pulled(ws, blobs, &mut report, &mut BTreeSet::new())
-            .unwrap();
-        report
-    }
-
-    #[test]
-    fn blobs_are_applied_only_when_signed_by_a_device_of_the_team_in_good_standing() {
-        let (_d, store, ws, ana, ben) = setup();
-        let key = key0(&store, &ws);
-        let stranger = DeviceKeys::generate();
-        let (ana_visit, b1) = foreign_visit(&ws, &key, 0, &ana, 5, "from ana");
-        let (ben_before, b2) = foreign_visit(&ws, &key, 0, &ben, 9, "ben before revocation");
-        let (ben_after, b3) = foreign_visit(&ws, &key, 0, &ben, 11, "ben after revocation");
-        let (strange, b4) = foreign_visit(&ws, &key, 0, &stranger, 12, "unknown device");
-        let report = apply(&store, &ws, &[b1.clone(), b2, b3, b4]);
-        assert!(store.get_visit(&ana_visit).is_ok());
-        assert!(
-            store.get_visit(&ben_before).is_ok(),
-            "written before the revocation"
-        );
-        for id in [&ben_after, &strange] {
-            assert!(matches!(store.get_visit(id), Err(Error::NotFound { .. })));
+                key,
+            )?);
         }
-        let reasons: Vec<(u64, String)> = report
-            .set_aside
-            .iter()
-            .map(|s| (s.seq, s.reason.clone()))
-            .collect();
-        assert_eq!(reasons.len(), 2, "{reasons:?}");
-        assert!(
-            reasons[0].1.contains("revoked device after its revocation"),
-            "{reasons:?}"
-        );
-        assert!(reasons[1].1.contains("not in the team"), "{reasons:?}");
-        assert_eq!(store.set_aside_blobs().unwrap().len(), 2, "and remembered");
-
-        // The same blob replayed later under a new number changes nothing and is not refused.
-        let before = store.checkpoint().unwrap();
-        let mut replay = b1;
-        replay.seq = 40;
-        let again = apply(&store, &ws, &[replay]);
-        assert!(again.set_aside.is_empty());
-        assert_eq!(store.checkpoint().unwrap(), before);
+        if member.device_id == m.device_id {
+            continue;
+        }
+        let has = held
+            .get(&member.device_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for (epoch, k) in &mine {
+            if has.contains(epoch) {
+                continue;
+            }
+            let key = crypto::key_from_bytes(k)
+                .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))?;
+            out.push(crypto::wrap_key(
+                own,
+                &m.workspace,
+                &member.device_id,
+                &member.box_key,
+                *epoch,
+                &key,
+            )?);
+        }
     }
-
-    #[test]
-    fn a_blob_sealed_under_a_key_not_yet_received_is_held_and_applied_when_it_arrives() {
-        let (_d, store, ws, ana, _) = setup();
-        let next = crypto::new_workspace_key();
-        let (id, blob) = foreign_visit(&ws, &next, 1, &ana, 7, "after rotation");
-        let report = apply(&store, &ws, &[blob]);
-        assert!(
-            report.set_aside[0]
-                .reason
-                .contains("waiting for the key of epoch 1")
-        );
-        assert!(store.get_visit(&id).is_err());
-        store
-            .with_writer(|w| keys::insert(&w.conn, &ws, 1, &next))
-            .unwrap();
-        let mut report = SyncReport::default();
-        store.retry_held(&ws, &mut report).unwrap();
-        assert_eq!(store.get_visit(&id).unwrap().notes, "after rotation");
-        assert!(
-            store.set_aside_blobs().unwrap().is_empty(),
-            "no longer set aside"
-        );
-        assert_eq!(report.changed, vec![id]);
-    }
-
-    #[test]
-    fn keys_are_adopted_only_from_coordinators_this_device_learnt_in_person() {
-        let (_d, store, ws, _, _) = setup();
-        let me = store.read(|c| own_keys(c, &ws)).unwrap();
-        let stranger = DeviceKeys::generate();
-        let next = crypto::new_workspace_key();
-        let entry = |id: &str, k: &DeviceKeys, role: &str| proto::TeamDevice {
-            device_id: id.into(),
-            name: id.into(),
-            role: role.into(),
-            sign_key: k.sign_public(),
-            box_key: k.box_public(),
-            join_proof: None,
-            enrolled_at: 0,
-            revoked_at_seq: None,
-            key_epochs: vec![],
-        };
-        let team = proto::TeamResponse {
-            version: 9,
-            epoch: 1,
-            rotation_needed: false,
-            devices: vec![
-                entry("me", &me, proto::roles::MEMBER),
-                entry("planted", &stranger, proto::roles::COORDINATOR),
-            ],
-            envelopes: vec![
-                crypto::wrap_key(&stranger, &ws, "me", &me.box_public(), 1, &next).unwrap(),
-            ],
-        };
-        let m = Membership {
-            workspace: ws.clone(),
-            url: String::new(),
-            token: String::new(),
-            device_id: "me".into(),
-        };
-        let apply = |team: &proto::TeamResponse| {
-            store
-                .with_writer(|w| {
-                    let tx = w.conn.transaction()?;
-                    let learnt = store_team(&tx, &m, team)?;
-                    tx.commit()?;
-                    Ok(learnt)
-                })
-                .unwrap()
-        };
-        assert!(
-            apply(&team).is_empty(),
-            "a coordinator only the server vouches for"
-        );
-        assert!(store.read(|c| keys::at_epoch(c, &ws, 1)).unwrap().is_none());
-        // Once this device has met it (an invite vouched for it, or it was confirmed):
-        store
-            .with_writer(|w| {
-                let tx = w.conn.transaction()?;
-                accept(&tx, &ws, &stranger.sign_public(), true)?;
-                tx.commit()?;
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(apply(&team), vec![1]);
-        assert_eq!(
-            *store.read(|c| keys::at_epoch(c, &ws, 1)).unwrap().unwrap(),
-            *next
-        );
-    }
-
-    #[test]
-    fn queued_changes_are_resealed_under_the_newest_key() {
-        let (_d, store, ws, _, _) = setup();
-        let id = store
-            .create_visit(
-                &ws,
-                &NewVisit {
-                    place: Place {
-                        name: "Port".into(),
-                        area: "South".into(),
-                        coordinates: None,
-                    },
-                    occurred_at: 1_764_000_000_000,
-                    visit_type: "street_outreach".into(),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let epochs = |s: &Store| -> Vec<u32> {
-            s.read(|c| {
-                let mut st = c.prepare("SELECT epoch FROM outbox ORDER BY id")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<Vec<u32>>>()?)
-            })
-            .unwrap()
-        };
-        assert!(!epochs(&store).is_empty() && epochs(&store).iter().all(|e| *e == 0));
-        let next = crypto::new_workspace_key();
-        let n = store
-            .with_writer(|w| {
-                let tx = w.conn.transaction()?;
-                keys::insert(&tx, &ws, 1, &next)?;
-                let n = reseal_outbox(&tx, &ws)?;
-                tx.commit()?;
-                Ok(n)
-            })
-            .unwrap();
-        assert_eq!(n as usize, epochs(&store).len());
-        assert!(epochs(&store).iter().all(|e| *e == 1));
-        // What is queued now opens with the new key and is this device's own visit.
-        let (doc, ct): (String, Vec<u8>) = store
-            .read(|c| {
-                Ok(c.query_row(
-                    "SELECT doc_id, ciphertext FROM outbox ORDER BY id LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?)
-            })
-            .unwrap();
-        assert_eq!(doc, id);
-        let doc = crypto::doc_id_bytes(&doc).unwrap();
-        assert!(crypto::open_signed(&next, &ws, &doc, 1, &ct).is_ok());
-        assert!(crypto::open_signed(&key0(&store, &ws), &ws, &doc, 0, &ct).is_err());
-    }
+    Ok(out)
 }

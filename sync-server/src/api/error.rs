@@ -103,6 +103,12 @@ impl From<StorageError> for ApiError {
             StorageError::Conflict(message) => {
                 Self::new(StatusCode::CONFLICT, codes::CONFLICT, message)
             }
+            StorageError::LogMoved(message) => {
+                Self::new(StatusCode::CONFLICT, codes::TEAM_LOG_MOVED, message)
+            }
+            StorageError::StaleEpoch(message) => {
+                Self::new(StatusCode::CONFLICT, codes::STALE_EPOCH, message)
+            }
             StorageError::Forbidden(message) => Self::forbidden(message),
             StorageError::Invalid(message) => Self::bad_request(message),
             other @ (StorageError::NewerSchema { .. }

@@ -19,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use waymark_protocol::{
-    EnrollRequest, EnrollResponse, HEADER_REQUEST_ID, InviteRequest, InviteResponse, KeysRequest,
-    KeysResponse, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES, PATH_KEYS, PATH_METRICS, PATH_PULL,
-    PATH_PUSH, PATH_REVOKE, PATH_TEAM, PullRequest, PushRequest, PushResponse, QUERY_AFTER,
-    QUERY_MAX_BYTES, RevokeRequest, RevokeResponse, content_id_of, limits, roles,
+    AppendRequest, AppendResponse, EnrollRequest, EnrollResponse, HEADER_REQUEST_ID, InviteRequest,
+    InviteResponse, KeysRequest, KeysResponse, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES, PATH_KEYS,
+    PATH_METRICS, PATH_PULL, PATH_PUSH, PATH_REVOKE, PATH_TEAM, PATH_TEAM_LOG, PullRequest,
+    PushRequest, PushResponse, QUERY_AFTER, QUERY_LOG_FROM, QUERY_MAX_BYTES, RevokeRequest,
+    RevokeResponse, content_id_of, limits, roles,
 };
 
 use self::error::{ApiError, ErrorCode, cbor, cbor_bytes};
@@ -123,6 +124,7 @@ pub fn app(state: AppState) -> Router {
         .route(PATH_PUSH, post(push))
         .route(PATH_PULL, get(pull))
         .route(PATH_TEAM, get(team))
+        .route(PATH_TEAM_LOG, post(append_team_log))
         .route(PATH_KEYS, post(keys))
         .route(PATH_REVOKE, post(revoke))
         .route(PATH_HEALTHZ, get(healthz))
@@ -146,6 +148,7 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         PATH_PUSH,
         PATH_PULL,
         PATH_TEAM,
+        PATH_TEAM_LOG,
         PATH_KEYS,
         PATH_REVOKE,
         PATH_HEALTHZ,
@@ -356,9 +359,59 @@ async fn invite(
     ))
 }
 
-async fn team(State(state): State<AppState>, Authed(device): Authed) -> Result<Response, ApiError> {
-    let team = state.blocking(move |s| s.team(&device)).await?;
+async fn team(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let log_from = parse_log_from(query.as_deref())?;
+    let team = state.blocking(move |s| s.team(&device, log_from)).await?;
     Ok(cbor(StatusCode::OK, &team))
+}
+
+/// Parses the team query string: `log_from` (default 0). Unknown parameters are ignored.
+fn parse_log_from(raw: Option<&str>) -> Result<u64, ApiError> {
+    let mut from = None;
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == QUERY_LOG_FROM {
+            if from.is_some() {
+                return Err(ApiError::bad_request("`log_from` is given more than once"));
+            }
+            from = Some(parse_number(QUERY_LOG_FROM, value, Overflow::Reject)?);
+        }
+    }
+    Ok(from.unwrap_or(0))
+}
+
+async fn append_team_log(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    Cbor(body): Cbor<AppendRequest>,
+) -> Result<Response, ApiError> {
+    if body.entries.len() > limits::MAX_LOG_ENTRIES {
+        return Err(ApiError::too_large(format!(
+            "at most {} entries per append, this one has {}",
+            limits::MAX_LOG_ENTRIES,
+            body.entries.len()
+        )));
+    }
+    if body.envelopes.len() > limits::MAX_ENVELOPES {
+        return Err(ApiError::too_large(format!(
+            "at most {} envelopes per request, this one has {}",
+            limits::MAX_ENVELOPES,
+            body.envelopes.len()
+        )));
+    }
+    for (index, envelope) in body.envelopes.iter().enumerate() {
+        validate_device_id(&format!("envelope {index}"), &envelope.device_id)?;
+    }
+    let caller = device.id.clone();
+    let log_len = state
+        .blocking(move |s| s.append_team_log(&device, &body, tokens::now()))
+        .await?;
+    tracing::info!(device_id = caller, log_len, "team log appended");
+    Ok(cbor(StatusCode::OK, &AppendResponse { log_len }))
 }
 
 async fn keys(

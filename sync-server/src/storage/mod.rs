@@ -20,11 +20,14 @@
 pub mod postgres;
 pub mod pull_page;
 pub mod sqlite;
+pub mod team_log;
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
-use waymark_protocol::{KeysRequest, PublicKey, PullResponse, PushBlob, TeamResponse, roles};
+use waymark_protocol::{
+    AppendRequest, KeysRequest, PublicKey, PullResponse, PushBlob, TeamResponse, roles,
+};
 
 /// SHA-256 of a token: the only form in which device and enrollment tokens are stored.
 pub type TokenHash = [u8; 32];
@@ -178,6 +181,12 @@ pub enum StorageError {
     /// The request contradicts stored data.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A team log append does not follow the stored head: another coordinator appended first.
+    #[error("team log moved: {0}")]
+    LogMoved(String),
+    /// A blob sealed under a key epoch older than the workspace's, once its team keeps a log.
+    #[error("stale epoch: {0}")]
+    StaleEpoch(String),
     /// The database was written by a newer server version; it is left untouched.
     #[error("database schema version {found} is newer than this server supports ({supported})")]
     NewerSchema {
@@ -233,8 +242,20 @@ pub trait Storage: Send + Sync + 'static {
     /// Finds the device holding a token; `None` if the token is unknown or the device revoked.
     fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>>;
 
-    /// The team of `caller`'s workspace, with the key envelopes sealed to `caller`.
-    fn team(&self, caller: &Device) -> StorageResult<TeamResponse>;
+    /// The team of `caller`'s workspace, with the key envelopes sealed to `caller` and the team
+    /// log's entries from index `log_from` on.
+    fn team(&self, caller: &Device, log_from: u64) -> StorageResult<TeamResponse>;
+
+    /// Appends coordinator-signed entries to the team log of `caller`'s workspace and stores
+    /// the envelopes that come with them, all or nothing, after [`team_log::plan_append`]
+    /// accepted them; the server's records follow the log (revoked devices' tokens stop
+    /// working, roles and the epoch change) in the same transaction. Returns the log's length.
+    fn append_team_log(
+        &self,
+        caller: &Device,
+        request: &AppendRequest,
+        now: i64,
+    ) -> StorageResult<u64>;
 
     /// Stores wrapped workspace keys uploaded by a coordinator's device (see [`check_keys`]):
     /// with `rotate_to`, atomically moves the workspace to the new epoch. Returns the epoch
@@ -242,7 +263,8 @@ pub trait Storage: Send + Sync + 'static {
     fn upload_keys(&self, caller: &Device, request: &KeysRequest, now: i64) -> StorageResult<u32>;
 
     /// Appends a batch of blobs to the device's workspace log, all or nothing. Blobs must already
-    /// be validated (content id matches ciphertext).
+    /// be validated (content id matches ciphertext). Each new blob must pass [`check_new_blob`]
+    /// (its epoch, and who may supersede); a blob already stored answers its earlier number.
     fn push(&self, device: &Device, blobs: &[PushBlob], now: i64) -> StorageResult<PushOutcome>;
 
     /// Reads blobs with `seq > after` in order, up to `max_bytes` of ciphertext (the first blob is
@@ -326,6 +348,43 @@ pub(crate) fn check_same_blob(
     Ok(())
 }
 
+/// Checks blob `index` of a push that is not stored yet, for a device of role `role`, against
+/// the workspace's key `epoch`:
+/// - an epoch above the workspace's is [`StorageError::Invalid`]: no coordinator rotated to it,
+///   so no teammate could ever open it (and it would be kept aside on every phone);
+/// - once the workspace keeps a team log (`has_log`), an older epoch is
+///   [`StorageError::StaleEpoch`]: a retired key may be held by a revoked device, so the
+///   client must re-seal under the current key first;
+/// - `supersedes` (compaction, which lets the server drop older blobs) is a coordinator's
+///   alone ([`StorageError::Forbidden`]).
+pub(crate) fn check_new_blob(
+    index: usize,
+    blob: &PushBlob,
+    epoch: u32,
+    has_log: bool,
+    role: &str,
+) -> StorageResult<()> {
+    if blob.epoch > epoch {
+        return Err(StorageError::Invalid(format!(
+            "blob {index}: epoch {} is beyond the workspace's key epoch {epoch}",
+            blob.epoch
+        )));
+    }
+    if has_log && blob.epoch < epoch {
+        return Err(StorageError::StaleEpoch(format!(
+            "blob {index}: epoch {} is retired; the workspace is at epoch {epoch}: fetch the \
+             team, re-seal under the current key and push again",
+            blob.epoch
+        )));
+    }
+    if blob.supersedes.is_some() && role != roles::COORDINATOR {
+        return Err(StorageError::Forbidden(format!(
+            "blob {index}: only a coordinator's device may supersede (compact) blobs"
+        )));
+    }
+    Ok(())
+}
+
 /// A device's stored public key; all zeros for a device enrolled before device keys existed.
 pub(crate) fn stored_key(bytes: Option<Vec<u8>>) -> StorageResult<PublicKey> {
     match bytes {
@@ -353,6 +412,18 @@ pub(crate) fn check_may_revoke(
             "only a coordinator's device may revoke another device".into(),
         ))
     }
+}
+
+/// Refuses `POST /v1/keys` once a workspace keeps a team log: its keys are sealed to the devices
+/// the log admits, and uploaded with the log's entries.
+pub(crate) fn keys_kept_in_log(has_log: bool) -> StorageResult<()> {
+    if has_log {
+        return Err(StorageError::Conflict(
+            "this workspace's team is kept in a team log: upload keys with POST /v1/team/log"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a device of role `caller_role` may upload wrapped keys (coordinators only).

@@ -40,14 +40,18 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Transaction};
+use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
-    KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse,
+    AppendRequest, KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice,
+    TeamResponse,
 };
 
+use super::team_log::{EnrolledDevice, plan_append};
 use super::{
     CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
     Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
-    check_may_revoke, check_may_upload_keys, check_same_blob, stored_key,
+    check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob, keys_kept_in_log,
+    stored_key,
 };
 use crate::tokens;
 
@@ -57,6 +61,7 @@ mod tls;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/001_initial.sql"),
     include_str!("migrations/postgres/002_team.sql"),
+    include_str!("migrations/postgres/003_team_log.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -455,6 +460,67 @@ fn lock_workspace(tx: &mut Transaction<'_>, workspace: i64) -> StorageResult<i64
         .get(0))
 }
 
+/// Revokes device `device_id` of `workspace` inside the caller's write, with the workspace row
+/// locked and `head` its head (see [`Storage::revoke_device`]): its unused invites expire, its
+/// token stops working, and its `revoked_at_seq` is `head`. Returns that number (the first one,
+/// if it was revoked already); `None` if no such device exists.
+fn revoke_in(
+    tx: &mut Transaction<'_>,
+    device_id: &str,
+    workspace: i64,
+    head: i64,
+    now: i64,
+) -> StorageResult<Option<u64>> {
+    let Some((device, revoked_at_seq)): Option<(i64, Option<i64>)> = tx
+        .query_opt(
+            "SELECT id, revoked_at_seq FROM devices WHERE public_id = $1 AND workspace = $2
+             FOR NO KEY UPDATE",
+            &[&device_id, &workspace],
+        )?
+        .map(|row| (row.get(0), row.get(1)))
+    else {
+        return Ok(None);
+    };
+    // Invites a lost phone made must not outlive it.
+    tx.execute(
+        "UPDATE enrollment_tokens SET expires_at = LEAST(expires_at, $1)
+         WHERE issued_by = $2 AND used_at IS NULL",
+        &[&now, &device],
+    )?;
+    if let Some(seq) = revoked_at_seq {
+        return Ok(Some(to_u64(seq)));
+    }
+    tx.execute(
+        "UPDATE devices SET revoked_at = $1, revoked_at_seq = $2 WHERE id = $3",
+        &[&now, &head, &device],
+    )?;
+    tx.execute(
+        "UPDATE workspaces SET rotation_needed = TRUE, team_version = team_version + 1
+         WHERE id = $1",
+        &[&workspace],
+    )?;
+    Ok(Some(to_u64(head)))
+}
+
+/// The stored team log of `workspace` from index `from`, in order.
+fn stored_log(
+    tx: &mut Transaction<'_>,
+    workspace: i64,
+    from: u64,
+) -> StorageResult<Vec<SignedEntry>> {
+    let mut out = Vec::new();
+    for row in tx.query(
+        "SELECT entry, signature FROM team_log WHERE workspace = $1 AND idx >= $2 ORDER BY idx",
+        &[&workspace, &to_i64(from)],
+    )? {
+        out.push(SignedEntry {
+            entry: row.get(0),
+            signature: fixed(row.get(1))?,
+        });
+    }
+    Ok(out)
+}
+
 fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
     let len = bytes.len();
     <[u8; N]>::try_from(bytes)
@@ -622,26 +688,28 @@ impl Storage for PostgresStorage {
         self.write(|tx| {
             // The per-workspace lock that makes sequence numbers gap-free and commit in order
             // (see the module documentation). Held until commit.
-            let (workspace, mut head): (i64, i64) = tx
+            let (workspace, mut head, epoch, log_len): (i64, i64, i64, i64) = tx
                 .query_opt(
-                    "SELECT id, head_seq FROM workspaces WHERE public_id = $1
+                    "SELECT id, head_seq, epoch, log_len FROM workspaces WHERE public_id = $1
                      FOR NO KEY UPDATE",
                     &[&device.workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {}", device.workspace_id),
                 })?;
+            let epoch = epoch_of(epoch)?;
             // Re-checked (and locked) inside the transaction: a revocation committed after
-            // authentication still stops this write, and one running now waits for it.
-            let device_key: i64 = tx
+            // authentication still stops this write, and one running now waits for it; the
+            // role is the one stored now.
+            let (device_key, role): (i64, String) = tx
                 .query_opt(
-                    "SELECT id FROM devices
+                    "SELECT id, role FROM devices
                      WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL
                      FOR NO KEY UPDATE",
                     &[&device.id, &workspace],
                 )?
-                .map(|row| row.get(0))
+                .map(|row| (row.get(0), row.get(1)))
                 .ok_or(StorageError::DeviceRevoked)?;
 
             let find = tx.prepare(
@@ -668,11 +736,12 @@ impl Storage for PostgresStorage {
                 if let Some(row) = existing {
                     let seq: i64 = row.get(0);
                     let doc_id: Vec<u8> = row.get(1);
-                    let epoch: i64 = row.get(2);
-                    check_same_blob(index, blob, &doc_id, epoch)?;
+                    let stored_epoch: i64 = row.get(2);
+                    check_same_blob(index, blob, &doc_id, stored_epoch)?;
                     outcome.assigned.push(to_u64(seq));
                     continue;
                 }
+                check_new_blob(index, blob, epoch, log_len > 0, &role)?;
                 head += 1;
                 let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
                 tx.execute(
@@ -866,41 +935,15 @@ impl Storage for PostgresStorage {
                     .ok_or(StorageError::DeviceRevoked)?;
                 check_may_revoke(caller, &role, device_id)?;
             }
-            let (device, revoked_at_seq): (i64, Option<i64>) = tx
-                .query_opt(
-                    "SELECT id, revoked_at_seq FROM devices WHERE public_id = $1
-                     FOR NO KEY UPDATE",
-                    &[&device_id],
-                )?
-                .map(|row| (row.get(0), row.get(1)))
-                .ok_or_else(not_found)?;
-            // Invites a lost phone made must not outlive it.
-            tx.execute(
-                "UPDATE enrollment_tokens SET expires_at = LEAST(expires_at, $1)
-                 WHERE issued_by = $2 AND used_at IS NULL",
-                &[&now, &device],
-            )?;
-            if let Some(seq) = revoked_at_seq {
-                return Ok(to_u64(seq));
-            }
-            tx.execute(
-                "UPDATE devices SET revoked_at = $1, revoked_at_seq = $2 WHERE id = $3",
-                &[&now, &head, &device],
-            )?;
-            tx.execute(
-                "UPDATE workspaces SET rotation_needed = TRUE, team_version = team_version + 1
-                 WHERE id = $1",
-                &[&workspace],
-            )?;
-            Ok(to_u64(head))
+            revoke_in(tx, device_id, workspace, head, now)?.ok_or_else(not_found)
         })
     }
 
-    fn team(&self, caller: &Device) -> StorageResult<TeamResponse> {
+    fn team(&self, caller: &Device, log_from: u64) -> StorageResult<TeamResponse> {
         self.read(|tx| {
             let row = tx
                 .query_opt(
-                    "SELECT id, team_version, epoch, rotation_needed FROM workspaces
+                    "SELECT id, team_version, epoch, rotation_needed, log_len FROM workspaces
                      WHERE public_id = $1",
                     &[&caller.workspace_id],
                 )?
@@ -911,6 +954,7 @@ impl Storage for PostgresStorage {
             let version: i64 = row.get(1);
             let epoch = epoch_of(row.get(2))?;
             let rotation_needed: bool = row.get(3);
+            let log_len: i64 = row.get(4);
             let mut epochs: std::collections::HashMap<i64, Vec<u32>> =
                 std::collections::HashMap::new();
             for row in tx.query(
@@ -964,7 +1008,117 @@ impl Storage for PostgresStorage {
                 rotation_needed,
                 devices,
                 envelopes,
+                log: stored_log(tx, workspace, log_from)?,
+                log_len: to_u64(log_len),
             })
+        })
+    }
+
+    fn append_team_log(
+        &self,
+        caller: &Device,
+        request: &AppendRequest,
+        now: i64,
+    ) -> StorageResult<u64> {
+        self.write(|tx| {
+            // Locked until commit, as a push locks it: appends of two coordinators (from any
+            // server process) are serialised, and a revocation's head is exact.
+            let workspace = workspace_key(tx, &caller.workspace_id)?;
+            let head = lock_workspace(tx, workspace)?;
+            let epoch = epoch_of(
+                tx.query_one("SELECT epoch FROM workspaces WHERE id = $1", &[&workspace])?
+                    .get(0),
+            )?;
+            // Any device of the team may send entries (the signatures are the authority); it
+            // must still be enrolled.
+            tx.query_opt(
+                "SELECT 1 FROM devices
+                 WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
+                &[&caller.id, &workspace],
+            )?
+            .ok_or(StorageError::DeviceRevoked)?;
+            let stored = stored_log(tx, workspace, 0)?;
+            let mut rows = std::collections::HashMap::new();
+            let mut devices = Vec::new();
+            for row in tx.query(
+                "SELECT id, public_id, role, sign_key, box_key, revoked_at IS NOT NULL
+                 FROM devices WHERE workspace = $1",
+                &[&workspace],
+            )? {
+                let id: String = row.get(1);
+                rows.insert(id.clone(), row.get::<_, i64>(0));
+                devices.push(EnrolledDevice {
+                    id,
+                    role: row.get(2),
+                    sign_key: stored_key(row.get(3))?,
+                    box_key: stored_key(row.get(4))?,
+                    revoked: row.get(5),
+                });
+            }
+            let plan = plan_append(&stored, request, &devices, epoch)?;
+            let row_of = |id: &str| {
+                rows.get(id).copied().ok_or_else(|| {
+                    StorageError::Invalid(format!("no device {id} is enrolled here"))
+                })
+            };
+            let insert = tx.prepare(
+                "INSERT INTO team_log (workspace, idx, hash, entry, signature, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )?;
+            for (index, hash, signed) in &plan.new_entries {
+                tx.execute(
+                    &insert,
+                    &[
+                        &workspace,
+                        &to_i64(*index),
+                        &&hash[..],
+                        &signed.entry,
+                        &&signed.signature[..],
+                        &now,
+                    ],
+                )?;
+            }
+            for id in &plan.revoke {
+                revoke_in(tx, id, workspace, head, now)?;
+            }
+            for (id, role) in &plan.roles {
+                tx.execute(
+                    "UPDATE devices SET role = $1 WHERE id = $2",
+                    &[role, &row_of(id)?],
+                )?;
+            }
+            let insert = tx.prepare(
+                "INSERT INTO key_envelopes (device, epoch, sealed_key, signer_key, signature,
+                                            created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (device, epoch) DO NOTHING",
+            )?;
+            for envelope in &request.envelopes {
+                tx.execute(
+                    &insert,
+                    &[
+                        &row_of(&envelope.device_id)?,
+                        &i64::from(envelope.epoch),
+                        &envelope.sealed_key,
+                        &&envelope.signer_key[..],
+                        &&envelope.signature[..],
+                        &now,
+                    ],
+                )?;
+            }
+            let rotated = plan.epoch != epoch;
+            tx.execute(
+                "UPDATE workspaces SET team_version = team_version + 1, epoch = $1, log_len = $2,
+                        rotation_needed = rotation_needed AND NOT $3
+                 WHERE id = $4",
+                &[
+                    &i64::from(plan.epoch),
+                    &to_i64(plan.len),
+                    &rotated,
+                    &workspace,
+                ],
+            )?;
+            Ok(plan.len)
         })
     }
 
@@ -974,10 +1128,12 @@ impl Storage for PostgresStorage {
             // are serialised, and the second sees the epoch the first moved to.
             let workspace = workspace_key(tx, &caller.workspace_id)?;
             lock_workspace(tx, workspace)?;
-            let epoch = epoch_of(
-                tx.query_one("SELECT epoch FROM workspaces WHERE id = $1", &[&workspace])?
-                    .get(0),
+            let row = tx.query_one(
+                "SELECT epoch, log_len FROM workspaces WHERE id = $1",
+                &[&workspace],
             )?;
+            let epoch = epoch_of(row.get(0))?;
+            keys_kept_in_log(row.get::<_, i64>(1) > 0)?;
             let (role, sign_key): (String, Option<Vec<u8>>) = tx
                 .query_opt(
                     "SELECT role, sign_key FROM devices

@@ -32,15 +32,19 @@ use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
-    KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse,
+    AppendRequest, KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice,
+    TeamResponse,
 };
 
 use super::pull_page::{BlobRef, EncodedPull, PullPageWriter};
+use super::team_log::{EnrolledDevice, plan_append};
 use super::{
     CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
     Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
-    check_may_revoke, check_may_upload_keys, check_same_blob, stored_key,
+    check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob, keys_kept_in_log,
+    stored_key,
 };
 use crate::tokens;
 
@@ -57,6 +61,7 @@ const MAX_IDLE_READERS: usize = 64;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_team.sql"),
+    include_str!("migrations/003_team_log.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -328,16 +333,19 @@ fn push_in(
     blobs: &[PushBlob],
     now: i64,
 ) -> StorageResult<PushOutcome> {
-    let (workspace, mut head): (i64, i64) = tx
-        .prepare_cached("SELECT id, head_seq FROM workspaces WHERE public_id = ?1")?
-        .query_row([&device.workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))
+    let (workspace, mut head, epoch, log_len): (i64, i64, u32, i64) = tx
+        .prepare_cached("SELECT id, head_seq, epoch, log_len FROM workspaces WHERE public_id = ?1")?
+        .query_row([&device.workspace_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
         .optional()?
         .ok_or_else(|| StorageError::NotFound {
             what: format!("workspace {}", device.workspace_id),
         })?;
     // Re-checked inside the transaction: a revocation committed after authentication
-    // still stops this write.
-    let device_key = live_device(tx, &device.id, workspace)?.key;
+    // still stops this write, and the role is the one stored now.
+    let live = live_device(tx, &device.id, workspace)?;
+    let device_key = live.key;
 
     let mut find = tx.prepare_cached(
         "SELECT seq, doc_id, epoch FROM blobs WHERE workspace = ?1 AND content_id = ?2",
@@ -364,11 +372,12 @@ fn push_in(
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
             .optional()?;
-        if let Some((seq, doc_id, epoch)) = existing {
-            check_same_blob(index, blob, &doc_id, i64::from(epoch))?;
+        if let Some((seq, doc_id, stored_epoch)) = existing {
+            check_same_blob(index, blob, &doc_id, i64::from(stored_epoch))?;
             outcome.assigned.push(to_u64(seq));
             continue;
         }
+        check_new_blob(index, blob, epoch, log_len > 0, &live.role)?;
         head += 1;
         let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
         insert.execute(params![
@@ -400,6 +409,63 @@ fn push_in(
     tx.prepare_cached("UPDATE devices SET last_sync_at = ?1 WHERE id = ?2")?
         .execute(params![now, device_key])?;
     Ok(outcome)
+}
+
+/// Revokes device row `device` of `workspace` inside the caller's write (see
+/// [`Storage::revoke_device`]): its unused invites expire, its token stops working, and its
+/// `revoked_at_seq` is the head now. Returns that number (the first one, if it was revoked
+/// already).
+fn revoke_in(
+    tx: &Connection,
+    device: i64,
+    workspace: i64,
+    revoked_at_seq: Option<i64>,
+    now: i64,
+) -> StorageResult<u64> {
+    // Invites a lost phone made must not outlive it.
+    tx.execute(
+        "UPDATE enrollment_tokens SET expires_at = min(expires_at, ?1)
+         WHERE issued_by = ?2 AND used_at IS NULL",
+        params![now, device],
+    )?;
+    if let Some(seq) = revoked_at_seq {
+        return Ok(to_u64(seq));
+    }
+    // Writes are serialised, so no push is between reading the head and committing.
+    let head: i64 = tx.query_row(
+        "SELECT head_seq FROM workspaces WHERE id = ?1",
+        [workspace],
+        |row| row.get(0),
+    )?;
+    tx.execute(
+        "UPDATE devices SET revoked_at = ?1, revoked_at_seq = ?2 WHERE id = ?3",
+        params![now, head, device],
+    )?;
+    tx.execute(
+        "UPDATE workspaces SET rotation_needed = 1, team_version = team_version + 1
+         WHERE id = ?1",
+        [workspace],
+    )?;
+    Ok(to_u64(head))
+}
+
+/// The stored team log of `workspace`, in order.
+fn stored_log(tx: &Connection, workspace: i64, from: u64) -> StorageResult<Vec<SignedEntry>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT entry, signature FROM team_log WHERE workspace = ?1 AND idx >= ?2 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map(params![workspace, to_i64(from)], |row| {
+        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (entry, signature) = row?;
+        out.push(SignedEntry {
+            entry,
+            signature: fixed(signature)?,
+        });
+    }
+    Ok(out)
 }
 
 /// The most ciphertext bytes a pull answer's buffer is sized for up front (pages are 256 KiB by
@@ -734,42 +800,26 @@ impl Storage for SqliteStorage {
                 let role = live_device(tx, &caller.id, workspace)?.role;
                 check_may_revoke(caller, &role, device_id)?;
             }
-            // Invites a lost phone made must not outlive it.
-            tx.execute(
-                "UPDATE enrollment_tokens SET expires_at = min(expires_at, ?1)
-                 WHERE issued_by = ?2 AND used_at IS NULL",
-                params![now, device],
-            )?;
-            if let Some(seq) = revoked_at_seq {
-                return Ok(to_u64(seq));
-            }
-            // Writes are serialised, so no push is between reading the head and committing.
-            let head: i64 = tx.query_row(
-                "SELECT head_seq FROM workspaces WHERE id = ?1",
-                [workspace],
-                |row| row.get(0),
-            )?;
-            tx.execute(
-                "UPDATE devices SET revoked_at = ?1, revoked_at_seq = ?2 WHERE id = ?3",
-                params![now, head, device],
-            )?;
-            tx.execute(
-                "UPDATE workspaces SET rotation_needed = 1, team_version = team_version + 1
-                 WHERE id = ?1",
-                [workspace],
-            )?;
-            Ok(to_u64(head))
+            revoke_in(tx, device, workspace, revoked_at_seq, now)
         })
     }
 
-    fn team(&self, caller: &Device) -> StorageResult<TeamResponse> {
+    fn team(&self, caller: &Device, log_from: u64) -> StorageResult<TeamResponse> {
         self.read(|tx| {
-            let (workspace, version, epoch, rotation_needed): (i64, i64, u32, bool) = tx
-                .query_row(
-                    "SELECT id, team_version, epoch, rotation_needed FROM workspaces
+            let (workspace, version, epoch, rotation_needed, log_len): (i64, i64, u32, bool, i64) =
+                tx.query_row(
+                    "SELECT id, team_version, epoch, rotation_needed, log_len FROM workspaces
                      WHERE public_id = ?1",
                     [&caller.workspace_id],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    },
                 )
                 .optional()?
                 .ok_or_else(|| StorageError::NotFound {
@@ -830,11 +880,18 @@ impl Storage for SqliteStorage {
                 rotation_needed,
                 devices,
                 envelopes,
+                log: stored_log(tx, workspace, log_from)?,
+                log_len: to_u64(log_len),
             })
         })
     }
 
-    fn upload_keys(&self, caller: &Device, request: &KeysRequest, now: i64) -> StorageResult<u32> {
+    fn append_team_log(
+        &self,
+        caller: &Device,
+        request: &AppendRequest,
+        now: i64,
+    ) -> StorageResult<u64> {
         self.write(|tx| {
             let (workspace, epoch): (i64, u32) = tx
                 .query_row(
@@ -846,6 +903,110 @@ impl Storage for SqliteStorage {
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {}", caller.workspace_id),
                 })?;
+            // Any device of the team may send entries (the signatures are the authority); it
+            // must still be enrolled.
+            live_device(tx, &caller.id, workspace)?;
+            let stored = stored_log(tx, workspace, 0)?;
+            let mut rows = std::collections::HashMap::new();
+            let mut devices = Vec::new();
+            {
+                let mut stmt = tx.prepare(
+                    "SELECT id, public_id, role, sign_key, box_key, revoked_at IS NOT NULL,
+                            revoked_at_seq
+                     FROM devices WHERE workspace = ?1",
+                )?;
+                let mut q = stmt.query([workspace])?;
+                while let Some(row) = q.next()? {
+                    let id: String = row.get(1)?;
+                    rows.insert(
+                        id.clone(),
+                        (row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(6)?),
+                    );
+                    devices.push(EnrolledDevice {
+                        id,
+                        role: row.get(2)?,
+                        sign_key: stored_key(row.get(3)?)?,
+                        box_key: stored_key(row.get(4)?)?,
+                        revoked: row.get(5)?,
+                    });
+                }
+            }
+            let plan = plan_append(&stored, request, &devices, epoch)?;
+            let row_of = |id: &str| {
+                rows.get(id).copied().ok_or_else(|| {
+                    StorageError::Invalid(format!("no device {id} is enrolled here"))
+                })
+            };
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO team_log (workspace, idx, hash, entry, signature, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (index, hash, signed) in &plan.new_entries {
+                    insert.execute(params![
+                        workspace,
+                        to_i64(*index),
+                        &hash[..],
+                        &signed.entry,
+                        &signed.signature[..],
+                        now
+                    ])?;
+                }
+            }
+            for id in &plan.revoke {
+                let (device, revoked_at_seq) = row_of(id)?;
+                revoke_in(tx, device, workspace, revoked_at_seq, now)?;
+            }
+            for (id, role) in &plan.roles {
+                let (device, _) = row_of(id)?;
+                tx.execute(
+                    "UPDATE devices SET role = ?1 WHERE id = ?2",
+                    params![role, device],
+                )?;
+            }
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO key_envelopes (device, epoch, sealed_key, signer_key, signature,
+                                                created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (device, epoch) DO NOTHING",
+                )?;
+                for envelope in &request.envelopes {
+                    let (device, _) = row_of(&envelope.device_id)?;
+                    insert.execute(params![
+                        device,
+                        envelope.epoch,
+                        &envelope.sealed_key,
+                        &envelope.signer_key[..],
+                        &envelope.signature[..],
+                        now
+                    ])?;
+                }
+            }
+            let rotated = plan.epoch != epoch;
+            tx.execute(
+                "UPDATE workspaces SET team_version = team_version + 1, epoch = ?1, log_len = ?2,
+                        rotation_needed = CASE WHEN ?3 THEN 0 ELSE rotation_needed END
+                 WHERE id = ?4",
+                params![plan.epoch, to_i64(plan.len), rotated, workspace],
+            )?;
+            Ok(plan.len)
+        })
+    }
+
+    fn upload_keys(&self, caller: &Device, request: &KeysRequest, now: i64) -> StorageResult<u32> {
+        self.write(|tx| {
+            let (workspace, epoch, log_len): (i64, u32, i64) = tx
+                .query_row(
+                    "SELECT id, epoch, log_len FROM workspaces WHERE public_id = ?1",
+                    [&caller.workspace_id],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {}", caller.workspace_id),
+                })?;
+            keys_kept_in_log(log_len > 0)?;
             let signer = live_device(tx, &caller.id, workspace)?;
             check_may_upload_keys(&signer.role)?;
             let sign_key = signer.sign_key.map(fixed::<32>).transpose()?;

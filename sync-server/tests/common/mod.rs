@@ -291,7 +291,7 @@ pub fn blob(doc: u8, ciphertext: &[u8]) -> PushBlob {
     PushBlob {
         content_id: content_id_of(ciphertext),
         doc_id: [doc; 16],
-        epoch: 1,
+        epoch: 0,
         ciphertext: ciphertext.to_vec(),
         supersedes: None,
     }

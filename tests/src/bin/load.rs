@@ -400,7 +400,7 @@ impl Device {
                 proto::PushBlob {
                     content_id: proto::content_id_of(&ciphertext),
                     doc_id: self.docs[rng.random_range(0..self.docs.len())],
-                    epoch: 1,
+                    epoch: 0,
                     ciphertext,
                     supersedes: None,
                 }

@@ -161,7 +161,8 @@ impl Device {
     }
 }
 
-/// A coordinator device with a workspace connected to `server`, and devices joined to it.
+/// A coordinator device with a workspace connected to `server`, and devices joined to it, each
+/// admitted by the coordinator into the team log (the coordinator's sync after a join).
 pub fn team(server_url: &str, token: &str, names: &[&str]) -> (Vec<Device>, String) {
     let coordinator = Device::new(names[0]);
     let ws = coordinator
@@ -179,6 +180,8 @@ pub fn team(server_url: &str, token: &str, names: &[&str]) -> (Vec<Device>, Stri
         let d = Device::new(name);
         let code = devices[0].store.create_invite(&ws, 3600).unwrap();
         d.store.join(&code).unwrap();
+        d.sync_until_ok();
+        devices[0].sync_until_ok();
         d.sync_until_ok();
         devices.push(d);
     }

@@ -1,0 +1,431 @@
+//! The team log on this device: the verified copy of the workspace's coordinator-signed log,
+//! what it makes of the team (`team_members`, `team_state`), and how a server's answer is
+//! reconciled with it.
+//!
+//! A device trusts the log, never the server's word: it keeps every entry it verified, and
+//! takes from the server only entries that extend them under the log's rules
+//! (`waymark_protocol::team_log`). Where the first entries come from decides everything, so the
+//! log must reach an anchor shown in person: the entry hash an invite carries, or, for a
+//! device that joined before the log existed (or with an invite that names none), a genesis
+//! signed by a coordinator it learnt through its invite.
+//!
+//! What a server can do to the log, and what this device makes of it:
+//! - show entries that do not extend what this device verified (a fork), are not signed by a
+//!   coordinator of the team, or break a rule: refused, reported as an attack, and the sync of
+//!   that workspace stops ([`Error::HostileServer`]) until the server shows the real log;
+//! - show fewer entries than this device verified (a rollback, or a server restored from a
+//!   backup): reported, and this device sends the missing entries back (they carry their
+//!   coordinators' signatures, so the server can check them and cannot alter them);
+//! - hide entries from a device that never saw them: undetectable by the log alone, but every
+//!   blob sealed under an epoch the log does not reach betrays it (see `sync::team`).
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use waymark_protocol::team_log::{EntryHash, SignedEntry, TeamState};
+
+use crate::error::{Error, Result};
+use crate::store::now_ms;
+
+/// What kind of misbehaviour of the server a device noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// The server showed team history that contradicts the history this device verified.
+    Fork,
+    /// The server showed less team history than this device verified (rolled back, or
+    /// restored from a backup); this device sent the missing entries back.
+    Rollback,
+    /// An entry is not signed by a coordinator of the team, or breaks the log's rules.
+    Forged,
+    /// The server hides team history: the entry an invite named, or a rotation teammates'
+    /// changes are sealed under, is missing from what it shows.
+    Withheld,
+    /// The log the server shows belongs to another team, or was started by a device this
+    /// device never learnt in person.
+    WrongTeam,
+}
+
+impl AlertKind {
+    /// A stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Fork => "fork",
+            AlertKind::Rollback => "rollback",
+            AlertKind::Forged => "forged",
+            AlertKind::Withheld => "withheld",
+            AlertKind::WrongTeam => "wrong_team",
+        }
+    }
+
+    fn parse(s: &str) -> Option<AlertKind> {
+        [
+            AlertKind::Fork,
+            AlertKind::Rollback,
+            AlertKind::Forged,
+            AlertKind::Withheld,
+            AlertKind::WrongTeam,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Something this device noticed the server doing to the team's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamAlert {
+    /// When it was noticed, ms since the Unix epoch (this device's clock).
+    pub at_ms: i64,
+    /// What kind of misbehaviour.
+    pub kind: AlertKind,
+    /// What exactly, for people (no record content, no key).
+    pub detail: String,
+}
+
+/// A misbehaviour found while reconciling the server's log with this device's.
+#[derive(Debug)]
+pub(crate) struct Attack {
+    pub kind: AlertKind,
+    pub detail: String,
+}
+
+impl Attack {
+    pub(crate) fn new(kind: AlertKind, detail: impl Into<String>) -> Attack {
+        Attack {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Where this device's trust in the log starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Anchor {
+    /// The entry an invite named: the log must hold it, at that index.
+    Entry(u64, EntryHash),
+    /// A genesis signed by one of these keys (coordinators learnt in person).
+    Signers(Vec<[u8; 32]>),
+}
+
+/// This device's verified copy of a workspace's team log.
+pub(crate) struct LocalLog {
+    /// Every verified entry, in order.
+    pub entries: Vec<SignedEntry>,
+    /// The team they make; `None` while no entry is verified.
+    pub state: Option<TeamState>,
+}
+
+impl LocalLog {
+    /// The log of `workspace` as stored (its entries were verified when stored; they are
+    /// verified again here, so a damaged row cannot go unnoticed).
+    pub(crate) fn load(c: &Connection, workspace: &str) -> Result<LocalLog> {
+        let mut st = c.prepare_cached(
+            "SELECT entry, signature FROM team_log WHERE workspace_id = ?1 ORDER BY idx",
+        )?;
+        let rows = st.query_map(params![workspace], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (entry, signature) = row?;
+            let signature = signature
+                .try_into()
+                .map_err(|_| Error::Corrupt("a stored team log entry is damaged".into()))?;
+            entries.push(SignedEntry { entry, signature });
+        }
+        let state = match entries.is_empty() {
+            true => None,
+            false => Some(TeamState::replay(&entries).map_err(|e| {
+                Error::Corrupt(format!("the stored team log does not verify: {e}"))
+            })?),
+        };
+        Ok(LocalLog { entries, state })
+    }
+
+    /// How many entries are verified.
+    pub(crate) fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+}
+
+/// What the server's log is, next to this device's.
+pub(crate) enum Reconciled {
+    /// Neither has a log yet.
+    Empty,
+    /// The server's log is this device's, possibly extended: the new entries (verified) and
+    /// the team after them.
+    Extended {
+        new: Vec<SignedEntry>,
+        state: TeamState,
+    },
+    /// The server's log is a strict prefix of this device's: the entries it lacks.
+    Behind { missing: Vec<SignedEntry> },
+}
+
+/// Reconciles the server's log with `ours`. `from` is the index the server's `entries` start
+/// at, `server_len` its length; `anchor` applies while this device has verified nothing yet;
+/// `workspace` is the team the log must belong to.
+pub(crate) fn reconcile(
+    ours: &LocalLog,
+    from: u64,
+    entries: &[SignedEntry],
+    server_len: u64,
+    anchor: &Anchor,
+    workspace: &str,
+) -> std::result::Result<Reconciled, Attack> {
+    let have = ours.len();
+    if entries.len() as u64 != server_len.saturating_sub(from) {
+        return Err(Attack::new(
+            AlertKind::Withheld,
+            format!(
+                "the server says its team log has {server_len} entries but sent {} from entry {from}",
+                entries.len()
+            ),
+        ));
+    }
+    if server_len < have {
+        // Everything it shows must be ours; the rest it lost (or hides). The caller asks for
+        // the whole log in this case.
+        if from > 0 {
+            return Err(Attack::new(
+                AlertKind::Withheld,
+                "the server's team log is shorter than this device's and was not sent whole",
+            ));
+        }
+        for (i, e) in entries.iter().enumerate() {
+            if ours.entries.get(i) != Some(e) {
+                return Err(fork(i as u64));
+            }
+        }
+        return Ok(Reconciled::Behind {
+            missing: ours.entries[server_len as usize..].to_vec(),
+        });
+    }
+    if server_len == 0 {
+        return Ok(Reconciled::Empty);
+    }
+    let mut new = Vec::new();
+    let (mut state, start) = match &ours.state {
+        Some(state) => {
+            // The server's entries start at our head (the last entry we verified) or earlier:
+            // those must be ours exactly.
+            if from > have {
+                return Err(Attack::new(
+                    AlertKind::Withheld,
+                    format!(
+                        "the server sent team log entries from {from}, past this device's {have}"
+                    ),
+                ));
+            }
+            let overlap = (have - from) as usize;
+            for (i, e) in entries.iter().take(overlap).enumerate() {
+                let index = from as usize + i;
+                if ours.entries.get(index) != Some(e) {
+                    return Err(fork(index as u64));
+                }
+            }
+            (state.clone(), overlap)
+        }
+        None => {
+            if from != 0 {
+                return Err(Attack::new(
+                    AlertKind::Withheld,
+                    "the server did not send its team log from the start",
+                ));
+            }
+            let first = &entries[0];
+            let state = TeamState::genesis(first).map_err(|e| forged(&e))?;
+            if state.workspace != workspace {
+                return Err(Attack::new(
+                    AlertKind::WrongTeam,
+                    "the server's team log belongs to another workspace",
+                ));
+            }
+            if let Anchor::Signers(keys) = anchor {
+                let author = first.decode().map(|e| e.author).map_err(|e| forged(&e))?;
+                if !keys.contains(&author) {
+                    return Err(Attack::new(
+                        AlertKind::WrongTeam,
+                        "the team log was started by a device this device never learnt in person",
+                    ));
+                }
+            }
+            new.push(first.clone());
+            (state, 1)
+        }
+    };
+    for e in &entries[start.min(entries.len())..] {
+        state.apply(e).map_err(|err| match err {
+            waymark_protocol::team_log::LogError::Chain { found, .. } => fork(found),
+            other => forged(&other),
+        })?;
+        new.push(e.clone());
+    }
+    if ours.state.is_none()
+        && let Anchor::Entry(index, hash) = anchor
+    {
+        match usize::try_from(*index).ok().and_then(|i| new.get(i)) {
+            Some(e) if e.hash() == *hash => {}
+            Some(_) => {
+                return Err(Attack::new(
+                    AlertKind::Fork,
+                    format!(
+                        "the team log's entry {index} is not the one this device's invite named"
+                    ),
+                ));
+            }
+            None => {
+                return Err(Attack::new(
+                    AlertKind::Withheld,
+                    format!(
+                        "the server's team log lacks entry {index}, which this device's invite named"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Reconciled::Extended { new, state })
+}
+
+fn fork(index: u64) -> Attack {
+    Attack::new(
+        AlertKind::Fork,
+        format!("the server's team log entry {index} differs from the one this device verified"),
+    )
+}
+
+fn forged(e: &waymark_protocol::team_log::LogError) -> Attack {
+    Attack::new(AlertKind::Forged, e.to_string())
+}
+
+/// Stores newly verified entries and the team they make, inside `tx`.
+pub(crate) fn store_verified(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    new: &[SignedEntry],
+    state: &TeamState,
+) -> Result<()> {
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO team_log(workspace_id, idx, hash, entry, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let first = state.len - new.len() as u64;
+        for (i, e) in new.iter().enumerate() {
+            ins.execute(params![
+                workspace,
+                i64::try_from(first + i as u64).unwrap_or(i64::MAX),
+                e.hash().as_slice(),
+                e.entry,
+                e.signature.as_slice()
+            ])?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM team_members WHERE workspace_id = ?1",
+        params![workspace],
+    )?;
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO team_members(workspace_id, sign_key, device_id, name, role, box_key,
+                actor, admitted_idx, vouch, revoked_after_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for m in state.members.values() {
+            ins.execute(params![
+                workspace,
+                m.member.sign_key.as_slice(),
+                m.member.device_id,
+                m.member.name,
+                m.member.role,
+                m.member.box_key.as_slice(),
+                m.member.actor,
+                i64::try_from(m.admitted_at).unwrap_or(i64::MAX),
+                m.vouch.map(|v| format!("{v:?}").to_lowercase()),
+                m.revoked_after_seq
+                    .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+            ])?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO team_state(workspace_id, epoch, rotation_needed, log_len, log_head,
+            rotation_due, attack)
+         VALUES (?1, ?2, 0, ?3, ?4, ?5, NULL)
+         ON CONFLICT(workspace_id) DO UPDATE SET epoch = excluded.epoch,
+            log_len = excluded.log_len, log_head = excluded.log_head,
+            rotation_due = excluded.rotation_due, attack = NULL",
+        params![
+            workspace,
+            state.epoch,
+            i64::try_from(state.len).unwrap_or(i64::MAX),
+            state.head.as_slice(),
+            state.rotation_due
+        ],
+    )?;
+    // Keys of epochs the log has not reached come from nowhere the team vouches for (an
+    // invite can carry any epoch number): they must never seal anything.
+    tx.execute(
+        "DELETE FROM workspace_keys WHERE workspace_id = ?1 AND epoch > ?2",
+        params![workspace, state.epoch],
+    )?;
+    Ok(())
+}
+
+/// Records an alert; with `blocking`, also as the workspace's unresolved attack (cleared when
+/// the server next shows a log that verifies).
+pub(crate) fn record_alert(
+    conn: &Connection,
+    workspace: &str,
+    kind: AlertKind,
+    detail: &str,
+    blocking: bool,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO team_alerts(workspace_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![workspace, now_ms(), kind.as_str(), detail],
+    )?;
+    if blocking {
+        conn.execute(
+            "INSERT INTO team_state(workspace_id, epoch, rotation_needed, attack)
+             VALUES (?1, 0, 0, ?2)
+             ON CONFLICT(workspace_id) DO UPDATE SET attack = excluded.attack",
+            params![workspace, format!("{}: {detail}", kind.as_str())],
+        )?;
+    }
+    Ok(())
+}
+
+/// The alerts recorded for a workspace, newest first (at most `limit`).
+pub(crate) fn alerts(c: &Connection, workspace: &str, limit: u32) -> Result<Vec<TeamAlert>> {
+    let mut st = c.prepare(
+        "SELECT at, kind, detail FROM team_alerts WHERE workspace_id = ?1
+         ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![workspace, limit], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (at_ms, kind, detail) = row?;
+        if let Some(kind) = AlertKind::parse(&kind) {
+            out.push(TeamAlert {
+                at_ms,
+                kind,
+                detail,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The unresolved attack of a workspace, if any.
+pub(crate) fn attack(c: &Connection, workspace: &str) -> Result<Option<String>> {
+    Ok(c.query_row(
+        "SELECT attack FROM team_state WHERE workspace_id = ?1",
+        params![workspace],
+        |r| r.get::<_, Option<String>>(0),
+    )
+    .optional()?
+    .flatten())
+}
