@@ -1387,8 +1387,10 @@ pub enum AlertKind {
     Withheld,
     /// A team log of another team, or started by a device this device never learnt in person.
     WrongTeam,
+    /// Keys listed for a device of the team other than those the team log names.
+    Substituted,
 }
-mirror_enum!(wc::AlertKind => AlertKind { Fork, Rollback, Forged, Withheld, WrongTeam });
+mirror_enum!(wc::AlertKind => AlertKind { Fork, Rollback, Forged, Withheld, WrongTeam, Substituted });
 
 /// Something this device noticed the server doing to the team's history.
 #[derive(uniffi::Record, Debug, Clone, PartialEq)]

@@ -41,6 +41,9 @@ pub enum AlertKind {
     /// The log the server shows belongs to another team, or was started by a device this
     /// device never learnt in person.
     WrongTeam,
+    /// The server lists, for a device of the team, keys other than those the team log names
+    /// (a server that wants keys sealed to a key of its own).
+    Substituted,
 }
 
 impl AlertKind {
@@ -52,6 +55,7 @@ impl AlertKind {
             AlertKind::Forged => "forged",
             AlertKind::Withheld => "withheld",
             AlertKind::WrongTeam => "wrong_team",
+            AlertKind::Substituted => "substituted",
         }
     }
 
@@ -62,6 +66,7 @@ impl AlertKind {
             AlertKind::Forged,
             AlertKind::Withheld,
             AlertKind::WrongTeam,
+            AlertKind::Substituted,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -379,6 +379,7 @@ impl Store {
     pub(crate) fn refresh_team(&self, server: &Server, m: &Membership) -> Result<Vec<u32>> {
         // A server that answers "start it" or "you are ahead" and then the same again is
         // looked at a few times, not forever.
+        let mut sent_back = false;
         for _ in 0..APPEND_ATTEMPTS {
             let ours = self.read(|c| LocalLog::load(c, &m.workspace))?;
             let mut from = ours.len().saturating_sub(1);
@@ -397,6 +398,15 @@ impl Store {
                     }
                 }
                 Next::Behind(missing) => {
+                    if sent_back {
+                        // It took the entries back and lost them again: not a restore.
+                        return Err(self.report_attack(
+                            &m.workspace,
+                            AlertKind::Rollback,
+                            "the server keeps hiding team log entries this device sent back to it",
+                        ));
+                    }
+                    sent_back = true;
                     server.post::<_, proto::AppendResponse>(
                         Call::Device,
                         proto::PATH_TEAM_LOG,
@@ -500,6 +510,18 @@ impl Store {
         team: &proto::TeamResponse,
         verified: Option<(&[SignedEntry], &TeamState)>,
     ) -> Result<Vec<u32>> {
+        if let Some((_, state)) = verified
+            && let Some(d) = team.devices.iter().find(|d| substituted(state, d))
+        {
+            return Err(self.report_attack(
+                &m.workspace,
+                AlertKind::Substituted,
+                &format!(
+                    "the server lists device {} with keys the team log does not name for it",
+                    d.device_id
+                ),
+            ));
+        }
         let learnt = self.with_writer(|w| {
             let tx = w.conn.transaction()?;
             let ws = &m.workspace;
@@ -907,18 +929,9 @@ impl Store {
         let m = self.membership(workspace)?;
         let server = self.server(&m.url, Some(m.token.clone()))?;
         if device_id != m.device_id {
-            self.refresh_team(&server, &m)?;
-            let coordinator = self.read(|c| {
-                let own = own_keys(c, workspace)?;
-                Ok(LocalLog::load(c, workspace)?
-                    .state
-                    .is_some_and(|s| s.is_coordinator(&own.sign_public())))
-            })?;
-            if !coordinator {
-                return Err(Error::NotPermitted(
-                    "only a coordinator of the team log may revoke another device".into(),
-                ));
-            }
+            // Checked on this device's own log, before anything else: the token of a lost
+            // phone must die at once, whatever the server then says.
+            self.require_coordinator(workspace)?;
         }
         server.post::<_, proto::RevokeResponse>(
             Call::Device,
@@ -1246,6 +1259,17 @@ impl crate::store::PendingRevocation {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Whether the server lists `d` with keys (or an id) other than the team log names for it.
+fn substituted(state: &TeamState, d: &proto::TeamDevice) -> bool {
+    let by_id = state
+        .by_device_id(&d.device_id)
+        .is_some_and(|m| m.member.sign_key != d.sign_key || m.member.box_key != d.box_key);
+    let by_key = state
+        .member(&d.sign_key)
+        .is_some_and(|m| m.member.device_id != d.device_id || m.member.box_key != d.box_key);
+    by_id || by_key
 }
 
 /// The path of a team request that wants the log from entry `from` on.
