@@ -453,6 +453,9 @@ fn coordinator_joins_syncs_and_reports_the_team_figures() {
     let (_b_dir, b) = phone("Field phone 2");
     b.join(&a.create_invite(&ws, 3600).unwrap()).unwrap();
     b.sync().unwrap();
+    // The coordinator's next sync admits it into the team log; its changes go out from then.
+    a.sync().unwrap();
+    b.sync().unwrap();
     b.set_device_name("Field phone 2").unwrap();
 
     let (visits, workshops) = records();

@@ -36,7 +36,7 @@ fn a_teammates_signed_blob_from_the_seeds_opens_and_merges_in_a_fresh_store() {
 #[test]
 fn seeds_from_strangers_revoked_devices_and_unknown_epochs_are_set_aside() {
     for (name, reason) in [
-        ("stranger", "not in the team"),
+        ("stranger", "does not admit"),
         ("revoked-late", "revoked"),
         ("future-epoch", "waiting for the key"),
     ] {

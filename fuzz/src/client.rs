@@ -227,8 +227,9 @@ pub fn sealed_blob(data: &[u8]) {
     });
 }
 
-/// The team directory from a hostile or broken server: devices, roles and key envelopes.
-/// A key is learnt only from an envelope sealed to this device.
+/// The team directory from a hostile or broken server: the team log, devices, roles and key
+/// envelopes. A key is learnt only from an envelope sealed to this device; a log that does not
+/// verify is reported as the server's attack.
 pub fn team_response(data: &[u8]) {
     let addressed: Vec<u32> = waymark_protocol::decode::<waymark_protocol::TeamResponse>(data)
         .map(|t| {
@@ -249,6 +250,7 @@ pub fn team_response(data: &[u8]) {
             }
         }
         Err(Error::Network(message)) => assert!(message.contains("CBOR"), "{message}"),
+        Err(Error::HostileServer(reason)) => assert!(!reason.is_empty()),
         Err(e) => assert_refused_cleanly("a team directory", &e),
     });
 }

@@ -50,7 +50,7 @@ fn pull_query(raw: &[u8]) {
 }
 
 /// Which decoder the first byte selects.
-const DECODERS: u8 = 14;
+const DECODERS: u8 = 16;
 
 /// First byte: which decoder; the rest: the body.
 pub fn protocol_decode(data: &[u8]) {
@@ -73,6 +73,8 @@ pub fn protocol_decode(data: &[u8]) {
         10 => round_trip::<proto::PushResponse>(body),
         11 => round_trip::<proto::KeysResponse>(body),
         12 => round_trip::<proto::RevokeResponse>(body),
+        13 => round_trip::<proto::AppendRequest>(body),
+        14 => round_trip::<proto::AppendResponse>(body),
         _ => round_trip::<proto::ErrorBody>(body),
     }
 }
@@ -192,14 +194,36 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                         revoked_at_seq: Some(12),
                         key_epochs: vec![1, 2],
                     }],
+                    envelopes: vec![envelope.clone()],
+                    log: vec![proto::team_log::SignedEntry {
+                        entry: vec![0xa0],
+                        signature: [4; 64],
+                    }],
+                    log_len: 1,
+                }),
+            ),
+        ),
+        (
+            "append".into(),
+            with(
+                13,
+                encode(&proto::AppendRequest {
+                    entries: vec![proto::team_log::SignedEntry {
+                        entry: vec![0xa0],
+                        signature: [4; 64],
+                    }],
                     envelopes: vec![envelope],
                 }),
             ),
         ),
         (
+            "appended".into(),
+            with(14, encode(&proto::AppendResponse { log_len: 2 })),
+        ),
+        (
             "error".into(),
             with(
-                13,
+                15,
                 encode(&proto::ErrorBody {
                     code: proto::codes::BAD_REQUEST.into(),
                     message: "m".into(),
