@@ -17,7 +17,9 @@ use serde::Serialize;
 use waymark_protocol::{limits, roles};
 
 use crate::api::{AppState, app};
+use crate::clients::TrustedProxies;
 use crate::config::Limits;
+use crate::connections::{self, ConnectionLimits};
 use crate::storage::postgres::{PostgresStorage, is_postgres_url};
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{Storage, StorageError};
@@ -180,6 +182,24 @@ pub struct ServeArgs {
     /// Longest time spent on one request, body upload included (e.g. 60s); 408 above.
     #[arg(long, env = "WAYMARK_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Longest wait for a complete request header (e.g. 10s), from the connection's start and,
+    /// on a kept-alive connection, from the previous answer; the connection is closed after.
+    #[arg(long, env = "WAYMARK_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Most client connections open at once; more are closed at once.
+    #[arg(long, env = "WAYMARK_MAX_CONNECTIONS", default_value_t = connections::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (0: no cap); trusted proxies are
+    /// exempt.
+    #[arg(long, env = "WAYMARK_MAX_CONNECTIONS_PER_ADDRESS",
+          default_value_t = connections::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_connections_per_address: usize,
+    /// Reverse proxies (addresses or networks, comma-separated; `none` for none) whose
+    /// X-Forwarded-For names the client for the per-address rate limits, and whose connections
+    /// are not capped per address.
+    #[arg(long, env = "WAYMARK_TRUSTED_PROXIES", default_value = "127.0.0.1,::1",
+          value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
     /// Run compaction every hour with this grace period (e.g. 7d); off when absent.
     #[arg(long, env = "WAYMARK_AUTO_COMPACT_GRACE", value_parser = parse_duration)]
     pub auto_compact_grace: Option<Duration>,
@@ -473,18 +493,40 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
         rate_burst: args.rate_burst.max(1),
         request_timeout: args.request_timeout.max(Duration::from_secs(1)),
     };
+    let header_read_timeout = args.header_read_timeout.max(Duration::from_secs(1));
+    // Client sockets beside the database's own files (and PostgreSQL's pool).
+    let reserved = connections::RESERVED_FILES
+        + if cli.database.is_some() {
+            u64::try_from(cli.pool_size).unwrap_or(u64::MAX)
+        } else {
+            0
+        };
+    let (max_connections, open_file_warning) =
+        connections::fit_open_file_limit(args.max_connections.max(1), reserved);
+    if let Some(warning) = open_file_warning {
+        tracing::warn!("{warning}");
+    }
+    let connection_limits = ConnectionLimits {
+        header_read_timeout,
+        max_connections,
+        max_connections_per_address: args.max_connections_per_address,
+        trusted_proxies: args.trusted_proxies,
+        // Long enough for any request in flight to finish or time out.
+        shutdown_grace: limits.request_timeout + header_read_timeout,
+    };
     let (storage, location) = open_storage(cli)?;
     let where_ = match &location {
         Location::Sqlite { data_dir, .. } => data_dir.display().to_string(),
         Location::Postgres(description) => description.clone(),
     };
     let state = AppState::new(Arc::clone(&storage), limits.clone())?;
+    let metrics = state.metrics().clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let listener = connections::listen(args.listen)?;
         let addr = listener.local_addr()?;
         {
             let mut stdout = std::io::stdout().lock();
@@ -507,13 +549,19 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
                 "serving plain HTTP on a non-loopback address: put a TLS reverse proxy in front"
             );
         }
-        tracing::info!(%addr, database = %where_, ?limits, "waymark-server started");
+        tracing::info!(%addr, database = %where_, ?limits, ?connection_limits,
+            "waymark-server started");
         if let Some(grace) = args.auto_compact_grace {
             tokio::spawn(auto_compact(storage, grace));
         }
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        connections::serve(
+            listener,
+            app(state),
+            connection_limits,
+            metrics,
+            shutdown_signal(),
+        )
+        .await;
         tracing::info!("waymark-server stopped");
         Ok(())
     })
