@@ -200,6 +200,20 @@ pub struct ServeArgs {
     #[arg(long, env = "WAYMARK_TRUSTED_PROXIES", default_value = "127.0.0.1,::1",
           value_parser = TrustedProxies::parse)]
     pub trusted_proxies: TrustedProxies,
+    /// Sustained enrollments per second per client address (0 disables the limit); 429 above.
+    #[arg(long, env = "WAYMARK_ENROLL_RATE_LIMIT", default_value_t = Limits::default().enroll_rate_per_second)]
+    pub enroll_rate_limit: f64,
+    /// Enrollments a client address may burst above the sustained rate.
+    #[arg(long, env = "WAYMARK_ENROLL_RATE_BURST", default_value_t = Limits::default().enroll_rate_burst)]
+    pub enroll_rate_burst: u32,
+    /// Sustained failed authentications (401s) per second per client address (0 disables the
+    /// limit); above it, the address's requests are answered 429 until it refills.
+    #[arg(long, env = "WAYMARK_FAILED_AUTH_RATE_LIMIT",
+          default_value_t = Limits::default().failed_auth_rate_per_second)]
+    pub failed_auth_rate_limit: f64,
+    /// Failed authentications a client address may burst above the sustained rate.
+    #[arg(long, env = "WAYMARK_FAILED_AUTH_BURST", default_value_t = Limits::default().failed_auth_burst)]
+    pub failed_auth_burst: u32,
     /// Run compaction every hour with this grace period (e.g. 7d); off when absent.
     #[arg(long, env = "WAYMARK_AUTO_COMPACT_GRACE", value_parser = parse_duration)]
     pub auto_compact_grace: Option<Duration>,
@@ -492,6 +506,11 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
         rate_per_second: args.rate_limit,
         rate_burst: args.rate_burst.max(1),
         request_timeout: args.request_timeout.max(Duration::from_secs(1)),
+        enroll_rate_per_second: args.enroll_rate_limit,
+        enroll_rate_burst: args.enroll_rate_burst.max(1),
+        failed_auth_rate_per_second: args.failed_auth_rate_limit,
+        failed_auth_burst: args.failed_auth_burst.max(1),
+        trusted_proxies: args.trusted_proxies.clone(),
     };
     let header_read_timeout = args.header_read_timeout.max(Duration::from_secs(1));
     // Client sockets beside the database's own files (and PostgreSQL's pool).

@@ -1,5 +1,6 @@
 //! The built `waymark-server` under hostile clients, as a real process on loopback: floods of
-//! stalled connections, connection caps per address and in total.
+//! stalled connections, connection caps per address and in total, enrollments and failed
+//! authentications limited per address.
 //!
 //! Linux routes all of 127.0.0.0/8 to loopback, so a test plays several clients by binding its
 //! sockets to 127.0.0.2, 127.0.0.3, ... (127.0.0.1 is a trusted proxy by default). Each test uses
@@ -18,15 +19,37 @@ use std::time::{Duration, Instant};
 
 use common::ServerProcess;
 use waymark_protocol::{
-    EnrollRequest, EnrollResponse, PullResponse, PushBlob, PushRequest, PushResponse,
-    content_id_of, decode, encode,
+    EnrollRequest, EnrollResponse, ErrorBody, PullResponse, PushBlob, PushRequest, PushResponse,
+    codes, content_id_of, decode, encode,
 };
 
 /// An HTTP answer read off a raw connection.
 #[derive(Debug)]
 struct Answer {
     status: u16,
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn code(&self) -> String {
+        decode::<ErrorBody>(&self.body).unwrap().code
+    }
+
+    /// `Retry-After` in seconds; panics if absent.
+    fn retry_after(&self) -> u64 {
+        self.header("retry-after")
+            .unwrap_or_else(|| panic!("no Retry-After in {:?}", self.headers))
+            .parse()
+            .unwrap()
+    }
 }
 
 /// A client of the server at `server` whose connections come from the address `from`.
@@ -141,9 +164,15 @@ fn parse_answer(raw: &[u8]) -> Answer {
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let status = head.split(' ').nth(1).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
     Answer {
         status: status.parse().unwrap(),
+        headers,
         body: raw[end + 4..].to_vec(),
     }
 }
@@ -482,4 +511,94 @@ fn past_the_total_cap_connections_are_closed_at_once_until_stalled_ones_time_out
         "closed after {freed:?}, timeout 2 s"
     );
     assert_eq!(late.healthz(), 200);
+}
+
+#[test]
+fn enrollments_past_the_per_address_limit_are_answered_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = start(
+        dir.path(),
+        &[
+            "--enroll-rate-limit",
+            "0.01",
+            "--enroll-rate-burst",
+            "3",
+            "--failed-auth-rate-limit",
+            "0",
+        ],
+    );
+    let guesser = Client::new(&server, "127.0.0.20");
+    for _ in 0..3 {
+        assert_eq!(guesser.enroll("a guess", &[]).status, 401);
+    }
+    let refused = guesser.enroll(&token, &[]);
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (429, codes::RATE_LIMITED)
+    );
+    let wait = refused.retry_after();
+    assert!((90..=100).contains(&wait), "Retry-After: {wait}");
+    // Another address enrolls with the same token: it was not spent by the refusal.
+    let phone = Client::new(&server, "127.0.0.21");
+    assert_eq!(phone.enroll(&token, &[]).status, 200);
+
+    // Behind the trusted proxy, clients count by the address the proxy forwarded for; what a
+    // client writes in X-Forwarded-For itself counts for nothing.
+    let proxy = Client::new(&server, "127.0.0.1");
+    let forwarded = [("x-forwarded-for", "198.51.100.9, 203.0.113.7")];
+    for _ in 0..3 {
+        assert_eq!(proxy.enroll("a guess", &forwarded).status, 401);
+    }
+    assert_eq!(proxy.enroll("a guess", &forwarded).status, 429);
+    let next_client = [("x-forwarded-for", "203.0.113.8")];
+    assert_eq!(proxy.enroll("a guess", &next_client).status, 401);
+    let spoofing = [("x-forwarded-for", "203.0.113.99")];
+    assert_eq!(guesser.enroll("a guess", &spoofing).status, 429);
+
+    // The only unauthenticated body the server reads is small.
+    let big = vec![0u8; 20_000];
+    let phone2 = Client::new(&server, "127.0.0.22");
+    let answer = phone2.send("POST", "/v1/enroll", &[], &big);
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (413, codes::TOO_LARGE)
+    );
+}
+
+#[test]
+fn failed_authentications_past_the_limit_lock_the_address_out_with_429_and_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = start(
+        dir.path(),
+        &[
+            "--failed-auth-rate-limit",
+            "0.01",
+            "--failed-auth-burst",
+            "3",
+        ],
+    );
+    let phone = Client::new(&server, "127.0.0.30");
+    let device: EnrollResponse = decode(&phone.enroll(&token, &[]).body).unwrap();
+    assert_eq!(phone.pull(&device.device_token).status, 200);
+
+    let guesser = Client::new(&server, "127.0.0.31");
+    for _ in 0..3 {
+        let answer = guesser.pull("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (401, codes::UNAUTHORIZED)
+        );
+    }
+    let refused = guesser.pull("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (429, codes::RATE_LIMITED)
+    );
+    assert!((90..=100).contains(&refused.retry_after()));
+    // A locked-out address is not even asked for its token: a right guess would not show.
+    assert_eq!(guesser.pull(&device.device_token).status, 429);
+    assert_eq!(guesser.enroll("a guess", &[]).status, 429);
+    // Nothing else is affected: other addresses, and the same address's health checks.
+    assert_eq!(phone.pull(&device.device_token).status, 200);
+    assert_eq!(guesser.healthz(), 200);
 }
