@@ -86,10 +86,10 @@ pub enum Command {
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         grace: Duration,
     },
-    /// Write a consistent copy of the SQLite database to FILE (safe while `serve` runs). For
-    /// PostgreSQL use `pg_dump`.
+    /// Write a consistent copy of the SQLite database to FILE (safe while `serve` runs),
+    /// readable by its owner only. For PostgreSQL use `pg_dump`.
     Backup {
-        /// Destination file; must not exist.
+        /// Destination file; must not exist (nor be a symlink).
         #[arg(long)]
         to: PathBuf,
     },
@@ -415,6 +415,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         .into(),
                 ));
             }
+            prepare_data_dir(&db.data_dir, &warn_on_stderr)?;
             let storage = SqliteStorage::open_in_dir(&db.data_dir)?;
             storage.backup_to(&to)?;
             out.emit(&serde_json::json!({ "backup": to }), || {
@@ -437,7 +438,25 @@ enum Location {
     Postgres(String),
 }
 
-fn open_storage(cli: &Db) -> Result<(Arc<dyn Storage>, Location), CliError> {
+/// Creates the data directory 0700 and the database 0600 (or tightens them); `warn` is told what
+/// was changed or could not be.
+fn prepare_data_dir(data_dir: &std::path::Path, warn: &dyn Fn(&str)) -> Result<(), CliError> {
+    let notes = crate::files::prepare_data_dir(data_dir, crate::storage::sqlite::DATABASE_FILE)
+        .map_err(|source| StorageError::Io {
+            context: format!("creating data directory {}", data_dir.display()),
+            source,
+        })?;
+    for note in notes {
+        warn(&note);
+    }
+    Ok(())
+}
+
+fn warn_on_stderr(message: &str) {
+    eprintln!("warning: {message}");
+}
+
+fn open_storage(cli: &Db, warn: &dyn Fn(&str)) -> Result<(Arc<dyn Storage>, Location), CliError> {
     match &cli.database {
         Some(url) if is_postgres_url(url) => {
             let storage = PostgresStorage::open_with_pool(url, cli.pool_size)?;
@@ -450,6 +469,7 @@ fn open_storage(cli: &Db) -> Result<(Arc<dyn Storage>, Location), CliError> {
             other.split_once("://").map_or("", |(scheme, _)| scheme)
         ))),
         None => {
+            prepare_data_dir(&cli.data_dir, warn)?;
             let storage = SqliteStorage::open_in_dir(&cli.data_dir)?;
             let location = Location::Sqlite {
                 data_dir: std::path::absolute(&cli.data_dir)?,
@@ -461,7 +481,7 @@ fn open_storage(cli: &Db) -> Result<(Arc<dyn Storage>, Location), CliError> {
 }
 
 fn open_existing_or_new(cli: &Db) -> Result<Arc<dyn Storage>, CliError> {
-    Ok(open_storage(cli)?.0)
+    Ok(open_storage(cli, &warn_on_stderr)?.0)
 }
 
 fn compact_cutoff(grace: Duration) -> i64 {
@@ -533,7 +553,7 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
         // Long enough for any request in flight to finish or time out.
         shutdown_grace: limits.request_timeout + header_read_timeout,
     };
-    let (storage, location) = open_storage(cli)?;
+    let (storage, location) = open_storage(cli, &|note| tracing::warn!("{note}"))?;
     let where_ = match &location {
         Location::Sqlite { data_dir, .. } => data_dir.display().to_string(),
         Location::Postgres(description) => description.clone(),

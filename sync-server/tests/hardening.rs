@@ -1,6 +1,7 @@
-//! The built `waymark-server` under hostile clients, as a real process on loopback: floods of
-//! stalled connections, connection caps per address and in total, enrollments and failed
-//! authentications limited per address.
+//! The built `waymark-server` under hostile clients and beside other users of the machine, as a
+//! real process on loopback: floods of stalled connections, connection caps per address and in
+//! total, enrollments and failed authentications limited per address, and files only the
+//! server's user can read.
 //!
 //! Linux routes all of 127.0.0.0/8 to loopback, so a test plays several clients by binding its
 //! sockets to 127.0.0.2, 127.0.0.3, ... (127.0.0.1 is a trusted proxy by default). Each test uses
@@ -17,7 +18,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::ServerProcess;
+use common::{SERVER_BIN, ServerProcess};
 use waymark_protocol::{
     EnrollRequest, EnrollResponse, ErrorBody, PullResponse, PushBlob, PushRequest, PushResponse,
     codes, content_id_of, decode, encode,
@@ -601,4 +602,79 @@ fn failed_authentications_past_the_limit_lock_the_address_out_with_429_and_retry
     // Nothing else is affected: other addresses, and the same address's health checks.
     assert_eq!(phone.pull(&device.device_token).status, 200);
     assert_eq!(guesser.healthz(), 200);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_database_and_backups_are_private_and_a_backup_never_follows_a_symlink() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let db = data.join("waymark.sqlite3");
+    let (server, token) = start(&data, &[]);
+    let phone = Client::new(&server, "127.0.0.40");
+    let device: EnrollResponse = decode(&phone.enroll(&token, &[]).body).unwrap();
+    assert_eq!(
+        phone.push(&device.device_token, vec![sealed(1)]).status,
+        200
+    );
+    assert_eq!(mode(&data), 0o700);
+    for file in [
+        "waymark.sqlite3",
+        "waymark.sqlite3-wal",
+        "waymark.sqlite3-shm",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+
+    let backend = [OsStr::new("--data-dir"), data.as_os_str()];
+    let backup = tmp.path().join("backup.sqlite3");
+    common::admin(&backend, &["backup", "--to", backup.to_str().unwrap()]);
+    assert_eq!(mode(&backup), 0o600);
+    let backup_of = |to: &Path| {
+        Command::new(SERVER_BIN)
+            .args(backend)
+            .args(["backup", "--to"])
+            .arg(to)
+            .output()
+            .unwrap()
+    };
+    // Never over a file, never through a symlink (to a file or to nowhere yet).
+    let before = std::fs::read(&backup).unwrap();
+    assert!(!backup_of(&backup).status.success());
+    assert_eq!(std::fs::read(&backup).unwrap(), before);
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, b"someone else's file").unwrap();
+    let to_victim = tmp.path().join("to-victim.sqlite3");
+    symlink(&victim, &to_victim).unwrap();
+    let to_nowhere = tmp.path().join("to-nowhere.sqlite3");
+    let nowhere = tmp.path().join("nowhere");
+    symlink(&nowhere, &to_nowhere).unwrap();
+    for link in [&to_victim, &to_nowhere] {
+        let out = backup_of(link);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"someone else's file");
+    assert!(!nowhere.exists());
+    assert!(std::fs::symlink_metadata(&to_nowhere).unwrap().is_symlink());
+
+    // A data directory and database others could read (an older server, a careless copy) are
+    // made private on the next start or command, and the operator is told.
+    drop(server);
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(SERVER_BIN)
+        .args(backend)
+        .arg("usage")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("was mode 0755") && stderr.contains("was mode 0644"),
+        "{stderr}"
+    );
+    assert_eq!((mode(&data), mode(&db)), (0o700, 0o600));
 }
