@@ -210,12 +210,17 @@ fn sealed(i: usize) -> PushBlob {
 /// A server on a fresh data directory with `extra` serve flags, and an enrollment token for a
 /// new workspace on it.
 fn start(data: &Path, extra: &[&str]) -> (ServerProcess, String) {
+    start_logging_to(data, extra, Stdio::null())
+}
+
+/// [`start`], the server's log going to `log`.
+fn start_logging_to(data: &Path, extra: &[&str], log: Stdio) -> (ServerProcess, String) {
     let backend = [OsStr::new("--data-dir"), data.as_os_str()];
     let ws = common::admin(&backend, &["workspace", "create"])["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let server = common::serve(&backend, extra, Stdio::null());
+    let server = common::serve(&backend, extra, log);
     (server, issue_token(data, &ws))
 }
 
@@ -569,14 +574,16 @@ fn enrollments_past_the_per_address_limit_are_answered_429_with_retry_after() {
 #[test]
 fn failed_authentications_past_the_limit_lock_the_address_out_with_429_and_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, token) = start(
-        dir.path(),
+    let log = dir.path().join("server.log");
+    let (server, token) = start_logging_to(
+        &dir.path().join("data"),
         &[
             "--failed-auth-rate-limit",
             "0.01",
             "--failed-auth-burst",
             "3",
         ],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
     );
     let phone = Client::new(&server, "127.0.0.30");
     let device: EnrollResponse = decode(&phone.enroll(&token, &[]).body).unwrap();
@@ -602,6 +609,14 @@ fn failed_authentications_past_the_limit_lock_the_address_out_with_429_and_retry
     // Nothing else is affected: other addresses, and the same address's health checks.
     assert_eq!(phone.pull(&device.device_token).status, 200);
     assert_eq!(guesser.healthz(), 200);
+
+    // The refusals are logged with their code; client addresses and tokens never are.
+    drop(server);
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("rate_limited"), "{logs}");
+    for secret in ["127.0.0.30", "127.0.0.31", &token, &device.device_token] {
+        assert!(!logs.contains(secret), "the log contains {secret}");
+    }
 }
 
 #[cfg(unix)]
