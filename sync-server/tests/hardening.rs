@@ -520,6 +520,57 @@ fn past_the_total_cap_connections_are_closed_at_once_until_stalled_ones_time_out
 }
 
 #[test]
+fn told_to_stop_the_server_finishes_the_request_in_flight_and_takes_no_new_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, token) = start(dir.path(), &[]);
+    let phone = Client::new(&server, "127.0.0.50");
+    let device: EnrollResponse = decode(&phone.enroll(&token, &[]).body).unwrap();
+    // A push whose body is half uploaded when SIGTERM arrives, and a connection that is silent.
+    let body = encode(&PushRequest {
+        blobs: vec![sealed(7)],
+    });
+    let mut in_flight = phone.connect();
+    write!(
+        in_flight,
+        "POST /v1/push HTTP/1.1\r\nhost: waymark\r\nauthorization: Bearer {}\r\n\
+         content-type: application/cbor\r\ncontent-length: {}\r\n\r\n",
+        device.device_token,
+        body.len()
+    )
+    .unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    in_flight.write_all(first).unwrap();
+    let mut silent = phone.connect();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    assert!(
+        closed_by_server(&mut silent, Duration::from_secs(5)),
+        "a silent connection is closed at once"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(phone.server).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    in_flight.write_all(rest).unwrap();
+    let mut raw = Vec::new();
+    in_flight.read_to_end(&mut raw).unwrap();
+    let answer = parse_answer(&raw);
+    assert_eq!(answer.status, 200);
+    assert_eq!(decode::<PushResponse>(&answer.body).unwrap().assigned, [1]);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
 fn enrollments_past_the_per_address_limit_are_answered_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let (server, token) = start(
