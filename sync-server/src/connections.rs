@@ -5,10 +5,10 @@
 //! a request header (or nothing) stopped the server from accepting. Here:
 //! - a connection must deliver a complete request header within the header read timeout, counted
 //!   from the moment it is accepted and, on a kept-alive connection, from the end of the previous
-//!   answer; otherwise it is closed (hyper's HTTP/1 `header_read_timeout`, which starts its timer
-//!   when the connection starts, not at its first byte, with hyper's own `http1` builder; hyper-util's
-//!   `auto` builder reads before starting it, hyper issue 3756). Bodies are timed by the request
-//!   timeout (`api`);
+//!   answer; otherwise it is closed. This is hyper's HTTP/1 `header_read_timeout`, used through
+//!   hyper's own `http1` builder, whose timer starts with the connection, so a client that sends
+//!   nothing is closed too (hyper-util's `auto` builder first reads to pick a protocol, untimed:
+//!   hyper issue 3756). Bodies are timed by the request timeout (`api`);
 //! - open connections are capped in total and per client address (trusted proxies exempt, see
 //!   [`crate::clients`]); a connection over a cap is closed at once, before anything is read, so
 //!   refusing costs next to nothing and everyone else keeps being served;
