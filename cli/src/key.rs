@@ -22,8 +22,7 @@ const SALT_LEN: usize = 16;
 pub fn store_key(salt_path: &Path, new_store: bool) -> Result<Zeroizing<[u8; 32]>, String> {
     let salt = if new_store && !salt_path.exists() {
         let salt: [u8; SALT_LEN] = rand::random();
-        std::fs::write(salt_path, hex(&salt))
-            .map_err(|e| format!("cannot write {}: {e}", salt_path.display()))?;
+        crate::files::write_private(salt_path, hex(&salt).as_bytes(), false)?;
         salt.to_vec()
     } else {
         read_salt(salt_path)?

@@ -3,6 +3,7 @@
 //! figures funders ask for: a terminal table, a self-contained HTML page with charts, CSV or
 //! XLSX. It is one more device of the team, using the same core as the phones.
 
+mod files;
 mod html;
 mod key;
 mod output;
@@ -156,9 +157,13 @@ struct ReportArgs {
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
-    /// Write a self-contained HTML page with charts to this file.
+    /// Write a self-contained HTML page with charts to this file (created readable by you
+    /// only; an existing file is refused without --force).
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Replace an existing file (never a symbolic link).
+    #[arg(long, requires = "html")]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -166,12 +171,16 @@ struct ReportArgs {
 struct ExportArgs {
     #[command(flatten)]
     scope: ReportScope,
-    /// Write one CSV file per table into this directory.
+    /// Write one CSV file per table into this directory (created if missing).
     #[arg(long, value_name = "DIR")]
     csv: Option<PathBuf>,
     /// Write one XLSX workbook, a sheet per table.
     #[arg(long, value_name = "FILE")]
     xlsx: Option<PathBuf>,
+    /// Replace existing files (never a symbolic link). Without it an export that would
+    /// replace a file writes nothing. Files are always created readable by you only.
+    #[arg(long)]
+    force: bool,
     /// Also export restricted records (identifying a victim, a minor or an open case).
     #[arg(long)]
     include_restricted: bool,
@@ -211,8 +220,13 @@ fn open(dir: &Path, create: bool) -> Result<wc::Store, String> {
             dir.display()
         ));
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    files::create_private_dir(dir)?;
+    files::tighten_dir(dir);
     let key = key::store_key(&dir.join("waymark.salt"), !exists)?;
+    if !exists {
+        // Created private here: SQLite gives its journals the database file's mode.
+        files::write_private(&db, b"", false)?;
+    }
     wc::Store::open(&db, key.as_ref()).map_err(|e| match e {
         wc::Error::WrongKey => "wrong passphrase: the store cannot be opened with it".to_string(),
         other => other.to_string(),
@@ -269,8 +283,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let names = device_names(&store)?;
             if let Some(path) = &a.html {
                 let page = html::page(&report, &names);
-                std::fs::write(path, page)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                files::write_private(path, page.as_bytes(), a.force)?;
                 if !a.json {
                     println!("wrote {}", path.display());
                     return Ok(());
@@ -287,8 +300,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 include_notes: a.include_notes,
             };
             let (summary, target) = match (&a.csv, &a.xlsx) {
-                (Some(d), _) => (store.export_csv(d, &opts).map_err(err)?, d),
-                (None, Some(f)) => (store.export_xlsx(f, &opts).map_err(err)?, f),
+                (Some(d), _) => (export_csv(&store, &dir, d, &opts, a.force)?, d),
+                (None, Some(f)) => (export_xlsx(&store, &dir, f, &opts, a.force)?, f),
                 (None, None) => return Err("give --csv DIR or --xlsx FILE".into()),
             };
             println!(
@@ -307,6 +320,47 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Exports CSV files into `dest`: staged privately, checked (no file to replace without
+/// `force`, no symlink), then copied, so a refused export writes nothing.
+fn export_csv(
+    store: &wc::Store,
+    store_dir: &Path,
+    dest: &Path,
+    opts: &wc::ExportOptions,
+    force: bool,
+) -> Result<wc::ExportSummary, String> {
+    let staging = files::Staging::new(store_dir)?;
+    let summary = store
+        .export_csv(staging.path(), opts)
+        .map_err(|e| e.to_string())?;
+    files::export_dir(dest)?;
+    for file in &summary.tables {
+        files::check_target(&dest.join(file), force)?;
+    }
+    for file in &summary.tables {
+        staging.deliver(file, &dest.join(file), force)?;
+    }
+    Ok(summary)
+}
+
+/// Exports an XLSX workbook to `dest`, staged privately and copied (see [`export_csv`]).
+fn export_xlsx(
+    store: &wc::Store,
+    store_dir: &Path,
+    dest: &Path,
+    opts: &wc::ExportOptions,
+    force: bool,
+) -> Result<wc::ExportSummary, String> {
+    files::check_target(dest, force)?;
+    let staging = files::Staging::new(store_dir)?;
+    const STAGED: &str = "export.xlsx";
+    let summary = store
+        .export_xlsx(staging.path().join(STAGED), opts)
+        .map_err(|e| e.to_string())?;
+    staging.deliver(STAGED, dest, force)?;
+    Ok(summary)
 }
 
 /// Syncs with a progress bar on stderr (drawn only on a terminal, once a sync is long).

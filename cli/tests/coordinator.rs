@@ -636,6 +636,116 @@ fn a_wrong_passphrase_is_refused_without_echoing_it() {
     assert!(!cli.path().join("nothing").exists());
 }
 
+#[cfg(unix)]
+#[test]
+fn exports_and_reports_are_private_and_never_replace_a_file_or_follow_a_symlink_unasked() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let cli = tempfile::tempdir().unwrap();
+    let dir = cli.path().join("store");
+    let (_a_dir, a) = phone("Coordinator phone");
+    let ws = a.create_workspace("Team").unwrap().id;
+    ok(waymark(
+        &dir,
+        &["join", &a.create_invite(&ws, 3600).unwrap()],
+    ));
+    assert_eq!(mode(&dir), 0o700);
+    for file in ["waymark.db", "waymark.salt"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+
+    let out = cli.path().join("out");
+    let csv = out.join("csv");
+    let xlsx = out.join("team.xlsx");
+    let html = out.join("report.html");
+    let (csv_arg, xlsx_arg, html_arg) = (
+        csv.to_str().unwrap(),
+        xlsx.to_str().unwrap(),
+        html.to_str().unwrap(),
+    );
+    let exports: [&[&str]; 3] = [
+        &["export", "--csv", csv_arg],
+        &["export", "--xlsx", xlsx_arg],
+        &["report", "--html", html_arg],
+    ];
+    for args in exports {
+        ok(waymark(&dir, args));
+    }
+    let csv_files: Vec<PathBuf> = std::fs::read_dir(&csv)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(csv_files.len() >= 3, "{csv_files:?}");
+    assert_eq!(mode(&csv), 0o700);
+    for file in csv_files.iter().chain([&xlsx, &html]) {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+
+    // Again: refused, nothing replaced (not even part of the CSV files).
+    let visits = csv.join("visits.csv");
+    std::fs::write(&visits, b"edited by hand").unwrap();
+    std::fs::write(&html, b"kept").unwrap();
+    for args in exports {
+        let again = waymark(&dir, args);
+        assert!(!again.status.success(), "{args:?} replaced a file");
+        let err = String::from_utf8_lossy(&again.stderr);
+        assert!(err.contains("--force"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&visits).unwrap(), b"edited by hand");
+    assert_eq!(std::fs::read(&html).unwrap(), b"kept");
+
+    // With --force: replaced, and private even if the old file was not.
+    std::fs::set_permissions(&html, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ok(waymark(&dir, &["report", "--html", html_arg, "--force"]));
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .starts_with("<!DOCTYPE html>")
+    );
+    assert_eq!(mode(&html), 0o600);
+    ok(waymark(&dir, &["export", "--csv", csv_arg, "--force"]));
+    assert_ne!(std::fs::read(&visits).unwrap(), b"edited by hand");
+
+    // A symbolic link is never written through, --force or not: not as a file, not as the CSV
+    // directory, not inside it.
+    let victim = cli.path().join("victim");
+    std::fs::write(&victim, b"someone else's file").unwrap();
+    let linked_file = out.join("linked.html");
+    symlink(&victim, &linked_file).unwrap();
+    let linked_dir = out.join("linked-csv");
+    symlink(cli.path(), &linked_dir).unwrap();
+    std::fs::remove_file(&visits).unwrap();
+    symlink(&victim, &visits).unwrap();
+    let linked_xlsx = out.join("linked.xlsx");
+    symlink(&victim, &linked_xlsx).unwrap();
+    for args in [
+        vec!["report", "--html", linked_file.to_str().unwrap()],
+        vec!["export", "--xlsx", linked_xlsx.to_str().unwrap()],
+        vec!["export", "--csv", linked_dir.to_str().unwrap()],
+        vec!["export", "--csv", csv_arg],
+    ] {
+        for force in [false, true] {
+            let mut args = args.clone();
+            if force {
+                args.push("--force");
+            }
+            let refused = waymark(&dir, &args);
+            assert!(!refused.status.success(), "{args:?} wrote through a link");
+            let err = String::from_utf8_lossy(&refused.stderr);
+            assert!(err.contains("symbolic link"), "{args:?}: {err}");
+        }
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"someone else's file");
+    assert!(!cli.path().join("visits.csv").exists());
+    // No plain-text copy is left behind in the store's directory.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".export"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn every_command_has_help() {
     for cmd in [

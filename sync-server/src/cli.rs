@@ -17,7 +17,9 @@ use serde::Serialize;
 use waymark_protocol::{limits, roles};
 
 use crate::api::{AppState, app};
+use crate::clients::TrustedProxies;
 use crate::config::Limits;
+use crate::connections::{self, ConnectionLimits};
 use crate::storage::postgres::{PostgresStorage, is_postgres_url};
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{Storage, StorageError};
@@ -84,10 +86,10 @@ pub enum Command {
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         grace: Duration,
     },
-    /// Write a consistent copy of the SQLite database to FILE (safe while `serve` runs). For
-    /// PostgreSQL use `pg_dump`.
+    /// Write a consistent copy of the SQLite database to FILE (safe while `serve` runs),
+    /// readable by its owner only. For PostgreSQL use `pg_dump`.
     Backup {
-        /// Destination file; must not exist.
+        /// Destination file; must not exist (nor be a symlink).
         #[arg(long)]
         to: PathBuf,
     },
@@ -180,6 +182,38 @@ pub struct ServeArgs {
     /// Longest time spent on one request, body upload included (e.g. 60s); 408 above.
     #[arg(long, env = "WAYMARK_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Longest wait for a complete request header (e.g. 10s), from the connection's start and,
+    /// on a kept-alive connection, from the previous answer; the connection is closed after.
+    #[arg(long, env = "WAYMARK_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Most client connections open at once; more are closed at once.
+    #[arg(long, env = "WAYMARK_MAX_CONNECTIONS", default_value_t = connections::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (0: no cap); trusted proxies are
+    /// exempt.
+    #[arg(long, env = "WAYMARK_MAX_CONNECTIONS_PER_ADDRESS",
+          default_value_t = connections::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_connections_per_address: usize,
+    /// Reverse proxies (addresses or networks, comma-separated; `none` for none) whose
+    /// X-Forwarded-For names the client for the per-address rate limits, and whose connections
+    /// are not capped per address.
+    #[arg(long, env = "WAYMARK_TRUSTED_PROXIES", default_value = "127.0.0.1,::1",
+          value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
+    /// Sustained enrollments per second per client address (0 disables the limit); 429 above.
+    #[arg(long, env = "WAYMARK_ENROLL_RATE_LIMIT", default_value_t = Limits::default().enroll_rate_per_second)]
+    pub enroll_rate_limit: f64,
+    /// Enrollments a client address may burst above the sustained rate.
+    #[arg(long, env = "WAYMARK_ENROLL_RATE_BURST", default_value_t = Limits::default().enroll_rate_burst)]
+    pub enroll_rate_burst: u32,
+    /// Sustained failed authentications (401s) per second per client address (0 disables the
+    /// limit); above it, the address's requests are answered 429 until it refills.
+    #[arg(long, env = "WAYMARK_FAILED_AUTH_RATE_LIMIT",
+          default_value_t = Limits::default().failed_auth_rate_per_second)]
+    pub failed_auth_rate_limit: f64,
+    /// Failed authentications a client address may burst above the sustained rate.
+    #[arg(long, env = "WAYMARK_FAILED_AUTH_BURST", default_value_t = Limits::default().failed_auth_burst)]
+    pub failed_auth_burst: u32,
     /// Run compaction every hour with this grace period (e.g. 7d); off when absent.
     #[arg(long, env = "WAYMARK_AUTO_COMPACT_GRACE", value_parser = parse_duration)]
     pub auto_compact_grace: Option<Duration>,
@@ -381,6 +415,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         .into(),
                 ));
             }
+            prepare_data_dir(&db.data_dir, &warn_on_stderr)?;
             let storage = SqliteStorage::open_in_dir(&db.data_dir)?;
             storage.backup_to(&to)?;
             out.emit(&serde_json::json!({ "backup": to }), || {
@@ -403,7 +438,25 @@ enum Location {
     Postgres(String),
 }
 
-fn open_storage(cli: &Db) -> Result<(Arc<dyn Storage>, Location), CliError> {
+/// Creates the data directory 0700 and the database 0600 (or tightens them); `warn` is told what
+/// was changed or could not be.
+fn prepare_data_dir(data_dir: &std::path::Path, warn: &dyn Fn(&str)) -> Result<(), CliError> {
+    let notes = crate::files::prepare_data_dir(data_dir, crate::storage::sqlite::DATABASE_FILE)
+        .map_err(|source| StorageError::Io {
+            context: format!("creating data directory {}", data_dir.display()),
+            source,
+        })?;
+    for note in notes {
+        warn(&note);
+    }
+    Ok(())
+}
+
+fn warn_on_stderr(message: &str) {
+    eprintln!("warning: {message}");
+}
+
+fn open_storage(cli: &Db, warn: &dyn Fn(&str)) -> Result<(Arc<dyn Storage>, Location), CliError> {
     match &cli.database {
         Some(url) if is_postgres_url(url) => {
             let storage = PostgresStorage::open_with_pool(url, cli.pool_size)?;
@@ -416,6 +469,7 @@ fn open_storage(cli: &Db) -> Result<(Arc<dyn Storage>, Location), CliError> {
             other.split_once("://").map_or("", |(scheme, _)| scheme)
         ))),
         None => {
+            prepare_data_dir(&cli.data_dir, warn)?;
             let storage = SqliteStorage::open_in_dir(&cli.data_dir)?;
             let location = Location::Sqlite {
                 data_dir: std::path::absolute(&cli.data_dir)?,
@@ -427,7 +481,7 @@ fn open_storage(cli: &Db) -> Result<(Arc<dyn Storage>, Location), CliError> {
 }
 
 fn open_existing_or_new(cli: &Db) -> Result<Arc<dyn Storage>, CliError> {
-    Ok(open_storage(cli)?.0)
+    Ok(open_storage(cli, &warn_on_stderr)?.0)
 }
 
 fn compact_cutoff(grace: Duration) -> i64 {
@@ -472,19 +526,46 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
         rate_per_second: args.rate_limit,
         rate_burst: args.rate_burst.max(1),
         request_timeout: args.request_timeout.max(Duration::from_secs(1)),
+        enroll_rate_per_second: args.enroll_rate_limit,
+        enroll_rate_burst: args.enroll_rate_burst.max(1),
+        failed_auth_rate_per_second: args.failed_auth_rate_limit,
+        failed_auth_burst: args.failed_auth_burst.max(1),
+        trusted_proxies: args.trusted_proxies.clone(),
     };
-    let (storage, location) = open_storage(cli)?;
+    let header_read_timeout = args.header_read_timeout.max(Duration::from_secs(1));
+    // Client sockets beside the database's own files (and PostgreSQL's pool).
+    let reserved = connections::RESERVED_FILES
+        + if cli.database.is_some() {
+            u64::try_from(cli.pool_size).unwrap_or(u64::MAX)
+        } else {
+            0
+        };
+    let (max_connections, open_file_warning) =
+        connections::fit_open_file_limit(args.max_connections.max(1), reserved);
+    if let Some(warning) = open_file_warning {
+        tracing::warn!("{warning}");
+    }
+    let connection_limits = ConnectionLimits {
+        header_read_timeout,
+        max_connections,
+        max_connections_per_address: args.max_connections_per_address,
+        trusted_proxies: args.trusted_proxies,
+        // Long enough for any request in flight to finish or time out.
+        shutdown_grace: limits.request_timeout + header_read_timeout,
+    };
+    let (storage, location) = open_storage(cli, &|note| tracing::warn!("{note}"))?;
     let where_ = match &location {
         Location::Sqlite { data_dir, .. } => data_dir.display().to_string(),
         Location::Postgres(description) => description.clone(),
     };
     let state = AppState::new(Arc::clone(&storage), limits.clone())?;
+    let metrics = state.metrics().clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let listener = connections::listen(args.listen)?;
         let addr = listener.local_addr()?;
         {
             let mut stdout = std::io::stdout().lock();
@@ -507,13 +588,19 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
                 "serving plain HTTP on a non-loopback address: put a TLS reverse proxy in front"
             );
         }
-        tracing::info!(%addr, database = %where_, ?limits, "waymark-server started");
+        tracing::info!(%addr, database = %where_, ?limits, ?connection_limits,
+            "waymark-server started");
         if let Some(grace) = args.auto_compact_grace {
             tokio::spawn(auto_compact(storage, grace));
         }
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        connections::serve(
+            listener,
+            app(state),
+            connection_limits,
+            metrics,
+            shutdown_signal(),
+        )
+        .await;
         tracing::info!("waymark-server stopped");
         Ok(())
     })

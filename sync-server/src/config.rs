@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use waymark_protocol::limits;
 
+use crate::clients::TrustedProxies;
+
 /// Limits the server enforces on every request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -23,6 +25,18 @@ pub struct Limits {
     pub rate_burst: u32,
     /// Longest time spent on one request, reading its body included (408 above).
     pub request_timeout: Duration,
+    /// Sustained enrollments per second per client address; 0 disables the limit.
+    pub enroll_rate_per_second: f64,
+    /// Enrollments a client address may burst above the sustained rate.
+    pub enroll_rate_burst: u32,
+    /// Sustained failed authentications (401 answers) per second per client address; once its
+    /// burst is spent, the address's requests are answered 429 without being checked. 0
+    /// disables the limit.
+    pub failed_auth_rate_per_second: f64,
+    /// Failed authentications a client address may burst above the sustained rate.
+    pub failed_auth_burst: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client address (see `clients`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for Limits {
@@ -36,6 +50,15 @@ impl Default for Limits {
             rate_per_second: 20.0,
             rate_burst: 100,
             request_timeout: Duration::from_secs(limits::DEFAULT_REQUEST_TIMEOUT_SECS),
+            // A training session enrolls a room of phones behind one address: 30 at once, then
+            // one every 2 s. Unknown tokens also count as failed authentications below.
+            enroll_rate_per_second: 0.5,
+            enroll_rate_burst: 30,
+            // Devices almost never fail authentication (a revoked phone stops at its first 401),
+            // so 20 failures, then one every 5 s, is plenty for people and nothing for a guesser.
+            failed_auth_rate_per_second: 0.2,
+            failed_auth_burst: 20,
+            trusted_proxies: TrustedProxies::loopback(),
         }
     }
 }
@@ -45,6 +68,8 @@ impl Limits {
     pub fn unlimited_rate() -> Self {
         Self {
             rate_per_second: 0.0,
+            enroll_rate_per_second: 0.0,
+            failed_auth_rate_per_second: 0.0,
             ..Self::default()
         }
     }

@@ -4,11 +4,16 @@
 //!
 //! - [`api`]: the HTTP API ([`app`] builds the router; see `API.md`);
 //! - [`storage`]: the backend-neutral storage trait and its SQLite and PostgreSQL implementations;
-//! - [`cli`]: the `waymark-server` command line (serve and the operator commands).
+//! - [`cli`]: the `waymark-server` command line (serve and the operator commands);
+//! - [`connections`]: the accept loop, with connection caps and header timeouts;
+//! - [`files`]: the data directory, database and backups, readable by their owner only.
 
 pub mod api;
 pub mod cli;
+pub mod clients;
 pub mod config;
+pub mod connections;
+pub mod files;
 pub mod metrics;
 pub mod ratelimit;
 pub mod storage;

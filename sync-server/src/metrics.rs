@@ -2,7 +2,8 @@
 //! one process). Labels have bounded values: known routes only, status codes, error codes.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// The server's metrics.
@@ -25,6 +26,12 @@ pub struct Metrics {
     pub blobs_repeated: IntCounter,
     /// Blobs served by pulls.
     pub blobs_served: IntCounter,
+    /// Client connections open now.
+    pub connections_open: IntGauge,
+    /// Connections closed at once because a cap was reached, by cap.
+    pub connections_refused: IntCounterVec,
+    /// Connections closed because a request header did not arrive in time.
+    pub connections_timed_out: IntCounter,
 }
 
 impl Metrics {
@@ -73,6 +80,19 @@ impl Metrics {
             "Pushed blobs that were already stored (retries)",
         )?;
         let blobs_served = IntCounter::new("waymark_blobs_served_total", "Blobs served by pulls")?;
+        let connections_open =
+            IntGauge::new("waymark_connections_open", "Client connections open now")?;
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "waymark_connections_refused_total",
+                "Connections closed at once because a cap was reached",
+            ),
+            &["cap"],
+        )?;
+        let connections_timed_out = IntCounter::new(
+            "waymark_connections_timed_out_total",
+            "Connections closed because a request header did not arrive in time",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(bytes_in.clone()))?;
@@ -81,6 +101,9 @@ impl Metrics {
         registry.register(Box::new(blobs_stored.clone()))?;
         registry.register(Box::new(blobs_repeated.clone()))?;
         registry.register(Box::new(blobs_served.clone()))?;
+        registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(connections_timed_out.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -91,6 +114,9 @@ impl Metrics {
             blobs_stored,
             blobs_repeated,
             blobs_served,
+            connections_open,
+            connections_refused,
+            connections_timed_out,
         })
     }
 

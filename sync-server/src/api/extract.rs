@@ -119,7 +119,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Cbor<T> {
     }
 }
 
-fn is_length_limit(err: &axum::Error) -> bool {
+/// Whether reading a body failed because it exceeded its length limit.
+pub(super) fn is_length_limit(err: &axum::Error) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if e.is::<http_body_util::LengthLimitError>() {

@@ -4,6 +4,7 @@
 //! Handlers never touch the database on the async executor: every storage call goes through
 //! [`AppState::blocking`] (`spawn_blocking`).
 
+mod address_limits;
 pub mod error;
 pub mod extract;
 
@@ -48,6 +49,7 @@ struct Inner {
     limits: Limits,
     metrics: Metrics,
     limiter: RateLimiter,
+    address_limits: address_limits::AddressLimiters,
     touched: Mutex<HashMap<String, Instant>>,
 }
 
@@ -58,6 +60,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 storage,
                 limiter: RateLimiter::new(limits.rate_per_second, limits.rate_burst),
+                address_limits: address_limits::AddressLimiters::new(&limits),
                 limits,
                 metrics: Metrics::new()?,
                 touched: Mutex::new(HashMap::new()),
@@ -135,6 +138,10 @@ pub fn app(state: AppState) -> Router {
             |_panic: Box<dyn std::any::Any + Send>| {
                 ApiError::internal("a request handler panicked").into_response()
             },
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            address_limits::limit,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

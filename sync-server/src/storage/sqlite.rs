@@ -140,27 +140,37 @@ impl SqliteStorage {
     }
 
     /// Copies a consistent snapshot of the database to `dest` with SQLite's online backup API,
-    /// while other connections keep reading and writing. Refuses to overwrite an existing file.
+    /// while other connections keep reading and writing. The copy is readable by its owner only
+    /// (0600); an existing file or a symlink at `dest` is refused, never overwritten or followed.
     pub fn backup_to(&self, dest: &Path) -> StorageResult<()> {
-        if dest.exists() {
-            return Err(StorageError::Io {
-                context: format!("backup destination {}", dest.display()),
-                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
-            });
-        }
+        // Claimed first, empty, exclusively (`O_EXCL`: no file, no symlink may be there).
+        crate::files::create_private(dest).map_err(|source| StorageError::Io {
+            context: format!("backup destination {}", dest.display()),
+            source,
+        })?;
         // Written under a temporary name and renamed, so a failed backup leaves no
-        // plausible-looking partial file behind.
+        // plausible-looking partial file behind. A `.partial` left by a crashed backup to this
+        // destination is ours to replace (never followed: removing a symlink removes the link).
         let mut partial = dest.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
-        let result = self.backup_into(&partial).and_then(|()| {
-            std::fs::rename(&partial, dest).map_err(|source| StorageError::Io {
-                context: format!("moving the backup to {}", dest.display()),
+        let _ = std::fs::remove_file(&partial);
+        let result = crate::files::create_private(&partial)
+            .map_err(|source| StorageError::Io {
+                context: format!("creating {}", partial.display()),
                 source,
             })
-        });
+            // SQLite gives the copy's journal the mode of the file it opens: 0600.
+            .and_then(|_created| self.backup_into(&partial))
+            .and_then(|()| {
+                std::fs::rename(&partial, dest).map_err(|source| StorageError::Io {
+                    context: format!("moving the backup to {}", dest.display()),
+                    source,
+                })
+            });
         if result.is_err() {
             let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(dest);
         }
         result
     }

@@ -102,9 +102,17 @@ impl Backend {
 
     /// Starts `serve` on `listen`; returns the child and the address it listens on.
     fn serve(&self, listen: &str, extra: &[String]) -> Result<(Child, String), String> {
+        // Every simulated device enrolls from this one loopback address: the per-address
+        // enrollment limit (meant for a room of real phones) is off unless asked for.
+        let enroll_limit: &[&str] = if extra.iter().any(|a| a.starts_with("--enroll-rate")) {
+            &[]
+        } else {
+            &["--enroll-rate-limit", "0"]
+        };
         let mut child = Command::new(&self.bin)
             .args(&self.args)
             .args(["serve", "--listen", listen])
+            .args(enroll_limit)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
