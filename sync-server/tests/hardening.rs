@@ -201,7 +201,7 @@ fn sealed(i: usize) -> PushBlob {
     PushBlob {
         content_id: content_id_of(&ciphertext),
         doc_id: [i as u8; 16],
-        epoch: 1,
+        epoch: 0,
         ciphertext,
         supersedes: None,
     }
