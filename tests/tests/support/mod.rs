@@ -39,20 +39,30 @@ pub fn admin(data_dir: &Path, args: &[&str]) -> Value {
 pub struct Server {
     pub data: PathBuf,
     pub addr: String,
+    /// Extra arguments of `serve`, kept for restarts.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl Server {
     /// Starts a server on a free loopback port with its data in `data`.
     pub fn start(data: &Path) -> Server {
-        Self::start_on(data, "127.0.0.1:0")
+        Self::start_with(data, &[])
     }
 
-    fn start_on(data: &Path, listen: &str) -> Server {
+    /// Starts a server as [`Server::start`] does, with extra arguments of `serve` (e.g.
+    /// `--rate-limit 0`).
+    pub fn start_with(data: &Path, args: &[&str]) -> Server {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Self::start_on(data, "127.0.0.1:0", &args)
+    }
+
+    fn start_on(data: &Path, listen: &str, args: &[String]) -> Server {
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data)
             .args(["serve", "--listen", listen])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -60,6 +70,7 @@ impl Server {
         Server {
             data: data.to_path_buf(),
             addr: listening_addr(&mut child),
+            args: args.to_vec(),
             child: Some(child),
         }
     }
@@ -86,7 +97,8 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill();
         for _ in 0..50 {
-            let started = std::panic::catch_unwind(|| Self::start_on(&self.data, &self.addr));
+            let started =
+                std::panic::catch_unwind(|| Self::start_on(&self.data, &self.addr, &self.args));
             if let Ok(mut s) = started {
                 self.child = s.child.take();
                 return;
