@@ -403,7 +403,7 @@ pub(crate) const CODE_DIGITS: u32 = 12;
 /// A server that wanted to substitute keys of its own would have to find key pairs whose code
 /// matches the device's: 10^12 candidates, and each one costs an Argon2id evaluation (19 MiB,
 /// two passes), so that matching one code takes centuries of a computer's time
-/// (`cargo bench -p waymark-core --bench team` prints the cost per candidate).
+/// (`cargo bench -p waymark-e2e --bench team` prints the cost per candidate).
 pub(crate) fn verification_code(sign_key: &[u8], box_key: &[u8]) -> Result<String> {
     let mut input = Zeroizing::new(Vec::with_capacity(sign_key.len() + box_key.len()));
     input.extend_from_slice(sign_key);
