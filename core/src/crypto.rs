@@ -404,13 +404,21 @@ pub(crate) const CODE_DIGITS: u32 = 12;
 /// matches the device's: 10^12 candidates, and each one costs an Argon2id evaluation (19 MiB,
 /// two passes), so that matching one code takes centuries of a computer's time
 /// (`cargo bench -p waymark-e2e --bench team` prints the cost per candidate).
-pub(crate) fn verification_code(sign_key: &[u8], box_key: &[u8]) -> Result<String> {
+pub(crate) fn verification_code(
+    workspace: &str,
+    sign_key: &[u8],
+    box_key: &[u8],
+) -> Result<String> {
     let mut input = Zeroizing::new(Vec::with_capacity(sign_key.len() + box_key.len()));
     input.extend_from_slice(sign_key);
     input.extend_from_slice(box_key);
+    // The workspace in the salt: work spent grinding codes for one team's devices is no use
+    // against another's.
+    let mut salt = CODE_LABEL.to_vec();
+    salt.extend_from_slice(workspace.as_bytes());
     let mut out = [0u8; 8];
     argon2::Argon2::default()
-        .hash_password_into(&input, CODE_LABEL, &mut out)
+        .hash_password_into(&input, &salt, &mut out)
         .map_err(|_| Error::Storage("deriving a verification code failed".into()))?;
     let n = u64::from_be_bytes(out) % 10u64.pow(CODE_DIGITS);
     Ok(format!(
@@ -549,13 +557,17 @@ mod tests {
         assert_ne!(p, join_proof(b"secreT", &[1; 32], &[2; 32], "Phone 1"));
         assert_ne!(p, join_proof(b"secret", &[3; 32], &[2; 32], "Phone 1"));
         assert_ne!(p, join_proof(b"secret", &[1; 32], &[3; 32], "Phone 1"));
-        let code = verification_code(&[1; 32], &[2; 32]).unwrap();
-        assert_ne!(code, verification_code(&[1; 32], &[3; 32]).unwrap());
-        assert_ne!(code, verification_code(&[3; 32], &[2; 32]).unwrap());
+        let code = verification_code(WS, &[1; 32], &[2; 32]).unwrap();
+        assert_ne!(code, verification_code(WS, &[1; 32], &[3; 32]).unwrap());
+        assert_ne!(code, verification_code(WS, &[3; 32], &[2; 32]).unwrap());
         assert_eq!(
             code,
-            verification_code(&[1; 32], &[2; 32]).unwrap(),
+            verification_code(WS, &[1; 32], &[2; 32]).unwrap(),
             "stable"
+        );
+        assert_ne!(
+            code,
+            verification_code("another team", &[1; 32], &[2; 32]).unwrap()
         );
         assert_eq!(code.len(), 14, "{code}");
         assert_eq!(code.chars().filter(char::is_ascii_digit).count(), 12);

@@ -1141,7 +1141,7 @@ impl Store {
                     continue;
                 }
                 out.push(PendingJoin {
-                    verification_code: crypto::verification_code(&d.sign, &d.boxk)?,
+                    verification_code: crypto::verification_code(workspace, &d.sign, &d.boxk)?,
                     verified: matching(&secrets, &d).is_some(),
                     device_id: d.device_id,
                     name: d.name,
@@ -1215,7 +1215,7 @@ impl Store {
     pub fn verification_code(&self, workspace: &str) -> Result<String> {
         validate::id("workspace_id", workspace)?;
         let keys = self.read(|c| own_keys(c, workspace))?;
-        crypto::verification_code(&keys.sign_public(), &keys.box_public())
+        crypto::verification_code(workspace, &keys.sign_public(), &keys.box_public())
     }
 
     /// The membership of a connected workspace.
