@@ -351,43 +351,48 @@ pub(crate) fn unwrap_key(
     key_from_bytes(&plain).ok_or_else(bad)
 }
 
-/// The proof a device joining by an invite sends with its public keys and name: an HMAC under
-/// the invite's one-time secret, which the server never sees, so that the coordinator who
-/// made the invite knows the keys (and name) the server lists are the device's own.
-pub(crate) fn join_proof(
-    secret: &[u8],
-    sign_key: &[u8; 32],
-    box_key: &[u8; 32],
-    name: &str,
-) -> [u8; 32] {
-    join_mac(secret, sign_key, box_key, name)
-        .finalize()
-        .into_bytes()
-        .into()
+/// What a device enrols with and a coordinator admits: its public keys, its name and the
+/// Automerge actor its changes carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity<'a> {
+    pub sign_key: &'a [u8; 32],
+    pub box_key: &'a [u8; 32],
+    pub name: &'a str,
+    pub actor: Option<&'a [u8]>,
 }
 
-/// Whether `proof` is the join proof of these keys and name under `secret` (compared in
-/// constant time).
-pub(crate) fn verify_join_proof(
-    secret: &[u8],
-    sign_key: &[u8; 32],
-    box_key: &[u8; 32],
-    name: &str,
-    proof: &[u8],
-) -> bool {
-    join_mac(secret, sign_key, box_key, name)
-        .verify_slice(proof)
-        .is_ok()
+impl Identity<'_> {
+    /// The bytes a proof or a code covers: both keys and the actor (length-prefixed).
+    fn binding(&self) -> Zeroizing<Vec<u8>> {
+        let actor = self.actor.unwrap_or(&[]);
+        let mut out = Zeroizing::new(Vec::with_capacity(64 + 8 + actor.len()));
+        out.extend_from_slice(self.sign_key);
+        out.extend_from_slice(self.box_key);
+        out.extend_from_slice(&(actor.len() as u64).to_be_bytes());
+        out.extend_from_slice(actor);
+        out
+    }
 }
 
-fn join_mac(secret: &[u8], sign_key: &[u8; 32], box_key: &[u8; 32], name: &str) -> Hmac<Sha256> {
+/// The proof a device joining by an invite sends with its identity: an HMAC under the
+/// invite's one-time secret, which the server never sees, so that the coordinator who made
+/// the invite knows the keys, name and actor the server lists are the device's own.
+pub(crate) fn join_proof(secret: &[u8], who: &Identity<'_>) -> [u8; 32] {
+    join_mac(secret, who).finalize().into_bytes().into()
+}
+
+/// Whether `proof` is the join proof of `who` under `secret` (compared in constant time).
+pub(crate) fn verify_join_proof(secret: &[u8], who: &Identity<'_>, proof: &[u8]) -> bool {
+    join_mac(secret, who).verify_slice(proof).is_ok()
+}
+
+fn join_mac(secret: &[u8], who: &Identity<'_>) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret)
         .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
     mac.update(JOIN_PROOF_LABEL);
-    mac.update(sign_key);
-    mac.update(box_key);
-    mac.update(&(name.len() as u64).to_be_bytes());
-    mac.update(name.as_bytes());
+    mac.update(&who.binding());
+    mac.update(&(who.name.len() as u64).to_be_bytes());
+    mac.update(who.name.as_bytes());
     mac
 }
 
@@ -396,7 +401,7 @@ const CODE_LABEL: &[u8] = b"waymark/verification-code/v2";
 /// Digits of a verification code.
 pub(crate) const CODE_DIGITS: u32 = 12;
 
-/// A verification code: twelve digits derived from a device's public keys, shown on the device
+/// A verification code: twelve digits derived from a device's public keys and actor, shown on the device
 /// itself and, for the keys the server lists for it, on a coordinator's device, so that people
 /// comparing them in person know the server did not substitute keys.
 ///
@@ -404,14 +409,8 @@ pub(crate) const CODE_DIGITS: u32 = 12;
 /// matches the device's: 10^12 candidates, and each one costs an Argon2id evaluation (19 MiB,
 /// two passes), so that matching one code takes centuries of a computer's time
 /// (`cargo bench -p waymark-e2e --bench team` prints the cost per candidate).
-pub(crate) fn verification_code(
-    workspace: &str,
-    sign_key: &[u8],
-    box_key: &[u8],
-) -> Result<String> {
-    let mut input = Zeroizing::new(Vec::with_capacity(sign_key.len() + box_key.len()));
-    input.extend_from_slice(sign_key);
-    input.extend_from_slice(box_key);
+pub(crate) fn verification_code(workspace: &str, who: &Identity<'_>) -> Result<String> {
+    let input = who.binding();
     // The workspace in the salt: work spent grinding codes for one team's devices is no use
     // against another's.
     let mut salt = CODE_LABEL.to_vec();
@@ -539,36 +538,39 @@ mod tests {
     }
 
     #[test]
-    fn a_join_proof_depends_on_secret_and_both_keys() {
-        let p = join_proof(b"secret", &[1; 32], &[2; 32], "Phone 1");
-        assert!(verify_join_proof(
-            b"secret", &[1; 32], &[2; 32], "Phone 1", &p
-        ));
-        assert!(!verify_join_proof(
-            b"secret",
-            &[1; 32],
-            &[2; 32],
-            "Phone 1",
-            &p[..31]
-        ));
-        assert!(!verify_join_proof(
-            b"secret", &[1; 32], &[2; 32], "Phone 2", &p
-        ));
-        assert_ne!(p, join_proof(b"secreT", &[1; 32], &[2; 32], "Phone 1"));
-        assert_ne!(p, join_proof(b"secret", &[3; 32], &[2; 32], "Phone 1"));
-        assert_ne!(p, join_proof(b"secret", &[1; 32], &[3; 32], "Phone 1"));
-        let code = verification_code(WS, &[1; 32], &[2; 32]).unwrap();
-        assert_ne!(code, verification_code(WS, &[1; 32], &[3; 32]).unwrap());
-        assert_ne!(code, verification_code(WS, &[3; 32], &[2; 32]).unwrap());
+    fn a_join_proof_covers_keys_name_and_actor_and_a_code_keys_and_actor() {
+        let keys: Vec<[u8; 32]> = (0..4).map(|n| [n; 32]).collect();
+        let who =
+            |sign: usize, boxk: usize, name: &'static str, actor: Option<&'static [u8]>| Identity {
+                sign_key: &keys[sign],
+                box_key: &keys[boxk],
+                name,
+                actor,
+            };
+        let me = who(1, 2, "Phone 1", Some(b"actor-1"));
+        let p = join_proof(b"secret", &me);
+        let code = verification_code(WS, &me).unwrap();
+        assert!(verify_join_proof(b"secret", &me, &p));
+        assert!(!verify_join_proof(b"secret", &me, &p[..31]));
+        assert!(!verify_join_proof(b"secreT", &me, &p));
+        let renamed = who(1, 2, "Phone 2", Some(b"actor-1"));
+        assert!(!verify_join_proof(b"secret", &renamed, &p));
         assert_eq!(
             code,
-            verification_code(WS, &[1; 32], &[2; 32]).unwrap(),
-            "stable"
+            verification_code(WS, &renamed).unwrap(),
+            "names are shown anyway"
         );
-        assert_ne!(
-            code,
-            verification_code("another team", &[1; 32], &[2; 32]).unwrap()
-        );
+        for other in [
+            who(3, 2, "Phone 1", Some(b"actor-1")),
+            who(1, 3, "Phone 1", Some(b"actor-1")),
+            who(1, 2, "Phone 1", Some(b"actor-2")),
+            who(1, 2, "Phone 1", None),
+        ] {
+            assert!(!verify_join_proof(b"secret", &other, &p), "{other:?}");
+            assert_ne!(code, verification_code(WS, &other).unwrap(), "{other:?}");
+        }
+        assert_eq!(code, verification_code(WS, &me).unwrap(), "stable");
+        assert_ne!(code, verification_code("another team", &me).unwrap());
         assert_eq!(code.len(), 14, "{code}");
         assert_eq!(code.chars().filter(char::is_ascii_digit).count(), 12);
     }

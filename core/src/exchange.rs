@@ -10,12 +10,21 @@
 //! pushes: a bundle copied off the phone reveals nothing, and only a store that joined the
 //! workspace (see `create_invite`) can import it. A bundle for a workspace this store does not
 //! know is refused with `UnknownWorkspace`; an altered one with `Tampered`.
+//!
+//! For a workspace on a sync server, each chunk is also signed by the exporting device, as a
+//! pushed blob is, and an import checks it against the team log exactly as a pulled blob is
+//! checked: a device the log does not admit, or revoked, cannot hand its changes to a teammate
+//! to be passed on, and the changes must be the signer's own (a coordinator may carry anyone's).
+//! The importing device passes another device's changes on to the server as they were signed,
+//! never under its own signature.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use automerge::{AutoCommit, Automerge, AutomergeError, ChangeHash, LoadOptions, OnPartialLoad};
-use rusqlite::params;
+use automerge::{
+    ActorId, AutoCommit, Automerge, AutomergeError, ChangeHash, LoadOptions, OnPartialLoad,
+};
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -25,10 +34,14 @@ use crate::model::{ImportReport, RecordKind};
 use crate::records;
 use crate::store::projection::{self, Rows};
 use crate::store::{self, Store, StoredDoc, keys, outbox};
+use crate::sync::team::Authorship;
 use crate::validate;
 
-/// Format version of bundles and checkpoints.
+/// Format version of checkpoints.
 const VERSION: u32 = 2;
+/// Format version of bundles: 3 signs chunks of workspaces on a server; 2 (still read) never
+/// did.
+const BUNDLE_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Bundle {
@@ -43,6 +56,9 @@ struct BundleDoc {
     epoch: u32,
     /// Sealed chunks; the record kind is inside the seal.
     blobs: Vec<ByteBuf>,
+    /// Whether each chunk is signed by the exporting device (the blob format of a push).
+    #[serde(default)]
+    signed: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -158,11 +174,21 @@ impl Store {
                         workspace: workspace.clone(),
                     })?;
                 let doc_bytes = crypto::doc_id_bytes(&id)?;
+                // Signed by this device when it belongs to the workspace on a server.
+                let own = match outbox::connected(c, &workspace)? {
+                    true => Some(crate::sync::team::own_keys(c, &workspace)?),
+                    false => None,
+                };
                 let blobs = chunks
                     .iter()
                     .map(|ch| {
-                        crypto::seal(&key, &workspace, &doc_bytes, epoch, kind, ch)
-                            .map(ByteBuf::from)
+                        match &own {
+                            Some(own) => crypto::seal_signed(
+                                &key, own, &workspace, &doc_bytes, epoch, kind, ch,
+                            ),
+                            None => crypto::seal(&key, &workspace, &doc_bytes, epoch, kind, ch),
+                        }
+                        .map(ByteBuf::from)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 docs.push(BundleDoc {
@@ -170,17 +196,21 @@ impl Store {
                     workspace,
                     epoch,
                     blobs,
+                    signed: own.is_some(),
                 });
             }
             Ok(())
         })?;
-        to_cbor(&Bundle { v: VERSION, docs })
+        to_cbor(&Bundle {
+            v: BUNDLE_VERSION,
+            docs,
+        })
     }
 
     /// Merges a bundle from `export_changes` into this store, all or nothing.
     pub fn import_changes(&self, bundle: &[u8]) -> Result<ImportReport> {
         let bundle: Bundle = from_cbor("bundle", bundle)?;
-        if bundle.v != VERSION {
+        if bundle.v != BUNDLE_VERSION && bundle.v != 2 {
             return Err(Error::Corrupt(format!(
                 "bundle version {} is not supported",
                 bundle.v
@@ -217,10 +247,14 @@ impl Store {
                     }
                 };
                 let doc_bytes = crypto::doc_id_bytes(&d.id)?;
+                let signer = signer_of(&tx, d)?;
                 let mut kind = None;
                 let mut chunks = Vec::with_capacity(d.blobs.len());
                 for blob in &d.blobs {
-                    let (k, chunk) = crypto::open(&key, &d.workspace, &doc_bytes, d.epoch, blob)?;
+                    let (k, chunk) = match d.signed {
+                        true => crypto::open_signed(&key, &d.workspace, &doc_bytes, d.epoch, blob)?,
+                        false => crypto::open(&key, &d.workspace, &doc_bytes, d.epoch, blob)?,
+                    };
                     if kind.is_some_and(|prev| prev != k) {
                         return Err(Error::Corrupt(format!(
                             "bundle: document {} mixes kinds",
@@ -235,14 +269,25 @@ impl Store {
                     Some(s) => Some(s),
                     None => store::load_stored(&tx, &d.id, &actor)?,
                 };
-                // Changes carried in by hand reach the server too, through this device.
+                // Changes carried in by hand reach the server too, through this device: another
+                // device's as that device signed them, this device's own as it signs anything.
                 let target = Target {
                     id: &d.id,
                     workspace: &d.workspace,
                     kind,
                 };
+                let authors = match &signer {
+                    Some(s) => Authorship::of(&tx, &d.workspace, s)?,
+                    None => Authorship::Any,
+                };
+                let relay = signer.is_some_and(|s| Some(s) != own_sign_key(&tx, &d.workspace));
                 let (stored, changed) =
-                    merge_chunks(&tx, existing, &actor, &target, &chunks, true)?;
+                    merge_chunks(&tx, existing, &actor, &target, &chunks, !relay, &authors)?;
+                if relay && changed {
+                    for blob in &d.blobs {
+                        outbox::enqueue_signed(&tx, &d.workspace, &d.id, d.epoch, blob)?;
+                    }
+                }
                 if !changed {
                     report.unchanged += 1;
                     touched.push((d.id.clone(), stored));
@@ -270,6 +315,65 @@ impl Store {
     }
 }
 
+/// The device that signed a bundle document, checked against the team log as a pulled blob's
+/// signer is (`Tampered` if the log does not admit it, or revoked it); `None` for an unsigned
+/// document, which only a workspace without a team log takes.
+fn signer_of(tx: &rusqlite::Transaction<'_>, d: &BundleDoc) -> Result<Option<[u8; 32]>> {
+    let has_log = crate::sync::team::log_epoch(tx, &d.workspace)?.is_some();
+    if !d.signed {
+        if has_log {
+            return Err(Error::Tampered(format!(
+                "document {} is not signed: this workspace takes bundles signed by a device of its team",
+                d.id
+            )));
+        }
+        return Ok(None);
+    }
+    let mut signers = d.blobs.iter().map(|b| crypto::blob_signer(b));
+    let signer = match signers.next() {
+        Some(s) => s?,
+        None => return Ok(None),
+    };
+    for other in signers {
+        if other? != signer {
+            return Err(Error::Tampered(format!(
+                "document {} mixes chunks of several devices",
+                d.id
+            )));
+        }
+    }
+    if has_log {
+        let revoked: Option<Option<i64>> = tx
+            .query_row(
+                "SELECT revoked_after_seq FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2",
+                params![d.workspace, signer.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match revoked {
+            None => {
+                return Err(Error::Tampered(
+                    "the bundle is signed by a device the team log does not admit".into(),
+                ));
+            }
+            Some(Some(_)) => {
+                return Err(Error::Tampered(
+                    "the bundle is signed by a device that was revoked".into(),
+                ));
+            }
+            Some(None) => {}
+        }
+    }
+    Ok(Some(signer))
+}
+
+/// This device's signing key for a workspace it syncs, if any.
+fn own_sign_key(tx: &rusqlite::Transaction<'_>, workspace: &str) -> Option<[u8; 32]> {
+    crate::sync::team::own_keys(tx, workspace)
+        .ok()
+        .map(|k| k.sign_public())
+}
+
 /// The document chunks are merged into.
 pub(crate) struct Target<'a> {
     pub id: &'a str,
@@ -283,6 +387,20 @@ pub(crate) struct Whole {
     pub doc: AutoCommit,
     pub heads: Vec<ChangeHash>,
     pub rows: Rows,
+    /// The actors of its changes.
+    pub actors: Vec<ActorId>,
+}
+
+/// The distinct actors of the changes `doc` has beyond `before` (cheap: change metadata only).
+pub(crate) fn new_actors(doc: &mut AutoCommit, before: &[ChangeHash]) -> Vec<ActorId> {
+    let mut actors: Vec<ActorId> = doc
+        .get_changes_meta(before)
+        .into_iter()
+        .map(|m| m.actor.into_owned())
+        .collect();
+    actors.sort();
+    actors.dedup();
+    actors
 }
 
 /// Decodes `chunk` as the whole of new document `t`; `None` if it holds no change or needs
@@ -300,7 +418,13 @@ pub(crate) fn decode_whole(
     }
     let rows = Rows::of(t.id, &doc);
     check_label(t, rows.header())?;
-    Ok(Some(Whole { doc, heads, rows }))
+    let actors = new_actors(&mut doc, &[]);
+    Ok(Some(Whole {
+        doc,
+        heads,
+        rows,
+        actors,
+    }))
 }
 
 /// Stores new document `t` as `chunk`, the whole of it (see [`decode_whole`]): encoding it
@@ -330,8 +454,8 @@ fn check_label(t: &Target<'_>, h: Option<&records::Header>) -> Result<()> {
 
 /// Merges decrypted Automerge chunks into a document (loaded as `existing`, or new), storing
 /// the new changes and refreshing projections within `tx`; with `enqueue`, also queues them
-/// for the server. Returns the document and whether anything changed. On error nothing was
-/// written.
+/// for the server. `authors` says whose changes the chunks may bring (`Tampered` otherwise).
+/// Returns the document and whether anything changed. On error nothing was written.
 pub(crate) fn merge_chunks(
     tx: &rusqlite::Transaction<'_>,
     existing: Option<StoredDoc>,
@@ -339,11 +463,13 @@ pub(crate) fn merge_chunks(
     t: &Target<'_>,
     chunks: &[Vec<u8>],
     enqueue: bool,
+    authors: &Authorship,
 ) -> Result<(StoredDoc, bool)> {
     if existing.is_none()
         && let [only] = chunks
         && let Some(whole) = decode_whole(t, actor, only)?
     {
+        authors.check(&whole.actors)?;
         insert_whole(tx, t, only, &whole.heads, &whole.rows)?;
         if enqueue {
             outbox::enqueue(tx, t.workspace, t.id, t.kind, only)?;
@@ -372,6 +498,7 @@ pub(crate) fn merge_chunks(
         load_chunk(&mut stored.doc, t.id, chunk)?;
     }
     check_label(t, records::header(&stored.doc).as_ref())?;
+    authors.check(&new_actors(&mut stored.doc, &before))?;
     let after = stored.doc.get_heads();
     let waiting = !stored.doc.get_missing_deps(&[]).is_empty();
     if after == before && !waiting {

@@ -159,6 +159,7 @@ impl Fixture {
                     // coordinator's key in person, so the log it started is trusted.
                     vouched: vec![Device::Coordinator.keys()?.sign_public()],
                     anchor: None,
+                    actor: store.actor_id().to_bytes().to_vec(),
                 },
             )?;
             tx.commit()?;
@@ -315,6 +316,7 @@ impl Fixture {
                 enrolled_at: 1_764_000_000,
                 revoked_at_seq,
                 key_epochs: vec![0],
+                actor: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -360,8 +362,15 @@ impl Fixture {
                 workspace: &self.workspace,
                 kind: RecordKind::Visit,
             };
-            let (_, changed) =
-                merge_chunks(&tx, existing, &actor, &target, &[chunk.to_vec()], false)?;
+            let (_, changed) = merge_chunks(
+                &tx,
+                existing,
+                &actor,
+                &target,
+                &[chunk.to_vec()],
+                false,
+                &crate::sync::team::Authorship::Any,
+            )?;
             // Dropped without commit: every input meets the same store.
             drop(tx);
             Ok(changed)

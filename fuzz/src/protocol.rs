@@ -111,6 +111,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                     sign_key: [1; 32],
                     box_key: [2; 32],
                     join_proof: Some(vec![5; 32]),
+                    actor: None,
                 }),
             ),
         ),
@@ -193,6 +194,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                         enrolled_at: 1_764_000_000,
                         revoked_at_seq: Some(12),
                         key_epochs: vec![1, 2],
+                        actor: None,
                     }],
                     envelopes: vec![envelope.clone()],
                     log: vec![proto::team_log::SignedEntry {

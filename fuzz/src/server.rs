@@ -188,6 +188,7 @@ async fn enroll(
             sign_key,
             box_key,
             join_proof: None,
+            actor: None,
         })))
         .unwrap_or_else(|e| panic!("{e}"));
     let (status, _, body) = send(router, req).await;
@@ -304,6 +305,7 @@ impl Fresh {
                 sign_key: *sign_key,
                 box_key: *box_key,
                 join_proof: join_proof.clone(),
+                actor: None,
             }),
             BodyPick::Invite { ttl_seconds, role } => encode(&proto::InviteRequest {
                 ttl_seconds: *ttl_seconds,

@@ -101,6 +101,8 @@ pub mod limits {
     pub const MAX_SEALED_KEY_BYTES: usize = 256;
     /// Longest join proof, in bytes.
     pub const MAX_JOIN_PROOF_BYTES: usize = 64;
+    /// Longest Automerge actor id a device may declare, in bytes.
+    pub const MAX_ACTOR_BYTES: usize = 32;
     /// Most team log entries in one [`super::AppendRequest`] (a team log started for a big
     /// existing team carries one entry per device).
     pub const MAX_LOG_ENTRIES: usize = 2_000;
@@ -191,6 +193,10 @@ pub struct EnrollRequest {
     /// secret, which only the inviting coordinator can check (the server never sees the secret).
     #[serde(default, with = "serde_bytes")]
     pub join_proof: Option<Vec<u8>>,
+    /// The Automerge actor id the device's changes carry (1 to 32 bytes), covered by the join
+    /// proof: the team log binds it to the device's keys, so no other device can write as it.
+    #[serde(default, with = "serde_bytes")]
+    pub actor: Option<Vec<u8>>,
 }
 
 /// `POST /v1/enroll` answer: the new device's identity and secret.
@@ -342,6 +348,9 @@ pub struct TeamDevice {
     pub revoked_at_seq: Option<u64>,
     /// Epochs for which a wrapped key for this device is stored.
     pub key_epochs: Vec<u32>,
+    /// The Automerge actor id it enrolled with, if it declared one.
+    #[serde(default, with = "serde_bytes")]
+    pub actor: Option<Vec<u8>>,
 }
 
 /// A workspace key of one epoch, sealed to one device's X25519 key and signed by the
@@ -517,6 +526,7 @@ mod tests {
             sign_key: [1; 32],
             box_key: [2; 32],
             join_proof: Some(vec![3; 32]),
+            actor: Some(vec![4; 16]),
         };
         assert_eq!(decode::<EnrollRequest>(&encode(&enroll)).unwrap(), enroll);
         let enrolled = EnrollResponse {
@@ -578,6 +588,7 @@ mod tests {
                 enrolled_at: 1,
                 revoked_at_seq: Some(12),
                 key_epochs: vec![0, 1, 2],
+                actor: Some(vec![9; 16]),
             }],
             envelopes: vec![KeyEnvelope {
                 device_id: "d".into(),
@@ -667,6 +678,7 @@ mod tests {
             sign_key: [0; 32],
             box_key: [0; 32],
             join_proof: None,
+            actor: None,
         });
         let err = decode::<PushRequest>(&wrong_type).unwrap_err();
         assert!(err.message.contains("blobs"), "{err}");

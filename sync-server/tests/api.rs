@@ -57,6 +57,7 @@ async fn an_enrollment_token_works_only_once(backend: Backend) {
                 sign_key: rand::random(),
                 box_key: rand::random(),
                 join_proof: None,
+                actor: None,
             })),
         )
     };
@@ -94,6 +95,7 @@ async fn an_expired_enrollment_token_is_refused_and_says_so(backend: Backend) {
                 sign_key: rand::random(),
                 box_key: rand::random(),
                 join_proof: None,
+                actor: None,
             })),
         )
         .await;
@@ -115,6 +117,7 @@ async fn an_unknown_enrollment_token_is_unauthorized(backend: Backend) {
                 sign_key: rand::random(),
                 box_key: rand::random(),
                 join_proof: None,
+                actor: None,
             })),
         )
         .await;
@@ -142,6 +145,7 @@ async fn device_names_must_be_reasonable(backend: Backend) {
                     sign_key: rand::random(),
                     box_key: rand::random(),
                     join_proof: None,
+                    actor: None,
                 })),
             )
             .await;
@@ -283,6 +287,7 @@ async fn a_device_invites_another_device_into_its_workspace(backend: Backend) {
                 sign_key: rand::random(),
                 box_key: rand::random(),
                 join_proof: None,
+                actor: None,
             })),
         )
         .await;
@@ -341,6 +346,7 @@ async fn invites_made_by_a_revoked_device_stop_working(backend: Backend) {
                 sign_key: rand::random(),
                 box_key: rand::random(),
                 join_proof: None,
+                actor: None,
             })),
         )
         .await
@@ -397,6 +403,7 @@ async fn a_device_never_sees_another_workspaces_blobs(backend: Backend) {
                 sign_key: rand::random(),
                 box_key: rand::random(),
                 join_proof: None,
+                actor: None,
             })),
         )
         .await;

@@ -128,6 +128,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: None,
+            actor: None,
         }),
     );
     assert_eq!(status, 200);
@@ -153,6 +154,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: None,
+            actor: None,
         }),
     );
     let ben: EnrollResponse = decode(&body).unwrap();
@@ -168,6 +170,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: None,
+            actor: None,
         }),
     );
     assert_eq!(status, 401);

@@ -214,6 +214,7 @@ fn a_server_killed_during_group_commits_keeps_every_acknowledged_push_once() {
                 sign_key: rand::random(),
                 box_key: rand::random(),
                 join_proof: None,
+                actor: None,
             });
             let mut resp = agent()
                 .post(format!("{}/v1/enroll", server.base))

@@ -139,6 +139,7 @@ impl Client {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: None,
+            actor: None,
         });
         self.send("POST", "/v1/enroll", headers, &body)
     }

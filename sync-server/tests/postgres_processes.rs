@@ -128,6 +128,7 @@ fn enroll_with_key(
             sign_key,
             box_key: rand::random(),
             join_proof: None,
+            actor: None,
         }),
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

@@ -34,6 +34,7 @@ fn enroll_body(token: &str, sign_key: PublicKey, box_key: PublicKey) -> EnrollRe
         sign_key,
         box_key,
         join_proof: None,
+        actor: None,
     }
 }
 

@@ -274,6 +274,7 @@ fn raw_server_throughput(n: usize) {
                 sign_key: rand::random(),
                 box_key: rand::random(),
                 join_proof: None,
+                actor: None,
             };
             let resp = http
                 .post(format!("{url}{}", proto::PATH_ENROLL))

@@ -95,6 +95,7 @@ fn enroll(server: &Server, server_ws: &str, http: &reqwest::blocking::Client, na
             sign_key: sign.verifying_key().to_bytes(),
             box_key: boxk.public_key().to_bytes(),
             join_proof: None,
+            actor: None,
         }))
         .send()
         .unwrap();

@@ -183,6 +183,7 @@ fn devices_the_server_plants_are_never_admitted_sealed_to_or_believed() {
             enrolled_at: 0,
             revoked_at_seq: None,
             key_epochs: vec![],
+            actor: None,
         });
     });
     hostile.rewrite_pull(move |page| {

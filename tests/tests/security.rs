@@ -98,6 +98,7 @@ fn raw_device(server: &Server, server_ws: &str, name: &str) -> String {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: None,
+            actor: None,
         }),
     );
     assert_eq!(status, 200);
@@ -308,6 +309,7 @@ fn a_device_joins_by_an_invite_without_keys_once_a_coordinator_approves_it() {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: Some(vec![7; 32]),
+            actor: None,
         }),
     );
     assert_eq!(status, 200);

@@ -407,6 +407,7 @@ fn a_blob_that_fails_authentication_is_set_aside_and_the_rest_applies() {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: None,
+            actor: None,
         }),
     ))
     .unwrap();

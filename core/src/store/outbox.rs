@@ -15,6 +15,33 @@ pub(crate) fn connected(conn: &Connection, workspace: &str) -> Result<bool> {
         .exists(params![workspace])?)
 }
 
+/// Queues a chunk another device sealed and signed (carried in by hand), as it is, if the
+/// workspace is connected: teammates check its author's signature, not this device's.
+pub(crate) fn enqueue_signed(
+    conn: &Connection,
+    workspace: &str,
+    doc_id: &str,
+    epoch: u32,
+    sealed: &[u8],
+) -> Result<()> {
+    if !connected(conn, workspace)? {
+        return Ok(());
+    }
+    let content_id = waymark_protocol::content_id_of(sealed);
+    conn.prepare_cached(
+        "INSERT INTO outbox(workspace_id, doc_id, epoch, content_id, ciphertext)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        workspace,
+        doc_id,
+        epoch,
+        content_id.as_slice(),
+        sealed
+    ])?;
+    Ok(())
+}
+
 /// Seals `chunk` of document `doc_id` and queues it, if the workspace is connected.
 pub(crate) fn enqueue(
     conn: &Connection,

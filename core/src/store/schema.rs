@@ -286,6 +286,7 @@ ALTER TABLE team_state ADD COLUMN set_aside_dropped INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE memberships ADD COLUMN anchor_idx INTEGER;
 ALTER TABLE memberships ADD COLUMN anchor_hash BLOB;
 ALTER TABLE memberships ADD COLUMN legacy_trust INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE memberships ADD COLUMN actor BLOB;
 UPDATE memberships SET legacy_trust = 1;
 ALTER TABLE invite_secrets ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
 CREATE TABLE team_alerts (
@@ -297,6 +298,7 @@ CREATE TABLE team_alerts (
 );
 CREATE INDEX team_alerts_workspace ON team_alerts(workspace_id, id);
 ALTER TABLE set_aside ADD COLUMN held TEXT;
+ALTER TABLE team_devices ADD COLUMN actor BLOB;
 UPDATE set_aside SET held = 'key' WHERE blob IS NOT NULL;
 ";
 

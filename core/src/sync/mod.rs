@@ -210,21 +210,35 @@ pub(crate) struct Enrollment {
     pub(crate) vouched: Vec<[u8; 32]>,
     /// The team log entry the invite named, where this device's trust in the log starts.
     pub(crate) anchor: Option<(u64, [u8; 32])>,
+    /// The Automerge actor this store's changes carry.
+    pub(crate) actor: Vec<u8>,
 }
 
 impl Enrollment {
-    /// Fresh key pairs; `proof_secret` is the one-time secret of the invite.
+    /// Fresh key pairs for the store whose changes carry `actor`; `proof_secret` is the
+    /// one-time secret of the invite.
     pub(crate) fn new(
         proof_secret: Option<&[u8]>,
         vouched: Vec<[u8; 32]>,
         anchor: Option<(u64, [u8; 32])>,
         name: &str,
+        actor: &[u8],
     ) -> Enrollment {
         let keys = crypto::DeviceKeys::generate();
         // As the server will store it, so that the proof covers exactly what it lists.
         let name = name.trim().to_string();
+        let (sign, boxk) = (keys.sign_public(), keys.box_public());
         let join_proof = proof_secret.map(|s| {
-            crypto::join_proof(s, &keys.sign_public(), &keys.box_public(), &name).to_vec()
+            crypto::join_proof(
+                s,
+                &crypto::Identity {
+                    sign_key: &sign,
+                    box_key: &boxk,
+                    name: &name,
+                    actor: Some(actor),
+                },
+            )
+            .to_vec()
         });
         Enrollment {
             keys,
@@ -232,6 +246,7 @@ impl Enrollment {
             join_proof,
             vouched,
             anchor,
+            actor: actor.to_vec(),
         }
     }
 
@@ -243,6 +258,7 @@ impl Enrollment {
             sign_key: self.keys.sign_public(),
             box_key: self.keys.box_public(),
             join_proof: self.join_proof.clone(),
+            actor: Some(self.actor.clone()),
         }
     }
 }
@@ -266,8 +282,8 @@ pub(crate) fn add_membership(
     tx.execute(
         "INSERT INTO memberships(workspace_id, server_url, server_workspace_id, device_id,
             device_token, cursor, revoked, device_keys, role, team_version, join_proof,
-            anchor_idx, anchor_hash, legacy_trust)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, 0, ?8, ?9, ?10, 0)",
+            anchor_idx, anchor_hash, legacy_trust, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, 0, ?8, ?9, ?10, 0, ?11)",
         params![
             workspace,
             url,
@@ -278,7 +294,8 @@ pub(crate) fn add_membership(
             e.role,
             enrollment.join_proof,
             anchor_idx,
-            anchor_hash
+            anchor_hash,
+            enrollment.actor
         ],
     )?;
     // This device trusts itself and what its invite, received in person, vouched for.
@@ -334,7 +351,13 @@ impl Store {
             ));
         }
         let server = self.server(server_url, None)?;
-        let enrollment = Enrollment::new(None, Vec::new(), None, &self.device_name()?);
+        let enrollment = Enrollment::new(
+            None,
+            Vec::new(),
+            None,
+            &self.device_name()?,
+            &self.actor_id().to_bytes(),
+        );
         let resp = server.post::<_, proto::EnrollResponse>(
             Call::Enroll,
             proto::PATH_ENROLL,
@@ -933,6 +956,7 @@ impl Store {
                 if st.signers.check(tx, workspace, &signer, b.seq)? == team::Standing::Unknown {
                     return Ok(Applied::HeldSigner);
                 }
+                let authors = st.signers.authorship(tx, workspace, &signer)?.clone();
                 let log_epoch = match st.log_epoch {
                     Some(e) => e,
                     None => *st.log_epoch.insert(team::log_epoch(tx, workspace)?),
@@ -966,13 +990,14 @@ impl Store {
                 };
                 let existing = load_stored(tx, &doc_id, actor)?;
                 if existing.is_none()
-                    && let Some((heads, rows)) = &p.whole
+                    && let Some((heads, rows, actors)) = &p.whole
                 {
+                    authors.check(actors)?;
                     insert_whole(tx, &target, &chunk, heads, rows)?;
                     return Ok(Applied::Changed(None));
                 }
                 let (stored, did_change) =
-                    merge_chunks(tx, existing, actor, &target, &[chunk], false)?;
+                    merge_chunks(tx, existing, actor, &target, &[chunk], false, &authors)?;
                 Ok(match did_change {
                     true => Applied::Changed(Some(Box::new(stored))),
                     false => Applied::Unchanged,

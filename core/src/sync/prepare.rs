@@ -33,9 +33,9 @@ pub(crate) struct Prepared {
     pub signed_ok: bool,
     /// The opened seal: the record kind and the Automerge chunk.
     pub opened: Option<(RecordKind, Vec<u8>)>,
-    /// For a document this store did not have: the chunk holds all of it, with these heads
-    /// and projection rows.
-    pub whole: Option<(Vec<ChangeHash>, Rows)>,
+    /// For a document this store did not have: the chunk holds all of it, with these heads,
+    /// projection rows and authors.
+    pub whole: Option<(Vec<ChangeHash>, Rows, Vec<ActorId>)>,
 }
 
 /// What a page needs from the store: the workspace keys of its epochs that this device holds,
@@ -132,7 +132,7 @@ fn prepare(
             decode_whole(&t, actor, chunk)
                 .ok()
                 .flatten()
-                .map(|w| (w.heads, w.rows))
+                .map(|w| (w.heads, w.rows, w.actors))
         }
         _ => None,
     };

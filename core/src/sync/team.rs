@@ -136,9 +136,26 @@ pub(crate) enum Standing {
 #[derive(Default)]
 pub(crate) struct Signers {
     seen: HashMap<[u8; 32], Option<Option<i64>>>,
+    authors: HashMap<[u8; 32], Authorship>,
 }
 
 impl Signers {
+    /// Whose changes a blob signed by `signer` may bring (see [`Authorship`]).
+    pub(crate) fn authorship(
+        &mut self,
+        conn: &Connection,
+        workspace: &str,
+        signer: &[u8; 32],
+    ) -> Result<&Authorship> {
+        if !self.authors.contains_key(signer) {
+            let rule = Authorship::of(conn, workspace, signer)?;
+            self.authors.insert(*signer, rule);
+        }
+        self.authors
+            .get(signer)
+            .ok_or_else(|| Error::Storage("a signer's rule went missing".into()))
+    }
+
     /// Where the device that signed a blob at `seq` stands: `Tampered` if the log revoked it
     /// before `seq`.
     pub(crate) fn check(
@@ -169,6 +186,72 @@ impl Signers {
             ),
             Some(_) => Ok(Standing::Good),
         }
+    }
+}
+
+/// Whose changes a blob (or a bundle) signed by a device may bring: bound to the device's
+/// Automerge actor, so that the author history and conflicts show is a device the team admitted,
+/// not a name any member can claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Authorship {
+    /// Anyone's: the signer is a coordinator (who compacts and relays), or the workspace keeps
+    /// no team log (a team without a server, whose trust is the key handed over in person).
+    Any,
+    /// The signer's own actor only.
+    Only(Vec<u8>),
+    /// The signer declared no actor (it joined before the log): any actor no other device of
+    /// the team declared.
+    NotOf(BTreeSet<Vec<u8>>),
+}
+
+impl Authorship {
+    /// `Tampered` unless every actor in `actors` may author changes under this rule.
+    pub(crate) fn check(&self, actors: &[automerge::ActorId]) -> Result<()> {
+        let refused = actors.iter().any(|a| match self {
+            Authorship::Any => false,
+            Authorship::Only(own) => a.to_bytes() != own.as_slice(),
+            Authorship::NotOf(others) => others.contains(a.to_bytes()),
+        });
+        match refused {
+            true => Err(Error::Tampered(
+                "it carries changes written as another device than the one that signed it".into(),
+            )),
+            false => Ok(()),
+        }
+    }
+
+    /// The rule for changes signed by `signer` in `workspace`, as the verified log makes it.
+    pub(crate) fn of(c: &Connection, workspace: &str, signer: &[u8; 32]) -> Result<Authorship> {
+        let mut st = c.prepare_cached(
+            "SELECT sign_key, role, actor, revoked_after_seq IS NULL FROM team_members
+             WHERE workspace_id = ?1",
+        )?;
+        let rows = st.query_map(params![workspace], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })?;
+        let mut mine = None;
+        let mut others = BTreeSet::new();
+        let mut any_member = false;
+        for row in rows {
+            let (key, role, actor, active) = row?;
+            any_member = true;
+            if key == signer.as_slice() {
+                mine = Some((role, actor, active));
+            } else if let Some(a) = actor {
+                others.insert(a);
+            }
+        }
+        Ok(match mine {
+            None if !any_member => Authorship::Any,
+            Some((role, _, true)) if role == proto::roles::COORDINATOR => Authorship::Any,
+            Some((_, Some(actor), _)) => Authorship::Only(actor),
+            _ => Authorship::NotOf(others),
+        })
     }
 }
 
@@ -270,12 +353,26 @@ struct Listed {
     proof: Option<Vec<u8>>,
     revoked_at_seq: Option<u64>,
     key_epochs: Vec<u32>,
+    actor: Option<Vec<u8>>,
+}
+
+impl Listed {
+    /// What the device enrolled with, as the server lists it.
+    fn identity(&self) -> crypto::Identity<'_> {
+        crypto::Identity {
+            sign_key: &self.sign,
+            box_key: &self.boxk,
+            name: &self.name,
+            actor: self.actor.as_deref(),
+        }
+    }
 }
 
 /// The server's listing of a workspace's devices, as last fetched.
 fn listed(c: &Connection, workspace: &str) -> Result<Vec<Listed>> {
     let mut st = c.prepare(
-        "SELECT device_id, name, sign_key, box_key, join_proof, revoked_at_seq, key_epochs
+        "SELECT device_id, name, sign_key, box_key, join_proof, revoked_at_seq, key_epochs,
+                actor
          FROM team_devices WHERE workspace_id = ?1 ORDER BY enrolled_at, device_id",
     )?;
     let rows = st.query_map(params![workspace], |r| {
@@ -287,11 +384,12 @@ fn listed(c: &Connection, workspace: &str) -> Result<Vec<Listed>> {
             r.get::<_, Option<Vec<u8>>>(4)?,
             r.get::<_, Option<i64>>(5)?,
             r.get::<_, String>(6)?,
+            r.get::<_, Option<Vec<u8>>>(7)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (device_id, name, sign, boxk, proof, revoked, epochs) = row?;
+        let (device_id, name, sign, boxk, proof, revoked, epochs, actor) = row?;
         let (Ok(sign), Ok(boxk)) = (<[u8; 32]>::try_from(sign), <[u8; 32]>::try_from(boxk)) else {
             continue;
         };
@@ -303,6 +401,7 @@ fn listed(c: &Connection, workspace: &str) -> Result<Vec<Listed>> {
             proof,
             revoked_at_seq: revoked.map(|s| u64::try_from(s).unwrap_or(0)),
             key_epochs: epochs.split(',').filter_map(|e| e.parse().ok()).collect(),
+            actor,
         });
     }
     Ok(out)
@@ -336,7 +435,7 @@ fn matching<'a>(secrets: &'a [Secret], d: &Listed) -> Option<&'a Secret> {
     let proof = d.proof.as_deref()?;
     secrets
         .iter()
-        .find(|s| crypto::verify_join_proof(&s.secret, &d.sign, &d.boxk, &d.name, proof))
+        .find(|s| crypto::verify_join_proof(&s.secret, &d.identity(), proof))
 }
 
 /// The log's description of a listed device, with the role it is admitted with.
@@ -347,7 +446,7 @@ fn member_of(d: &Listed, role: &str) -> Member {
         role: role.to_string(),
         sign_key: d.sign,
         box_key: d.boxk,
-        actor: None,
+        actor: d.actor.clone(),
     }
 }
 
@@ -583,6 +682,7 @@ impl Store {
         m: &Membership,
         team: &proto::TeamResponse,
     ) -> Result<bool> {
+        let my_actor = self.actor_id().to_bytes().to_vec();
         let plan = self.read(|c| {
             let (role, legacy): (String, bool) = c.query_row(
                 "SELECT role, legacy_trust FROM memberships WHERE workspace_id = ?1",
@@ -613,7 +713,7 @@ impl Store {
                     role: proto::roles::COORDINATOR.into(),
                     sign_key: own.sign_public(),
                     box_key: own.box_public(),
-                    actor: None,
+                    actor: Some(my_actor.clone()),
                 },
             };
             let mut bodies = vec![genesis];
@@ -1141,7 +1241,7 @@ impl Store {
                     continue;
                 }
                 out.push(PendingJoin {
-                    verification_code: crypto::verification_code(workspace, &d.sign, &d.boxk)?,
+                    verification_code: crypto::verification_code(workspace, &d.identity())?,
                     verified: matching(&secrets, &d).is_some(),
                     device_id: d.device_id,
                     name: d.name,
@@ -1214,8 +1314,25 @@ impl Store {
     /// that the server lists its real keys (`pending_joins`, `confirm_device`).
     pub fn verification_code(&self, workspace: &str) -> Result<String> {
         validate::id("workspace_id", workspace)?;
-        let keys = self.read(|c| own_keys(c, workspace))?;
-        crypto::verification_code(workspace, &keys.sign_public(), &keys.box_public())
+        // The actor this device enrolled with (none before actors were declared).
+        let (keys, actor) = self.read(|c| {
+            let actor: Option<Vec<u8>> = c.query_row(
+                "SELECT actor FROM memberships WHERE workspace_id = ?1",
+                params![workspace],
+                |r| r.get(0),
+            )?;
+            Ok((own_keys(c, workspace)?, actor))
+        })?;
+        let (sign, boxk) = (keys.sign_public(), keys.box_public());
+        crypto::verification_code(
+            workspace,
+            &crypto::Identity {
+                sign_key: &sign,
+                box_key: &boxk,
+                name: "",
+                actor: actor.as_deref(),
+            },
+        )
     }
 
     /// The membership of a connected workspace.
@@ -1263,9 +1380,11 @@ impl crate::store::PendingRevocation {
 
 /// Whether the server lists `d` with keys (or an id) other than the team log names for it.
 fn substituted(state: &TeamState, d: &proto::TeamDevice) -> bool {
-    let by_id = state
-        .by_device_id(&d.device_id)
-        .is_some_and(|m| m.member.sign_key != d.sign_key || m.member.box_key != d.box_key);
+    let by_id = state.by_device_id(&d.device_id).is_some_and(|m| {
+        m.member.sign_key != d.sign_key
+            || m.member.box_key != d.box_key
+            || (d.actor.is_some() && m.member.actor != d.actor)
+    });
     let by_key = state
         .member(&d.sign_key)
         .is_some_and(|m| m.member.device_id != d.device_id || m.member.box_key != d.box_key);
@@ -1325,8 +1444,8 @@ fn store_listing(tx: &Transaction<'_>, ws: &str, team: &proto::TeamResponse) -> 
     )?;
     let mut ins = tx.prepare_cached(
         "INSERT INTO team_devices(workspace_id, device_id, name, role, sign_key, box_key,
-            join_proof, enrolled_at, revoked_at_seq, key_epochs)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            join_proof, enrolled_at, revoked_at_seq, key_epochs, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT DO NOTHING",
     )?;
     for d in &team.devices {
@@ -1343,6 +1462,7 @@ fn store_listing(tx: &Transaction<'_>, ws: &str, team: &proto::TeamResponse) -> 
             d.revoked_at_seq
                 .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
             epochs.join(","),
+            d.actor,
         ])?;
     }
     Ok(())

@@ -286,6 +286,16 @@ async fn enroll(
             limits::MAX_JOIN_PROOF_BYTES
         )));
     }
+    if body
+        .actor
+        .as_ref()
+        .is_some_and(|a| a.is_empty() || a.len() > limits::MAX_ACTOR_BYTES)
+    {
+        return Err(ApiError::bad_request(format!(
+            "actor must be 1 to {} bytes",
+            limits::MAX_ACTOR_BYTES
+        )));
+    }
     let enrollment = tokens::hash_token(body.token.trim());
     let device_token = tokens::new_token();
     let device = NewDevice {
@@ -295,6 +305,7 @@ async fn enroll(
         sign_key: body.sign_key,
         box_key: body.box_key,
         join_proof: body.join_proof,
+        actor: body.actor,
     };
     let device_id = device.id.clone();
     let enrolled = state

@@ -65,6 +65,8 @@ pub struct NewDevice {
     pub box_key: PublicKey,
     /// The join proof it presented, if any.
     pub join_proof: Option<Vec<u8>>,
+    /// The Automerge actor id it declared, if any.
+    pub actor: Option<Vec<u8>>,
 }
 
 /// What an enrollment created.

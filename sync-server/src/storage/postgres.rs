@@ -639,8 +639,8 @@ impl Storage for PostgresStorage {
             let device_key: i64 = tx
                 .query_one(
                     "INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at, role,
-                                          sign_key, box_key, join_proof)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                                          sign_key, box_key, join_proof, actor)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                     &[
                         &device.id,
                         &workspace,
@@ -651,6 +651,7 @@ impl Storage for PostgresStorage {
                         &&device.sign_key[..],
                         &&device.box_key[..],
                         &device.join_proof,
+                        &device.actor,
                     ],
                 )?
                 .get(0);
@@ -970,7 +971,7 @@ impl Storage for PostgresStorage {
             let mut devices = Vec::new();
             for row in tx.query(
                 "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
-                        revoked_at_seq
+                        revoked_at_seq, actor
                  FROM devices WHERE workspace = $1 ORDER BY enrolled_at, id",
                 &[&workspace],
             )? {
@@ -985,6 +986,7 @@ impl Storage for PostgresStorage {
                     enrolled_at: row.get(7),
                     revoked_at_seq: row.get::<_, Option<i64>>(8).map(to_u64),
                     key_epochs: epochs.remove(&key).unwrap_or_default(),
+                    actor: row.get(9),
                 });
             }
             let mut envelopes = Vec::new();

@@ -634,8 +634,8 @@ impl Storage for SqliteStorage {
             }
             tx.execute(
                 "INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at, role,
-                                      sign_key, box_key, join_proof)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                      sign_key, box_key, join_proof, actor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     device.id,
                     workspace,
@@ -645,7 +645,8 @@ impl Storage for SqliteStorage {
                     role,
                     &device.sign_key[..],
                     &device.box_key[..],
-                    device.join_proof
+                    device.join_proof,
+                    device.actor
                 ],
             )?;
             let device_key = tx.last_insert_rowid();
@@ -849,7 +850,7 @@ impl Storage for SqliteStorage {
             }
             let mut stmt = tx.prepare(
                 "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
-                        revoked_at_seq
+                        revoked_at_seq, actor
                  FROM devices WHERE workspace = ?1 ORDER BY enrolled_at, id",
             )?;
             let mut rows = stmt.query([workspace])?;
@@ -866,6 +867,7 @@ impl Storage for SqliteStorage {
                     enrolled_at: row.get(7)?,
                     revoked_at_seq: row.get::<_, Option<i64>>(8)?.map(to_u64),
                     key_epochs: epochs.remove(&key).unwrap_or_default(),
+                    actor: row.get(9)?,
                 });
             }
             let mut stmt = tx.prepare(

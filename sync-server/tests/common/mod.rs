@@ -221,6 +221,7 @@ impl TestServer {
                     sign_key: rand::random(),
                     box_key: rand::random(),
                     join_proof: None,
+                    actor: None,
                 })),
             )
             .await;
@@ -283,6 +284,7 @@ pub fn new_device(device_token: &str) -> NewDevice {
         sign_key: rand::random(),
         box_key: rand::random(),
         join_proof: None,
+        actor: None,
     }
 }
 

@@ -308,6 +308,7 @@ impl Ctx {
             sign_key: rand::random(),
             box_key: rand::random(),
             join_proof: None,
+            actor: None,
         });
         let e: proto::EnrollResponse =
             self.call(Kind::Other, None, None, proto::PATH_ENROLL, Some(&body))?;

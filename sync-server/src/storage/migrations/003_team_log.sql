@@ -6,6 +6,10 @@
 -- How many entries the workspace's team log has (0: none yet).
 ALTER TABLE workspaces ADD COLUMN log_len INTEGER NOT NULL DEFAULT 0;
 
+-- The Automerge actor id a device enrolled with (covered by its join proof); the team log binds
+-- it to the device's keys.
+ALTER TABLE devices ADD COLUMN actor BLOB;
+
 CREATE TABLE team_log (
     workspace   INTEGER NOT NULL REFERENCES workspaces (id),
     idx         INTEGER NOT NULL,

@@ -2,6 +2,10 @@
 
 ALTER TABLE workspaces ADD COLUMN log_len BIGINT NOT NULL DEFAULT 0;
 
+-- The Automerge actor id a device enrolled with (covered by its join proof); the team log binds
+-- it to the device's keys.
+ALTER TABLE devices ADD COLUMN actor BYTEA;
+
 CREATE TABLE team_log (
     workspace   BIGINT NOT NULL REFERENCES workspaces (id),
     idx         BIGINT NOT NULL,
