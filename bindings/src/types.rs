@@ -1273,8 +1273,21 @@ pub struct ImportReport {
     pub changed: Vec<String>,
     /// Documents whose chunks were all already known.
     pub unchanged: u32,
+    /// Documents left out, with why (changes written as another device than the bundle's
+    /// signer; they arrive through sync instead).
+    pub refused: Vec<RefusedDocument>,
 }
-mirror!(wc::ImportReport => ImportReport { changed, unchanged });
+mirror!(wc::ImportReport => ImportReport { changed, unchanged, refused });
+
+/// A document an import left out.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct RefusedDocument {
+    /// Its id.
+    pub doc_id: String,
+    /// Why.
+    pub reason: String,
+}
+mirror!(wc::RefusedDocument => RefusedDocument { doc_id, reason });
 
 /// A blob that could not be opened or applied; it was set aside, not applied.
 #[derive(uniffi::Record, Debug, Clone, PartialEq)]

@@ -30,12 +30,13 @@ use serde_bytes::ByteBuf;
 
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::model::{ImportReport, RecordKind};
+use crate::model::{ImportReport, RecordKind, RefusedDocument};
 use crate::records;
 use crate::store::projection::{self, Rows};
 use crate::store::{self, Store, StoredDoc, keys, outbox};
 use crate::sync::team::Authorship;
 use crate::validate;
+use waymark_protocol::team_log::SignedEntry;
 
 /// Format version of checkpoints.
 const VERSION: u32 = 2;
@@ -47,6 +48,10 @@ const BUNDLE_VERSION: u32 = 3;
 struct Bundle {
     v: u32,
     docs: Vec<BundleDoc>,
+    /// The exporter's team log of each workspace, from what the checkpoint's owner had: a device
+    /// offline since a teammate was admitted (or revoked) learns it by hand too.
+    #[serde(default)]
+    logs: BTreeMap<String, Vec<SignedEntry>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +70,9 @@ struct BundleDoc {
 struct Checkpoint {
     v: u32,
     heads: BTreeMap<String, ByteBuf>,
+    /// How many team log entries this store verified, per workspace.
+    #[serde(default)]
+    logs: BTreeMap<String, u64>,
 }
 
 fn to_cbor<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -127,9 +135,25 @@ impl Store {
                     ByteBuf::from(r.get::<_, Vec<u8>>(1)?),
                 ))
             })?;
-            Ok(rows.collect::<rusqlite::Result<BTreeMap<_, _>>>()?)
+            let heads = rows.collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+            let mut st =
+                c.prepare("SELECT workspace_id, log_len FROM team_state WHERE log_len > 0")?;
+            let logs = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    ))
+                })?
+                .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+            Ok((heads, logs))
         })?;
-        to_cbor(&Checkpoint { v: VERSION, heads })
+        let (heads, logs) = heads;
+        to_cbor(&Checkpoint {
+            v: VERSION,
+            heads,
+            logs,
+        })
     }
 
     /// The changes this store has that the owner of `since` lacks (everything if `None`).
@@ -143,8 +167,9 @@ impl Store {
                 cp.v
             )));
         }
-        let theirs = since.map(|c| c.heads).unwrap_or_default();
+        let (theirs, their_logs) = since.map(|c| (c.heads, c.logs)).unwrap_or_default();
         let mut docs = Vec::new();
+        let mut logs = BTreeMap::new();
         self.read(|c| {
             let mut st = c.prepare(
                 "SELECT id, workspace_id, kind, heads, snapshot FROM documents ORDER BY n",
@@ -191,6 +216,16 @@ impl Store {
                         .map(ByteBuf::from)
                     })
                     .collect::<Result<Vec<_>>>()?;
+                if own.is_some() && !logs.contains_key(&workspace) {
+                    let from = their_logs.get(&workspace).copied().unwrap_or(0);
+                    let entries = crate::sync::log::LocalLog::load(c, &workspace)?.entries;
+                    // From the last entry they have: the importer checks it is theirs.
+                    let skip = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
+                    logs.insert(
+                        workspace.clone(),
+                        entries.into_iter().skip(skip).collect::<Vec<_>>(),
+                    );
+                }
                 docs.push(BundleDoc {
                     id,
                     workspace,
@@ -204,6 +239,7 @@ impl Store {
         to_cbor(&Bundle {
             v: BUNDLE_VERSION,
             docs,
+            logs,
         })
     }
 
@@ -231,6 +267,9 @@ impl Store {
                 .filter_map(|d| Store::take_cached(w, &d.id).map(|s| (d.id.clone(), s)))
                 .collect();
             let tx = w.conn.transaction()?;
+            for (workspace, entries) in &bundle.logs {
+                crate::sync::team::extend_log(&tx, workspace, entries)?;
+            }
             for d in &bundle.docs {
                 let key = match keys::at_epoch(&tx, &d.workspace, d.epoch)? {
                     Some(k) => k,
@@ -281,8 +320,20 @@ impl Store {
                     None => Authorship::Any,
                 };
                 let relay = signer.is_some_and(|s| Some(s) != own_sign_key(&tx, &d.workspace));
-                let (stored, changed) =
-                    merge_chunks(&tx, existing, &actor, &target, &chunks, !relay, &authors)?;
+                let merged =
+                    merge_chunks(&tx, existing, &actor, &target, &chunks, !relay, &authors);
+                let (stored, changed) = match merged {
+                    // Authorship is checked before anything is written: leave this document
+                    // out, take the others.
+                    Err(Error::Tampered(reason)) if authors != Authorship::Any => {
+                        report.refused.push(RefusedDocument {
+                            doc_id: d.id.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
+                    other => other?,
+                };
                 if relay && changed {
                     for blob in &d.blobs {
                         outbox::enqueue_signed(&tx, &d.workspace, &d.id, d.epoch, blob)?;

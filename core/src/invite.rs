@@ -316,7 +316,7 @@ impl Store {
                     vouched,
                     anchor,
                     &self.device_name()?,
-                    &self.actor_id().to_bytes(),
+                    self.actor_id().to_bytes(),
                 );
                 let resp = self
                     .server(&s.url, None)?

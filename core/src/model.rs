@@ -681,4 +681,16 @@ pub struct ImportReport {
     pub changed: Vec<String>,
     /// Documents whose chunks were all already known.
     pub unchanged: u32,
+    /// Documents left out, with why: they carried changes written as another device than the
+    /// one that signed the bundle (they arrive through sync from their authors instead).
+    pub refused: Vec<RefusedDocument>,
+}
+
+/// A document an import left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RefusedDocument {
+    /// Its id.
+    pub doc_id: String,
+    /// Why.
+    pub reason: String,
 }

@@ -643,3 +643,186 @@ fn a_revocation_by_the_operator_makes_the_coordinators_next_sync_rotate_the_key(
         "after the phone was lost"
     );
 }
+
+/// Changes the Automerge actor a store writes as (its `meta` row), as a modified client
+/// could: the store must be closed.
+fn write_as_actor(dir: &std::path::Path, key: &[u8; 32], actor_hex: &str) {
+    let conn = rusqlite::Connection::open(dir.join("waymark.db")).unwrap();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key)))
+        .unwrap();
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'actor'",
+        [hex::decode(actor_hex).unwrap()],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_member_cannot_write_as_another_device_history_names_only_admitted_authors() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (_, token) = server.workspace_and_token();
+    let (devices, ws) = team(&server.url(), &token, &["Coordinator", "Ana"]);
+    let [coordinator, ana] = &devices[..] else {
+        unreachable!()
+    };
+    // Mallory joins as a member, then rewrites her client to write as Ana.
+    let key: [u8; 32] = rand::random();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path().join("waymark.db"), &key).unwrap();
+        store.set_device_name("Mallory").unwrap();
+        store
+            .join(&coordinator.store.create_invite(&ws, 600).unwrap())
+            .unwrap();
+        sync_store(&store);
+        coordinator.sync_until_ok();
+        sync_store(&store);
+    }
+    write_as_actor(dir.path(), &key, &ana.store.actor());
+    let mallory = Store::open(dir.path().join("waymark.db"), &key).unwrap();
+    assert_eq!(mallory.actor(), ana.store.actor());
+    let forged = mallory
+        .create_visit(&ws, &visit("Bridge", "WRITTEN-AS-ANA", NOV_1))
+        .unwrap();
+    sync_store(&mallory);
+    for d in [coordinator, ana] {
+        let report = d.sync_until_ok();
+        assert!(d.store.get_visit(&forged).is_err(), "not applied");
+        assert!(
+            report.set_aside.iter().any(|s| s
+                .reason
+                .contains("another device than the one that signed it")),
+            "{:?}",
+            report.set_aside
+        );
+    }
+}
+
+#[test]
+fn a_revoked_devices_bundle_is_refused_and_a_teammates_is_passed_on_under_its_signature() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let proxy = Proxy::start(&server.addr);
+    let (_, token) = server.workspace_and_token();
+    let (devices, ws) = team(&proxy.url(), &token, &["Coordinator", "Ana", "Ben", "Cy"]);
+    let [coordinator, ana, ben, cy] = &devices[..] else {
+        unreachable!()
+    };
+    let since = ana.store.checkpoint().unwrap();
+
+    // Cy, offline at a worksite, hands Ana his visit on a memory card; Ana passes it on.
+    let hers = cy
+        .store
+        .create_visit(&ws, &visit("Worksite", "FROM-CY-BY-HAND", NOV_1))
+        .unwrap();
+    let bundle = cy.store.export_changes(Some(&since)).unwrap();
+    let imported = ana.store.import_changes(&bundle).unwrap();
+    assert!(imported.changed.contains(&hers), "{imported:?}");
+    // Cy's copy of the settings carries Ben's name, which Ana has not synced yet: a member
+    // carries only his own changes, so that document waits for sync.
+    assert!(
+        imported
+            .refused
+            .iter()
+            .all(|r| r.reason.contains("another device")),
+        "{imported:?}"
+    );
+    proxy.wire.lock().unwrap().clear();
+    ana.sync_until_ok();
+    coordinator.sync_until_ok();
+    assert_eq!(
+        coordinator.store.get_visit(&hers).unwrap().notes,
+        "FROM-CY-BY-HAND"
+    );
+    // What Ana pushed is Cy's signed blob, not a copy under her signature: the teammates that
+    // took it checked Cy's authorship.
+    let pushed = last_request_body(&proxy.wire.lock().unwrap(), proto::PATH_PUSH);
+    let pushed: proto::PushRequest = proto::decode(&pushed).unwrap();
+    let cy_key = bundle_signer(&bundle);
+    assert!(
+        pushed
+            .blobs
+            .iter()
+            .any(|b| b.ciphertext[1..33] == cy_key[..]),
+        "passed on under Cy's signature"
+    );
+
+    // Ben is revoked; a bundle he makes afterwards (his phone does not know yet) is refused
+    // by a teammate, and nothing of it reaches the server.
+    let ben_id = device_id(coordinator, &ws, "Ben");
+    coordinator.store.revoke_device(&ws, &ben_id).unwrap();
+    ana.sync_until_ok();
+    ben.store
+        .create_visit(&ws, &visit("Forged", "BEN-AFTER-REVOCATION", NOV_1))
+        .unwrap();
+    let late = ben.store.export_changes(None).unwrap();
+    assert!(matches!(
+        ana.store.import_changes(&late),
+        Err(Error::Tampered(_))
+    ));
+    assert!(
+        ana.store
+            .search("BEN-AFTER-REVOCATION", 5)
+            .unwrap()
+            .is_empty()
+    );
+    ana.sync_until_ok();
+    coordinator.sync_until_ok();
+    assert!(
+        coordinator
+            .store
+            .search("BEN-AFTER-REVOCATION", 5)
+            .unwrap()
+            .is_empty()
+    );
+    // An unsigned bundle (made by an older version, or by hand) is refused as well.
+    assert!(matches!(
+        ana.store.import_changes(&unsigned(&bundle)),
+        Err(Error::Tampered(_))
+    ));
+}
+
+/// The signing key of the first chunk of a bundle.
+fn bundle_signer(bundle: &[u8]) -> [u8; 32] {
+    let value: ciborium::Value = ciborium::from_reader(bundle).unwrap();
+    let docs = map_get(&value, "docs").as_array().unwrap();
+    let blob = map_get(&docs[0], "blobs").as_array().unwrap()[0]
+        .as_bytes()
+        .unwrap();
+    blob[1..33].try_into().unwrap()
+}
+
+/// The same bundle claiming its chunks are not signed.
+fn unsigned(bundle: &[u8]) -> Vec<u8> {
+    let mut value: ciborium::Value = ciborium::from_reader(bundle).unwrap();
+    if let ciborium::Value::Map(top) = &mut value {
+        for (k, v) in top.iter_mut() {
+            if k.as_text() == Some("docs")
+                && let ciborium::Value::Array(docs) = v
+            {
+                for d in docs {
+                    if let ciborium::Value::Map(fields) = d {
+                        for (k, v) in fields.iter_mut() {
+                            if k.as_text() == Some("signed") {
+                                *v = ciborium::Value::Bool(false);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    ciborium::into_writer(&value, &mut out).unwrap();
+    out
+}
+
+fn map_get<'a>(v: &'a ciborium::Value, key: &str) -> &'a ciborium::Value {
+    v.as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_text() == Some(key))
+        .map(|(_, v)| v)
+        .unwrap()
+}

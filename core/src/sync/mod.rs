@@ -356,7 +356,7 @@ impl Store {
             Vec::new(),
             None,
             &self.device_name()?,
-            &self.actor_id().to_bytes(),
+            self.actor_id().to_bytes(),
         );
         let resp = server.post::<_, proto::EnrollResponse>(
             Call::Enroll,

@@ -1391,6 +1391,47 @@ fn substituted(state: &TeamState, d: &proto::TeamDevice) -> bool {
     by_id || by_key
 }
 
+/// Extends this device's verified log of `workspace` with entries a bundle carried, inside the
+/// import's transaction: entries that do not extend what this device verified refuse the
+/// bundle (`Tampered`); entries it already has change nothing. A workspace this device does not
+/// sync with a server keeps no log and ignores them.
+pub(crate) fn extend_log(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    entries: &[SignedEntry],
+) -> Result<()> {
+    let Some(first) = entries.first() else {
+        return Ok(());
+    };
+    if !crate::store::outbox::connected(tx, workspace)? {
+        return Ok(());
+    }
+    let bad = |detail: &str| Error::Tampered(format!("the bundle's team log: {detail}"));
+    let from = first.decode().map_err(|e| bad(&e.to_string()))?.index;
+    let ours = LocalLog::load(tx, workspace)?;
+    let end = from.saturating_add(entries.len() as u64);
+    if end <= ours.len() {
+        // Nothing new; what overlaps must still be what this device verified.
+        for (i, e) in entries.iter().enumerate() {
+            if ours.entries.get(from as usize + i) != Some(e) {
+                return Err(bad("it contradicts the log this device verified"));
+            }
+        }
+        return Ok(());
+    }
+    let anchor = anchor(tx, workspace)?;
+    match log::reconcile(&ours, from, entries, end, &anchor, workspace) {
+        Ok(Reconciled::Extended { new, state }) => {
+            if !new.is_empty() {
+                log::store_verified(tx, workspace, &new, &state)?;
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(attack) => Err(bad(&attack.detail)),
+    }
+}
+
 /// The path of a team request that wants the log from entry `from` on.
 fn team_path(from: u64) -> String {
     format!("{}?{}={from}", proto::PATH_TEAM, proto::QUERY_LOG_FROM)
