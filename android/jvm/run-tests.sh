@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds waymark-ffi, waymark-server and uniffi-bindgen for the host, generates the Kotlin
-# bindings from the built library, and runs the JUnit 5 tests of android/jvm with Maven:
-# the generated Kotlin plus the platform-neutral sources of android/waymark/src/main/kotlin,
-# against libwaymark_ffi.so (through JNA) and a real waymark-server. Exits non-zero on failure.
+# Builds waymark-ffi, waymark-server, uniffi-bindgen and hostile-server for the host, generates
+# the Kotlin bindings from the built library, and runs the JUnit 5 tests of android/jvm with
+# Maven: the generated Kotlin plus the platform-neutral sources of android/waymark/src/main/kotlin,
+# against libwaymark_ffi.so (through JNA), a real waymark-server and a hostile server in front
+# of it. Exits non-zero on failure.
 #
 # Uses $CARGO_TARGET_DIR when set, else the workspace's target/. Extra arguments go to Maven
 # (e.g. -Dtest=SyncJourneyTest, or -Dmaven.repo.local=/tmp/m2 for a fresh local repository).
@@ -25,8 +26,8 @@ for tool in cargo java mvn; do
   command -v "$tool" >/dev/null || { echo "run-tests.sh: $tool is missing" >&2; exit 2; }
 done
 
-echo "== build waymark-ffi, waymark-server and uniffi-bindgen"
-cargo build -p waymark-ffi -p waymark-server -p uniffi-bindgen
+echo "== build waymark-ffi, waymark-server, uniffi-bindgen and hostile-server"
+bindings/build-for-tests.sh
 
 gen="$repo/android/jvm/target/generated-sources/uniffi"
 rm -rf "$gen"
@@ -41,6 +42,7 @@ mvn -q -B test \
   -Dwaymark.generated="$gen" \
   -Djna.library.path="$target/debug" \
   -Dwaymark.server="$target/debug/waymark-server" \
+  -Dwaymark.hostile="$target/debug/hostile-server" \
   "$@"
 # Maven's -q hides Surefire's summary: print it from the reports, on a line of its own.
 echo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds waymark-ffi and the sync server, generates the Python bindings from the built library,
-# and runs the pytest suite against them. Exits non-zero on any failure.
+# Builds waymark-ffi, the sync server and the hostile server in front of it, generates the Python
+# bindings from the built library, and runs the pytest suite against them. Exits non-zero on any
+# failure.
 # Uses $CARGO_TARGET_DIR when set, else the workspace's target/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -8,8 +9,8 @@ repo="$(pwd)"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 export CARGO_TARGET_DIR="$target"
 
-echo "== build waymark-ffi and waymark-server"
-cargo build -p waymark-ffi -p waymark-server -p uniffi-bindgen
+echo "== build waymark-ffi, waymark-server, uniffi-bindgen and hostile-server"
+bindings/build-for-tests.sh
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
@@ -24,4 +25,5 @@ fi
 
 echo "== pytest bindings/python/tests"
 WAYMARK_PY_BINDINGS="$out" WAYMARK_SERVER_BIN="$target/debug/waymark-server" \
+  WAYMARK_HOSTILE_BIN="$target/debug/hostile-server" \
   python3 -m pytest -q -p no:cacheprovider bindings/python/tests "$@"

@@ -3,13 +3,13 @@
 #
 #   sudo ios/scripts/test-linux.sh [extra swift test args, e.g. --filter SyncTests]
 #
-# 1. builds waymark-ffi, waymark-server and uniffi-bindgen (debug) into $CARGO_TARGET_DIR
-#    (default: the workspace's target/);
+# 1. builds waymark-ffi, waymark-server, uniffi-bindgen and hostile-server (debug) into
+#    $CARGO_TARGET_DIR (default: the workspace's target/; bindings/build-for-tests.sh);
 # 2. generates the Swift bindings (waymark.swift, waymarkFFI.h) from libwaymark_ffi.so;
 # 3. prepares a Debian trixie root with Debian's swiftlang (scripts/swift-linux-root.sh; the host,
 #    bookworm, has no Swift package) at $WAYMARK_SWIFT_ROOT (default /var/cache/waymark/swift-trixie);
-# 4. copies the package, the generated files, the library and the server binary into the root
-#    under /waymark and runs `swift test` there with chroot.
+# 4. copies the package, the generated files, the library and the two server binaries into the
+#    root under /waymark and runs `swift test` there with chroot.
 # Binaries built on bookworm (glibc 2.36) run unchanged in trixie (glibc 2.41).
 # Exits with swift test's status. Needs root (debootstrap, chroot, mount).
 set -euo pipefail
@@ -26,10 +26,11 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-echo "== build waymark-ffi, waymark-server, uniffi-bindgen"
-cargo build -p waymark-ffi -p waymark-server -p uniffi-bindgen
+echo "== build waymark-ffi, waymark-server, uniffi-bindgen and hostile-server"
+bindings/build-for-tests.sh
 lib="$target/debug/libwaymark_ffi.so"
 server="$target/debug/waymark-server"
+hostile="$target/debug/hostile-server"
 
 gen="$(mktemp -d)"
 MOUNTED=()
@@ -48,7 +49,7 @@ echo "== generate Swift bindings"
 echo "== prepare the trixie root with swiftlang at $ROOT"
 ios/scripts/swift-linux-root.sh
 
-echo "== copy the package, bindings, library and server into the root"
+echo "== copy the package, bindings, library and servers into the root"
 work="$ROOT/waymark"
 rm -rf "$work/pkg" "$work/lib" "$work/bin"
 mkdir -p "$work/pkg" "$work/lib" "$work/bin" "$work/build"
@@ -59,7 +60,7 @@ tar -C ios --exclude=./.build --exclude=./.swiftpm --exclude=./WaymarkFFI.xcfram
 cp "$gen/waymark.swift" "$work/pkg/Sources/Waymark/waymark.swift"
 cp "$gen/waymarkFFI.h" "$work/pkg/Sources/waymarkFFI/waymarkFFI.h"
 cp "$lib" "$work/lib/"
-cp "$server" "$work/bin/"
+cp "$server" "$hostile" "$work/bin/"
 
 for m in proc dev; do mkdir -p "$ROOT/$m"; done
 mount -t proc proc "$ROOT/proc" && MOUNTED+=("$ROOT/proc")
@@ -74,6 +75,7 @@ chroot "$ROOT" /usr/bin/env -i \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 TMPDIR=/tmp \
   WAYMARK_SERVER_BIN=/waymark/bin/waymark-server \
+  WAYMARK_HOSTILE_BIN=/waymark/bin/hostile-server \
   LD_LIBRARY_PATH=/waymark/lib \
   /bin/sh -c 'cd /waymark/pkg && exec swift test --scratch-path /waymark/build -j 2 \
     --disable-swift-testing \

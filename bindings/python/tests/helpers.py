@@ -30,6 +30,18 @@ async def open_store(path, key=None, name=None):
     return store
 
 
+async def join_team(coordinator, workspace_id, path, name):
+    """A phone that joins with an in-person invite of `coordinator` and is admitted into the
+    team log: it reads at once, but its own changes go out only once the coordinator's next
+    sync has admitted it, which its own next sync then learns."""
+    phone = await open_store(path, name=name)
+    await phone.join(await coordinator.create_invite(workspace_id, 600))
+    await phone.sync()
+    await coordinator.sync()
+    await phone.sync()
+    return phone
+
+
 def bus_station_visit(notes="Two young men waiting for a recruiter.", **overrides):
     fields = dict(
         place=Place(name="Central bus station, north gate", area="North"),

@@ -1,5 +1,9 @@
-// What the tests share: temporary folders, stores, typical records, a real waymark-server process.
+// What the tests share: temporary folders, stores, typical records, a real waymark-server process
+// and a hostile server in front of it.
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking // URLSession on Linux
+#endif
 import XCTest
 @testable import Waymark
 
@@ -17,6 +21,18 @@ func openStore(_ path: URL, key: Data? = nil, name: String? = nil) async throws 
     let store = try await WaymarkStore.open(path: path.path, key: key ?? randomKey())
     if let name { try store.setDeviceName(name: name) }
     return store
+}
+
+/// A phone that joins with an in-person invite of `coordinator` and is admitted into the team
+/// log: it reads at once, but its own changes go out only once the coordinator's next sync has
+/// admitted it, which its own next sync then learns.
+func joinTeam(_ coordinator: WaymarkStore, _ workspaceId: String, _ path: URL, name: String) async throws -> WaymarkStore {
+    let phone = try await openStore(path, name: name)
+    _ = try await phone.join(code: try await coordinator.createInvite(workspaceId: workspaceId, ttlSeconds: 600))
+    _ = try await phone.sync()
+    _ = try await coordinator.sync()
+    _ = try await phone.sync()
+    return phone
 }
 
 func busStationVisit(notes: String = "Two young men waiting for a recruiter.", place: Place? = nil) -> NewVisit {
@@ -152,60 +168,76 @@ class ServerTestCase: StoreTestCase {
     }
 }
 
+/// The binary named by the environment variable `name` (set by scripts/test-linux.sh).
+func binaryFromEnvironment(_ name: String, builtBy command: String) throws -> String {
+    guard let bin = ProcessInfo.processInfo.environment[name],
+          FileManager.default.isExecutableFile(atPath: bin)
+    else {
+        throw NSError(domain: "TestServer", code: 0, userInfo: [
+            NSLocalizedDescriptionKey: "set \(name) to the binary (\(command); scripts/test-linux.sh does this)",
+        ])
+    }
+    return bin
+}
+
+/// Starts a server process and returns it with the URL it prints (`listening on URL`); its
+/// output is drained from then on, so that it never blocks on a full pipe.
+func startListening(_ binary: String, _ arguments: [String]) throws -> (Process, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+
+    let reader = out.fileHandleForReading
+    var buffer = Data()
+    var lines = 0
+    var url = ""
+    search: while lines < 20 {
+        let chunk = reader.availableData // blocks until output or end of file
+        if chunk.isEmpty { break }
+        buffer.append(chunk)
+        while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+            let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
+            buffer.removeSubrange(buffer.startIndex...newline)
+            lines += 1
+            if line.hasPrefix("listening on http://") {
+                url = String(line.dropFirst("listening on ".count))
+                    .trimmingCharacters(in: .whitespaces)
+                break search
+            }
+        }
+    }
+    if url.isEmpty {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        throw NSError(domain: "TestServer", code: 1, userInfo: [
+            NSLocalizedDescriptionKey: "\(URL(fileURLWithPath: binary).lastPathComponent) did not say where it listens",
+        ])
+    }
+    Thread.detachNewThread {
+        while !reader.availableData.isEmpty {}
+    }
+    return (process, url)
+}
+
 /// A real `waymark-server` process on a free loopback port, with its admin commands.
 /// The binary is $WAYMARK_SERVER_BIN (set by scripts/test-linux.sh).
 final class TestServer {
     let dataDir: URL
     let binary: String
-    let process = Process()
-    private(set) var url = ""
+    let process: Process
+    let url: String
 
     init(dataDir: URL) throws {
-        guard let bin = ProcessInfo.processInfo.environment["WAYMARK_SERVER_BIN"],
-              FileManager.default.isExecutableFile(atPath: bin)
-        else {
-            throw NSError(domain: "TestServer", code: 0, userInfo: [
-                NSLocalizedDescriptionKey: "set WAYMARK_SERVER_BIN to the waymark-server binary "
-                    + "(cargo build -p waymark-server; scripts/test-linux.sh does this)",
-            ])
-        }
-        self.binary = bin
+        binary = try binaryFromEnvironment("WAYMARK_SERVER_BIN", builtBy: "cargo build -p waymark-server")
         self.dataDir = dataDir
-        process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = ["--data-dir", dataDir.path, "serve", "--listen", "127.0.0.1:0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-
-        let reader = out.fileHandleForReading
-        var buffer = Data()
-        var lines = 0
-        search: while lines < 20 {
-            let chunk = reader.availableData // blocks until output or end of file
-            if chunk.isEmpty { break }
-            buffer.append(chunk)
-            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
-                buffer.removeSubrange(buffer.startIndex...newline)
-                lines += 1
-                if line.hasPrefix("listening on http://") {
-                    url = String(line.dropFirst("listening on ".count))
-                        .trimmingCharacters(in: .whitespaces)
-                    break search
-                }
-            }
-        }
-        if url.isEmpty {
-            stop()
-            throw NSError(domain: "TestServer", code: 1, userInfo: [
-                NSLocalizedDescriptionKey: "waymark-server did not say where it listens",
-            ])
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        Thread.detachNewThread {
-            while !reader.availableData.isEmpty {}
-        }
+        (process, url) = try startListening(
+            binary, ["--data-dir", dataDir.path, "serve", "--listen", "127.0.0.1:0"])
     }
 
     /// Runs `waymark-server --data-dir D --json ARGS...` and returns its JSON answer.
@@ -239,6 +271,45 @@ final class TestServer {
     func stop() {
         if process.isRunning {
             process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+/// A `hostile-server` process relaying to `upstream`, rewriting its answers as a breached server
+/// would once told to (`attack`). Devices must join through its `url` from the start: a
+/// membership keeps the URL it was made with. The binary is $WAYMARK_HOSTILE_BIN.
+final class HostileTestServer {
+    let process: Process
+    let url: String
+
+    init(upstream: TestServer) throws {
+        let binary = try binaryFromEnvironment(
+            "WAYMARK_HOSTILE_BIN", builtBy: "cargo build -p waymark-e2e --bin hostile-server")
+        (process, url) = try startListening(binary, ["--upstream", upstream.url])
+    }
+
+    /// Switches to the attack `name` (`forge-log`, `withhold-last-entry`, `swap-box-keys`), or
+    /// back to relaying faithfully (`none`).
+    func attack(_ name: String) async throws {
+        let control = try XCTUnwrap(URL(string: "\(url)/_hostile/attack?name=\(name)"))
+        let status: Int? = try await withCheckedThrowingContinuation { done in
+            URLSession.shared.dataTask(with: control) { _, response, error in
+                if let error { done.resume(throwing: error) } else {
+                    done.resume(returning: (response as? HTTPURLResponse)?.statusCode)
+                }
+            }.resume()
+        }
+        XCTAssertEqual(status, 200, "the hostile server refused the attack \(name)")
+    }
+
+    func stop() {
+        if process.isRunning {
+            // SIGKILL, not terminate(): a process started from an async test inherits the signal
+            // mask of a dispatch worker thread, which blocks SIGTERM, and would never exit.
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }

@@ -1,8 +1,10 @@
-// What the tests share: opening stores, typical visits and workshops, and a real
-// waymark-server process. Mirrors bindings/python/tests/{conftest,helpers}.py.
+// What the tests share: opening stores, typical visits and workshops, a real waymark-server
+// process and a hostile server in front of it. Mirrors bindings/python/tests/{conftest,helpers}.py.
 package org.waymark
 
 import java.io.File
+import java.net.HttpURLConnection
+import java.net.URI
 import java.nio.file.Path
 import java.security.SecureRandom
 import java.util.concurrent.TimeUnit
@@ -27,6 +29,20 @@ suspend fun openStore(path: Path, key: ByteArray = randomKey(), name: String? = 
     val store = WaymarkStore.open(path.toString(), key)
     if (name != null) store.setDeviceName(name)
     return store
+}
+
+/**
+ * A phone that joins with an in-person invite of [coordinator] and is admitted into the team
+ * log: it reads at once, but its own changes go out only once the coordinator's next sync has
+ * admitted it, which its own next sync then learns.
+ */
+suspend fun joinTeam(coordinator: WaymarkStore, workspaceId: String, path: Path, name: String): WaymarkStore {
+    val phone = openStore(path, name = name)
+    phone.join(coordinator.createInvite(workspaceId, 600u))
+    phone.sync()
+    coordinator.sync()
+    phone.sync()
+    return phone
 }
 
 fun busStationVisit(
@@ -72,37 +88,49 @@ fun attendee(name: String, ageBand: String = "12_17", gender: String = "female")
     NewAttendee(name = name, ageBand = ageBand, gender = gender)
 
 /**
+ * Starts a server process and returns it with the URL it prints (`listening on URL`); its output
+ * is drained from then on so that it never blocks on a full pipe.
+ */
+fun startListening(vararg command: String): Pair<Process, String> {
+    val proc = ProcessBuilder(*command).redirectError(ProcessBuilder.Redirect.DISCARD).start()
+    val out = proc.inputStream.bufferedReader()
+    var found: String? = null
+    for (i in 0 until 20) {
+        val line = out.readLine() ?: break
+        if (line.startsWith("listening on http://")) {
+            found = line.trim().removePrefix("listening on ")
+            break
+        }
+    }
+    if (found == null) {
+        proc.destroyForcibly()
+        proc.waitFor(10, TimeUnit.SECONDS)
+        error("${File(command[0]).name} did not say where it listens")
+    }
+    Thread { out.readText() }.apply { isDaemon = true }.start()
+    return proc to found
+}
+
+/** The binary named by the system property [property] (set by run-tests.sh) or [envVar]. */
+private fun binary(property: String, envVar: String): String =
+    System.getProperty(property)?.takeIf { File(it).canExecute() }
+        ?: System.getenv(envVar)
+        ?: error("set -D$property (or $envVar) to the binary")
+
+/**
  * A real `waymark-server` process on a free loopback port, with its admin commands. The binary
  * is the system property `waymark.server` (set by run-tests.sh) or the env var
  * WAYMARK_SERVER_BIN.
  */
 class Server(private val dataDir: Path) : AutoCloseable {
-    private val bin: String = System.getProperty("waymark.server")?.takeIf { File(it).canExecute() }
-        ?: System.getenv("WAYMARK_SERVER_BIN")
-        ?: error("set -Dwaymark.server (or WAYMARK_SERVER_BIN) to the waymark-server binary")
-    private val proc: Process =
-        ProcessBuilder(bin, "--data-dir", dataDir.toString(), "serve", "--listen", "127.0.0.1:0")
-            .redirectError(ProcessBuilder.Redirect.DISCARD)
-            .start()
+    private val bin = binary("waymark.server", "WAYMARK_SERVER_BIN")
+    private val proc: Process
     val url: String
 
     init {
-        val out = proc.inputStream.bufferedReader()
-        var found: String? = null
-        for (i in 0 until 20) {
-            val line = out.readLine() ?: break
-            if (line.startsWith("listening on http://")) {
-                found = line.trim().removePrefix("listening on ")
-                break
-            }
-        }
-        if (found == null) {
-            close()
-            error("waymark-server did not say where it listens")
-        }
-        url = found
-        // Keep draining stdout so the server never blocks on a full pipe.
-        Thread { out.readText() }.apply { isDaemon = true }.start()
+        val (p, u) = startListening(bin, "--data-dir", dataDir.toString(), "serve", "--listen", "127.0.0.1:0")
+        proc = p
+        url = u
     }
 
     /** Runs `waymark-server --data-dir D --json ARGS` and returns its JSON output. */
@@ -136,3 +164,42 @@ class Server(private val dataDir: Path) : AutoCloseable {
 fun jsonString(json: String, field: String): String =
     Regex("\"${Regex.escape(field)}\"\\s*:\\s*\"([^\"]*)\"").find(json)?.groupValues?.get(1)
         ?: error("no \"$field\" in $json")
+
+/**
+ * A `hostile-server` process relaying to [upstream], rewriting its answers as a breached server
+ * would once told to ([attack]). Devices must join through its [url] from the start: a
+ * membership keeps the URL it was made with. The binary is the system property
+ * `waymark.hostile` (set by run-tests.sh) or the env var WAYMARK_HOSTILE_BIN.
+ */
+class HostileServer(upstream: Server) : AutoCloseable {
+    private val proc: Process
+    val url: String
+
+    init {
+        val (p, u) = startListening(binary("waymark.hostile", "WAYMARK_HOSTILE_BIN"), "--upstream", upstream.url)
+        proc = p
+        url = u
+    }
+
+    /**
+     * Switches to the attack [name] (`forge-log`, `withhold-last-entry`, `swap-box-keys`), or
+     * back to relaying faithfully (`none`).
+     */
+    fun attack(name: String) {
+        val conn = URI("$url/_hostile/attack?name=$name").toURL().openConnection() as HttpURLConnection
+        try {
+            check(conn.responseCode == 200) { "the hostile server refused the attack $name" }
+        } finally {
+            conn.disconnect()
+        }
+    }
+
+    fun stop() {
+        if (proc.isAlive) {
+            proc.destroyForcibly()
+            proc.waitFor(10, TimeUnit.SECONDS)
+        }
+    }
+
+    override fun close() = stop()
+}

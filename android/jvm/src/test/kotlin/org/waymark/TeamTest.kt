@@ -1,0 +1,116 @@
+// A team's security from an app's point of view: a coordinator's revocation rotates the key in
+// the same call, and a server that lies about the team is caught. Mirrors
+// bindings/python/tests/test_team.py.
+package org.waymark
+
+import java.nio.file.Path
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertTrue
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.io.TempDir
+import uniffi.waymark.AlertKind
+import uniffi.waymark.TeamTrust
+import uniffi.waymark.WaymarkException
+import uniffi.waymark.WaymarkStore
+import uniffi.waymark.Workspace
+
+class TeamTest {
+    @TempDir
+    lateinit var tmp: Path
+    private lateinit var server: Server
+    private var hostile: HostileServer? = null
+    private val stores = mutableListOf<WaymarkStore>()
+
+    @BeforeEach
+    fun startServer() {
+        server = Server(tmp.resolve("server-data"))
+    }
+
+    @AfterEach
+    fun stopServers() {
+        stores.forEach { it.close() }
+        hostile?.stop()
+        server.stop()
+    }
+
+    /**
+     * The coordinator's phone with a workspace on the server, reached at [url] for good: a
+     * membership keeps the URL it was made with.
+     */
+    private suspend fun coordinatorWithWorkspace(url: String = server.url): Pair<WaymarkStore, Workspace> {
+        val coordinator = openStore(tmp.resolve("coordinator.db"), name = "Coordinator").also { stores += it }
+        val team = coordinator.createWorkspace("North district outreach")
+        val (_, token) = server.workspaceAndToken()
+        coordinator.connectWorkspace(team.id, url, token)
+        coordinator.sync()
+        return coordinator to team
+    }
+
+    private suspend fun join(coordinator: WaymarkStore, team: Workspace, name: String) =
+        joinTeam(coordinator, team.id, tmp.resolve("$name.db"), name).also { stores += it }
+
+    @Test
+    fun `a coordinator revokes a phone and rotates the key in one call`() = runBlocking<Unit> {
+        val (coordinator, team) = coordinatorWithWorkspace()
+        val ana = join(coordinator, team, "Ana")
+        val ben = join(coordinator, team, "Ben")
+        ana.sync()
+        val before = coordinator.teamStatus(team.id)
+        assertEquals(TeamTrust.Verified, before.trust)
+        assertEquals("coordinator", before.role)
+        assertEquals(before.epoch, ana.teamStatus(team.id).epoch)
+
+        val benId = coordinator.team(team.id).first { it.name == "Ben" }.deviceId
+        coordinator.revokeDevice(team.id, benId)
+        val after = coordinator.teamStatus(team.id)
+        assertEquals(before.epoch + 1u, after.epoch, "the same call rotated the workspace key")
+        assertFalse(after.rotationDue)
+        assertTrue(after.logLength > before.logLength)
+
+        val later = coordinator.createVisit(team.id, busStationVisit(notes = "After Ben left."))
+        coordinator.sync()
+        ana.sync()
+        assertEquals(after.epoch, ana.teamStatus(team.id).epoch)
+        assertEquals("After Ben left.", ana.getVisit(later).notes)
+
+        assertFailsWith<WaymarkException.DeviceRevoked> { ben.sync() }
+        assertFailsWith<WaymarkException.NotFound> { ben.getVisit(later) }
+    }
+
+    @Test
+    fun `a hostile server is reported and sync resumes when it stops`() = runBlocking<Unit> {
+        val hostile = HostileServer(server).also { hostile = it }
+        val (coordinator, team) = coordinatorWithWorkspace(url = hostile.url)
+        val ana = join(coordinator, team, "Ana")
+        assertEquals(TeamTrust.Verified, ana.teamStatus(team.id).trust)
+        // A newcomer joins: the team changed, so each phone reads the team log at its next sync
+        // (and the newcomer's whole view of the team comes from this server).
+        val newcomer = openStore(tmp.resolve("newcomer.db"), name = "Newcomer").also { stores += it }
+        newcomer.join(coordinator.createInvite(team.id, 600u))
+
+        hostile.attack("forge-log")
+        for (phone in listOf(ana, newcomer)) {
+            val refused = assertFailsWith<WaymarkException.HostileServer> { phone.sync() }
+            assertTrue(refused.reason.isNotEmpty())
+            val status = phone.teamStatus(team.id)
+            val trust = status.trust
+            assertTrue(trust is TeamTrust.Attacked && trust.reason.isNotEmpty(), trust.toString())
+            assertTrue(status.alerts.any { it.kind == AlertKind.FORK || it.kind == AlertKind.FORGED }, status.alerts.toString())
+        }
+
+        hostile.attack("none")
+        ana.sync()
+        val status = ana.teamStatus(team.id)
+        assertEquals(TeamTrust.Verified, status.trust)
+        assertTrue(status.alerts.isNotEmpty(), "what the server did stays on record")
+        newcomer.sync()
+        coordinator.sync()
+        newcomer.sync()
+        assertEquals(TeamTrust.Verified, newcomer.teamStatus(team.id).trust)
+    }
+}
