@@ -35,6 +35,13 @@ const ENVELOPE_SIG_LABEL: &[u8] = b"waymark/key-envelope/v1";
 const JOIN_PROOF_LABEL: &[u8] = b"waymark/join-proof/v2";
 /// First byte of a signed blob: the format version.
 const SIGNED_BLOB_VERSION: u8 = 2;
+/// First byte of a signed restricted blob: sealed under a one-time key that is itself sealed to
+/// the epoch's restricted key, which only coordinators hold.
+const RESTRICTED_BLOB_VERSION: u8 = 3;
+/// Domain separation of restricted blobs: a restricted blob never opens as another.
+const RESTRICTED_AD_LABEL: &[u8] = b"waymark/restricted-blob/v1";
+/// Length of a one-time key sealed to a restricted key (a sealed box of 32 bytes).
+const WRAPPED_KEY_LEN: usize = 32 + 48;
 /// Version byte, signer's public key and signature ahead of the sealed bytes.
 const SIGNED_HEADER_LEN: usize = 1 + 32 + 64;
 
@@ -70,8 +77,12 @@ pub(crate) fn doc_id_bytes(id: &str) -> Result<[u8; 16]> {
 }
 
 fn associated_data(workspace: &str, doc: &[u8; 16], epoch: u32) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(AD_LABEL.len() + 1 + workspace.len() + 16 + 4);
-    ad.extend_from_slice(AD_LABEL);
+    labelled_data(AD_LABEL, workspace, doc, epoch)
+}
+
+fn labelled_data(label: &[u8], workspace: &str, doc: &[u8; 16], epoch: u32) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(label.len() + 1 + workspace.len() + 16 + 4);
+    ad.extend_from_slice(label);
     // Length-prefixed so that no two (workspace, doc) pairs share an encoding.
     ad.push(u8::try_from(workspace.len()).unwrap_or(u8::MAX));
     ad.extend_from_slice(workspace.as_bytes());
@@ -89,6 +100,10 @@ pub(crate) fn seal(
     kind: RecordKind,
     chunk: &[u8],
 ) -> Result<Vec<u8>> {
+    seal_with(key, &associated_data(workspace, doc, epoch), kind, chunk)
+}
+
+fn seal_with(key: &WorkspaceKey, ad: &[u8], kind: RecordKind, chunk: &[u8]) -> Result<Vec<u8>> {
     let mut plain = Zeroizing::new(Vec::with_capacity(chunk.len() + 16));
     ciborium::into_writer(
         &Inner {
@@ -100,13 +115,12 @@ pub(crate) fn seal(
     .map_err(|e| Error::Storage(format!("encoding: {e}")))?;
     let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(**key));
     let nonce: [u8; NONCE_LEN] = rand::random();
-    let ad = associated_data(workspace, doc, epoch);
     let sealed = cipher
         .encrypt(
             &XNonce::from(nonce),
             Payload {
                 msg: &plain,
-                aad: &ad,
+                aad: ad,
             },
         )
         .map_err(|_| Error::Storage("encryption failed".into()))?;
@@ -125,6 +139,10 @@ pub(crate) fn open(
     epoch: u32,
     sealed: &[u8],
 ) -> Result<(RecordKind, Vec<u8>)> {
+    open_with(key, &associated_data(workspace, doc, epoch), sealed)
+}
+
+fn open_with(key: &WorkspaceKey, ad: &[u8], sealed: &[u8]) -> Result<(RecordKind, Vec<u8>)> {
     let tampered = || Error::Tampered("a blob failed authentication".into());
     if sealed.len() < NONCE_LEN + 16 {
         return Err(tampered());
@@ -132,16 +150,9 @@ pub(crate) fn open(
     let (nonce, body) = sealed.split_at(NONCE_LEN);
     let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| tampered())?;
     let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(**key));
-    let ad = associated_data(workspace, doc, epoch);
     let plain = Zeroizing::new(
         cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: body,
-                    aad: &ad,
-                },
-            )
+            .decrypt(&XNonce::from(nonce), Payload { msg: body, aad: ad })
             .map_err(|_| tampered())?,
     );
     // Authentic but undecodable means a buggy or hostile teammate's client: still refused.
@@ -235,10 +246,100 @@ pub(crate) fn seal_signed(
     Ok(out)
 }
 
+/// Seals a chunk of a restricted record and signs it: under a one-time key sealed to the
+/// epoch's restricted key (`restricted_public`), so that only coordinators can open it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn seal_restricted_signed(
+    restricted_public: &[u8; 32],
+    signer: &DeviceKeys,
+    workspace: &str,
+    doc: &[u8; 16],
+    epoch: u32,
+    kind: RecordKind,
+    chunk: &[u8],
+) -> Result<Vec<u8>> {
+    let one_time = new_workspace_key();
+    let wrapped = crypto_box::PublicKey::from_bytes(*restricted_public)
+        .seal(&mut crypto_box::aead::OsRng, one_time.as_slice())
+        .map_err(|_| Error::Storage("sealing a key failed".into()))?;
+    let ad = labelled_data(RESTRICTED_AD_LABEL, workspace, doc, epoch);
+    let mut body = wrapped;
+    body.extend(seal_with(&one_time, &ad, kind, chunk)?);
+    let signature = signer.sign.sign(&blob_signed_message(&ad, &body));
+    let mut out = Vec::with_capacity(SIGNED_HEADER_LEN + body.len());
+    out.push(RESTRICTED_BLOB_VERSION);
+    out.extend_from_slice(&signer.sign_public());
+    out.extend_from_slice(&signature.to_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Whether a signed blob is a restricted record's (only coordinators can open it).
+pub(crate) fn is_restricted_blob(blob: &[u8]) -> bool {
+    blob.first() == Some(&RESTRICTED_BLOB_VERSION)
+}
+
+/// Opens a restricted blob whose signature [`verify_blob_signature`] accepted, with the secret
+/// half of its epoch's restricted key.
+pub(crate) fn open_restricted_verified(
+    restricted_secret: &[u8; 32],
+    workspace: &str,
+    doc: &[u8; 16],
+    epoch: u32,
+    blob: &[u8],
+) -> Result<(RecordKind, Vec<u8>)> {
+    let tampered = || Error::Tampered("a restricted blob failed authentication".into());
+    if !is_restricted_blob(blob) || blob.len() < SIGNED_HEADER_LEN + WRAPPED_KEY_LEN {
+        return Err(tampered());
+    }
+    let (wrapped, sealed) = blob[SIGNED_HEADER_LEN..].split_at(WRAPPED_KEY_LEN);
+    let secret = crypto_box::SecretKey::from_bytes(*restricted_secret);
+    let one_time = Zeroizing::new(secret.unseal(wrapped).map_err(|_| tampered())?);
+    let one_time = key_from_bytes(&one_time).ok_or_else(tampered)?;
+    open_with(
+        &one_time,
+        &labelled_data(RESTRICTED_AD_LABEL, workspace, doc, epoch),
+        sealed,
+    )
+}
+
+/// A fresh restricted key pair: the secret half and the public half.
+pub(crate) fn new_restricted_pair() -> (Zeroizing<[u8; 32]>, [u8; 32]) {
+    let secret: Zeroizing<[u8; 32]> = Zeroizing::new(rand::random());
+    let public = crypto_box::SecretKey::from_bytes(*secret)
+        .public_key()
+        .to_bytes();
+    (secret, public)
+}
+
+/// The public half of a restricted key's secret half.
+pub(crate) fn restricted_public(secret: &[u8; 32]) -> [u8; 32] {
+    crypto_box::SecretKey::from_bytes(*secret)
+        .public_key()
+        .to_bytes()
+}
+
+/// Seals a restricted key's secret half to a coordinator's box key (a grant in the team log).
+pub(crate) fn grant_to(box_key: &[u8; 32], secret: &[u8; 32]) -> Result<Vec<u8>> {
+    crypto_box::PublicKey::from_bytes(*box_key)
+        .seal(&mut crypto_box::aead::OsRng, secret.as_slice())
+        .map_err(|_| Error::Storage("sealing a key failed".into()))
+}
+
+/// Opens a grant sealed to this device; `None` if it does not open or holds no key.
+pub(crate) fn open_grant(own: &DeviceKeys, sealed: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+    let plain = Zeroizing::new(own.boxed.unseal(sealed).ok()?);
+    <[u8; 32]>::try_from(plain.as_slice())
+        .ok()
+        .map(Zeroizing::new)
+}
+
 /// The public key a signed blob claims to be signed by, before any check; `Tampered` if the
 /// bytes are not a signed blob at all.
 pub(crate) fn blob_signer(blob: &[u8]) -> Result<[u8; 32]> {
-    if blob.len() < SIGNED_HEADER_LEN || blob[0] != SIGNED_BLOB_VERSION {
+    if blob.len() < SIGNED_HEADER_LEN
+        || (blob[0] != SIGNED_BLOB_VERSION && blob[0] != RESTRICTED_BLOB_VERSION)
+    {
         return Err(Error::Tampered("a blob carries no device signature".into()));
     }
     <[u8; 32]>::try_from(&blob[1..33])
@@ -272,7 +373,10 @@ pub(crate) fn verify_blob_signature(
     let signature =
         ed25519_dalek::Signature::from_slice(&blob[33..SIGNED_HEADER_LEN]).map_err(|_| bad())?;
     let sealed = &blob[SIGNED_HEADER_LEN..];
-    let ad = associated_data(workspace, doc, epoch);
+    let ad = match is_restricted_blob(blob) {
+        true => labelled_data(RESTRICTED_AD_LABEL, workspace, doc, epoch),
+        false => associated_data(workspace, doc, epoch),
+    };
     verifying
         .verify_strict(&blob_signed_message(&ad, sealed), &signature)
         .map_err(|_| bad())
@@ -287,6 +391,11 @@ pub(crate) fn open_verified(
     blob: &[u8],
 ) -> Result<(RecordKind, Vec<u8>)> {
     blob_signer(blob)?;
+    if is_restricted_blob(blob) {
+        return Err(Error::Tampered(
+            "a restricted blob opens only with the restricted key".into(),
+        ));
+    }
     open(key, workspace, doc, epoch, &blob[SIGNED_HEADER_LEN..])
 }
 

@@ -523,7 +523,8 @@ pub(crate) fn merge_chunks(
         authors.check(&whole.actors)?;
         insert_whole(tx, t, only, &whole.heads, &whole.rows)?;
         if enqueue {
-            outbox::enqueue(tx, t.workspace, t.id, t.kind, only)?;
+            let restricted = records::is_restricted(&whole.doc);
+            outbox::enqueue(tx, t.workspace, t.id, t.kind, only, restricted)?;
         }
         let stored = StoredDoc {
             doc: whole.doc,
@@ -572,8 +573,9 @@ pub(crate) fn merge_chunks(
         new_chunks.push(chunk);
     }
     if enqueue {
+        let restricted = records::is_restricted(&stored.doc);
         for chunk in &new_chunks {
-            outbox::enqueue(tx, t.workspace, t.id, t.kind, chunk)?;
+            outbox::enqueue(tx, t.workspace, t.id, t.kind, chunk, restricted)?;
         }
     }
     if is_new {

@@ -244,7 +244,7 @@ impl Fixture {
     /// The fixture's team log, signed by its coordinator: the genesis, the other three devices
     /// admitted, the revoked one revoked at [`REVOKED_AT_SEQ`], and a rotation to epoch 1.
     pub fn team_log(&self) -> Result<Vec<proto::team_log::SignedEntry>> {
-        use proto::team_log::{Body, Entry, Member, TeamState, Vouch};
+        use proto::team_log::{Body, Entry, Grant, Member, Restricted, TeamState, Vouch};
         let coordinator = Device::Coordinator.keys()?;
         let member = |d: Device, role: &str| -> Result<Member> {
             let keys = d.keys()?;
@@ -258,6 +258,18 @@ impl Fixture {
             })
         };
         let bad = |e: proto::team_log::LogError| Error::Corrupt(e.to_string());
+        // Fixed bytes, so that every fixture makes the same log (the fixture never opens a
+        // restricted record).
+        let restricted = |epoch: u32| -> Result<Option<Restricted>> {
+            Ok(Some(Restricted {
+                public: [0x21; 32],
+                grants: vec![Grant {
+                    to: Device::Coordinator.keys()?.sign_public(),
+                    epoch,
+                    sealed: vec![0x22; 80],
+                }],
+            }))
+        };
         let genesis = crypto::sign_log_entry(
             &coordinator,
             &Entry::first(
@@ -267,6 +279,7 @@ impl Fixture {
                     workspace: self.workspace.clone(),
                     epoch: 0,
                     coordinator: member(Device::Coordinator, proto::roles::COORDINATOR)?,
+                    restricted: restricted(0)?,
                 },
             ),
         );
@@ -277,13 +290,17 @@ impl Fixture {
             bodies.push(Body::Admit {
                 member: member(d, proto::roles::MEMBER)?,
                 vouch: Vouch::Invite,
+                grants: Vec::new(),
             });
         }
         bodies.push(Body::Revoke {
             sign_key: Device::Revoked.keys()?.sign_public(),
             after_seq: REVOKED_AT_SEQ,
         });
-        bodies.push(Body::Rotate { epoch: 1 });
+        bodies.push(Body::Rotate {
+            epoch: 1,
+            restricted: restricted(1)?,
+        });
         for body in bodies {
             let e = crypto::sign_log_entry(
                 &coordinator,

@@ -106,8 +106,9 @@ pub mod limits {
     /// Most team log entries in one [`super::AppendRequest`] (a team log started for a big
     /// existing team carries one entry per device).
     pub const MAX_LOG_ENTRIES: usize = 2_000;
-    /// Longest team log entry, in bytes.
-    pub const MAX_LOG_ENTRY_BYTES: usize = 2_048;
+    /// Longest team log entry, in bytes (a coordinator admitted late carries every epoch's
+    /// restricted key, about 130 bytes each).
+    pub const MAX_LOG_ENTRY_BYTES: usize = 16_384;
 }
 
 /// Device roles. A coordinator may invite coordinators, revoke any device of its workspace and

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use ed25519_dalek::{Signer, SigningKey};
-//! use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState};
+//! use waymark_protocol::team_log::{Body, Entry, Grant, Member, Restricted, SignedEntry, TeamState};
 //!
 //! let coordinator = SigningKey::from_bytes(&[7; 32]);
 //! let me = Member {
@@ -27,7 +27,15 @@
 //! let genesis = Entry::first(
 //!     coordinator.verifying_key().to_bytes(),
 //!     0,
-//!     Body::Genesis { workspace: "0123456789abcdef0123456789abcdef".into(), epoch: 0, coordinator: me },
+//!     Body::Genesis {
+//!         workspace: "0123456789abcdef0123456789abcdef".into(),
+//!         epoch: 0,
+//!         coordinator: me,
+//!         restricted: Some(Restricted {
+//!             public: [3; 32],
+//!             grants: vec![Grant { to: coordinator.verifying_key().to_bytes(), epoch: 0, sealed: vec![1; 80] }],
+//!         }),
+//!     },
 //! );
 //! let bytes = genesis.to_bytes();
 //! let signed = SignedEntry {
@@ -57,6 +65,8 @@ const MAX_NAME_CHARS: usize = 128;
 const MAX_DEVICE_ID_BYTES: usize = 64;
 /// Longest Automerge actor id an entry may carry, in bytes.
 const MAX_ACTOR_BYTES: usize = 32;
+/// Longest sealed restricted key in a grant, in bytes (a sealed box of 32 bytes is 80).
+const MAX_GRANT_BYTES: usize = 128;
 
 /// SHA-256 of a signed entry: what the next entry names as `prev`, and what invites carry.
 pub type EntryHash = [u8; 32];
@@ -157,6 +167,9 @@ pub enum Body {
         epoch: u32,
         /// The device that starts the log: a coordinator, the entry's author.
         coordinator: Member,
+        /// The restricted key of the epoch, granted to the coordinator.
+        #[serde(default)]
+        restricted: Option<Restricted>,
     },
     /// A device joins the team.
     Admit {
@@ -164,6 +177,9 @@ pub enum Body {
         member: Member,
         /// How the author knows the keys are the device's own.
         vouch: Vouch,
+        /// For a coordinator: every epoch's restricted key, sealed to it.
+        #[serde(default)]
+        grants: Vec<Grant>,
     },
     /// A device leaves the team: its blobs numbered above `after_seq` are not its own, and
     /// nothing is sealed to it any more. A rotation is due until the next [`Body::Rotate`].
@@ -181,12 +197,44 @@ pub enum Body {
         sign_key: PublicKey,
         /// The new role, from [`roles`].
         role: String,
+        /// To a coordinator: every epoch's restricted key, sealed to it.
+        #[serde(default)]
+        grants: Vec<Grant>,
     },
-    /// The workspace moves to a new key epoch, sealed to every device of the team.
+    /// The workspace moves to a new key epoch, sealed to every device of the team, with a new
+    /// restricted key granted to every coordinator.
     Rotate {
         /// The new epoch: the current one + 1.
         epoch: u32,
+        /// The new epoch's restricted key.
+        #[serde(default)]
+        restricted: Option<Restricted>,
     },
+}
+
+/// An epoch's restricted key: restricted records are sealed to its public half, and only
+/// coordinators hold the secret half (the record's author keeps its own copy), so a member's
+/// phone holds no restricted record it can open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restricted {
+    /// The X25519 public key restricted records of this epoch are sealed to.
+    #[serde(with = "serde_bytes")]
+    pub public: PublicKey,
+    /// The secret half, sealed to each coordinator of the team.
+    pub grants: Vec<Grant>,
+}
+
+/// A restricted key's secret half, sealed (libsodium sealed box) to one coordinator's box key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The coordinator's signing key.
+    #[serde(with = "serde_bytes")]
+    pub to: PublicKey,
+    /// The epoch of the restricted key.
+    pub epoch: u32,
+    /// The sealed secret.
+    #[serde(with = "serde_bytes")]
+    pub sealed: Vec<u8>,
 }
 
 /// A device as the log names it: the pair of keys that go together, and who it is.
@@ -289,8 +337,11 @@ pub struct TeamState {
     pub epoch: u32,
     /// Every device ever admitted, by signing key.
     pub members: BTreeMap<PublicKey, MemberState>,
-    /// A device was revoked since the last rotation: a coordinator must rotate.
+    /// A device was revoked, or a coordinator demoted, since the last rotation: a coordinator
+    /// must rotate.
     pub rotation_due: bool,
+    /// Each epoch's restricted public key.
+    pub restricted: BTreeMap<u32, PublicKey>,
 }
 
 impl TeamState {
@@ -334,6 +385,7 @@ impl TeamState {
             workspace,
             epoch,
             coordinator,
+            restricted,
         } = &entry.body
         else {
             return Err(rule(0, "the first entry is not a genesis"));
@@ -367,14 +419,17 @@ impl TeamState {
                 revoked_after_seq: None,
             },
         );
-        Ok(TeamState {
+        let mut state = TeamState {
             workspace: workspace.clone(),
             len: 1,
             head: signed.hash(),
             epoch: *epoch,
             members,
             rotation_due: false,
-        })
+            restricted: BTreeMap::new(),
+        };
+        state.take_restricted(0, *epoch, restricted.as_ref())?;
+        Ok(state)
     }
 
     /// Verifies the entry that follows the head and applies it. On error the state is as it
@@ -400,8 +455,13 @@ impl TeamState {
         }
         let applied = match entry.body {
             Body::Genesis { .. } => return Err(rule(index, "a second genesis")),
-            Body::Admit { member, vouch } => {
+            Body::Admit {
+                member,
+                vouch,
+                grants,
+            } => {
                 check_member(index, &member)?;
+                self.check_grants(index, &member.sign_key, &member.role, &grants)?;
                 if self.members.contains_key(&member.sign_key) {
                     return Err(rule(index, "admits a signing key the team already has"));
                 }
@@ -442,10 +502,15 @@ impl TeamState {
                 self.rotation_due = true;
                 Applied::Revoked(sign_key)
             }
-            Body::Role { sign_key, role } => {
+            Body::Role {
+                sign_key,
+                role,
+                grants,
+            } => {
                 if !roles::is_known(&role) {
                     return Err(rule(index, "names an unknown role"));
                 }
+                self.check_grants(index, &sign_key, &role, &grants)?;
                 let target = self.active_member(index, &sign_key)?;
                 if target.member.role == role {
                     return Err(rule(index, "gives a device the role it has"));
@@ -453,12 +518,16 @@ impl TeamState {
                 if target.member.role == roles::COORDINATOR && self.coordinators() == 1 {
                     return Err(rule(index, "takes the role of the team's last coordinator"));
                 }
+                // A demoted coordinator holds this epoch's restricted key.
+                if target.member.role == roles::COORDINATOR {
+                    self.rotation_due = true;
+                }
                 if let Some(m) = self.members.get_mut(&sign_key) {
                     m.member.role = role;
                 }
                 Applied::RoleChanged(sign_key)
             }
-            Body::Rotate { epoch } => {
+            Body::Rotate { epoch, restricted } => {
                 if Some(epoch) != self.epoch.checked_add(1) {
                     return Err(rule(
                         index,
@@ -468,6 +537,7 @@ impl TeamState {
                         ),
                     ));
                 }
+                self.take_restricted(index, epoch, restricted.as_ref())?;
                 self.epoch = epoch;
                 self.rotation_due = false;
                 Applied::Rotated(epoch)
@@ -503,6 +573,71 @@ impl TeamState {
         let mut active: Vec<&MemberState> = self.members.values().filter(|m| m.active()).collect();
         active.sort_by_key(|m| m.admitted_at);
         active.into_iter().map(|m| &m.member).collect()
+    }
+
+    /// Records an epoch's restricted key, which must be granted to every coordinator of the
+    /// team (and to nobody else).
+    fn take_restricted(
+        &mut self,
+        index: u64,
+        epoch: u32,
+        restricted: Option<&Restricted>,
+    ) -> Result<(), LogError> {
+        let Some(r) = restricted else {
+            return Err(rule(index, "brings no restricted key"));
+        };
+        if r.public.iter().all(|b| *b == 0) {
+            return Err(rule(index, "brings no valid restricted key"));
+        }
+        let mut to: Vec<&PublicKey> = r.grants.iter().map(|g| &g.to).collect();
+        to.sort();
+        let mut expected: Vec<&PublicKey> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.active() && m.member.role == roles::COORDINATOR)
+            .map(|(k, _)| k)
+            .collect();
+        expected.sort();
+        if to != expected
+            || r.grants.iter().any(|g| {
+                g.epoch != epoch || g.sealed.is_empty() || g.sealed.len() > MAX_GRANT_BYTES
+            })
+        {
+            return Err(rule(
+                index,
+                "does not grant the restricted key to exactly the team's coordinators",
+            ));
+        }
+        self.restricted.insert(epoch, r.public);
+        Ok(())
+    }
+
+    /// A device becoming a coordinator receives every epoch's restricted key; a member none.
+    fn check_grants(
+        &self,
+        index: u64,
+        to: &PublicKey,
+        role: &str,
+        grants: &[Grant],
+    ) -> Result<(), LogError> {
+        let ok = match role == roles::COORDINATOR {
+            true => {
+                let mut epochs: Vec<u32> = grants.iter().map(|g| g.epoch).collect();
+                epochs.sort_unstable();
+                epochs == self.restricted.keys().copied().collect::<Vec<_>>()
+                    && grants.iter().all(|g| {
+                        &g.to == to && !g.sealed.is_empty() && g.sealed.len() <= MAX_GRANT_BYTES
+                    })
+            }
+            false => grants.is_empty(),
+        };
+        match ok {
+            true => Ok(()),
+            false => Err(rule(
+                index,
+                "a coordinator must receive every restricted key, a member none",
+            )),
+        }
     }
 
     /// Coordinators not revoked.
@@ -633,6 +768,51 @@ mod tests {
         }
     }
 
+    fn grant(to: PublicKey, epoch: u32) -> Grant {
+        Grant {
+            to,
+            epoch,
+            sealed: vec![7; 80],
+        }
+    }
+
+    /// A restricted key for `epoch` granted to `to`.
+    fn restricted(epoch: u32, to: &[PublicKey]) -> Option<Restricted> {
+        Some(Restricted {
+            public: [u8::try_from(epoch).unwrap() + 1; 32],
+            grants: to.iter().map(|k| grant(*k, epoch)).collect(),
+        })
+    }
+
+    /// Every epoch's restricted key, for a device becoming a coordinator of `s`.
+    fn all_grants(s: &TeamState, to: &Dev) -> Vec<Grant> {
+        s.restricted.keys().map(|e| grant(to.pk(), *e)).collect()
+    }
+
+    fn admit(s: &TeamState, d: &Dev, role: &str) -> Body {
+        Body::Admit {
+            member: d.member(role),
+            vouch: Vouch::Invite,
+            grants: match role == roles::COORDINATOR {
+                true => all_grants(s, d),
+                false => Vec::new(),
+            },
+        }
+    }
+
+    fn rotate(s: &TeamState) -> Body {
+        let coordinators: Vec<PublicKey> = s
+            .members
+            .iter()
+            .filter(|(_, m)| m.active() && m.member.role == roles::COORDINATOR)
+            .map(|(k, _)| *k)
+            .collect();
+        Body::Rotate {
+            epoch: s.epoch + 1,
+            restricted: restricted(s.epoch + 1, &coordinators),
+        }
+    }
+
     fn start(c: &Dev) -> (TeamState, Vec<SignedEntry>) {
         let g = c.sign(&Entry::first(
             c.pk(),
@@ -641,6 +821,7 @@ mod tests {
                 workspace: "ws".into(),
                 epoch: 0,
                 coordinator: c.member(roles::COORDINATOR),
+                restricted: restricted(0, &[c.pk()]),
             },
         ));
         (TeamState::genesis(&g).unwrap(), vec![g])
@@ -663,16 +844,8 @@ mod tests {
         let (c, a, b) = (Dev::new(1), Dev::new(2), Dev::new(3));
         let (mut s, mut log) = start(&c);
         for d in [&a, &b] {
-            append(
-                &mut s,
-                &mut log,
-                &c,
-                Body::Admit {
-                    member: d.member(roles::MEMBER),
-                    vouch: Vouch::Invite,
-                },
-            )
-            .unwrap();
+            let body = admit(&s, d, roles::MEMBER);
+            append(&mut s, &mut log, &c, body).unwrap();
         }
         append(
             &mut s,
@@ -685,7 +858,9 @@ mod tests {
         )
         .unwrap();
         assert!(s.rotation_due);
-        append(&mut s, &mut log, &c, Body::Rotate { epoch: 1 }).unwrap();
+        let body = rotate(&s);
+        append(&mut s, &mut log, &c, body).unwrap();
+        let grants = all_grants(&s, &a);
         append(
             &mut s,
             &mut log,
@@ -693,50 +868,120 @@ mod tests {
             Body::Role {
                 sign_key: a.pk(),
                 role: roles::COORDINATOR.into(),
+                grants,
             },
         )
         .unwrap();
         let replayed = TeamState::replay(&log).unwrap();
         assert_eq!(replayed, s);
+        assert_eq!(TeamState::replay_stored(&log).unwrap(), s);
         assert_eq!((s.len, s.epoch, s.rotation_due), (6, 1, false));
+        assert_eq!(s.restricted.len(), 2, "a restricted key per epoch");
         assert!(s.is_coordinator(&a.pk()));
         assert_eq!(s.member(&b.pk()).unwrap().revoked_after_seq, Some(40));
         let active: Vec<&str> = s.active().iter().map(|m| m.device_id.as_str()).collect();
         assert_eq!(active, [c.id.as_str(), a.id.as_str()]);
+        // Demoting a coordinator: it holds the restricted key, so a rotation is due.
+        append(
+            &mut s,
+            &mut log,
+            &c,
+            Body::Role {
+                sign_key: a.pk(),
+                role: roles::MEMBER.into(),
+                grants: vec![],
+            },
+        )
+        .unwrap();
+        assert!(s.rotation_due);
+    }
+
+    #[test]
+    fn restricted_keys_go_to_exactly_the_coordinators() {
+        let (c, a, m) = (Dev::new(1), Dev::new(2), Dev::new(3));
+        let (mut s, mut log) = start(&c);
+        let body = admit(&s, &m, roles::MEMBER);
+        append(&mut s, &mut log, &c, body).unwrap();
+        let before = s.clone();
+        let refused = |s: &mut TeamState, body: Body| {
+            let e = c.sign(&Entry::next(s, c.pk(), 3, body));
+            assert!(matches!(s.apply(&e), Err(LogError::Rule { .. })));
+        };
+        // A rotation that grants the restricted key to a member, or forgets a coordinator.
+        refused(
+            &mut s,
+            Body::Rotate {
+                epoch: 1,
+                restricted: restricted(1, &[c.pk(), m.pk()]),
+            },
+        );
+        refused(
+            &mut s,
+            Body::Rotate {
+                epoch: 1,
+                restricted: restricted(1, &[]),
+            },
+        );
+        refused(
+            &mut s,
+            Body::Rotate {
+                epoch: 1,
+                restricted: None,
+            },
+        );
+        // A coordinator admitted without the restricted keys, a member admitted with them.
+        refused(
+            &mut s,
+            Body::Admit {
+                member: a.member(roles::COORDINATOR),
+                vouch: Vouch::Confirmed,
+                grants: vec![],
+            },
+        );
+        let grants = all_grants(&s, &a);
+        refused(
+            &mut s,
+            Body::Admit {
+                member: a.member(roles::MEMBER),
+                vouch: Vouch::Confirmed,
+                grants,
+            },
+        );
+        refused(
+            &mut s,
+            Body::Role {
+                sign_key: m.pk(),
+                role: roles::COORDINATOR.into(),
+                grants: vec![],
+            },
+        );
+        assert_eq!(s, before);
     }
 
     #[test]
     fn forged_reordered_and_unauthorised_entries_are_refused() {
         let (c, a, x) = (Dev::new(1), Dev::new(2), Dev::new(9));
         let (mut s, mut log) = start(&c);
-        append(
-            &mut s,
-            &mut log,
-            &c,
-            Body::Admit {
-                member: a.member(roles::MEMBER),
-                vouch: Vouch::Invite,
-            },
-        )
-        .unwrap();
+        let body = admit(&s, &a, roles::MEMBER);
+        append(&mut s, &mut log, &c, body).unwrap();
         let before = s.clone();
 
         // A member signs an entry: not a coordinator.
-        let by_member = a.sign(&Entry::next(&s, a.pk(), 3, Body::Rotate { epoch: 1 }));
+        let by_member = a.sign(&Entry::next(&s, a.pk(), 3, rotate(&s)));
         assert_eq!(s.apply(&by_member), Err(LogError::NotCoordinator(2)));
         // A stranger signs it claiming a coordinator as author.
-        let mut forged = x.sign(&Entry::next(&s, c.pk(), 3, Body::Rotate { epoch: 1 }));
+        let mut forged = x.sign(&Entry::next(&s, c.pk(), 3, rotate(&s)));
         assert_eq!(s.apply(&forged), Err(LogError::BadSignature(2)));
         forged.signature[0] ^= 1;
         assert!(s.apply(&forged).is_err());
         // An entry that skips a position or names another predecessor: a fork or a gap.
-        let mut skip = Entry::next(&s, c.pk(), 3, Body::Rotate { epoch: 1 });
+        let mut skip = Entry::next(&s, c.pk(), 3, rotate(&s));
         skip.index += 1;
         assert!(matches!(
             s.apply(&c.sign(&skip)),
             Err(LogError::Chain { .. })
         ));
-        let mut fork = Entry::next(&s, c.pk(), 3, Body::Rotate { epoch: 1 });
+        let mut fork = Entry::next(&s, c.pk(), 3, rotate(&s));
         fork.prev = [5; 32];
         assert!(matches!(
             s.apply(&c.sign(&fork)),
@@ -749,15 +994,13 @@ mod tests {
             3,
             Body::Rotate {
                 epoch: 4_000_000_000,
+                restricted: restricted(0, &[c.pk()]),
             },
         ));
         assert!(matches!(s.apply(&jump), Err(LogError::Rule { .. })));
         // A key admitted twice, a device revoked twice, the last coordinator removed.
         for body in [
-            Body::Admit {
-                member: a.member(roles::MEMBER),
-                vouch: Vouch::Invite,
-            },
+            admit(&s, &a, roles::MEMBER),
             Body::Revoke {
                 sign_key: x.pk(),
                 after_seq: 1,
@@ -769,11 +1012,13 @@ mod tests {
             Body::Role {
                 sign_key: c.pk(),
                 role: roles::MEMBER.into(),
+                grants: vec![],
             },
             Body::Genesis {
                 workspace: "ws".into(),
                 epoch: 0,
                 coordinator: x.member(roles::COORDINATOR),
+                restricted: restricted(0, &[x.pk()]),
             },
         ] {
             let e = c.sign(&Entry::next(&s, c.pk(), 3, body));
@@ -788,6 +1033,7 @@ mod tests {
             Body::Role {
                 sign_key: a.pk(),
                 role: roles::COORDINATOR.into(),
+                grants: all_grants(&before, &a),
             },
         )
         .unwrap();
@@ -801,7 +1047,7 @@ mod tests {
             },
         )
         .unwrap();
-        let late = c.sign(&Entry::next(&s, c.pk(), 4, Body::Rotate { epoch: 1 }));
+        let late = c.sign(&Entry::next(&s, c.pk(), 4, rotate(&s)));
         assert_eq!(s.apply(&late), Err(LogError::NotCoordinator(4)));
     }
 
@@ -812,21 +1058,33 @@ mod tests {
             workspace: "ws".into(),
             epoch: 0,
             coordinator: c.member(roles::COORDINATOR),
+            restricted: restricted(0, &[c.pk()]),
         };
         let by_other = x.sign(&Entry::first(x.pk(), 0, body.clone()));
         assert!(TeamState::genesis(&by_other).is_err());
-        let mut as_member = c.member(roles::MEMBER);
-        as_member.role = roles::MEMBER.into();
         let member_genesis = c.sign(&Entry::first(
             c.pk(),
             0,
             Body::Genesis {
                 workspace: "ws".into(),
                 epoch: 0,
-                coordinator: as_member,
+                coordinator: c.member(roles::MEMBER),
+                restricted: restricted(0, &[c.pk()]),
             },
         ));
         assert!(TeamState::genesis(&member_genesis).is_err());
+        let without_restricted = c.sign(&Entry::first(
+            c.pk(),
+            0,
+            Body::Genesis {
+                workspace: "ws".into(),
+                epoch: 0,
+                coordinator: c.member(roles::COORDINATOR),
+                restricted: None,
+            },
+        ));
+        assert!(TeamState::genesis(&without_restricted).is_err());
+        assert!(TeamState::genesis(&c.sign(&Entry::first(c.pk(), 0, body))).is_ok());
         assert!(TeamState::replay(&[]).is_err());
         let not_cbor = SignedEntry {
             entry: vec![0xff, 0],

@@ -103,6 +103,18 @@ pub(crate) fn creator(doc: &AutoCommit) -> String {
     Fields::of(doc, &automerge::ROOT).creator()
 }
 
+/// Whether a record is restricted: any of its concurrent sensitivity values says so (a record
+/// someone restricted stays restricted until the conflict is resolved).
+pub(crate) fn is_restricted(doc: &AutoCommit) -> bool {
+    doc.get_all(&automerge::ROOT, K_SENSITIVITY)
+        .map(|values| {
+            values.iter().any(|(v, _)| {
+                matches!(v, Value::Scalar(s) if as_str(s).as_deref() == Some("restricted"))
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// The scalar at `obj[key]` (the deterministic winner when values conflict).
 pub(crate) fn get_scalar(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ScalarValue> {
     match doc.get(obj, key) {

@@ -123,3 +123,19 @@ pub(crate) fn append(
     }
     Ok(())
 }
+
+/// Removes document `id` from this store: its save, its chunks, its projection rows and
+/// search entry, and its queued changes (`secure_delete` overwrites the freed pages). Used when
+/// a record must not stay on this device (a restricted record on a device that is not a
+/// coordinator's).
+pub(crate) fn forget(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    super::projection::remove(tx, id)?;
+    for sql in [
+        "DELETE FROM doc_chunks WHERE doc_id = ?1",
+        "DELETE FROM outbox WHERE doc_id = ?1",
+        "DELETE FROM documents WHERE id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute(params![id])?;
+    }
+    Ok(())
+}

@@ -2,6 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use zeroize::Zeroizing;
+
 use crate::crypto::{self, WorkspaceKey};
 use crate::error::{Error, Result};
 
@@ -51,6 +53,66 @@ pub(crate) fn insert(
          ON CONFLICT(workspace_id, epoch) DO NOTHING",
     )?
     .execute(params![workspace, epoch, key.as_slice()])?;
+    Ok(())
+}
+
+/// The secret half of a workspace's restricted key of `epoch`, if this device holds it (a
+/// coordinator's does).
+pub(crate) fn restricted_secret(
+    conn: &Connection,
+    workspace: &str,
+    epoch: u32,
+) -> Result<Option<Zeroizing<[u8; 32]>>> {
+    let row: Option<Option<Vec<u8>>> = conn
+        .prepare_cached(
+            "SELECT secret FROM restricted_keys WHERE workspace_id = ?1 AND epoch = ?2",
+        )?
+        .query_row(params![workspace, epoch], |r| r.get(0))
+        .optional()?;
+    row.flatten()
+        .map(|s| {
+            <[u8; 32]>::try_from(s.as_slice())
+                .map(Zeroizing::new)
+                .map_err(|_| Error::Corrupt("a stored restricted key is damaged".into()))
+        })
+        .transpose()
+}
+
+/// The public half of a workspace's restricted key of `epoch` (restricted records are sealed
+/// to it), as the team log names it.
+pub(crate) fn restricted_public(
+    conn: &Connection,
+    workspace: &str,
+    epoch: u32,
+) -> Result<Option<[u8; 32]>> {
+    let row: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT public FROM restricted_keys WHERE workspace_id = ?1 AND epoch = ?2",
+        )?
+        .query_row(params![workspace, epoch], |r| r.get(0))
+        .optional()?;
+    Ok(row.and_then(|p| <[u8; 32]>::try_from(p.as_slice()).ok()))
+}
+
+/// Records a restricted key's public half, and its secret half when this device was granted it.
+pub(crate) fn insert_restricted(
+    conn: &Connection,
+    workspace: &str,
+    epoch: u32,
+    public: &[u8; 32],
+    secret: Option<&[u8; 32]>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO restricted_keys(workspace_id, epoch, public, secret) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(workspace_id, epoch) DO UPDATE
+         SET secret = coalesce(excluded.secret, restricted_keys.secret)",
+    )?
+    .execute(params![
+        workspace,
+        epoch,
+        public.as_slice(),
+        secret.map(|s| s.as_slice())
+    ])?;
     Ok(())
 }
 

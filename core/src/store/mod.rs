@@ -35,7 +35,7 @@ use crate::ids::new_id;
 use crate::model::*;
 use crate::records::{self, Header, meta, settings, visit, workshop};
 
-pub(crate) use docs::StoredDoc;
+pub(crate) use docs::{StoredDoc, forget as forget_document};
 pub use wipe::{PendingRevocation, WipeReport};
 
 /// Length of a store key in bytes.
@@ -343,7 +343,14 @@ impl Store {
                 kind,
             };
             let snapshot = docs::insert(&tx, &id, &mut stored)?;
-            outbox::enqueue(&tx, workspace, &id, kind, &snapshot)?;
+            outbox::enqueue(
+                &tx,
+                workspace,
+                &id,
+                kind,
+                &snapshot,
+                records::is_restricted(&stored.doc),
+            )?;
             projection::refresh_new(&tx, &id, &stored.doc)?;
             tx.commit()?;
             w.cache.put(id.clone(), stored);
@@ -370,6 +377,7 @@ impl Store {
                 return Err(Error::not_found(format!("{} {id}", kind.as_str())));
             }
             let before = stored.doc.get_heads();
+            let was_restricted = records::is_restricted(&stored.doc);
             let now = now_ms();
             let out = f(&mut stored.doc, now)?;
             if stored
@@ -378,9 +386,16 @@ impl Store {
                 .is_some()
             {
                 let chunk = stored.doc.save_after(&before);
+                let restricted = records::is_restricted(&stored.doc);
                 let tx = w.conn.transaction()?;
                 docs::append(&tx, id, &mut stored, &chunk)?;
-                outbox::enqueue(&tx, &stored.workspace, id, kind, &chunk)?;
+                if was_restricted && !restricted {
+                    // Members never had its history: they get all of it, now it is theirs.
+                    let whole = stored.doc.save();
+                    outbox::enqueue(&tx, &stored.workspace, id, kind, &whole, false)?;
+                } else {
+                    outbox::enqueue(&tx, &stored.workspace, id, kind, &chunk, restricted)?;
+                }
                 projection::refresh(&tx, id, &stored.doc)?;
                 tx.commit()?;
             }

@@ -42,13 +42,17 @@ pub(crate) fn enqueue_signed(
     Ok(())
 }
 
-/// Seals `chunk` of document `doc_id` and queues it, if the workspace is connected.
+/// Seals `chunk` of document `doc_id` and queues it, if the workspace is connected. A
+/// `restricted` record's chunk is sealed to the epoch's restricted key (only coordinators can
+/// open it); its plain chunk is kept with the row, inside the encrypted store, so that it can
+/// be sealed again after a rotation by this device, which may not hold the restricted key.
 pub(crate) fn enqueue(
     conn: &Connection,
     workspace: &str,
     doc_id: &str,
     kind: RecordKind,
     chunk: &[u8],
+    restricted: bool,
 ) -> Result<()> {
     if chunk.is_empty() || !connected(conn, workspace)? {
         return Ok(());
@@ -59,27 +63,51 @@ pub(crate) fn enqueue(
             "this device waits for a coordinator to approve its join before it can record".into(),
         )
     })?;
-    let own = crate::sync::team::own_keys(conn, workspace)?;
-    let sealed = crypto::seal_signed(
-        &key,
-        &own,
-        workspace,
-        &crypto::doc_id_bytes(doc_id)?,
-        epoch,
-        kind,
-        chunk,
+    let sealed = seal(
+        conn, workspace, doc_id, kind, chunk, restricted, epoch, &key,
     )?;
     let content_id = waymark_protocol::content_id_of(&sealed);
     conn.prepare_cached(
-        "INSERT INTO outbox(workspace_id, doc_id, epoch, content_id, ciphertext)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO outbox(workspace_id, doc_id, epoch, content_id, ciphertext, restricted,
+            kind, plain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         workspace,
         doc_id,
         epoch,
         content_id.as_slice(),
-        sealed
+        sealed,
+        restricted,
+        kind.as_str(),
+        restricted.then_some(chunk)
     ])?;
     Ok(())
+}
+
+/// Seals and signs a chunk for the outbox under the key of `epoch`: a restricted record's to
+/// the epoch's restricted key once the team log names one (before that, as any record: the
+/// row is sealed again when it does).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn seal(
+    conn: &Connection,
+    workspace: &str,
+    doc_id: &str,
+    kind: RecordKind,
+    chunk: &[u8],
+    restricted: bool,
+    epoch: u32,
+    key: &crypto::WorkspaceKey,
+) -> Result<Vec<u8>> {
+    let own = crate::sync::team::own_keys(conn, workspace)?;
+    let doc = crypto::doc_id_bytes(doc_id)?;
+    match restricted {
+        true => match keys::restricted_public(conn, workspace, epoch)? {
+            Some(public) => {
+                crypto::seal_restricted_signed(&public, &own, workspace, &doc, epoch, kind, chunk)
+            }
+            None => crypto::seal_signed(key, &own, workspace, &doc, epoch, kind, chunk),
+        },
+        false => crypto::seal_signed(key, &own, workspace, &doc, epoch, kind, chunk),
+    }
 }

@@ -4,7 +4,7 @@
 //! merged, and `rebuild_projections` is just `refresh` over all documents.
 
 use automerge::AutoCommit;
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::error::Result;
 use crate::model::{RecordKind, Visit, Workshop};
@@ -29,6 +29,51 @@ pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
         tx.execute(&format!("DELETE FROM {table}"), [])?;
     }
     tx.execute("DELETE FROM search", [])?;
+    Ok(())
+}
+
+/// Whether the projection of record `id` says it is restricted.
+pub(crate) fn is_restricted(tx: &rusqlite::Connection, id: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM visits WHERE id = ?1 AND sensitivity = 'restricted'
+             UNION ALL SELECT 1 FROM workshops WHERE id = ?1 AND sensitivity = 'restricted'",
+        )?
+        .exists(params![id])?)
+}
+
+/// Restricted records of `workspace` not created by `actor` (hex): what a device that is not
+/// a coordinator must not keep.
+pub(crate) fn restricted_of_others(
+    tx: &rusqlite::Connection,
+    workspace: &str,
+    actor: &str,
+) -> Result<Vec<String>> {
+    let mut st = tx.prepare(
+        "SELECT id FROM visits WHERE workspace_id = ?1 AND sensitivity = 'restricted'
+           AND created_by != ?2
+         UNION ALL
+         SELECT id FROM workshops WHERE workspace_id = ?1 AND sensitivity = 'restricted'
+           AND created_by != ?2",
+    )?;
+    let rows = st.query_map(params![workspace, actor], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Removes every projection row of document `id` (its search entry included).
+pub(crate) fn remove(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    if let Some(n) = tx
+        .prepare_cached("SELECT n FROM documents WHERE id = ?1")?
+        .query_row(params![id], |r| r.get::<_, i64>(0))
+        .optional()?
+    {
+        tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?
+            .execute(params![n])?;
+    }
+    for (table, col, _) in PER_DOC {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE {col} = ?1"))?
+            .execute(params![id])?;
+    }
     Ok(())
 }
 

@@ -299,6 +299,16 @@ CREATE TABLE team_alerts (
 CREATE INDEX team_alerts_workspace ON team_alerts(workspace_id, id);
 ALTER TABLE set_aside ADD COLUMN held TEXT;
 ALTER TABLE team_devices ADD COLUMN actor BLOB;
+ALTER TABLE outbox ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN kind TEXT;
+ALTER TABLE outbox ADD COLUMN plain BLOB;
+CREATE TABLE restricted_keys (
+    workspace_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    public BLOB NOT NULL,
+    secret BLOB,
+    PRIMARY KEY (workspace_id, epoch)
+);
 UPDATE set_aside SET held = 'key' WHERE blob IS NOT NULL;
 ";
 

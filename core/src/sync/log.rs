@@ -20,7 +20,9 @@
 //!   blob sealed under an epoch the log does not reach betrays it (see `sync::team`).
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use waymark_protocol::team_log::{EntryHash, SignedEntry, TeamState};
+use waymark_protocol::team_log::{Body, EntryHash, SignedEntry, TeamState};
+
+use crate::crypto::{self, DeviceKeys};
 
 use crate::error::{Error, Result};
 use crate::store::now_ms;
@@ -301,13 +303,55 @@ fn forged(e: &waymark_protocol::team_log::LogError) -> Attack {
     Attack::new(AlertKind::Forged, e.to_string())
 }
 
-/// Stores newly verified entries and the team they make, inside `tx`.
+/// Stores newly verified entries and the team they make, inside `tx`, with the restricted keys
+/// they grant to this device (`own`).
 pub(crate) fn store_verified(
     tx: &Transaction<'_>,
     workspace: &str,
     new: &[SignedEntry],
     state: &TeamState,
+    own: Option<&DeviceKeys>,
 ) -> Result<()> {
+    for (epoch, public) in &state.restricted {
+        crate::store::keys::insert_restricted(tx, workspace, *epoch, public, None)?;
+    }
+    if let Some(own) = own {
+        let me = own.sign_public();
+        for e in new {
+            let Ok(entry) = e.decode() else { continue };
+            let grants = match entry.body {
+                Body::Genesis {
+                    restricted: Some(r),
+                    ..
+                }
+                | Body::Rotate {
+                    restricted: Some(r),
+                    ..
+                } => r.grants,
+                Body::Admit { grants, .. } | Body::Role { grants, .. } => grants,
+                _ => Vec::new(),
+            };
+            for g in grants.iter().filter(|g| g.to == me) {
+                // A grant that does not open, or opens to another key than the log names, is
+                // of no use: this device simply cannot read restricted records of that epoch.
+                let Some(secret) = crypto::open_grant(own, &g.sealed) else {
+                    continue;
+                };
+                let Some(public) = state.restricted.get(&g.epoch) else {
+                    continue;
+                };
+                if crypto::restricted_public(&secret) == *public {
+                    crate::store::keys::insert_restricted(
+                        tx,
+                        workspace,
+                        g.epoch,
+                        public,
+                        Some(&secret),
+                    )?;
+                }
+            }
+        }
+    }
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO team_log(workspace_id, idx, hash, entry, signature)

@@ -147,6 +147,8 @@ struct Applying {
     held: bool,
     /// Held blobs whose bytes were dropped to stay within the budget.
     dropped: u64,
+    /// Whether this device is a coordinator of the team log (read once per transaction).
+    coordinator: Option<bool>,
     /// Every document a blob named.
     ids: BTreeSet<String>,
     /// Documents the writer decoded and changed, in the order applied.
@@ -155,6 +157,22 @@ struct Applying {
 }
 
 impl Applying {
+    /// Whether this device is a coordinator of the team log of `workspace`.
+    fn coordinator(&mut self, tx: &Transaction<'_>, workspace: &str) -> Result<bool> {
+        if let Some(c) = self.coordinator {
+            return Ok(c);
+        }
+        let own = team::own_keys(tx, workspace)?.sign_public();
+        let c = tx
+            .prepare_cached(
+                "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
+                   AND role = 'coordinator' AND revoked_after_seq IS NULL",
+            )?
+            .exists(params![workspace, own.as_slice()])?;
+        self.coordinator = Some(c);
+        Ok(c)
+    }
+
     /// After the commit: the writer's cached documents follow what was written, and blobs set
     /// aside are reported.
     fn committed(self, w: &mut crate::store::Writer, report: &mut SyncReport) {
@@ -182,6 +200,8 @@ enum Applied {
     HeldEpoch,
     /// Signed by a device the team log does not admit (yet): kept, and applied once it does.
     HeldSigner,
+    /// A restricted record this device may not keep: removed from it.
+    Forgotten,
     /// Nothing new in it.
     Unchanged,
     /// Its document changed; the decoded document, when the writer decoded it.
@@ -386,18 +406,19 @@ impl Store {
             for (id, kind) in docs {
                 let kind = crate::model::RecordKind::parse(&kind)
                     .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
+                let restricted = crate::store::projection::is_restricted(&tx, &id)?;
                 let snapshot: Vec<u8> = tx.query_row(
                     "SELECT snapshot FROM documents WHERE id = ?1",
                     params![id],
                     |r| r.get(0),
                 )?;
-                crate::store::outbox::enqueue(&tx, workspace, &id, kind, &snapshot)?;
+                crate::store::outbox::enqueue(&tx, workspace, &id, kind, &snapshot, restricted)?;
                 let chunks: Vec<Vec<u8>> = tx
                     .prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?
                     .query_map(params![id], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 for c in chunks {
-                    crate::store::outbox::enqueue(&tx, workspace, &id, kind, &c)?;
+                    crate::store::outbox::enqueue(&tx, workspace, &id, kind, &c, restricted)?;
                 }
             }
             tx.commit()?;
@@ -942,7 +963,6 @@ impl Store {
         advance: bool,
         changed: &mut BTreeSet<String>,
     ) -> Result<u64> {
-        let actor = self.actor_id();
         let mut cursor = 0;
         let prepared = prepared
             .into_iter()
@@ -964,6 +984,34 @@ impl Store {
                 if log_epoch.is_some_and(|e| b.epoch > e) {
                     return Ok(Applied::HeldEpoch);
                 }
+                if crypto::is_restricted_blob(&b.ciphertext) {
+                    if !p.signed_ok {
+                        crypto::verify_blob_signature(
+                            workspace,
+                            &b.doc_id,
+                            b.epoch,
+                            &b.ciphertext,
+                        )?;
+                    }
+                    match keys::restricted_secret(tx, workspace, b.epoch)? {
+                        Some(secret) => {
+                            let (kind, chunk) = crypto::open_restricted_verified(
+                                &secret,
+                                workspace,
+                                &b.doc_id,
+                                b.epoch,
+                                &b.ciphertext,
+                            )?;
+                            return self
+                                .merge_opened(tx, None, workspace, &doc_id, kind, chunk, &authors);
+                        }
+                        // A coordinator waits for the grant; anyone else is not meant to read
+                        // it, and keeps nothing of a record that became restricted unless it
+                        // wrote it.
+                        None if st.coordinator(tx, workspace)? => return Ok(Applied::Held),
+                        None => return self.not_for_this_device(tx, &doc_id),
+                    }
+                }
                 let key = match st.epoch_keys.get(&b.epoch) {
                     Some(k) => k,
                     None => st
@@ -983,25 +1031,15 @@ impl Store {
                     }
                     None => crypto::open_signed(key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?,
                 };
-                let target = Target {
-                    id: &doc_id,
+                self.merge_opened(
+                    tx,
+                    p.whole.as_ref(),
                     workspace,
+                    &doc_id,
                     kind,
-                };
-                let existing = load_stored(tx, &doc_id, actor)?;
-                if existing.is_none()
-                    && let Some((heads, rows, actors)) = &p.whole
-                {
-                    authors.check(actors)?;
-                    insert_whole(tx, &target, &chunk, heads, rows)?;
-                    return Ok(Applied::Changed(None));
-                }
-                let (stored, did_change) =
-                    merge_chunks(tx, existing, actor, &target, &[chunk], false, &authors)?;
-                Ok(match did_change {
-                    true => Applied::Changed(Some(Box::new(stored))),
-                    false => Applied::Unchanged,
-                })
+                    chunk,
+                    &authors,
+                )
             })();
             let aside = |reason: String, held: Option<&str>| -> Result<SetAside> {
                 let keep = held.map(|_| b.ciphertext.as_slice());
@@ -1060,11 +1098,17 @@ impl Store {
                         )?
                         .execute(params![workspace, seq_sql(b.seq)])?;
                     }
-                    if let Applied::Changed(stored) = applied {
-                        changed.insert(doc_id.clone());
-                        if let Some(stored) = stored {
-                            st.touched.push((doc_id, *stored));
+                    match applied {
+                        Applied::Changed(stored) => {
+                            changed.insert(doc_id.clone());
+                            if let Some(stored) = stored {
+                                st.touched.push((doc_id, *stored));
+                            }
                         }
+                        Applied::Forgotten => {
+                            changed.insert(doc_id.clone());
+                        }
+                        _ => {}
                     }
                 }
                 // Someone else's bad blob must not stop this device from syncing.
@@ -1083,6 +1127,64 @@ impl Store {
                 .execute(params![workspace, seq_sql(cursor)])?;
         }
         Ok(cursor)
+    }
+
+    /// Merges an opened chunk of document `doc_id` (`whole`: the new document decoded ahead).
+    #[allow(clippy::too_many_arguments)]
+    fn merge_opened(
+        &self,
+        tx: &Transaction<'_>,
+        whole: Option<&(
+            Vec<automerge::ChangeHash>,
+            crate::store::projection::Rows,
+            Vec<automerge::ActorId>,
+        )>,
+        workspace: &str,
+        doc_id: &str,
+        kind: crate::model::RecordKind,
+        chunk: Vec<u8>,
+        authors: &team::Authorship,
+    ) -> Result<Applied> {
+        let actor = self.actor_id();
+        let target = Target {
+            id: doc_id,
+            workspace,
+            kind,
+        };
+        let existing = load_stored(tx, doc_id, actor)?;
+        if existing.is_none()
+            && let Some((heads, rows, actors)) = whole
+        {
+            authors.check(actors)?;
+            insert_whole(tx, &target, &chunk, heads, rows)?;
+            return Ok(Applied::Changed(None));
+        }
+        let (stored, did_change) =
+            merge_chunks(tx, existing, actor, &target, &[chunk], false, authors)?;
+        Ok(match did_change {
+            true => Applied::Changed(Some(Box::new(stored))),
+            false => Applied::Unchanged,
+        })
+    }
+
+    /// A restricted record's blob this device cannot open (it is not a coordinator's): it
+    /// keeps nothing of the record, unless it wrote it.
+    fn not_for_this_device(&self, tx: &Transaction<'_>, doc_id: &str) -> Result<Applied> {
+        let creator: Option<String> = tx
+            .query_row(
+                "SELECT created_by FROM visits WHERE id = ?1
+                 UNION ALL SELECT created_by FROM workshops WHERE id = ?1",
+                params![doc_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match creator {
+            Some(c) if c != self.actor() => {
+                crate::store::forget_document(tx, doc_id)?;
+                Ok(Applied::Forgotten)
+            }
+            _ => Ok(Applied::Unchanged),
+        }
     }
 
     /// Blobs set aside so far (they failed authentication or could not be decoded).

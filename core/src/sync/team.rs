@@ -20,7 +20,8 @@ use super::log::{self, AlertKind, Anchor, LocalLog, Reconciled, TeamAlert};
 use super::{Membership, SyncReport};
 use crate::crypto::{self, DeviceKeys};
 use crate::error::{Error, Result};
-use crate::store::{Store, keys, now_ms};
+use crate::model::RecordKind;
+use crate::store::{Store, keys, now_ms, projection};
 use crate::validate;
 
 /// Times an append to the team log is retried after another coordinator's append.
@@ -266,29 +267,64 @@ pub(crate) fn log_epoch(c: &Connection, workspace: &str) -> Result<Option<u32>> 
 }
 
 /// Re-seals queued changes sealed under an older epoch with the current key, so that nothing
-/// sent after a rotation is readable with a key a revoked device holds.
+/// sent after a rotation is readable with a key a revoked device holds; and restricted
+/// records' changes queued before the team log named a restricted key, to that key.
 pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
     let Some((epoch, key)) = keys::current(tx, workspace)? else {
         return Ok(0);
     };
-    let own = own_keys(tx, workspace)?;
-    let rows: Vec<(i64, String, u32, Vec<u8>)> = tx
+    let sealable_restricted = keys::restricted_public(tx, workspace, epoch)?.is_some();
+    type Row = (
+        i64,
+        String,
+        u32,
+        Vec<u8>,
+        bool,
+        Option<String>,
+        Option<Vec<u8>>,
+    );
+    let rows: Vec<Row> = tx
         .prepare(
-            "SELECT id, doc_id, epoch, ciphertext FROM outbox
-             WHERE workspace_id = ?1 AND epoch < ?2",
+            "SELECT id, doc_id, epoch, ciphertext, restricted, kind, plain FROM outbox
+             WHERE workspace_id = ?1 AND (epoch < ?2 OR restricted = 1)",
         )?
         .query_map(params![workspace, epoch], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut n = 0;
-    for (id, doc, old_epoch, sealed) in rows {
-        let old_key = keys::at_epoch(tx, workspace, old_epoch)?
-            .ok_or_else(|| Error::Corrupt(format!("no key for queued epoch {old_epoch}")))?;
-        let doc_bytes = crypto::doc_id_bytes(&doc)?;
-        let (kind, chunk) =
-            crypto::open_signed(&old_key, workspace, &doc_bytes, old_epoch, &sealed)?;
-        let fresh = crypto::seal_signed(&key, &own, workspace, &doc_bytes, epoch, kind, &chunk)?;
+    for (id, doc, old_epoch, sealed, restricted, kind, plain) in rows {
+        let fresh = match (
+            restricted,
+            kind.as_deref().and_then(RecordKind::parse),
+            plain,
+        ) {
+            (true, Some(kind), Some(plain)) => {
+                let done = old_epoch == epoch && crypto::is_restricted_blob(&sealed);
+                if done || !(sealable_restricted || old_epoch < epoch) {
+                    continue;
+                }
+                crate::store::outbox::seal(tx, workspace, &doc, kind, &plain, true, epoch, &key)?
+            }
+            _ if old_epoch < epoch => {
+                let old_key = keys::at_epoch(tx, workspace, old_epoch)?.ok_or_else(|| {
+                    Error::Corrupt(format!("no key for queued epoch {old_epoch}"))
+                })?;
+                let doc_bytes = crypto::doc_id_bytes(&doc)?;
+                let (kind, chunk) =
+                    crypto::open_signed(&old_key, workspace, &doc_bytes, old_epoch, &sealed)?;
+                crate::store::outbox::seal(tx, workspace, &doc, kind, &chunk, false, epoch, &key)?
+            }
+            _ => continue,
+        };
         tx.prepare_cached(
             "UPDATE outbox SET epoch = ?2, content_id = ?3, ciphertext = ?4 WHERE id = ?1",
         )?
@@ -448,6 +484,138 @@ fn member_of(d: &Listed, role: &str) -> Member {
         box_key: d.boxk,
         actor: d.actor.clone(),
     }
+}
+
+/// Entries signed by this device and the team they make.
+struct Signed {
+    entries: Vec<SignedEntry>,
+    state: TeamState,
+}
+
+/// Signs `bodies` in turn after `state` (or as a new log), filling in the restricted keys they
+/// carry: a genesis or a rotation makes a new restricted key granted to every coordinator, a
+/// device becoming a coordinator is granted every epoch's. Each entry is checked by the log's
+/// own rules before the next is signed.
+fn sign_bodies(
+    c: &Connection,
+    workspace: &str,
+    own: &DeviceKeys,
+    mut state: Option<TeamState>,
+    bodies: Vec<Body>,
+) -> Result<Signed> {
+    let at = now_ms() / 1000;
+    let me = own.sign_public();
+    let bad = |err: waymark_protocol::team_log::LogError| Error::invalid("team", err.to_string());
+    // Restricted secrets made in this very append, before they are stored.
+    let mut fresh: HashMap<u32, zeroize::Zeroizing<[u8; 32]>> = HashMap::new();
+    let mut entries = Vec::new();
+    for mut body in bodies {
+        match &mut body {
+            Body::Genesis {
+                epoch,
+                coordinator,
+                restricted,
+                ..
+            } => {
+                let (secret, public) = crypto::new_restricted_pair();
+                *restricted = Some(proto::team_log::Restricted {
+                    public,
+                    grants: vec![proto::team_log::Grant {
+                        to: coordinator.sign_key,
+                        epoch: *epoch,
+                        sealed: crypto::grant_to(&coordinator.box_key, &secret)?,
+                    }],
+                });
+                fresh.insert(*epoch, secret);
+            }
+            Body::Rotate { epoch, restricted } => {
+                let s = state
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("team", "no log"))?;
+                let (secret, public) = crypto::new_restricted_pair();
+                let grants = s
+                    .active()
+                    .into_iter()
+                    .filter(|m| m.role == proto::roles::COORDINATOR)
+                    .map(|m| {
+                        Ok(proto::team_log::Grant {
+                            to: m.sign_key,
+                            epoch: *epoch,
+                            sealed: crypto::grant_to(&m.box_key, &secret)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                *restricted = Some(proto::team_log::Restricted { public, grants });
+                fresh.insert(*epoch, secret);
+            }
+            Body::Admit { member, grants, .. } if member.role == proto::roles::COORDINATOR => {
+                let s = state
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("team", "no log"))?;
+                *grants = grants_for(c, workspace, s, &fresh, &member.sign_key, &member.box_key)?;
+            }
+            Body::Role {
+                sign_key,
+                role,
+                grants,
+            } if role == proto::roles::COORDINATOR => {
+                let s = state
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("team", "no log"))?;
+                let target = s
+                    .member(sign_key)
+                    .ok_or_else(|| Error::not_found("the device in the team"))?;
+                let box_key = target.member.box_key;
+                *grants = grants_for(c, workspace, s, &fresh, sign_key, &box_key)?;
+            }
+            _ => {}
+        }
+        let entry = match &state {
+            None => Entry::first(me, at, body),
+            Some(s) => Entry::next(s, me, at, body),
+        };
+        let e = crypto::sign_log_entry(own, &entry);
+        match state.as_mut() {
+            None => state = Some(TeamState::genesis(&e).map_err(bad)?),
+            Some(s) => {
+                s.apply(&e).map_err(bad)?;
+            }
+        }
+        entries.push(e);
+    }
+    let state = state.ok_or_else(|| Error::invalid("team", "nothing to sign"))?;
+    Ok(Signed { entries, state })
+}
+
+/// Every epoch's restricted key of `state`, sealed to a device becoming a coordinator.
+fn grants_for(
+    c: &Connection,
+    workspace: &str,
+    state: &TeamState,
+    fresh: &HashMap<u32, zeroize::Zeroizing<[u8; 32]>>,
+    to: &[u8; 32],
+    box_key: &[u8; 32],
+) -> Result<Vec<proto::team_log::Grant>> {
+    state
+        .restricted
+        .keys()
+        .map(|epoch| {
+            let secret = match fresh.get(epoch) {
+                Some(s) => s.clone(),
+                None => keys::restricted_secret(c, workspace, *epoch)?.ok_or_else(|| {
+                    Error::NotPermitted(format!(
+                        "this device lacks the restricted key of epoch {epoch}, which a new \
+                         coordinator must receive; another coordinator must do this"
+                    ))
+                })?,
+            };
+            Ok(proto::team_log::Grant {
+                to: *to,
+                epoch: *epoch,
+                sealed: crypto::grant_to(box_key, &secret)?,
+            })
+        })
+        .collect()
 }
 
 /// What a refresh must do after taking the server's team answer.
@@ -622,6 +790,7 @@ impl Store {
             ));
         }
         let learnt = self.with_writer(|w| {
+            let mut forgotten = Vec::new();
             let tx = w.conn.transaction()?;
             let ws = &m.workspace;
             store_listing(&tx, ws, team)?;
@@ -631,8 +800,28 @@ impl Store {
             )?;
             let mut learnt = Vec::new();
             if let Some((new, state)) = verified {
-                log::store_verified(&tx, ws, new, state)?;
                 let own = own_keys(&tx, ws)?;
+                let was_coordinator: bool = tx.query_row(
+                    "SELECT role = 'coordinator' FROM memberships WHERE workspace_id = ?1",
+                    params![ws],
+                    |r| r.get(0),
+                )?;
+                log::store_verified(&tx, ws, new, state, Some(&own))?;
+                let coordinator = state.is_coordinator(&own.sign_public());
+                if !coordinator {
+                    // Not a coordinator (any more): keep no restricted record but its own.
+                    for id in projection::restricted_of_others(&tx, ws, &self.actor())? {
+                        crate::store::forget_document(&tx, &id)?;
+                        forgotten.push(id);
+                    }
+                } else if !was_coordinator && !new.is_empty() {
+                    // Just made a coordinator: restricted records it could not open went by;
+                    // pull the workspace again to read them (what it has is skipped cheaply).
+                    tx.execute(
+                        "UPDATE memberships SET cursor = 0 WHERE workspace_id = ?1",
+                        params![ws],
+                    )?;
+                }
                 let me = state.member(&own.sign_public());
                 if me.is_some_and(|me| !me.active()) {
                     tx.commit()?;
@@ -663,11 +852,13 @@ impl Store {
                         learnt.push(env.epoch);
                     }
                 }
-                if !learnt.is_empty() {
-                    reseal_outbox(&tx, ws)?;
-                }
+                // New keys, or a restricted key named at last: seal what waits accordingly.
+                reseal_outbox(&tx, ws)?;
             }
             tx.commit()?;
+            for id in &forgotten {
+                Store::take_cached(w, id);
+            }
             Ok(learnt)
         })?;
         Ok(learnt)
@@ -715,6 +906,8 @@ impl Store {
                     box_key: own.box_public(),
                     actor: Some(my_actor.clone()),
                 },
+                // Made when the entry is signed (`sign_bodies`).
+                restricted: None,
             };
             let mut bodies = vec![genesis];
             if legacy {
@@ -741,6 +934,7 @@ impl Store {
                             actor: None,
                         },
                         vouch: Vouch::Migrated,
+                        grants: Vec::new(),
                     });
                     if let Some(after_seq) = d.revoked_at_seq {
                         bodies.push(Body::Revoke {
@@ -755,28 +949,11 @@ impl Store {
         let Some(bodies) = plan else {
             return Ok(false);
         };
-        let own = self.read(|c| own_keys(c, &m.workspace))?;
-        let at = now_ms() / 1000;
-        let mut signed = Vec::new();
-        let mut state: Option<TeamState> = None;
-        for body in bodies {
-            let entry = match &state {
-                None => Entry::first(own.sign_public(), at, body),
-                Some(s) => Entry::next(s, own.sign_public(), at, body),
-            };
-            let e = crypto::sign_log_entry(&own, &entry);
-            match state.as_mut() {
-                None => {
-                    state = Some(
-                        TeamState::genesis(&e).map_err(|err| Error::Corrupt(err.to_string()))?,
-                    );
-                }
-                Some(s) => {
-                    s.apply(&e).map_err(|err| Error::Corrupt(err.to_string()))?;
-                }
-            }
-            signed.push(e);
-        }
+        let signed = self.read(|c| {
+            let own = own_keys(c, &m.workspace)?;
+            sign_bodies(c, &m.workspace, &own, None, bodies)
+        })?;
+        let signed = signed.entries;
         let sent = server.try_post::<_, proto::AppendResponse>(
             Call::Device,
             proto::PATH_TEAM_LOG,
@@ -825,6 +1002,7 @@ impl Store {
                         bodies.push(Body::Admit {
                             member: member_of(&d, &s.role),
                             vouch: Vouch::Invite,
+                            grants: Vec::new(),
                         });
                         extra.used_secrets.push(s.secret.clone());
                     }
@@ -844,6 +1022,7 @@ impl Store {
             if state.rotation_due || revoking {
                 bodies.push(Body::Rotate {
                     epoch: state.epoch.saturating_add(1),
+                    restricted: None,
                 });
             }
             Ok(Some((bodies, extra)))
@@ -872,19 +1051,10 @@ impl Store {
                 let Some((bodies, extra)) = plan(c, &state, &own)? else {
                     return Ok(None);
                 };
-                let at = now_ms() / 1000;
-                let mut after = state.clone();
-                let mut entries = Vec::new();
-                for body in bodies {
-                    let e = crypto::sign_log_entry(
-                        &own,
-                        &Entry::next(&after, own.sign_public(), at, body),
-                    );
-                    after
-                        .apply(&e)
-                        .map_err(|err| Error::invalid("team", err.to_string()))?;
-                    entries.push(e);
-                }
+                let Signed {
+                    entries,
+                    state: after,
+                } = sign_bodies(c, &m.workspace, &own, Some(state.clone()), bodies)?;
                 let rotated = (after.epoch != state.epoch).then(crypto::new_workspace_key);
                 let envelopes = envelopes_for(
                     c,
@@ -914,7 +1084,8 @@ impl Store {
                     self.with_writer(|w| {
                         let tx = w.conn.transaction()?;
                         if !entries.is_empty() {
-                            log::store_verified(&tx, &m.workspace, &entries, &after)?;
+                            let own = own_keys(&tx, &m.workspace)?;
+                            log::store_verified(&tx, &m.workspace, &entries, &after, Some(&own))?;
                         }
                         if let Some(key) = &rotated {
                             keys::insert(&tx, &m.workspace, after.epoch, key)?;
@@ -1079,13 +1250,19 @@ impl Store {
             if target.member.role == role {
                 return Ok(None);
             }
-            Ok(Some((
-                vec![Body::Role {
-                    sign_key: target.member.sign_key,
-                    role: role.to_string(),
-                }],
-                Extra::default(),
-            )))
+            let mut bodies = vec![Body::Role {
+                sign_key: target.member.sign_key,
+                role: role.to_string(),
+                grants: Vec::new(),
+            }];
+            // A coordinator stepping down holds this epoch's restricted key: rotate at once.
+            if target.member.role == proto::roles::COORDINATOR {
+                bodies.push(Body::Rotate {
+                    epoch: state.epoch.saturating_add(1),
+                    restricted: None,
+                });
+            }
+            Ok(Some((bodies, Extra::default())))
         })?;
         if !appended {
             self.require_coordinator(workspace)?;
@@ -1303,6 +1480,7 @@ impl Store {
                 vec![Body::Admit {
                     member: member_of(&d, &role),
                     vouch,
+                    grants: Vec::new(),
                 }],
                 extra,
             )))
@@ -1423,7 +1601,8 @@ pub(crate) fn extend_log(
     match log::reconcile(&ours, from, entries, end, &anchor, workspace) {
         Ok(Reconciled::Extended { new, state }) => {
             if !new.is_empty() {
-                log::store_verified(tx, workspace, &new, &state)?;
+                let own = own_keys(tx, workspace).ok();
+                log::store_verified(tx, workspace, &new, &state, own.as_ref())?;
             }
             Ok(())
         }
