@@ -464,13 +464,17 @@ fn coordinator_joins_syncs_and_reports_the_team_figures() {
     b.sync().unwrap();
     a.sync().unwrap();
 
-    // The CLI joins as one more device, and pulls everything.
+    // The CLI joins as one more device, a coordinator's (restricted records are sealed to
+    // coordinators only), and pulls everything.
     let cli = tempfile::tempdir().unwrap();
     let dir = cli.path().join("store");
-    let code = a.create_invite(&ws, 3600).unwrap();
+    let code = a.create_invite_with_role(&ws, 3600, "coordinator").unwrap();
     let joined = ok(waymark(&dir, &["join", &code]));
     assert!(joined.contains("North district outreach"), "{joined}");
     assert!(dir.join("waymark.salt").exists());
+    json(&dir, &["sync", "--json"]);
+    // Admitted by the coordinator's next sync, it reads the restricted records too.
+    a.sync().unwrap();
     let synced = json(&dir, &["sync", "--json"]);
     assert!(synced["pulled"].as_u64().unwrap() > 0, "{synced}");
 

@@ -287,6 +287,7 @@ ALTER TABLE memberships ADD COLUMN anchor_idx INTEGER;
 ALTER TABLE memberships ADD COLUMN anchor_hash BLOB;
 ALTER TABLE memberships ADD COLUMN legacy_trust INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE memberships ADD COLUMN actor BLOB;
+ALTER TABLE memberships ADD COLUMN repull INTEGER NOT NULL DEFAULT 0;
 UPDATE memberships SET legacy_trust = 1;
 ALTER TABLE invite_secrets ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
 CREATE TABLE team_alerts (

@@ -540,6 +540,10 @@ impl Store {
             return Ok(());
         }
         self.pull(&server, m, opts, report, changed)?;
+        if self.take_repull(&m.workspace)? {
+            // Made a coordinator during this pull: read what it could not open before.
+            self.pull(&server, m, opts, report, changed)?;
+        }
         self.check_withheld_rotation(&m.workspace)?;
         // A device that joined learns the settings document on its first pull: add its name
         // there so teammates see who wrote what, and send that right away. After a rotation,
@@ -554,6 +558,17 @@ impl Store {
                 params![m.workspace, now_ms()],
             )?;
             Ok(())
+        })
+    }
+
+    /// Whether this device was made a coordinator since it last pulled: then its cursor goes
+    /// back to the start, so that it pulls (and opens) the restricted records it skipped.
+    fn take_repull(&self, workspace: &str) -> Result<bool> {
+        self.with_writer(|w| {
+            Ok(w.conn.execute(
+                "UPDATE memberships SET repull = 0, cursor = 0 WHERE workspace_id = ?1 AND repull = 1",
+                params![workspace],
+            )? > 0)
         })
     }
 

@@ -801,11 +801,13 @@ impl Store {
             let mut learnt = Vec::new();
             if let Some((new, state)) = verified {
                 let own = own_keys(&tx, ws)?;
-                let was_coordinator: bool = tx.query_row(
-                    "SELECT role = 'coordinator' FROM memberships WHERE workspace_id = ?1",
-                    params![ws],
-                    |r| r.get(0),
-                )?;
+                // As the log made it before these entries (not the enrolment's role).
+                let was_coordinator = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
+                           AND role = 'coordinator' AND revoked_after_seq IS NULL",
+                    )?
+                    .exists(params![ws, own.sign_public().as_slice()])?;
                 log::store_verified(&tx, ws, new, state, Some(&own))?;
                 let coordinator = state.is_coordinator(&own.sign_public());
                 if !coordinator {
@@ -818,7 +820,7 @@ impl Store {
                     // Just made a coordinator: restricted records it could not open went by;
                     // pull the workspace again to read them (what it has is skipped cheaply).
                     tx.execute(
-                        "UPDATE memberships SET cursor = 0 WHERE workspace_id = ?1",
+                        "UPDATE memberships SET repull = 1 WHERE workspace_id = ?1",
                         params![ws],
                     )?;
                 }
