@@ -62,6 +62,11 @@ class WaymarkSyncWorker(context: Context, params: WorkerParameters) : CoroutineW
             Result.retry() // stopped by WorkManager (constraints lost): resume next time
         } catch (e: WaymarkException.DeviceRevoked) {
             Result.failure(workDataOf("error" to "device_revoked"))
+        } catch (e: WaymarkException.HostileServer) {
+            // The server contradicts the team's signed history: tell the user and the
+            // coordinator (storeProvider's teamStatus says what was seen); retrying later is
+            // right, since sync resumes once the server shows the real history.
+            Result.failure(workDataOf("error" to "hostile_server"))
         } catch (e: WaymarkException) {
             Result.failure(workDataOf("error" to e.toString()))
         }
