@@ -770,3 +770,141 @@ fn coordinator_sign_key(hostile: &HostileServer, _coordinator: &Device, _ws: &st
     let append: proto::AppendRequest = proto::decode(&first).unwrap();
     append.entries[0].decode().unwrap().author
 }
+
+/// The device token the device called `name` enrolled with, as the hostile server saw it.
+fn token_of(hostile: &HostileServer, viewer: &Device, ws: &str, name: &str) -> String {
+    let id = id_of(viewer, ws, name);
+    hostile
+        .exchanges()
+        .iter()
+        .filter(|e| e.request.route() == proto::PATH_ENROLL && e.answer.status == 200)
+        .map(|e| proto::decode::<proto::EnrollResponse>(&e.answer.body).unwrap())
+        .find(|r| r.device_id == id)
+        .unwrap()
+        .device_token
+}
+
+#[test]
+fn an_old_team_answer_replayed_is_reported_and_refused_when_the_server_keeps_replaying_it() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (hostile, devices, ws) = team_behind(&server, &["Coordinator", "Ana"]);
+    let [coordinator, ana] = &devices[..] else {
+        unreachable!()
+    };
+    // The server keeps the team answer of this moment...
+    let old = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+    let kept = old.clone();
+    hostile.rewrite(move |req, answer| {
+        if req.route() == proto::PATH_TEAM && req.path.ends_with("log_from=0") {
+            kept.lock()
+                .unwrap()
+                .get_or_insert_with(|| answer.body.clone());
+        }
+    });
+    let newcomer = Device::new("Newcomer");
+    newcomer
+        .store
+        .join(&coordinator.store.create_invite(&ws, 600).unwrap())
+        .unwrap();
+    newcomer.sync_until_ok();
+    assert!(old.lock().unwrap().is_some());
+    // ...the team moves on (a device admitted and one revoked, a rotation)...
+    coordinator.sync_until_ok();
+    let id = id_of(coordinator, &ws, "Newcomer");
+    coordinator.store.revoke_device(&ws, &id).unwrap();
+    ana.sync_until_ok();
+    // ...and from now on the server answers every team request with the old answer.
+    hostile.honest();
+    let replay = old.lock().unwrap().clone().unwrap();
+    hostile.intercept(move |req| {
+        (req.route() == proto::PATH_TEAM).then(|| Answer {
+            status: 200,
+            body: replay.clone(),
+        })
+    });
+    hostile.rewrite_pull(|page| page.team_version += 1_000);
+    let reason = refused(ana);
+    assert!(alerted(ana, &ws, AlertKind::Rollback), "{reason}");
+    assert_eq!(
+        ana.store.team_status(&ws).unwrap().epoch,
+        1,
+        "nothing undone"
+    );
+}
+
+#[test]
+fn a_log_forked_for_one_coordinator_is_detected_when_it_sees_the_other_branch() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (hostile, devices, ws) = team_behind(&server, &["A", "Ana"]);
+    let [a, ana] = &devices[..] else {
+        unreachable!()
+    };
+    // A second coordinator, B.
+    let b = Device::new("B");
+    b.store
+        .join(
+            &a.store
+                .create_invite_with_role(&ws, 600, "coordinator")
+                .unwrap(),
+        )
+        .unwrap();
+    b.sync_until_ok();
+    a.sync_until_ok();
+    b.sync_until_ok();
+    let b_token = token_of(&hostile, a, &ws, "B");
+    let n = b.store.team_status(&ws).unwrap().log_length;
+
+    // From now on the server shows B a branch of its own: the real log cut at n, then
+    // whatever B appends, which it "accepts" without storing.
+    let branch = std::sync::Arc::new(std::sync::Mutex::new(
+        Vec::<proto::team_log::SignedEntry>::new(),
+    ));
+    let (mine, theirs) = (branch.clone(), branch.clone());
+    let (t1, t2) = (b_token.clone(), b_token.clone());
+    hostile.intercept(move |req| {
+        if req.token.as_deref() != Some(t1.as_str()) || req.route() != proto::PATH_TEAM_LOG {
+            return None;
+        }
+        let append: proto::AppendRequest = proto::decode(&req.body).unwrap();
+        let mut kept = mine.lock().unwrap();
+        kept.extend(append.entries);
+        Some(Answer {
+            status: 200,
+            body: proto::encode(&proto::AppendResponse {
+                log_len: n + kept.len() as u64,
+            }),
+        })
+    });
+    hostile.rewrite(move |req, answer| {
+        if req.token.as_deref() != Some(t2.as_str())
+            || req.route() != proto::PATH_TEAM
+            || answer.status != 200
+        {
+            return;
+        }
+        let mut team: proto::TeamResponse = proto::decode(&answer.body).unwrap();
+        let from = team.log_len - team.log.len() as u64;
+        let keep = n.saturating_sub(from) as usize;
+        team.log.truncate(keep);
+        team.log.extend(theirs.lock().unwrap().iter().cloned());
+        team.log_len = from + team.log.len() as u64;
+        answer.body = proto::encode(&team);
+    });
+    // A admits Ana as a coordinator on the real log; B, who does not see it, makes Ana a
+    // coordinator on its branch too: two different entries at index n.
+    let ana_id = id_of(a, &ws, "Ana");
+    a.store.set_role(&ws, &ana_id, "coordinator").unwrap();
+    b.store.set_role(&ws, &ana_id, "coordinator").unwrap();
+    assert_eq!(b.store.team_status(&ws).unwrap().log_length, n + 1);
+    assert_eq!(a.store.team_status(&ws).unwrap().log_length, n + 1);
+    // The server stops keeping B apart: B sees the other branch and says so.
+    hostile.honest();
+    hostile.rewrite_pull(|page| page.team_version += 1_000);
+    let reason = refused(&b);
+    assert!(alerted(&b, &ws, AlertKind::Fork), "{reason}");
+    // Ana and A, on the real log, are unaffected.
+    ana.sync_until_ok();
+    assert_eq!(trust(ana, &ws), TeamTrust::Verified);
+}
