@@ -447,6 +447,32 @@ fn search_finds_words_in_notes_titles_and_feedback_and_ignores_operators() {
 }
 
 #[test]
+fn a_refused_value_is_never_repeated_in_the_error_an_app_may_log() {
+    let (_t, s, ws) = store_with_workspace();
+    const SECRET: &str = "MARIA-AT-THE-BUS-STATION";
+    let mut refused = Vec::new();
+    let mut v = visit(&format!("{SECRET}\nsecond line"), "North", NOV_1);
+    refused.push(s.create_visit(&ws, &v).unwrap_err());
+    v = visit("X", "North", NOV_1);
+    v.notes = format!("{SECRET}\0");
+    refused.push(s.create_visit(&ws, &v).unwrap_err());
+    v = visit("X", "North", NOV_1);
+    v.indicators = vec![format!("{SECRET} not a key")];
+    refused.push(s.create_visit(&ws, &v).unwrap_err());
+    v = visit("X", "North", NOV_1);
+    v.follow_up.due = Some(SECRET.into());
+    refused.push(s.create_visit(&ws, &v).unwrap_err());
+    for e in refused {
+        let shown = format!("{e} {e:?}");
+        assert!(matches!(e, Error::InvalidInput { .. }), "{shown}");
+        assert!(
+            !shown.contains(SECRET),
+            "the value is in the error: {shown}"
+        );
+    }
+}
+
+#[test]
 fn bad_input_is_refused_with_the_field_named_and_nothing_written() {
     let (_t, s, ws) = store_with_workspace();
     let field_of = |e: Error| match e {

@@ -1,6 +1,8 @@
-//! Team security as a client sees it (issue 5), driven through the router: device keys and roles
-//! at enrollment, the team directory, wrapped key uploads and rotations (also racing), revocation
-//! by devices, workspace isolation, replayed requests and garbage bodies on the new routes.
+//! Team security as a client sees it (issues 5 and 12), driven through the router: device keys and
+//! roles at enrollment, the team directory, wrapped key uploads and rotations (also racing),
+//! revocation by devices, workspace isolation, replayed requests and garbage bodies on the new
+//! routes; then the team log (`GET /v1/team?log_from`, `POST /v1/team/log`): what an append must
+//! be to be stored, how the server's records follow it, and the push rules once a log exists.
 //!
 //! Every test runs against every storage backend (see the `backend_tests!` lists at the bottom).
 
@@ -10,10 +12,12 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{Answer, Backend, TestServer, blob};
+use ed25519_dalek::{Signer as _, SigningKey};
+use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState, Vouch};
 use waymark_protocol::{
-    EnrollRequest, EnrollResponse, InviteRequest, InviteResponse, KeyEnvelope, KeysRequest,
-    KeysResponse, PublicKey, PushRequest, RevokeRequest, RevokeResponse, TeamResponse, codes,
-    encode, limits, roles,
+    AppendRequest, AppendResponse, EnrollRequest, EnrollResponse, InviteRequest, InviteResponse,
+    KeyEnvelope, KeysRequest, KeysResponse, PublicKey, PushBlob, PushRequest, RevokeRequest,
+    RevokeResponse, TeamResponse, codes, content_id_of, encode, limits, roles,
 };
 use waymark_server::tokens;
 
@@ -846,6 +850,699 @@ async fn the_new_routes_are_measured_under_their_own_labels(backend: Backend) {
     }
 }
 
+// The team log.
+
+/// An enrolled device that holds its Ed25519 key, so that it can sign team log entries.
+struct Signer {
+    dev: Dev,
+    key: SigningKey,
+}
+
+/// Enrolls a device with a real Ed25519 key with `token`.
+async fn enroll_signer(server: &TestServer, token: &str) -> Signer {
+    let key = SigningKey::from_bytes(&rand::random());
+    let body = enroll_body(token, key.verifying_key().to_bytes(), rand::random());
+    let answer = enroll_raw(server, &body).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let enrolled: EnrollResponse = answer.decode();
+    Signer {
+        dev: Dev {
+            id: enrolled.device_id,
+            token: enrolled.device_token,
+            role: enrolled.role,
+            sign_key: body.sign_key,
+            box_key: body.box_key,
+        },
+        key,
+    }
+}
+
+/// A coordinator (operator's token) and members (its invites) that can sign.
+async fn signers(server: &TestServer, ws: &str, members: usize) -> (Signer, Vec<Signer>) {
+    let lead = enroll_signer(server, &server.enrollment_token(ws)).await;
+    let mut out = Vec::new();
+    for _ in 0..members {
+        let token = invite(server, &lead.dev, None).await;
+        out.push(enroll_signer(server, &token).await);
+    }
+    (lead, out)
+}
+
+/// How the log names a device enrolled here, with `role`.
+fn member_of(d: &Dev, role: &str) -> Member {
+    Member {
+        device_id: d.id.clone(),
+        name: "phone".into(),
+        role: role.into(),
+        sign_key: d.sign_key,
+        box_key: d.box_key,
+        actor: None,
+    }
+}
+
+/// `entry` signed by `by` (whoever it names as author).
+fn signed(by: &Signer, entry: &Entry) -> SignedEntry {
+    let bytes = entry.to_bytes();
+    SignedEntry {
+        signature: by.key.sign(&Entry::message(&bytes)).to_bytes(),
+        entry: bytes,
+    }
+}
+
+/// `by`'s genesis of the team log at `epoch`.
+fn genesis(by: &Signer, epoch: u32) -> SignedEntry {
+    signed(
+        by,
+        &Entry::first(
+            by.dev.sign_key,
+            1,
+            Body::Genesis {
+                workspace: "the-teams-own-id".into(),
+                epoch,
+                coordinator: member_of(&by.dev, roles::COORDINATOR),
+            },
+        ),
+    )
+}
+
+/// The entry `by` signs after `log`'s head.
+fn next(log: &[SignedEntry], by: &Signer, body: Body) -> SignedEntry {
+    let state = TeamState::replay(log).unwrap();
+    signed(by, &Entry::next(&state, by.dev.sign_key, 2, body))
+}
+
+fn admit(d: &Dev, role: &str) -> Body {
+    Body::Admit {
+        member: member_of(d, role),
+        vouch: Vouch::Invite,
+    }
+}
+
+/// `log` followed by what `by` signs of `bodies`, one after another.
+fn extend(log: &[SignedEntry], by: &Signer, bodies: Vec<Body>) -> Vec<SignedEntry> {
+    let mut out = log.to_vec();
+    for body in bodies {
+        let e = next(&out, by, body);
+        out.push(e);
+    }
+    out
+}
+
+async fn append_raw(
+    server: &TestServer,
+    caller: &Dev,
+    entries: &[SignedEntry],
+    envelopes: Vec<KeyEnvelope>,
+) -> Answer {
+    let body = AppendRequest {
+        entries: entries.to_vec(),
+        envelopes,
+    };
+    server
+        .send(
+            Method::POST,
+            "/v1/team/log",
+            Some(&caller.token),
+            Some(encode(&body)),
+        )
+        .await
+}
+
+/// Appends and expects success; returns the log's length answered.
+async fn append(
+    server: &TestServer,
+    caller: &Dev,
+    entries: &[SignedEntry],
+    envelopes: Vec<KeyEnvelope>,
+) -> u64 {
+    let answer = append_raw(server, caller, entries, envelopes).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{:?}",
+        waymark_protocol::decode::<waymark_protocol::ErrorBody>(&answer.body)
+    );
+    answer.decode::<AppendResponse>().log_len
+}
+
+async fn team_from(server: &TestServer, device: &Dev, from: &str) -> Answer {
+    server
+        .send(
+            Method::GET,
+            &format!("/v1/team?log_from={from}"),
+            Some(&device.token),
+            None,
+        )
+        .await
+}
+
+/// A blob of a fresh document sealed (as far as the server can tell) under `epoch`.
+fn blob_at(epoch: u32, supersedes: Option<u64>) -> PushBlob {
+    let ciphertext: Vec<u8> = (0..48).map(|_| rand::random()).collect();
+    PushBlob {
+        content_id: content_id_of(&ciphertext),
+        doc_id: rand::random(),
+        epoch,
+        ciphertext,
+        supersedes,
+    }
+}
+
+async fn the_team_log_starts_with_a_genesis_by_an_enrolled_coordinator_and_is_served_from_any_index(
+    backend: Backend,
+) {
+    let server = TestServer::new(backend);
+    let ws = server.workspace();
+    let (lead, members) = signers(&server, &ws, 1).await;
+    let ana = &members[0];
+    let before = team(&server, &lead.dev).await;
+    assert_eq!((before.log_len, before.log.len()), (0, 0), "no log yet");
+
+    let mut wrong_keys = lead.dev.clone();
+    wrong_keys.box_key = rand::random();
+    let not_genesis = signed(
+        &lead,
+        &Entry::first(lead.dev.sign_key, 1, admit(&ana.dev, roles::MEMBER)),
+    );
+    let by_a_member = genesis(ana, 0);
+    let other_keys = signed(
+        &lead,
+        &Entry::first(
+            lead.dev.sign_key,
+            1,
+            Body::Genesis {
+                workspace: "the-teams-own-id".into(),
+                epoch: 0,
+                coordinator: member_of(&wrong_keys, roles::COORDINATOR),
+            },
+        ),
+    );
+    let mut bad_signature = genesis(&lead, 0);
+    bad_signature.signature[0] ^= 1;
+    let at_index_1 = next(&[genesis(&lead, 0)], &lead, admit(&ana.dev, roles::MEMBER));
+    for (what, entries) in [
+        ("not a genesis", vec![not_genesis]),
+        ("a member's genesis", vec![by_a_member]),
+        ("keys the device did not enroll with", vec![other_keys]),
+        (
+            "another epoch than the workspace's",
+            vec![genesis(&lead, 3)],
+        ),
+        ("a signature that does not verify", vec![bad_signature]),
+        ("entry 1 of a log that has none", vec![at_index_1]),
+    ] {
+        let answer = append_raw(&server, &lead.dev, &entries, vec![]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
+        answer.expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    }
+    // Envelopes need a log to say whom they may go to.
+    append_raw(
+        &server,
+        &lead.dev,
+        &[],
+        vec![envelope(&ana.dev, 0, &lead.dev)],
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    assert_eq!(team(&server, &lead.dev).await.log_len, 0, "nothing stored");
+
+    let log = extend(
+        &[genesis(&lead, 0)],
+        &lead,
+        vec![admit(&ana.dev, roles::MEMBER)],
+    );
+    assert_eq!(append(&server, &lead.dev, &log, vec![]).await, 2);
+    let whole = team(&server, &lead.dev).await;
+    assert_eq!((whole.log_len, &whole.log), (2, &log));
+    assert!(whole.version > before.version, "the team version grows");
+    // From any index, to any device of the workspace; past the end, nothing but the length.
+    let from_1: TeamResponse = team_from(&server, &ana.dev, "1").await.decode();
+    assert_eq!((from_1.log_len, from_1.log), (2, log[1..].to_vec()));
+    let past: TeamResponse = team_from(&server, &ana.dev, "9").await.decode();
+    assert_eq!((past.log_len, past.log.len()), (2, 0));
+    for bad in ["-1", "x", "", "1&log_from=2", "18446744073709551616"] {
+        team_from(&server, &ana.dev, bad)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    }
+}
+
+async fn appends_are_compare_and_swap_on_the_head_and_a_resent_log_is_stored_once(
+    backend: Backend,
+) {
+    let server = TestServer::new(backend);
+    let ws = server.workspace();
+    let (lead, members) = signers(&server, &ws, 2).await;
+    let (ana, ben) = (&members[0], &members[1]);
+    let deputy = enroll_signer(&server, &server.enrollment_token(&ws)).await;
+    let log = extend(
+        &[genesis(&lead, 0)],
+        &lead,
+        vec![admit(&deputy.dev, roles::COORDINATOR)],
+    );
+    assert_eq!(append(&server, &lead.dev, &log, vec![]).await, 2);
+
+    // Two coordinators append at the same head at once: one wins, the other is told the log
+    // moved and stores nothing.
+    let by_lead = next(&log, &lead, admit(&ana.dev, roles::MEMBER));
+    let by_deputy = next(&log, &deputy, admit(&ben.dev, roles::MEMBER));
+    let (a, b) = tokio::join!(
+        append_raw(&server, &lead.dev, std::slice::from_ref(&by_lead), vec![]),
+        append_raw(
+            &server,
+            &deputy.dev,
+            std::slice::from_ref(&by_deputy),
+            vec![]
+        )
+    );
+    let (winner, loser) = match a.status {
+        StatusCode::OK => (by_lead.clone(), b),
+        _ => (by_deputy.clone(), a),
+    };
+    loser.expect_error(StatusCode::CONFLICT, codes::TEAM_LOG_MOVED);
+    let mut log = log;
+    log.push(winner.clone());
+    assert_eq!(team(&server, &lead.dev).await.log, log);
+    // The loser's entry again, alone: still not at the head.
+    let lost = if winner == by_lead {
+        &by_deputy
+    } else {
+        &by_lead
+    };
+    append_raw(&server, &lead.dev, std::slice::from_ref(lost), vec![])
+        .await
+        .expect_error(StatusCode::CONFLICT, codes::TEAM_LOG_MOVED);
+
+    // The whole log again (a device giving back what a restored server lost), by any device of
+    // the team, a member too: the signatures are the authority. Nothing is stored twice.
+    for sender in [&lead.dev, &ana.dev] {
+        assert_eq!(append(&server, sender, &log, vec![]).await, 3);
+        assert_eq!(team(&server, &lead.dev).await.log, log);
+    }
+    // Entries the log has, then new ones: the new ones are appended.
+    let other = if winner == by_lead { ben } else { ana };
+    let longer = extend(&log, &lead, vec![admit(&other.dev, roles::MEMBER)]);
+    assert_eq!(append(&server, &ana.dev, &longer, vec![]).await, 4);
+    assert_eq!(team(&server, &lead.dev).await.log, longer);
+    // A gap: an entry past the end of the log.
+    let state = TeamState::replay(&longer).unwrap();
+    let mut far = Entry::next(&state, lead.dev.sign_key, 3, Body::Rotate { epoch: 1 });
+    far.index += 2;
+    append_raw(&server, &lead.dev, &[signed(&lead, &far)], vec![])
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    // An old index with other bytes, even followed by a valid new entry: the log moved.
+    let mut rewritten = longer.clone();
+    rewritten[3] = next(&longer[..3], &deputy, admit(&other.dev, roles::MEMBER));
+    append_raw(&server, &lead.dev, &rewritten, vec![])
+        .await
+        .expect_error(StatusCode::CONFLICT, codes::TEAM_LOG_MOVED);
+    assert_eq!(team(&server, &lead.dev).await.log, longer);
+}
+
+async fn entries_that_are_forged_unauthorised_or_disagree_with_enrolment_are_refused(
+    backend: Backend,
+) {
+    let server = TestServer::new(backend);
+    let ws = server.workspace();
+    let (lead, members) = signers(&server, &ws, 2).await;
+    let (ana, ben) = (&members[0], &members[1]);
+    let log = extend(
+        &[genesis(&lead, 0)],
+        &lead,
+        vec![admit(&ana.dev, roles::MEMBER)],
+    );
+    assert_eq!(append(&server, &lead.dev, &log, vec![]).await, 2);
+
+    let state = TeamState::replay(&log).unwrap();
+    let claiming_lead = signed(
+        ana,
+        &Entry::next(&state, lead.dev.sign_key, 2, Body::Rotate { epoch: 1 }),
+    );
+    let mut ben_other_box = ben.dev.clone();
+    ben_other_box.box_key = rand::random();
+    let mut not_here = ben.dev.clone();
+    not_here.id = tokens::new_id();
+    let outsider = {
+        let ws = server.workspace();
+        enroll_signer(&server, &server.enrollment_token(&ws)).await
+    };
+    for (what, entry) in [
+        (
+            "a member's entry",
+            next(&log, ana, admit(&ben.dev, roles::MEMBER)),
+        ),
+        ("a coordinator's entry signed by another key", claiming_lead),
+        (
+            "keys the device did not enroll with",
+            next(&log, &lead, admit(&ben_other_box, roles::MEMBER)),
+        ),
+        (
+            "a device not enrolled here",
+            next(&log, &lead, admit(&not_here, roles::MEMBER)),
+        ),
+        (
+            "a device of another workspace",
+            next(&log, &lead, admit(&outsider.dev, roles::MEMBER)),
+        ),
+        (
+            "a key the team has",
+            next(&log, &lead, admit(&ana.dev, roles::COORDINATOR)),
+        ),
+        (
+            "an epoch that is not the next",
+            next(&log, &lead, Body::Rotate { epoch: 5 }),
+        ),
+        (
+            "the last coordinator revoked",
+            next(
+                &log,
+                &lead,
+                Body::Revoke {
+                    sign_key: lead.dev.sign_key,
+                    after_seq: 0,
+                },
+            ),
+        ),
+        (
+            "a second genesis",
+            next(
+                &log,
+                &lead,
+                Body::Genesis {
+                    workspace: "x".into(),
+                    epoch: 0,
+                    coordinator: member_of(&lead.dev, roles::COORDINATOR),
+                },
+            ),
+        ),
+    ] {
+        let answer = append_raw(&server, &lead.dev, &[entry], vec![]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
+        answer.expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    }
+    // Limits: entries per append, bytes per entry, and bodies that are not an append.
+    let one = next(&log, &lead, admit(&ben.dev, roles::MEMBER));
+    let too_many = vec![one.clone(); limits::MAX_LOG_ENTRIES + 1];
+    append_raw(&server, &lead.dev, &too_many, vec![])
+        .await
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE);
+    let long = SignedEntry {
+        entry: vec![0; limits::MAX_LOG_ENTRY_BYTES + 1],
+        signature: [0; 64],
+    };
+    append_raw(&server, &lead.dev, &[long], vec![])
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    for body in [b"\xff\x00garbage".to_vec(), Vec::new()] {
+        server
+            .send(
+                Method::POST,
+                "/v1/team/log",
+                Some(&lead.dev.token),
+                Some(body),
+            )
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    }
+    assert_eq!(team(&server, &lead.dev).await.log, log, "nothing stored");
+    assert_eq!(append(&server, &lead.dev, &[one], vec![]).await, 3);
+}
+
+async fn the_servers_records_follow_the_log_revocations_roles_and_rotations(backend: Backend) {
+    let server = TestServer::new(backend);
+    let ws = server.workspace();
+    let (lead, members) = signers(&server, &ws, 2).await;
+    let (ana, ben) = (&members[0], &members[1]);
+    let log = extend(
+        &[genesis(&lead, 0)],
+        &lead,
+        vec![
+            admit(&ana.dev, roles::MEMBER),
+            admit(&ben.dev, roles::MEMBER),
+        ],
+    );
+    append(&server, &lead.dev, &log, vec![]).await;
+    server
+        .push(&ben.dev.token, vec![blob(1, b"ben 1"), blob(2, b"ben 2")])
+        .await;
+
+    // A revocation in the log: the token dies in the same transaction, the boundary the server
+    // records is its own head, and a rotation is due.
+    let log = extend(
+        &log,
+        &lead,
+        vec![Body::Revoke {
+            sign_key: ben.dev.sign_key,
+            after_seq: 1,
+        }],
+    );
+    append(&server, &lead.dev, &log, vec![]).await;
+    server
+        .send(Method::GET, "/v1/team", Some(&ben.dev.token), None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED);
+    let seen = team(&server, &lead.dev).await;
+    assert!(seen.rotation_needed);
+    let listed = seen.devices.iter().find(|d| d.device_id == ben.dev.id);
+    assert_eq!(listed.unwrap().revoked_at_seq, Some(2));
+
+    // A rotation moves the workspace's epoch and clears the flag.
+    let log = extend(&log, &lead, vec![Body::Rotate { epoch: 1 }]);
+    let envelopes = vec![
+        envelope(&lead.dev, 1, &lead.dev),
+        envelope(&ana.dev, 1, &lead.dev),
+    ];
+    append(&server, &lead.dev, &log, envelopes.clone()).await;
+    let seen = team(&server, &ana.dev).await;
+    assert_eq!((seen.epoch, seen.rotation_needed), (1, false));
+    assert_eq!(seen.envelopes, vec![envelopes[1].clone()]);
+
+    // A role change: the server lets the new coordinator do what coordinators do.
+    invite_raw(&server, &ana.dev, Some(roles::COORDINATOR))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, codes::FORBIDDEN);
+    let log = extend(
+        &log,
+        &lead,
+        vec![Body::Role {
+            sign_key: ana.dev.sign_key,
+            role: roles::COORDINATOR.into(),
+        }],
+    );
+    append(&server, &lead.dev, &log, vec![]).await;
+    invite(&server, &ana.dev, Some(roles::COORDINATOR)).await;
+    let seen = team(&server, &lead.dev).await;
+    let role = |id: &str| {
+        seen.devices
+            .iter()
+            .find(|d| d.device_id == id)
+            .unwrap()
+            .role
+            .clone()
+    };
+    assert_eq!(role(&ana.dev.id), roles::COORDINATOR);
+}
+
+async fn envelopes_go_only_to_devices_the_log_admits_and_a_rotation_seals_to_all_of_them(
+    backend: Backend,
+) {
+    let server = TestServer::new(backend);
+    let ws = server.workspace();
+    let (lead, members) = signers(&server, &ws, 3).await;
+    let (ana, unadmitted, gone) = (&members[0], &members[1], &members[2]);
+    let log = extend(
+        &[genesis(&lead, 0)],
+        &lead,
+        vec![
+            admit(&ana.dev, roles::MEMBER),
+            admit(&gone.dev, roles::MEMBER),
+            Body::Revoke {
+                sign_key: gone.dev.sign_key,
+                after_seq: 0,
+            },
+        ],
+    );
+    append(&server, &lead.dev, &log, vec![]).await;
+
+    let mut empty = envelope(&ana.dev, 0, &lead.dev);
+    empty.sealed_key.clear();
+    let mut long = envelope(&ana.dev, 0, &lead.dev);
+    long.sealed_key = vec![1; limits::MAX_SEALED_KEY_BYTES + 1];
+    for (what, envelopes) in [
+        (
+            "a device the server lists but the log does not admit",
+            vec![envelope(&unadmitted.dev, 0, &lead.dev)],
+        ),
+        (
+            "an epoch the log has not reached",
+            vec![envelope(&ana.dev, 1, &lead.dev)],
+        ),
+        (
+            "a signer that is not a coordinator of the log",
+            vec![envelope(&ana.dev, 0, &ana.dev)],
+        ),
+        ("an empty sealed key", vec![empty]),
+        ("a sealed key over the limit", vec![long]),
+        (
+            "two envelopes for one device and epoch",
+            vec![
+                envelope(&ana.dev, 0, &lead.dev),
+                envelope(&ana.dev, 0, &lead.dev),
+            ],
+        ),
+    ] {
+        let answer = append_raw(&server, &lead.dev, &[], envelopes).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
+        answer.expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    }
+    append_raw(
+        &server,
+        &lead.dev,
+        &[],
+        vec![envelope(&gone.dev, 0, &lead.dev)],
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, codes::CONFLICT);
+    let too_many = (0..=limits::MAX_ENVELOPES)
+        .map(|_| envelope(&ana.dev, 0, &lead.dev))
+        .collect();
+    append_raw(&server, &lead.dev, &[], too_many)
+        .await
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE);
+    // A rotation must bring the new key to every device of the log, not just some.
+    let rotated = extend(&log, &lead, vec![Body::Rotate { epoch: 1 }]);
+    let message = append_raw(
+        &server,
+        &lead.dev,
+        &rotated,
+        vec![envelope(&lead.dev, 1, &lead.dev)],
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    assert!(message.contains("every device"), "{message}");
+    let seen = team(&server, &lead.dev).await;
+    assert_eq!((seen.epoch, seen.log_len), (0, 4), "nothing stored");
+    assert!(seen.devices.iter().all(|d| d.key_epochs.is_empty()));
+
+    // Topping a device up, with no entry: stored; a second envelope for it is ignored.
+    let first = envelope(&ana.dev, 0, &lead.dev);
+    append(&server, &lead.dev, &[], vec![first.clone()]).await;
+    append(
+        &server,
+        &lead.dev,
+        &[],
+        vec![envelope(&ana.dev, 0, &lead.dev)],
+    )
+    .await;
+    assert_eq!(team(&server, &ana.dev).await.envelopes, vec![first]);
+    // The rotation with every device of the log (the unadmitted one left out): stored.
+    let envelopes = vec![
+        envelope(&lead.dev, 1, &lead.dev),
+        envelope(&ana.dev, 1, &lead.dev),
+    ];
+    append(&server, &lead.dev, &rotated, envelopes).await;
+    let seen = team(&server, &lead.dev).await;
+    assert_eq!(seen.epoch, 1);
+    let held = |d: &Dev| {
+        seen.devices
+            .iter()
+            .find(|l| l.device_id == d.id)
+            .unwrap()
+            .key_epochs
+            .clone()
+    };
+    assert_eq!(held(&ana.dev), vec![0, 1]);
+    assert!(held(&unadmitted.dev).is_empty() && held(&gone.dev).is_empty());
+}
+
+async fn once_a_log_exists_pushes_follow_its_epoch_and_the_old_key_upload_is_refused(
+    backend: Backend,
+) {
+    let server = TestServer::new(backend);
+    let ws = server.workspace();
+    let (lead, members) = signers(&server, &ws, 1).await;
+    let ana = &members[0];
+    // Before the log (a team from before issue 12): a blob under an epoch nobody rotated to is
+    // refused, one under an older epoch still accepted.
+    server
+        .push_raw(&ana.dev.token, vec![blob_at(1, None)])
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    upload(
+        &server,
+        &lead.dev,
+        &rotation(1, &lead.dev, &[&lead.dev, &ana.dev]),
+    )
+    .await;
+    server.push(&ana.dev.token, vec![blob_at(0, None)]).await;
+
+    let log = extend(
+        &[genesis(&lead, 1)],
+        &lead,
+        vec![admit(&ana.dev, roles::MEMBER)],
+    );
+    append(&server, &lead.dev, &log, vec![]).await;
+    // At the log's epoch: stored. Above: 400. Below (a retired key, which revoked devices may
+    // hold): 409 stale_epoch, and nothing of the batch is stored.
+    server.push(&ana.dev.token, vec![blob_at(1, None)]).await;
+    server
+        .push_raw(&ana.dev.token, vec![blob_at(2, None)])
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+    let head = server.pull(&lead.dev.token, 0, None).await.head;
+    server
+        .push_raw(&ana.dev.token, vec![blob_at(1, None), blob_at(0, None)])
+        .await
+        .expect_error(StatusCode::CONFLICT, codes::STALE_EPOCH);
+    assert_eq!(server.pull(&lead.dev.token, 0, None).await.head, head);
+    // Compaction drops history: a coordinator's only.
+    server
+        .push_raw(&ana.dev.token, vec![blob_at(1, Some(1))])
+        .await
+        .expect_error(StatusCode::FORBIDDEN, codes::FORBIDDEN);
+    server
+        .push(&lead.dev.token, vec![blob_at(1, Some(1))])
+        .await;
+    // Keys now go through the log: the old upload is refused, rotation or top-up.
+    for request in [
+        rotation(2, &lead.dev, &[&lead.dev, &ana.dev]),
+        KeysRequest {
+            rotate_to: None,
+            envelopes: vec![envelope(&ana.dev, 1, &lead.dev)],
+        },
+    ] {
+        keys_raw(&server, &lead.dev, &request)
+            .await
+            .expect_error(StatusCode::CONFLICT, codes::CONFLICT);
+    }
+    assert_eq!(team(&server, &lead.dev).await.epoch, 1);
+}
+
+async fn the_actor_a_device_enrolls_with_is_checked_and_listed(backend: Backend) {
+    let server = TestServer::new(backend);
+    let ws = server.workspace();
+    let lead = coordinator(&server, &ws).await;
+    let token = invite(&server, &lead, None).await;
+    let mut body = enroll_body(&token, rand::random(), rand::random());
+    for bad in [Vec::new(), vec![1; limits::MAX_ACTOR_BYTES + 1]] {
+        body.actor = Some(bad);
+        let message = enroll_raw(&server, &body)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+        assert!(message.contains("actor"), "{message}");
+    }
+    // Neither used the token.
+    body.actor = Some(vec![7; 16]);
+    let answer = enroll_raw(&server, &body).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let joined: EnrollResponse = answer.decode();
+    let seen = team(&server, &lead).await;
+    let listed = |id: &str| seen.devices.iter().find(|d| d.device_id == id).unwrap();
+    assert_eq!(listed(&joined.device_id).actor, Some(vec![7; 16]));
+    assert_eq!(listed(&lead.id).actor, None, "declared by none");
+}
+
 /// Runs every named test once per backend: `sqlite::name` and `postgres::name`.
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -881,4 +1578,11 @@ backend_tests!(
     replayed_requests_change_nothing,
     garbage_bodies_on_the_new_routes_get_400_with_a_code,
     the_new_routes_are_measured_under_their_own_labels,
+    the_team_log_starts_with_a_genesis_by_an_enrolled_coordinator_and_is_served_from_any_index,
+    appends_are_compare_and_swap_on_the_head_and_a_resent_log_is_stored_once,
+    entries_that_are_forged_unauthorised_or_disagree_with_enrolment_are_refused,
+    the_servers_records_follow_the_log_revocations_roles_and_rotations,
+    envelopes_go_only_to_devices_the_log_admits_and_a_rotation_seals_to_all_of_them,
+    once_a_log_exists_pushes_follow_its_epoch_and_the_old_key_upload_is_refused,
+    the_actor_a_device_enrolls_with_is_checked_and_listed,
 );

@@ -1,6 +1,7 @@
 //! The team's storage rules where several stores share one database (several server processes,
 //! or the admin command beside `serve`), and upgrades of databases written before device keys
-//! and roles existed. Every test runs on SQLite and PostgreSQL.
+//! and roles existed (schema 1) and before the team log (schema 2). Every test runs on SQLite and
+//! PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,7 +10,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{SchemaGuard, blob, fresh_schema, new_device, postgres_url};
-use waymark_protocol::{KeyEnvelope, KeysRequest, roles};
+use ed25519_dalek::{Signer, SigningKey};
+use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState, Vouch};
+use waymark_protocol::{AppendRequest, KeyEnvelope, KeysRequest, roles};
 use waymark_server::storage::{Device, NewDevice, StorageError};
 use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
 
@@ -343,6 +346,212 @@ fn a_schema_1_postgres_database_upgrades_with_roles_and_revocation_seqs() {
         tx.commit().unwrap();
     }
     check_upgraded(&PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
+}
+
+/// A workspace as a schema-2 server left it: `lead` (a coordinator) and `ana` (a member)
+/// enrolled with real device keys (`{lead_sign}`, ...), one blob of Ana's at epoch 0, the
+/// coordinator's envelope of epoch 0; `{tok:N}` stands for a 32-byte value.
+const SCHEMA_2_FIXTURE: &str = "
+    INSERT INTO workspaces (id, public_id, name, created_at, head_seq, epoch, team_version)
+        VALUES (1, 'w', NULL, 1, 1, 0, 3);
+    INSERT INTO devices (id, public_id, workspace, name, token_hash, enrolled_at, role,
+                         sign_key, box_key)
+        VALUES (1, 'lead', 1, 'Lead', {tok:1}, 2, 'coordinator', {lead_sign}, {lead_box}),
+               (2, 'ana', 1, 'Ana', {tok:2}, 3, 'member', {ana_sign}, {ana_box});
+    INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size, ciphertext,
+                       created_at)
+        VALUES (1, 1, {tok:21}, {doc}, 0, 2, 1, {tok:23}, 10);
+    INSERT INTO key_envelopes (device, epoch, sealed_key, signer_key, signature, created_at)
+        VALUES (1, 0, {tok:31}, {lead_sign}, {signature}, 4);
+";
+
+/// The keys of the schema-2 fixture's devices.
+struct Schema2Keys {
+    lead: SigningKey,
+    ana: SigningKey,
+}
+
+impl Schema2Keys {
+    fn new() -> Self {
+        Schema2Keys {
+            lead: SigningKey::from_bytes(&[41; 32]),
+            ana: SigningKey::from_bytes(&[42; 32]),
+        }
+    }
+
+    fn box_key(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
+    /// The fixture with byte strings written as `literal(bytes)` spells them in a backend's SQL.
+    fn fixture(&self, literal: impl Fn(&[u8]) -> String) -> String {
+        let mut sql = SCHEMA_2_FIXTURE
+            .replace(
+                "{lead_sign}",
+                &literal(&self.lead.verifying_key().to_bytes()),
+            )
+            .replace("{ana_sign}", &literal(&self.ana.verifying_key().to_bytes()))
+            .replace("{lead_box}", &literal(&Self::box_key(51)))
+            .replace("{ana_box}", &literal(&Self::box_key(52)))
+            .replace("{signature}", &literal(&[32; 64]))
+            .replace("{doc}", &literal(&[33; 16]));
+        for n in 0..=40u8 {
+            sql = sql.replace(&format!("{{tok:{n}}}"), &literal(&[n; 32]));
+        }
+        sql
+    }
+
+    fn member(&self, id: &str, key: &SigningKey, role: &str, boxn: u8) -> Member {
+        Member {
+            device_id: id.into(),
+            name: id.into(),
+            role: role.into(),
+            sign_key: key.verifying_key().to_bytes(),
+            box_key: Self::box_key(boxn),
+            actor: None,
+        }
+    }
+
+    /// The lead's genesis of the team log, and its admission of Ana: what the lead's first
+    /// sync after the upgrade sends.
+    fn start_of_log(&self) -> Vec<SignedEntry> {
+        let sign = |entry: &Entry| {
+            let bytes = entry.to_bytes();
+            SignedEntry {
+                signature: self.lead.sign(&Entry::message(&bytes)).to_bytes(),
+                entry: bytes,
+            }
+        };
+        let author = self.lead.verifying_key().to_bytes();
+        let genesis = sign(&Entry::first(
+            author,
+            5,
+            Body::Genesis {
+                workspace: "the-teams-own-id".into(),
+                epoch: 0,
+                coordinator: self.member("lead", &self.lead, roles::COORDINATOR, 51),
+            },
+        ));
+        let state = TeamState::genesis(&genesis).unwrap();
+        let admit = sign(&Entry::next(
+            &state,
+            author,
+            5,
+            Body::Admit {
+                member: self.member("ana", &self.ana, roles::MEMBER, 52),
+                vouch: Vouch::Migrated,
+            },
+        ));
+        vec![genesis, admit]
+    }
+}
+
+/// What an upgraded schema-2 database must do (`storage` opened it, migrating it): keep the
+/// team and its blobs, accept the start of a team log signed by its coordinator, and serve it.
+fn check_upgraded_to_the_team_log(storage: &dyn Storage, keys: &Schema2Keys) {
+    let lead = Device {
+        id: "lead".into(),
+        workspace_id: "w".into(),
+        role: roles::COORDINATOR.into(),
+    };
+    let before = storage.team(&lead, 0).unwrap();
+    assert_eq!((before.log_len, before.log.len()), (0, 0), "no log yet");
+    assert_eq!((before.version, before.epoch), (3, 0));
+    assert_eq!(before.envelopes.len(), 1, "the envelope of epoch 0 stays");
+    assert!(before.devices.iter().all(|d| d.actor.is_none()));
+    let entries = keys.start_of_log();
+    let request = AppendRequest {
+        entries: entries.clone(),
+        envelopes: Vec::new(),
+    };
+    assert_eq!(storage.append_team_log(&lead, &request, 6).unwrap(), 2);
+    let after = storage.team(&lead, 0).unwrap();
+    assert_eq!((after.log_len, &after.log), (2, &entries));
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(storage.team(&lead, 1).unwrap().log, entries[1..].to_vec());
+    assert!(storage.team(&lead, 2).unwrap().log.is_empty());
+    // Sent again (a retry after a lost answer): nothing changes.
+    assert_eq!(storage.append_team_log(&lead, &request, 7).unwrap(), 2);
+    assert_eq!(storage.team(&lead, 0).unwrap().log, entries);
+    // The team is kept in the log now: the old key upload is refused.
+    assert!(matches!(
+        storage.upload_keys(&lead, &rotation(1, &new_device("x"), &[&lead]), 8),
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(storage.pull("w", 0, u64::MAX, 10).unwrap().blobs.len(), 1);
+}
+
+#[test]
+fn a_schema_2_sqlite_file_upgrades_to_the_team_log_and_takes_its_genesis() {
+    let keys = Schema2Keys::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../src/storage/migrations/001_initial.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!("../src/storage/migrations/002_team.sql"))
+            .unwrap();
+        conn.execute_batch(&keys.fixture(|bytes| format!("X'{}'", hex::encode(bytes))))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let storage = SqliteStorage::open(&path).unwrap();
+    check_upgraded_to_the_team_log(&storage, &keys);
+    drop(storage);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}
+
+#[test]
+fn a_schema_2_postgres_database_upgrades_to_the_team_log_and_takes_its_genesis() {
+    let keys = Schema2Keys::new();
+    let url = postgres_url();
+    let guard = SchemaGuard {
+        url: url.clone(),
+        schema: fresh_schema(),
+    };
+    {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let mut tx = client.transaction().unwrap();
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA {0}; SET LOCAL search_path = {0};",
+            guard.schema
+        ))
+        .unwrap();
+        tx.batch_execute(include_str!(
+            "../src/storage/migrations/postgres/001_initial.sql"
+        ))
+        .unwrap();
+        tx.batch_execute(include_str!(
+            "../src/storage/migrations/postgres/002_team.sql"
+        ))
+        .unwrap();
+        tx.batch_execute(&keys.fixture(|bytes| format!("'\\x{}'::bytea", hex::encode(bytes))))
+            .unwrap();
+        tx.batch_execute(
+            "CREATE TABLE waymark_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+             INSERT INTO waymark_schema VALUES (1, 0), (2, 0);
+             SELECT setval(pg_get_serial_sequence('workspaces', 'id'), 1);
+             SELECT setval(pg_get_serial_sequence('devices', 'id'), 2);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+    check_upgraded_to_the_team_log(&storage, &keys);
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let version: i64 = client
+        .query_one(
+            &format!("SELECT max(version) FROM {}.waymark_schema", guard.schema),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 3);
 }
 
 /// Runs every named test once per backend: `sqlite::name` and `postgres::name`.

@@ -479,3 +479,345 @@ pub(crate) fn attack(c: &Connection, workspace: &str) -> Result<Option<String>> 
     .optional()?
     .flatten())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use waymark_protocol::roles;
+    use waymark_protocol::team_log::{Body, Entry, Member, Vouch};
+
+    use super::*;
+    use crate::crypto::{self, DeviceKeys};
+
+    const WS: &str = "0123456789abcdef0123456789abcdef";
+
+    /// A device with its own key pairs.
+    struct Dev {
+        keys: DeviceKeys,
+        id: String,
+    }
+
+    impl Dev {
+        fn new(id: &str) -> Dev {
+            Dev {
+                keys: DeviceKeys::generate(),
+                id: id.into(),
+            }
+        }
+
+        fn pk(&self) -> [u8; 32] {
+            self.keys.sign_public()
+        }
+
+        fn member(&self, role: &str) -> Member {
+            Member {
+                device_id: self.id.clone(),
+                name: self.id.clone(),
+                role: role.into(),
+                sign_key: self.keys.sign_public(),
+                box_key: self.keys.box_public(),
+                actor: None,
+            }
+        }
+    }
+
+    /// A log started by `by` for `workspace`, then one admission per device of `admit`.
+    fn log_of(workspace: &str, by: &Dev, admit: &[&Dev]) -> Vec<SignedEntry> {
+        let genesis = crypto::sign_log_entry(
+            &by.keys,
+            &Entry::first(
+                by.pk(),
+                1,
+                Body::Genesis {
+                    workspace: workspace.into(),
+                    epoch: 0,
+                    coordinator: by.member(roles::COORDINATOR),
+                },
+            ),
+        );
+        let mut log = vec![genesis];
+        for d in admit {
+            next(
+                &mut log,
+                by,
+                Body::Admit {
+                    member: d.member(roles::MEMBER),
+                    vouch: Vouch::Invite,
+                },
+            );
+        }
+        log
+    }
+
+    /// Appends to `log` an entry signed by `by`, following its head.
+    fn next(log: &mut Vec<SignedEntry>, by: &Dev, body: Body) {
+        let state = TeamState::replay(log).unwrap();
+        log.push(crypto::sign_log_entry(
+            &by.keys,
+            &Entry::next(&state, by.pk(), 2, body),
+        ));
+    }
+
+    /// This device's copy: the first `n` entries of `log`.
+    fn ours(log: &[SignedEntry], n: usize) -> LocalLog {
+        let entries = log[..n].to_vec();
+        let state = (n > 0).then(|| TeamState::replay(&entries).unwrap());
+        LocalLog { entries, state }
+    }
+
+    /// What the server answers to `?log_from=from`: its whole length, the entries from there.
+    fn answer(
+        ours: &LocalLog,
+        server: &[SignedEntry],
+        from: usize,
+        anchor: &Anchor,
+    ) -> std::result::Result<Reconciled, Attack> {
+        reconcile(
+            ours,
+            from as u64,
+            &server[from.min(server.len())..],
+            server.len() as u64,
+            anchor,
+            WS,
+        )
+    }
+
+    fn refused(r: std::result::Result<Reconciled, Attack>) -> AlertKind {
+        match r {
+            Err(a) => a.kind,
+            Ok(_) => panic!("the server's log was accepted"),
+        }
+    }
+
+    fn extended(r: std::result::Result<Reconciled, Attack>) -> (Vec<SignedEntry>, TeamState) {
+        match r {
+            Ok(Reconciled::Extended { new, state }) => (new, state),
+            Ok(_) => panic!("not an extension"),
+            Err(a) => panic!("refused as {:?}: {}", a.kind, a.detail),
+        }
+    }
+
+    #[test]
+    fn a_newcomer_trusts_the_log_only_if_it_holds_the_entry_its_invite_named() {
+        let (c, ana, ben) = (Dev::new("c"), Dev::new("ana"), Dev::new("ben"));
+        let server = log_of(WS, &c, &[&ana, &ben]);
+        let none = ours(&server, 0);
+        // The invite was made when Ana's admission was the head.
+        let anchor = Anchor::Entry(1, server[1].hash());
+        let (new, state) = extended(answer(&none, &server, 0, &anchor));
+        assert_eq!(new, server);
+        assert_eq!(state.len, 3);
+        assert!(state.is_coordinator(&c.pk()));
+        assert!(state.member(&ben.pk()).is_some_and(|m| m.active()));
+
+        // Another entry at that index: the server shows another history than the invite's.
+        let other = log_of(WS, &c, &[&ben, &ana]);
+        assert_eq!(refused(answer(&none, &other, 0, &anchor)), AlertKind::Fork);
+        // The log stops before it: the server hides the entry the invite named.
+        let shorter = &server[..1];
+        assert_eq!(
+            refused(answer(&none, shorter, 0, &anchor)),
+            AlertKind::Withheld
+        );
+        // A log that verifies but was started by someone else (the server's own coordinator):
+        // its entry 1 is not the one the invite named.
+        let planted = log_of(WS, &Dev::new("x"), &[&ana]);
+        assert_eq!(
+            refused(answer(&none, &planted, 0, &anchor)),
+            AlertKind::Fork
+        );
+    }
+
+    #[test]
+    fn a_device_without_an_invite_hash_trusts_a_genesis_only_from_a_coordinator_it_met() {
+        let (c, ana) = (Dev::new("c"), Dev::new("ana"));
+        let server = log_of(WS, &c, &[&ana]);
+        let none = ours(&server, 0);
+        let (new, _) = extended(answer(&none, &server, 0, &Anchor::Signers(vec![c.pk()])));
+        assert_eq!(new.len(), 2);
+        // Started by a coordinator this device never learnt in person.
+        let stranger = Dev::new("x");
+        let planted = log_of(WS, &stranger, &[&ana]);
+        assert_eq!(
+            refused(answer(&none, &planted, 0, &Anchor::Signers(vec![c.pk()]))),
+            AlertKind::WrongTeam
+        );
+        // Nothing from the start: a device with nothing verified needs the genesis.
+        assert_eq!(
+            refused(answer(&none, &server, 1, &Anchor::Signers(vec![c.pk()]))),
+            AlertKind::Withheld
+        );
+    }
+
+    #[test]
+    fn a_log_that_extends_this_devices_is_taken_from_its_head() {
+        let (c, ana, ben) = (Dev::new("c"), Dev::new("ana"), Dev::new("ben"));
+        let mut server = log_of(WS, &c, &[&ana]);
+        let mine = ours(&server, 2);
+        next(
+            &mut server,
+            &c,
+            Body::Admit {
+                member: ben.member(roles::MEMBER),
+                vouch: Vouch::Confirmed,
+            },
+        );
+        next(
+            &mut server,
+            &c,
+            Body::Revoke {
+                sign_key: ana.pk(),
+                after_seq: 7,
+            },
+        );
+        next(&mut server, &c, Body::Rotate { epoch: 1 });
+        // The anchor no longer matters once something is verified.
+        let anchor = Anchor::Signers(Vec::new());
+        let (new, state) = extended(answer(&mine, &server, 1, &anchor));
+        assert_eq!(new, server[2..].to_vec(), "only what this device lacked");
+        assert_eq!((state.len, state.epoch, state.rotation_due), (5, 1, false));
+        assert_eq!(state.member(&ana.pk()).unwrap().revoked_after_seq, Some(7));
+        // The same log, nothing new: an extension by nothing.
+        let (new, state) = extended(answer(&ours(&server, 5), &server, 4, &anchor));
+        assert!(new.is_empty());
+        assert_eq!(state.len, 5);
+        // No log on either side.
+        assert!(matches!(
+            answer(&ours(&server, 0), &[], 0, &anchor),
+            Ok(Reconciled::Empty)
+        ));
+    }
+
+    #[test]
+    fn a_log_that_contradicts_this_devices_is_a_fork() {
+        let (c, ana, ben) = (Dev::new("c"), Dev::new("ana"), Dev::new("ben"));
+        let mine_log = log_of(WS, &c, &[&ana]);
+        let mine = ours(&mine_log, 2);
+        let anchor = Anchor::Signers(vec![c.pk()]);
+        // Same length, another entry 1, signed by the real coordinator (a second branch).
+        let branch = log_of(WS, &c, &[&ben]);
+        for from in [0, 1] {
+            assert_eq!(
+                refused(answer(&mine, &branch, from, &anchor)),
+                AlertKind::Fork,
+                "from {from}"
+            );
+        }
+        // A longer branch: entry 1 differs where the logs overlap.
+        let mut longer = branch.clone();
+        next(&mut longer, &c, Body::Rotate { epoch: 1 });
+        assert_eq!(refused(answer(&mine, &longer, 1, &anchor)), AlertKind::Fork);
+        // New entries that do not follow this device's head (sent from the head on).
+        let mut after_branch = branch;
+        next(&mut after_branch, &c, Body::Rotate { epoch: 1 });
+        let mut stitched = mine_log.clone();
+        stitched.push(after_branch[2].clone());
+        assert_eq!(
+            refused(answer(&mine, &stitched, 1, &anchor)),
+            AlertKind::Fork
+        );
+        // A shorter log that is not a prefix of this device's.
+        let other_genesis = log_of(WS, &Dev::new("c2"), &[]);
+        assert_eq!(
+            refused(answer(&mine, &other_genesis, 0, &anchor)),
+            AlertKind::Fork
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_log_gives_the_entries_the_server_lacks() {
+        let (c, ana, ben) = (Dev::new("c"), Dev::new("ana"), Dev::new("ben"));
+        let log = log_of(WS, &c, &[&ana, &ben]);
+        let mine = ours(&log, 3);
+        let anchor = Anchor::Signers(vec![c.pk()]);
+        for kept in [1, 2] {
+            match answer(&mine, &log[..kept], 0, &anchor) {
+                Ok(Reconciled::Behind { missing }) => {
+                    assert_eq!(missing, log[kept..].to_vec(), "kept {kept}");
+                }
+                _ => panic!("a strict prefix is a rollback, not an attack"),
+            }
+        }
+        // Shorter, and not sent whole: this device cannot tell a rollback from a fork.
+        assert_eq!(
+            refused(answer(&mine, &log[..2], 1, &anchor)),
+            AlertKind::Withheld
+        );
+    }
+
+    #[test]
+    fn an_answer_with_fewer_entries_than_it_claims_is_withheld_history() {
+        let (c, ana, ben) = (Dev::new("c"), Dev::new("ana"), Dev::new("ben"));
+        let log = log_of(WS, &c, &[&ana, &ben]);
+        let anchor = Anchor::Signers(vec![c.pk()]);
+        // It says 3 entries and sends 2.
+        for mine in [ours(&log, 0), ours(&log, 1)] {
+            let r = reconcile(&mine, 0, &log[..2], 3, &anchor, WS);
+            assert_eq!(refused(r), AlertKind::Withheld);
+        }
+        // Entries from past this device's head: what lies between is hidden.
+        let mine = ours(&log, 1);
+        let r = reconcile(&mine, 2, &log[2..], 3, &anchor, WS);
+        assert_eq!(refused(r), AlertKind::Withheld);
+    }
+
+    #[test]
+    fn a_log_of_another_workspace_is_another_team() {
+        let (c, ana) = (Dev::new("c"), Dev::new("ana"));
+        let elsewhere = log_of("fedcba9876543210fedcba9876543210", &c, &[&ana]);
+        for anchor in [
+            Anchor::Signers(vec![c.pk()]),
+            Anchor::Entry(1, elsewhere[1].hash()),
+        ] {
+            assert_eq!(
+                refused(answer(&ours(&elsewhere, 0), &elsewhere, 0, &anchor)),
+                AlertKind::WrongTeam
+            );
+        }
+    }
+
+    #[test]
+    fn entries_not_signed_by_a_coordinator_of_the_log_are_forged() {
+        let (c, ana, ben) = (Dev::new("c"), Dev::new("ana"), Dev::new("ben"));
+        let log = log_of(WS, &c, &[&ana]);
+        let mine = ours(&log, 2);
+        let anchor = Anchor::Signers(vec![c.pk()]);
+        // A signature that does not verify, on a new entry and on a genesis.
+        let mut bad = log.clone();
+        next(
+            &mut bad,
+            &c,
+            Body::Admit {
+                member: ben.member(roles::MEMBER),
+                vouch: Vouch::Invite,
+            },
+        );
+        bad[2].signature[0] ^= 1;
+        assert_eq!(refused(answer(&mine, &bad, 1, &anchor)), AlertKind::Forged);
+        let mut bad_genesis = log.clone();
+        bad_genesis[0].signature[5] ^= 1;
+        assert_eq!(
+            refused(answer(&ours(&log, 0), &bad_genesis, 0, &anchor)),
+            AlertKind::Forged
+        );
+        // A member (whose signature is genuine) admitting a device of its own.
+        let mut by_member = log.clone();
+        next(
+            &mut by_member,
+            &ana,
+            Body::Admit {
+                member: ben.member(roles::COORDINATOR),
+                vouch: Vouch::Invite,
+            },
+        );
+        assert_eq!(
+            refused(answer(&mine, &by_member, 1, &anchor)),
+            AlertKind::Forged
+        );
+        // A coordinator breaking a rule: an epoch nobody can have rotated to.
+        let mut jump = log.clone();
+        next(&mut jump, &c, Body::Rotate { epoch: 9 });
+        assert_eq!(refused(answer(&mine, &jump, 1, &anchor)), AlertKind::Forged);
+    }
+}
