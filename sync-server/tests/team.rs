@@ -13,7 +13,9 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::{Answer, Backend, TestServer, blob};
 use ed25519_dalek::{Signer as _, SigningKey};
-use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState, Vouch};
+use waymark_protocol::team_log::{
+    Body, Entry, Grant, Member, Restricted, SignedEntry, TeamState, Vouch,
+};
 use waymark_protocol::{
     AppendRequest, AppendResponse, EnrollRequest, EnrollResponse, InviteRequest, InviteResponse,
     KeyEnvelope, KeysRequest, KeysResponse, PublicKey, PushBlob, PushRequest, RevokeRequest,
@@ -900,8 +902,68 @@ fn member_of(d: &Dev, role: &str) -> Member {
     }
 }
 
-/// `entry` signed by `by` (whoever it names as author).
+/// `body` with the restricted keys the log's rules ask for filled in: a genesis's and a
+/// rotation's granted to every coordinator, every epoch's to a device becoming one. The grants
+/// are arbitrary bytes: only their recipients could tell, and the server cannot.
+fn fill(state: Option<&TeamState>, mut body: Body) -> Body {
+    let grant = |to: [u8; 32], epoch: u32| Grant {
+        to,
+        epoch,
+        sealed: vec![1; 80],
+    };
+    let all = |s: &TeamState, to: [u8; 32]| -> Vec<Grant> {
+        s.restricted.keys().map(|e| grant(to, *e)).collect()
+    };
+    match &mut body {
+        Body::Genesis {
+            epoch,
+            coordinator,
+            restricted: restricted @ None,
+            ..
+        } => {
+            *restricted = Some(Restricted {
+                public: [9; 32],
+                grants: vec![grant(coordinator.sign_key, *epoch)],
+            });
+        }
+        Body::Rotate {
+            epoch,
+            restricted: restricted @ None,
+        } => {
+            let s = state.unwrap();
+            *restricted = Some(Restricted {
+                public: [10; 32],
+                grants: s
+                    .active()
+                    .into_iter()
+                    .filter(|m| m.role == roles::COORDINATOR)
+                    .map(|m| grant(m.sign_key, *epoch))
+                    .collect(),
+            });
+        }
+        Body::Admit { member, grants, .. }
+            if member.role == roles::COORDINATOR && grants.is_empty() =>
+        {
+            *grants = all(state.unwrap(), member.sign_key);
+        }
+        Body::Role {
+            sign_key,
+            role,
+            grants,
+        } if role == roles::COORDINATOR && grants.is_empty() => {
+            *grants = all(state.unwrap(), *sign_key);
+        }
+        _ => {}
+    }
+    body
+}
+
+/// `entry` signed by `by` (whoever it names as author), its restricted keys filled in.
 fn signed(by: &Signer, entry: &Entry) -> SignedEntry {
+    let mut entry = entry.clone();
+    if let Body::Genesis { .. } = entry.body {
+        entry.body = fill(None, entry.body);
+    }
     let bytes = entry.to_bytes();
     SignedEntry {
         signature: by.key.sign(&Entry::message(&bytes)).to_bytes(),
@@ -920,6 +982,7 @@ fn genesis(by: &Signer, epoch: u32) -> SignedEntry {
                 workspace: "the-teams-own-id".into(),
                 epoch,
                 coordinator: member_of(&by.dev, roles::COORDINATOR),
+                restricted: None,
             },
         ),
     )
@@ -928,13 +991,17 @@ fn genesis(by: &Signer, epoch: u32) -> SignedEntry {
 /// The entry `by` signs after `log`'s head.
 fn next(log: &[SignedEntry], by: &Signer, body: Body) -> SignedEntry {
     let state = TeamState::replay(log).unwrap();
-    signed(by, &Entry::next(&state, by.dev.sign_key, 2, body))
+    signed(
+        by,
+        &Entry::next(&state, by.dev.sign_key, 2, fill(Some(&state), body)),
+    )
 }
 
 fn admit(d: &Dev, role: &str) -> Body {
     Body::Admit {
         member: member_of(d, role),
         vouch: Vouch::Invite,
+        grants: vec![],
     }
 }
 
@@ -1034,6 +1101,7 @@ async fn the_team_log_starts_with_a_genesis_by_an_enrolled_coordinator_and_is_se
                 workspace: "the-teams-own-id".into(),
                 epoch: 0,
                 coordinator: member_of(&wrong_keys, roles::COORDINATOR),
+                restricted: None,
             },
         ),
     );
@@ -1134,10 +1202,13 @@ async fn appends_are_compare_and_swap_on_the_head_and_a_resent_log_is_stored_onc
         .expect_error(StatusCode::CONFLICT, codes::TEAM_LOG_MOVED);
 
     // The whole log again (a device giving back what a restored server lost), by any device of
-    // the team, a member too: the signatures are the authority. Nothing is stored twice.
+    // the team, a member too: the signatures are the authority. Nothing is stored twice, and
+    // the team's version does not move (no device needs to look at the team again).
+    let version = team(&server, &lead.dev).await.version;
     for sender in [&lead.dev, &ana.dev] {
         assert_eq!(append(&server, sender, &log, vec![]).await, 3);
-        assert_eq!(team(&server, &lead.dev).await.log, log);
+        let now = team(&server, &lead.dev).await;
+        assert_eq!((now.log, now.version), (log.clone(), version));
     }
     // Entries the log has, then new ones: the new ones are appended.
     let other = if winner == by_lead { ben } else { ana };
@@ -1146,7 +1217,18 @@ async fn appends_are_compare_and_swap_on_the_head_and_a_resent_log_is_stored_onc
     assert_eq!(team(&server, &lead.dev).await.log, longer);
     // A gap: an entry past the end of the log.
     let state = TeamState::replay(&longer).unwrap();
-    let mut far = Entry::next(&state, lead.dev.sign_key, 3, Body::Rotate { epoch: 1 });
+    let mut far = Entry::next(
+        &state,
+        lead.dev.sign_key,
+        3,
+        fill(
+            Some(&state),
+            Body::Rotate {
+                epoch: 1,
+                restricted: None,
+            },
+        ),
+    );
     far.index += 2;
     append_raw(&server, &lead.dev, &[signed(&lead, &far)], vec![])
         .await
@@ -1177,7 +1259,18 @@ async fn entries_that_are_forged_unauthorised_or_disagree_with_enrolment_are_ref
     let state = TeamState::replay(&log).unwrap();
     let claiming_lead = signed(
         ana,
-        &Entry::next(&state, lead.dev.sign_key, 2, Body::Rotate { epoch: 1 }),
+        &Entry::next(
+            &state,
+            lead.dev.sign_key,
+            2,
+            fill(
+                Some(&state),
+                Body::Rotate {
+                    epoch: 1,
+                    restricted: None,
+                },
+            ),
+        ),
     );
     let mut ben_other_box = ben.dev.clone();
     ben_other_box.box_key = rand::random();
@@ -1211,7 +1304,14 @@ async fn entries_that_are_forged_unauthorised_or_disagree_with_enrolment_are_ref
         ),
         (
             "an epoch that is not the next",
-            next(&log, &lead, Body::Rotate { epoch: 5 }),
+            next(
+                &log,
+                &lead,
+                Body::Rotate {
+                    epoch: 5,
+                    restricted: None,
+                },
+            ),
         ),
         (
             "the last coordinator revoked",
@@ -1233,6 +1333,7 @@ async fn entries_that_are_forged_unauthorised_or_disagree_with_enrolment_are_ref
                     workspace: "x".into(),
                     epoch: 0,
                     coordinator: member_of(&lead.dev, roles::COORDINATOR),
+                    restricted: None,
                 },
             ),
         ),
@@ -1308,7 +1409,14 @@ async fn the_servers_records_follow_the_log_revocations_roles_and_rotations(back
     assert_eq!(listed.unwrap().revoked_at_seq, Some(2));
 
     // A rotation moves the workspace's epoch and clears the flag.
-    let log = extend(&log, &lead, vec![Body::Rotate { epoch: 1 }]);
+    let log = extend(
+        &log,
+        &lead,
+        vec![Body::Rotate {
+            epoch: 1,
+            restricted: None,
+        }],
+    );
     let envelopes = vec![
         envelope(&lead.dev, 1, &lead.dev),
         envelope(&ana.dev, 1, &lead.dev),
@@ -1328,6 +1436,7 @@ async fn the_servers_records_follow_the_log_revocations_roles_and_rotations(back
         vec![Body::Role {
             sign_key: ana.dev.sign_key,
             role: roles::COORDINATOR.into(),
+            grants: vec![],
         }],
     );
     append(&server, &lead.dev, &log, vec![]).await;
@@ -1411,7 +1520,14 @@ async fn envelopes_go_only_to_devices_the_log_admits_and_a_rotation_seals_to_all
         .await
         .expect_error(StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE);
     // A rotation must bring the new key to every device of the log, not just some.
-    let rotated = extend(&log, &lead, vec![Body::Rotate { epoch: 1 }]);
+    let rotated = extend(
+        &log,
+        &lead,
+        vec![Body::Rotate {
+            epoch: 1,
+            restricted: None,
+        }],
+    );
     let message = append_raw(
         &server,
         &lead.dev,

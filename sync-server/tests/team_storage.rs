@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use common::{SchemaGuard, blob, fresh_schema, new_device, postgres_url};
 use ed25519_dalek::{Signer, SigningKey};
-use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState, Vouch};
+use waymark_protocol::team_log::{
+    Body, Entry, Grant, Member, Restricted, SignedEntry, TeamState, Vouch,
+};
 use waymark_protocol::{AppendRequest, KeyEnvelope, KeysRequest, roles};
 use waymark_server::storage::{Device, NewDevice, StorageError};
 use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
@@ -430,6 +432,14 @@ impl Schema2Keys {
                 workspace: "the-teams-own-id".into(),
                 epoch: 0,
                 coordinator: self.member("lead", &self.lead, roles::COORDINATOR, 51),
+                restricted: Some(Restricted {
+                    public: [9; 32],
+                    grants: vec![Grant {
+                        to: author,
+                        epoch: 0,
+                        sealed: vec![1; 80],
+                    }],
+                }),
             },
         ));
         let state = TeamState::genesis(&genesis).unwrap();
@@ -440,6 +450,7 @@ impl Schema2Keys {
             Body::Admit {
                 member: self.member("ana", &self.ana, roles::MEMBER, 52),
                 vouch: Vouch::Migrated,
+                grants: vec![],
             },
         ));
         vec![genesis, admit]

@@ -976,6 +976,7 @@ impl Storage for SqliteStorage {
                     params![role, device],
                 )?;
             }
+            let mut stored_envelopes = 0;
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO key_envelopes (device, epoch, sealed_key, signer_key, signature,
@@ -985,7 +986,7 @@ impl Storage for SqliteStorage {
                 )?;
                 for envelope in &request.envelopes {
                     let (device, _) = row_of(&envelope.device_id)?;
-                    insert.execute(params![
+                    stored_envelopes += insert.execute(params![
                         device,
                         envelope.epoch,
                         &envelope.sealed_key,
@@ -994,6 +995,11 @@ impl Storage for SqliteStorage {
                         now
                     ])?;
                 }
+            }
+            if plan.new_entries.is_empty() && stored_envelopes == 0 {
+                // Entries re-sent that the log has, envelopes it holds: nothing changed, and
+                // no device needs to look at the team again.
+                return Ok(plan.len);
             }
             let rotated = plan.epoch != epoch;
             tx.execute(
