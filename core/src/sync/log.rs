@@ -485,7 +485,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use waymark_protocol::roles;
-    use waymark_protocol::team_log::{Body, Entry, Member, Vouch};
+    use waymark_protocol::team_log::{Body, Entry, Grant, Member, Restricted, Vouch};
 
     use super::*;
     use crate::crypto::{self, DeviceKeys};
@@ -533,6 +533,14 @@ mod tests {
                     workspace: workspace.into(),
                     epoch: 0,
                     coordinator: by.member(roles::COORDINATOR),
+                    restricted: Some(Restricted {
+                        public: [9; 32],
+                        grants: vec![Grant {
+                            to: by.pk(),
+                            epoch: 0,
+                            sealed: vec![1; 80],
+                        }],
+                    }),
                 },
             ),
         );
@@ -544,15 +552,44 @@ mod tests {
                 Body::Admit {
                     member: d.member(roles::MEMBER),
                     vouch: Vouch::Invite,
+                    grants: vec![],
                 },
             );
         }
         log
     }
 
+    /// A rotation to `epoch`, its restricted key granted (as far as the log can check) to the
+    /// log's coordinators when `next` signs it.
+    fn rotate(epoch: u32) -> Body {
+        Body::Rotate {
+            epoch,
+            restricted: None,
+        }
+    }
+
     /// Appends to `log` an entry signed by `by`, following its head.
-    fn next(log: &mut Vec<SignedEntry>, by: &Dev, body: Body) {
+    fn next(log: &mut Vec<SignedEntry>, by: &Dev, mut body: Body) {
         let state = TeamState::replay(log).unwrap();
+        if let Body::Rotate {
+            epoch,
+            restricted: restricted @ None,
+        } = &mut body
+        {
+            *restricted = Some(Restricted {
+                public: [10; 32],
+                grants: state
+                    .active()
+                    .into_iter()
+                    .filter(|m| m.role == roles::COORDINATOR)
+                    .map(|m| Grant {
+                        to: m.sign_key,
+                        epoch: *epoch,
+                        sealed: vec![1; 80],
+                    })
+                    .collect(),
+            });
+        }
         log.push(crypto::sign_log_entry(
             &by.keys,
             &Entry::next(&state, by.pk(), 2, body),
@@ -661,6 +698,7 @@ mod tests {
             Body::Admit {
                 member: ben.member(roles::MEMBER),
                 vouch: Vouch::Confirmed,
+                grants: vec![],
             },
         );
         next(
@@ -671,7 +709,7 @@ mod tests {
                 after_seq: 7,
             },
         );
-        next(&mut server, &c, Body::Rotate { epoch: 1 });
+        next(&mut server, &c, rotate(1));
         // The anchor no longer matters once something is verified.
         let anchor = Anchor::Signers(Vec::new());
         let (new, state) = extended(answer(&mine, &server, 1, &anchor));
@@ -706,11 +744,11 @@ mod tests {
         }
         // A longer branch: entry 1 differs where the logs overlap.
         let mut longer = branch.clone();
-        next(&mut longer, &c, Body::Rotate { epoch: 1 });
+        next(&mut longer, &c, rotate(1));
         assert_eq!(refused(answer(&mine, &longer, 1, &anchor)), AlertKind::Fork);
         // New entries that do not follow this device's head (sent from the head on).
         let mut after_branch = branch;
-        next(&mut after_branch, &c, Body::Rotate { epoch: 1 });
+        next(&mut after_branch, &c, rotate(1));
         let mut stitched = mine_log.clone();
         stitched.push(after_branch[2].clone());
         assert_eq!(
@@ -791,6 +829,7 @@ mod tests {
             Body::Admit {
                 member: ben.member(roles::MEMBER),
                 vouch: Vouch::Invite,
+                grants: vec![],
             },
         );
         bad[2].signature[0] ^= 1;
@@ -809,6 +848,7 @@ mod tests {
             Body::Admit {
                 member: ben.member(roles::COORDINATOR),
                 vouch: Vouch::Invite,
+                grants: vec![],
             },
         );
         assert_eq!(
@@ -817,7 +857,7 @@ mod tests {
         );
         // A coordinator breaking a rule: an epoch nobody can have rotated to.
         let mut jump = log.clone();
-        next(&mut jump, &c, Body::Rotate { epoch: 9 });
+        next(&mut jump, &c, rotate(9));
         assert_eq!(refused(answer(&mine, &jump, 1, &anchor)), AlertKind::Forged);
     }
 }
