@@ -332,14 +332,7 @@ fn a_withheld_revocation_is_detected_by_a_device_that_sees_changes_under_the_new
     let [coordinator, ana, _ben] = &devices[..] else {
         unreachable!()
     };
-    let ana_token = hostile
-        .exchanges()
-        .iter()
-        .filter(|e| e.request.route() == proto::PATH_ENROLL && e.answer.status == 200)
-        .map(|e| proto::decode::<proto::EnrollResponse>(&e.answer.body).unwrap())
-        .find(|r| r.device_id == id_of(coordinator, &ws, "Ana"))
-        .unwrap()
-        .device_token;
+    let ana_token = token_of(&hostile, coordinator, &ws, "Ana");
     let ben_id = id_of(coordinator, &ws, "Ben");
     let ana_log = ana.store.team_status(&ws).unwrap().log_length;
     // To Ana, the server shows the team as it was before Ben's revocation, and none of the
@@ -571,17 +564,7 @@ fn the_server_refuses_compaction_by_members_blobs_beyond_the_epoch_and_retired_k
     let [coordinator, ana, _] = &devices[..] else {
         unreachable!()
     };
-    let token_of = |name: &str| {
-        let id = id_of(coordinator, &ws, name);
-        hostile
-            .exchanges()
-            .iter()
-            .filter(|e| e.request.route() == proto::PATH_ENROLL && e.answer.status == 200)
-            .map(|e| proto::decode::<proto::EnrollResponse>(&e.answer.body).unwrap())
-            .find(|r| r.device_id == id)
-            .unwrap()
-            .device_token
-    };
+
     let push = |token: &str, blob: proto::PushBlob| -> (u16, String) {
         let resp = reqwest::blocking::Client::new()
             .post(format!("{}{}", server.url(), proto::PATH_PUSH))
@@ -607,7 +590,7 @@ fn the_server_refuses_compaction_by_members_blobs_beyond_the_epoch_and_retired_k
             supersedes,
         }
     };
-    let ana_token = token_of("Ana");
+    let ana_token = token_of(&hostile, coordinator, &ws, "Ana");
     // A member (or a stolen member token) may not make the server drop a record's history.
     assert_eq!(
         push(&ana_token, blob(0, Some(5))),

@@ -1300,53 +1300,40 @@ impl Store {
                 )
                 .optional()?;
             let me = me.ok_or_else(|| Error::not_found(format!("membership of {workspace}")))?;
-            let mut out = Vec::new();
-            let mut st = c.prepare(
+            // The admitted (from the log), then those the server lists that wait.
+            let rows = |sql: &str, verified: bool| -> Result<Vec<(TeamMember, Vec<u8>)>> {
+                let mut st = c.prepare(sql)?;
+                let rows = st.query_map(params![workspace], |r| {
+                    Ok((
+                        TeamMember {
+                            is_this_device: r.get::<_, String>(0)? == me,
+                            device_id: r.get(0)?,
+                            name: r.get(1)?,
+                            role: r.get(2)?,
+                            revoked: r.get(3)?,
+                            verified,
+                        },
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                })?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            };
+            let admitted = rows(
                 "SELECT device_id, name, role, revoked_after_seq IS NOT NULL, sign_key
                  FROM team_members WHERE workspace_id = ?1 ORDER BY admitted_idx",
+                true,
             )?;
-            let rows = st.query_map(params![workspace], |r| {
-                Ok((
-                    TeamMember {
-                        is_this_device: r.get::<_, String>(0)? == me,
-                        device_id: r.get(0)?,
-                        name: r.get(1)?,
-                        role: r.get(2)?,
-                        revoked: r.get(3)?,
-                        verified: true,
-                    },
-                    r.get::<_, Vec<u8>>(4)?,
-                ))
-            })?;
-            let mut admitted = BTreeSet::new();
-            for row in rows {
-                let (member, key) = row?;
-                admitted.insert(key);
-                out.push(member);
-            }
-            let mut st = c.prepare(
+            let keys: BTreeSet<Vec<u8>> = admitted.iter().map(|(_, k)| k.clone()).collect();
+            let waiting = rows(
                 "SELECT device_id, name, role, revoked_at_seq IS NOT NULL, sign_key
                  FROM team_devices WHERE workspace_id = ?1 ORDER BY enrolled_at, device_id",
+                false,
             )?;
-            let rows = st.query_map(params![workspace], |r| {
-                Ok((
-                    TeamMember {
-                        is_this_device: r.get::<_, String>(0)? == me,
-                        device_id: r.get(0)?,
-                        name: r.get(1)?,
-                        role: r.get(2)?,
-                        revoked: r.get(3)?,
-                        verified: false,
-                    },
-                    r.get::<_, Vec<u8>>(4)?,
-                ))
-            })?;
-            for row in rows {
-                let (member, key) = row?;
-                if !admitted.contains(&key) {
-                    out.push(member);
-                }
-            }
+            let out = admitted
+                .into_iter()
+                .chain(waiting.into_iter().filter(|(_, k)| !keys.contains(k)))
+                .map(|(m, _)| m)
+                .collect();
             Ok(out)
         })
     }
