@@ -77,9 +77,14 @@ pub enum WaymarkError {
     /// The invite's one-time token was already used: ask for a new one.
     #[error("the invite was already used: ask for a new one")]
     InviteUsed,
-    /// The server refused this device: it was revoked (or never enrolled). Sync stops.
+    /// The server refused this device: it was revoked. Sync of that workspace stops for good.
     #[error("this device's access to the workspace was revoked")]
     DeviceRevoked,
+    /// The server does not recognise this device (restored from a backup made before it
+    /// enrolled, or a proxy dropping credentials): nothing was deleted and sync keeps trying.
+    /// If it persists, show "ask your coordinator to re-enrol this phone".
+    #[error("the server does not recognise this device: ask your coordinator to re-enrol it")]
+    DeviceUnknown,
     /// The server could not be reached or answered with an error; nothing was lost, retry later.
     #[error("network: {reason}")]
     Network {
@@ -141,6 +146,7 @@ impl From<wc::Error> for WaymarkError {
             C::InviteExpired => Self::InviteExpired,
             C::InviteUsed => Self::InviteUsed,
             C::DeviceRevoked => Self::DeviceRevoked,
+            C::DeviceUnknown => Self::DeviceUnknown,
             C::NotPermitted(reason) => Self::NotPermitted { reason },
             C::HostileServer(reason) => Self::HostileServer { reason },
             C::Network(reason) => Self::Network { reason },

@@ -1323,9 +1323,12 @@ pub struct SyncReport {
     /// Held blobs whose bytes were dropped during this sync (a device keeps at most 16 MiB of
     /// them per workspace, oldest dropped first).
     pub set_aside_dropped: u64,
+    /// Records sent again because the server's log was rewound (restored from a backup).
+    pub resent: u64,
 }
 mirror!(wc::SyncReport => SyncReport {
     pushed, pulled, changed, bytes_up, bytes_down, duration_ms, set_aside, set_aside_dropped,
+    resent,
 });
 
 /// Progress of a running sync, for a progress bar.
@@ -1402,8 +1405,11 @@ pub enum AlertKind {
     WrongTeam,
     /// Keys listed for a device of the team other than those the team log names.
     Substituted,
+    /// The server's log was rewound (restored from a backup): this device sent its records
+    /// again. Nothing was lost.
+    Rewound,
 }
-mirror_enum!(wc::AlertKind => AlertKind { Fork, Rollback, Forged, Withheld, WrongTeam, Substituted });
+mirror_enum!(wc::AlertKind => AlertKind { Fork, Rollback, Forged, Withheld, WrongTeam, Substituted, Rewound });
 
 /// Something this device noticed the server doing to the team's history.
 #[derive(uniffi::Record, Debug, Clone, PartialEq)]

@@ -63,9 +63,14 @@ pub enum Error {
     /// The invite's one-time token was already used.
     #[error("the invite was already used: ask for a new one")]
     InviteUsed,
-    /// The server refused this device: it was revoked (or never enrolled). Sync stops.
+    /// The server refused this device: it was revoked. Sync of that workspace stops for good.
     #[error("this device's access to the workspace was revoked")]
     DeviceRevoked,
+    /// The server does not know this device (restored from a backup made before it enrolled,
+    /// or a proxy that drops credentials): nothing is deleted and sync is tried again each
+    /// time; if it persists, a coordinator should enrol the phone again.
+    #[error("the server does not recognise this device: ask your coordinator to re-enrol it")]
+    DeviceUnknown,
     /// The server's answers contradict what this device verified (team history that forks,
     /// rolls back without being healed, is not signed by the team's coordinators, or is hidden):
     /// sync of that workspace stops until the server shows the real history. Nothing was

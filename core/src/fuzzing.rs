@@ -228,6 +228,8 @@ impl Fixture {
             blobs: vec![blob],
             more: false,
             team_version: 1,
+            chain_after: None,
+            chain_last: None,
         }))
     }
 

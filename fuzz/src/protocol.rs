@@ -173,6 +173,8 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                     more: true,
                     head: 9,
                     team_version: 3,
+                    chain_after: None,
+                    chain_last: None,
                 }),
             ),
         ),

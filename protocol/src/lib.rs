@@ -49,6 +49,9 @@ pub const PATH_REVOKE: &str = "/v1/devices/revoke";
 /// `POST`: append signed entries to the workspace's team log (compare-and-swap on its head),
 /// with the key envelopes they call for.
 pub const PATH_TEAM_LOG: &str = "/v1/team/log";
+/// `GET`: the blob log's chain hash at given sequence numbers (query parameter `at`), so a device
+/// whose cursor the log no longer matches (a restore from backup) finds where they part.
+pub const PATH_CHAIN: &str = "/v1/chain";
 /// `GET`: liveness and database check (plain text).
 pub const PATH_HEALTHZ: &str = "/healthz";
 /// `GET`: Prometheus text exposition.
@@ -109,6 +112,8 @@ pub mod limits {
     /// Longest team log entry, in bytes (a coordinator admitted late carries every epoch's
     /// restricted key, about 130 bytes each).
     pub const MAX_LOG_ENTRY_BYTES: usize = 16_384;
+    /// Most sequence numbers one `GET /v1/chain` may ask about.
+    pub const MAX_CHAIN_QUERY: usize = 64;
 }
 
 /// Device roles. A coordinator may invite coordinators, revoke any device of its workspace and
@@ -129,8 +134,11 @@ pub mod roles {
 pub mod codes {
     /// Malformed body or query: bad CBOR, wrong types, missing fields, bad cursor, bad blob.
     pub const BAD_REQUEST: &str = "bad_request";
-    /// Missing, unknown or revoked device token, or an unknown enrollment token.
+    /// Missing or unknown device token (one the server never issued, or lost in a restore from
+    /// backup), or an unknown enrollment token.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The device token belongs to a device that was revoked (401): it stops syncing for good.
+    pub const DEVICE_REVOKED: &str = "device_revoked";
     /// The enrollment token has expired.
     pub const TOKEN_EXPIRED: &str = "token_expired";
     /// The enrollment token was already used to enroll a device.
@@ -252,6 +260,27 @@ pub struct PushBlob {
     pub supersedes: Option<u64>,
 }
 
+/// Query parameter of [`PATH_CHAIN`]: comma-separated sequence numbers (at most
+/// [`limits::MAX_CHAIN_QUERY`]).
+pub const QUERY_AT: &str = "at";
+
+/// The chain hash of a workspace's blob log at a sequence number: it covers every blob up to
+/// there, so a log rewound (restored from a backup) and written again gives other hashes.
+pub type ChainHash = [u8; 32];
+
+/// The chain hash before the first blob.
+pub const CHAIN_START: ChainHash = [0; 32];
+
+/// The chain hash at `seq`, the blob with `content_id`, after `prev` (the hash at `seq - 1`).
+pub fn chain_next(prev: &ChainHash, seq: u64, content_id: &ContentId) -> ChainHash {
+    let mut h = Sha256::new();
+    h.update(b"waymark blob chain v1");
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    h.update(content_id);
+    h.finalize().into()
+}
+
 /// `POST /v1/push` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushRequest {
@@ -321,6 +350,33 @@ pub struct PullResponse {
     /// [`PATH_TEAM`] before applying the blobs.
     #[serde(default)]
     pub team_version: u64,
+    /// The chain hash at `after` ([`CHAIN_START`] for 0); `None` when `after` is beyond the head
+    /// (or from a server before chain hashes). A device compares it with the hash it kept for its
+    /// cursor: a difference means the log was rewound.
+    #[serde(default, with = "serde_bytes")]
+    pub chain_after: Option<ChainHash>,
+    /// The chain hash at the last blob of the answer; `None` when it has no blobs.
+    #[serde(default, with = "serde_bytes")]
+    pub chain_last: Option<ChainHash>,
+}
+
+/// `GET /v1/chain` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainResponse {
+    /// The highest sequence number visible in the workspace.
+    pub head: u64,
+    /// The chain hash at each asked sequence number up to the head, in the order asked.
+    pub marks: Vec<ChainMark>,
+}
+
+/// The chain hash at one sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainMark {
+    /// The sequence number.
+    pub seq: u64,
+    /// The chain hash there.
+    #[serde(with = "serde_bytes")]
+    pub chain: ChainHash,
 }
 
 /// One device of a team, as [`PATH_TEAM`] lists it.
@@ -573,6 +629,8 @@ mod tests {
             more: true,
             head: 9,
             team_version: 4,
+            chain_after: None,
+            chain_last: None,
         };
         assert_eq!(decode::<PullResponse>(&encode(&pulled)).unwrap(), pulled);
         let team = TeamResponse {

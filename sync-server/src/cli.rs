@@ -93,6 +93,14 @@ pub enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Put a backup made by `backup` in place of the SQLite database (stop `serve` first). The
+    /// replaced database is kept beside it. Devices notice the rewind at their next sync and
+    /// send again what the backup lacks. For PostgreSQL use `pg_restore`.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 /// `workspace` subcommands.
@@ -421,6 +429,29 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             out.emit(&serde_json::json!({ "backup": to }), || {
                 format!("backup written to {}\n", to.display())
             })
+        }
+        Command::Restore { from } => {
+            if db.database.is_some() {
+                return Err(CliError::Usage(
+                    "restore puts back an SQLite backup; restore PostgreSQL with pg_restore \
+                     (e.g. `pg_restore --clean --dbname DATABASE_URL waymark.dump`)"
+                        .into(),
+                ));
+            }
+            prepare_data_dir(&db.data_dir, &warn_on_stderr)?;
+            let kept = SqliteStorage::restore_from(&db.data_dir, &from)?;
+            // Migrated now, so that a backup made by an older server is ready to serve.
+            SqliteStorage::open_in_dir(&db.data_dir)?;
+            out.emit(
+                &serde_json::json!({ "restored": from, "replaced_kept_at": kept }),
+                || {
+                    format!(
+                        "restored {}; the database it replaced is kept at {}\n",
+                        from.display(),
+                        kept.display()
+                    )
+                },
+            )
         }
     }
 }

@@ -227,12 +227,17 @@ async fn a_revoked_device_is_refused_at_once(backend: Backend) {
         .storage()
         .revoke_device(&lost.device_id, tokens::now())
         .unwrap();
+    // Told apart from a token the server does not know, so the phone stops for good.
     server
         .pull_raw(&lost.device_token)
         .await
-        .expect_error(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED);
+        .expect_error(StatusCode::UNAUTHORIZED, codes::DEVICE_REVOKED);
     server
         .push_raw(&lost.device_token, vec![blob(1, b"after")])
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, codes::DEVICE_REVOKED);
+    server
+        .pull_raw("a-token-this-server-never-issued")
         .await
         .expect_error(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED);
     // The other device carries on and still sees what the lost one pushed before.
@@ -565,6 +570,8 @@ async fn a_pull_with_nothing_new_is_one_request_with_more_false(backend: Backend
             more: false,
             head: 0,
             team_version: 1,
+            chain_after: Some(waymark_protocol::CHAIN_START),
+            chain_last: None,
         }
     );
     server.push(&device.device_token, vec![blob(1, b"x")]).await;
@@ -932,6 +939,9 @@ impl waymark_server::Storage for PanickingStorage {
         panic!("backend exploded")
     }
     fn pull(&self, _: &str, _: u64, _: u64, _: usize) -> StorageResult<PullResponse> {
+        panic!("backend exploded")
+    }
+    fn chain(&self, _: &str, _: &[u64]) -> StorageResult<waymark_protocol::ChainResponse> {
         panic!("backend exploded")
     }
     fn touch_device(&self, _: &str, _: i64) -> StorageResult<()> {

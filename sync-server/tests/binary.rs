@@ -252,7 +252,7 @@ fn an_operator_runs_the_server_and_enrolls_syncs_and_revokes_phones() {
     assert_eq!(status, 401);
     assert_eq!(
         decode::<ErrorBody>(&body).unwrap().code,
-        codes::UNAUTHORIZED
+        codes::DEVICE_REVOKED
     );
     let (status, body) = http.get("/v1/pull?after=0", Some(&ana.device_token));
     assert_eq!(status, 200);

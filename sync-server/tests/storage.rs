@@ -7,10 +7,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Backend, blob, new_device};
-use waymark_protocol::{PushBlob, roles};
+use common::{Backend, SchemaGuard, blob, fresh_schema, new_device, postgres_url};
+use waymark_protocol::{CHAIN_START, ChainHash, PushBlob, chain_next, roles};
 use waymark_server::storage::{Device, StorageError};
-use waymark_server::{SqliteStorage, Storage, tokens};
+use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
 
 fn device_in(storage: &dyn Storage, ws: &str) -> Device {
     let enrollment = tokens::new_token();
@@ -155,6 +155,85 @@ fn an_encoded_pull_is_the_same_page_in_wire_form(backend: Backend) {
     ));
 }
 
+/// The chain hashes of a log whose blobs have these content ids, from 1 on.
+fn chains_of(blobs: &[PushBlob]) -> Vec<ChainHash> {
+    let mut chain = CHAIN_START;
+    (1..)
+        .zip(blobs)
+        .map(|(seq, b)| {
+            chain = chain_next(&chain, seq, &b.content_id);
+            chain
+        })
+        .collect()
+}
+
+/// Pushes five blobs in two batches (one repeated) and returns them in sequence order.
+fn five_blobs(storage: &dyn Storage, device: &Device) -> Vec<PushBlob> {
+    let blobs: Vec<PushBlob> = (1..=5u8).map(|n| blob(n, &[n; 20])).collect();
+    storage.push(device, &blobs[..2], 0).unwrap();
+    storage.push(device, &blobs[1..], 0).unwrap();
+    blobs
+}
+
+/// Checks every chain hash `storage` shows for `ws` against `expected` (seq 1 first).
+fn check_chains(storage: &dyn Storage, ws: &str, expected: &[ChainHash]) {
+    let head = expected.len() as u64;
+    for after in 0..=head {
+        let page = storage.pull(ws, after, u64::MAX, 2).unwrap();
+        let at = |seq: u64| match seq {
+            0 => CHAIN_START,
+            s => expected[s as usize - 1],
+        };
+        assert_eq!(page.chain_after, Some(at(after)), "after {after}");
+        let last = page.blobs.last().map(|b| at(b.seq));
+        assert_eq!(page.chain_last, last, "after {after}");
+    }
+    assert_eq!(
+        storage.pull(ws, head + 1, u64::MAX, 2).unwrap().chain_after,
+        None
+    );
+    let answer = storage.chain(ws, &[head + 3, head, 0, 2]).unwrap();
+    assert_eq!(answer.head, head);
+    let marks: Vec<(u64, ChainHash)> = answer.marks.iter().map(|m| (m.seq, m.chain)).collect();
+    assert_eq!(
+        marks,
+        vec![
+            (head, expected[head as usize - 1]),
+            (0, CHAIN_START),
+            (2, expected[1])
+        ]
+    );
+}
+
+fn every_number_has_the_chain_hash_of_the_log_up_to_it(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    let blobs = five_blobs(storage, &device);
+    check_chains(storage, &ws, &chains_of(&blobs));
+    // Compaction drops ciphertext, not history: the hashes stay.
+    let save = PushBlob {
+        supersedes: Some(5),
+        ..blob(1, b"save of doc 1")
+    };
+    storage.push(&device, std::slice::from_ref(&save), 0).unwrap();
+    storage.compact(0).unwrap();
+    let mut all = blobs;
+    all.push(save);
+    let expected = chains_of(&all);
+    let page = storage.pull(&ws, 0, u64::MAX, 100).unwrap();
+    assert_eq!(page.blobs.len(), 5);
+    assert_eq!(page.chain_last, Some(expected[5]));
+    assert_eq!(
+        storage.pull(&ws, 1, u64::MAX, 100).unwrap().chain_after,
+        Some(expected[0])
+    );
+    assert!(matches!(
+        storage.chain("missing", &[1]).unwrap_err(),
+        StorageError::NotFound { .. }
+    ));
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $($name:ident),* $(,)?) => {
         mod $backend {
@@ -173,6 +252,7 @@ backend_tests!(sqlite:
     a_pull_is_capped_by_blob_count_too,
     unknown_workspaces_and_devices_are_not_found,
     an_encoded_pull_is_the_same_page_in_wire_form,
+    every_number_has_the_chain_hash_of_the_log_up_to_it,
 );
 
 backend_tests!(postgres:
@@ -180,7 +260,105 @@ backend_tests!(postgres:
     a_pull_is_capped_by_blob_count_too,
     unknown_workspaces_and_devices_are_not_found,
     an_encoded_pull_is_the_same_page_in_wire_form,
+    every_number_has_the_chain_hash_of_the_log_up_to_it,
 );
+
+/// A schema-3 database (before chain hashes) with two workspaces' blobs gets every blob's hash
+/// on upgrade, in order, workspace by workspace; new blobs continue the chain.
+#[test]
+fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    let mut logs = Vec::new();
+    {
+        // Schema 4 adds only the column: dropping it gives the file schema 3 wrote.
+        let storage = SqliteStorage::open(&path).unwrap();
+        for _ in 0..2 {
+            let ws = storage.create_workspace(None, 0).unwrap().id;
+            let device = device_in(&storage, &ws);
+            logs.push((ws, device.clone(), five_blobs(&storage, &device)));
+        }
+        drop(storage);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("ALTER TABLE blobs DROP COLUMN chain; PRAGMA user_version = 3;")
+            .unwrap();
+    }
+    let storage = SqliteStorage::open(&path).unwrap();
+    check_upgraded_chains(&storage, logs);
+}
+
+#[test]
+fn a_schema_3_postgres_database_gets_its_chain_hashes_on_upgrade() {
+    let url = postgres_url();
+    let guard = SchemaGuard {
+        url: url.clone(),
+        schema: fresh_schema(),
+    };
+    let mut logs = Vec::new();
+    {
+        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        for _ in 0..2 {
+            let ws = storage.create_workspace(None, 0).unwrap().id;
+            let device = device_in(&storage, &ws);
+            logs.push((ws, device.clone(), five_blobs(&storage, &device)));
+        }
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE {0}.blobs DROP COLUMN chain;
+                 DELETE FROM {0}.waymark_schema WHERE version = 4;",
+                guard.schema
+            ))
+            .unwrap();
+    }
+    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+    check_upgraded_chains(&storage, logs);
+}
+
+fn check_upgraded_chains(storage: &dyn Storage, logs: Vec<(String, Device, Vec<PushBlob>)>) {
+    for (ws, device, mut blobs) in logs {
+        check_chains(storage, &ws, &chains_of(&blobs));
+        let next = blob(9, ws.as_bytes());
+        storage.push(&device, std::slice::from_ref(&next), 0).unwrap();
+        blobs.push(next);
+        check_chains(storage, &ws, &chains_of(&blobs));
+    }
+}
+
+/// `restore` refuses a database in use and a file that is not a backup, and keeps the
+/// database it replaces.
+#[test]
+fn a_restore_refuses_a_database_in_use_and_keeps_the_one_it_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup.sqlite3");
+    let (ws, device) = {
+        let storage = SqliteStorage::open_in_dir(dir.path()).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let device = device_in(&storage, &ws);
+        storage
+            .push(&device, &[blob(1, b"in the backup")], 0)
+            .unwrap();
+        storage.backup_to(&backup).unwrap();
+        storage.push(&device, &[blob(2, b"after it")], 0).unwrap();
+        assert!(matches!(
+            SqliteStorage::restore_from(dir.path(), &backup).unwrap_err(),
+            StorageError::Conflict(_)
+        ));
+        (ws, device)
+    };
+    let junk = dir.path().join("notes.txt");
+    std::fs::write(&junk, "not a database").unwrap();
+    assert!(matches!(
+        SqliteStorage::restore_from(dir.path(), &junk).unwrap_err(),
+        StorageError::Invalid(_)
+    ));
+    let kept = SqliteStorage::restore_from(dir.path(), &backup).unwrap();
+    let restored = SqliteStorage::open_in_dir(dir.path()).unwrap();
+    assert_eq!(restored.pull(&ws, 0, u64::MAX, 10).unwrap().head, 1);
+    let replaced = SqliteStorage::open(&kept).unwrap();
+    assert_eq!(replaced.pull(&ws, 0, u64::MAX, 10).unwrap().head, 2);
+    drop(device);
+}
 
 // SQLite-specific: the file on disk.
 

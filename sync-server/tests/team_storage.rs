@@ -514,7 +514,7 @@ fn a_schema_2_sqlite_file_upgrades_to_the_team_log_and_takes_its_genesis() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, waymark_server::storage::sqlite::SCHEMA_VERSION);
 }
 
 #[test]
@@ -562,7 +562,7 @@ fn a_schema_2_postgres_database_upgrades_to_the_team_log_and_takes_its_genesis()
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, waymark_server::storage::postgres::SCHEMA_VERSION);
 }
 
 /// Runs every named test once per backend: `sqlite::name` and `postgres::name`.

@@ -21,18 +21,6 @@ fn team_behind(server: &Server, names: &[&str]) -> (HostileServer, Vec<Device>, 
     (hostile, devices, ws)
 }
 
-/// The server's id of the device called `name`, as `viewer` knows the team.
-fn id_of(viewer: &Device, ws: &str, name: &str) -> String {
-    viewer
-        .store
-        .team(ws)
-        .unwrap()
-        .into_iter()
-        .find(|m| m.name == name)
-        .unwrap_or_else(|| panic!("{name} is not in the team"))
-        .device_id
-}
-
 /// Every envelope the devices got the server to accept.
 fn envelopes_accepted(hostile: &HostileServer) -> Vec<proto::KeyEnvelope> {
     let mut out = Vec::new();
@@ -736,6 +724,8 @@ fn answers_the_server_makes_up_itself_are_checked_like_any_other() {
                 more: false,
                 head: 1_000,
                 team_version: 0,
+                chain_after: None,
+                chain_last: None,
             }),
         })
     });

@@ -313,6 +313,21 @@ CREATE TABLE restricted_keys (
 UPDATE set_aside SET held = 'key' WHERE blob IS NOT NULL;
 ";
 
+/// Restores from backup (issue 13): the chain hash of the server's blob log at this device's
+/// cursor, marks (a sequence number and the hash there) to go back to when the log is rewound,
+/// and the last sequence number each document was seen at on the server (0: before this
+/// version), which tells what to send again.
+const V7: &str = "
+ALTER TABLE memberships ADD COLUMN cursor_chain BLOB;
+CREATE TABLE chain_marks (
+    workspace_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    chain BLOB NOT NULL,
+    PRIMARY KEY (workspace_id, seq)
+) WITHOUT ROWID;
+ALTER TABLE documents ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -338,6 +353,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 6,
         sql: V6,
+    },
+    Migration {
+        version: 7,
+        sql: V7,
     },
 ];
 

@@ -52,7 +52,8 @@ fn v1_file(dir: &Path) -> (PathBuf, String, String) {
     conn.execute_batch(
         "INSERT INTO main.meta SELECT * FROM donor.meta WHERE key = 'actor';
          INSERT INTO main.workspaces(id, created_at) SELECT id, created_at FROM donor.workspaces;
-         INSERT INTO main.documents SELECT * FROM donor.documents;
+         INSERT INTO main.documents SELECT n, id, workspace_id, kind, snapshot, heads, chunk_count
+            FROM donor.documents;
          INSERT INTO main.doc_chunks SELECT * FROM donor.doc_chunks;
          DETACH DATABASE donor;",
     )

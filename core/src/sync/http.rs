@@ -251,7 +251,10 @@ impl Server {
                         (Call::Enroll, _) => {
                             Error::InvalidInvite("the server does not know this invite".into())
                         }
-                        (Call::Device, _) => Error::DeviceRevoked,
+                        (Call::Device, proto::codes::DEVICE_REVOKED) => Error::DeviceRevoked,
+                        // Not a revocation: the token is unknown to this server (a restore
+                        // from backup, another server at the address) or never reached it.
+                        (Call::Device, _) => Error::DeviceUnknown,
                     }));
                 }
                 StatusCode::TOO_MANY_REQUESTS => {

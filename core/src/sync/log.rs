@@ -46,6 +46,10 @@ pub enum AlertKind {
     /// The server lists, for a device of the team, keys other than those the team log names
     /// (a server that wants keys sealed to a key of its own).
     Substituted,
+    /// The server's blob log no longer holds what this device synced (restored from a backup,
+    /// or a new database): this device sent its records again and pulled from where the two
+    /// logs still agree. Not an attack by itself; nothing was lost.
+    Rewound,
 }
 
 impl AlertKind {
@@ -58,6 +62,7 @@ impl AlertKind {
             AlertKind::Withheld => "withheld",
             AlertKind::WrongTeam => "wrong_team",
             AlertKind::Substituted => "substituted",
+            AlertKind::Rewound => "rewound",
         }
     }
 
@@ -69,6 +74,7 @@ impl AlertKind {
             AlertKind::Withheld,
             AlertKind::WrongTeam,
             AlertKind::Substituted,
+            AlertKind::Rewound,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -13,6 +13,7 @@ pub(crate) mod http;
 pub(crate) mod log;
 mod pace;
 mod prepare;
+mod restore;
 pub(crate) mod team;
 
 use std::collections::{BTreeSet, HashMap};
@@ -71,6 +72,8 @@ pub struct SyncReport {
     pub duration_ms: u64,
     /// Blobs set aside during this sync.
     pub set_aside: Vec<SetAside>,
+    /// Records sent again because the server's log was rewound (restored from a backup).
+    pub resent: u64,
     /// Held blobs whose bytes were dropped during this sync because this device keeps at most
     /// 16 MiB of them per workspace (oldest first).
     pub set_aside_dropped: u64,
@@ -134,6 +137,18 @@ struct Page {
     head: u64,
     team_version: u64,
     bytes_down: u64,
+    chain_after: Option<proto::ChainHash>,
+    chain_last: Option<proto::ChainHash>,
+}
+
+/// How a pull ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pulled {
+    /// Caught up with the server's log.
+    CaughtUp,
+    /// The server's log does not continue what this device synced with (see `restore`);
+    /// nothing was applied.
+    Rewound,
 }
 
 /// What applying blobs in one transaction gathers, to act on once it has committed.
@@ -162,13 +177,7 @@ impl Applying {
         if let Some(c) = self.coordinator {
             return Ok(c);
         }
-        let own = team::own_keys(tx, workspace)?.sign_public();
-        let c = tx
-            .prepare_cached(
-                "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
-                   AND role = 'coordinator' AND revoked_after_seq IS NULL",
-            )?
-            .exists(params![workspace, own.as_slice()])?;
+        let c = team::is_coordinator(tx, workspace)?;
         self.coordinator = Some(c);
         Ok(c)
     }
@@ -406,20 +415,7 @@ impl Store {
             for (id, kind) in docs {
                 let kind = crate::model::RecordKind::parse(&kind)
                     .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
-                let restricted = crate::store::projection::is_restricted(&tx, &id)?;
-                let snapshot: Vec<u8> = tx.query_row(
-                    "SELECT snapshot FROM documents WHERE id = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )?;
-                crate::store::outbox::enqueue(&tx, workspace, &id, kind, &snapshot, restricted)?;
-                let chunks: Vec<Vec<u8>> = tx
-                    .prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?
-                    .query_map(params![id], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                for c in chunks {
-                    crate::store::outbox::enqueue(&tx, workspace, &id, kind, &c, restricted)?;
-                }
+                restore::queue_whole(&tx, workspace, &id, kind)?;
             }
             tx.commit()?;
             Ok(())
@@ -429,8 +425,10 @@ impl Store {
     /// Syncs every connected workspace: push, then pull until caught up. Blocking; safe to
     /// call at any time and again after a failure or a cut.
     ///
-    /// Fails with `DeviceRevoked` if a server refused this device (that workspace stops
-    /// syncing; others were still synced), with `Network` if a server stayed unreachable.
+    /// Fails with `DeviceRevoked` if a server revoked this device (that workspace stops
+    /// syncing; others were still synced), with `DeviceUnknown` if a server does not know it
+    /// (nothing is deleted; tried again next time), with `Network` if a server stayed
+    /// unreachable.
     pub fn sync(&self) -> Result<SyncReport> {
         self.sync_with(&SyncOptions::default())
     }
@@ -474,6 +472,8 @@ impl Store {
                     })?;
                     first_error.get_or_insert(Error::DeviceRevoked);
                 }
+                // A server that does not know this device (a restore, a proxy dropping the
+                // header) is not a revocation: the outbox stays, and the next sync tries again.
                 Err(e @ Error::Cancelled) => return Err(e),
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -539,7 +539,18 @@ impl Store {
             // pulled could be checked against the team.
             return Ok(());
         }
-        self.pull(&server, m, opts, report, changed)?;
+        if self.pull(&server, m, opts, report, changed)? == Pulled::Rewound {
+            // Restored from a backup: send again what the server lost, then pull from where
+            // its log and this device's still agree.
+            report.resent += self.recover_rewound(&server, m)?;
+            self.push(&server, m, opts, report)?;
+            if self.pull(&server, m, opts, report, changed)? == Pulled::Rewound {
+                return Err(Error::Network(
+                    "the server's log changed again while this device caught up with a restore"
+                        .into(),
+                ));
+            }
+        }
         if self.take_repull(&m.workspace)? {
             // Made a coordinator during this pull: read what it could not open before.
             self.pull(&server, m, opts, report, changed)?;
@@ -566,7 +577,8 @@ impl Store {
     fn take_repull(&self, workspace: &str) -> Result<bool> {
         self.with_writer(|w| {
             Ok(w.conn.execute(
-                "UPDATE memberships SET repull = 0, cursor = 0 WHERE workspace_id = ?1 AND repull = 1",
+                "UPDATE memberships SET repull = 0, cursor = 0, cursor_chain = NULL
+                 WHERE workspace_id = ?1 AND repull = 1",
                 params![workspace],
             )? > 0)
         })
@@ -653,6 +665,8 @@ impl Store {
             }
             let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
             let blobs: Vec<proto::PushBlob> = batch.into_iter().map(|(_, b)| b).collect();
+            let sent: Vec<(proto::DocId, proto::ContentId)> =
+                blobs.iter().map(|b| (b.doc_id, b.content_id)).collect();
             let n = blobs.len();
             let resp = match server.try_post::<_, proto::PushResponse>(
                 Call::Device,
@@ -692,25 +706,32 @@ impl Store {
                         del.execute(params![id])?;
                     }
                 }
+                for ((doc, _), &seq) in sent.iter().zip(&resp.body.assigned) {
+                    restore::seen_at(&tx, &hex::encode(doc), seq)?;
+                }
                 // Sequence numbers are gap-free: if ours directly follow the cursor, nobody
                 // else's blob lies in between, and pulling them back would only echo what this
-                // device already has.
-                let cursor: i64 = tx.query_row(
-                    "SELECT cursor FROM memberships WHERE workspace_id = ?1",
-                    params![m.workspace],
-                    |r| r.get(0),
-                )?;
+                // device already has. The chain hash there follows from ours.
+                let at = restore::CursorChain::read(&tx, &m.workspace)?;
                 let follows = resp
                     .body
                     .assigned
                     .iter()
                     .enumerate()
-                    .all(|(i, &seq)| seq_sql(seq) == cursor + 1 + i as i64);
+                    .all(|(i, &seq)| seq == at.cursor + 1 + i as u64);
                 if follows {
+                    let chain = at.expected().map(|mut chain| {
+                        for (i, (_, content_id)) in sent.iter().enumerate() {
+                            chain = proto::chain_next(&chain, at.cursor + 1 + i as u64, content_id);
+                        }
+                        chain
+                    });
+                    let cursor = at.cursor + n as u64;
                     tx.execute(
                         "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
-                        params![m.workspace, cursor + n as i64],
+                        params![m.workspace, seq_sql(cursor)],
                     )?;
+                    restore::record(&tx, &m.workspace, cursor, chain.as_ref())?;
                 }
                 tx.commit()?;
                 Ok(())
@@ -740,12 +761,12 @@ impl Store {
         opts: &SyncOptions,
         report: &mut SyncReport,
         changed: &mut BTreeSet<String>,
-    ) -> Result<()> {
+    ) -> Result<Pulled> {
         // Read now: the push may just have moved it past this device's own blobs.
-        let start: u64 = self.workspace_u64(
-            "SELECT cursor FROM memberships WHERE workspace_id = ?1",
-            &m.workspace,
-        )?;
+        let at = self.read(|c| restore::CursorChain::read(c, &m.workspace))?;
+        let start = at.cursor;
+        let mut first = true;
+        let mut chain = at.expected();
         let (mut done, mut bytes) = (0u64, 0u64);
         std::thread::scope(|s| {
             // A few pages wait while one is applied and one is fetched: memory stays bounded.
@@ -768,12 +789,21 @@ impl Store {
                     Some(page) => page,
                     None => match received.recv() {
                         Ok(page) => page,
-                        Err(_) => return Ok(()),
+                        Err(_) => return Ok(Pulled::CaughtUp),
                     },
                 };
                 let mut page: Page = page?;
                 if opts.cancelled() {
                     return Err(Error::Cancelled);
+                }
+                // The first answer shows where the server's log is at this device's cursor;
+                // the fetcher checks that each later page continues the one before.
+                if std::mem::take(&mut first) {
+                    if at.rewound(page.head, page.chain_after.as_ref()) {
+                        return Ok(Pulled::Rewound);
+                    }
+                    // A store from before chain hashes learns the one at its cursor now.
+                    chain = chain.or(page.chain_after);
                 }
                 let known_team = self.workspace_u64(
                     "SELECT team_version FROM memberships WHERE workspace_id = ?1",
@@ -795,9 +825,14 @@ impl Store {
                     let tx = w.conn.transaction()?;
                     let mut applying = Applying::default();
                     let mut in_tx = 0;
+                    let mut cursor = restore::CursorChain::read(&tx, &m.workspace)?.cursor;
                     loop {
                         report.bytes_down += page.bytes_down;
                         bytes += page.bytes_down;
+                        if let Some(last) = page.blobs.last() {
+                            cursor = last.seq;
+                            chain = page.chain_last;
+                        }
                         if !page.blobs.is_empty() {
                             self.apply_in(
                                 &tx,
@@ -824,6 +859,7 @@ impl Store {
                             Err(_) => break,
                         }
                     }
+                    restore::record(&tx, &m.workspace, cursor, chain.as_ref())?;
                     tx.commit()?;
                     applying.committed(w, report);
                     Ok(page.head)
@@ -851,12 +887,21 @@ impl Store {
         mut cursor: u64,
         pages: &SyncSender<Result<Page>>,
     ) {
+        let mut chain: Option<proto::ChainHash> = None;
         loop {
-            let page = self.fetch_page(server, m, opts, cursor);
+            let page = self.fetch_page(server, m, opts, cursor).and_then(|p| {
+                match (chain, p.chain_after) {
+                    (Some(before), Some(after)) if before != after => Err(Error::Network(
+                        "the server's log changed during the pull; sync again".into(),
+                    )),
+                    _ => Ok(p),
+                }
+            });
             let next = match &page {
                 Ok(p) if p.more => p.blobs.last().map(|b| b.seq),
                 _ => None,
             };
+            chain = page.as_ref().ok().and_then(|p| p.chain_last);
             if pages.send(page).is_err() {
                 return;
             }
@@ -897,6 +942,8 @@ impl Store {
             head: batch.head,
             team_version: batch.team_version,
             bytes_down: resp.bytes_down,
+            chain_after: batch.chain_after,
+            chain_last: batch.chain_last,
         })
     }
 
@@ -1112,6 +1159,9 @@ impl Store {
                             "DELETE FROM set_aside WHERE workspace_id = ?1 AND seq = ?2",
                         )?
                         .execute(params![workspace, seq_sql(b.seq)])?;
+                    }
+                    if advance && matches!(applied, Applied::Changed(_) | Applied::Unchanged) {
+                        restore::seen_at(tx, &doc_id, b.seq)?;
                     }
                     match applied {
                         Applied::Changed(stored) => {

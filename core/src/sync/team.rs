@@ -256,6 +256,16 @@ impl Authorship {
     }
 }
 
+/// Whether this device is a coordinator of the team log of `workspace`, not revoked.
+pub(crate) fn is_coordinator(c: &Connection, workspace: &str) -> Result<bool> {
+    let own = own_keys(c, workspace)?.sign_public();
+    Ok(c.prepare_cached(
+        "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
+           AND role = 'coordinator' AND revoked_after_seq IS NULL",
+    )?
+    .exists(params![workspace, own.as_slice()])?)
+}
+
 /// The key epoch the verified log is at, if this device has verified one.
 pub(crate) fn log_epoch(c: &Connection, workspace: &str) -> Result<Option<u32>> {
     Ok(c.query_row(
@@ -1539,7 +1549,8 @@ impl crate::store::PendingRevocation {
                 device_id: self.device_id.clone(),
             },
         ) {
-            Ok(_) | Err(Error::DeviceRevoked) => Ok(()),
+            // Revoked already, or unknown to the server: nothing left to revoke there.
+            Ok(_) | Err(Error::DeviceRevoked | Error::DeviceUnknown) => Ok(()),
             Err(e) => Err(e),
         }
     }

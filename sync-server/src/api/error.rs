@@ -99,7 +99,11 @@ impl From<StorageError> for ApiError {
                 codes::TOKEN_USED,
                 "the enrollment token was already used; ask for a new one",
             ),
-            StorageError::DeviceRevoked => Self::unauthorized("unknown or revoked device token"),
+            StorageError::DeviceRevoked => Self::new(
+                StatusCode::UNAUTHORIZED,
+                codes::DEVICE_REVOKED,
+                "this device was revoked; it may not sync with this workspace any more",
+            ),
             StorageError::Conflict(message) => {
                 Self::new(StatusCode::CONFLICT, codes::CONFLICT, message)
             }

@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for Authed {
                 ApiError::unauthorized("missing header `Authorization: Bearer <device token>`")
             })?
             .to_str()
-            .map_err(|_| ApiError::unauthorized("unknown or revoked device token"))?;
+            .map_err(|_| ApiError::unauthorized("unknown device token"))?;
         let token = value
             .strip_prefix(BEARER_PREFIX)
             .or_else(|| value.strip_prefix("bearer "))
@@ -49,7 +49,12 @@ impl FromRequestParts<AppState> for Authed {
         let device = state
             .blocking(move |storage| storage.authenticate(&hash))
             .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked device token"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unknown device token: this server does not know the device (restored from \
+                     a backup, or another server); enrol it again",
+                )
+            })?;
         if let Some(ctx) = parts.extensions.get::<RequestContext>() {
             let _ = ctx.device_id.set(device.id.clone());
         }

@@ -21,10 +21,10 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use waymark_protocol::{
     AppendRequest, AppendResponse, EnrollRequest, EnrollResponse, HEADER_REQUEST_ID, InviteRequest,
-    InviteResponse, KeysRequest, KeysResponse, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES, PATH_KEYS,
-    PATH_METRICS, PATH_PULL, PATH_PUSH, PATH_REVOKE, PATH_TEAM, PATH_TEAM_LOG, PullRequest,
-    PushRequest, PushResponse, QUERY_AFTER, QUERY_LOG_FROM, QUERY_MAX_BYTES, RevokeRequest,
-    RevokeResponse, content_id_of, limits, roles,
+    InviteResponse, KeysRequest, KeysResponse, PATH_CHAIN, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES,
+    PATH_KEYS, PATH_METRICS, PATH_PULL, PATH_PUSH, PATH_REVOKE, PATH_TEAM, PATH_TEAM_LOG,
+    PullRequest, PushRequest, PushResponse, QUERY_AFTER, QUERY_AT, QUERY_LOG_FROM, QUERY_MAX_BYTES,
+    RevokeRequest, RevokeResponse, content_id_of, limits, roles,
 };
 
 use self::error::{ApiError, ErrorCode, cbor, cbor_bytes};
@@ -126,6 +126,7 @@ pub fn app(state: AppState) -> Router {
         .route(PATH_INVITES, post(invite))
         .route(PATH_PUSH, post(push))
         .route(PATH_PULL, get(pull))
+        .route(PATH_CHAIN, get(chain))
         .route(PATH_TEAM, get(team))
         .route(PATH_TEAM_LOG, post(append_team_log))
         .route(PATH_KEYS, post(keys))
@@ -154,6 +155,7 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         PATH_INVITES,
         PATH_PUSH,
         PATH_PULL,
+        PATH_CHAIN,
         PATH_TEAM,
         PATH_TEAM_LOG,
         PATH_KEYS,
@@ -649,6 +651,46 @@ async fn pull(
         StatusCode::OK,
         axum::body::Bytes::from(buffer).slice(start..),
     ))
+}
+
+/// Parses the chain query string: `at`, comma-separated sequence numbers (1 to
+/// [`limits::MAX_CHAIN_QUERY`] of them). Unknown parameters are ignored.
+pub fn parse_chain_query(raw: Option<&str>) -> Result<Vec<u64>, ApiError> {
+    let mut at = None;
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != QUERY_AT {
+            continue;
+        }
+        if at.is_some() {
+            return Err(ApiError::bad_request("`at` is given more than once"));
+        }
+        let seqs = value
+            .split(',')
+            .map(|v| parse_number(QUERY_AT, v, Overflow::Reject))
+            .collect::<Result<Vec<u64>, ApiError>>()?;
+        if seqs.len() > limits::MAX_CHAIN_QUERY {
+            return Err(ApiError::bad_request(format!(
+                "`at` names {} sequence numbers; at most {} per request",
+                seqs.len(),
+                limits::MAX_CHAIN_QUERY
+            )));
+        }
+        at = Some(seqs);
+    }
+    at.ok_or_else(|| ApiError::bad_request("`at` (comma-separated sequence numbers) is required"))
+}
+
+async fn chain(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let seqs = parse_chain_query(query.as_deref())?;
+    let answer = state
+        .blocking(move |s| s.chain(&device.workspace_id, &seqs))
+        .await?;
+    Ok(cbor(StatusCode::OK, &answer))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

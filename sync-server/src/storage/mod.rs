@@ -15,7 +15,10 @@
 //! - a workspace's team (devices, their keys and roles, the key epoch and the wrapped keys) has
 //!   a version that grows with every enrollment, revocation and key upload, and a device's
 //!   `revoked_at_seq` is the head sequence number when its revocation committed: no blob of it
-//!   gets a higher number.
+//!   gets a higher number;
+//! - every blob keeps the chain hash of the log up to it ([`waymark_protocol::chain_next`]),
+//!   computed when its number is assigned: a log rewound by a restore and written again shows
+//!   devices other hashes for the numbers they had seen.
 
 pub mod postgres;
 pub mod pull_page;
@@ -26,7 +29,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use waymark_protocol::{
-    AppendRequest, KeysRequest, PublicKey, PullResponse, PushBlob, TeamResponse, roles,
+    AppendRequest, CHAIN_START, ChainHash, ChainResponse, ContentId, KeysRequest, PublicKey,
+    PullResponse, PushBlob, TeamResponse, chain_next, roles,
 };
 
 /// SHA-256 of a token: the only form in which device and enrollment tokens are stored.
@@ -241,7 +245,8 @@ pub trait Storage: Send + Sync + 'static {
         now: i64,
     ) -> StorageResult<Enrolled>;
 
-    /// Finds the device holding a token; `None` if the token is unknown or the device revoked.
+    /// Finds the device holding a token; `None` if the token is unknown,
+    /// [`StorageError::DeviceRevoked`] if its device was revoked.
     fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>>;
 
     /// The team of `caller`'s workspace, with the key envelopes sealed to `caller` and the team
@@ -293,6 +298,10 @@ pub trait Storage: Send + Sync + 'static {
         Ok(pull_page::EncodedPull::from_response(&page))
     }
 
+    /// The head of `workspace_id`'s log and the chain hash at each of `seqs` up to it, in the
+    /// order asked (numbers beyond the head are left out).
+    fn chain(&self, workspace_id: &str, seqs: &[u64]) -> StorageResult<ChainResponse>;
+
     /// Records that a device synced at `now`.
     fn touch_device(&self, device_id: &str, now: i64) -> StorageResult<()>;
 
@@ -328,6 +337,34 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Checks that the database answers.
     fn health(&self) -> StorageResult<()>;
+}
+
+/// Chain hashes computed over blobs read in (workspace, sequence) order, for the migration that
+/// gives blobs stored before chain hashes theirs.
+#[derive(Debug, Default)]
+pub(crate) struct ChainFill {
+    at: Option<(i64, ChainHash)>,
+}
+
+impl ChainFill {
+    /// The chain hash of blob `seq` of workspace row `workspace`, the next in order.
+    pub(crate) fn next(&mut self, workspace: i64, seq: u64, content_id: &ContentId) -> ChainHash {
+        let prev = match self.at {
+            Some((w, chain)) if w == workspace => chain,
+            _ => CHAIN_START,
+        };
+        let chain = chain_next(&prev, seq, content_id);
+        self.at = Some((workspace, chain));
+        chain
+    }
+}
+
+/// The device a token authenticated, unless it was revoked (`revoked`).
+pub(crate) fn live_or_revoked((device, revoked): (Device, bool)) -> StorageResult<Device> {
+    match revoked {
+        true => Err(StorageError::DeviceRevoked),
+        false => Ok(device),
+    }
 }
 
 /// Why an enrollment with a key already used in the workspace is refused.

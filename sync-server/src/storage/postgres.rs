@@ -42,16 +42,16 @@ use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Transaction};
 use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
-    AppendRequest, KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice,
-    TeamResponse,
+    AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, KeyEnvelope, KeysRequest,
+    PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse, chain_next,
 };
 
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
-    CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
-    Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
-    check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob, keys_kept_in_log,
-    stored_key,
+    ChainFill, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice,
+    PushOutcome, Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage,
+    check_keys, check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob,
+    keys_kept_in_log, live_or_revoked, stored_key,
 };
 use crate::tokens;
 
@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/001_initial.sql"),
     include_str!("migrations/postgres/002_team.sql"),
     include_str!("migrations/postgres/003_team_log.sql"),
+    include_str!("migrations/postgres/004_chain.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -434,8 +435,50 @@ fn migrate(client: &mut Client) -> StorageResult<()> {
             &[&version, &now],
         )?;
     }
+    if found < CHAIN_SCHEMA {
+        backfill_chain_postgres(&mut tx)?;
+    }
     tx.commit()?;
     Ok(())
+}
+
+/// The first schema whose blobs carry their chain hash.
+const CHAIN_SCHEMA: i64 = 4;
+
+/// Fills in the chain hash of blobs stored before schema 4, workspace by workspace in sequence
+/// order (see [`ChainFill`]).
+fn backfill_chain_postgres(tx: &mut Transaction<'_>) -> StorageResult<()> {
+    let rows = tx.query(
+        "SELECT workspace, seq, content_id FROM blobs ORDER BY workspace, seq",
+        &[],
+    )?;
+    let update = tx.prepare("UPDATE blobs SET chain = $3 WHERE workspace = $1 AND seq = $2")?;
+    let mut fill = ChainFill::default();
+    for row in rows {
+        let (workspace, seq): (i64, i64) = (row.get(0), row.get(1));
+        let chain = fill.next(workspace, to_u64(seq), &fixed(row.get(2))?);
+        tx.execute(&update, &[&workspace, &seq, &&chain[..]])?;
+    }
+    Ok(())
+}
+
+/// The chain hash of the blob at `seq` in `workspace` (row key), [`CHAIN_START`] for 0; `None`
+/// beyond the head.
+fn chain_at(
+    tx: &mut Transaction<'_>,
+    workspace: i64,
+    seq: u64,
+) -> StorageResult<Option<ChainHash>> {
+    if seq == 0 {
+        return Ok(Some(CHAIN_START));
+    }
+    let chain: Option<Option<Vec<u8>>> = tx
+        .query_opt(
+            "SELECT chain FROM blobs WHERE workspace = $1 AND seq = $2",
+            &[&workspace, &to_i64(seq)],
+        )?
+        .map(|row| row.get(0));
+    chain.flatten().map(fixed).transpose()
 }
 
 fn workspace_key(tx: &mut Transaction<'_>, workspace_id: &str) -> StorageResult<i64> {
@@ -670,18 +713,22 @@ impl Storage for PostgresStorage {
     fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>> {
         self.with_client(|client| {
             // One statement is one snapshot: no transaction needed.
-            Ok(client
+            client
                 .query_opt(
-                    "SELECT d.public_id, w.public_id, d.role
+                    "SELECT d.public_id, w.public_id, d.role, d.revoked_at IS NOT NULL
                      FROM devices d JOIN workspaces w ON w.id = d.workspace
-                     WHERE d.token_hash = $1 AND d.revoked_at IS NULL",
+                     WHERE d.token_hash = $1",
                     &[&&device_token[..]],
                 )?
-                .map(|row| Device {
-                    id: row.get(0),
-                    workspace_id: row.get(1),
-                    role: row.get(2),
-                }))
+                .map(|row| {
+                    let device = Device {
+                        id: row.get(0),
+                        workspace_id: row.get(1),
+                        role: row.get(2),
+                    };
+                    live_or_revoked((device, row.get(3)))
+                })
+                .transpose()
         })
     }
 
@@ -718,9 +765,11 @@ impl Storage for PostgresStorage {
             )?;
             let insert = tx.prepare(
                 "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
-                                    ciphertext, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                    ciphertext, created_at, chain)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )?;
+            let mut chain = chain_at(tx, workspace, to_u64(head))?
+                .ok_or_else(|| backend(format!("the blob at the head {head} has no chain hash")))?;
             let supersede = tx.prepare(
                 "UPDATE blobs SET superseded_by = $1, superseded_at = $2
                  WHERE workspace = $3 AND doc_id = $4 AND seq <= $5 AND seq < $1
@@ -744,6 +793,7 @@ impl Storage for PostgresStorage {
                 }
                 check_new_blob(index, blob, epoch, log_len > 0, &role)?;
                 head += 1;
+                chain = chain_next(&chain, to_u64(head), &blob.content_id);
                 let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
                 tx.execute(
                     &insert,
@@ -757,6 +807,7 @@ impl Storage for PostgresStorage {
                         &size,
                         &blob.ciphertext,
                         &now,
+                        &&chain[..],
                     ],
                 )?;
                 if let Some(covered) = blob.supersedes {
@@ -823,9 +874,11 @@ impl Storage for PostgresStorage {
                 used = used.saturating_add(size);
             }
             let mut blobs = Vec::with_capacity(count);
+            let mut chain_last = None;
             if let Some(last) = last {
                 let rows = tx.query(
-                    "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.ciphertext, d.public_id
+                    "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.ciphertext, d.public_id,
+                            b.chain
                      FROM blobs b JOIN devices d ON d.id = b.device
                      WHERE b.workspace = $1 AND b.seq > $2 AND b.seq <= $3
                        AND b.ciphertext IS NOT NULL
@@ -841,13 +894,44 @@ impl Storage for PostgresStorage {
                         ciphertext: row.get(4),
                         device_id: row.get(5),
                     });
+                    chain_last = row.get::<_, Option<Vec<u8>>>(6).map(fixed).transpose()?;
                 }
             }
+            let chain_after = match after <= to_u64(head) {
+                true => chain_at(tx, workspace, after)?,
+                false => None,
+            };
             Ok(PullResponse {
                 blobs,
                 more,
                 head: to_u64(head),
                 team_version: to_u64(team_version),
+                chain_after,
+                chain_last,
+            })
+        })
+    }
+
+    fn chain(&self, workspace_id: &str, seqs: &[u64]) -> StorageResult<ChainResponse> {
+        self.read(|tx| {
+            let (workspace, head): (i64, i64) = tx
+                .query_opt(
+                    "SELECT id, head_seq FROM workspaces WHERE public_id = $1",
+                    &[&workspace_id],
+                )?
+                .map(|row| (row.get(0), row.get(1)))
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {workspace_id}"),
+                })?;
+            let mut marks = Vec::with_capacity(seqs.len());
+            for &seq in seqs.iter().filter(|&&s| s <= to_u64(head)) {
+                if let Some(chain) = chain_at(tx, workspace, seq)? {
+                    marks.push(ChainMark { seq, chain });
+                }
+            }
+            Ok(ChainResponse {
+                head: to_u64(head),
+                marks,
             })
         })
     }
@@ -1097,10 +1181,14 @@ impl Storage for PostgresStorage {
             )?;
             let mut stored_envelopes = 0;
             for envelope in &request.envelopes {
+                // For a device lost in a restore: nobody could fetch it.
+                let Some(device) = rows.get(envelope.device_id.as_str()).copied() else {
+                    continue;
+                };
                 stored_envelopes += tx.execute(
                     &insert,
                     &[
-                        &row_of(&envelope.device_id)?,
+                        &device,
                         &i64::from(envelope.epoch),
                         &envelope.sealed_key,
                         &&envelope.signer_key[..],

@@ -11,7 +11,7 @@
 //! declaration order, integers in their shortest form and byte strings for the `serde_bytes`
 //! fields: the encoding ciborium gives those types.
 
-use waymark_protocol::{ContentId, DocId, PullResponse, PulledBlob};
+use waymark_protocol::{ChainHash, ContentId, DocId, PullResponse, PulledBlob};
 
 /// Room kept in front of the blobs for the answer's opening (map header, `"blobs"` and the array
 /// header), written once the number of blobs is known: 1 + 6 + at most 9 bytes.
@@ -25,6 +25,7 @@ const ARRAY: u8 = 4;
 const MAP: u8 = 5;
 const FALSE: u8 = 0xf4;
 const TRUE: u8 = 0xf5;
+const NULL: u8 = 0xf6;
 
 /// A pull answer in its wire form, and how many blobs it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,13 @@ impl EncodedPull {
         for blob in &page.blobs {
             writer.blob(&BlobRef::from(blob));
         }
-        writer.finish(page.more, page.head, page.team_version)
+        writer.finish(&PageEnd {
+            more: page.more,
+            head: page.head,
+            team_version: page.team_version,
+            chain_after: page.chain_after,
+            chain_last: page.chain_last,
+        })
     }
 
     /// The CBOR bytes of the answer.
@@ -86,6 +93,21 @@ impl<'a> From<&'a PulledBlob> for BlobRef<'a> {
             device_id: &blob.device_id,
         }
     }
+}
+
+/// What a pull answer says after its blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageEnd {
+    /// Whether blobs after the last one exist.
+    pub more: bool,
+    /// The head sequence number.
+    pub head: u64,
+    /// The team's version.
+    pub team_version: u64,
+    /// The chain hash at the pull's `after`, if within the log.
+    pub chain_after: Option<ChainHash>,
+    /// The chain hash at the last blob of the page, if any.
+    pub chain_last: Option<ChainHash>,
 }
 
 /// Writes a pull answer blob by blob; [`finish`](Self::finish) adds what is known only at the
@@ -134,18 +156,22 @@ impl PullPageWriter {
         self.blobs == 0
     }
 
-    /// Ends the answer with the page's flags.
-    pub fn finish(mut self, more: bool, head_seq: u64, team_version: u64) -> EncodedPull {
+    /// Ends the answer with what follows the blobs.
+    pub fn finish(mut self, end: &PageEnd) -> EncodedPull {
         let out = &mut self.out;
         text(out, "more");
-        out.push(if more { TRUE } else { FALSE });
+        out.push(if end.more { TRUE } else { FALSE });
         text(out, "head");
-        head(out, UNSIGNED, head_seq);
+        head(out, UNSIGNED, end.head);
         text(out, "team_version");
-        head(out, UNSIGNED, team_version);
+        head(out, UNSIGNED, end.team_version);
+        text(out, "chain_after");
+        optional_bytes(out, end.chain_after.as_ref());
+        text(out, "chain_last");
+        optional_bytes(out, end.chain_last.as_ref());
 
         let mut opening = Vec::with_capacity(PREFIX);
-        head(&mut opening, MAP, 4);
+        head(&mut opening, MAP, 6);
         text(&mut opening, "blobs");
         head(&mut opening, ARRAY, self.blobs as u64);
         // At most 16 bytes by construction (see PREFIX).
@@ -188,6 +214,13 @@ fn text(out: &mut Vec<u8>, value: &str) {
 fn bytes(out: &mut Vec<u8>, value: &[u8]) {
     head(out, BYTES, value.len() as u64);
     out.extend_from_slice(value);
+}
+
+fn optional_bytes(out: &mut Vec<u8>, value: Option<&ChainHash>) {
+    match value {
+        Some(v) => bytes(out, v),
+        None => out.push(NULL),
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +273,8 @@ mod tests {
                     more: n % 2 == 0,
                     head: n,
                     team_version: n / 3,
+                    chain_after: (n % 3 == 0).then_some([n as u8; 32]),
+                    chain_last: (count > 0).then_some([count as u8; 32]),
                 };
                 let encoded = EncodedPull::from_response(&page);
                 assert_eq!(encoded.as_bytes(), &encode(&page)[..], "{count} blobs, {n}");

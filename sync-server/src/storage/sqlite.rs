@@ -34,17 +34,17 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
-    AppendRequest, KeyEnvelope, KeysRequest, PullResponse, PulledBlob, PushBlob, TeamDevice,
-    TeamResponse,
+    AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, KeyEnvelope, KeysRequest,
+    PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse, chain_next,
 };
 
-use super::pull_page::{BlobRef, EncodedPull, PullPageWriter};
+use super::pull_page::{BlobRef, EncodedPull, PageEnd, PullPageWriter};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
-    CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice, PushOutcome,
-    Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage, check_keys,
-    check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob, keys_kept_in_log,
-    stored_key,
+    ChainFill, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice,
+    PushOutcome, Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage,
+    check_keys, check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob,
+    keys_kept_in_log, live_or_revoked, stored_key,
 };
 use crate::tokens;
 
@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_team.sql"),
     include_str!("migrations/003_team_log.sql"),
+    include_str!("migrations/004_chain.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -175,30 +176,70 @@ impl SqliteStorage {
         result
     }
 
+    /// Puts the backup `from` in place of the database in `data_dir`, which no process may have
+    /// open (a running `serve` is refused). The backup is checked first (a Waymark database
+    /// this build can open, intact) and copied, not moved; the database it replaces is kept
+    /// beside it under a `.replaced-<unix time>` name, which is returned. The old database's
+    /// journals go with it: a write-ahead log left beside the restored file would be replayed
+    /// into it.
+    pub fn restore_from(data_dir: &Path, from: &Path) -> StorageResult<PathBuf> {
+        let io = |context: String| move |source| StorageError::Io { context, source };
+        check_backup(from)?;
+        let live = data_dir.join(DATABASE_FILE);
+        let kept = data_dir.join(format!("{DATABASE_FILE}.replaced-{}", tokens::now()));
+        if live.exists() {
+            // An exclusive lock on the live database: refused while `serve` (or anything) has
+            // it open. Its log is folded into the file, so the kept copy stands alone.
+            let conn = Connection::open(&live)?;
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+            conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
+                .map_err(|_| in_use(&live))?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .ok()
+            .filter(|busy| *busy == 0)
+            .ok_or_else(|| in_use(&live))?;
+            conn.pragma_update(None, "journal_mode", "DELETE")?;
+            drop(conn);
+        }
+        let incoming = data_dir.join(format!("{DATABASE_FILE}.restoring"));
+        let _ = std::fs::remove_file(&incoming);
+        crate::files::create_private(&incoming)
+            .map_err(io(format!("creating {}", incoming.display())))?;
+        let copied = (|| -> StorageResult<()> {
+            let source = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            let mut target = Connection::open(&incoming)?;
+            copy_database(&source, &mut target)?;
+            target.pragma_update(None, "journal_mode", "DELETE")?;
+            Ok(())
+        })();
+        if let Err(err) = copied {
+            let _ = std::fs::remove_file(&incoming);
+            return Err(err);
+        }
+        if live.exists() {
+            std::fs::rename(&live, &kept).map_err(io(format!("keeping {}", live.display())))?;
+        }
+        for journal in ["-wal", "-shm", "-journal"] {
+            let path = data_dir.join(format!("{DATABASE_FILE}{journal}"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(io(format!("removing {}", path.display()))(err)),
+            }
+        }
+        std::fs::rename(&incoming, &live).map_err(io(format!("restoring {}", live.display())))?;
+        if let Ok(dir) = std::fs::File::open(data_dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(kept)
+    }
+
     fn backup_into(&self, dest: &Path) -> StorageResult<()> {
         let source = self.checkout()?;
         let mut target = Connection::open(dest)?;
-        {
-            // All pages in one step: one consistent read snapshot (WAL readers never block the
-            // writer), and no restart loop when pushes keep arriving during the copy.
-            use rusqlite::backup::{Backup, StepResult};
-            let backup = Backup::new(&source, &mut target)?;
-            let mut attempts = 0;
-            loop {
-                match backup.step(-1)? {
-                    StepResult::Done => break,
-                    StepResult::More | StepResult::Busy | StepResult::Locked if attempts < 100 => {
-                        attempts += 1;
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    _ => {
-                        return Err(StorageError::Backend(
-                            "the backup could not get a consistent read of the database".into(),
-                        ));
-                    }
-                }
-            }
-        }
+        copy_database(&source, &mut target)?;
         self.checkin(source);
         // The copy is a standalone file: no -wal/-shm companions needed to read it.
         target.pragma_update(None, "journal_mode", "DELETE")?;
@@ -292,9 +333,109 @@ fn migrate(conn: &mut Connection) -> StorageResult<()> {
     for script in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
         tx.execute_batch(script)?;
     }
+    if found < CHAIN_SCHEMA {
+        backfill_chain_sqlite(&tx)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+/// Copies every page of `source` into `target` with SQLite's online backup API.
+fn copy_database(source: &Connection, target: &mut Connection) -> StorageResult<()> {
+    // All pages in one step: one consistent read snapshot (WAL readers never block the
+    // writer), and no restart loop when pushes keep arriving during the copy.
+    use rusqlite::backup::{Backup, StepResult};
+    let backup = Backup::new(source, target)?;
+    let mut attempts = 0;
+    loop {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More | StepResult::Busy | StepResult::Locked if attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {
+                return Err(StorageError::Backend(
+                    "the backup could not get a consistent read of the database".into(),
+                ));
+            }
+        }
+    }
+}
+
+/// Checks that `path` is a Waymark server database this build can open, and intact.
+fn check_backup(path: &Path) -> StorageResult<()> {
+    let not_a_backup = |why: &str| {
+        StorageError::Invalid(format!(
+            "{} is not a backup of this server's database: {why}",
+            path.display()
+        ))
+    };
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|_| not_a_backup("it cannot be opened"))?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(|_| not_a_backup("it is not an SQLite database"))?;
+    if check != "ok" {
+        return Err(not_a_backup("it is damaged (quick_check failed)"));
+    }
+    check_not_newer(&conn)?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+         AND name IN ('workspaces', 'devices', 'blobs')",
+        [],
+        |row| row.get(0),
+    )?;
+    if tables != 3 {
+        return Err(not_a_backup("it has no workspaces, devices and blobs"));
+    }
+    Ok(())
+}
+
+fn in_use(live: &Path) -> StorageError {
+    StorageError::Conflict(format!(
+        "{} is in use (is `serve` running?): stop the server before restoring",
+        live.display()
+    ))
+}
+
+/// The first schema whose blobs carry their chain hash.
+const CHAIN_SCHEMA: i64 = 4;
+
+/// Fills in the chain hash of blobs stored before schema 4, workspace by workspace in sequence
+/// order (see [`ChainFill`]).
+fn backfill_chain_sqlite(tx: &Connection) -> StorageResult<()> {
+    let mut fill = ChainFill::default();
+    let mut rows = Vec::new();
+    {
+        let mut stmt =
+            tx.prepare("SELECT workspace, seq, content_id FROM blobs ORDER BY workspace, seq")?;
+        let mut cursor = stmt.query([])?;
+        while let Some(row) = cursor.next()? {
+            let (workspace, seq): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let chain = fill.next(workspace, to_u64(seq), fixed_ref(row.get_ref(2)?)?);
+            rows.push((workspace, seq, chain));
+        }
+    }
+    let mut update = tx.prepare("UPDATE blobs SET chain = ?3 WHERE workspace = ?1 AND seq = ?2")?;
+    for (workspace, seq, chain) in rows {
+        update.execute(params![workspace, seq, &chain[..]])?;
+    }
+    Ok(())
+}
+
+/// The chain hash of the blob at `seq` in `workspace` (row key), [`CHAIN_START`] for 0; `None`
+/// beyond the head.
+fn chain_at(tx: &Connection, workspace: i64, seq: u64) -> StorageResult<Option<ChainHash>> {
+    if seq == 0 {
+        return Ok(Some(CHAIN_START));
+    }
+    let chain: Option<Option<Vec<u8>>> = tx
+        .prepare_cached("SELECT chain FROM blobs WHERE workspace = ?1 AND seq = ?2")?
+        .query_row(params![workspace, to_i64(seq)], |row| row.get(0))
+        .optional()?;
+    chain.flatten().map(fixed).transpose()
 }
 
 /// A device of a workspace that is not revoked, as a write finds it inside its transaction.
@@ -362,9 +503,12 @@ fn push_in(
     )?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
-                            ciphertext, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                            ciphertext, created_at, chain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
+    let mut chain = chain_at(tx, workspace, to_u64(head))?.ok_or_else(|| {
+        StorageError::Backend(format!("the blob at the head {head} has no chain hash").into())
+    })?;
     let mut supersede = tx.prepare_cached(
         "UPDATE blobs SET superseded_by = ?1, superseded_at = ?2
          WHERE workspace = ?3 AND doc_id = ?4 AND seq <= ?5 AND seq < ?1
@@ -389,6 +533,7 @@ fn push_in(
         }
         check_new_blob(index, blob, epoch, log_len > 0, &live.role)?;
         head += 1;
+        chain = chain_next(&chain, to_u64(head), &blob.content_id);
         let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
         insert.execute(params![
             workspace,
@@ -399,7 +544,8 @@ fn push_in(
             device_key,
             size,
             &blob.ciphertext,
-            now
+            now,
+            &chain[..]
         ])?;
         if let Some(covered) = blob.supersedes {
             supersede.execute(params![
@@ -483,8 +629,9 @@ fn stored_log(tx: &Connection, workspace: i64, from: u64) -> StorageResult<Vec<S
 const PULL_PREALLOCATE_MAX: u64 = 1 << 20;
 
 /// Walks the page of `workspace_id`'s log after `after` within the budgets (see
-/// [`Storage::pull`]), handing each blob to `each` straight from its row; returns `more`, the head
-/// and the team version, all from the caller's read transaction.
+/// [`Storage::pull`]), handing each blob to `each` straight from its row; returns what follows
+/// the blobs (`more`, the head, the team version, the chain hashes), all from the caller's read
+/// transaction.
 fn read_page(
     tx: &Connection,
     workspace_id: &str,
@@ -492,7 +639,7 @@ fn read_page(
     max_bytes: u64,
     max_blobs: usize,
     mut each: impl FnMut(BlobRef<'_>),
-) -> StorageResult<(bool, u64, u64)> {
+) -> StorageResult<PageEnd> {
     let (workspace, head, team_version): (i64, i64, i64) = tx
         .prepare_cached("SELECT id, head_seq, team_version FROM workspaces WHERE public_id = ?1")?
         .query_row([workspace_id], |row| {
@@ -505,7 +652,8 @@ fn read_page(
     // The ciphertext comes with the row (one b-tree walk per blob) and is only read, never
     // copied, for the row beyond the budget.
     let mut stmt = tx.prepare_cached(
-        "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.size, d.public_id, b.ciphertext
+        "SELECT b.seq, b.content_id, b.doc_id, b.epoch, b.size, d.public_id, b.ciphertext,
+                b.chain
          FROM blobs b JOIN devices d ON d.id = b.device
          WHERE b.workspace = ?1 AND b.seq > ?2 AND b.ciphertext IS NOT NULL
          ORDER BY b.seq LIMIT ?3",
@@ -515,6 +663,7 @@ fn read_page(
     let mut count = 0usize;
     let mut used: u64 = 0;
     let mut more = false;
+    let mut chain_last = None;
     while let Some(row) = rows.next()? {
         let size = to_u64(row.get(4)?);
         let over_budget = count > 0 && used.saturating_add(size) > max_bytes;
@@ -530,10 +679,22 @@ fn read_page(
             ciphertext: row.get_ref(6)?.as_blob().map_err(from_sql)?,
             device_id: row.get_ref(5)?.as_str().map_err(from_sql)?,
         });
+        chain_last = row.get::<_, Option<Vec<u8>>>(7)?.map(fixed).transpose()?;
         count += 1;
         used = used.saturating_add(size);
     }
-    Ok((more, to_u64(head), to_u64(team_version)))
+    drop(rows);
+    let chain_after = match after <= to_u64(head) {
+        true => chain_at(tx, workspace, after)?,
+        false => None,
+    };
+    Ok(PageEnd {
+        more,
+        head: to_u64(head),
+        team_version: to_u64(team_version),
+        chain_after,
+        chain_last,
+    })
 }
 
 fn from_sql(err: rusqlite::types::FromSqlError) -> StorageError {
@@ -664,20 +825,22 @@ impl Storage for SqliteStorage {
 
     fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>> {
         self.read(|tx| {
-            Ok(tx
-                .prepare_cached(
-                    "SELECT d.public_id, w.public_id, d.role
+            tx.prepare_cached(
+                "SELECT d.public_id, w.public_id, d.role, d.revoked_at IS NOT NULL
                      FROM devices d JOIN workspaces w ON w.id = d.workspace
-                     WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
-                )?
-                .query_row([&device_token[..]], |row| {
-                    Ok(Device {
-                        id: row.get(0)?,
-                        workspace_id: row.get(1)?,
-                        role: row.get(2)?,
-                    })
-                })
-                .optional()?)
+                     WHERE d.token_hash = ?1",
+            )?
+            .query_row([&device_token[..]], |row| {
+                let device = Device {
+                    id: row.get(0)?,
+                    workspace_id: row.get(1)?,
+                    role: row.get(2)?,
+                };
+                Ok((device, row.get::<_, bool>(3)?))
+            })
+            .optional()?
+            .map(live_or_revoked)
+            .transpose()
         })
     }
 
@@ -699,22 +862,23 @@ impl Storage for SqliteStorage {
     ) -> StorageResult<PullResponse> {
         self.read(|tx| {
             let mut blobs = Vec::new();
-            let (more, head, team_version) =
-                read_page(tx, workspace_id, after, max_bytes, max_blobs, |blob| {
-                    blobs.push(PulledBlob {
-                        seq: blob.seq,
-                        content_id: *blob.content_id,
-                        doc_id: *blob.doc_id,
-                        epoch: blob.epoch,
-                        ciphertext: blob.ciphertext.to_vec(),
-                        device_id: blob.device_id.to_owned(),
-                    });
-                })?;
+            let end = read_page(tx, workspace_id, after, max_bytes, max_blobs, |blob| {
+                blobs.push(PulledBlob {
+                    seq: blob.seq,
+                    content_id: *blob.content_id,
+                    doc_id: *blob.doc_id,
+                    epoch: blob.epoch,
+                    ciphertext: blob.ciphertext.to_vec(),
+                    device_id: blob.device_id.to_owned(),
+                });
+            })?;
             Ok(PullResponse {
                 blobs,
-                more,
-                head,
-                team_version,
+                more: end.more,
+                head: end.head,
+                team_version: end.team_version,
+                chain_after: end.chain_after,
+                chain_last: end.chain_last,
             })
         })
     }
@@ -729,11 +893,32 @@ impl Storage for SqliteStorage {
         self.read(|tx| {
             let budget = usize::try_from(max_bytes.min(PULL_PREALLOCATE_MAX)).unwrap_or(0);
             let mut page = PullPageWriter::with_capacity(budget);
-            let (more, head, team_version) =
-                read_page(tx, workspace_id, after, max_bytes, max_blobs, |blob| {
-                    page.blob(&blob);
+            let end = read_page(tx, workspace_id, after, max_bytes, max_blobs, |blob| {
+                page.blob(&blob);
+            })?;
+            Ok(page.finish(&end))
+        })
+    }
+
+    fn chain(&self, workspace_id: &str, seqs: &[u64]) -> StorageResult<ChainResponse> {
+        self.read(|tx| {
+            let (workspace, head): (i64, i64) = tx
+                .prepare_cached("SELECT id, head_seq FROM workspaces WHERE public_id = ?1")?
+                .query_row([workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {workspace_id}"),
                 })?;
-            Ok(page.finish(more, head, team_version))
+            let mut marks = Vec::with_capacity(seqs.len());
+            for &seq in seqs.iter().filter(|&&s| s <= to_u64(head)) {
+                if let Some(chain) = chain_at(tx, workspace, seq)? {
+                    marks.push(ChainMark { seq, chain });
+                }
+            }
+            Ok(ChainResponse {
+                head: to_u64(head),
+                marks,
+            })
         })
     }
 
@@ -985,7 +1170,10 @@ impl Storage for SqliteStorage {
                      ON CONFLICT (device, epoch) DO NOTHING",
                 )?;
                 for envelope in &request.envelopes {
-                    let (device, _) = row_of(&envelope.device_id)?;
+                    // For a device lost in a restore: nobody could fetch it.
+                    let Some(&(device, _)) = rows.get(envelope.device_id.as_str()) else {
+                        continue;
+                    };
                     stored_envelopes += insert.execute(params![
                         device,
                         envelope.epoch,

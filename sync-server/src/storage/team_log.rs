@@ -52,7 +52,9 @@ pub struct AppendPlan {
 /// Checks `request` against the stored log `stored`, the workspace's `devices` and its key
 /// `epoch` (see the module docs). Errors: [`StorageError::Conflict`] when the entries do not
 /// follow the stored head (another coordinator appended first), [`StorageError::Invalid`] when
-/// they are not a valid continuation or disagree with the server's records.
+/// they are not a valid continuation or disagree with the server's records. An admission of a
+/// device the server has no record of (lost in a restore from backup) is history it keeps
+/// without acting on it; envelopes for such a device are not stored.
 pub fn plan_append(
     stored: &[SignedEntry],
     request: &AppendRequest,
@@ -163,15 +165,20 @@ pub fn plan_append(
                 match applied {
                     Applied::Admitted(key) => {
                         let m = &s.members[&key].member;
-                        let enrolled = find(devices, &m.device_id)?;
-                        if enrolled.sign_key != m.sign_key || enrolled.box_key != m.box_key {
-                            return Err(StorageError::Invalid(format!(
-                                "entry {index} admits keys device {} did not enroll with",
-                                m.device_id
-                            )));
-                        }
-                        if enrolled.role != m.role {
-                            plan.roles.push((m.device_id.clone(), m.role.clone()));
+                        // A device this server has no record of was enrolled in a database
+                        // since restored from a backup: its admission is history the team
+                        // signed and devices send back; the device itself can no longer
+                        // authenticate here and must enrol again.
+                        if let Some(enrolled) = devices.iter().find(|d| d.id == m.device_id) {
+                            if enrolled.sign_key != m.sign_key || enrolled.box_key != m.box_key {
+                                return Err(StorageError::Invalid(format!(
+                                    "entry {index} admits keys device {} did not enroll with",
+                                    m.device_id
+                                )));
+                            }
+                            if enrolled.role != m.role {
+                                plan.roles.push((m.device_id.clone(), m.role.clone()));
+                            }
                         }
                     }
                     Applied::Revoked(key) => {
@@ -182,7 +189,9 @@ pub fn plan_append(
                     }
                     Applied::RoleChanged(key) => {
                         let m = &s.members[&key].member;
-                        plan.roles.push((m.device_id.clone(), m.role.clone()));
+                        if devices.iter().any(|d| d.id == m.device_id) {
+                            plan.roles.push((m.device_id.clone(), m.role.clone()));
+                        }
                     }
                     Applied::Rotated(to) => rotated_to.push(to),
                 }

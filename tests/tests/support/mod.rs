@@ -20,9 +20,13 @@ pub const NOV_1: i64 = 1_793_523_600_000;
 
 /// Runs an admin command on `data_dir` with `--json` and returns its output.
 pub fn admin(data_dir: &Path, args: &[&str]) -> Value {
+    admin_on(&["--data-dir", &data_dir.display().to_string()], args)
+}
+
+/// Runs an admin command with the storage arguments `storage` and `--json`; returns its output.
+pub fn admin_on(storage: &[&str], args: &[&str]) -> Value {
     let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
+        .args(storage)
         .arg("--json")
         .args(args)
         .output()
@@ -39,6 +43,8 @@ pub fn admin(data_dir: &Path, args: &[&str]) -> Value {
 pub struct Server {
     pub data: PathBuf,
     pub addr: String,
+    /// Where it stores: `--data-dir <data>`, or `--database <url>`.
+    storage: Vec<String>,
     /// Extra arguments of `serve`, kept for restarts.
     args: Vec<String>,
     child: Option<Child>,
@@ -54,13 +60,19 @@ impl Server {
     /// `--rate-limit 0`).
     pub fn start_with(data: &Path, args: &[&str]) -> Server {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        Self::start_on(data, "127.0.0.1:0", &args)
+        let storage = vec!["--data-dir".to_string(), data.display().to_string()];
+        Self::start_on(data, storage, "127.0.0.1:0", &args)
     }
 
-    fn start_on(data: &Path, listen: &str, args: &[String]) -> Server {
+    /// Starts a server on PostgreSQL at `database_url` (`data` is only for files of the test).
+    pub fn start_postgres(data: &Path, database_url: &str) -> Server {
+        let storage = vec!["--database".to_string(), database_url.to_string()];
+        Self::start_on(data, storage, "127.0.0.1:0", &[])
+    }
+
+    fn start_on(data: &Path, storage: Vec<String>, listen: &str, args: &[String]) -> Server {
         let mut child = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data)
+            .args(&storage)
             .args(["serve", "--listen", listen])
             .args(args)
             .stdout(Stdio::piped())
@@ -70,9 +82,16 @@ impl Server {
         Server {
             data: data.to_path_buf(),
             addr: listening_addr(&mut child),
+            storage,
             args: args.to_vec(),
             child: Some(child),
         }
+    }
+
+    /// Runs an admin command on this server's storage with `--json` and returns its output.
+    pub fn admin(&self, args: &[&str]) -> Value {
+        let storage: Vec<&str> = self.storage.iter().map(String::as_str).collect();
+        admin_on(&storage, args)
     }
 
     /// The process id, while it runs.
@@ -97,8 +116,9 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill();
         for _ in 0..50 {
-            let started =
-                std::panic::catch_unwind(|| Self::start_on(&self.data, &self.addr, &self.args));
+            let started = std::panic::catch_unwind(|| {
+                Self::start_on(&self.data, self.storage.clone(), &self.addr, &self.args)
+            });
             if let Ok(mut s) = started {
                 self.child = s.child.take();
                 return;
@@ -110,12 +130,9 @@ impl Server {
 
     /// A new workspace on the server and a one-time enrolment token for it.
     pub fn workspace_and_token(&self) -> (String, String) {
-        let ws = admin(&self.data, &["workspace", "create", "--name", "Team"]);
+        let ws = self.admin(&["workspace", "create", "--name", "Team"]);
         let ws = ws["id"].as_str().unwrap().to_string();
-        let token = admin(
-            &self.data,
-            &["token", "issue", "--workspace", &ws, "--ttl", "1h"],
-        );
+        let token = self.admin(&["token", "issue", "--workspace", &ws, "--ttl", "1h"]);
         (ws, token["token"].as_str().unwrap().to_string())
     }
 }
@@ -198,6 +215,18 @@ pub fn team(server_url: &str, token: &str, names: &[&str]) -> (Vec<Device>, Stri
         devices.push(d);
     }
     (devices, ws)
+}
+
+/// The device id of the teammate called `name`, as `viewer`'s team list shows it.
+pub fn id_of(viewer: &Device, ws: &str, name: &str) -> String {
+    viewer
+        .store
+        .team(ws)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} is not in the team"))
+        .device_id
 }
 
 pub fn visit(place: &str, notes: &str, at: i64) -> NewVisit {

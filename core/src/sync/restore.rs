@@ -1,0 +1,245 @@
+//! Surviving a server restored from a backup.
+//!
+//! An operator who puts back last night's backup rewinds the server's blob log: blobs pushed
+//! since are gone, and the numbers they had are handed out again to other blobs. A device whose
+//! cursor is past the restored head would never pull those new blobs, and changes it pushed
+//! (and dropped from its outbox once acknowledged) would be missing for every device that joins
+//! later. So each device keeps the log's chain hash at its cursor ([`proto::chain_next`]: it
+//! covers every blob up to there) and a mark per page it pulled; every pull answer carries the
+//! server's hash at the cursor. When they differ, or the head is behind the cursor, the log was
+//! rewound: the device finds the newest mark the server still agrees with, queues again every
+//! document that changed after it (a coordinator the whole document, anyone else the changes it
+//! wrote itself, which is all a teammate accepts under its signature), and pulls again from that
+//! mark. Nothing it knows is lost, and nothing the server now holds is skipped.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use waymark_protocol as proto;
+
+use super::http::Server;
+use super::log::{AlertKind, record_alert};
+use super::{Membership, seq_sql};
+use crate::error::{Error, Result};
+use crate::model::RecordKind;
+use crate::store::{Store, load_stored, outbox, projection};
+
+/// Where this device's cursor is in the server's log, as this device last verified it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CursorChain {
+    /// The pull cursor.
+    pub(crate) cursor: u64,
+    /// The chain hash at the cursor, once a server that keeps them told it.
+    pub(crate) chain: Option<proto::ChainHash>,
+}
+
+impl CursorChain {
+    /// Reads the cursor of `workspace` and the chain hash kept for it.
+    pub(crate) fn read(c: &Connection, workspace: &str) -> Result<CursorChain> {
+        let (cursor, chain): (i64, Option<Vec<u8>>) = c.query_row(
+            "SELECT cursor, cursor_chain FROM memberships WHERE workspace_id = ?1",
+            params![workspace],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(CursorChain {
+            cursor: u64::try_from(cursor).unwrap_or(0),
+            chain: chain.and_then(|c| c.try_into().ok()),
+        })
+    }
+
+    /// The hash the server must show at the cursor: the one kept, or the log's start.
+    pub(crate) fn expected(&self) -> Option<proto::ChainHash> {
+        match self.cursor {
+            0 => Some(proto::CHAIN_START),
+            _ => self.chain,
+        }
+    }
+
+    /// Whether a pull answer after this cursor, with its `head` and `chain_after`, shows a log
+    /// that does not continue the one this device synced with. A server that keeps no chain
+    /// hashes is judged by its head alone.
+    pub(crate) fn rewound(&self, head: u64, chain_after: Option<&proto::ChainHash>) -> bool {
+        if head < self.cursor {
+            return true;
+        }
+        match (self.expected(), chain_after) {
+            (Some(kept), Some(shown)) => kept != *shown,
+            _ => false,
+        }
+    }
+}
+
+/// Records that the cursor of `workspace` is at `seq`, where the log's chain hash is `chain`
+/// (`None`: a server that keeps none), and keeps a mark there to come back to.
+pub(crate) fn record(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    seq: u64,
+    chain: Option<&proto::ChainHash>,
+) -> Result<()> {
+    tx.prepare_cached("UPDATE memberships SET cursor_chain = ?2 WHERE workspace_id = ?1")?
+        .execute(params![workspace, chain.map(|c| c.as_slice())])?;
+    if let Some(chain) = chain {
+        tx.prepare_cached(
+            "INSERT INTO chain_marks(workspace_id, seq, chain) VALUES (?1, ?2, ?3)
+             ON CONFLICT(workspace_id, seq) DO UPDATE SET chain = excluded.chain",
+        )?
+        .execute(params![workspace, seq_sql(seq), chain.as_slice()])?;
+    }
+    Ok(())
+}
+
+/// Notes that document `doc_id` changed on the server at `seq` (pulled or acknowledged there).
+pub(crate) fn seen_at(tx: &Connection, doc_id: &str, seq: u64) -> Result<()> {
+    tx.prepare_cached("UPDATE documents SET seq = ?2 WHERE id = ?1 AND seq < ?2")?
+        .execute(params![doc_id, seq_sql(seq)])?;
+    Ok(())
+}
+
+/// The sequence numbers of `workspace`'s marks, newest first, with their hashes.
+fn marks(c: &Connection, workspace: &str) -> Result<Vec<(u64, proto::ChainHash)>> {
+    let mut st =
+        c.prepare("SELECT seq, chain FROM chain_marks WHERE workspace_id = ?1 ORDER BY seq DESC")?;
+    let rows = st.query_map(params![workspace], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, chain) = row?;
+        if let (Ok(seq), Ok(chain)) = (u64::try_from(seq), chain.try_into()) {
+            out.push((seq, chain));
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// The server's log no longer continues what this device synced with: finds the newest
+    /// mark both still share, queues again what changed after it, and moves the cursor back
+    /// there. Returns how many documents were queued again.
+    pub(crate) fn recover_rewound(&self, server: &Server, m: &Membership) -> Result<u64> {
+        let marks = self.read(|c| marks(c, &m.workspace))?;
+        let mut shared = (0, proto::CHAIN_START);
+        // Newest first, a request at a time: a restore usually goes back a day, so the first
+        // request finds it.
+        for batch in marks.chunks(proto::limits::MAX_CHAIN_QUERY) {
+            let at: Vec<String> = batch.iter().map(|(seq, _)| seq.to_string()).collect();
+            let path = format!("{}?{}={}", proto::PATH_CHAIN, proto::QUERY_AT, at.join(","));
+            let answer = server.get::<proto::ChainResponse>(&path)?.body;
+            let found = batch.iter().find(|(seq, chain)| {
+                answer
+                    .marks
+                    .iter()
+                    .any(|mark| mark.seq == *seq && mark.chain == *chain)
+            });
+            if let Some(&found) = found {
+                shared = found;
+                break;
+            }
+        }
+        let (seq, chain) = shared;
+        let first_mark = marks.last().map(|(seq, _)| *seq);
+        let own_actor = self.actor_id().clone();
+        self.with_writer(|w| {
+            let tx = w.conn.transaction()?;
+            let coordinator = super::team::is_coordinator(&tx, &m.workspace)?;
+            // Documents last seen before this device kept marks may have changed anywhere up
+            // to its first one.
+            let unknown_too = first_mark.is_none_or(|first| seq < first);
+            let docs: Vec<(String, String)> = tx
+                .prepare(
+                    "SELECT id, kind FROM documents
+                     WHERE workspace_id = ?1 AND (seq > ?2 OR (seq = 0 AND ?3)) ORDER BY n",
+                )?
+                .query_map(params![m.workspace, seq_sql(seq), unknown_too], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut queued = 0u64;
+            for (id, kind) in docs {
+                let kind = RecordKind::parse(&kind)
+                    .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
+                let sent = match coordinator {
+                    true => queue_whole(&tx, &m.workspace, &id, kind)?,
+                    false => queue_own_changes(&tx, &m.workspace, &id, kind, &own_actor)?,
+                };
+                queued += u64::from(sent);
+            }
+            tx.execute(
+                "UPDATE memberships SET cursor = ?2, cursor_chain = ?3 WHERE workspace_id = ?1",
+                params![m.workspace, seq_sql(seq), chain.as_slice()],
+            )?;
+            tx.execute(
+                "DELETE FROM chain_marks WHERE workspace_id = ?1 AND seq > ?2",
+                params![m.workspace, seq_sql(seq)],
+            )?;
+            record_alert(
+                &tx,
+                &m.workspace,
+                AlertKind::Rewound,
+                &format!(
+                    "the server's log no longer holds what this device synced after number \
+                     {seq} (restored from a backup?); {queued} records sent again"
+                ),
+                false,
+            )?;
+            tx.commit()?;
+            Ok(queued)
+        })
+    }
+}
+
+/// Queues document `id` whole, as it is stored (its save and the chunks since). Returns
+/// whether anything was queued.
+pub(crate) fn queue_whole(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    id: &str,
+    kind: RecordKind,
+) -> Result<bool> {
+    let restricted = projection::is_restricted(tx, id)?;
+    let snapshot: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT snapshot FROM documents WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(snapshot) = snapshot else {
+        return Ok(false);
+    };
+    outbox::enqueue(tx, workspace, id, kind, &snapshot, restricted)?;
+    let chunks: Vec<Vec<u8>> = tx
+        .prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?
+        .query_map(params![id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for c in chunks {
+        outbox::enqueue(tx, workspace, id, kind, &c, restricted)?;
+    }
+    Ok(true)
+}
+
+/// Queues the changes of document `id` that this device (`actor`) wrote: the only ones a
+/// teammate accepts under this device's signature. Returns whether there were any.
+fn queue_own_changes(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    id: &str,
+    kind: RecordKind,
+    actor: &automerge::ActorId,
+) -> Result<bool> {
+    let Some(mut stored) = load_stored(tx, id, actor)? else {
+        return Ok(false);
+    };
+    let own: Vec<u8> = stored
+        .doc
+        .get_changes(&[])
+        .into_iter()
+        .filter(|c| c.actor_id() == actor)
+        .flat_map(|c| c.raw_bytes().to_vec())
+        .collect();
+    if own.is_empty() {
+        return Ok(false);
+    }
+    let restricted = projection::is_restricted(tx, id)?;
+    outbox::enqueue(tx, workspace, id, kind, &own, restricted)?;
+    Ok(true)
+}
