@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -84,6 +85,26 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def backup(self, to: Path):
+        """A backup, as the README tells the operator to take one."""
+        self.admin("backup", "--to", str(to))
+
+    def restore(self, backup: Path):
+        """Stops the server, puts `backup` back with `restore` and serves again at the same
+        address: phones keep the URL they joined with."""
+        self.stop()
+        self.admin("restore", "--from", str(backup))
+        listen = self.url[len("http://") :]
+        for _ in range(50):
+            try:
+                self.proc, self.url = start_listening(
+                    [str(SERVER_BIN), "--data-dir", str(self.data_dir), "serve", "--listen", listen]
+                )
+                return
+            except RuntimeError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the server did not come back on {listen}")
 
 
 class HostileServer:

@@ -230,7 +230,7 @@ func startListening(_ binary: String, _ arguments: [String]) throws -> (Process,
 final class TestServer {
     let dataDir: URL
     let binary: String
-    let process: Process
+    private(set) var process: Process
     let url: String
 
     init(dataDir: URL) throws {
@@ -268,9 +268,36 @@ final class TestServer {
         return (ws, token)
     }
 
+    /// A backup at `to` (which must not exist), as the README tells the operator to take one.
+    func backup(to: URL) throws {
+        _ = try admin("backup", "--to", to.path)
+    }
+
+    /// Stops the server, puts the backup `from` back with `restore` and serves again at the same
+    /// address: phones keep the URL they joined with.
+    func restore(from: URL) throws {
+        stop()
+        _ = try admin("restore", "--from", from.path)
+        let listen = String(url.dropFirst("http://".count))
+        // The port was only just freed: the new process may be refused it for a moment.
+        for _ in 0..<50 {
+            if let started = try? startListening(
+                binary, ["--data-dir", dataDir.path, "serve", "--listen", listen]).0 {
+                process = started
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw NSError(domain: "TestServer", code: 3, userInfo: [
+            NSLocalizedDescriptionKey: "the server did not come back on \(listen)",
+        ])
+    }
+
     func stop() {
         if process.isRunning {
-            process.terminate()
+            // SIGKILL, not terminate(): a server restarted from an async test (`restore`) blocks
+            // SIGTERM, as HostileTestServer.stop explains.
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }

@@ -1,6 +1,6 @@
 // A team's security from an app's point of view: a coordinator's revocation rotates the key in
-// the same call, and a server that lies about the team is caught. Mirrors
-// bindings/python/tests/test_team.py.
+// the same call, a server that lies about the team is caught, and a server restored from a
+// backup loses nothing. Mirrors bindings/python/tests/test_team.py.
 import Foundation
 import XCTest
 @testable import Waymark
@@ -24,6 +24,11 @@ final class TeamTests: ServerTestCase {
             workspaceId: team.id, serverUrl: url ?? server.url, enrollmentToken: token)
         _ = try await coordinator.sync()
         return (coordinator, team)
+    }
+
+    /// The notes of every visit `phone` holds, sorted.
+    func notes(_ phone: WaymarkStore) throws -> [String] {
+        try phone.listVisits(filter: VisitFilter()).map { try phone.getVisit(id: $0.id).notes }.sorted()
     }
 
     func testACoordinatorRevokesAPhoneAndRotatesTheKeyInOneCall() async throws {
@@ -89,5 +94,58 @@ final class TeamTests: ServerTestCase {
         _ = try await coordinator.sync()
         _ = try await newcomer.sync()
         XCTAssertEqual(try newcomer.teamStatus(workspaceId: team.id).trust, .verified)
+    }
+
+    func testARestoreFromABackupLosesNothing() async throws {
+        let (coordinator, team) = try await coordinatorWithWorkspace()
+        let ana = try await joinTeam(coordinator, team.id, path("ana.db"), name: "Ana")
+        let ben = try await joinTeam(coordinator, team.id, path("ben.db"), name: "Ben")
+        for phone in [ana, ben, coordinator] { _ = try await phone.sync() }
+        let backup = path("server.backup")
+        try server.backup(to: backup)
+
+        // After the backup: Ana records a visit and syncs; then the backup is put back.
+        _ = try ana.createVisit(workspaceId: team.id, visit: busStationVisit(notes: "After the backup."))
+        let pushed = try await ana.sync().pushed
+        XCTAssertEqual(pushed, 1)
+        try server.restore(from: backup)
+
+        // Ben's visit takes a place in the server's log that Ana's phone has already read past.
+        _ = try ben.createVisit(workspaceId: team.id, visit: marketVisit())
+        _ = try await ben.sync()
+        let report = try await ana.sync()
+        XCTAssertGreaterThanOrEqual(report.resent, 1, "\(report)")
+        let alerts = try ana.teamStatus(workspaceId: team.id).alerts
+        XCTAssertTrue(alerts.contains { $0.kind == .rewound }, "\(alerts)")
+        for phone in [ben, coordinator] { _ = try await phone.sync() }
+
+        // A phone that joins now learns everything from the server alone.
+        let chidi = try await joinTeam(coordinator, team.id, path("chidi.db"), name: "Chidi")
+        let expected = ["After the backup.", marketVisit().notes].sorted()
+        for phone in [coordinator, ana, ben, chidi] {
+            let name = try phone.deviceName()
+            XCTAssertEqual(try notes(phone), expected, name)
+        }
+    }
+
+    func testAPhoneTheRestoredServerDoesNotKnowKeepsItsOutbox() async throws {
+        let (coordinator, team) = try await coordinatorWithWorkspace()
+        let backup = path("server.backup")
+        try server.backup(to: backup)
+        let dara = try await joinTeam(coordinator, team.id, path("dara.db"), name: "Dara")
+        try server.restore(from: backup)
+
+        _ = try dara.createVisit(
+            workspaceId: team.id, visit: busStationVisit(notes: "Recorded by a phone the server forgot."))
+        let pending = try dara.pendingChanges(workspaceId: team.id)
+        XCTAssertGreaterThan(pending, 0)
+        // Every sync is refused the same way, and nothing waiting to go out is dropped.
+        for _ in 0..<2 {
+            await assertThrows("a sync of a phone the restored server does not know", { try await dara.sync() }) {
+                $0 == .DeviceUnknown
+            }
+            XCTAssertEqual(try dara.pendingChanges(workspaceId: team.id), pending)
+        }
+        XCTAssertEqual(try notes(dara), ["Recorded by a phone the server forgot."])
     }
 }

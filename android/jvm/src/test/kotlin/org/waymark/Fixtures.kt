@@ -124,7 +124,7 @@ private fun binary(property: String, envVar: String): String =
  */
 class Server(private val dataDir: Path) : AutoCloseable {
     private val bin = binary("waymark.server", "WAYMARK_SERVER_BIN")
-    private val proc: Process
+    private var proc: Process
     val url: String
 
     init {
@@ -148,6 +148,31 @@ class Server(private val dataDir: Path) : AutoCloseable {
         val ws = jsonString(admin("workspace", "create", "--name", "North district"), "id")
         val token = jsonString(admin("token", "issue", "--workspace", ws, "--ttl", "1h"), "token")
         return ws to token
+    }
+
+    /** A backup at [to] (which must not exist), as the README tells the operator to take one. */
+    fun backup(to: Path) {
+        admin("backup", "--to", to.toString())
+    }
+
+    /**
+     * Stops the server, puts the backup [from] back with `restore` and serves again at the same
+     * address: phones keep the URL they joined with.
+     */
+    fun restore(from: Path) {
+        stop()
+        admin("restore", "--from", from.toString())
+        val listen = url.removePrefix("http://")
+        // The port was only just freed: the new process may be refused it for a moment.
+        repeat(50) {
+            try {
+                proc = startListening(bin, "--data-dir", dataDir.toString(), "serve", "--listen", listen).first
+                return
+            } catch (notYet: IllegalStateException) {
+                Thread.sleep(100)
+            }
+        }
+        error("the server did not come back on $listen")
     }
 
     fun stop() {

@@ -1,6 +1,6 @@
 // A team's security from an app's point of view: a coordinator's revocation rotates the key in
-// the same call, and a server that lies about the team is caught. Mirrors
-// bindings/python/tests/test_team.py.
+// the same call, a server that lies about the team is caught, and a server restored from a
+// backup loses nothing. Mirrors bindings/python/tests/test_team.py.
 package org.waymark
 
 import java.nio.file.Path
@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 import uniffi.waymark.AlertKind
 import uniffi.waymark.TeamTrust
+import uniffi.waymark.VisitFilter
 import uniffi.waymark.WaymarkException
 import uniffi.waymark.WaymarkStore
 import uniffi.waymark.Workspace
@@ -53,6 +54,10 @@ class TeamTest {
 
     private suspend fun join(coordinator: WaymarkStore, team: Workspace, name: String) =
         joinTeam(coordinator, team.id, tmp.resolve("$name.db"), name).also { stores += it }
+
+    /** The notes of every visit [phone] holds, sorted. */
+    private fun notes(phone: WaymarkStore): List<String> =
+        phone.listVisits(VisitFilter()).map { phone.getVisit(it.id).notes }.sorted()
 
     @Test
     fun `a coordinator revokes a phone and rotates the key in one call`() = runBlocking<Unit> {
@@ -112,5 +117,55 @@ class TeamTest {
         coordinator.sync()
         newcomer.sync()
         assertEquals(TeamTrust.Verified, newcomer.teamStatus(team.id).trust)
+    }
+
+    @Test
+    fun `a restore from a backup loses nothing`() = runBlocking<Unit> {
+        val (coordinator, team) = coordinatorWithWorkspace()
+        val ana = join(coordinator, team, "Ana")
+        val ben = join(coordinator, team, "Ben")
+        for (phone in listOf(ana, ben, coordinator)) phone.sync()
+        val backup = tmp.resolve("server.backup")
+        server.backup(backup)
+
+        // After the backup: Ana records a visit and syncs; then the backup is put back.
+        ana.createVisit(team.id, busStationVisit(notes = "After the backup."))
+        assertEquals(1uL, ana.sync().pushed)
+        server.restore(backup)
+
+        // Ben's visit takes a place in the server's log that Ana's phone has already read past.
+        ben.createVisit(team.id, marketVisit())
+        ben.sync()
+        val report = ana.sync()
+        assertTrue(report.resent >= 1uL, report.toString())
+        val alerts = ana.teamStatus(team.id).alerts
+        assertTrue(alerts.any { it.kind == AlertKind.REWOUND }, alerts.toString())
+        for (phone in listOf(ben, coordinator)) phone.sync()
+
+        // A phone that joins now learns everything from the server alone.
+        val chidi = join(coordinator, team, "Chidi")
+        val expected = listOf("After the backup.", marketVisit().notes).sorted()
+        for (phone in listOf(coordinator, ana, ben, chidi)) {
+            assertEquals(expected, notes(phone), phone.deviceName())
+        }
+    }
+
+    @Test
+    fun `a phone the restored server does not know keeps its outbox`() = runBlocking<Unit> {
+        val (coordinator, team) = coordinatorWithWorkspace()
+        val backup = tmp.resolve("server.backup")
+        server.backup(backup)
+        val dara = join(coordinator, team, "Dara")
+        server.restore(backup)
+
+        dara.createVisit(team.id, busStationVisit(notes = "Recorded by a phone the server forgot."))
+        val pending = dara.pendingChanges(team.id)
+        assertTrue(pending > 0uL)
+        // Every sync is refused the same way, and nothing waiting to go out is dropped.
+        repeat(2) {
+            assertFailsWith<WaymarkException.DeviceUnknown> { dara.sync() }
+            assertEquals(pending, dara.pendingChanges(team.id))
+        }
+        assertEquals(listOf("Recorded by a phone the server forgot."), notes(dara))
     }
 }

@@ -62,6 +62,11 @@ class WaymarkSyncWorker(context: Context, params: WorkerParameters) : CoroutineW
             Result.retry() // stopped by WorkManager (constraints lost): resume next time
         } catch (e: WaymarkException.DeviceRevoked) {
             Result.failure(workDataOf("error" to "device_revoked"))
+        } catch (e: WaymarkException.DeviceUnknown) {
+            // Not a revocation (a server restored from a backup made before this phone
+            // enrolled, a proxy dropping the header): nothing was deleted. Retrying is right;
+            // if it persists the app asks the user to have the coordinator re-enrol the phone.
+            Result.retry()
         } catch (e: WaymarkException.HostileServer) {
             // The server contradicts the team's signed history: tell the user and the
             // coordinator (storeProvider's teamStatus says what was seen); retrying later is
