@@ -60,12 +60,57 @@ pub(crate) fn key_from_bytes(b: &[u8]) -> Option<WorkspaceKey> {
         .map(Zeroizing::new)
 }
 
-/// What is inside a sealed blob: the chunk and the kind of record it belongs to (hidden from
-/// the server too).
+/// What is inside a sealed blob: the chunk, the kind of record it belongs to and the record's
+/// generation (all hidden from the server too).
 #[derive(Serialize, Deserialize)]
 struct Inner {
     kind: String,
     chunk: ByteBuf,
+    /// 0 until the record is first erased or redacted (left out then: blobs of records never
+    /// rewritten are what they were before generations existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    generation: u32,
+    /// The chunk is the whole record rewritten as generation `generation`, replacing every
+    /// earlier one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    replaces: bool,
+    /// For a rewrite: the last server sequence number of the record its author had seen.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    covers: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What a sealed chunk says of itself besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkMeta {
+    /// The kind of record.
+    pub(crate) kind: RecordKind,
+    /// The record's generation: each erase or redaction rewrites the record as the next one,
+    /// without the history of those before.
+    pub(crate) generation: u32,
+    /// Whether the chunk is a whole rewritten record that replaces earlier generations.
+    pub(crate) replaces: bool,
+    /// For a rewrite: the last server sequence number of the record its author had seen
+    /// (changes after it are not in the rewrite).
+    pub(crate) covers: u64,
+}
+
+impl From<RecordKind> for ChunkMeta {
+    fn from(kind: RecordKind) -> Self {
+        ChunkMeta {
+            kind,
+            generation: 0,
+            replaces: false,
+            covers: 0,
+        }
+    }
 }
 
 /// The 16 bytes of a record id (32 hex digits).
@@ -97,18 +142,21 @@ pub(crate) fn seal(
     workspace: &str,
     doc: &[u8; 16],
     epoch: u32,
-    kind: RecordKind,
+    meta: ChunkMeta,
     chunk: &[u8],
 ) -> Result<Vec<u8>> {
-    seal_with(key, &associated_data(workspace, doc, epoch), kind, chunk)
+    seal_with(key, &associated_data(workspace, doc, epoch), meta, chunk)
 }
 
-fn seal_with(key: &WorkspaceKey, ad: &[u8], kind: RecordKind, chunk: &[u8]) -> Result<Vec<u8>> {
+fn seal_with(key: &WorkspaceKey, ad: &[u8], meta: ChunkMeta, chunk: &[u8]) -> Result<Vec<u8>> {
     let mut plain = Zeroizing::new(Vec::with_capacity(chunk.len() + 16));
     ciborium::into_writer(
         &Inner {
-            kind: kind.as_str().to_string(),
+            kind: meta.kind.as_str().to_string(),
             chunk: ByteBuf::from(chunk),
+            generation: meta.generation,
+            replaces: meta.replaces,
+            covers: meta.covers,
         },
         &mut *plain,
     )
@@ -138,11 +186,11 @@ pub(crate) fn open(
     doc: &[u8; 16],
     epoch: u32,
     sealed: &[u8],
-) -> Result<(RecordKind, Vec<u8>)> {
+) -> Result<(ChunkMeta, Vec<u8>)> {
     open_with(key, &associated_data(workspace, doc, epoch), sealed)
 }
 
-fn open_with(key: &WorkspaceKey, ad: &[u8], sealed: &[u8]) -> Result<(RecordKind, Vec<u8>)> {
+fn open_with(key: &WorkspaceKey, ad: &[u8], sealed: &[u8]) -> Result<(ChunkMeta, Vec<u8>)> {
     let tampered = || Error::Tampered("a blob failed authentication".into());
     if sealed.len() < NONCE_LEN + 16 {
         return Err(tampered());
@@ -160,7 +208,13 @@ fn open_with(key: &WorkspaceKey, ad: &[u8], sealed: &[u8]) -> Result<(RecordKind
         .map_err(|_| Error::Corrupt("a sealed blob holds no valid chunk".into()))?;
     let kind = RecordKind::parse(&inner.kind)
         .ok_or_else(|| Error::Corrupt("a sealed blob names an unknown record kind".into()))?;
-    Ok((kind, inner.chunk.into_vec()))
+    let meta = ChunkMeta {
+        kind,
+        generation: inner.generation,
+        replaces: inner.replaces,
+        covers: inner.covers,
+    };
+    Ok((meta, inner.chunk.into_vec()))
 }
 
 /// A device's own key pairs for one workspace membership: Ed25519 to sign what it writes,
@@ -232,10 +286,10 @@ pub(crate) fn seal_signed(
     workspace: &str,
     doc: &[u8; 16],
     epoch: u32,
-    kind: RecordKind,
+    meta: ChunkMeta,
     chunk: &[u8],
 ) -> Result<Vec<u8>> {
-    let sealed = seal(key, workspace, doc, epoch, kind, chunk)?;
+    let sealed = seal(key, workspace, doc, epoch, meta, chunk)?;
     let ad = associated_data(workspace, doc, epoch);
     let signature = signer.sign.sign(&blob_signed_message(&ad, &sealed));
     let mut out = Vec::with_capacity(SIGNED_HEADER_LEN + sealed.len());
@@ -255,7 +309,7 @@ pub(crate) fn seal_restricted_signed(
     workspace: &str,
     doc: &[u8; 16],
     epoch: u32,
-    kind: RecordKind,
+    meta: ChunkMeta,
     chunk: &[u8],
 ) -> Result<Vec<u8>> {
     let one_time = new_workspace_key();
@@ -264,7 +318,7 @@ pub(crate) fn seal_restricted_signed(
         .map_err(|_| Error::Storage("sealing a key failed".into()))?;
     let ad = labelled_data(RESTRICTED_AD_LABEL, workspace, doc, epoch);
     let mut body = wrapped;
-    body.extend(seal_with(&one_time, &ad, kind, chunk)?);
+    body.extend(seal_with(&one_time, &ad, meta, chunk)?);
     let signature = signer.sign.sign(&blob_signed_message(&ad, &body));
     let mut out = Vec::with_capacity(SIGNED_HEADER_LEN + body.len());
     out.push(RESTRICTED_BLOB_VERSION);
@@ -287,7 +341,7 @@ pub(crate) fn open_restricted_verified(
     doc: &[u8; 16],
     epoch: u32,
     blob: &[u8],
-) -> Result<(RecordKind, Vec<u8>)> {
+) -> Result<(ChunkMeta, Vec<u8>)> {
     let tampered = || Error::Tampered("a restricted blob failed authentication".into());
     if !is_restricted_blob(blob) || blob.len() < SIGNED_HEADER_LEN + WRAPPED_KEY_LEN {
         return Err(tampered());
@@ -354,7 +408,7 @@ pub(crate) fn open_signed(
     doc: &[u8; 16],
     epoch: u32,
     blob: &[u8],
-) -> Result<(RecordKind, Vec<u8>)> {
+) -> Result<(ChunkMeta, Vec<u8>)> {
     verify_blob_signature(workspace, doc, epoch, blob)?;
     open_verified(key, workspace, doc, epoch, blob)
 }
@@ -389,7 +443,7 @@ pub(crate) fn open_verified(
     doc: &[u8; 16],
     epoch: u32,
     blob: &[u8],
-) -> Result<(RecordKind, Vec<u8>)> {
+) -> Result<(ChunkMeta, Vec<u8>)> {
     blob_signer(blob)?;
     if is_restricted_blob(blob) {
         return Err(Error::Tampered(
@@ -557,16 +611,16 @@ mod tests {
     fn a_sealed_chunk_opens_only_in_its_own_place() {
         let key = new_workspace_key();
         let doc = [7u8; 16];
-        let sealed = seal(&key, WS, &doc, 3, RecordKind::Visit, b"chunk bytes").unwrap();
+        let sealed = seal(&key, WS, &doc, 3, RecordKind::Visit.into(), b"chunk bytes").unwrap();
         assert!(!sealed.windows(5).any(|w| w == b"chunk"), "no plaintext");
-        let (kind, chunk) = open(&key, WS, &doc, 3, &sealed).unwrap();
+        let (meta, chunk) = open(&key, WS, &doc, 3, &sealed).unwrap();
         assert_eq!(
-            (kind, chunk.as_slice()),
+            (meta.kind, chunk.as_slice()),
             (RecordKind::Visit, &b"chunk bytes"[..])
         );
 
         let tampered =
-            |r: Result<(RecordKind, Vec<u8>)>| assert!(matches!(r, Err(Error::Tampered(_))));
+            |r: Result<(ChunkMeta, Vec<u8>)>| assert!(matches!(r, Err(Error::Tampered(_))));
         tampered(open(&key, WS, &[8u8; 16], 3, &sealed)); // moved to another document
         tampered(open(
             &key,
@@ -581,7 +635,7 @@ mod tests {
         flipped[30] ^= 1;
         tampered(open(&key, WS, &doc, 3, &flipped));
         tampered(open(&key, WS, &doc, 3, &sealed[..20]));
-        let again = seal(&key, WS, &doc, 3, RecordKind::Visit, b"chunk bytes").unwrap();
+        let again = seal(&key, WS, &doc, 3, RecordKind::Visit.into(), b"chunk bytes").unwrap();
         assert_ne!(again, sealed, "a fresh nonce every time");
     }
 
@@ -590,10 +644,22 @@ mod tests {
         let key = new_workspace_key();
         let device = DeviceKeys::generate();
         let doc = [7u8; 16];
-        let blob = seal_signed(&key, &device, WS, &doc, 1, RecordKind::Workshop, b"c").unwrap();
+        let blob = seal_signed(
+            &key,
+            &device,
+            WS,
+            &doc,
+            1,
+            RecordKind::Workshop.into(),
+            b"c",
+        )
+        .unwrap();
         assert_eq!(blob_signer(&blob).unwrap(), device.sign_public());
-        let (kind, chunk) = open_signed(&key, WS, &doc, 1, &blob).unwrap();
-        assert_eq!((kind, chunk.as_slice()), (RecordKind::Workshop, &b"c"[..]));
+        let (meta, chunk) = open_signed(&key, WS, &doc, 1, &blob).unwrap();
+        assert_eq!(
+            (meta.kind, chunk.as_slice()),
+            (RecordKind::Workshop, &b"c"[..])
+        );
         for i in 0..blob.len() {
             let mut bad = blob.clone();
             bad[i] ^= 0x40;
@@ -612,7 +678,7 @@ mod tests {
         assert!(open_signed(&key, WS, &doc, 1, &forged).is_err());
         assert!(open_signed(&key, WS, &[8; 16], 1, &blob).is_err(), "moved");
         assert!(blob_signer(&blob[..50]).is_err());
-        let unsigned = seal(&key, WS, &doc, 1, RecordKind::Visit, b"c").unwrap();
+        let unsigned = seal(&key, WS, &doc, 1, RecordKind::Visit.into(), b"c").unwrap();
         assert!(open_signed(&key, WS, &doc, 1, &unsigned).is_err());
     }
 

@@ -28,7 +28,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::crypto;
+use crate::crypto::{self, ChunkMeta};
 use crate::error::{Error, Result};
 use crate::model::{ImportReport, RecordKind, RefusedDocument};
 use crate::records;
@@ -172,7 +172,8 @@ impl Store {
         let mut logs = BTreeMap::new();
         self.read(|c| {
             let mut st = c.prepare(
-                "SELECT id, workspace_id, kind, heads, snapshot FROM documents ORDER BY n",
+                "SELECT id, workspace_id, kind, heads, snapshot, generation FROM documents
+                 ORDER BY n",
             )?;
             let mut chunks_st =
                 c.prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?;
@@ -187,11 +188,16 @@ impl Store {
                 if their.is_some_and(|h| h.as_slice() == heads.as_slice()) {
                     continue;
                 }
+                let generation: u32 = r.get(5)?;
                 let mut chunks = vec![r.get::<_, Vec<u8>>(4)?];
                 for chunk in chunks_st.query_map(params![id], |r| r.get::<_, Vec<u8>>(0))? {
                     chunks.push(chunk?);
                 }
-                if let Some(their) = their.and_then(|h| store::decode_heads(h)) {
+                // A rewritten record goes whole, as the rewrite it is: their heads may be of
+                // an earlier generation, which it replaces.
+                if let Some(their) = their.and_then(|h| store::decode_heads(h))
+                    && generation == 0
+                {
                     chunks = vec![changes_after(&id, &chunks, &their)?];
                 }
                 let (epoch, key) =
@@ -206,12 +212,19 @@ impl Store {
                 };
                 let blobs = chunks
                     .iter()
-                    .map(|ch| {
+                    .enumerate()
+                    .map(|(i, ch)| {
+                        let meta = ChunkMeta {
+                            kind,
+                            generation,
+                            replaces: generation > 0 && i == 0,
+                            covers: 0,
+                        };
                         match &own {
                             Some(own) => crypto::seal_signed(
-                                &key, own, &workspace, &doc_bytes, epoch, kind, ch,
+                                &key, own, &workspace, &doc_bytes, epoch, meta, ch,
                             ),
-                            None => crypto::seal(&key, &workspace, &doc_bytes, epoch, kind, ch),
+                            None => crypto::seal(&key, &workspace, &doc_bytes, epoch, meta, ch),
                         }
                         .map(ByteBuf::from)
                     })
@@ -287,23 +300,71 @@ impl Store {
                 };
                 let doc_bytes = crypto::doc_id_bytes(&d.id)?;
                 let signer = signer_of(&tx, d)?;
-                let mut kind = None;
+                let mut first: Option<ChunkMeta> = None;
                 let mut chunks = Vec::with_capacity(d.blobs.len());
                 for blob in &d.blobs {
-                    let (k, chunk) = match d.signed {
+                    let (meta, chunk) = match d.signed {
                         true => crypto::open_signed(&key, &d.workspace, &doc_bytes, d.epoch, blob)?,
                         false => crypto::open(&key, &d.workspace, &doc_bytes, d.epoch, blob)?,
                     };
-                    if kind.is_some_and(|prev| prev != k) {
+                    if first.is_some_and(|f| f.kind != meta.kind || f.generation != meta.generation)
+                    {
                         return Err(Error::Corrupt(format!(
-                            "bundle: document {} mixes kinds",
+                            "bundle: document {} mixes kinds or generations",
                             d.id
                         )));
                     }
-                    kind = Some(k);
+                    first.get_or_insert(meta);
                     chunks.push(chunk);
                 }
-                let Some(kind) = kind else { continue };
+                let Some(meta) = first else { continue };
+                let kind = meta.kind;
+                let local = outbox::generation(&tx, &d.id)?;
+                let has_local = store::load_stored(&tx, &d.id, &actor)?.is_some();
+                if has_local && meta.generation != local {
+                    let rewrite = meta.generation > local && meta.replaces;
+                    if !rewrite {
+                        report.refused.push(RefusedDocument {
+                            doc_id: d.id.clone(),
+                            reason: match meta.generation < local {
+                                true => "made before this record was erased or redacted",
+                                false => "made after a rewrite of this record not in the bundle",
+                            }
+                            .into(),
+                        });
+                        continue;
+                    }
+                    // A rewrite carried in by hand replaces this device's copy, as pulled.
+                    cached.remove(&d.id);
+                    let target = Target {
+                        id: &d.id,
+                        workspace: &d.workspace,
+                        kind,
+                    };
+                    let authors = match &signer {
+                        Some(s) => Authorship::of(&tx, &d.workspace, s)?,
+                        None => Authorship::Any,
+                    };
+                    let (save, rest) = chunks.split_first().ok_or_else(|| {
+                        Error::Corrupt(format!("bundle: document {} is empty", d.id))
+                    })?;
+                    let stored =
+                        store::replace_document(&tx, &target, save, meta, &actor, &authors, true)?;
+                    let (stored, _) = match rest.is_empty() {
+                        true => (stored, true),
+                        false => {
+                            merge_chunks(&tx, Some(stored), &actor, &target, rest, false, &authors)?
+                        }
+                    };
+                    if signer.is_some_and(|s| Some(s) != own_sign_key(&tx, &d.workspace)) {
+                        for blob in &d.blobs {
+                            outbox::enqueue_signed(&tx, &d.workspace, &d.id, d.epoch, blob)?;
+                        }
+                    }
+                    report.changed.push(d.id.clone());
+                    touched.push((d.id.clone(), stored));
+                    continue;
+                }
                 let existing = match cached.remove(&d.id) {
                     Some(s) => Some(s),
                     None => store::load_stored(&tx, &d.id, &actor)?,
@@ -334,6 +395,12 @@ impl Store {
                     }
                     other => other?,
                 };
+                if !has_local && meta.generation > 0 {
+                    tx.execute(
+                        "UPDATE documents SET generation = ?2 WHERE id = ?1",
+                        params![d.id, meta.generation],
+                    )?;
+                }
                 if relay && changed {
                     for blob in &d.blobs {
                         outbox::enqueue_signed(&tx, &d.workspace, &d.id, d.epoch, blob)?;
@@ -341,7 +408,11 @@ impl Store {
                 }
                 if !changed {
                     report.unchanged += 1;
-                    touched.push((d.id.clone(), stored));
+                    // A document this store did not have and still does not (the bundle held
+                    // nothing new of it) must not sit in the cache as if stored.
+                    if has_local {
+                        touched.push((d.id.clone(), stored));
+                    }
                     continue;
                 }
                 report.changed.push(d.id.clone());

@@ -429,7 +429,7 @@ impl Fixture {
             &self.workspace,
             &doc_id,
             how.epoch,
-            how.kind,
+            how.kind.into(),
             chunk,
         )?;
         Ok(proto::PulledBlob {

@@ -92,6 +92,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         epoch: 1,
         ciphertext: c.to_vec(),
         supersedes: Some(4),
+        forget: false,
     };
     let envelope = proto::KeyEnvelope {
         device_id: "d2".into(),

@@ -85,6 +85,7 @@ struct BlobPick {
     epoch: u32,
     ciphertext: Vec<u8>,
     supersedes: Option<u64>,
+    forget: false,
     wrong_content_id: Option<[u8; 32]>,
 }
 
@@ -322,6 +323,7 @@ impl Fresh {
                         epoch: b.epoch,
                         ciphertext: b.ciphertext.clone(),
                         supersedes: b.supersedes,
+                        forget: false,
                     })
                     .collect(),
             }),

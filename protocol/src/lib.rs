@@ -14,6 +14,7 @@
 //!     epoch: 1,
 //!     ciphertext,
 //!     supersedes: None,
+//!     forget: false,
 //! };
 //! let body = encode(&PushRequest { blobs: vec![blob.clone()] });
 //! let back: PushRequest = decode(&body).unwrap();
@@ -258,6 +259,11 @@ pub struct PushBlob {
     /// Set on a compacted full save: it covers this document's blobs with `seq <= n`.
     #[serde(default)]
     pub supersedes: Option<u64>,
+    /// With `supersedes`: the save rewrites the record without its history (an erase or a
+    /// redaction), so the server drops the covered blobs' ciphertext at once instead of after
+    /// the compaction grace period.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forget: bool,
 }
 
 /// Query parameter of [`PATH_CHAIN`]: comma-separated sequence numbers (at most
@@ -572,6 +578,7 @@ mod tests {
             epoch: 3,
             ciphertext: ciphertext.to_vec(),
             supersedes: Some(17),
+            forget: false,
         }
     }
 

@@ -860,6 +860,7 @@ async fn compaction_drops_superseded_blobs_but_keeps_pushes_idempotent(backend: 
     server.push(token, vec![blob(1, b"c3")]).await;
     let snapshot = PushBlob {
         supersedes: Some(4),
+        forget: false,
         ..blob(1, b"full save of doc 1")
     };
     assert_eq!(server.push(token, vec![snapshot]).await, vec![5]);

@@ -91,6 +91,7 @@ fn sealed(marker: &str, i: usize) -> PushBlob {
         epoch: 0,
         ciphertext,
         supersedes: None,
+        forget: false,
     }
 }
 

@@ -205,6 +205,7 @@ fn sealed(i: usize) -> PushBlob {
         epoch: 0,
         ciphertext,
         supersedes: None,
+        forget: false,
     }
 }
 

@@ -305,6 +305,7 @@ fn three_server_processes_on_one_database_never_let_a_puller_skip_a_change() {
                                 epoch: 0,
                                 ciphertext,
                                 supersedes: None,
+                                forget: false,
                             }
                         })
                         .collect();
@@ -379,6 +380,7 @@ fn admin_commands_work_against_postgresql() {
                 epoch: 0,
                 ciphertext,
                 supersedes: None,
+                forget: false,
             }],
         }),
     );

@@ -54,6 +54,7 @@ fn supersedes_only_older_blobs_of_the_same_document(backend: Backend) {
     // The full save covers doc 1 up to seq 1 only (its author had not seen seq 3).
     let snapshot = PushBlob {
         supersedes: Some(1),
+        forget: false,
         ..blob(1, b"save of doc 1 at seq 1")
     };
     storage.push(&device, &[snapshot], t).unwrap();
@@ -66,6 +67,7 @@ fn supersedes_only_older_blobs_of_the_same_document(backend: Backend) {
     // A snapshot claiming to cover seqs beyond itself never supersedes itself or later blobs.
     let greedy = PushBlob {
         supersedes: Some(1_000_000),
+        forget: false,
         ..blob(2, b"save of doc 2")
     };
     storage.push(&device, &[greedy], t + 1).unwrap();
@@ -125,6 +127,7 @@ fn an_encoded_pull_is_the_same_page_in_wire_form(backend: Backend) {
     // rows in between (pushes above supersede nothing, so compact after a full save).
     let save = PushBlob {
         supersedes: Some(40),
+        forget: false,
         ..blob(3, b"save of doc 3")
     };
     storage.push(&alice, &[save], 0).unwrap();
@@ -214,9 +217,12 @@ fn every_number_has_the_chain_hash_of_the_log_up_to_it(backend: Backend) {
     // Compaction drops ciphertext, not history: the hashes stay.
     let save = PushBlob {
         supersedes: Some(5),
+        forget: false,
         ..blob(1, b"save of doc 1")
     };
-    storage.push(&device, std::slice::from_ref(&save), 0).unwrap();
+    storage
+        .push(&device, std::slice::from_ref(&save), 0)
+        .unwrap();
     storage.compact(0).unwrap();
     let mut all = blobs;
     all.push(save);
@@ -319,7 +325,9 @@ fn check_upgraded_chains(storage: &dyn Storage, logs: Vec<(String, Device, Vec<P
     for (ws, device, mut blobs) in logs {
         check_chains(storage, &ws, &chains_of(&blobs));
         let next = blob(9, ws.as_bytes());
-        storage.push(&device, std::slice::from_ref(&next), 0).unwrap();
+        storage
+            .push(&device, std::slice::from_ref(&next), 0)
+            .unwrap();
         blobs.push(next);
         check_chains(storage, &ws, &chains_of(&blobs));
     }

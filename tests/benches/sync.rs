@@ -308,6 +308,7 @@ fn raw_server_throughput(n: usize) {
                                 epoch: 0,
                                 ciphertext: ct,
                                 supersedes: None,
+                                forget: false,
                             }
                         })
                         .collect();

@@ -568,21 +568,38 @@ fn the_server_refuses_compaction_by_members_blobs_beyond_the_epoch_and_retired_k
             .unwrap_or_default();
         (status, code)
     };
-    let blob = |epoch: u32, supersedes: Option<u64>| {
+    let blob_of = |doc_id: proto::DocId, epoch: u32, supersedes: Option<u64>| {
         let ciphertext: Vec<u8> = (0..64).map(|_| rand::random()).collect();
         proto::PushBlob {
             content_id: proto::content_id_of(&ciphertext),
-            doc_id: rand::random(),
+            doc_id,
             epoch,
             ciphertext,
             supersedes,
+            forget: supersedes.is_some(),
         }
     };
+    let blob = |epoch: u32, supersedes: Option<u64>| blob_of(rand::random(), epoch, supersedes);
     let ana_token = token_of(&hostile, coordinator, &ws, "Ana");
-    // A member (or a stolen member token) may not make the server drop a record's history.
+    let coordinator_token = token_of(&hostile, coordinator, &ws, "Coordinator");
+    // A member (or a stolen member token) may not make the server drop a record's history:
+    // not of a record it did not write, nor of one nobody wrote yet.
+    let theirs: proto::DocId = rand::random();
+    assert_eq!(push(&coordinator_token, blob_of(theirs, 0, None)).0, 200);
+    assert_eq!(
+        push(&ana_token, blob_of(theirs, 0, Some(u64::MAX >> 1))),
+        (403, "forbidden".into())
+    );
     assert_eq!(
         push(&ana_token, blob(0, Some(5))),
         (403, "forbidden".into())
+    );
+    // Its author may (an erase or a redaction of what it wrote).
+    let hers: proto::DocId = rand::random();
+    assert_eq!(push(&ana_token, blob_of(hers, 0, None)).0, 200);
+    assert_eq!(
+        push(&ana_token, blob_of(hers, 0, Some(u64::MAX >> 1))).0,
+        200
     );
     // Nobody rotated to epoch 9: a blob under it could never be opened, only kept aside.
     assert_eq!(push(&ana_token, blob(9, None)).0, 400);

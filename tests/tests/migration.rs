@@ -64,7 +64,11 @@ fn old_phone(dir: &Path, manifest: &Value, name: &str, url: &str) -> OldPhone {
     let store = Store::open(&file, &key).unwrap();
     OldPhone {
         name: name.into(),
-        device: Device { dir: tmp, store },
+        device: Device {
+            dir: tmp,
+            store,
+            key: key.clone().try_into().unwrap(),
+        },
     }
 }
 

@@ -44,11 +44,9 @@ fn every_text(d: &Device, key: &[u8; 32]) -> String {
 
 /// A device with a known store key (to open its database from outside).
 fn keyed(name: &str) -> (Device, [u8; 32]) {
-    let key: [u8; 32] = rand::random();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("waymark.db"), &key).unwrap();
-    store.set_device_name(name).unwrap();
-    (Device { dir, store }, key)
+    let device = Device::new(name);
+    let key = device.key;
+    (device, key)
 }
 
 fn restricted(place: &str, notes: &str) -> NewVisit {

@@ -420,6 +420,7 @@ fn a_blob_that_fails_authentication_is_set_aside_and_the_rest_applies() {
         epoch: 0,
         ciphertext: garbage,
         supersedes: None,
+        forget: false,
     }];
     http(
         proto::PATH_PUSH,
@@ -574,6 +575,7 @@ fn a_phone_killed_again_and_again_while_joining_a_big_workspace_ends_with_everyt
     let newcomer = Device {
         dir: phone,
         store: Store::open(&path, &key).unwrap(),
+        key,
     };
     newcomer.sync_until_ok();
     assert!(newcomer.store.set_aside_blobs().unwrap().is_empty());

@@ -197,6 +197,22 @@ pub(crate) fn withdraw(doc: &mut AutoCommit, attendee_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Withdraws an attendee who asked for their data to be removed: their name and contact go
+/// (age band and gender stay, uncounted, as a withdrawn attendee's do).
+pub(crate) fn remove_personal_data(doc: &mut AutoCommit, attendee_id: &str) -> Result<()> {
+    withdraw(doc, attendee_id)?;
+    let attendees = container(doc, K_ATTENDEES)?;
+    let m = get_obj(doc, &attendees, attendee_id, ObjType::Map)
+        .ok_or_else(|| Error::not_found(format!("attendee {attendee_id}")))?;
+    doc.put(&m, "name", "")?;
+    for key in ["contact", "consent_at"] {
+        if doc.get(&m, key)?.is_some() {
+            doc.delete(&m, key)?;
+        }
+    }
+    Ok(())
+}
+
 /// Adds `delta` people to the anonymous tally of one age band and gender.
 pub(crate) fn tally(doc: &mut AutoCommit, age_band: &str, gender: &str, delta: i64) -> Result<()> {
     let tallies = container(doc, K_TALLIES)?;

@@ -11,6 +11,7 @@
 //! The API is blocking; hosts call it from a worker thread.
 
 mod docs;
+mod forget;
 pub(crate) mod keys;
 pub(crate) mod outbox;
 pub(crate) mod projection;
@@ -36,6 +37,7 @@ use crate::model::*;
 use crate::records::{self, Header, meta, settings, visit, workshop};
 
 pub(crate) use docs::{StoredDoc, forget as forget_document};
+pub(crate) use forget::{checkpoint, replace as replace_document};
 pub use wipe::{PendingRevocation, WipeReport};
 
 /// Length of a store key in bytes.

@@ -3,8 +3,10 @@
 
 use rusqlite::{Connection, params};
 
+use rusqlite::OptionalExtension;
+
 use super::keys;
-use crate::crypto;
+use crate::crypto::{self, ChunkMeta};
 use crate::error::{Error, Result};
 use crate::model::RecordKind;
 
@@ -54,6 +56,52 @@ pub(crate) fn enqueue(
     chunk: &[u8],
     restricted: bool,
 ) -> Result<()> {
+    let meta = ChunkMeta {
+        generation: generation(conn, doc_id)?,
+        ..kind.into()
+    };
+    enqueue_with(conn, workspace, doc_id, meta, chunk, restricted, None)
+}
+
+/// Queues the save of a record rewritten as a new generation (an erase or a redaction): it
+/// replaces the record on every device, and the server drops its blobs up to `supersedes`
+/// (`None`: the record never reached the server).
+pub(crate) fn enqueue_rewrite(
+    conn: &Connection,
+    workspace: &str,
+    doc_id: &str,
+    kind: RecordKind,
+    save: &[u8],
+    restricted: bool,
+    supersedes: Option<u64>,
+) -> Result<()> {
+    let meta = ChunkMeta {
+        kind,
+        generation: generation(conn, doc_id)?,
+        replaces: true,
+        covers: supersedes.unwrap_or(0),
+    };
+    enqueue_with(conn, workspace, doc_id, meta, save, restricted, supersedes)
+}
+
+/// The generation of document `doc_id` (0 if this store does not have it).
+pub(crate) fn generation(conn: &Connection, doc_id: &str) -> Result<u32> {
+    Ok(conn
+        .prepare_cached("SELECT generation FROM documents WHERE id = ?1")?
+        .query_row(params![doc_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+fn enqueue_with(
+    conn: &Connection,
+    workspace: &str,
+    doc_id: &str,
+    meta: ChunkMeta,
+    chunk: &[u8],
+    restricted: bool,
+    supersedes: Option<u64>,
+) -> Result<()> {
     if chunk.is_empty() || !connected(conn, workspace)? {
         return Ok(());
     }
@@ -64,13 +112,13 @@ pub(crate) fn enqueue(
         )
     })?;
     let sealed = seal(
-        conn, workspace, doc_id, kind, chunk, restricted, epoch, &key,
+        conn, workspace, doc_id, meta, chunk, restricted, epoch, &key,
     )?;
     let content_id = waymark_protocol::content_id_of(&sealed);
     conn.prepare_cached(
         "INSERT INTO outbox(workspace_id, doc_id, epoch, content_id, ciphertext, restricted,
-            kind, plain)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            kind, plain, supersedes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         workspace,
@@ -79,8 +127,9 @@ pub(crate) fn enqueue(
         content_id.as_slice(),
         sealed,
         restricted,
-        kind.as_str(),
-        restricted.then_some(chunk)
+        meta.kind.as_str(),
+        restricted.then_some(chunk),
+        supersedes.map(|s| i64::try_from(s).unwrap_or(i64::MAX))
     ])?;
     Ok(())
 }
@@ -93,7 +142,7 @@ pub(crate) fn seal(
     conn: &Connection,
     workspace: &str,
     doc_id: &str,
-    kind: RecordKind,
+    meta: ChunkMeta,
     chunk: &[u8],
     restricted: bool,
     epoch: u32,
@@ -104,10 +153,10 @@ pub(crate) fn seal(
     match restricted {
         true => match keys::restricted_public(conn, workspace, epoch)? {
             Some(public) => {
-                crypto::seal_restricted_signed(&public, &own, workspace, &doc, epoch, kind, chunk)
+                crypto::seal_restricted_signed(&public, &own, workspace, &doc, epoch, meta, chunk)
             }
-            None => crypto::seal_signed(key, &own, workspace, &doc, epoch, kind, chunk),
+            None => crypto::seal_signed(key, &own, workspace, &doc, epoch, meta, chunk),
         },
-        false => crypto::seal_signed(key, &own, workspace, &doc, epoch, kind, chunk),
+        false => crypto::seal_signed(key, &own, workspace, &doc, epoch, meta, chunk),
     }
 }

@@ -328,6 +328,16 @@ CREATE TABLE chain_marks (
 ALTER TABLE documents ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Forgetting (issue 13): each record's generation (bumped by an erase or a redaction, which
+/// rewrite it without its history), the number of the server's blobs a queued rewrite
+/// supersedes, and a search index that drops a deleted row's words at once instead of at its
+/// next merge.
+const V8: &str = "
+ALTER TABLE documents ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN supersedes INTEGER;
+INSERT INTO search(search, rank) VALUES ('secure-delete', 1);
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -357,6 +367,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 7,
         sql: V7,
+    },
+    Migration {
+        version: 8,
+        sql: V8,
     },
 ];
 

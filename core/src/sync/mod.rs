@@ -169,6 +169,9 @@ struct Applying {
     /// Documents the writer decoded and changed, in the order applied.
     touched: Vec<(String, crate::store::StoredDoc)>,
     set_aside: Vec<SetAside>,
+    /// A record was rewritten (erased or redacted): the write-ahead log is emptied after the
+    /// commit so that no earlier copy of its pages stays there.
+    rewrote: bool,
 }
 
 impl Applying {
@@ -197,6 +200,9 @@ impl Applying {
         }
         report.set_aside.extend(self.set_aside);
         report.set_aside_dropped += self.dropped;
+        if self.rewrote {
+            crate::store::checkpoint(w);
+        }
     }
 }
 
@@ -215,6 +221,21 @@ enum Applied {
     Unchanged,
     /// Its document changed; the decoded document, when the writer decoded it.
     Changed(Option<Box<crate::store::StoredDoc>>),
+    /// It rewrote its record as a new generation (an erase or a redaction), which replaced
+    /// this device's copy.
+    Rewritten,
+    /// Written for another generation of its record than this device's: never merged (an
+    /// earlier one would bring back what was erased); set aside, saying why.
+    OtherGeneration(&'static str),
+}
+
+/// Records the generation of a document just stored from a blob or bundle (0 needs nothing).
+fn set_generation(tx: &Transaction<'_>, doc_id: &str, generation: u32) -> Result<()> {
+    if generation > 0 {
+        tx.prepare_cached("UPDATE documents SET generation = ?2 WHERE id = ?1")?
+            .execute(params![doc_id, generation])?;
+    }
+    Ok(())
 }
 
 /// A sequence number as SQLite stores it (the server never issues one above `i64::MAX`).
@@ -625,7 +646,7 @@ impl Store {
             let budget = server.budget();
             let batch: Vec<(i64, proto::PushBlob)> = self.read(|c| {
                 let mut st = c.prepare_cached(
-                    "SELECT id, doc_id, epoch, content_id, ciphertext FROM outbox
+                    "SELECT id, doc_id, epoch, content_id, ciphertext, supersedes FROM outbox
                      WHERE workspace_id = ?1 ORDER BY id LIMIT ?2",
                 )?;
                 let rows = st.query_map(params![m.workspace, PUSH_BATCH_BLOBS as i64], |r| {
@@ -635,12 +656,13 @@ impl Store {
                         r.get::<_, u32>(2)?,
                         r.get::<_, Vec<u8>>(3)?,
                         r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
                     ))
                 })?;
                 let mut out = Vec::new();
                 let mut size = 0;
                 for row in rows {
-                    let (id, doc, epoch, cid, ct) = row?;
+                    let (id, doc, epoch, cid, ct, supersedes) = row?;
                     if !out.is_empty() && size + ct.len() > budget {
                         break;
                     }
@@ -654,7 +676,9 @@ impl Store {
                             doc_id: crypto::doc_id_bytes(&doc)?,
                             epoch,
                             ciphertext: ct,
-                            supersedes: None,
+                            // An erase or a redaction: the server drops the earlier blobs.
+                            supersedes: supersedes.and_then(|s| u64::try_from(s).ok()),
+                            forget: supersedes.is_some(),
                         },
                     ));
                 }
@@ -1057,7 +1081,7 @@ impl Store {
                     }
                     match keys::restricted_secret(tx, workspace, b.epoch)? {
                         Some(secret) => {
-                            let (kind, chunk) = crypto::open_restricted_verified(
+                            let (meta, chunk) = crypto::open_restricted_verified(
                                 &secret,
                                 workspace,
                                 &b.doc_id,
@@ -1065,7 +1089,7 @@ impl Store {
                                 &b.ciphertext,
                             )?;
                             return self
-                                .merge_opened(tx, None, workspace, &doc_id, kind, chunk, &authors);
+                                .merge_opened(tx, None, workspace, &doc_id, meta, chunk, &authors);
                         }
                         // A coordinator waits for the grant; anyone else is not meant to read
                         // it, and keeps nothing of a record that became restricted unless it
@@ -1084,7 +1108,7 @@ impl Store {
                 let Some(key) = key else {
                     return Ok(Applied::Held);
                 };
-                let (kind, chunk) = match p.opened {
+                let (meta, chunk) = match p.opened {
                     // Opened ahead, after its signature held, with this epoch's key (a
                     // stored key never changes).
                     Some(opened) => opened,
@@ -1098,7 +1122,7 @@ impl Store {
                     p.whole.as_ref(),
                     workspace,
                     &doc_id,
-                    kind,
+                    meta,
                     chunk,
                     &authors,
                 )
@@ -1153,6 +1177,9 @@ impl Store {
                         Some("signer"),
                     )?);
                 }
+                Ok(Applied::OtherGeneration(reason)) => {
+                    st.set_aside.push(aside(reason.to_string(), None)?);
+                }
                 Ok(applied) => {
                     if !advance {
                         tx.prepare_cached(
@@ -1160,10 +1187,19 @@ impl Store {
                         )?
                         .execute(params![workspace, seq_sql(b.seq)])?;
                     }
-                    if advance && matches!(applied, Applied::Changed(_) | Applied::Unchanged) {
+                    if advance
+                        && matches!(
+                            applied,
+                            Applied::Changed(_) | Applied::Unchanged | Applied::Rewritten
+                        )
+                    {
                         restore::seen_at(tx, &doc_id, b.seq)?;
                     }
                     match applied {
+                        Applied::Rewritten => {
+                            st.rewrote = true;
+                            changed.insert(doc_id.clone());
+                        }
                         Applied::Changed(stored) => {
                             changed.insert(doc_id.clone());
                             if let Some(stored) = stored {
@@ -1206,7 +1242,7 @@ impl Store {
         )>,
         workspace: &str,
         doc_id: &str,
-        kind: crate::model::RecordKind,
+        meta: crypto::ChunkMeta,
         chunk: Vec<u8>,
         authors: &team::Authorship,
     ) -> Result<Applied> {
@@ -1214,18 +1250,55 @@ impl Store {
         let target = Target {
             id: doc_id,
             workspace,
-            kind,
+            kind: meta.kind,
         };
+        let local = tx
+            .prepare_cached("SELECT generation FROM documents WHERE id = ?1")?
+            .query_row(params![doc_id], |r| r.get::<_, u32>(0))
+            .optional()?;
+        match local {
+            Some(g) if meta.generation < g => {
+                return Ok(Applied::OtherGeneration(
+                    "made before this record was erased or redacted",
+                ));
+            }
+            Some(g) if meta.generation > g && !meta.replaces => {
+                return Ok(Applied::OtherGeneration(
+                    "made after a rewrite of this record that has not arrived here",
+                ));
+            }
+            Some(g) if meta.generation > g => {
+                // Only the record's author (whose actor the rewrite is written as) or a
+                // coordinator may rewrite it; the authorship rule checks the signer.
+                let creator =
+                    load_stored(tx, doc_id, actor)?.map(|s| crate::records::creator(&s.doc));
+                let rewritten = crate::records::creator(
+                    &automerge::AutoCommit::load(&chunk)
+                        .map_err(|_| Error::Corrupt("a rewrite is not a whole record".into()))?,
+                );
+                if creator.is_some_and(|c| c != rewritten) {
+                    return Err(Error::Tampered(
+                        "a rewrite of a record names another author than the record".into(),
+                    ));
+                }
+                crate::store::replace_document(tx, &target, &chunk, meta, actor, authors, true)?;
+                return Ok(Applied::Rewritten);
+            }
+            _ => {}
+        }
         let existing = load_stored(tx, doc_id, actor)?;
-        if existing.is_none()
-            && let Some((heads, rows, actors)) = whole
-        {
+        let is_new = existing.is_none();
+        if is_new && let Some((heads, rows, actors)) = whole {
             authors.check(actors)?;
             insert_whole(tx, &target, &chunk, heads, rows)?;
+            set_generation(tx, doc_id, meta.generation)?;
             return Ok(Applied::Changed(None));
         }
         let (stored, did_change) =
             merge_chunks(tx, existing, actor, &target, &[chunk], false, authors)?;
+        if is_new {
+            set_generation(tx, doc_id, meta.generation)?;
+        }
         Ok(match did_change {
             true => Applied::Changed(Some(Box::new(stored))),
             false => Applied::Unchanged,

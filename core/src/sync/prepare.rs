@@ -18,7 +18,6 @@ use waymark_protocol::PulledBlob;
 use crate::crypto::{self, WorkspaceKey};
 use crate::error::Result;
 use crate::exchange::{Target, decode_whole};
-use crate::model::RecordKind;
 use crate::store::keys;
 use crate::store::projection::Rows;
 
@@ -31,8 +30,8 @@ pub(crate) struct Prepared {
     /// Whether the device signature holds. A blob marked false is checked again, alone, when
     /// applied, which says why it is set aside.
     pub signed_ok: bool,
-    /// The opened seal: the record kind and the Automerge chunk.
-    pub opened: Option<(RecordKind, Vec<u8>)>,
+    /// The opened seal: what the chunk says of itself (kind, generation) and the chunk.
+    pub opened: Option<(crate::crypto::ChunkMeta, Vec<u8>)>,
     /// For a document this store did not have: the chunk holds all of it, with these heads,
     /// projection rows and authors.
     pub whole: Option<(Vec<ChangeHash>, Rows, Vec<ActorId>)>,
@@ -121,12 +120,12 @@ fn prepare(
         .filter(|_| signed_ok)
         .and_then(|k| crypto::open_verified(k, workspace, &b.doc_id, b.epoch, &b.ciphertext).ok());
     let whole = match &opened {
-        Some((kind, chunk)) if !stored => {
+        Some((meta, chunk)) if !stored => {
             let id = hex::encode(b.doc_id);
             let t = Target {
                 id: &id,
                 workspace,
-                kind: *kind,
+                kind: meta.kind,
             };
             // An undecodable chunk is left to the writer, which sets it aside and says why.
             decode_whole(&t, actor, chunk)

@@ -292,10 +292,11 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
         bool,
         Option<String>,
         Option<Vec<u8>>,
+        Option<i64>,
     );
     let rows: Vec<Row> = tx
         .prepare(
-            "SELECT id, doc_id, epoch, ciphertext, restricted, kind, plain FROM outbox
+            "SELECT id, doc_id, epoch, ciphertext, restricted, kind, plain, supersedes FROM outbox
              WHERE workspace_id = ?1 AND (epoch < ?2 OR restricted = 1)",
         )?
         .query_map(params![workspace, epoch], |r| {
@@ -307,11 +308,12 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut n = 0;
-    for (id, doc, old_epoch, sealed, restricted, kind, plain) in rows {
+    for (id, doc, old_epoch, sealed, restricted, kind, plain, supersedes) in rows {
         let fresh = match (
             restricted,
             kind.as_deref().and_then(RecordKind::parse),
@@ -322,16 +324,22 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
                 if done || !(sealable_restricted || old_epoch < epoch) {
                     continue;
                 }
-                crate::store::outbox::seal(tx, workspace, &doc, kind, &plain, true, epoch, &key)?
+                let meta = crypto::ChunkMeta {
+                    generation: crate::store::outbox::generation(tx, &doc)?,
+                    replaces: supersedes.is_some(),
+                    covers: supersedes.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    ..kind.into()
+                };
+                crate::store::outbox::seal(tx, workspace, &doc, meta, &plain, true, epoch, &key)?
             }
             _ if old_epoch < epoch => {
                 let old_key = keys::at_epoch(tx, workspace, old_epoch)?.ok_or_else(|| {
                     Error::Corrupt(format!("no key for queued epoch {old_epoch}"))
                 })?;
                 let doc_bytes = crypto::doc_id_bytes(&doc)?;
-                let (kind, chunk) =
+                let (meta, chunk) =
                     crypto::open_signed(&old_key, workspace, &doc_bytes, old_epoch, &sealed)?;
-                crate::store::outbox::seal(tx, workspace, &doc, kind, &chunk, false, epoch, &key)?
+                crate::store::outbox::seal(tx, workspace, &doc, meta, &chunk, false, epoch, &key)?
             }
             _ => continue,
         };

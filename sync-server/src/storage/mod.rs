@@ -394,14 +394,16 @@ pub(crate) fn check_same_blob(
 /// - once the workspace keeps a team log (`has_log`), an older epoch is
 ///   [`StorageError::StaleEpoch`]: a retired key may be held by a revoked device, so the
 ///   client must re-seal under the current key first;
-/// - `supersedes` (compaction, which lets the server drop older blobs) is a coordinator's
-///   alone ([`StorageError::Forbidden`]).
+/// - `supersedes` (compaction, or an erase or redaction, which let the server drop older blobs)
+///   is a coordinator's, or the record author's: the device that pushed the document's first
+///   stored blob (`author`; [`StorageError::Forbidden`] otherwise).
 pub(crate) fn check_new_blob(
     index: usize,
     blob: &PushBlob,
     epoch: u32,
     has_log: bool,
     role: &str,
+    author: bool,
 ) -> StorageResult<()> {
     if blob.epoch > epoch {
         return Err(StorageError::Invalid(format!(
@@ -416,9 +418,15 @@ pub(crate) fn check_new_blob(
             blob.epoch
         )));
     }
-    if blob.supersedes.is_some() && role != roles::COORDINATOR {
+    if blob.supersedes.is_some() && role != roles::COORDINATOR && !author {
         return Err(StorageError::Forbidden(format!(
-            "blob {index}: only a coordinator's device may supersede (compact) blobs"
+            "blob {index}: only a coordinator's device or the record's author may supersede \
+             (compact, erase or redact) blobs"
+        )));
+    }
+    if blob.forget && blob.supersedes.is_none() {
+        return Err(StorageError::Invalid(format!(
+            "blob {index}: forget needs supersedes (the blobs it rewrites)"
         )));
     }
     Ok(())

@@ -775,6 +775,17 @@ impl Storage for PostgresStorage {
                  WHERE workspace = $3 AND doc_id = $4 AND seq <= $5 AND seq < $1
                    AND superseded_by IS NULL",
             )?;
+            // An erase or a redaction: what the record said before goes now, not after the
+            // grace.
+            let forget = tx.prepare(
+                "UPDATE blobs SET ciphertext = NULL, superseded_by = coalesce(superseded_by, $1),
+                        superseded_at = coalesce(superseded_at, $2)
+                 WHERE workspace = $3 AND doc_id = $4 AND seq <= $5 AND seq < $1",
+            )?;
+            let first_pusher = tx.prepare(
+                "SELECT device FROM blobs WHERE workspace = $1 AND doc_id = $2
+                 ORDER BY seq LIMIT 1",
+            )?;
 
             let mut outcome = PushOutcome {
                 assigned: Vec::with_capacity(blobs.len()),
@@ -791,7 +802,11 @@ impl Storage for PostgresStorage {
                     outcome.assigned.push(to_u64(seq));
                     continue;
                 }
-                check_new_blob(index, blob, epoch, log_len > 0, &role)?;
+                let author = blob.supersedes.is_some()
+                    && tx
+                        .query_opt(&first_pusher, &[&workspace, &&blob.doc_id[..]])?
+                        .is_some_and(|row| row.get::<_, i64>(0) == device_key);
+                check_new_blob(index, blob, epoch, log_len > 0, &role, author)?;
                 head += 1;
                 chain = chain_next(&chain, to_u64(head), &blob.content_id);
                 let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
@@ -812,7 +827,7 @@ impl Storage for PostgresStorage {
                 )?;
                 if let Some(covered) = blob.supersedes {
                     tx.execute(
-                        &supersede,
+                        if blob.forget { &forget } else { &supersede },
                         &[&head, &now, &workspace, &&blob.doc_id[..], &to_i64(covered)],
                     )?;
                 }
@@ -1141,7 +1156,22 @@ impl Storage for PostgresStorage {
                     revoked: row.get(5),
                 });
             }
-            let plan = plan_append(&stored, request, &devices, epoch)?;
+            let elsewhere =
+                tx.prepare("SELECT 1 FROM devices WHERE public_id = $1 AND workspace != $2")?;
+            let mut known_elsewhere = Vec::new();
+            for signed in &request.entries {
+                if let Ok(entry) = signed.decode()
+                    && let waymark_protocol::team_log::Body::Admit { member, .. } = &entry.body
+                    && tx
+                        .query_opt(&elsewhere, &[&member.device_id, &workspace])?
+                        .is_some()
+                {
+                    known_elsewhere.push(member.device_id.clone());
+                }
+            }
+            let mut elsewhere =
+                |id: &str| -> StorageResult<bool> { Ok(known_elsewhere.iter().any(|k| k == id)) };
+            let plan = plan_append(&stored, request, &devices, epoch, &mut elsewhere)?;
             let row_of = |id: &str| {
                 rows.get(id).copied().ok_or_else(|| {
                     StorageError::Invalid(format!("no device {id} is enrolled here"))

@@ -514,6 +514,15 @@ fn push_in(
          WHERE workspace = ?3 AND doc_id = ?4 AND seq <= ?5 AND seq < ?1
            AND superseded_by IS NULL",
     )?;
+    // An erase or a redaction: what the record said before goes now, not after the grace.
+    let mut forget = tx.prepare_cached(
+        "UPDATE blobs SET ciphertext = NULL, superseded_by = coalesce(superseded_by, ?1),
+                superseded_at = coalesce(superseded_at, ?2)
+         WHERE workspace = ?3 AND doc_id = ?4 AND seq <= ?5 AND seq < ?1",
+    )?;
+    let mut first_pusher = tx.prepare_cached(
+        "SELECT device FROM blobs WHERE workspace = ?1 AND doc_id = ?2 ORDER BY seq LIMIT 1",
+    )?;
 
     let mut outcome = PushOutcome {
         assigned: Vec::with_capacity(blobs.len()),
@@ -531,7 +540,14 @@ fn push_in(
             outcome.assigned.push(to_u64(seq));
             continue;
         }
-        check_new_blob(index, blob, epoch, log_len > 0, &live.role)?;
+        let author = blob.supersedes.is_some()
+            && first_pusher
+                .query_row(params![workspace, &blob.doc_id[..]], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .optional()?
+                .is_some_and(|first| first == device_key);
+        check_new_blob(index, blob, epoch, log_len > 0, &live.role, author)?;
         head += 1;
         chain = chain_next(&chain, to_u64(head), &blob.content_id);
         let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
@@ -548,7 +564,12 @@ fn push_in(
             &chain[..]
         ])?;
         if let Some(covered) = blob.supersedes {
-            supersede.execute(params![
+            let covering = if blob.forget {
+                &mut forget
+            } else {
+                &mut supersede
+            };
+            covering.execute(params![
                 head,
                 now,
                 workspace,
@@ -1128,7 +1149,14 @@ impl Storage for SqliteStorage {
                     });
                 }
             }
-            let plan = plan_append(&stored, request, &devices, epoch)?;
+            let mut elsewhere = |id: &str| -> StorageResult<bool> {
+                Ok(tx
+                    .prepare_cached(
+                        "SELECT 1 FROM devices WHERE public_id = ?1 AND workspace != ?2",
+                    )?
+                    .exists(params![id, workspace])?)
+            };
+            let plan = plan_append(&stored, request, &devices, epoch, &mut elsewhere)?;
             let row_of = |id: &str| {
                 rows.get(id).copied().ok_or_else(|| {
                     StorageError::Invalid(format!("no device {id} is enrolled here"))

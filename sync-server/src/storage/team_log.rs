@@ -54,12 +54,14 @@ pub struct AppendPlan {
 /// follow the stored head (another coordinator appended first), [`StorageError::Invalid`] when
 /// they are not a valid continuation or disagree with the server's records. An admission of a
 /// device the server has no record of (lost in a restore from backup) is history it keeps
-/// without acting on it; envelopes for such a device are not stored.
+/// without acting on it; envelopes for such a device are not stored. A device enrolled in
+/// another workspace (`enrolled_elsewhere`) is refused.
 pub fn plan_append(
     stored: &[SignedEntry],
     request: &AppendRequest,
     devices: &[EnrolledDevice],
     epoch: u32,
+    enrolled_elsewhere: &mut dyn FnMut(&str) -> StorageResult<bool>,
 ) -> StorageResult<AppendPlan> {
     if request.entries.len() > limits::MAX_LOG_ENTRIES {
         return Err(StorageError::Invalid(format!(
@@ -169,16 +171,27 @@ pub fn plan_append(
                         // since restored from a backup: its admission is history the team
                         // signed and devices send back; the device itself can no longer
                         // authenticate here and must enrol again.
-                        if let Some(enrolled) = devices.iter().find(|d| d.id == m.device_id) {
-                            if enrolled.sign_key != m.sign_key || enrolled.box_key != m.box_key {
+                        match devices.iter().find(|d| d.id == m.device_id) {
+                            Some(enrolled) => {
+                                if enrolled.sign_key != m.sign_key || enrolled.box_key != m.box_key
+                                {
+                                    return Err(StorageError::Invalid(format!(
+                                        "entry {index} admits keys device {} did not enroll with",
+                                        m.device_id
+                                    )));
+                                }
+                                if enrolled.role != m.role {
+                                    plan.roles.push((m.device_id.clone(), m.role.clone()));
+                                }
+                            }
+                            None if enrolled_elsewhere(&m.device_id)? => {
                                 return Err(StorageError::Invalid(format!(
-                                    "entry {index} admits keys device {} did not enroll with",
+                                    "entry {index} admits device {}, enrolled in another \
+                                     workspace",
                                     m.device_id
                                 )));
                             }
-                            if enrolled.role != m.role {
-                                plan.roles.push((m.device_id.clone(), m.role.clone()));
-                            }
+                            None => {}
                         }
                     }
                     Applied::Revoked(key) => {

@@ -296,6 +296,7 @@ pub fn blob(doc: u8, ciphertext: &[u8]) -> PushBlob {
         epoch: 0,
         ciphertext: ciphertext.to_vec(),
         supersedes: None,
+        forget: false,
     }
 }
 

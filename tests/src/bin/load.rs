@@ -412,6 +412,7 @@ impl Device {
                     epoch: 0,
                     ciphertext,
                     supersedes: None,
+                    forget: false,
                 }
             })
             .collect();

@@ -164,15 +164,17 @@ pub fn listening_addr(child: &mut Child) -> String {
 pub struct Device {
     pub dir: tempfile::TempDir,
     pub store: Store,
+    /// The store's key (tests that read the file itself need it).
+    pub key: [u8; 32],
 }
 
 impl Device {
     pub fn new(name: &str) -> Device {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(dir.path().join("waymark.db"), &rand::random::<[u8; 32]>()).unwrap();
+        let key = rand::random::<[u8; 32]>();
+        let store = Store::open(dir.path().join("waymark.db"), &key).unwrap();
         store.set_device_name(name).unwrap();
-        Device { dir, store }
+        Device { dir, store, key }
     }
 
     /// Syncs, retrying as a phone's scheduler would after network errors (bounded).
