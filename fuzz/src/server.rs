@@ -85,7 +85,7 @@ struct BlobPick {
     epoch: u32,
     ciphertext: Vec<u8>,
     supersedes: Option<u64>,
-    forget: false,
+    forget: bool,
     wrong_content_id: Option<[u8; 32]>,
 }
 
@@ -323,7 +323,7 @@ impl Fresh {
                         epoch: b.epoch,
                         ciphertext: b.ciphertext.clone(),
                         supersedes: b.supersedes,
-                        forget: false,
+                        forget: b.forget,
                     })
                     .collect(),
             }),
