@@ -174,6 +174,14 @@ impl WaymarkStore {
         })
     }
 
+    /// An attendee asked to be removed: withdraws them, removes their name and contact, and
+    /// redacts the workshop so that no earlier copy keeps them, on every device.
+    pub fn remove_attendee_data(&self, workshop_id: String, attendee_id: String) -> Result<()> {
+        self.write(&workshop_id, |s| {
+            s.remove_attendee_data(&workshop_id, &attendee_id)
+        })
+    }
+
     /// Adds `delta` (usually 1, negative to correct) to an anonymous tally.
     pub fn add_to_tally(
         &self,
@@ -221,6 +229,20 @@ impl WaymarkStore {
     /// Deletes a visit or workshop (a tombstone: concurrent edits survive, it stays deleted).
     pub fn delete_record(&self, id: String) -> Result<()> {
         self.write(&id, |s| s.delete_record(&id))
+    }
+
+    /// Erases a visit or workshop on every device and on the server: rewritten as an empty,
+    /// deleted record without history, so nothing it ever said stays. The record's author and
+    /// coordinators only.
+    pub fn erase_record(&self, id: String) -> Result<()> {
+        self.write(&id, |s| s.erase_record(&id))
+    }
+
+    /// Forgets every earlier value of `field` (e.g. `notes`) of a visit or workshop on every
+    /// device and on the server: the record is rewritten from its current values without
+    /// history. The record's author and coordinators only.
+    pub fn redact_record(&self, id: String, field: String) -> Result<()> {
+        self.write(&id, |s| s.redact_record(&id, &field))
     }
 
     /// Fields of a record holding concurrent values from different devices.
