@@ -332,7 +332,9 @@ pub struct Attendee {
     pub consent_at: Option<i64>,
     /// When they were checked in (ms).
     pub checked_in_at: i64,
-    /// Withdrawn (they left, or asked to be removed): kept, but not counted.
+    /// Withdrawn (they left, or asked to be removed): kept, but not counted. One who asked for
+    /// their data to be removed (`Store::remove_attendee_data`) keeps no name or contact, in any
+    /// version of the record.
     pub withdrawn: bool,
 }
 
