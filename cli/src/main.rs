@@ -65,6 +65,22 @@ enum Command {
     Report(ReportArgs),
     /// Export records and report tables as CSV files or an XLSX workbook.
     Export(ExportArgs),
+    /// Erase a visit or workshop on every device and on the server: nothing it ever said stays
+    /// (the record's author or a coordinator; sync to send it).
+    Erase {
+        /// The record's id.
+        id: String,
+    },
+    /// Forget every earlier value of a field of a visit or workshop (e.g. a name typed into
+    /// the notes and edited away), on every device and on the server; current values stay
+    /// (the record's author or a coordinator; sync to send it).
+    Redact {
+        /// The record's id.
+        id: String,
+        /// The field whose history must go (e.g. notes, place, attendees).
+        #[arg(long, default_value = "notes")]
+        field: String,
+    },
 }
 
 /// Period and scope shared by reports, lists and exports.
@@ -261,6 +277,21 @@ fn run(cli: Cli) -> Result<(), String> {
             let store = open(&dir, false)?;
             let report = sync(&store)?;
             Out::new(json).sync(&report);
+            Ok(())
+        }
+        Command::Erase { id } => {
+            let store = open(&dir, false)?;
+            store.erase_record(&id).map_err(err)?;
+            println!("erased {id}; sync to erase it on the server and the team's devices");
+            Ok(())
+        }
+        Command::Redact { id, field } => {
+            let store = open(&dir, false)?;
+            store.redact_record(&id, &field).map_err(err)?;
+            println!(
+                "redacted the history of {field} in {id}; sync to redact it on the server and \
+                 the team's devices"
+            );
             Ok(())
         }
         Command::Workspaces { json } => {

@@ -750,6 +750,98 @@ fn exports_and_reports_are_private_and_never_replace_a_file_or_follow_a_symlink_
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// A coordinator at a laptop erases a record and redacts a name out of another's history: the
+/// field phone, after its sync, holds neither (its search finds nothing; the record's history
+/// starts at the rewrite), and neither does the laptop's own store.
+#[test]
+fn a_coordinator_erases_and_redacts_from_the_command_line() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = start_server(server_dir.path());
+    let ws_server = admin(
+        server_dir.path(),
+        &["workspace", "create", "--name", "Team"],
+    );
+    let token = admin(
+        server_dir.path(),
+        &[
+            "token",
+            "issue",
+            "--workspace",
+            ws_server["id"].as_str().unwrap(),
+            "--ttl",
+            "1h",
+        ],
+    );
+    let (_dir, phone) = phone("Field phone");
+    let ws = phone
+        .create_workspace("North district outreach")
+        .unwrap()
+        .id;
+    phone
+        .connect_workspace(&ws, &server.url, token["token"].as_str().unwrap())
+        .unwrap();
+    phone.sync().unwrap();
+    let at = 1_793_523_600_000;
+    let new = |notes: &str| NewVisit {
+        place: Place {
+            name: "Bus station".into(),
+            area: "North".into(),
+            coordinates: None,
+        },
+        occurred_at: at,
+        visit_type: "street_outreach".into(),
+        notes: notes.into(),
+        ..Default::default()
+    };
+    let typed = phone
+        .create_visit(&ws, &new("Met Zainab Okonkwo at gate 3"))
+        .unwrap();
+    let doomed = phone.create_visit(&ws, &new("Halima's address")).unwrap();
+    phone.sync().unwrap();
+
+    let cli = tempfile::tempdir().unwrap();
+    let dir = cli.path().join("store");
+    let code = phone
+        .create_invite_with_role(&ws, 3600, "coordinator")
+        .unwrap();
+    ok(waymark(&dir, &["join", &code]));
+    json(&dir, &["sync", "--json"]);
+    phone.sync().unwrap();
+    json(&dir, &["sync", "--json"]);
+    let found = |word: &str| {
+        json(&dir, &["visits", "--search", word, "--json"])["visits"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        (found("Zainab"), found("Halima")),
+        (1, 1),
+        "the laptop has both"
+    );
+    phone
+        .set_visit_notes(&typed, "Met a young woman at gate 3")
+        .unwrap();
+    phone.sync().unwrap();
+    json(&dir, &["sync", "--json"]);
+
+    ok(waymark(&dir, &["redact", &typed, "--field", "notes"]));
+    ok(waymark(&dir, &["erase", &doomed]));
+    json(&dir, &["sync", "--json"]);
+    phone.sync().unwrap();
+
+    for word in ["Zainab", "Halima"] {
+        assert!(phone.search(word, 10).unwrap().is_empty(), "{word}");
+        assert_eq!(found(word), 0, "{word}");
+    }
+    assert_eq!(phone.history(&typed).unwrap().len(), 1);
+    assert!(phone.get_visit(&doomed).unwrap().deleted);
+    // A field records do not have is refused, saying which.
+    let out = waymark(&dir, &["redact", &typed, "--field", "password"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("field"));
+}
+
 #[test]
 fn every_command_has_help() {
     for cmd in [
@@ -760,6 +852,8 @@ fn every_command_has_help() {
         vec!["workshops", "--help"],
         vec!["report", "--help"],
         vec!["export", "--help"],
+        vec!["erase", "--help"],
+        vec!["redact", "--help"],
     ] {
         let out = Command::new(WAYMARK).args(&cmd).output().unwrap();
         assert!(out.status.success(), "{cmd:?}");
