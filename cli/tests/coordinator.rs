@@ -819,6 +819,22 @@ fn a_coordinator_erases_and_redacts_from_the_command_line() {
         (1, 1),
         "the laptop has both"
     );
+    let on_pages = || {
+        let salt = std::fs::read_to_string(dir.join("waymark.salt")).unwrap();
+        let salt: Vec<u8> = (0..salt.trim().len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&salt.trim()[i..i + 2], 16).unwrap())
+            .collect();
+        let mut key = [0u8; 32];
+        argon2::Argon2::default()
+            .hash_password_into(PASSPHRASE.as_bytes(), &salt, &mut key)
+            .unwrap();
+        waymark_e2e::pages::plaintext(&dir.join("waymark.db"), &key).unwrap()
+    };
+    assert!(
+        on_pages().windows(6).any(|w| w == b"Zainab"),
+        "the scan sees the name where it is"
+    );
     phone
         .set_visit_notes(&typed, "Met a young woman at gate 3")
         .unwrap();
@@ -830,9 +846,16 @@ fn a_coordinator_erases_and_redacts_from_the_command_line() {
     json(&dir, &["sync", "--json"]);
     phone.sync().unwrap();
 
+    // The laptop's store file, every page and the write-ahead log decrypted with the key the
+    // passphrase gives: not a trace either.
+    let pages = on_pages();
     for word in ["Zainab", "Halima"] {
         assert!(phone.search(word, 10).unwrap().is_empty(), "{word}");
         assert_eq!(found(word), 0, "{word}");
+        assert!(
+            !pages.windows(word.len()).any(|w| w == word.as_bytes()),
+            "{word}"
+        );
     }
     assert_eq!(phone.history(&typed).unwrap().len(), 1);
     assert!(phone.get_visit(&doomed).unwrap().deleted);

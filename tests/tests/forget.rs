@@ -9,55 +9,16 @@
 
 mod support;
 
-use std::path::Path;
-
-use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::NoPadding};
 use support::*;
 use waymark_core::*;
-
-/// SQLCipher 4's defaults, which the store keeps: 4096-byte pages, each ending in 80 reserved
-/// bytes (a 16-byte IV, then the HMAC); the file's first 16 bytes are the salt.
-const PAGE: usize = 4096;
-const RESERVE: usize = 80;
-const SALT: usize = 16;
-/// The WAL's file header and each frame's header.
-const WAL_HEADER: usize = 32;
-const FRAME_HEADER: usize = 24;
-
-/// Decrypts page `number` (1-based) of a store keyed with the raw `key`.
-fn decrypt_page(key: &[u8; 32], number: u32, page: &[u8]) -> Vec<u8> {
-    let start = if number == 1 { SALT } else { 0 };
-    let iv = &page[PAGE - RESERVE..PAGE - RESERVE + 16];
-    let mut body = page[start..PAGE - RESERVE].to_vec();
-    cbc::Decryptor::<aes::Aes256>::new(key.into(), iv.into())
-        .decrypt_padded_mut::<NoPadding>(&mut body)
-        .unwrap();
-    body
-}
-
-/// Every page of a store's database file and of its write-ahead log, decrypted.
-fn plaintext(db: &Path, key: &[u8; 32]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let file = std::fs::read(db).unwrap();
-    for (i, page) in file.chunks_exact(PAGE).enumerate() {
-        out.extend(decrypt_page(key, i as u32 + 1, page));
-    }
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    if let Ok(wal) = std::fs::read(wal)
-        && wal.len() > WAL_HEADER
-    {
-        for frame in wal[WAL_HEADER..].chunks_exact(FRAME_HEADER + PAGE) {
-            let number = u32::from_be_bytes(frame[..4].try_into().unwrap());
-            out.extend(decrypt_page(key, number, &frame[FRAME_HEADER..]));
-        }
-    }
-    out
-}
+use waymark_e2e::pages::plaintext;
 
 /// Whether `d`'s store holds `marker` anywhere, as bytes on its pages or through its API.
 fn holds(d: &Device, marker: &str) -> bool {
-    let on_pages = contains(&plaintext(&d.dir.path().join("waymark.db"), &d.key), marker);
+    let on_pages = contains(
+        &plaintext(&d.dir.path().join("waymark.db"), &d.key).unwrap(),
+        marker,
+    );
     let searchable = !d.store.search(marker, 10).unwrap().is_empty();
     on_pages || searchable
 }
