@@ -350,6 +350,19 @@ fn admin_commands_explain_bad_input_and_every_command_has_help() {
         "{stderr}"
     );
 
+    // Restoring from a file that is not a backup changes nothing and says why.
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "meeting at 3").unwrap();
+    let output = Command::new(SERVER_BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["restore", "--from"])
+        .arg(&notes)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a backup"));
+
     for args in [
         &[][..],
         &["serve"],
@@ -363,6 +376,7 @@ fn admin_commands_explain_bad_input_and_every_command_has_help() {
         &["usage"],
         &["compact"],
         &["backup"],
+        &["restore"],
     ] {
         let output = Command::new(SERVER_BIN)
             .args(args)
