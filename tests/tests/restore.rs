@@ -278,3 +278,58 @@ fn a_phone_the_restored_server_does_not_know_keeps_its_outbox() {
         .unwrap();
     assert!(matches!(devices[1].store.sync(), Err(Error::DeviceRevoked)));
 }
+
+/// A backup taken before an erase brings the erased record's blobs back onto the server. The
+/// coordinator's phone that erased it notices the rewind at its next sync and sends the rewrite
+/// again, which drops them once more; a phone that pulled them meanwhile replaces its copy.
+#[test]
+fn a_restore_does_not_bring_an_erased_name_back_for_long() {
+    const NAME: &str = "Zainab Okonkwo-Quadri";
+    let backend = Backend::sqlite();
+    let mut server = backend.start();
+    let (_, token) = server.workspace_and_token();
+    let (devices, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
+    let [coordinator, amina] = &devices[..] else {
+        unreachable!()
+    };
+    let id = amina
+        .store
+        .create_visit(&ws, &visit("Bus station", &format!("Met {NAME}"), NOV_1))
+        .unwrap();
+    amina.sync_until_ok();
+    coordinator.sync_until_ok();
+    let backup = backend.backup(&server);
+    coordinator.store.erase_record(&id).unwrap();
+    coordinator.sync_until_ok();
+    backend.restore(&mut server, &backup);
+
+    let holds = |d: &Device| {
+        let pages = waymark_e2e::pages::plaintext(&d.dir.path().join("waymark.db"), &d.key);
+        contains(&pages.unwrap(), NAME)
+    };
+    let newcomer = Device::new("Chidi");
+    newcomer
+        .store
+        .join(&coordinator.store.create_invite(&ws, 600).unwrap())
+        .unwrap();
+    newcomer.sync_until_ok();
+    assert!(
+        holds(&newcomer),
+        "the restored server served the old record"
+    );
+
+    coordinator.sync_until_ok();
+    newcomer.sync_until_ok();
+    amina.sync_until_ok();
+    for d in [coordinator, amina, &newcomer] {
+        assert!(!holds(d), "{}", d.store.device_name().unwrap());
+        assert!(d.store.get_visit(&id).unwrap().deleted);
+    }
+    let later = Device::new("Dara");
+    later
+        .store
+        .join(&coordinator.store.create_invite(&ws, 600).unwrap())
+        .unwrap();
+    later.sync_until_ok();
+    assert!(!holds(&later), "the server no longer serves it");
+}

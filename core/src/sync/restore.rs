@@ -206,7 +206,21 @@ pub(crate) fn queue_whole(
     let Some(snapshot) = snapshot else {
         return Ok(false);
     };
-    outbox::enqueue(tx, workspace, id, kind, &snapshot, restricted)?;
+    match outbox::generation(tx, id)? {
+        0 => outbox::enqueue(tx, workspace, id, kind, &snapshot, restricted)?,
+        // A record erased or redacted here: its save is the rewrite, sent as one, so that a
+        // server restored from a backup taken before the rewrite drops what the backup brought
+        // back, and a device that pulled that meanwhile replaces it.
+        _ => outbox::enqueue_rewrite(
+            tx,
+            workspace,
+            id,
+            kind,
+            &snapshot,
+            restricted,
+            Some(proto::limits::MAX_CURSOR),
+        )?,
+    }
     let chunks: Vec<Vec<u8>> = tx
         .prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?
         .query_map(params![id], |r| r.get(0))?
