@@ -257,3 +257,35 @@ fn queue_own_changes(
     outbox::enqueue(tx, workspace, id, kind, &own, restricted)?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn at(cursor: u64, chain: Option<u8>) -> CursorChain {
+        CursorChain {
+            cursor,
+            chain: chain.map(|b| [b; 32]),
+        }
+    }
+
+    #[test]
+    fn a_log_is_rewound_when_its_hash_at_the_cursor_changed_or_its_head_is_behind() {
+        // The same log: same hash at the cursor, head at or past it.
+        assert!(!at(5, Some(1)).rewound(5, Some(&[1; 32])));
+        assert!(!at(5, Some(1)).rewound(9, Some(&[1; 32])));
+        // Numbers handed out again to other blobs: another hash there.
+        assert!(at(5, Some(1)).rewound(9, Some(&[2; 32])));
+        // Restored and nothing written since: the head is behind the cursor.
+        assert!(at(5, Some(1)).rewound(4, None));
+        // At the start, the hash must be the log's start, kept or not.
+        assert!(!at(0, None).rewound(3, Some(&proto::CHAIN_START)));
+        assert!(at(0, None).rewound(3, Some(&[7; 32])));
+        // A store from before chain hashes, or a server that sends none: the head alone.
+        assert!(!at(5, None).rewound(5, Some(&[3; 32])));
+        assert!(!at(5, Some(1)).rewound(6, None));
+        assert!(at(5, None).rewound(2, None));
+    }
+}
