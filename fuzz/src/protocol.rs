@@ -93,6 +93,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         ciphertext: c.to_vec(),
         supersedes: Some(4),
         forget: false,
+        covers: Vec::new(),
     };
     let envelope = proto::KeyEnvelope {
         device_id: "d2".into(),

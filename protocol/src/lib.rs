@@ -15,6 +15,7 @@
 //!     ciphertext,
 //!     supersedes: None,
 //!     forget: false,
+//!     covers: Vec::new(),
 //! };
 //! let body = encode(&PushRequest { blobs: vec![blob.clone()] });
 //! let back: PushRequest = decode(&body).unwrap();
@@ -115,6 +116,8 @@ pub mod limits {
     pub const MAX_LOG_ENTRY_BYTES: usize = 16_384;
     /// Most sequence numbers one `GET /v1/chain` may ask about.
     pub const MAX_CHAIN_QUERY: usize = 64;
+    /// Most documents one snapshot blob may cover.
+    pub const MAX_SNAPSHOT_DOCS: usize = 10_000;
 }
 
 /// Device roles. A coordinator may invite coordinators, revoke any device of its workspace and
@@ -264,6 +267,12 @@ pub struct PushBlob {
     /// the compaction grace period.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forget: bool,
+    /// A coordinator's snapshot of many documents: their ids, 16 bytes each, concatenated. With
+    /// `supersedes: n`, it covers each listed document's blobs with `seq <= n`; pulls skip
+    /// covered blobs (the snapshot comes later in the log), and skip the snapshot for a device
+    /// whose cursor is already at `n` or beyond (it has all the snapshot holds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
+    pub covers: Vec<u8>,
 }
 
 /// Query parameter of [`PATH_CHAIN`]: comma-separated sequence numbers (at most
@@ -579,6 +588,7 @@ mod tests {
             ciphertext: ciphertext.to_vec(),
             supersedes: Some(17),
             forget: false,
+            covers: Vec::new(),
         }
     }
 

@@ -861,11 +861,19 @@ async fn compaction_drops_superseded_blobs_but_keeps_pushes_idempotent(backend: 
     let snapshot = PushBlob {
         supersedes: Some(4),
         forget: false,
+        covers: Vec::new(),
         ..blob(1, b"full save of doc 1")
     };
     assert_eq!(server.push(token, vec![snapshot]).await, vec![5]);
-    // Until compaction runs, everything is still served.
-    assert_eq!(server.pull_all(token, 0).await.len(), 5);
+    // The covered blobs are no longer served (the full save, later in the log, holds them);
+    // their ciphertext stays until compaction runs.
+    let seqs: Vec<u64> = server
+        .pull_all(token, 0)
+        .await
+        .iter()
+        .map(|b| b.seq)
+        .collect();
+    assert_eq!(seqs, vec![3, 5]);
 
     let report = server.storage().compact(tokens::now() - 3600).unwrap();
     assert_eq!(

@@ -92,6 +92,7 @@ fn sealed(marker: &str, i: usize) -> PushBlob {
         ciphertext,
         supersedes: None,
         forget: false,
+        covers: Vec::new(),
     }
 }
 

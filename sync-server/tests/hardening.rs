@@ -206,6 +206,7 @@ fn sealed(i: usize) -> PushBlob {
         ciphertext,
         supersedes: None,
         forget: false,
+        covers: Vec::new(),
     }
 }
 

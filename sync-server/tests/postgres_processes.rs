@@ -306,6 +306,7 @@ fn three_server_processes_on_one_database_never_let_a_puller_skip_a_change() {
                                 ciphertext,
                                 supersedes: None,
                                 forget: false,
+                                covers: Vec::new(),
                             }
                         })
                         .collect();
@@ -381,6 +382,7 @@ fn admin_commands_work_against_postgresql() {
                 ciphertext,
                 supersedes: None,
                 forget: false,
+                covers: Vec::new(),
             }],
         }),
     );

@@ -55,6 +55,7 @@ fn supersedes_only_older_blobs_of_the_same_document(backend: Backend) {
     let snapshot = PushBlob {
         supersedes: Some(1),
         forget: false,
+        covers: Vec::new(),
         ..blob(1, b"save of doc 1 at seq 1")
     };
     storage.push(&device, &[snapshot], t).unwrap();
@@ -68,6 +69,7 @@ fn supersedes_only_older_blobs_of_the_same_document(backend: Backend) {
     let greedy = PushBlob {
         supersedes: Some(1_000_000),
         forget: false,
+        covers: Vec::new(),
         ..blob(2, b"save of doc 2")
     };
     storage.push(&device, &[greedy], t + 1).unwrap();
@@ -128,6 +130,7 @@ fn an_encoded_pull_is_the_same_page_in_wire_form(backend: Backend) {
     let save = PushBlob {
         supersedes: Some(40),
         forget: false,
+        covers: Vec::new(),
         ..blob(3, b"save of doc 3")
     };
     storage.push(&alice, &[save], 0).unwrap();
@@ -218,6 +221,7 @@ fn every_number_has_the_chain_hash_of_the_log_up_to_it(backend: Backend) {
     let save = PushBlob {
         supersedes: Some(5),
         forget: false,
+        covers: Vec::new(),
         ..blob(1, b"save of doc 1")
     };
     storage
@@ -240,6 +244,55 @@ fn every_number_has_the_chain_hash_of_the_log_up_to_it(backend: Backend) {
     ));
 }
 
+/// A coordinator's snapshot of several documents: pulls from before it skip what it covers and
+/// take it; a device already past what it covers skips the snapshot; documents it does not
+/// list, and blobs after it, are served as ever.
+fn a_snapshot_replaces_what_it_covers_for_those_who_lack_it(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    let blobs: Vec<PushBlob> = [1u8, 2, 3, 1, 2]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| blob(*d, &[*d, i as u8]))
+        .collect();
+    storage.push(&device, &blobs, 0).unwrap();
+    let snapshot = PushBlob {
+        supersedes: Some(4),
+        covers: [[1u8; 16], [2u8; 16]].concat(),
+        ..blob(9, b"documents 1 and 2 up to seq 4")
+    };
+    storage.push(&device, &[snapshot], 0).unwrap();
+    storage.push(&device, &[blob(1, b"after")], 0).unwrap();
+    let seqs = |after: u64| -> Vec<u64> {
+        let page = storage.pull(&ws, after, u64::MAX, 100).unwrap();
+        page.blobs.iter().map(|b| b.seq).collect()
+    };
+    // 1, 2 and 4 are covered; 5 (document 2, after what the snapshot covers) is not.
+    assert_eq!(seqs(0), vec![3, 5, 6, 7]);
+    assert_eq!(seqs(3), vec![5, 6, 7]);
+    // At 4 or beyond, the device had all the snapshot holds.
+    assert_eq!(seqs(4), vec![5, 7]);
+    assert_eq!(seqs(6), vec![7]);
+    // Bad snapshots: not whole ids, or no bound.
+    for bad in [
+        PushBlob {
+            supersedes: Some(4),
+            covers: vec![1; 15],
+            ..blob(9, b"x")
+        },
+        PushBlob {
+            covers: vec![1; 16],
+            ..blob(9, b"y")
+        },
+    ] {
+        assert!(matches!(
+            storage.push(&device, &[bad], 0).unwrap_err(),
+            StorageError::Invalid(_)
+        ));
+    }
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $($name:ident),* $(,)?) => {
         mod $backend {
@@ -259,6 +312,7 @@ backend_tests!(sqlite:
     unknown_workspaces_and_devices_are_not_found,
     an_encoded_pull_is_the_same_page_in_wire_form,
     every_number_has_the_chain_hash_of_the_log_up_to_it,
+    a_snapshot_replaces_what_it_covers_for_those_who_lack_it,
 );
 
 backend_tests!(postgres:
@@ -267,6 +321,7 @@ backend_tests!(postgres:
     unknown_workspaces_and_devices_are_not_found,
     an_encoded_pull_is_the_same_page_in_wire_form,
     every_number_has_the_chain_hash_of_the_log_up_to_it,
+    a_snapshot_replaces_what_it_covers_for_those_who_lack_it,
 );
 
 /// A schema-3 database (before chain hashes) with two workspaces' blobs gets every blob's hash
@@ -277,7 +332,7 @@ fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
     let path = dir.path().join("old.sqlite3");
     let mut logs = Vec::new();
     {
-        // Schema 4 adds only the column: dropping it gives the file schema 3 wrote.
+        // Schemas 4 and 5 add only a column each: dropping them gives the file schema 3 wrote.
         let storage = SqliteStorage::open(&path).unwrap();
         for _ in 0..2 {
             let ws = storage.create_workspace(None, 0).unwrap().id;
@@ -286,8 +341,11 @@ fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
         }
         drop(storage);
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("ALTER TABLE blobs DROP COLUMN chain; PRAGMA user_version = 3;")
-            .unwrap();
+        conn.execute_batch(
+            "ALTER TABLE blobs DROP COLUMN chain; ALTER TABLE blobs DROP COLUMN snapshot_upto;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
     }
     let storage = SqliteStorage::open(&path).unwrap();
     check_upgraded_chains(&storage, logs);
@@ -312,7 +370,8 @@ fn a_schema_3_postgres_database_gets_its_chain_hashes_on_upgrade() {
         client
             .batch_execute(&format!(
                 "ALTER TABLE {0}.blobs DROP COLUMN chain;
-                 DELETE FROM {0}.waymark_schema WHERE version = 4;",
+                 ALTER TABLE {0}.blobs DROP COLUMN snapshot_upto;
+                 DELETE FROM {0}.waymark_schema WHERE version >= 4;",
                 guard.schema
             ))
             .unwrap();

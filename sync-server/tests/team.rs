@@ -1073,6 +1073,7 @@ fn blob_at(epoch: u32, supersedes: Option<u64>) -> PushBlob {
         ciphertext,
         supersedes,
         forget: false,
+        covers: Vec::new(),
     }
 }
 

@@ -309,6 +309,7 @@ fn raw_server_throughput(n: usize) {
                                 ciphertext: ct,
                                 supersedes: None,
                                 forget: false,
+                                covers: Vec::new(),
                             }
                         })
                         .collect();

@@ -577,6 +577,7 @@ fn the_server_refuses_compaction_by_members_blobs_beyond_the_epoch_and_retired_k
             ciphertext,
             supersedes,
             forget: supersedes.is_some(),
+            covers: Vec::new(),
         }
     };
     let blob = |epoch: u32, supersedes: Option<u64>| blob_of(rand::random(), epoch, supersedes);

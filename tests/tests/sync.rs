@@ -421,6 +421,7 @@ fn a_blob_that_fails_authentication_is_set_aside_and_the_rest_applies() {
         ciphertext: garbage,
         supersedes: None,
         forget: false,
+        covers: Vec::new(),
     }];
     http(
         proto::PATH_PUSH,

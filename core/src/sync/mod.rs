@@ -679,6 +679,7 @@ impl Store {
                             // An erase or a redaction: the server drops the earlier blobs.
                             supersedes: supersedes.and_then(|s| u64::try_from(s).ok()),
                             forget: supersedes.is_some(),
+                            covers: Vec::new(),
                         },
                     ));
                 }

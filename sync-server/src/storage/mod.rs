@@ -424,12 +424,36 @@ pub(crate) fn check_new_blob(
              (compact, erase or redact) blobs"
         )));
     }
+    if !blob.covers.is_empty() {
+        if role != roles::COORDINATOR {
+            return Err(StorageError::Forbidden(format!(
+                "blob {index}: only a coordinator's device may push a snapshot"
+            )));
+        }
+        if blob.supersedes.is_none()
+            || blob.covers.len() % 16 != 0
+            || blob.covers.len() / 16 > waymark_protocol::limits::MAX_SNAPSHOT_DOCS
+        {
+            return Err(StorageError::Invalid(format!(
+                "blob {index}: a snapshot names what it supersedes and 1 to {} document ids of \
+                 16 bytes",
+                waymark_protocol::limits::MAX_SNAPSHOT_DOCS
+            )));
+        }
+    }
     if blob.forget && blob.supersedes.is_none() {
         return Err(StorageError::Invalid(format!(
             "blob {index}: forget needs supersedes (the blobs it rewrites)"
         )));
     }
     Ok(())
+}
+
+/// The sequence number a snapshot blob covers up to (`None` for any other blob), as stored.
+pub(crate) fn snapshot_upto(blob: &PushBlob) -> Option<i64> {
+    blob.supersedes
+        .filter(|_| !blob.covers.is_empty())
+        .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// A device's stored public key; all zeros for a device enrolled before device keys existed.

@@ -51,7 +51,7 @@ use super::{
     ChainFill, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice,
     PushOutcome, Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage,
     check_keys, check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob,
-    keys_kept_in_log, live_or_revoked, stored_key,
+    keys_kept_in_log, live_or_revoked, snapshot_upto, stored_key,
 };
 use crate::tokens;
 
@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/002_team.sql"),
     include_str!("migrations/postgres/003_team_log.sql"),
     include_str!("migrations/postgres/004_chain.sql"),
+    include_str!("migrations/postgres/005_snapshots.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -765,8 +766,8 @@ impl Storage for PostgresStorage {
             )?;
             let insert = tx.prepare(
                 "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
-                                    ciphertext, created_at, chain)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                    ciphertext, created_at, chain, snapshot_upto)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )?;
             let mut chain = chain_at(tx, workspace, to_u64(head))?
                 .ok_or_else(|| backend(format!("the blob at the head {head} has no chain hash")))?;
@@ -823,9 +824,16 @@ impl Storage for PostgresStorage {
                         &blob.ciphertext,
                         &now,
                         &&chain[..],
+                        &snapshot_upto(blob),
                     ],
                 )?;
-                if let Some(covered) = blob.supersedes {
+                for doc in blob.covers.chunks_exact(16) {
+                    tx.execute(
+                        &supersede,
+                        &[&head, &now, &workspace, &doc, &snapshot_upto(blob)],
+                    )?;
+                }
+                if let Some(covered) = blob.supersedes.filter(|_| blob.covers.is_empty()) {
                     tx.execute(
                         if blob.forget { &forget } else { &supersede },
                         &[&head, &now, &workspace, &&blob.doc_id[..], &to_i64(covered)],
@@ -870,6 +878,7 @@ impl Storage for PostgresStorage {
             let sizes = tx.query(
                 "SELECT seq, size FROM blobs
                  WHERE workspace = $1 AND seq > $2 AND ciphertext IS NOT NULL
+                   AND superseded_by IS NULL AND coalesce(snapshot_upto, $2 + 1) > $2
                  ORDER BY seq LIMIT $3",
                 &[&workspace, &to_i64(after), &limit],
             )?;
@@ -896,7 +905,8 @@ impl Storage for PostgresStorage {
                             b.chain
                      FROM blobs b JOIN devices d ON d.id = b.device
                      WHERE b.workspace = $1 AND b.seq > $2 AND b.seq <= $3
-                       AND b.ciphertext IS NOT NULL
+                       AND b.ciphertext IS NOT NULL AND b.superseded_by IS NULL
+                       AND coalesce(b.snapshot_upto, $2 + 1) > $2
                      ORDER BY b.seq",
                     &[&workspace, &to_i64(after), &last],
                 )?;

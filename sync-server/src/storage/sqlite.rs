@@ -44,7 +44,7 @@ use super::{
     ChainFill, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice,
     PushOutcome, Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage,
     check_keys, check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob,
-    keys_kept_in_log, live_or_revoked, stored_key,
+    keys_kept_in_log, live_or_revoked, snapshot_upto, stored_key,
 };
 use crate::tokens;
 
@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_team.sql"),
     include_str!("migrations/003_team_log.sql"),
     include_str!("migrations/004_chain.sql"),
+    include_str!("migrations/005_snapshots.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -503,8 +504,8 @@ fn push_in(
     )?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
-                            ciphertext, created_at, chain)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                            ciphertext, created_at, chain, snapshot_upto)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     let mut chain = chain_at(tx, workspace, to_u64(head))?.ok_or_else(|| {
         StorageError::Backend(format!("the blob at the head {head} has no chain hash").into())
@@ -561,9 +562,13 @@ fn push_in(
             size,
             &blob.ciphertext,
             now,
-            &chain[..]
+            &chain[..],
+            snapshot_upto(blob)
         ])?;
-        if let Some(covered) = blob.supersedes {
+        for doc in blob.covers.chunks_exact(16) {
+            supersede.execute(params![head, now, workspace, doc, snapshot_upto(blob)])?;
+        }
+        if let Some(covered) = blob.supersedes.filter(|_| blob.covers.is_empty()) {
             let covering = if blob.forget {
                 &mut forget
             } else {
@@ -677,6 +682,7 @@ fn read_page(
                 b.chain
          FROM blobs b JOIN devices d ON d.id = b.device
          WHERE b.workspace = ?1 AND b.seq > ?2 AND b.ciphertext IS NOT NULL
+           AND b.superseded_by IS NULL AND coalesce(b.snapshot_upto, ?2 + 1) > ?2
          ORDER BY b.seq LIMIT ?3",
     )?;
     let limit = i64::try_from(max_blobs.saturating_add(1)).unwrap_or(i64::MAX);

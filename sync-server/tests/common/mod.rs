@@ -297,6 +297,7 @@ pub fn blob(doc: u8, ciphertext: &[u8]) -> PushBlob {
         ciphertext: ciphertext.to_vec(),
         supersedes: None,
         forget: false,
+        covers: Vec::new(),
     }
 }
 

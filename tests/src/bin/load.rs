@@ -413,6 +413,7 @@ impl Device {
                     ciphertext,
                     supersedes: None,
                     forget: false,
+                    covers: Vec::new(),
                 }
             })
             .collect();
