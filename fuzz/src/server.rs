@@ -86,7 +86,7 @@ struct BlobPick {
     ciphertext: Vec<u8>,
     supersedes: Option<u64>,
     forget: bool,
-    covers: Vec::new(),
+    covers: Vec<u8>,
     wrong_content_id: Option<[u8; 32]>,
 }
 
@@ -325,7 +325,7 @@ impl Fresh {
                         ciphertext: b.ciphertext.clone(),
                         supersedes: b.supersedes,
                         forget: b.forget,
-                        covers: Vec::new(),
+                        covers: b.covers.clone(),
                     })
                     .collect(),
             }),

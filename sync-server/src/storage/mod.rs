@@ -431,7 +431,7 @@ pub(crate) fn check_new_blob(
             )));
         }
         if blob.supersedes.is_none()
-            || blob.covers.len() % 16 != 0
+            || !blob.covers.len().is_multiple_of(16)
             || blob.covers.len() / 16 > waymark_protocol::limits::MAX_SNAPSHOT_DOCS
         {
             return Err(StorageError::Invalid(format!(
