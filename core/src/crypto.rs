@@ -77,6 +77,10 @@ struct Inner {
     /// For a rewrite: the last server sequence number of the record its author had seen.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     covers: u64,
+    /// The chunk is a coordinator's snapshot of many records (see `sync::snapshot`), not a
+    /// chunk of one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pack: bool,
 }
 
 fn is_zero_u64(n: &u64) -> bool {
@@ -100,6 +104,8 @@ pub(crate) struct ChunkMeta {
     /// For a rewrite: the last server sequence number of the record its author had seen
     /// (changes after it are not in the rewrite).
     pub(crate) covers: u64,
+    /// The chunk is a snapshot of many records (its `kind` means nothing then).
+    pub(crate) pack: bool,
 }
 
 impl From<RecordKind> for ChunkMeta {
@@ -109,6 +115,7 @@ impl From<RecordKind> for ChunkMeta {
             generation: 0,
             replaces: false,
             covers: 0,
+            pack: false,
         }
     }
 }
@@ -157,6 +164,7 @@ fn seal_with(key: &WorkspaceKey, ad: &[u8], meta: ChunkMeta, chunk: &[u8]) -> Re
             generation: meta.generation,
             replaces: meta.replaces,
             covers: meta.covers,
+            pack: meta.pack,
         },
         &mut *plain,
     )
@@ -213,6 +221,7 @@ fn open_with(key: &WorkspaceKey, ad: &[u8], sealed: &[u8]) -> Result<(ChunkMeta,
         generation: inner.generation,
         replaces: inner.replaces,
         covers: inner.covers,
+        pack: inner.pack,
     };
     Ok((meta, inner.chunk.into_vec()))
 }

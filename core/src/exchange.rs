@@ -219,6 +219,7 @@ impl Store {
                             generation,
                             replaces: generation > 0 && i == 0,
                             covers: 0,
+                            pack: false,
                         };
                         match &own {
                             Some(own) => crypto::seal_signed(

@@ -47,4 +47,6 @@ pub use report::{MonthFigures, Report, ReportFilter, VisitFigures, WorkshopFigur
 pub use store::{KEY_LEN, PendingRevocation, Store, WipeReport};
 pub use sync::log::{AlertKind, TeamAlert};
 pub use sync::team::{PendingJoin, TeamMember, TeamStatus, TeamTrust};
-pub use sync::{ProgressFn, SetAside, SyncOptions, SyncPhase, SyncProgress, SyncReport};
+pub use sync::{
+    CompactReport, ProgressFn, SetAside, SyncOptions, SyncPhase, SyncProgress, SyncReport,
+};

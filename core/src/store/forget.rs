@@ -117,6 +117,7 @@ impl Store {
                 generation,
                 replaces: true,
                 covers: u64::try_from(on_server).unwrap_or(0),
+                pack: false,
             };
             replace(&tx, &target, &save, meta, &actor, &Authorship::Any, false)?;
             outbox::enqueue_rewrite(

@@ -80,6 +80,7 @@ pub(crate) fn enqueue_rewrite(
         generation: generation(conn, doc_id)?,
         replaces: true,
         covers: supersedes.unwrap_or(0),
+        pack: false,
     };
     enqueue_with(conn, workspace, doc_id, meta, save, restricted, supersedes)
 }

@@ -338,6 +338,17 @@ ALTER TABLE outbox ADD COLUMN supersedes INTEGER;
 INSERT INTO search(search, rank) VALUES ('secure-delete', 1);
 ";
 
+/// Snapshots (issue 13): the snapshot blobs of each workspace this device pushed or pulled, so
+/// that the next snapshot covers them too and the log's tail since the last one is known.
+const V9: &str = "
+CREATE TABLE snapshot_packs (
+    workspace_id TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, doc_id)
+) WITHOUT ROWID;
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -371,6 +382,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 8,
         sql: V8,
+    },
+    Migration {
+        version: 9,
+        sql: V9,
     },
 ];
 

@@ -14,7 +14,10 @@ pub(crate) mod log;
 mod pace;
 mod prepare;
 mod restore;
+mod snapshot;
 pub(crate) mod team;
+
+pub use snapshot::CompactReport;
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -227,6 +230,8 @@ enum Applied {
     /// Written for another generation of its record than this device's: never merged (an
     /// earlier one would bring back what was erased); set aside, saying why.
     OtherGeneration(&'static str),
+    /// A snapshot: the records it changed.
+    Pack(Vec<String>),
 }
 
 /// Records the generation of a document just stored from a blob or bundle (0 needs nothing).
@@ -582,6 +587,7 @@ impl Store {
         // re-sealed changes go out at once too, and so do changes that waited for this
         // device's admission, which the pull may have brought.
         self.coordinator_duties(&server, m)?;
+        self.compact_if_due(&server, m)?;
         self.register_device_name(&m.workspace)?;
         self.push(&server, m, opts, report)?;
         self.with_writer(|w| {
@@ -1118,6 +1124,9 @@ impl Store {
                     }
                     None => crypto::open_signed(key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?,
                 };
+                if meta.pack {
+                    return self.apply_pack(tx, workspace, &chunk, &authors);
+                }
                 self.merge_opened(
                     tx,
                     p.whole.as_ref(),
@@ -1180,6 +1189,18 @@ impl Store {
                 }
                 Ok(Applied::OtherGeneration(reason)) => {
                     st.set_aside.push(aside(reason.to_string(), None)?);
+                }
+                Ok(Applied::Pack(ids)) => {
+                    if advance {
+                        snapshot::record_pack(tx, workspace, &doc_id, b.seq)?;
+                    }
+                    for id in ids {
+                        if advance {
+                            restore::seen_at(tx, &id, b.seq)?;
+                        }
+                        changed.insert(id.clone());
+                        st.ids.insert(id);
+                    }
                 }
                 Ok(applied) => {
                     if !advance {
@@ -1304,6 +1325,50 @@ impl Store {
             true => Applied::Changed(Some(Box::new(stored))),
             false => Applied::Unchanged,
         })
+    }
+
+    /// Merges every record of a snapshot (see `snapshot`), which only a coordinator may make.
+    /// Returns the records that changed.
+    fn apply_pack(
+        &self,
+        tx: &Transaction<'_>,
+        workspace: &str,
+        chunk: &[u8],
+        authors: &team::Authorship,
+    ) -> Result<Applied> {
+        if *authors != team::Authorship::Any {
+            return Ok(Applied::OtherGeneration(
+                "a snapshot from a device that is not a coordinator's",
+            ));
+        }
+        let mut changed = Vec::new();
+        for packed in snapshot::unpack(chunk)? {
+            let id = <[u8; 16]>::try_from(packed.id.as_slice())
+                .map(hex::encode)
+                .map_err(|_| Error::Corrupt("a snapshot names a malformed record id".into()))?;
+            let kind = crate::model::RecordKind::parse(&packed.kind)
+                .ok_or_else(|| Error::Corrupt("a snapshot names an unknown record kind".into()))?;
+            let meta = crypto::ChunkMeta {
+                kind,
+                generation: packed.generation,
+                replaces: true,
+                covers: 0,
+                pack: false,
+            };
+            match self.merge_opened(
+                tx,
+                None,
+                workspace,
+                &id,
+                meta,
+                packed.save.into_vec(),
+                authors,
+            )? {
+                Applied::Changed(_) | Applied::Rewritten => changed.push(id),
+                _ => {}
+            }
+        }
+        Ok(Applied::Pack(changed))
     }
 
     /// A restricted record's blob this device cannot open (it is not a coordinator's): it

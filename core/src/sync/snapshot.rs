@@ -1,0 +1,237 @@
+//! Snapshots: a coordinator's device packs many records into a few blobs, so that a new device
+//! downloads a compressed team instead of every change ever made.
+//!
+//! A snapshot blob is sealed and signed like any blob; inside the seal, a zstd-compressed list
+//! of whole Automerge saves (with each record's kind and generation), at most [`PACK_DOCS`]
+//! records a blob. It is pushed with the ids of the records it holds and the number `n` it
+//! covers up to (this device's cursor: it has applied every blob up to there): the server then
+//! skips, in pulls, every blob of those records up to `n`, and skips the snapshot itself for a
+//! device whose cursor is already at `n` (it has all it holds). Each snapshot also covers the
+//! snapshots before it. A record's later changes, and a change made on top of history since
+//! packed (a phone that was offline for a month), merge into the whole history a snapshot
+//! carries: nothing anyone wrote is lost.
+//!
+//! Left out: restricted records (only coordinators may read them; a snapshot is sealed for the
+//! team), and records with a blob set aside here (this device does not have all of them).
+//! Receivers accept a snapshot only from a coordinator of the team log.
+//!
+//! When: at a coordinator's sync, once the log has grown since the last snapshot by at least as
+//! many blobs as the workspace has records, and by at least [`MIN_TAIL`]. Below that, a new
+//! device pulls at most about twice what a snapshot would give it, which is not worth making
+//! the coordinator's phone load and compress every record (and upload them again) for.
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use waymark_protocol as proto;
+
+use super::http::{Call, Server};
+use super::{Membership, team};
+use crate::crypto::{self, ChunkMeta};
+use crate::error::{Error, Result};
+use crate::model::RecordKind;
+use crate::store::{Store, keys, load_stored, projection};
+
+/// Most records one snapshot blob holds (a visit packs to a few hundred bytes: a blob stays far
+/// under the server's blob limit).
+pub(crate) const PACK_DOCS: usize = 1_000;
+/// The fewest blobs since the last snapshot that make a new one worth it.
+pub(crate) const MIN_TAIL: u64 = 1_000;
+/// zstd level: better ratios cost the coordinator's phone much more time for little gain.
+const LEVEL: i32 = 9;
+/// The most bytes a snapshot may unpack to (a hostile or broken one must not exhaust memory).
+const MAX_UNPACKED: usize = 256 << 20;
+
+/// One record in a snapshot.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Packed {
+    /// The record's id (16 bytes).
+    pub(crate) id: ByteBuf,
+    /// Its kind.
+    pub(crate) kind: String,
+    /// Its generation.
+    pub(crate) generation: u32,
+    /// Its whole Automerge save.
+    pub(crate) save: ByteBuf,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompactReport {
+    /// Snapshot blobs pushed.
+    pub snapshots: u64,
+    /// Records they hold.
+    pub records: u64,
+    /// Their sealed bytes.
+    pub bytes: u64,
+}
+
+/// Packs `records` into the compressed bytes sealed in a snapshot blob.
+fn pack(records: &[Packed]) -> Result<Vec<u8>> {
+    let mut cbor = Vec::new();
+    ciborium::into_writer(&records, &mut cbor)
+        .map_err(|e| Error::Storage(format!("encoding a snapshot: {e}")))?;
+    zstd::bulk::compress(&cbor, LEVEL).map_err(|e| Error::Storage(format!("compressing: {e}")))
+}
+
+/// The records of a snapshot's opened chunk.
+pub(crate) fn unpack(chunk: &[u8]) -> Result<Vec<Packed>> {
+    let bad = || Error::Corrupt("a snapshot does not unpack".into());
+    let cbor = zstd::bulk::decompress(chunk, MAX_UNPACKED).map_err(|_| bad())?;
+    ciborium::from_reader(cbor.as_slice()).map_err(|_| bad())
+}
+
+impl Store {
+    /// Packs the records of `workspace` this device has, up to its cursor, into snapshot blobs
+    /// and pushes them (see the module docs). A coordinator's device only.
+    pub fn compact_workspace(&self, workspace: &str) -> Result<CompactReport> {
+        crate::validate::id("workspace_id", workspace)?;
+        let _one_at_a_time = self.sync_guard();
+        let m = self.membership(workspace)?;
+        let server = self.server(&m.url, Some(m.token.clone()))?;
+        self.compact(&server, &m)
+    }
+
+    /// Compacts `m`'s workspace at a coordinator's sync when its log grew enough (see the
+    /// module docs).
+    pub(crate) fn compact_if_due(&self, server: &Server, m: &Membership) -> Result<()> {
+        let (coordinator, tail, records) = self.read(|c| {
+            let coordinator = team::is_coordinator(c, &m.workspace)?;
+            let (cursor, last): (i64, i64) = c.query_row(
+                "SELECT cursor, (SELECT coalesce(max(seq), 0) FROM snapshot_packs
+                                 WHERE workspace_id = ?1)
+                 FROM memberships WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let records: i64 = c.query_row(
+                "SELECT count(*) FROM documents WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| r.get(0),
+            )?;
+            Ok((
+                coordinator,
+                u64::try_from(cursor - last).unwrap_or(0),
+                u64::try_from(records).unwrap_or(0),
+            ))
+        })?;
+        if coordinator && tail >= MIN_TAIL.max(records) {
+            self.compact(server, m)?;
+        }
+        Ok(())
+    }
+
+    fn compact(&self, server: &Server, m: &Membership) -> Result<CompactReport> {
+        let (blobs, records) = self.read(|c| {
+            if !team::is_coordinator(c, &m.workspace)? {
+                return Err(Error::NotPermitted(
+                    "only a coordinator's device makes snapshots".into(),
+                ));
+            }
+            let cursor: i64 = c.query_row(
+                "SELECT cursor FROM memberships WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| r.get(0),
+            )?;
+            let ids: Vec<(String, String, u32)> = c
+                .prepare(
+                    "SELECT id, kind, generation FROM documents
+                     WHERE workspace_id = ?1 AND seq > 0 AND seq <= ?2
+                       AND id NOT IN (SELECT doc_id FROM set_aside WHERE workspace_id = ?1)
+                     ORDER BY n",
+                )?
+                .query_map(params![m.workspace, cursor], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let earlier: Vec<String> = c
+                .prepare("SELECT doc_id FROM snapshot_packs WHERE workspace_id = ?1")?
+                .query_map(params![m.workspace], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let (epoch, key) = keys::current(c, &m.workspace)?
+                .ok_or_else(|| Error::NotPermitted("this device has no key yet".into()))?;
+            let own = team::own_keys(c, &m.workspace)?;
+            let mut records = Vec::new();
+            for (id, kind, generation) in ids {
+                if projection::is_restricted(c, &id)? {
+                    continue;
+                }
+                let Some(mut stored) = load_stored(c, &id, self.actor_id())? else {
+                    continue;
+                };
+                records.push(Packed {
+                    id: ByteBuf::from(crypto::doc_id_bytes(&id)?.to_vec()),
+                    kind,
+                    generation,
+                    save: ByteBuf::from(stored.doc.save()),
+                });
+            }
+            let mut blobs = Vec::new();
+            let batches = records.chunks(PACK_DOCS).enumerate();
+            for (i, batch) in batches {
+                let packed = pack(batch)?;
+                let doc: [u8; 16] = rand::random();
+                let meta = ChunkMeta {
+                    pack: true,
+                    ..RecordKind::Settings.into()
+                };
+                let ciphertext =
+                    crypto::seal_signed(&key, &own, &m.workspace, &doc, epoch, meta, &packed)?;
+                let mut covers: Vec<u8> = batch.iter().flat_map(|p| p.id.to_vec()).collect();
+                // The first snapshot also covers the snapshots before it.
+                if i == 0 {
+                    for id in &earlier {
+                        covers.extend(crypto::doc_id_bytes(id)?);
+                    }
+                }
+                blobs.push(proto::PushBlob {
+                    content_id: proto::content_id_of(&ciphertext),
+                    doc_id: doc,
+                    epoch,
+                    ciphertext,
+                    supersedes: Some(u64::try_from(cursor).unwrap_or(0)),
+                    forget: false,
+                    covers,
+                });
+            }
+            Ok((blobs, records.len()))
+        })?;
+        let mut report = CompactReport {
+            records: u64::try_from(records).unwrap_or(0),
+            ..CompactReport::default()
+        };
+        for blob in blobs {
+            let doc = hex::encode(blob.doc_id);
+            let size = blob.ciphertext.len() as u64;
+            let answer = server.post::<_, proto::PushResponse>(
+                Call::Device,
+                proto::PATH_PUSH,
+                &proto::PushRequest { blobs: vec![blob] },
+            )?;
+            let seq = answer.body.assigned.first().copied().unwrap_or(0);
+            self.with_writer(|w| record_pack(&w.conn, &m.workspace, &doc, seq))?;
+            report.snapshots += 1;
+            report.bytes += size;
+        }
+        Ok(report)
+    }
+}
+
+/// Notes snapshot blob `doc_id` of `workspace` at `seq` (pushed here, or pulled).
+pub(crate) fn record_pack(
+    tx: &rusqlite::Connection,
+    workspace: &str,
+    doc_id: &str,
+    seq: u64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO snapshot_packs(workspace_id, doc_id, seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT(workspace_id, doc_id) DO NOTHING",
+    )?
+    .execute(params![
+        workspace,
+        doc_id,
+        i64::try_from(seq).unwrap_or(i64::MAX)
+    ])?;
+    Ok(())
+}
