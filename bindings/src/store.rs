@@ -354,6 +354,7 @@ impl WaymarkStore {
         let opts = wc::SyncOptions {
             progress,
             cancel: Some(flag),
+            ..Default::default()
         };
         let result = off_thread("sync", move || store.sync_with(&opts)).await;
         on_drop.disarm();

@@ -417,7 +417,7 @@ fn sync(store: &wc::Store) -> Result<wc::SyncReport, String> {
     });
     let out = store.sync_with(&wc::SyncOptions {
         progress: Some(progress),
-        cancel: None,
+        ..Default::default()
     });
     bar.finish_and_clear();
     out.map_err(|e| e.to_string())

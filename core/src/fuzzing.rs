@@ -230,6 +230,7 @@ impl Fixture {
             team_version: 1,
             chain_after: None,
             chain_last: None,
+            chain_head: None,
         }))
     }
 

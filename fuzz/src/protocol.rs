@@ -177,6 +177,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                     team_version: 3,
                     chain_after: None,
                     chain_last: None,
+                    chain_head: None,
                 }),
             ),
         ),

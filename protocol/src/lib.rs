@@ -373,6 +373,11 @@ pub struct PullResponse {
     /// The chain hash at the last blob of the answer; `None` when it has no blobs.
     #[serde(default, with = "serde_bytes")]
     pub chain_last: Option<ChainHash>,
+    /// The chain hash at `head`. When `more` is false, every blob up to `head` was either in
+    /// this answer or one the device does not need (covered by a later save or snapshot it
+    /// gets, or a snapshot of what it has): its cursor may move to `head`.
+    #[serde(default, with = "serde_bytes")]
+    pub chain_head: Option<ChainHash>,
 }
 
 /// `GET /v1/chain` answer.
@@ -648,6 +653,7 @@ mod tests {
             team_version: 4,
             chain_after: None,
             chain_last: None,
+            chain_head: None,
         };
         assert_eq!(decode::<PullResponse>(&encode(&pulled)).unwrap(), pulled);
         let team = TeamResponse {

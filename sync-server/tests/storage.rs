@@ -244,9 +244,10 @@ fn every_number_has_the_chain_hash_of_the_log_up_to_it(backend: Backend) {
     ));
 }
 
-/// A coordinator's snapshot of several documents: pulls from before it skip what it covers and
-/// take it; a device already past what it covers skips the snapshot; documents it does not
-/// list, and blobs after it, are served as ever.
+/// A coordinator's snapshot of several documents, pushed in two requests: pulls from before it
+/// skip what it covers and take all of it; a device already past what it covers before it began
+/// skips it; a device halfway through it takes the rest; documents it does not list, and blobs
+/// after it, are served as ever.
 fn a_snapshot_replaces_what_it_covers_for_those_who_lack_it(backend: Backend) {
     let storage = backend.storage.as_ref();
     let ws = storage.create_workspace(None, 0).unwrap().id;
@@ -257,23 +258,34 @@ fn a_snapshot_replaces_what_it_covers_for_those_who_lack_it(backend: Backend) {
         .map(|(i, d)| blob(*d, &[*d, i as u8]))
         .collect();
     storage.push(&device, &blobs, 0).unwrap();
-    let snapshot = PushBlob {
+    let snapshot = |docs: &[u8], body: &[u8]| PushBlob {
         supersedes: Some(4),
-        covers: [[1u8; 16], [2u8; 16]].concat(),
-        ..blob(9, b"documents 1 and 2 up to seq 4")
+        covers: docs.iter().flat_map(|d| [*d; 16]).collect(),
+        ..blob(9, body)
     };
-    storage.push(&device, &[snapshot], 0).unwrap();
+    storage
+        .push(
+            &device,
+            &[snapshot(&[1, 2], b"documents 1 and 2 up to 4")],
+            0,
+        )
+        .unwrap();
+    storage
+        .push(&device, &[snapshot(&[3], b"document 3 up to 4")], 0)
+        .unwrap();
     storage.push(&device, &[blob(1, b"after")], 0).unwrap();
     let seqs = |after: u64| -> Vec<u64> {
         let page = storage.pull(&ws, after, u64::MAX, 100).unwrap();
         page.blobs.iter().map(|b| b.seq).collect()
     };
-    // 1, 2 and 4 are covered; 5 (document 2, after what the snapshot covers) is not.
-    assert_eq!(seqs(0), vec![3, 5, 6, 7]);
-    assert_eq!(seqs(3), vec![5, 6, 7]);
-    // At 4 or beyond, the device had all the snapshot holds.
-    assert_eq!(seqs(4), vec![5, 7]);
-    assert_eq!(seqs(6), vec![7]);
+    // 1, 2, 3 and 4 are covered; 5 (document 2, after what the snapshot covers) is not.
+    assert_eq!(seqs(0), vec![5, 6, 7, 8]);
+    assert_eq!(seqs(3), vec![5, 6, 7, 8]);
+    // At 4 (or 5), the device had all the snapshot holds before it began.
+    assert_eq!(seqs(4), vec![5, 8]);
+    assert_eq!(seqs(5), vec![8]);
+    // Halfway through it (it took the first blob), it takes the rest.
+    assert_eq!(seqs(6), vec![7, 8]);
     // Bad snapshots: not whole ids, or no bound.
     for bad in [
         PushBlob {
@@ -343,7 +355,7 @@ fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "ALTER TABLE blobs DROP COLUMN chain; ALTER TABLE blobs DROP COLUMN snapshot_upto;
-             PRAGMA user_version = 3;",
+             ALTER TABLE blobs DROP COLUMN snapshot_from; PRAGMA user_version = 3;",
         )
         .unwrap();
     }
@@ -371,6 +383,7 @@ fn a_schema_3_postgres_database_gets_its_chain_hashes_on_upgrade() {
             .batch_execute(&format!(
                 "ALTER TABLE {0}.blobs DROP COLUMN chain;
                  ALTER TABLE {0}.blobs DROP COLUMN snapshot_upto;
+                 ALTER TABLE {0}.blobs DROP COLUMN snapshot_from;
                  DELETE FROM {0}.waymark_schema WHERE version >= 4;",
                 guard.schema
             ))

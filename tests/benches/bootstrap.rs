@@ -3,7 +3,9 @@
 //! about time.
 //!
 //! Run: `cargo bench -p waymark-e2e --bench bootstrap` (env `WAYMARK_BENCH_RECORDS`, default
-//! 100000; `WAYMARK_BENCH_RUNS`, default 3 newcomers, one after another). The workspace is
+//! 100000; `WAYMARK_BENCH_RUNS`, default 3 newcomers, one after another). Newcomers join twice:
+//! pulling the whole log, then after the coordinator packed it into snapshots (and the server
+//! compacted), side by side, with the snapshots' cost and the server's storage. The workspace is
 //! recorded by a coordinator whose store lives on tmpfs when there is one (seeding is not what
 //! is measured); each newcomer runs in a child process of its own, on disk, so that its
 //! resident-memory high-water mark (`VmHWM`) is the client's alone.
@@ -108,6 +110,11 @@ fn main() {
     coordinator
         .connect_workspace(&ws, &server.url(), &token)
         .unwrap();
+    // No snapshot yet: the first newcomers measure the whole log, as before snapshots.
+    let seeding = SyncOptions {
+        defer_snapshots: true,
+        ..Default::default()
+    };
     let t = Instant::now();
     for i in 0..records {
         coordinator
@@ -125,10 +132,10 @@ fn main() {
             .unwrap();
         // Push as it goes, as a coordinator's phone would over weeks: keeps the outbox small.
         if (i + 1) % 20_000 == 0 {
-            coordinator.sync().unwrap();
+            coordinator.sync_with(&seeding).unwrap();
         }
     }
-    let pushed = coordinator.sync().unwrap();
+    let pushed = coordinator.sync_with(&seeding).unwrap();
     println!(
         "  seeded and pushed in {:.0} s (last push {} blobs)",
         t.elapsed().as_secs_f64(),
@@ -136,16 +143,61 @@ fn main() {
     );
 
     // Several newcomers join one after another (env `WAYMARK_BENCH_RUNS`, default 3): the
-    // median says more than one run on a machine doing other things.
+    // median says more than one run on a machine doing other things. First as the log is,
+    // then once the coordinator has packed it into snapshots.
     let runs: usize = std::env::var("WAYMARK_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
+    let before = newcomers("the whole log", &server, &coordinator, &ws, records, runs);
+    let stored = |server: &Server| server.admin(&["usage"])[0]["bytes"].as_f64().unwrap();
+    let log_bytes = stored(&server);
+
+    let cpu0 = cpu_secs("self");
+    let t = Instant::now();
+    let packed = coordinator.compact_workspace(&ws).unwrap();
+    println!(
+        "  snapshots: {} blobs, {:.1} MB for {} records ({:.0} B per record), made and pushed \
+         in {:.1} s ({:.1} s of the coordinator's CPU)",
+        packed.snapshots,
+        packed.bytes as f64 / 1e6,
+        packed.records,
+        packed.bytes as f64 / packed.records.max(1) as f64,
+        t.elapsed().as_secs_f64(),
+        cpu_secs("self") - cpu0
+    );
+    server.admin(&["compact", "--grace", "0s"]);
+    let compacted = stored(&server);
+    println!(
+        "  server storage: {:.1} MB before, {:.1} MB once compacted ({:.2}x the snapshots)",
+        log_bytes / 1e6,
+        compacted / 1e6,
+        compacted / packed.bytes.max(1) as f64
+    );
+    let after = newcomers("snapshots", &server, &coordinator, &ws, records, runs);
+    println!(
+        "  side by side: {:.1} s and {:.0} B per record from the whole log; {:.1} s and {:.0} B \
+         per record from snapshots",
+        before.0, before.1, after.0, after.1
+    );
+}
+
+/// Runs `runs` newcomers one after another, prints each one's figures and the median; returns
+/// the median time and bytes per record.
+fn newcomers(
+    label: &str,
+    server: &Server,
+    coordinator: &Store,
+    ws: &str,
+    records: usize,
+    runs: usize,
+) -> (f64, f64) {
+    println!("  a new device joins, pulling {label}:");
     let server_pid = server.pid().unwrap().to_string();
     let mut results = Vec::new();
     for run in 1..=runs {
-        let code = coordinator.create_invite(&ws, 3600).unwrap();
+        let code = coordinator.create_invite(ws, 3600).unwrap();
         let server_cpu0 = cpu_secs(&server_pid);
         let out = Command::new(std::env::current_exe().unwrap())
             .env(CHILD, &code)
@@ -166,23 +218,23 @@ fn main() {
         let (secs, pulled, down, up, rss0, hwm) = (f[0], f[1], f[2], f[3], f[4], f[5]);
         let (cpu, writer) = (f[6], f[7]);
         println!(
-            "  run {run}: new device joins and pulls everything: {pulled:.0} blobs, {:.1} MB down \
-             ({:.0} B per record), {:.1} kB up, {secs:.1} s ({:.0} blobs/s); CPU client {cpu:.1} s \
-             (writer thread {writer:.1} s), server {server_cpu:.1} s; peak resident {:.1} MiB ({:.1} MiB before joining)",
+            "  run {run}: {pulled:.0} blobs, {:.1} MB down ({:.0} B per record), {:.1} kB up, \
+             {secs:.1} s; CPU client {cpu:.1} s (writer thread {writer:.1} s), server \
+             {server_cpu:.1} s; peak resident {:.1} MiB ({:.1} MiB before joining)",
             down / 1e6,
             down / records as f64,
             up / 1e3,
-            pulled / secs,
             hwm / 1024.0,
             rss0 / 1024.0
         );
-        results.push((secs, hwm));
+        results.push((secs, hwm, down / records as f64));
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
     let secs = median(results.iter().map(|r| r.0).collect());
+    let per_record = median(results.iter().map(|r| r.2).collect());
     println!(
         "  median of {runs}: {secs:.1} s ({:.0} records/s) on {} cores; largest peak resident \
          memory {:.1} MiB",
@@ -190,4 +242,5 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         results.iter().map(|r| r.1).fold(0.0, f64::max) / 1024.0
     );
+    (secs, per_record)
 }

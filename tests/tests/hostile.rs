@@ -744,6 +744,7 @@ fn answers_the_server_makes_up_itself_are_checked_like_any_other() {
                 team_version: 0,
                 chain_after: None,
                 chain_last: None,
+                chain_head: None,
             }),
         })
     });

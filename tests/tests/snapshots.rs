@@ -10,7 +10,8 @@ mod support;
 use support::*;
 use waymark_core::*;
 
-const RECORDS: usize = 300;
+/// More than one snapshot blob holds (1,000), so that a newcomer pulls several.
+const RECORDS: usize = 1_100;
 
 /// Notes of every visit a device holds, sorted.
 fn notes(d: &Device) -> Vec<String> {
@@ -28,15 +29,15 @@ fn notes(d: &Device) -> Vec<String> {
     out
 }
 
-/// A phone that joins with the coordinator's invite and pulls; returns it and the bytes its
-/// first sync downloaded.
-fn newcomer(coordinator: &Device, ws: &str, name: &str) -> (Device, u64) {
+/// A phone that joins with the coordinator's invite and pulls; returns it and what its first
+/// sync did.
+fn newcomer(coordinator: &Device, ws: &str, name: &str) -> (Device, SyncReport) {
     let d = Device::new(name);
     d.store
         .join(&coordinator.store.create_invite(ws, 600).unwrap())
         .unwrap();
     let report = d.sync_until_ok();
-    (d, report.bytes_down)
+    (d, report)
 }
 
 #[test]
@@ -58,10 +59,16 @@ fn a_new_phone_pulls_snapshots_and_nobody_loses_a_change() {
                 .unwrap(),
         );
     }
-    for d in [amina, ben, coordinator] {
+    for d in [amina, ben] {
         d.sync_until_ok();
     }
-    let (_, before) = newcomer(coordinator, &ws, "Chidi");
+    // No snapshot yet: the first newcomer measures the whole log.
+    let defer = SyncOptions {
+        defer_snapshots: true,
+        ..Default::default()
+    };
+    coordinator.store.sync_with(&defer).unwrap();
+    let before = newcomer(coordinator, &ws, "Chidi").1.bytes_down;
 
     // Ben works offline while the coordinator packs the team.
     ben.store
@@ -71,7 +78,7 @@ fn a_new_phone_pulls_snapshots_and_nobody_loses_a_change() {
         .create_visit(&ws, &visit("Market", "Recorded offline by Ben", NOV_1))
         .unwrap();
     let packed = coordinator.store.compact_workspace(&ws).unwrap();
-    assert_eq!(packed.snapshots, 1);
+    assert_eq!(packed.snapshots, 2);
     assert!(packed.records >= RECORDS as u64, "{packed:?}");
 
     // Amina is up to date: she downloads nothing of the snapshot.
@@ -82,7 +89,8 @@ fn a_new_phone_pulls_snapshots_and_nobody_loses_a_change() {
     for d in [amina, coordinator, ben] {
         d.sync_until_ok();
     }
-    let (late, after) = newcomer(coordinator, &ws, "Dara");
+    let (late, report) = newcomer(coordinator, &ws, "Dara");
+    let after = report.bytes_down;
     let per_record = |bytes: u64| bytes / (RECORDS as u64 + 1);
     eprintln!(
         "a new phone's first pull: {} bytes per record before the snapshot, {} after",
@@ -104,4 +112,32 @@ fn a_new_phone_pulls_snapshots_and_nobody_loses_a_change() {
         amina.store.compact_workspace(&ws),
         Err(Error::NotPermitted(_))
     ));
+}
+
+/// Without being asked: a coordinator's sync packs the team once the log has grown by as many
+/// blobs as there are records (and at least 1,000), and a newcomer then pulls a few blobs.
+#[test]
+fn a_coordinators_sync_makes_snapshots_once_the_log_has_grown_enough() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (_, token) = server.workspace_and_token();
+    let (devices, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
+    let [coordinator, amina] = &devices[..] else {
+        unreachable!()
+    };
+    for i in 0..RECORDS {
+        amina
+            .store
+            .create_visit(&ws, &visit("Depot", &format!("Visit {i}"), NOV_1))
+            .unwrap();
+    }
+    amina.sync_until_ok();
+    coordinator.sync_until_ok();
+    let (late, report) = newcomer(coordinator, &ws, "Chidi");
+    assert_eq!(notes(&late).len(), RECORDS);
+    assert!(
+        report.pulled < 10,
+        "{} blobs for {RECORDS} records",
+        report.pulled
+    );
 }

@@ -116,6 +116,9 @@ pub struct SyncOptions {
     pub progress: Option<ProgressFn>,
     /// Set to true (from any thread) to stop at the next request boundary.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Leave snapshots for a later sync even when one is due (a coordinator's phone on a
+    /// metered link or a low battery; `Store::compact_workspace` makes one on demand).
+    pub defer_snapshots: bool,
 }
 
 impl SyncOptions {
@@ -142,6 +145,7 @@ struct Page {
     bytes_down: u64,
     chain_after: Option<proto::ChainHash>,
     chain_last: Option<proto::ChainHash>,
+    chain_head: Option<proto::ChainHash>,
 }
 
 /// How a pull ended.
@@ -587,7 +591,9 @@ impl Store {
         // re-sealed changes go out at once too, and so do changes that waited for this
         // device's admission, which the pull may have brought.
         self.coordinator_duties(&server, m)?;
-        self.compact_if_due(&server, m)?;
+        if !opts.defer_snapshots {
+            self.compact_if_due(&server, m)?;
+        }
         self.register_device_name(&m.workspace)?;
         self.push(&server, m, opts, report)?;
         self.with_writer(|w| {
@@ -740,30 +746,8 @@ impl Store {
                 for ((doc, _), &seq) in sent.iter().zip(&resp.body.assigned) {
                     restore::seen_at(&tx, &hex::encode(doc), seq)?;
                 }
-                // Sequence numbers are gap-free: if ours directly follow the cursor, nobody
-                // else's blob lies in between, and pulling them back would only echo what this
-                // device already has. The chain hash there follows from ours.
-                let at = restore::CursorChain::read(&tx, &m.workspace)?;
-                let follows = resp
-                    .body
-                    .assigned
-                    .iter()
-                    .enumerate()
-                    .all(|(i, &seq)| seq == at.cursor + 1 + i as u64);
-                if follows {
-                    let chain = at.expected().map(|mut chain| {
-                        for (i, (_, content_id)) in sent.iter().enumerate() {
-                            chain = proto::chain_next(&chain, at.cursor + 1 + i as u64, content_id);
-                        }
-                        chain
-                    });
-                    let cursor = at.cursor + n as u64;
-                    tx.execute(
-                        "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
-                        params![m.workspace, seq_sql(cursor)],
-                    )?;
-                    restore::record(&tx, &m.workspace, cursor, chain.as_ref())?;
-                }
+                let content_ids: Vec<proto::ContentId> = sent.iter().map(|(_, c)| *c).collect();
+                restore::advance_over_own(&tx, &m.workspace, &content_ids, &resp.body.assigned)?;
                 tx.commit()?;
                 Ok(())
             })?;
@@ -863,6 +847,21 @@ impl Store {
                         if let Some(last) = page.blobs.last() {
                             cursor = last.seq;
                             chain = page.chain_last;
+                        }
+                        // The last page: what lies between it and the head is what this
+                        // device does not need (covered by a save or snapshot it got, or a
+                        // snapshot of what it has); moving past it lets the next snapshot
+                        // cover those too.
+                        if !page.more
+                            && page.head > cursor
+                            && let Some(at_head) = page.chain_head
+                        {
+                            cursor = page.head;
+                            chain = Some(at_head);
+                            tx.prepare_cached(
+                                "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
+                            )?
+                            .execute(params![m.workspace, seq_sql(cursor)])?;
                         }
                         if !page.blobs.is_empty() {
                             self.apply_in(
@@ -975,6 +974,7 @@ impl Store {
             bytes_down: resp.bytes_down,
             chain_after: batch.chain_after,
             chain_last: batch.chain_last,
+            chain_head: batch.chain_head,
         })
     }
 

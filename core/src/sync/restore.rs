@@ -87,6 +87,38 @@ pub(crate) fn record(
     Ok(())
 }
 
+/// Moves the cursor of `workspace` over blobs this device just pushed (`content_ids`, answered
+/// `assigned`) when they directly follow it: sequence numbers are gap-free, so nobody else's
+/// blob lies in between, and pulling them back would only echo what this device has. The chain
+/// hash there follows from theirs.
+pub(crate) fn advance_over_own(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    content_ids: &[proto::ContentId],
+    assigned: &[u64],
+) -> Result<()> {
+    let at = CursorChain::read(tx, workspace)?;
+    let follows = assigned
+        .iter()
+        .enumerate()
+        .all(|(i, &seq)| seq == at.cursor + 1 + i as u64);
+    if !follows || assigned.len() != content_ids.len() {
+        return Ok(());
+    }
+    let chain = at.expected().map(|mut chain| {
+        for (i, content_id) in content_ids.iter().enumerate() {
+            chain = proto::chain_next(&chain, at.cursor + 1 + i as u64, content_id);
+        }
+        chain
+    });
+    let cursor = at.cursor + assigned.len() as u64;
+    tx.execute(
+        "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
+        params![workspace, seq_sql(cursor)],
+    )?;
+    record(tx, workspace, cursor, chain.as_ref())
+}
+
 /// Notes that document `doc_id` changed on the server at `seq` (pulled or acknowledged there).
 pub(crate) fn seen_at(tx: &Connection, doc_id: &str, seq: u64) -> Result<()> {
     tx.prepare_cached("UPDATE documents SET seq = ?2 WHERE id = ?1 AND seq < ?2")?

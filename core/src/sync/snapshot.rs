@@ -203,13 +203,27 @@ impl Store {
         for blob in blobs {
             let doc = hex::encode(blob.doc_id);
             let size = blob.ciphertext.len() as u64;
+            let content_id = blob.content_id;
             let answer = server.post::<_, proto::PushResponse>(
                 Call::Device,
                 proto::PATH_PUSH,
                 &proto::PushRequest { blobs: vec![blob] },
             )?;
             let seq = answer.body.assigned.first().copied().unwrap_or(0);
-            self.with_writer(|w| record_pack(&w.conn, &m.workspace, &doc, seq))?;
+            // Past its own snapshot, so that the next one covers it (pulls skip it for this
+            // device: it has all it holds).
+            self.with_writer(|w| {
+                let tx = w.conn.transaction()?;
+                record_pack(&tx, &m.workspace, &doc, seq)?;
+                super::restore::advance_over_own(
+                    &tx,
+                    &m.workspace,
+                    &[content_id],
+                    &answer.body.assigned,
+                )?;
+                tx.commit()?;
+                Ok(())
+            })?;
             report.snapshots += 1;
             report.bytes += size;
         }

@@ -766,8 +766,9 @@ impl Storage for PostgresStorage {
             )?;
             let insert = tx.prepare(
                 "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
-                                    ciphertext, created_at, chain, snapshot_upto)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                    ciphertext, created_at, chain, snapshot_upto,
+                                    snapshot_from)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )?;
             let mut chain = chain_at(tx, workspace, to_u64(head))?
                 .ok_or_else(|| backend(format!("the blob at the head {head} has no chain hash")))?;
@@ -810,6 +811,18 @@ impl Storage for PostgresStorage {
                 check_new_blob(index, blob, epoch, log_len > 0, &role, author)?;
                 head += 1;
                 chain = chain_next(&chain, to_u64(head), &blob.content_id);
+                // The first snapshot blob of the compaction it belongs to (one per bound).
+                let snapshot_from: Option<i64> = match snapshot_upto(blob) {
+                    Some(upto) => Some(
+                        tx.query_one(
+                            "SELECT min(seq) FROM blobs WHERE workspace = $1 AND snapshot_upto = $2",
+                            &[&workspace, &upto],
+                        )?
+                        .get::<_, Option<i64>>(0)
+                        .unwrap_or(head),
+                    ),
+                    None => None,
+                };
                 let size = i64::try_from(blob.ciphertext.len()).unwrap_or(i64::MAX);
                 tx.execute(
                     &insert,
@@ -825,6 +838,7 @@ impl Storage for PostgresStorage {
                         &now,
                         &&chain[..],
                         &snapshot_upto(blob),
+                        &snapshot_from,
                     ],
                 )?;
                 for doc in blob.covers.chunks_exact(16) {
@@ -878,7 +892,8 @@ impl Storage for PostgresStorage {
             let sizes = tx.query(
                 "SELECT seq, size FROM blobs
                  WHERE workspace = $1 AND seq > $2 AND ciphertext IS NOT NULL
-                   AND superseded_by IS NULL AND coalesce(snapshot_upto, $2 + 1) > $2
+                   AND superseded_by IS NULL
+                   AND NOT coalesce(snapshot_upto <= $2 AND $2 < snapshot_from, false)
                  ORDER BY seq LIMIT $3",
                 &[&workspace, &to_i64(after), &limit],
             )?;
@@ -906,7 +921,7 @@ impl Storage for PostgresStorage {
                      FROM blobs b JOIN devices d ON d.id = b.device
                      WHERE b.workspace = $1 AND b.seq > $2 AND b.seq <= $3
                        AND b.ciphertext IS NOT NULL AND b.superseded_by IS NULL
-                       AND coalesce(b.snapshot_upto, $2 + 1) > $2
+                       AND NOT coalesce(b.snapshot_upto <= $2 AND $2 < b.snapshot_from, false)
                      ORDER BY b.seq",
                     &[&workspace, &to_i64(after), &last],
                 )?;
@@ -926,6 +941,7 @@ impl Storage for PostgresStorage {
                 true => chain_at(tx, workspace, after)?,
                 false => None,
             };
+            let chain_head = chain_at(tx, workspace, to_u64(head))?;
             Ok(PullResponse {
                 blobs,
                 more,
@@ -933,6 +949,7 @@ impl Storage for PostgresStorage {
                 team_version: to_u64(team_version),
                 chain_after,
                 chain_last,
+                chain_head,
             })
         })
     }

@@ -50,6 +50,7 @@ impl EncodedPull {
             team_version: page.team_version,
             chain_after: page.chain_after,
             chain_last: page.chain_last,
+            chain_head: page.chain_head,
         })
     }
 
@@ -108,6 +109,8 @@ pub struct PageEnd {
     pub chain_after: Option<ChainHash>,
     /// The chain hash at the last blob of the page, if any.
     pub chain_last: Option<ChainHash>,
+    /// The chain hash at the head.
+    pub chain_head: Option<ChainHash>,
 }
 
 /// Writes a pull answer blob by blob; [`finish`](Self::finish) adds what is known only at the
@@ -169,9 +172,11 @@ impl PullPageWriter {
         optional_bytes(out, end.chain_after.as_ref());
         text(out, "chain_last");
         optional_bytes(out, end.chain_last.as_ref());
+        text(out, "chain_head");
+        optional_bytes(out, end.chain_head.as_ref());
 
         let mut opening = Vec::with_capacity(PREFIX);
-        head(&mut opening, MAP, 6);
+        head(&mut opening, MAP, 7);
         text(&mut opening, "blobs");
         head(&mut opening, ARRAY, self.blobs as u64);
         // At most 16 bytes by construction (see PREFIX).
@@ -275,6 +280,7 @@ mod tests {
                     team_version: n / 3,
                     chain_after: (n % 3 == 0).then_some([n as u8; 32]),
                     chain_last: (count > 0).then_some([count as u8; 32]),
+                    chain_head: (n % 2 == 1).then_some([3; 32]),
                 };
                 let encoded = EncodedPull::from_response(&page);
                 assert_eq!(encoded.as_bytes(), &encode(&page)[..], "{count} blobs, {n}");

@@ -504,9 +504,12 @@ fn push_in(
     )?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
-                            ciphertext, created_at, chain, snapshot_upto)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                            ciphertext, created_at, chain, snapshot_upto, snapshot_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
+    // The first snapshot blob of the compaction a snapshot belongs to (one per covered bound).
+    let mut compaction_start = tx
+        .prepare_cached("SELECT min(seq) FROM blobs WHERE workspace = ?1 AND snapshot_upto = ?2")?;
     let mut chain = chain_at(tx, workspace, to_u64(head))?.ok_or_else(|| {
         StorageError::Backend(format!("the blob at the head {head} has no chain hash").into())
     })?;
@@ -563,7 +566,15 @@ fn push_in(
             &blob.ciphertext,
             now,
             &chain[..],
-            snapshot_upto(blob)
+            snapshot_upto(blob),
+            match snapshot_upto(blob) {
+                Some(upto) => Some(
+                    compaction_start
+                        .query_row(params![workspace, upto], |row| row.get::<_, Option<i64>>(0))?
+                        .unwrap_or(head),
+                ),
+                None => None,
+            }
         ])?;
         for doc in blob.covers.chunks_exact(16) {
             supersede.execute(params![head, now, workspace, doc, snapshot_upto(blob)])?;
@@ -682,7 +693,8 @@ fn read_page(
                 b.chain
          FROM blobs b JOIN devices d ON d.id = b.device
          WHERE b.workspace = ?1 AND b.seq > ?2 AND b.ciphertext IS NOT NULL
-           AND b.superseded_by IS NULL AND coalesce(b.snapshot_upto, ?2 + 1) > ?2
+           AND b.superseded_by IS NULL
+           AND NOT coalesce(b.snapshot_upto <= ?2 AND ?2 < b.snapshot_from, 0)
          ORDER BY b.seq LIMIT ?3",
     )?;
     let limit = i64::try_from(max_blobs.saturating_add(1)).unwrap_or(i64::MAX);
@@ -721,6 +733,7 @@ fn read_page(
         team_version: to_u64(team_version),
         chain_after,
         chain_last,
+        chain_head: chain_at(tx, workspace, to_u64(head))?,
     })
 }
 
@@ -906,6 +919,7 @@ impl Storage for SqliteStorage {
                 team_version: end.team_version,
                 chain_after: end.chain_after,
                 chain_last: end.chain_last,
+                chain_head: end.chain_head,
             })
         })
     }
