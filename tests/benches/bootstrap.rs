@@ -17,6 +17,8 @@ mod support;
 use std::process::Command;
 use std::time::Instant;
 
+use rand::SeedableRng;
+
 use support::*;
 use waymark_core::*;
 
@@ -45,6 +47,71 @@ fn cpu_secs(pid: &str) -> f64 {
         .collect();
     // Clock ticks: 100 per second on Linux everywhere this runs.
     f.iter().sum::<f64>() / 100.0
+}
+
+/// Words field notes are made of, so that a note compresses as real ones do rather than as
+/// one sentence repeated.
+const WORDS: [&str; 48] = [
+    "workers",
+    "met",
+    "gate",
+    "two",
+    "without",
+    "documents",
+    "hotline",
+    "cards",
+    "given",
+    "recruiter",
+    "van",
+    "night",
+    "shift",
+    "passport",
+    "kept",
+    "by",
+    "foreman",
+    "debt",
+    "owed",
+    "agency",
+    "fee",
+    "young",
+    "women",
+    "men",
+    "minors",
+    "bus",
+    "station",
+    "market",
+    "farm",
+    "factory",
+    "locked",
+    "dormitory",
+    "wages",
+    "unpaid",
+    "phone",
+    "taken",
+    "referred",
+    "shelter",
+    "clinic",
+    "legal",
+    "aid",
+    "follow",
+    "up",
+    "next",
+    "week",
+    "afraid",
+    "to",
+    "talk",
+];
+
+/// A note of about 90 characters of words picked at random.
+fn note(rng: &mut rand::rngs::StdRng) -> String {
+    let mut out = String::new();
+    while out.len() < 90 {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(WORDS[rand::Rng::random_range(rng, 0..WORDS.len())]);
+    }
+    out
 }
 
 /// The newcomer: joins with the invite in `argv[1]`, syncs everything, prints one line of
@@ -115,6 +182,7 @@ fn main() {
         defer_snapshots: true,
         ..Default::default()
     };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let t = Instant::now();
     for i in 0..records {
         coordinator
@@ -122,10 +190,7 @@ fn main() {
                 &ws,
                 &visit(
                     &format!("Place {i}"),
-                    &format!(
-                        "Visit {i}: workers met at the gate, two without documents; hotline \
-                         cards given."
-                    ),
+                    &note(&mut rng),
                     NOV_1 + i as i64 * 60_000,
                 ),
             )

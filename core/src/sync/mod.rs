@@ -1125,7 +1125,7 @@ impl Store {
                     None => crypto::open_signed(key, workspace, &b.doc_id, b.epoch, &b.ciphertext)?,
                 };
                 if meta.pack {
-                    return self.apply_pack(tx, workspace, &chunk, &authors);
+                    return self.apply_pack(tx, workspace, &chunk, p.pack, &authors);
                 }
                 self.merge_opened(
                     tx,
@@ -1334,6 +1334,7 @@ impl Store {
         tx: &Transaction<'_>,
         workspace: &str,
         chunk: &[u8],
+        prepared: Option<Vec<prepare::PackedRecord>>,
         authors: &team::Authorship,
     ) -> Result<Applied> {
         if *authors != team::Authorship::Any {
@@ -1341,31 +1342,37 @@ impl Store {
                 "a snapshot from a device that is not a coordinator's",
             ));
         }
+        // Unpacked and decoded ahead, on another thread, unless that failed.
+        let records = match prepared {
+            Some(records) => records,
+            None => {
+                let unpacked = snapshot::unpack(chunk)?;
+                let count = unpacked.len();
+                let records: Vec<prepare::PackedRecord> = unpacked
+                    .into_iter()
+                    .filter_map(|r| prepare::decode_packed(workspace, self.actor_id(), r))
+                    .collect();
+                if records.len() != count {
+                    return Err(Error::Corrupt(
+                        "a snapshot names a malformed record id or kind".into(),
+                    ));
+                }
+                records
+            }
+        };
         let mut changed = Vec::new();
-        for packed in snapshot::unpack(chunk)? {
-            let id = <[u8; 16]>::try_from(packed.id.as_slice())
-                .map(hex::encode)
-                .map_err(|_| Error::Corrupt("a snapshot names a malformed record id".into()))?;
-            let kind = crate::model::RecordKind::parse(&packed.kind)
-                .ok_or_else(|| Error::Corrupt("a snapshot names an unknown record kind".into()))?;
-            let meta = crypto::ChunkMeta {
-                kind,
-                generation: packed.generation,
-                replaces: true,
-                covers: 0,
-                pack: false,
-            };
-            match self.merge_opened(
+        for r in records {
+            let applied = self.merge_opened(
                 tx,
-                None,
+                r.whole.as_ref(),
                 workspace,
-                &id,
-                meta,
-                packed.save.into_vec(),
+                &r.id,
+                r.meta,
+                r.save,
                 authors,
-            )? {
-                Applied::Changed(_) | Applied::Rewritten => changed.push(id),
-                _ => {}
+            )?;
+            if matches!(applied, Applied::Changed(_) | Applied::Rewritten) {
+                changed.push(r.id);
             }
         }
         Ok(Applied::Pack(changed))

@@ -35,6 +35,53 @@ pub(crate) struct Prepared {
     /// For a document this store did not have: the chunk holds all of it, with these heads,
     /// projection rows and authors.
     pub whole: Option<(Vec<ChangeHash>, Rows, Vec<ActorId>)>,
+    /// For a snapshot: its records, each decoded as a new document would be.
+    pub pack: Option<Vec<PackedRecord>>,
+}
+
+/// One record of a snapshot, unpacked and decoded ahead.
+pub(crate) struct PackedRecord {
+    /// Its id (hex).
+    pub id: String,
+    /// What it says of itself (kind, generation).
+    pub meta: crate::crypto::ChunkMeta,
+    /// Its whole save.
+    pub save: Vec<u8>,
+    /// Decoded: heads, projection rows and authors (`None` if it did not decode alone).
+    pub whole: Option<(Vec<ChangeHash>, Rows, Vec<ActorId>)>,
+}
+
+/// A snapshot's record decoded as a new document would be; `None` if its id or kind is
+/// malformed (the writer's own path then says why the snapshot is set aside).
+pub(crate) fn decode_packed(
+    workspace: &str,
+    actor: &ActorId,
+    r: super::snapshot::Packed,
+) -> Option<PackedRecord> {
+    let id = hex::encode(<[u8; 16]>::try_from(r.id.as_slice()).ok()?);
+    let kind = crate::model::RecordKind::parse(&r.kind)?;
+    let save = r.save.into_vec();
+    let t = Target {
+        id: &id,
+        workspace,
+        kind,
+    };
+    let whole = decode_whole(&t, actor, &save)
+        .ok()
+        .flatten()
+        .map(|w| (w.heads, w.rows, w.actors));
+    Some(PackedRecord {
+        meta: crate::crypto::ChunkMeta {
+            kind,
+            generation: r.generation,
+            replaces: true,
+            covers: 0,
+            pack: false,
+        },
+        id,
+        save,
+        whole,
+    })
 }
 
 /// What a page needs from the store: the workspace keys of its epochs that this device holds,
@@ -120,7 +167,7 @@ fn prepare(
         .filter(|_| signed_ok)
         .and_then(|k| crypto::open_verified(k, workspace, &b.doc_id, b.epoch, &b.ciphertext).ok());
     let whole = match &opened {
-        Some((meta, chunk)) if !stored => {
+        Some((meta, chunk)) if !stored && !meta.pack => {
             let id = hex::encode(b.doc_id);
             let t = Target {
                 id: &id,
@@ -135,9 +182,19 @@ fn prepare(
         }
         _ => None,
     };
+    let pack = match &opened {
+        Some((meta, chunk)) if meta.pack => super::snapshot::unpack(chunk).ok().map(|records| {
+            records
+                .into_iter()
+                .filter_map(|r| decode_packed(workspace, actor, r))
+                .collect()
+        }),
+        _ => None,
+    };
     Prepared {
         signed_ok,
         opened,
         whole,
+        pack,
     }
 }
