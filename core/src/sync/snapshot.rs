@@ -37,6 +37,9 @@ use crate::store::{Store, keys, load_stored, projection};
 pub(crate) const PACK_DOCS: usize = 1_000;
 /// The fewest blobs since the last snapshot that make a new one worth it.
 pub(crate) const MIN_TAIL: u64 = 1_000;
+/// The most compressed bytes one snapshot blob carries: well under the server's default blob
+/// limit (4 MiB), and a page a slow link can carry.
+const MAX_PACK_BYTES: usize = 1 << 20;
 /// zstd level: better ratios cost the coordinator's phone much more time for little gain.
 const LEVEL: i32 = 9;
 /// The most bytes a snapshot may unpack to (a hostile or broken one must not exhaust memory).
@@ -64,6 +67,20 @@ pub struct CompactReport {
     pub records: u64,
     /// Their sealed bytes.
     pub bytes: u64,
+}
+
+/// Packs `records` into one or more snapshots' compressed bytes, halving a batch until each
+/// packs within [`MAX_PACK_BYTES`] (a record alone is packed whatever its size), appending
+/// (records, bytes) pairs to `out`.
+fn packed_within<'a>(records: &'a [Packed], out: &mut Vec<(&'a [Packed], Vec<u8>)>) -> Result<()> {
+    let packed = pack(records)?;
+    if packed.len() <= MAX_PACK_BYTES || records.len() == 1 {
+        out.push((records, packed));
+        return Ok(());
+    }
+    let (a, b) = records.split_at(records.len() / 2);
+    packed_within(a, out)?;
+    packed_within(b, out)
 }
 
 /// Packs `records` into the compressed bytes sealed in a snapshot blob.
@@ -116,13 +133,17 @@ impl Store {
             ))
         })?;
         if coordinator && tail >= MIN_TAIL.max(records) {
-            self.compact(server, m)?;
+            match self.compact(server, m) {
+                // An optimisation: the next sync tries again.
+                Ok(_) | Err(Error::Network(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
 
     fn compact(&self, server: &Server, m: &Membership) -> Result<CompactReport> {
-        let (blobs, records) = self.read(|c| {
+        let (ids, cursor, earlier) = self.read(|c| {
             if !team::is_coordinator(c, &m.workspace)? {
                 return Err(Error::NotPermitted(
                     "only a coordinator's device makes snapshots".into(),
@@ -133,101 +154,147 @@ impl Store {
                 params![m.workspace],
                 |r| r.get(0),
             )?;
-            let ids: Vec<(String, String, u32)> = c
+            let ids: Vec<String> = c
                 .prepare(
-                    "SELECT id, kind, generation FROM documents
+                    "SELECT id FROM documents
                      WHERE workspace_id = ?1 AND seq > 0 AND seq <= ?2
                        AND id NOT IN (SELECT doc_id FROM set_aside WHERE workspace_id = ?1)
                      ORDER BY n",
                 )?
-                .query_map(params![m.workspace, cursor], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
+                .query_map(params![m.workspace, cursor], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let earlier: Vec<String> = c
                 .prepare("SELECT doc_id FROM snapshot_packs WHERE workspace_id = ?1")?
                 .query_map(params![m.workspace], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            let (epoch, key) = keys::current(c, &m.workspace)?
-                .ok_or_else(|| Error::NotPermitted("this device has no key yet".into()))?;
-            let own = team::own_keys(c, &m.workspace)?;
-            let mut records = Vec::new();
-            for (id, kind, generation) in ids {
-                if projection::is_restricted(c, &id)? {
-                    continue;
-                }
-                let Some(mut stored) = load_stored(c, &id, self.actor_id())? else {
-                    continue;
-                };
-                records.push(Packed {
-                    id: ByteBuf::from(crypto::doc_id_bytes(&id)?.to_vec()),
-                    kind,
-                    generation,
-                    save: ByteBuf::from(stored.doc.save()),
-                });
+            Ok((ids, u64::try_from(cursor).unwrap_or(0), earlier))
+        })?;
+        // The snapshots before this compaction are covered too, a share by each batch.
+        let share = earlier.len().div_ceil(ids.len().div_ceil(PACK_DOCS).max(1));
+        let mut earlier_ids = earlier.chunks(share.max(1));
+        let mut report = CompactReport::default();
+        // A batch at a time, loaded, packed and pushed: memory stays that of one batch,
+        // whatever the team's size.
+        for batch in ids.chunks(PACK_DOCS) {
+            let covered_too = earlier_ids.next().unwrap_or_default();
+            let blobs = self.read(|c| self.snapshot_blobs(c, m, batch, covered_too, cursor))?;
+            for (blob, records) in blobs {
+                self.push_snapshot(server, m, blob, &mut report)?;
+                report.records += records;
             }
-            let mut blobs = Vec::new();
-            let batches = records.chunks(PACK_DOCS).enumerate();
-            for (i, batch) in batches {
-                let packed = pack(batch)?;
-                let doc: [u8; 16] = rand::random();
-                let meta = ChunkMeta {
-                    pack: true,
-                    ..RecordKind::Settings.into()
-                };
-                let ciphertext =
-                    crypto::seal_signed(&key, &own, &m.workspace, &doc, epoch, meta, &packed)?;
-                let mut covers: Vec<u8> = batch.iter().flat_map(|p| p.id.to_vec()).collect();
-                // The first snapshot also covers the snapshots before it.
-                if i == 0 {
-                    for id in &earlier {
-                        covers.extend(crypto::doc_id_bytes(id)?);
-                    }
+        }
+        // Covered now: the next compaction need not name them again.
+        self.with_writer(|w| {
+            let mut forget = w
+                .conn
+                .prepare("DELETE FROM snapshot_packs WHERE workspace_id = ?1 AND doc_id = ?2")?;
+            for id in &earlier {
+                forget.execute(params![m.workspace, id])?;
+            }
+            Ok(())
+        })?;
+        Ok(report)
+    }
+
+    /// The snapshot blobs of records `ids` (restricted ones left out), sealed and signed, each
+    /// with how many records it holds; the first also covers the snapshots `covered_too`.
+    fn snapshot_blobs(
+        &self,
+        c: &rusqlite::Connection,
+        m: &Membership,
+        ids: &[String],
+        covered_too: &[String],
+        cursor: u64,
+    ) -> Result<Vec<(proto::PushBlob, u64)>> {
+        let (epoch, key) = keys::current(c, &m.workspace)?
+            .ok_or_else(|| Error::NotPermitted("this device has no key yet".into()))?;
+        let own = team::own_keys(c, &m.workspace)?;
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if projection::is_restricted(c, id)? {
+                continue;
+            }
+            let Some(mut stored) = load_stored(c, id, self.actor_id())? else {
+                continue;
+            };
+            let generation = crate::store::outbox::generation(c, id)?;
+            records.push(Packed {
+                id: ByteBuf::from(crypto::doc_id_bytes(id)?.to_vec()),
+                kind: stored.kind.as_str().to_string(),
+                generation,
+                save: ByteBuf::from(stored.doc.save()),
+            });
+        }
+        let mut batches = Vec::new();
+        if !records.is_empty() {
+            packed_within(&records, &mut batches)?;
+        }
+        let mut blobs = Vec::with_capacity(batches.len());
+        for (i, (batch, packed)) in batches.into_iter().enumerate() {
+            let doc: [u8; 16] = rand::random();
+            let meta = ChunkMeta {
+                pack: true,
+                ..RecordKind::Settings.into()
+            };
+            let ciphertext =
+                crypto::seal_signed(&key, &own, &m.workspace, &doc, epoch, meta, &packed)?;
+            let mut covers: Vec<u8> = batch.iter().flat_map(|p| p.id.to_vec()).collect();
+            if i == 0 {
+                for id in covered_too {
+                    covers.extend(crypto::doc_id_bytes(id)?);
                 }
-                blobs.push(proto::PushBlob {
+            }
+            let held = batch.len() as u64;
+            blobs.push((
+                proto::PushBlob {
                     content_id: proto::content_id_of(&ciphertext),
                     doc_id: doc,
                     epoch,
                     ciphertext,
-                    supersedes: Some(u64::try_from(cursor).unwrap_or(0)),
+                    supersedes: Some(cursor),
                     forget: false,
                     covers,
-                });
-            }
-            Ok((blobs, records.len()))
-        })?;
-        let mut report = CompactReport {
-            records: u64::try_from(records).unwrap_or(0),
-            ..CompactReport::default()
-        };
-        for blob in blobs {
-            let doc = hex::encode(blob.doc_id);
-            let size = blob.ciphertext.len() as u64;
-            let content_id = blob.content_id;
-            let answer = server.post::<_, proto::PushResponse>(
-                Call::Device,
-                proto::PATH_PUSH,
-                &proto::PushRequest { blobs: vec![blob] },
-            )?;
-            let seq = answer.body.assigned.first().copied().unwrap_or(0);
-            // Past its own snapshot, so that the next one covers it (pulls skip it for this
-            // device: it has all it holds).
-            self.with_writer(|w| {
-                let tx = w.conn.transaction()?;
-                record_pack(&tx, &m.workspace, &doc, seq)?;
-                super::restore::advance_over_own(
-                    &tx,
-                    &m.workspace,
-                    &[content_id],
-                    &answer.body.assigned,
-                )?;
-                tx.commit()?;
-                Ok(())
-            })?;
-            report.snapshots += 1;
-            report.bytes += size;
+                },
+                held,
+            ));
         }
-        Ok(report)
+        Ok(blobs)
+    }
+
+    /// Pushes one snapshot blob and moves past it (see `compact`).
+    fn push_snapshot(
+        &self,
+        server: &Server,
+        m: &Membership,
+        blob: proto::PushBlob,
+        report: &mut CompactReport,
+    ) -> Result<()> {
+        let doc = hex::encode(blob.doc_id);
+        let size = blob.ciphertext.len() as u64;
+        let content_id = blob.content_id;
+        let answer = server.post::<_, proto::PushResponse>(
+            Call::Device,
+            proto::PATH_PUSH,
+            &proto::PushRequest { blobs: vec![blob] },
+        )?;
+        let seq = answer.body.assigned.first().copied().unwrap_or(0);
+        // Past its own snapshot, so that the next one covers it (pulls skip it for this
+        // device: it has all it holds).
+        self.with_writer(|w| {
+            let tx = w.conn.transaction()?;
+            record_pack(&tx, &m.workspace, &doc, seq)?;
+            super::restore::advance_over_own(
+                &tx,
+                &m.workspace,
+                &[content_id],
+                &answer.body.assigned,
+            )?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        report.snapshots += 1;
+        report.bytes += size;
+        Ok(())
     }
 }
 
