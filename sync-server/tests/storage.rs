@@ -13,6 +13,10 @@ use waymark_server::storage::{Device, StorageError};
 use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
 
 fn device_in(storage: &dyn Storage, ws: &str) -> Device {
+    device_with_role(storage, ws, roles::COORDINATOR)
+}
+
+fn device_with_role(storage: &dyn Storage, ws: &str, role: &str) -> Device {
     let enrollment = tokens::new_token();
     let now = tokens::now();
     storage
@@ -21,7 +25,7 @@ fn device_in(storage: &dyn Storage, ws: &str) -> Device {
             &tokens::hash_token(&enrollment),
             now + 60,
             None,
-            roles::COORDINATOR,
+            role,
             now,
         )
         .unwrap();
@@ -286,6 +290,14 @@ fn a_snapshot_replaces_what_it_covers_for_those_who_lack_it(backend: Backend) {
     assert_eq!(seqs(5), vec![8]);
     // Halfway through it (it took the first blob), it takes the rest.
     assert_eq!(seqs(6), vec![7, 8]);
+    // Only a coordinator's device may push one.
+    let member = device_with_role(storage, &ws, roles::MEMBER);
+    assert!(matches!(
+        storage
+            .push(&member, &[snapshot(&[3], b"a member's snapshot")], 0)
+            .unwrap_err(),
+        StorageError::Forbidden(_)
+    ));
     // Bad snapshots: not whole ids, or no bound.
     for bad in [
         PushBlob {
