@@ -88,6 +88,25 @@ fn start_server(data: &Path) -> Server {
     Server { child, url }
 }
 
+/// A server with its data in `data`, a workspace on it, and a token that enrols its first
+/// (coordinator's) device.
+fn server_with_workspace(data: &Path) -> (Server, String) {
+    let server = start_server(data);
+    let ws = admin(data, &["workspace", "create", "--name", "Team"]);
+    let token = admin(
+        data,
+        &[
+            "token",
+            "issue",
+            "--workspace",
+            ws["id"].as_str().unwrap(),
+            "--ttl",
+            "1h",
+        ],
+    );
+    (server, token["token"].as_str().unwrap().to_string())
+}
+
 /// Runs `waymark` with the store in `dir`, the passphrase in the environment.
 fn waymark(dir: &Path, args: &[&str]) -> Output {
     Command::new(WAYMARK)
@@ -427,23 +446,8 @@ fn record(store: &Store, ws: &str, visits: &[V], workshops: &[W], device: &str) 
 #[test]
 fn coordinator_joins_syncs_and_reports_the_team_figures() {
     let server_dir = tempfile::tempdir().unwrap();
-    let server = start_server(server_dir.path());
-    let ws_server = admin(
-        server_dir.path(),
-        &["workspace", "create", "--name", "Team"],
-    );
-    let token = admin(
-        server_dir.path(),
-        &[
-            "token",
-            "issue",
-            "--workspace",
-            ws_server["id"].as_str().unwrap(),
-            "--ttl",
-            "1h",
-        ],
-    );
-    let token = token["token"].as_str().unwrap();
+    let (server, token) = server_with_workspace(server_dir.path());
+    let token = token.as_str();
 
     // Two phones: the coordinator's, which connects the workspace, and a field worker's.
     let (_a_dir, a) = phone("Coordinator phone");
@@ -756,30 +760,13 @@ fn exports_and_reports_are_private_and_never_replace_a_file_or_follow_a_symlink_
 #[test]
 fn a_coordinator_erases_and_redacts_from_the_command_line() {
     let server_dir = tempfile::tempdir().unwrap();
-    let server = start_server(server_dir.path());
-    let ws_server = admin(
-        server_dir.path(),
-        &["workspace", "create", "--name", "Team"],
-    );
-    let token = admin(
-        server_dir.path(),
-        &[
-            "token",
-            "issue",
-            "--workspace",
-            ws_server["id"].as_str().unwrap(),
-            "--ttl",
-            "1h",
-        ],
-    );
+    let (server, token) = server_with_workspace(server_dir.path());
     let (_dir, phone) = phone("Field phone");
     let ws = phone
         .create_workspace("North district outreach")
         .unwrap()
         .id;
-    phone
-        .connect_workspace(&ws, &server.url, token["token"].as_str().unwrap())
-        .unwrap();
+    phone.connect_workspace(&ws, &server.url, &token).unwrap();
     phone.sync().unwrap();
     let at = 1_793_523_600_000;
     let new = |notes: &str| NewVisit {

@@ -320,6 +320,18 @@ impl Store {
                 }
                 let Some(meta) = first else { continue };
                 let kind = meta.kind;
+                let target = Target {
+                    id: &d.id,
+                    workspace: &d.workspace,
+                    kind,
+                };
+                let authors = match &signer {
+                    Some(s) => Authorship::of(&tx, &d.workspace, s)?,
+                    None => Authorship::Any,
+                };
+                // Changes carried in by hand reach the server too, through this device: another
+                // device's as that device signed them, this device's own as it signs anything.
+                let relay = signer.is_some_and(|s| Some(s) != own_sign_key(&tx, &d.workspace));
                 let local = outbox::generation(&tx, &d.id)?;
                 let has_local = store::load_stored(&tx, &d.id, &actor)?.is_some();
                 if has_local && meta.generation != local {
@@ -337,15 +349,6 @@ impl Store {
                     }
                     // A rewrite carried in by hand replaces this device's copy, as pulled.
                     cached.remove(&d.id);
-                    let target = Target {
-                        id: &d.id,
-                        workspace: &d.workspace,
-                        kind,
-                    };
-                    let authors = match &signer {
-                        Some(s) => Authorship::of(&tx, &d.workspace, s)?,
-                        None => Authorship::Any,
-                    };
                     let (save, rest) = chunks.split_first().ok_or_else(|| {
                         Error::Corrupt(format!("bundle: document {} is empty", d.id))
                     })?;
@@ -357,7 +360,7 @@ impl Store {
                             merge_chunks(&tx, Some(stored), &actor, &target, rest, false, &authors)?
                         }
                     };
-                    if signer.is_some_and(|s| Some(s) != own_sign_key(&tx, &d.workspace)) {
+                    if relay {
                         for blob in &d.blobs {
                             outbox::enqueue_signed(&tx, &d.workspace, &d.id, d.epoch, blob)?;
                         }
@@ -370,18 +373,6 @@ impl Store {
                     Some(s) => Some(s),
                     None => store::load_stored(&tx, &d.id, &actor)?,
                 };
-                // Changes carried in by hand reach the server too, through this device: another
-                // device's as that device signed them, this device's own as it signs anything.
-                let target = Target {
-                    id: &d.id,
-                    workspace: &d.workspace,
-                    kind,
-                };
-                let authors = match &signer {
-                    Some(s) => Authorship::of(&tx, &d.workspace, s)?,
-                    None => Authorship::Any,
-                };
-                let relay = signer.is_some_and(|s| Some(s) != own_sign_key(&tx, &d.workspace));
                 let merged =
                     merge_chunks(&tx, existing, &actor, &target, &chunks, !relay, &authors);
                 let (stored, changed) = match merged {

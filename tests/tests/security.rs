@@ -14,14 +14,7 @@ use waymark_protocol as proto;
 /// The device id of the team member called `name`, as `viewer` knows the team.
 fn device_id(viewer: &Device, ws: &str, name: &str) -> String {
     viewer.sync_until_ok();
-    viewer
-        .store
-        .team(ws)
-        .unwrap()
-        .into_iter()
-        .find(|m| m.name == name)
-        .unwrap_or_else(|| panic!("{name} is not in the team"))
-        .device_id
+    id_of(viewer, ws, name)
 }
 
 /// Every blob of the workspace, read through `token` as the server stores them.
