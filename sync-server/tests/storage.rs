@@ -317,6 +317,42 @@ fn a_snapshot_replaces_what_it_covers_for_those_who_lack_it(backend: Backend) {
     }
 }
 
+/// An erase or redaction's rewrite (`forget`) drops the covered blobs' ciphertext in its own
+/// transaction, not after the grace period; `forget` without `supersedes` is refused.
+fn a_forgetting_rewrite_drops_what_it_covers_at_once(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    storage
+        .push(
+            &device,
+            &[blob(1, b"a name"), blob(1, b"more"), blob(2, b"other")],
+            0,
+        )
+        .unwrap();
+    let rewrite = PushBlob {
+        supersedes: Some(3),
+        forget: true,
+        ..blob(1, b"the record rewritten")
+    };
+    storage.push(&device, &[rewrite], 0).unwrap();
+    let usage = storage.usage().unwrap();
+    assert_eq!(
+        (usage[0].blobs, usage[0].head_seq),
+        (2, 4),
+        "dropped at once"
+    );
+    assert_eq!(storage.compact(i64::MAX).unwrap().blobs_dropped, 0);
+    let alone = PushBlob {
+        forget: true,
+        ..blob(2, b"forget what?")
+    };
+    assert!(matches!(
+        storage.push(&device, &[alone], 0).unwrap_err(),
+        StorageError::Invalid(_)
+    ));
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $($name:ident),* $(,)?) => {
         mod $backend {
@@ -337,6 +373,7 @@ backend_tests!(sqlite:
     an_encoded_pull_is_the_same_page_in_wire_form,
     every_number_has_the_chain_hash_of_the_log_up_to_it,
     a_snapshot_replaces_what_it_covers_for_those_who_lack_it,
+    a_forgetting_rewrite_drops_what_it_covers_at_once,
 );
 
 backend_tests!(postgres:
@@ -346,6 +383,7 @@ backend_tests!(postgres:
     an_encoded_pull_is_the_same_page_in_wire_form,
     every_number_has_the_chain_hash_of_the_log_up_to_it,
     a_snapshot_replaces_what_it_covers_for_those_who_lack_it,
+    a_forgetting_rewrite_drops_what_it_covers_at_once,
 );
 
 /// A schema-3 database (before chain hashes) with two workspaces' blobs gets every blob's hash

@@ -768,4 +768,24 @@ mod tests {
             limits::MAX_CURSOR
         );
     }
+
+    #[test]
+    fn chain_queries_name_one_to_64_numbers() {
+        assert_eq!(parse_chain_query(Some("at=0,5,3")).unwrap(), vec![0, 5, 3]);
+        let too_many: Vec<String> = (0..=limits::MAX_CHAIN_QUERY)
+            .map(|n| n.to_string())
+            .collect();
+        for (query, needle) in [
+            (None, "required"),
+            (Some("after=3"), "required"),
+            (Some("at="), "empty"),
+            (Some("at=1,x"), "non-negative integer"),
+            (Some("at=1&at=2"), "more than once"),
+            (Some(&*format!("at={}", too_many.join(","))), "at most"),
+        ] {
+            let err = parse_chain_query(query).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{query:?}");
+            assert!(err.message.contains(needle), "{query:?}: {}", err.message);
+        }
+    }
 }
