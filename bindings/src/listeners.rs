@@ -11,11 +11,12 @@ use crate::types::SyncProgress;
 ///
 /// Called after every successful local write (with the id written: the visit, the workshop, or
 /// the workspace for settings) and after a sync or an import that changed records (with their
-/// ids). It runs on the thread that made the change (a worker thread for long operations):
+/// ids; an empty list when a sync changed too many to list, as a first sync into a big
+/// workspace does: anything may have changed, refresh everything). It runs on the thread that made the change (a worker thread for long operations):
 /// return quickly and hop to the UI thread yourself. It must not throw.
 #[uniffi::export(foreign)]
 pub trait ChangeListener: Send + Sync {
-    /// Records with these ids changed.
+    /// Records with these ids changed (empty: any record may have changed).
     fn on_change(&self, record_ids: Vec<String>);
 }
 
@@ -53,9 +54,20 @@ impl Listeners {
 
     /// Tells every listener that `ids` changed (nothing if `ids` is empty).
     pub(crate) fn notify(&self, ids: Vec<String>) {
-        if ids.is_empty() {
-            return;
+        if !ids.is_empty() {
+            self.tell(ids);
         }
+    }
+
+    /// Tells every listener what a sync changed: its records, or that any may have changed.
+    pub(crate) fn notify_sync(&self, report: &waymark_core::SyncReport) {
+        match report.changed_all {
+            true => self.tell(Vec::new()),
+            false => self.notify(report.changed.clone()),
+        }
+    }
+
+    fn tell(&self, ids: Vec<String>) {
         // Call outside the lock, so a listener may add or cancel listeners.
         let listeners: Vec<_> = self.lock().values().cloned().collect();
         for l in listeners {

@@ -359,7 +359,7 @@ impl WaymarkStore {
         let result = off_thread("sync", move || store.sync_with(&opts)).await;
         on_drop.disarm();
         let report = result?;
-        self.listeners.notify(report.changed.clone());
+        self.listeners.notify_sync(&report);
         Ok(report.into())
     }
 

@@ -1310,8 +1310,11 @@ pub struct SyncReport {
     pub pushed: u64,
     /// Blobs pulled.
     pub pulled: u64,
-    /// Records that changed through pulled blobs, sorted.
+    /// Records that changed through pulled blobs, sorted; empty when `changed_all`.
     pub changed: Vec<String>,
+    /// More than 10,000 records changed (a first sync into a big workspace): refresh
+    /// everything rather than the records listed.
+    pub changed_all: bool,
     /// Bytes sent.
     pub bytes_up: u64,
     /// Bytes received.
@@ -1327,8 +1330,8 @@ pub struct SyncReport {
     pub resent: u64,
 }
 mirror!(wc::SyncReport => SyncReport {
-    pushed, pulled, changed, bytes_up, bytes_down, duration_ms, set_aside, set_aside_dropped,
-    resent,
+    pushed, pulled, changed, changed_all, bytes_up, bytes_down, duration_ms, set_aside,
+    set_aside_dropped, resent,
 });
 
 /// Progress of a running sync, for a progress bar.

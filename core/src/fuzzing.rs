@@ -5,7 +5,6 @@
 //!
 //! Not part of the API: hidden from the docs and free to change with the fuzz targets.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use rusqlite::params;
@@ -445,13 +444,13 @@ impl Fixture {
 
     fn apply(&self, blobs: &[proto::PulledBlob]) -> Result<SyncReport> {
         let mut report = SyncReport::default();
-        let mut changed = BTreeSet::new();
+        let mut changed = crate::sync::Changed::default();
         if blobs.is_empty() {
             return Ok(report);
         }
         self.store
             .apply_pulled(&self.workspace, blobs, &mut report, &mut changed)?;
-        report.changed = changed.into_iter().collect();
+        changed.into_report(&mut report);
         Ok(report)
     }
 }

@@ -39,9 +39,14 @@ use prepare::Prepared;
 
 /// Pages fetched and prepared ahead of the writer, at most (each at most `pace::MAX_BYTES`).
 const PAGES_AHEAD: usize = 3;
-/// Blobs past which the writer commits, even if more pages are waiting: bounds the work a
-/// crash or cut would make this device pull again.
-const GROUP_BLOBS: usize = 8_000;
+/// Records past which the writer commits, even if more pages are waiting: bounds the work a
+/// crash or cut would make this device pull again, and what one transaction holds in memory
+/// (a snapshot counts the records it packs, not one).
+const GROUP_RECORDS: usize = 8_000;
+/// Most records a sync lists in `SyncReport::changed`; past it, only `changed_all` says so (a
+/// first sync into a big workspace changes every record, and listing a million ids would make
+/// the device's memory grow with the team).
+pub const CHANGED_LISTED: usize = 10_000;
 /// Most blobs pushed in one request. Bytes per push and per pull follow the link (`pace`).
 const PUSH_BATCH_BLOBS: usize = 200;
 
@@ -65,8 +70,11 @@ pub struct SyncReport {
     pub pushed: u64,
     /// Blobs pulled.
     pub pulled: u64,
-    /// Records that changed through pulled blobs, sorted.
+    /// Records that changed through pulled blobs, sorted; empty when `changed_all`.
     pub changed: Vec<String>,
+    /// More records changed than `CHANGED_LISTED` (a first sync into a big workspace): screens
+    /// refresh everything instead of the records listed.
+    pub changed_all: bool,
     /// Bytes sent.
     pub bytes_up: u64,
     /// Bytes received.
@@ -156,6 +164,34 @@ enum Pulled {
     /// The server's log does not continue what this device synced with (see `restore`);
     /// nothing was applied.
     Rewound,
+}
+
+/// The records a sync or import changed: listed while there are few, only flagged past
+/// `CHANGED_LISTED`, so the memory it takes does not grow with the workspace.
+#[derive(Default)]
+pub(crate) struct Changed {
+    ids: BTreeSet<String>,
+    all: bool,
+}
+
+impl Changed {
+    /// Notes that record `id` changed.
+    pub(crate) fn insert(&mut self, id: String) {
+        if self.all {
+            return;
+        }
+        self.ids.insert(id);
+        if self.ids.len() > CHANGED_LISTED {
+            self.ids = BTreeSet::new();
+            self.all = true;
+        }
+    }
+
+    /// Writes the list (or the flag) into `report`.
+    pub(crate) fn into_report(self, report: &mut SyncReport) {
+        report.changed = self.ids.into_iter().collect();
+        report.changed_all = self.all;
+    }
 }
 
 /// What applying blobs in one transaction gathers, to act on once it has committed.
@@ -483,7 +519,7 @@ impl Store {
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;
         let mut report = SyncReport::default();
-        let mut changed = BTreeSet::new();
+        let mut changed = Changed::default();
         let mut first_error = None;
         for m in memberships {
             match self.sync_one(&m, opts, &mut report, &mut changed) {
@@ -510,7 +546,7 @@ impl Store {
                 }
             }
         }
-        report.changed = changed.into_iter().collect();
+        changed.into_report(&mut report);
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match first_error {
             Some(e) => Err(e),
@@ -523,7 +559,7 @@ impl Store {
         m: &Membership,
         opts: &SyncOptions,
         report: &mut SyncReport,
-        changed: &mut BTreeSet<String>,
+        changed: &mut Changed,
     ) -> Result<()> {
         let server = self
             .server(&m.url, Some(m.token.clone()))?
@@ -551,7 +587,7 @@ impl Store {
         let under_attack = self.read(|c| log::attack(c, &m.workspace))?.is_some();
         if !has_key || team_version == 0 || log_len == 0 || under_attack {
             self.refresh_team(&server, m)?;
-            self.retry_held(&m.workspace, report)?;
+            self.retry_held(&m.workspace, report, changed)?;
         }
         let (has_key, has_log) = self.read(|c| {
             Ok((
@@ -775,7 +811,7 @@ impl Store {
         m: &Membership,
         opts: &SyncOptions,
         report: &mut SyncReport,
-        changed: &mut BTreeSet<String>,
+        changed: &mut Changed,
     ) -> Result<Pulled> {
         // Read now: the push may just have moved it past this device's own blobs.
         let at = self.read(|c| restore::CursorChain::read(c, &m.workspace))?;
@@ -828,7 +864,7 @@ impl Store {
                     // Someone enrolled, was revoked or got keys (or the server was restored and
                     // counts from an older version): learn it before checking blobs.
                     self.refresh_team(server, m)?;
-                    self.retry_held(&m.workspace, report)?;
+                    self.retry_held(&m.workspace, report, changed)?;
                 }
                 // This page and those already waiting are applied in one transaction. Ids are
                 // random, so the blobs of a page touch pages all over the indexes, and each
@@ -864,6 +900,13 @@ impl Store {
                             .execute(params![m.workspace, seq_sql(cursor)])?;
                         }
                         if !page.blobs.is_empty() {
+                            in_tx += page.blobs.len()
+                                + page
+                                    .prepared
+                                    .iter()
+                                    .filter_map(|p| p.pack.as_ref())
+                                    .map(Vec::len)
+                                    .sum::<usize>();
                             self.apply_in(
                                 &tx,
                                 &mut applying,
@@ -873,11 +916,10 @@ impl Store {
                                 true,
                                 changed,
                             )?;
-                            in_tx += page.blobs.len();
                             done += page.blobs.len() as u64;
                             report.pulled += page.blobs.len() as u64;
                         }
-                        if in_tx >= GROUP_BLOBS || opts.cancelled() {
+                        if in_tx >= GROUP_RECORDS || opts.cancelled() {
                             break;
                         }
                         match received.try_recv() {
@@ -985,7 +1027,7 @@ impl Store {
         workspace: &str,
         blobs: &[proto::PulledBlob],
         report: &mut SyncReport,
-        changed: &mut BTreeSet<String>,
+        changed: &mut Changed,
     ) -> Result<u64> {
         self.apply_blobs(workspace, blobs, true, report, changed)
     }
@@ -1000,7 +1042,7 @@ impl Store {
         blobs: &[proto::PulledBlob],
         advance: bool,
         report: &mut SyncReport,
-        changed: &mut BTreeSet<String>,
+        changed: &mut Changed,
     ) -> Result<u64> {
         let prepared = self.prepare_page(workspace, blobs)?;
         self.apply_prepared(workspace, blobs, prepared, advance, report, changed)
@@ -1023,7 +1065,7 @@ impl Store {
         prepared: Vec<Prepared>,
         advance: bool,
         report: &mut SyncReport,
-        changed: &mut BTreeSet<String>,
+        changed: &mut Changed,
     ) -> Result<u64> {
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
@@ -1054,7 +1096,7 @@ impl Store {
         blobs: &[proto::PulledBlob],
         prepared: Vec<Prepared>,
         advance: bool,
-        changed: &mut BTreeSet<String>,
+        changed: &mut Changed,
     ) -> Result<u64> {
         let mut cursor = 0;
         let prepared = prepared
@@ -1438,5 +1480,38 @@ impl Store {
             "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
             workspace,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_lists_the_records_it_changed_until_there_are_too_many_to_list() {
+        let mut changed = Changed::default();
+        for i in 0..CHANGED_LISTED {
+            changed.insert(format!("{i:032x}"));
+            changed.insert(format!("{i:032x}"));
+        }
+        let mut report = SyncReport::default();
+        let listed = Changed {
+            ids: changed.ids.clone(),
+            all: changed.all,
+        };
+        listed.into_report(&mut report);
+        assert_eq!(report.changed.len(), CHANGED_LISTED);
+        assert!(!report.changed_all);
+        assert!(report.changed.is_sorted());
+
+        changed.insert("f".repeat(32));
+        assert!(
+            changed.ids.is_empty(),
+            "the list is let go, not kept growing"
+        );
+        changed.insert("e".repeat(32));
+        changed.into_report(&mut report);
+        assert!(report.changed.is_empty());
+        assert!(report.changed_all);
     }
 }

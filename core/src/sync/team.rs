@@ -1144,7 +1144,12 @@ impl Store {
 
     /// Applies set-aside blobs that waited for a key or for their signer's admission, now that
     /// this device may have either.
-    pub(crate) fn retry_held(&self, workspace: &str, report: &mut SyncReport) -> Result<()> {
+    pub(crate) fn retry_held(
+        &self,
+        workspace: &str,
+        report: &mut SyncReport,
+        changed: &mut super::Changed,
+    ) -> Result<()> {
         let held: Vec<proto::PulledBlob> = self.read(|c| {
             let mut st = c.prepare(
                 "SELECT seq, doc_id, epoch, blob FROM set_aside
@@ -1175,11 +1180,9 @@ impl Store {
         if held.is_empty() {
             return Ok(());
         }
-        let mut changed = BTreeSet::new();
         let mut retried = SyncReport::default();
-        self.apply_blobs(workspace, &held, false, &mut retried, &mut changed)?;
+        self.apply_blobs(workspace, &held, false, &mut retried, changed)?;
         report.set_aside_dropped += retried.set_aside_dropped;
-        report.changed.extend(changed);
         Ok(())
     }
 
@@ -1238,7 +1241,7 @@ impl Store {
         // Everything the device pushed before its token died is in the log now: pull it, so
         // that the boundary this device signs covers it.
         let mut report = SyncReport::default();
-        let mut changed = BTreeSet::new();
+        let mut changed = super::Changed::default();
         self.pull(
             &server,
             &m,

@@ -22,7 +22,8 @@ import uniffi.waymark.SyncReport
 import uniffi.waymark.WaymarkStore
 
 /**
- * The ids of the records that change in this store, one list per write, sync or import.
+ * The ids of the records that change in this store, one list per write, sync or import (an
+ * empty list when a sync changed too many records to list: refresh everything).
  *
  * A [ChangeListener] is registered when collection starts and unregistered (its handle
  * cancelled and released) when collection stops. Nothing is dropped: a slow collector gets
@@ -30,7 +31,7 @@ import uniffi.waymark.WaymarkStore
  * made the change.
  *
  * ```
- * store.changes().collect { ids -> if (shownId in ids) reload() }
+ * store.changes().collect { ids -> if (ids.isEmpty() || shownId in ids) reload() }
  * ```
  */
 fun WaymarkStore.changes(): Flow<List<String>> =
