@@ -230,6 +230,7 @@ impl Fixture {
             chain_after: None,
             chain_last: None,
             chain_head: None,
+            check_ins: 0,
         }))
     }
 

@@ -178,6 +178,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                     chain_after: None,
                     chain_last: None,
                     chain_head: None,
+                    check_ins: 0,
                 }),
             ),
         ),

@@ -54,6 +54,9 @@ pub const PATH_TEAM_LOG: &str = "/v1/team/log";
 /// `GET`: the blob log's chain hash at given sequence numbers (query parameter `at`), so a device
 /// whose cursor the log no longer matches (a restore from backup) finds where they part.
 pub const PATH_CHAIN: &str = "/v1/chain";
+/// `POST`: a device starts, extends or closes one of its safety check-ins; `GET`: the
+/// workspace's check-ins, open, overdue, raised and recently closed.
+pub const PATH_CHECK_INS: &str = "/v1/check-ins";
 /// `GET`: liveness and database check (plain text).
 pub const PATH_HEALTHZ: &str = "/healthz";
 /// `GET`: Prometheus text exposition.
@@ -118,6 +121,31 @@ pub mod limits {
     pub const MAX_CHAIN_QUERY: usize = 64;
     /// Most documents one snapshot blob may cover.
     pub const MAX_SNAPSHOT_DOCS: usize = 10_000;
+    /// Longest sealed part of a check-in (where, with whom, a note), in bytes.
+    pub const MAX_CHECK_IN_SEALED_BYTES: usize = 16_384;
+    /// Longest a check-in may run before its deadline: 30 days, in seconds.
+    pub const MAX_CHECK_IN_DUE_SECS: u64 = 30 * 24 * 3600;
+    /// Most check-ins one device may have open at once.
+    pub const MAX_OPEN_CHECK_INS: usize = 16;
+}
+
+/// States of a safety check-in as the server tracks it ([`CheckInRequest::state`],
+/// [`CheckInEntry::state`]).
+pub mod check_in_states {
+    /// Running: the worker is expected back by the deadline.
+    pub const OPEN: &str = "open";
+    /// Closed by the worker: safe.
+    pub const CLOSED: &str = "closed";
+    /// Closed with the duress PIN, or raised by the worker: the team is alerted.
+    pub const ALARM: &str = "alarm";
+    /// Still open past its deadline and the grace period: the team is alerted (answers only;
+    /// a device never sends it).
+    pub const OVERDUE: &str = "overdue";
+
+    /// Whether a device may send `state`.
+    pub fn is_sent(state: &str) -> bool {
+        state == OPEN || state == CLOSED || state == ALARM
+    }
 }
 
 /// Device roles. A coordinator may invite coordinators, revoke any device of its workspace and
@@ -378,6 +406,79 @@ pub struct PullResponse {
     /// gets, or a snapshot of what it has): its cursor may move to `head`.
     #[serde(default, with = "serde_bytes")]
     pub chain_head: Option<ChainHash>,
+    /// The version of the workspace's check-ins ([`CheckInsResponse::version`]); when it grew,
+    /// fetch [`PATH_CHECK_INS`].
+    #[serde(default)]
+    pub check_ins: u64,
+}
+
+/// `POST /v1/check-ins` body: the whole current state of one of the calling device's
+/// check-ins (a start, an extension or a close), sealed for the team and signed by the device.
+/// The server learns the device, the deadline, the state and an opaque id, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInRequest {
+    /// The check-in's random id, chosen by the device.
+    #[serde(with = "serde_bytes")]
+    pub id: DocId,
+    /// Seconds from now until the worker is due back, on the server's clock (a phone's wrong
+    /// clock does not move the deadline); at most [`limits::MAX_CHECK_IN_DUE_SECS`]. Ignored
+    /// once closed.
+    pub due_in_secs: u64,
+    /// [`check_in_states::OPEN`], [`check_in_states::CLOSED`] or [`check_in_states::ALARM`].
+    pub state: String,
+    /// The update's number, counted by the device from 1: the server keeps the highest (a late
+    /// or retried update never undoes a later one), and a closed check-in stays closed.
+    pub version: u64,
+    /// The key epoch `sealed` is sealed under.
+    pub epoch: u32,
+    /// The details and state, sealed under the workspace key and signed by the device.
+    #[serde(with = "serde_bytes")]
+    pub sealed: Vec<u8>,
+}
+
+/// `POST /v1/check-ins` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInResponse {
+    /// The deadline the server watches, unix seconds on its clock.
+    pub deadline: u64,
+    /// The version the server keeps (higher than the request's when a later update won).
+    pub version: u64,
+}
+
+/// One check-in of the workspace, as `GET /v1/check-ins` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInEntry {
+    /// Its id.
+    #[serde(with = "serde_bytes")]
+    pub id: DocId,
+    /// The device that started it.
+    pub device_id: String,
+    /// [`check_in_states`]: open, overdue, alarm or closed.
+    pub state: String,
+    /// The deadline, unix seconds on the server's clock.
+    pub deadline: u64,
+    /// When the server found it overdue, unix seconds.
+    pub overdue_since: Option<u64>,
+    /// The version of its last update.
+    pub version: u64,
+    /// The key epoch of `sealed`.
+    pub epoch: u32,
+    /// What the device sealed with its last update.
+    #[serde(with = "serde_bytes")]
+    pub sealed: Vec<u8>,
+}
+
+/// `GET /v1/check-ins` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInsResponse {
+    /// Grows with every change of the workspace's check-ins (as [`PullResponse::check_ins`]).
+    pub version: u64,
+    /// The server's clock, unix seconds.
+    pub now: u64,
+    /// Seconds past a deadline before a check-in is overdue.
+    pub grace_secs: u64,
+    /// Open, overdue and raised check-ins, and those closed in the last day.
+    pub check_ins: Vec<CheckInEntry>,
 }
 
 /// `GET /v1/chain` answer.
@@ -654,6 +755,7 @@ mod tests {
             chain_after: None,
             chain_last: None,
             chain_head: None,
+            check_ins: 0,
         };
         assert_eq!(decode::<PullResponse>(&encode(&pulled)).unwrap(), pulled);
         let team = TeamResponse {

@@ -573,6 +573,7 @@ async fn a_pull_with_nothing_new_is_one_request_with_more_false(backend: Backend
             chain_after: Some(waymark_protocol::CHAIN_START),
             chain_last: None,
             chain_head: Some(waymark_protocol::CHAIN_START),
+            check_ins: 0,
         }
     );
     server.push(&device.device_token, vec![blob(1, b"x")]).await;

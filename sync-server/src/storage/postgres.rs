@@ -950,6 +950,7 @@ impl Storage for PostgresStorage {
                 chain_after,
                 chain_last,
                 chain_head,
+                check_ins: 0,
             })
         })
     }

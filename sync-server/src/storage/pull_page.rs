@@ -51,6 +51,7 @@ impl EncodedPull {
             chain_after: page.chain_after,
             chain_last: page.chain_last,
             chain_head: page.chain_head,
+            check_ins: page.check_ins,
         })
     }
 
@@ -111,6 +112,8 @@ pub struct PageEnd {
     pub chain_last: Option<ChainHash>,
     /// The chain hash at the head.
     pub chain_head: Option<ChainHash>,
+    /// The version of the workspace's check-ins.
+    pub check_ins: u64,
 }
 
 /// Writes a pull answer blob by blob; [`finish`](Self::finish) adds what is known only at the
@@ -174,9 +177,11 @@ impl PullPageWriter {
         optional_bytes(out, end.chain_last.as_ref());
         text(out, "chain_head");
         optional_bytes(out, end.chain_head.as_ref());
+        text(out, "check_ins");
+        head(out, UNSIGNED, end.check_ins);
 
         let mut opening = Vec::with_capacity(PREFIX);
-        head(&mut opening, MAP, 7);
+        head(&mut opening, MAP, 8);
         text(&mut opening, "blobs");
         head(&mut opening, ARRAY, self.blobs as u64);
         // At most 16 bytes by construction (see PREFIX).
@@ -281,6 +286,7 @@ mod tests {
                     chain_after: (n % 3 == 0).then_some([n as u8; 32]),
                     chain_last: (count > 0).then_some([count as u8; 32]),
                     chain_head: (n % 2 == 1).then_some([3; 32]),
+                    check_ins: n / 5,
                 };
                 let encoded = EncodedPull::from_response(&page);
                 assert_eq!(encoded.as_bytes(), &encode(&page)[..], "{count} blobs, {n}");

@@ -734,6 +734,8 @@ fn read_page(
         chain_after,
         chain_last,
         chain_head: chain_at(tx, workspace, to_u64(head))?,
+        // Filled in with the check-ins' version by the check-ins change (issue 14).
+        check_ins: 0,
     })
 }
 
@@ -920,6 +922,7 @@ impl Storage for SqliteStorage {
                 chain_after: end.chain_after,
                 chain_last: end.chain_last,
                 chain_head: end.chain_head,
+                check_ins: end.check_ins,
             })
         })
     }
