@@ -18,6 +18,7 @@
 
 uniffi::setup_scaffolding!("waymark");
 
+mod check_ins;
 mod error;
 mod listeners;
 mod report;

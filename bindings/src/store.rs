@@ -23,7 +23,7 @@ use crate::types::*;
 #[derive(uniffi::Object)]
 pub struct WaymarkStore {
     pub(crate) store: wc::Store,
-    listeners: Arc<Listeners>,
+    pub(crate) listeners: Arc<Listeners>,
 }
 
 impl WaymarkStore {

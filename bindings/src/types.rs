@@ -1488,3 +1488,64 @@ pub struct TeamStatus {
 mirror!(wc::TeamStatus => TeamStatus {
     workspace_id, trust, log_length, epoch, role, rotation_due, alerts, set_aside_dropped,
 });
+
+/// What a check-in is for: where the worker is going, with whom, anything else.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckInDetails {
+    /// Where ("Karaoke bar on 5th street, back room").
+    #[uniffi(default = "")]
+    pub place: String,
+    /// With whom (a colleague, a contact).
+    #[uniffi(default = "")]
+    pub with_whom: String,
+    /// Anything else the team should know to find the worker.
+    #[uniffi(default = "")]
+    pub note: String,
+}
+mirror!(wc::CheckInDetails => CheckInDetails { place, with_whom, note });
+
+/// Where a check-in stands.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckInState {
+    /// Running: the worker is expected back by `expected_back`.
+    Open,
+    /// Past its expected time and the grace period without a close: look for the worker.
+    Overdue,
+    /// Closed with the duress PIN (teammates only; the worker's own phone shows it closed).
+    Alarm,
+    /// Closed: the worker is safe.
+    Closed,
+}
+mirror_enum!(wc::CheckInState => CheckInState { Open, Overdue, Alarm, Closed });
+
+/// A safety check-in of this device or of a teammate's.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct CheckIn {
+    /// Its id.
+    pub id: String,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// The device of the worker who started it.
+    pub device_id: String,
+    /// That device's name (empty if unknown).
+    pub device_name: String,
+    /// Whether this device started it.
+    pub own: bool,
+    /// When it started, ms since 1970.
+    pub started_at: i64,
+    /// When the worker expects to be back, ms since 1970.
+    pub expected_back: i64,
+    /// When it was closed, ms since 1970.
+    pub closed_at: Option<i64>,
+    /// Where it stands now.
+    pub state: CheckInState,
+    /// What it is for.
+    pub details: CheckInDetails,
+    /// Whether the server has its latest update (for one's own: whether the deadline is
+    /// watched; false while the phone has no signal, until the next sync).
+    pub watched: bool,
+}
+mirror!(wc::CheckIn => CheckIn {
+    id, workspace_id, device_id, device_name, own, started_at, expected_back, closed_at, state,
+    details, watched,
+});

@@ -65,6 +65,16 @@ enum Command {
     Report(ReportArgs),
     /// Export records and report tables as CSV files or an XLSX workbook.
     Export(ExportArgs),
+    /// The team's open, overdue and raised safety check-ins (and those closed in the last day),
+    /// as of the last sync, the most urgent first.
+    Checkins {
+        /// Only this workspace (id); default: every workspace in the store.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Erase a visit or workshop on every device and on the server: nothing it ever said stays
     /// (the record's author or a coordinator; sync to send it).
     Erase {
@@ -292,6 +302,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 "redacted the history of {field} in {id}; sync to redact it on the server and \
                  the team's devices"
             );
+            Ok(())
+        }
+        Command::Checkins { workspace, json } => {
+            let store = open(&dir, false)?;
+            let mut all = Vec::new();
+            for ws in store.workspaces().map_err(err)? {
+                if workspace.as_ref().is_none_or(|w| *w == ws.id) {
+                    all.extend(store.check_ins(&ws.id).map_err(err)?);
+                }
+            }
+            Out::new(json).check_ins(&all);
             Ok(())
         }
         Command::Workspaces { json } => {

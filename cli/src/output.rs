@@ -125,6 +125,45 @@ impl Out {
         }
     }
 
+    /// Safety check-ins, the most urgent first.
+    pub fn check_ins(&self, cs: &[wc::CheckIn]) {
+        if self.json {
+            Self::print_json(&json!(
+                cs.iter()
+                    .map(|c| json!({
+                        "id": c.id, "workspace_id": c.workspace_id, "device_id": c.device_id,
+                        "device_name": c.device_name, "own": c.own,
+                        "state": c.state.as_str(), "started_at": c.started_at,
+                        "expected_back": c.expected_back, "closed_at": c.closed_at,
+                        "place": c.details.place, "with_whom": c.details.with_whom,
+                        "note": c.details.note, "watched": c.watched,
+                    }))
+                    .collect::<Vec<_>>()
+            ));
+            return;
+        }
+        if cs.is_empty() {
+            println!("no open check-ins");
+            return;
+        }
+        let mut t = table(&["state", "who", "expected back", "where", "with", "note"]);
+        for c in cs {
+            let state = match (c.state, c.watched) {
+                (wc::CheckInState::Open, false) => "open (not watched yet)".to_string(),
+                (s, _) => s.as_str().to_string(),
+            };
+            t.add_row(vec![
+                state,
+                c.device_name.clone(),
+                day(c.expected_back),
+                c.details.place.clone(),
+                c.details.with_whom.clone(),
+                c.details.note.clone(),
+            ]);
+        }
+        println!("{t}");
+    }
+
     /// The store's workspaces.
     pub fn workspaces(&self, ws: &[wc::Workspace]) {
         if self.json {

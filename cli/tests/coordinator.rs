@@ -853,6 +853,60 @@ fn a_coordinator_erases_and_redacts_from_the_command_line() {
 }
 
 #[test]
+fn a_coordinator_lists_the_teams_check_ins() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let (server, token) = server_with_workspace(server_dir.path());
+    let (_dir, phone) = phone("Amina");
+    let ws = phone.create_workspace("North district").unwrap().id;
+    phone.connect_workspace(&ws, &server.url, &token).unwrap();
+    phone.sync().unwrap();
+    let cli = tempfile::tempdir().unwrap();
+    let dir = cli.path().join("store");
+    let code = phone
+        .create_invite_with_role(&ws, 3600, "coordinator")
+        .unwrap();
+    ok(waymark(&dir, &["join", &code]));
+    json(&dir, &["sync", "--json"]);
+    phone.sync().unwrap();
+    assert_eq!(json(&dir, &["checkins", "--json"]), serde_json::json!([]));
+
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    let out = phone
+        .start_check_in(
+            &ws,
+            in_an_hour,
+            &CheckInDetails {
+                place: "Brick kiln, east gate".into(),
+                with_whom: "Joseph".into(),
+                note: String::new(),
+            },
+        )
+        .unwrap();
+    let back = phone
+        .start_check_in(&ws, in_an_hour, &CheckInDetails::default())
+        .unwrap();
+    phone.close_check_in(&back.id, None).unwrap();
+    json(&dir, &["sync", "--json"]);
+    let listed = json(&dir, &["checkins", "--json"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["id"], out.id.as_str(), "the open one first");
+    assert_eq!(listed[0]["state"], "open");
+    assert_eq!(listed[0]["device_name"], "Amina");
+    assert_eq!(listed[0]["place"], "Brick kiln, east gate");
+    assert_eq!(listed[1]["state"], "closed");
+    let table = ok(waymark(&dir, &["checkins"]));
+    assert!(
+        table.contains("Brick kiln, east gate") && table.contains("Amina"),
+        "{table}"
+    );
+}
+
+#[test]
 fn every_command_has_help() {
     for cmd in [
         vec!["--help"],
@@ -864,6 +918,7 @@ fn every_command_has_help() {
         vec!["export", "--help"],
         vec!["erase", "--help"],
         vec!["redact", "--help"],
+        vec!["checkins", "--help"],
     ] {
         let out = Command::new(WAYMARK).args(&cmd).output().unwrap();
         assert!(out.status.success(), "{cmd:?}");

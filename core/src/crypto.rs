@@ -40,6 +40,11 @@ const SIGNED_BLOB_VERSION: u8 = 2;
 const RESTRICTED_BLOB_VERSION: u8 = 3;
 /// Domain separation of restricted blobs: a restricted blob never opens as another.
 const RESTRICTED_AD_LABEL: &[u8] = b"waymark/restricted-blob/v1";
+/// Domain separation of check-ins: a check-in's sealed details never open as a blob, nor a
+/// blob as a check-in.
+const CHECK_IN_AD_LABEL: &[u8] = b"waymark/check-in/v1";
+/// Domain separation of the duress PIN's hash.
+const PIN_LABEL: &[u8] = b"waymark/duress-pin/v1";
 /// Length of a one-time key sealed to a restricted key (a sealed box of 32 bytes).
 const WRAPPED_KEY_LEN: usize = 32 + 48;
 /// Version byte, signer's public key and signature ahead of the sealed bytes.
@@ -169,13 +174,18 @@ fn seal_with(key: &WorkspaceKey, ad: &[u8], meta: ChunkMeta, chunk: &[u8]) -> Re
         &mut *plain,
     )
     .map_err(|e| Error::Storage(format!("encoding: {e}")))?;
+    encrypt(key, ad, &plain)
+}
+
+/// XChaCha20-Poly1305 under `key` with a random nonce, which leads the output.
+fn encrypt(key: &WorkspaceKey, ad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
     let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(**key));
     let nonce: [u8; NONCE_LEN] = rand::random();
     let sealed = cipher
         .encrypt(
             &XNonce::from(nonce),
             Payload {
-                msg: &plain,
+                msg: plain,
                 aad: ad,
             },
         )
@@ -184,6 +194,20 @@ fn seal_with(key: &WorkspaceKey, ad: &[u8], meta: ChunkMeta, chunk: &[u8]) -> Re
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&sealed);
     Ok(out)
+}
+
+/// Opens what [`encrypt`] sealed; `None` unless it is authentic for this key and `ad`.
+fn decrypt(key: &WorkspaceKey, ad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if sealed.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce = <[u8; NONCE_LEN]>::try_from(nonce).ok()?;
+    let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(**key));
+    cipher
+        .decrypt(&XNonce::from(nonce), Payload { msg: body, aad: ad })
+        .ok()
+        .map(Zeroizing::new)
 }
 
 /// Opens a sealed blob; fails with `Tampered` unless it was sealed with this key for exactly
@@ -199,18 +223,8 @@ pub(crate) fn open(
 }
 
 fn open_with(key: &WorkspaceKey, ad: &[u8], sealed: &[u8]) -> Result<(ChunkMeta, Vec<u8>)> {
-    let tampered = || Error::Tampered("a blob failed authentication".into());
-    if sealed.len() < NONCE_LEN + 16 {
-        return Err(tampered());
-    }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| tampered())?;
-    let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(**key));
-    let plain = Zeroizing::new(
-        cipher
-            .decrypt(&XNonce::from(nonce), Payload { msg: body, aad: ad })
-            .map_err(|_| tampered())?,
-    );
+    let plain = decrypt(key, ad, sealed)
+        .ok_or_else(|| Error::Tampered("a blob failed authentication".into()))?;
     // Authentic but undecodable means a buggy or hostile teammate's client: still refused.
     let inner: Inner = ciborium::from_reader(plain.as_slice())
         .map_err(|_| Error::Corrupt("a sealed blob holds no valid chunk".into()))?;
@@ -460,6 +474,70 @@ pub(crate) fn open_verified(
         ));
     }
     open(key, workspace, doc, epoch, &blob[SIGNED_HEADER_LEN..])
+}
+
+/// Seals the details and state of check-in `id` for `workspace` under the key of `epoch` and
+/// signs them with the device's key: teammates open them, the server cannot, and nobody but
+/// the device can make the team believe it closed a check-in.
+pub(crate) fn seal_check_in(
+    key: &WorkspaceKey,
+    signer: &DeviceKeys,
+    workspace: &str,
+    id: &[u8; 16],
+    epoch: u32,
+    plain: &[u8],
+) -> Result<Vec<u8>> {
+    let ad = labelled_data(CHECK_IN_AD_LABEL, workspace, id, epoch);
+    let sealed = encrypt(key, &ad, plain)?;
+    let signature = signer.sign.sign(&blob_signed_message(&ad, &sealed));
+    let mut out = Vec::with_capacity(SIGNED_HEADER_LEN + sealed.len());
+    out.push(SIGNED_BLOB_VERSION);
+    out.extend_from_slice(&signer.sign_public());
+    out.extend_from_slice(&signature.to_bytes());
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Opens what [`seal_check_in`] sealed, if signed by `signer` for exactly this workspace,
+/// check-in and epoch; `Tampered` otherwise.
+pub(crate) fn open_check_in(
+    key: &WorkspaceKey,
+    signer: &[u8; 32],
+    workspace: &str,
+    id: &[u8; 16],
+    epoch: u32,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let bad = || Error::Tampered("a check-in is not sealed and signed by its device".into());
+    if sealed.len() < SIGNED_HEADER_LEN || sealed[0] != SIGNED_BLOB_VERSION {
+        return Err(bad());
+    }
+    if sealed[1..33] != signer[..] {
+        return Err(bad());
+    }
+    let verifying = VerifyingKey::from_bytes(signer).map_err(|_| bad())?;
+    let signature =
+        ed25519_dalek::Signature::from_slice(&sealed[33..SIGNED_HEADER_LEN]).map_err(|_| bad())?;
+    let ad = labelled_data(CHECK_IN_AD_LABEL, workspace, id, epoch);
+    let body = &sealed[SIGNED_HEADER_LEN..];
+    verifying
+        .verify_strict(&blob_signed_message(&ad, body), &signature)
+        .map_err(|_| bad())?;
+    decrypt(key, &ad, body).ok_or_else(bad)
+}
+
+/// The hash a duress PIN is kept as (Argon2id over the PIN with a random `salt`): a store
+/// opened by someone else does not show the PIN, and guessing it costs an Argon2id evaluation a
+/// try.
+pub(crate) fn pin_hash(pin: &str, salt: &[u8; 16]) -> Result<[u8; 32]> {
+    let mut input = PIN_LABEL.to_vec();
+    input.extend_from_slice(pin.as_bytes());
+    let input = Zeroizing::new(input);
+    let mut out = [0u8; 32];
+    argon2::Argon2::default()
+        .hash_password_into(&input, salt, &mut out)
+        .map_err(|_| Error::Storage("hashing a PIN failed".into()))?;
+    Ok(out)
 }
 
 fn envelope_message(workspace: &str, device_id: &str, epoch: u32, sealed_key: &[u8]) -> Vec<u8> {

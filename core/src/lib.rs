@@ -48,5 +48,6 @@ pub use store::{KEY_LEN, PendingRevocation, Store, WipeReport};
 pub use sync::log::{AlertKind, TeamAlert};
 pub use sync::team::{PendingJoin, TeamMember, TeamStatus, TeamTrust};
 pub use sync::{
-    CompactReport, ProgressFn, SetAside, SyncOptions, SyncPhase, SyncProgress, SyncReport,
+    CheckIn, CheckInDetails, CheckInState, CompactReport, ProgressFn, SetAside, SyncOptions,
+    SyncPhase, SyncProgress, SyncReport,
 };

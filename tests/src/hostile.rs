@@ -163,6 +163,23 @@ impl HostileServer {
         lock(&self.rules).rewrites.push(team_rewrite(f));
     }
 
+    /// Rewrites every successful `GET /v1/check-ins` answer.
+    pub fn rewrite_check_ins(
+        &self,
+        f: impl Fn(&mut proto::CheckInsResponse) + Send + Sync + 'static,
+    ) {
+        self.rewrite(move |req, answer| {
+            if req.method == "GET"
+                && req.route() == proto::PATH_CHECK_INS
+                && answer.status == 200
+                && let Ok(mut list) = proto::decode::<proto::CheckInsResponse>(&answer.body)
+            {
+                f(&mut list);
+                answer.body = proto::encode(&list);
+            }
+        });
+    }
+
     /// Rewrites every successful `GET /v1/pull` answer.
     pub fn rewrite_pull(&self, f: impl Fn(&mut proto::PullResponse) + Send + Sync + 'static) {
         self.rewrite(move |req, answer| {

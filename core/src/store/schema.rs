@@ -349,6 +349,35 @@ CREATE TABLE snapshot_packs (
 ) WITHOUT ROWID;
 ";
 
+/// Safety check-ins (issue 14): this device's and its teammates' check-ins (details opened from
+/// what their devices sealed, the state the server reports), and per workspace the check-ins'
+/// version last seen in a pull and last fetched, and the server's grace period.
+const V10: &str = "
+CREATE TABLE check_ins (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    own INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    expected_back INTEGER NOT NULL,
+    closed_at INTEGER,
+    place TEXT NOT NULL,
+    with_whom TEXT NOT NULL,
+    note TEXT NOT NULL,
+    send_state TEXT,
+    sent_version INTEGER NOT NULL DEFAULT 0,
+    server_state TEXT,
+    overdue_since INTEGER,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX check_ins_workspace ON check_ins(workspace_id, own);
+ALTER TABLE memberships ADD COLUMN check_ins_seen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE memberships ADD COLUMN check_ins_fetched INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE memberships ADD COLUMN check_ins_grace INTEGER NOT NULL DEFAULT 600;
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -386,6 +415,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 9,
         sql: V9,
+    },
+    Migration {
+        version: 10,
+        sql: V10,
     },
 ];
 

@@ -9,6 +9,7 @@
 //! lost and nothing is applied twice. A blob that fails authentication is set aside and
 //! reported, never applied, and the rest of the sync goes on.
 
+mod check_ins;
 pub(crate) mod http;
 pub(crate) mod log;
 mod pace;
@@ -17,6 +18,7 @@ mod restore;
 mod snapshot;
 pub(crate) mod team;
 
+pub use check_ins::{CheckIn, CheckInDetails, CheckInState};
 pub use snapshot::CompactReport;
 
 use std::collections::{BTreeSet, HashMap};
@@ -154,6 +156,7 @@ struct Page {
     chain_after: Option<proto::ChainHash>,
     chain_last: Option<proto::ChainHash>,
     chain_head: Option<proto::ChainHash>,
+    check_ins: u64,
 }
 
 /// How a pull ended.
@@ -600,6 +603,7 @@ impl Store {
             return Ok(());
         }
         self.push(&server, m, opts, report)?;
+        self.send_check_ins(&server, m)?;
         if !has_log {
             // A team from before the log, and no coordinator has started it yet: nothing
             // pulled could be checked against the team.
@@ -622,6 +626,7 @@ impl Store {
             self.pull(&server, m, opts, report, changed)?;
         }
         self.check_withheld_rotation(&m.workspace)?;
+        self.fetch_check_ins(&server, m, changed)?;
         // A device that joined learns the settings document on its first pull: add its name
         // there so teammates see who wrote what, and send that right away. After a rotation,
         // re-sealed changes go out at once too, and so do changes that waited for this
@@ -932,6 +937,15 @@ impl Store {
                         }
                     }
                     restore::record(&tx, &m.workspace, cursor, chain.as_ref())?;
+                    // Check-ins changed: fetched after the pull (see `check_ins`).
+                    tx.prepare_cached(
+                        "UPDATE memberships SET check_ins_seen = ?2
+                         WHERE workspace_id = ?1 AND check_ins_seen <> ?2",
+                    )?
+                    .execute(params![
+                        m.workspace,
+                        i64::try_from(page.check_ins).unwrap_or(i64::MAX)
+                    ])?;
                     tx.commit()?;
                     applying.committed(w, report);
                     Ok(page.head)
@@ -1017,6 +1031,7 @@ impl Store {
             chain_after: batch.chain_after,
             chain_last: batch.chain_last,
             chain_head: batch.chain_head,
+            check_ins: batch.check_ins,
         })
     }
 
