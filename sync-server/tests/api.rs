@@ -12,12 +12,13 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::{Backend, TestServer, blob};
 use waymark_protocol::{
-    EnrollRequest, EnrollResponse, InviteRequest, InviteResponse, PullResponse, PushBlob,
-    PushRequest, codes, content_id_of, encode, roles,
+    CheckInRequest, CheckInResponse, CheckInsResponse, EnrollRequest, EnrollResponse,
+    InviteRequest, InviteResponse, PullResponse, PushBlob, PushRequest, codes, content_id_of,
+    encode, roles,
 };
 use waymark_server::storage::{
-    CompactReport, Device, DeviceInfo, Enrolled, NewDevice, PushOutcome, StorageResult, TokenHash,
-    Workspace, WorkspaceUsage,
+    CheckInAlert, CompactReport, Device, DeviceInfo, Enrolled, NewDevice, PushOutcome,
+    StorageResult, TokenHash, Workspace, WorkspaceUsage,
 };
 use waymark_server::{Limits, tokens};
 
@@ -971,6 +972,29 @@ impl waymark_server::Storage for PanickingStorage {
         panic!("backend exploded")
     }
     fn health(&self) -> StorageResult<()> {
+        panic!("backend exploded")
+    }
+    fn put_check_in(
+        &self,
+        _: &Device,
+        _: &CheckInRequest,
+        _: i64,
+    ) -> StorageResult<CheckInResponse> {
+        panic!("backend exploded")
+    }
+    fn check_ins(&self, _: &str, _: i64, _: u64) -> StorageResult<CheckInsResponse> {
+        panic!("backend exploded")
+    }
+    fn mark_overdue_check_ins(&self, _: i64, _: u64) -> StorageResult<u64> {
+        panic!("backend exploded")
+    }
+    fn purge_check_ins(&self, _: i64) -> StorageResult<u64> {
+        panic!("backend exploded")
+    }
+    fn claim_check_in_alerts(&self, _: i64) -> StorageResult<Vec<CheckInAlert>> {
+        panic!("backend exploded")
+    }
+    fn check_in_alert_done(&self, _: &CheckInAlert, _: i64) -> StorageResult<bool> {
         panic!("backend exploded")
     }
 }

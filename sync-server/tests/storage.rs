@@ -1,5 +1,6 @@
 //! The storage layer directly: what an operator relies on across restarts, upgrades, backups and
-//! admin commands running beside the server, plus the compaction rules.
+//! admin commands running beside the server, plus the compaction rules and the safety
+//! check-ins' (updates, deadlines, alerts claimed at least once, purges).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,8 +9,12 @@ mod common;
 use std::sync::Arc;
 
 use common::{Backend, SchemaGuard, blob, fresh_schema, new_device, postgres_url};
-use waymark_protocol::{CHAIN_START, ChainHash, PushBlob, chain_next, roles};
-use waymark_server::storage::{Device, StorageError};
+use waymark_protocol::check_in_states::{ALARM, CLOSED, OPEN, OVERDUE};
+use waymark_protocol::{
+    CHAIN_START, ChainHash, CheckInEntry, CheckInRequest, CheckInResponse, PushBlob, chain_next,
+    limits, roles,
+};
+use waymark_server::storage::{AlertKind, CheckInAlert, Device, MAX_ALERT_ATTEMPTS, StorageError};
 use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
 
 fn device_in(storage: &dyn Storage, ws: &str) -> Device {
@@ -353,6 +358,466 @@ fn a_forgetting_rewrite_drops_what_it_covers_at_once(backend: Backend) {
     ));
 }
 
+// Safety check-ins (issue 14).
+
+/// A fixed "now" for the check-in tests: the server's clock is an argument of every call.
+const T: i64 = 1_800_000_000;
+
+fn check_in(id: u8, state: &str, due_in_secs: u64, version: u64) -> CheckInRequest {
+    CheckInRequest {
+        id: [id; 16],
+        due_in_secs,
+        state: state.into(),
+        version,
+        epoch: 0,
+        sealed: format!("sealed {id} v{version}").into_bytes(),
+    }
+}
+
+/// The workspace's check-ins version as a pull answers it, both ways a pull is answered.
+fn pulled_check_ins_version(storage: &dyn Storage, ws: &str) -> u64 {
+    let pulled = storage.pull(ws, 0, u64::MAX, 10).unwrap().check_ins;
+    let encoded = storage.pull_encoded(ws, 0, u64::MAX, 10).unwrap();
+    let decoded: waymark_protocol::PullResponse =
+        waymark_protocol::decode(encoded.as_bytes()).unwrap();
+    assert_eq!(decoded.check_ins, pulled);
+    pulled
+}
+
+fn a_check_in_is_started_extended_and_closed_and_retries_change_nothing(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    assert_eq!(pulled_check_ins_version(storage, &ws), 0);
+
+    let started = storage
+        .put_check_in(&device, &check_in(1, OPEN, 600, 1), T)
+        .unwrap();
+    assert_eq!(
+        started,
+        CheckInResponse {
+            deadline: (T + 600) as u64,
+            version: 1
+        }
+    );
+    let list = storage.check_ins(&ws, T + 1, 60).unwrap();
+    assert_eq!(
+        (list.version, list.now, list.grace_secs),
+        (1, (T + 1) as u64, 60)
+    );
+    assert_eq!(
+        list.check_ins,
+        vec![CheckInEntry {
+            id: [1; 16],
+            device_id: device.id.clone(),
+            state: OPEN.into(),
+            deadline: (T + 600) as u64,
+            overdue_since: None,
+            version: 1,
+            epoch: 0,
+            sealed: b"sealed 1 v1".to_vec(),
+        }]
+    );
+    assert_eq!(pulled_check_ins_version(storage, &ws), 1);
+
+    // A retry answers what is stored and changes nothing, not even the deadline.
+    let retried = storage
+        .put_check_in(&device, &check_in(1, OPEN, 600, 1), T + 5)
+        .unwrap();
+    assert_eq!(retried, started);
+    assert_eq!(pulled_check_ins_version(storage, &ws), 1);
+
+    // An extension moves the deadline from now, on the server's clock.
+    let extended = storage
+        .put_check_in(&device, &check_in(1, OPEN, 1200, 2), T + 100)
+        .unwrap();
+    assert_eq!(extended.deadline, (T + 1300) as u64);
+    // The first update arriving late undoes nothing.
+    let late = storage
+        .put_check_in(&device, &check_in(1, OPEN, 600, 1), T + 200)
+        .unwrap();
+    assert_eq!(late, extended);
+
+    // Closing keeps the deadline; the sealed details are the last update's.
+    let closed = storage
+        .put_check_in(&device, &check_in(1, CLOSED, 0, 3), T + 300)
+        .unwrap();
+    assert_eq!(closed.deadline, (T + 1300) as u64);
+    let entry = &storage.check_ins(&ws, T + 301, 60).unwrap().check_ins[0];
+    assert_eq!(
+        (entry.state.as_str(), entry.version, entry.sealed.as_slice()),
+        (CLOSED, 3, &b"sealed 1 v3"[..])
+    );
+    assert_eq!(pulled_check_ins_version(storage, &ws), 3);
+
+    // Closed stays closed: a later `open` is refused and changes nothing.
+    assert!(matches!(
+        storage
+            .put_check_in(&device, &check_in(1, OPEN, 600, 4), T + 400)
+            .unwrap_err(),
+        StorageError::Conflict(_)
+    ));
+    assert_eq!(
+        storage.check_ins(&ws, T + 401, 60).unwrap().check_ins[0].state,
+        CLOSED
+    );
+    // A closed check-in may still be raised; a raised one is never closed again.
+    storage
+        .put_check_in(&device, &check_in(1, ALARM, 0, 5), T + 500)
+        .unwrap();
+    assert!(matches!(
+        storage
+            .put_check_in(&device, &check_in(1, CLOSED, 0, 6), T + 600)
+            .unwrap_err(),
+        StorageError::Conflict(_)
+    ));
+    assert!(matches!(
+        storage
+            .put_check_in(&device, &check_in(1, OPEN, 60, 7), T + 600)
+            .unwrap_err(),
+        StorageError::Conflict(_)
+    ));
+    let list = storage.check_ins(&ws, T + 700, 60).unwrap();
+    assert_eq!((list.check_ins[0].state.as_str(), list.version), (ALARM, 4));
+    assert_eq!(pulled_check_ins_version(storage, &ws), 4);
+}
+
+fn only_the_device_that_started_a_check_in_may_update_it(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let ana = device_in(storage, &ws);
+    let ben = device_in(storage, &ws);
+    storage
+        .put_check_in(&ana, &check_in(1, OPEN, 600, 1), T)
+        .unwrap();
+    for state in [OPEN, CLOSED, ALARM] {
+        assert!(matches!(
+            storage
+                .put_check_in(&ben, &check_in(1, state, 600, 9), T)
+                .unwrap_err(),
+            StorageError::Forbidden(_)
+        ));
+    }
+    // Ben sees it (his team's check-in) but changed nothing.
+    let list = storage.check_ins(&ws, T, 60).unwrap();
+    assert_eq!(list.version, 1);
+    assert_eq!(
+        (
+            list.check_ins[0].device_id.as_str(),
+            list.check_ins[0].version
+        ),
+        (ana.id.as_str(), 1)
+    );
+    // The same id in another workspace is another check-in, which nobody here sees.
+    let other_ws = storage.create_workspace(None, 0).unwrap().id;
+    let other = device_in(storage, &other_ws);
+    storage
+        .put_check_in(&other, &check_in(1, ALARM, 600, 1), T)
+        .unwrap();
+    assert_eq!(storage.check_ins(&ws, T, 60).unwrap().check_ins.len(), 1);
+    assert_eq!(
+        storage.check_ins(&ws, T, 60).unwrap().check_ins[0].state,
+        OPEN
+    );
+    // A revoked device's updates stop at once; its check-in stays watched.
+    storage.revoke_device(&ana.id, T).unwrap();
+    assert!(matches!(
+        storage
+            .put_check_in(&ana, &check_in(1, CLOSED, 0, 2), T)
+            .unwrap_err(),
+        StorageError::DeviceRevoked
+    ));
+    assert_eq!(storage.mark_overdue_check_ins(T + 600, 0).unwrap(), 1);
+}
+
+fn malformed_check_ins_are_refused_and_store_nothing(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    let cases = [
+        (check_in(1, OVERDUE, 60, 1), "state"),
+        (check_in(1, "safe", 60, 1), "state"),
+        (
+            check_in(1, OPEN, limits::MAX_CHECK_IN_DUE_SECS + 1, 1),
+            "due_in_secs",
+        ),
+        (
+            CheckInRequest {
+                sealed: Vec::new(),
+                ..check_in(1, OPEN, 60, 1)
+            },
+            "sealed",
+        ),
+        (
+            CheckInRequest {
+                sealed: vec![7; limits::MAX_CHECK_IN_SEALED_BYTES + 1],
+                ..check_in(1, OPEN, 60, 1)
+            },
+            "sealed",
+        ),
+        (check_in(1, OPEN, 60, 0), "version"),
+        (check_in(1, OPEN, 60, u64::MAX), "version"),
+        (
+            CheckInRequest {
+                epoch: 1,
+                ..check_in(1, OPEN, 60, 1)
+            },
+            "epoch",
+        ),
+    ];
+    for (request, needle) in cases {
+        match storage.put_check_in(&device, &request, T).unwrap_err() {
+            StorageError::Invalid(message) => assert!(message.contains(needle), "{message}"),
+            other => panic!("{needle}: {other}"),
+        }
+    }
+    // The limits themselves are fine.
+    storage
+        .put_check_in(
+            &device,
+            &CheckInRequest {
+                sealed: vec![7; limits::MAX_CHECK_IN_SEALED_BYTES],
+                ..check_in(2, OPEN, limits::MAX_CHECK_IN_DUE_SECS, 1)
+            },
+            T,
+        )
+        .unwrap();
+    let list = storage.check_ins(&ws, T, 60).unwrap();
+    assert_eq!((list.version, list.check_ins.len()), (1, 1));
+}
+
+fn a_device_may_have_sixteen_check_ins_open_at_once(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    let teammate = device_in(storage, &ws);
+    for id in 0..limits::MAX_OPEN_CHECK_INS as u8 {
+        storage
+            .put_check_in(&device, &check_in(id, OPEN, 600, 1), T)
+            .unwrap();
+    }
+    // Overdue ones still count: the worker has not come back from them.
+    assert_eq!(storage.mark_overdue_check_ins(T + 600, 0).unwrap(), 16);
+    assert!(matches!(
+        storage
+            .put_check_in(&device, &check_in(100, OPEN, 600, 1), T + 600)
+            .unwrap_err(),
+        StorageError::Conflict(_)
+    ));
+    // Extending one that is open (overdue) is not a new one; raising an alarm is never refused;
+    // a teammate has a limit of its own.
+    storage
+        .put_check_in(&device, &check_in(0, OPEN, 600, 2), T + 600)
+        .unwrap();
+    storage
+        .put_check_in(&device, &check_in(101, ALARM, 0, 1), T + 600)
+        .unwrap();
+    storage
+        .put_check_in(&teammate, &check_in(102, OPEN, 600, 1), T + 600)
+        .unwrap();
+    // Once one is closed, another may start.
+    storage
+        .put_check_in(&device, &check_in(1, CLOSED, 0, 2), T + 600)
+        .unwrap();
+    storage
+        .put_check_in(&device, &check_in(100, OPEN, 600, 1), T + 600)
+        .unwrap();
+}
+
+fn an_open_check_in_is_overdue_past_its_deadline_and_the_grace_period(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    storage
+        .put_check_in(&device, &check_in(1, OPEN, 100, 1), T)
+        .unwrap();
+    let listed = |now| {
+        let list = storage.check_ins(&ws, now, 60).unwrap();
+        let entry = list.check_ins[0].clone();
+        (entry.state, entry.overdue_since, list.version)
+    };
+    // Within the grace period it is open; once it has passed, the list says overdue (since the
+    // deadline plus the grace) even before the watcher marked it.
+    assert_eq!(listed(T + 159), (OPEN.into(), None, 1));
+    assert_eq!(listed(T + 160), (OVERDUE.into(), Some((T + 160) as u64), 1));
+    assert_eq!(storage.mark_overdue_check_ins(T + 159, 60).unwrap(), 0);
+    assert_eq!(storage.mark_overdue_check_ins(T + 165, 60).unwrap(), 1);
+    // Marked once: the next rounds find nothing to mark.
+    assert_eq!(storage.mark_overdue_check_ins(T + 166, 60).unwrap(), 0);
+    assert_eq!(storage.mark_overdue_check_ins(T + 9999, 60).unwrap(), 0);
+    assert_eq!(listed(T + 170), (OVERDUE.into(), Some((T + 165) as u64), 2));
+    assert_eq!(pulled_check_ins_version(storage, &ws), 2);
+
+    // The worker extends it: open again, watched from the new deadline.
+    let extended = storage
+        .put_check_in(&device, &check_in(1, OPEN, 300, 2), T + 200)
+        .unwrap();
+    assert_eq!(extended.deadline, (T + 500) as u64);
+    assert_eq!(listed(T + 201), (OPEN.into(), None, 3));
+    assert_eq!(storage.mark_overdue_check_ins(T + 559, 60).unwrap(), 0);
+    assert_eq!(storage.mark_overdue_check_ins(T + 560, 60).unwrap(), 1);
+    // Closing an overdue check-in closes it; when it was overdue stays on record.
+    storage
+        .put_check_in(&device, &check_in(1, CLOSED, 0, 3), T + 600)
+        .unwrap();
+    assert_eq!(listed(T + 601), (CLOSED.into(), Some((T + 560) as u64), 5));
+    // The grace is the server's setting: the same check-in, another grace.
+    storage
+        .put_check_in(&device, &check_in(2, OPEN, 100, 1), T)
+        .unwrap();
+    let list = storage.check_ins(&ws, T + 101, 1).unwrap();
+    let entry = list.check_ins.iter().find(|e| e.id == [2; 16]).unwrap();
+    assert_eq!(entry.state, OVERDUE);
+}
+
+fn each_alert_is_claimed_once_and_again_only_after_its_claim_expires(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    storage
+        .put_check_in(&device, &check_in(1, OPEN, 60, 1), T)
+        .unwrap();
+    assert!(storage.claim_check_in_alerts(T + 1000).unwrap().is_empty());
+    storage.mark_overdue_check_ins(T + 70, 10).unwrap();
+    let now = T + 60 + 3 * 60 + 30;
+    let claimed = storage.claim_check_in_alerts(now).unwrap();
+    assert_eq!(
+        claimed,
+        vec![CheckInAlert {
+            workspace_id: ws.clone(),
+            check_in: [1; 16],
+            device_name: "phone".into(),
+            kind: AlertKind::Overdue,
+            minutes_overdue: 3,
+            attempts: 1,
+            version: 1,
+        }]
+    );
+    // Claimed: nobody else takes it for a minute.
+    assert!(storage.claim_check_in_alerts(now).unwrap().is_empty());
+    assert!(storage.claim_check_in_alerts(now + 60).unwrap().is_empty());
+    // Its hook failed (nothing recorded): once the claim expires, it is claimed again.
+    let again = storage.claim_check_in_alerts(now + 61).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].attempts, again[0].minutes_overdue), (2, 4));
+    assert!(storage.check_in_alert_done(&again[0], now + 62).unwrap());
+    assert!(!storage.check_in_alert_done(&again[0], now + 63).unwrap());
+    assert!(
+        storage
+            .claim_check_in_alerts(now + 9999)
+            .unwrap()
+            .is_empty()
+    );
+
+    // An alarm owes an alert of its own, with no minutes.
+    storage
+        .put_check_in(&device, &check_in(1, ALARM, 0, 2), now + 100)
+        .unwrap();
+    let alarm = storage.claim_check_in_alerts(now + 100).unwrap();
+    assert_eq!(alarm.len(), 1);
+    assert_eq!(
+        (alarm[0].kind, alarm[0].minutes_overdue, alarm[0].attempts),
+        (AlertKind::Alarm, 0, 1)
+    );
+    // A delivery recorded for the overdue alert does not settle the alarm.
+    assert!(!storage.check_in_alert_done(&again[0], now + 101).unwrap());
+    assert!(storage.check_in_alert_done(&alarm[0], now + 101).unwrap());
+
+    // An alert whose hook keeps failing is given up after ten claims.
+    storage
+        .put_check_in(&device, &check_in(2, ALARM, 0, 1), T)
+        .unwrap();
+    for attempt in 1..=MAX_ALERT_ATTEMPTS {
+        let claimed = storage
+            .claim_check_in_alerts(T + i64::from(attempt) * 61)
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].attempts, attempt);
+    }
+    assert!(
+        storage
+            .claim_check_in_alerts(T + 99_999)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn an_overdue_alert_is_settled_by_the_worker_coming_back(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    // Closed (safe) before its overdue alert was delivered: no alert is owed any more.
+    storage
+        .put_check_in(&device, &check_in(1, OPEN, 60, 1), T)
+        .unwrap();
+    storage.mark_overdue_check_ins(T + 60, 0).unwrap();
+    let claimed = storage.claim_check_in_alerts(T + 60).unwrap();
+    storage
+        .put_check_in(&device, &check_in(1, CLOSED, 0, 2), T + 61)
+        .unwrap();
+    assert!(!storage.check_in_alert_done(&claimed[0], T + 62).unwrap());
+    assert!(storage.claim_check_in_alerts(T + 999).unwrap().is_empty());
+    // Extended after its alert was delivered, then late again: a new alert is owed.
+    storage
+        .put_check_in(&device, &check_in(2, OPEN, 60, 1), T)
+        .unwrap();
+    storage.mark_overdue_check_ins(T + 60, 0).unwrap();
+    let first = storage.claim_check_in_alerts(T + 60).unwrap();
+    assert!(storage.check_in_alert_done(&first[0], T + 61).unwrap());
+    storage
+        .put_check_in(&device, &check_in(2, OPEN, 60, 2), T + 100)
+        .unwrap();
+    storage.mark_overdue_check_ins(T + 160, 0).unwrap();
+    let second = storage.claim_check_in_alerts(T + 160).unwrap();
+    assert_eq!(
+        (second.len(), second[0].version, second[0].attempts),
+        (1, 2, 1)
+    );
+}
+
+fn finished_check_ins_are_purged_a_day_later_once_their_alert_is_done(backend: Backend) {
+    let storage = backend.storage.as_ref();
+    let ws = storage.create_workspace(None, 0).unwrap().id;
+    let device = device_in(storage, &ws);
+    let day = waymark_server::storage::CHECK_IN_KEPT_SECS;
+    storage
+        .put_check_in(&device, &check_in(1, OPEN, 60, 1), T)
+        .unwrap();
+    storage
+        .put_check_in(&device, &check_in(1, CLOSED, 0, 2), T + 10)
+        .unwrap();
+    storage
+        .put_check_in(&device, &check_in(2, ALARM, 0, 1), T + 10)
+        .unwrap();
+    storage
+        .put_check_in(&device, &check_in(3, OPEN, 3 * day as u64, 1), T + 10)
+        .unwrap();
+    let ids = |now| -> Vec<u8> {
+        let list = storage.check_ins(&ws, now, 60).unwrap();
+        let mut ids: Vec<u8> = list.check_ins.iter().map(|e| e.id[0]).collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(ids(T + 10 + day), vec![1, 2, 3]);
+    // Past a day a closed one is no longer listed; an alarm is until it is gone.
+    assert_eq!(ids(T + 11 + day), vec![2, 3]);
+    assert_eq!(storage.purge_check_ins(T + 10 + day).unwrap(), 0);
+    let version = storage.check_ins(&ws, T, 60).unwrap().version;
+    // The closed one goes; the alarm stays while its alert is owed; the open one stays.
+    assert_eq!(storage.purge_check_ins(T + 11 + day).unwrap(), 1);
+    assert_eq!(storage.check_ins(&ws, T, 60).unwrap().version, version + 1);
+    let alarm = storage.claim_check_in_alerts(T + 11 + day).unwrap();
+    assert_eq!(storage.purge_check_ins(T + 12 + day).unwrap(), 0);
+    assert!(
+        storage
+            .check_in_alert_done(&alarm[0], T + 12 + day)
+            .unwrap()
+    );
+    assert_eq!(storage.purge_check_ins(T + 12 + day).unwrap(), 1);
+    assert_eq!(ids(T + 12 + day), vec![3]);
+    assert_eq!(storage.purge_check_ins(T + 99 * day).unwrap(), 0);
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $($name:ident),* $(,)?) => {
         mod $backend {
@@ -374,6 +839,14 @@ backend_tests!(sqlite:
     every_number_has_the_chain_hash_of_the_log_up_to_it,
     a_snapshot_replaces_what_it_covers_for_those_who_lack_it,
     a_forgetting_rewrite_drops_what_it_covers_at_once,
+    a_check_in_is_started_extended_and_closed_and_retries_change_nothing,
+    only_the_device_that_started_a_check_in_may_update_it,
+    malformed_check_ins_are_refused_and_store_nothing,
+    a_device_may_have_sixteen_check_ins_open_at_once,
+    an_open_check_in_is_overdue_past_its_deadline_and_the_grace_period,
+    each_alert_is_claimed_once_and_again_only_after_its_claim_expires,
+    an_overdue_alert_is_settled_by_the_worker_coming_back,
+    finished_check_ins_are_purged_a_day_later_once_their_alert_is_done,
 );
 
 backend_tests!(postgres:
@@ -384,6 +857,14 @@ backend_tests!(postgres:
     every_number_has_the_chain_hash_of_the_log_up_to_it,
     a_snapshot_replaces_what_it_covers_for_those_who_lack_it,
     a_forgetting_rewrite_drops_what_it_covers_at_once,
+    a_check_in_is_started_extended_and_closed_and_retries_change_nothing,
+    only_the_device_that_started_a_check_in_may_update_it,
+    malformed_check_ins_are_refused_and_store_nothing,
+    a_device_may_have_sixteen_check_ins_open_at_once,
+    an_open_check_in_is_overdue_past_its_deadline_and_the_grace_period,
+    each_alert_is_claimed_once_and_again_only_after_its_claim_expires,
+    an_overdue_alert_is_settled_by_the_worker_coming_back,
+    finished_check_ins_are_purged_a_day_later_once_their_alert_is_done,
 );
 
 /// A schema-3 database (before chain hashes) with two workspaces' blobs gets every blob's hash
@@ -394,7 +875,8 @@ fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
     let path = dir.path().join("old.sqlite3");
     let mut logs = Vec::new();
     {
-        // Schemas 4 and 5 add only a column each: dropping them gives the file schema 3 wrote.
+        // Schemas 4 and 5 add only columns, schema 6 a column and a table: dropping them gives
+        // the file schema 3 wrote.
         let storage = SqliteStorage::open(&path).unwrap();
         for _ in 0..2 {
             let ws = storage.create_workspace(None, 0).unwrap().id;
@@ -403,6 +885,7 @@ fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
         }
         drop(storage);
         let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_6).unwrap();
         conn.execute_batch(
             "ALTER TABLE blobs DROP COLUMN chain; ALTER TABLE blobs DROP COLUMN snapshot_upto;
              ALTER TABLE blobs DROP COLUMN snapshot_from; PRAGMA user_version = 3;",
@@ -431,7 +914,8 @@ fn a_schema_3_postgres_database_gets_its_chain_hashes_on_upgrade() {
         let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
         client
             .batch_execute(&format!(
-                "ALTER TABLE {0}.blobs DROP COLUMN chain;
+                "SET search_path = {0}; {UNDO_SCHEMA_6}
+                 ALTER TABLE {0}.blobs DROP COLUMN chain;
                  ALTER TABLE {0}.blobs DROP COLUMN snapshot_upto;
                  ALTER TABLE {0}.blobs DROP COLUMN snapshot_from;
                  DELETE FROM {0}.waymark_schema WHERE version >= 4;",
@@ -453,6 +937,74 @@ fn check_upgraded_chains(storage: &dyn Storage, logs: Vec<(String, Device, Vec<P
         blobs.push(next);
         check_chains(storage, &ws, &chains_of(&blobs));
     }
+}
+
+/// What schema 6 added (the same on both backends): without it, a database is as schema 5 wrote
+/// it.
+const UNDO_SCHEMA_6: &str =
+    "DROP TABLE check_ins; ALTER TABLE workspaces DROP COLUMN check_ins_version;";
+
+/// A schema-5 database (before check-ins) upgrades: its workspaces start with no check-in and
+/// version 0, and take check-ins at once.
+#[test]
+fn a_schema_5_sqlite_file_takes_check_ins_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    let (ws, device) = {
+        let storage = SqliteStorage::open(&path).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let device = device_in(&storage, &ws);
+        storage.push(&device, &[blob(1, b"before")], 0).unwrap();
+        drop(storage);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_6).unwrap();
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        (ws, device)
+    };
+    check_upgraded_to_check_ins(&SqliteStorage::open(&path).unwrap(), &ws, &device);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 6);
+}
+
+#[test]
+fn a_schema_5_postgres_database_takes_check_ins_on_upgrade() {
+    let url = postgres_url();
+    let guard = SchemaGuard {
+        url: url.clone(),
+        schema: fresh_schema(),
+    };
+    let (ws, device) = {
+        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let device = device_in(&storage, &ws);
+        storage.push(&device, &[blob(1, b"before")], 0).unwrap();
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "SET search_path = {0}; {UNDO_SCHEMA_6}
+                 DELETE FROM {0}.waymark_schema WHERE version >= 6;",
+                guard.schema
+            ))
+            .unwrap();
+        (ws, device)
+    };
+    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+    check_upgraded_to_check_ins(&storage, &ws, &device);
+}
+
+fn check_upgraded_to_check_ins(storage: &dyn Storage, ws: &str, device: &Device) {
+    let page = storage.pull(ws, 0, u64::MAX, 10).unwrap();
+    assert_eq!((page.blobs.len(), page.check_ins), (1, 0));
+    assert!(storage.check_ins(ws, T, 60).unwrap().check_ins.is_empty());
+    storage
+        .put_check_in(device, &check_in(1, OPEN, 60, 1), T)
+        .unwrap();
+    assert_eq!(storage.mark_overdue_check_ins(T + 60, 0).unwrap(), 1);
+    assert_eq!(storage.claim_check_in_alerts(T + 60).unwrap().len(), 1);
+    assert_eq!(pulled_check_ins_version(storage, ws), 2);
 }
 
 /// `restore` refuses a database in use and a file that is not a backup, and keeps the
@@ -737,6 +1289,50 @@ mod postgres_only {
         let seqs: Vec<u64> = page.blobs.iter().map(|b| b.seq).collect();
         assert_eq!(seqs, (1..=80).collect::<Vec<_>>());
         assert_eq!(page.head, 80);
+    }
+
+    /// Watchers of several server processes claim at the same moments: each alert goes to one
+    /// of them.
+    #[test]
+    fn watchers_of_several_processes_claim_each_alert_once() {
+        let (url, guard) = schema();
+        let stores: Vec<PostgresStorage> = (0..4)
+            .map(|_| PostgresStorage::open_in_schema(&url, &guard.schema).unwrap())
+            .collect();
+        let ws = stores[0].create_workspace(None, 0).unwrap().id;
+        let devices: Vec<_> = (0..4).map(|_| device_in(&stores[0], &ws)).collect();
+        for id in 0..40u8 {
+            let state = if id % 2 == 0 { "open" } else { "alarm" };
+            let device = &devices[usize::from(id / 10)];
+            stores[0]
+                .put_check_in(device, &super::check_in(id, state, 60, 1), super::T)
+                .unwrap();
+        }
+        let now = super::T + 60;
+        let claimed: Vec<u8> = std::thread::scope(|scope| {
+            let watchers: Vec<_> = stores
+                .iter()
+                .map(|store| {
+                    scope.spawn(move || {
+                        let mut mine = Vec::new();
+                        for _ in 0..5 {
+                            store.mark_overdue_check_ins(now, 0).unwrap();
+                            mine.extend(store.claim_check_in_alerts(now).unwrap());
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            watchers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .map(|alert| alert.check_in[0])
+                .collect()
+        });
+        let mut sorted = claimed.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..40).collect::<Vec<u8>>(), "claimed {claimed:?}");
+        assert_eq!(stores[1].check_ins(&ws, now, 0).unwrap().version, 41);
     }
 
     #[test]

@@ -18,7 +18,13 @@
 //!   gets a higher number;
 //! - every blob keeps the chain hash of the log up to it ([`waymark_protocol::chain_next`]),
 //!   computed when its number is assigned: a log rewound by a restore and written again shows
-//!   devices other hashes for the numbers they had seen.
+//!   devices other hashes for the numbers they had seen;
+//! - a check-in is updated only by the device that started it, keeps the highest version it was
+//!   sent, never reopens once closed or raised, and every change of a workspace's check-ins
+//!   (an update, the watcher marking one overdue, a purge) bumps the workspace's check-ins
+//!   version in the same transaction ([`plan_check_in`]);
+//! - an alert owed (overdue, alarm) is in the database until a watcher records it delivered:
+//!   a claim holds [`ALERT_CLAIM_SECS`], so an alert whose process died is claimed again.
 
 pub mod postgres;
 pub mod pull_page;
@@ -29,8 +35,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use waymark_protocol::{
-    AppendRequest, CHAIN_START, ChainHash, ChainResponse, ContentId, KeysRequest, PublicKey,
-    PullResponse, PushBlob, TeamResponse, chain_next, roles,
+    AppendRequest, CHAIN_START, ChainHash, ChainResponse, CheckInEntry, CheckInRequest,
+    CheckInResponse, CheckInsResponse, ContentId, DocId, KeysRequest, PublicKey, PullResponse,
+    PushBlob, TeamResponse, chain_next, check_in_states, limits, roles,
 };
 
 /// SHA-256 of a token: the only form in which device and enrollment tokens are stored.
@@ -155,6 +162,68 @@ pub struct CompactReport {
     pub blobs_dropped: u64,
     /// Their ciphertext bytes.
     pub bytes_dropped: u64,
+}
+
+/// How long finished (closed or raised) check-ins stay listed, and stored once their alert is
+/// done: a day, in seconds.
+pub const CHECK_IN_KEPT_SECS: i64 = 86_400;
+
+/// How long a watcher's claim on an alert holds, in seconds. A claim older than this (its process
+/// died, or its hook failed) is claimed again, so every alert runs at least once; the hook's own
+/// timeout is shorter, so one process never runs an alert twice at once.
+pub const ALERT_CLAIM_SECS: i64 = 60;
+
+/// How many times an alert is claimed before the server gives up on it.
+pub const MAX_ALERT_ATTEMPTS: u32 = 10;
+
+/// Why a check-in's alert is owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AlertKind {
+    /// Still open past its deadline and the grace period.
+    Overdue,
+    /// Raised by the worker (closed with the duress PIN).
+    Alarm,
+}
+
+impl AlertKind {
+    /// Its name, as stored and as the alert hook gets it (`WAYMARK_ALERT_KIND`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Overdue => check_in_states::OVERDUE,
+            AlertKind::Alarm => check_in_states::ALARM,
+        }
+    }
+
+    /// The kind stored as `name`.
+    pub(crate) fn from_stored(name: &str) -> StorageResult<Self> {
+        match name {
+            check_in_states::OVERDUE => Ok(AlertKind::Overdue),
+            check_in_states::ALARM => Ok(AlertKind::Alarm),
+            other => Err(StorageError::Backend(
+                format!("stored alert kind {other:?} is unknown").into(),
+            )),
+        }
+    }
+}
+
+/// An alert a watcher claimed: what the alert hook is told, and what identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckInAlert {
+    /// The workspace's public id.
+    pub workspace_id: String,
+    /// The check-in's id.
+    pub check_in: DocId,
+    /// The name the check-in's device enrolled with.
+    pub device_name: String,
+    /// Why the alert is owed.
+    pub kind: AlertKind,
+    /// Whole minutes since the deadline when claimed (0 for an alarm).
+    pub minutes_overdue: u64,
+    /// How many times it was claimed, this claim included.
+    pub attempts: u32,
+    /// The check-in's version when claimed: a later update (an extension, an alarm) owes a new
+    /// alert, which this one's delivery does not settle.
+    pub version: u64,
 }
 
 /// Why a storage operation failed.
@@ -337,6 +406,41 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Checks that the database answers.
     fn health(&self) -> StorageResult<()>;
+
+    /// Stores an update of one of `device`'s check-ins by the rules of [`check_check_in`] and
+    /// [`plan_check_in`]; answers the deadline and version stored.
+    fn put_check_in(
+        &self,
+        device: &Device,
+        request: &CheckInRequest,
+        now: i64,
+    ) -> StorageResult<CheckInResponse>;
+
+    /// The check-ins of `workspace_id` as `GET /v1/check-ins` lists them at `now` with a grace
+    /// period of `grace_secs` (see [`CheckInRow::listed`]).
+    fn check_ins(
+        &self,
+        workspace_id: &str,
+        now: i64,
+        grace_secs: u64,
+    ) -> StorageResult<CheckInsResponse>;
+
+    /// Marks open check-ins whose deadline plus `grace_secs` is at or before `now` overdue,
+    /// owing an overdue alert; returns how many.
+    fn mark_overdue_check_ins(&self, now: i64, grace_secs: u64) -> StorageResult<u64>;
+
+    /// Deletes closed and raised check-ins last updated more than [`CHECK_IN_KEPT_SECS`] before
+    /// `now` whose alert is delivered, given up or not owed; returns how many.
+    fn purge_check_ins(&self, now: i64) -> StorageResult<u64>;
+
+    /// Claims every alert owed, not delivered, claimed fewer than [`MAX_ALERT_ATTEMPTS`] times
+    /// and not claimed in the last [`ALERT_CLAIM_SECS`] (by any server process).
+    fn claim_check_in_alerts(&self, now: i64) -> StorageResult<Vec<CheckInAlert>>;
+
+    /// Records `alert` delivered. `false` (and nothing changes) when the check-in no longer owes
+    /// it: a later update settled it or owes another. A failed delivery is simply not recorded:
+    /// the claim expires and the alert is claimed again.
+    fn check_in_alert_done(&self, alert: &CheckInAlert, now: i64) -> StorageResult<bool>;
 }
 
 /// Chain hashes computed over blobs read in (workspace, sequence) order, for the migration that
@@ -357,6 +461,16 @@ impl ChainFill {
         self.at = Some((workspace, chain));
         chain
     }
+}
+
+/// A stored number as the unsigned number it was (never negative when written by this server).
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// An unsigned number as stored (numbers past `i64::MAX` are refused before they get here).
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// The device a token authenticated, unless it was revoked (`revoked`).
@@ -615,4 +729,253 @@ pub fn check_keys(
         }
     }
     Ok(())
+}
+
+/// Checks a check-in update on its own and against the workspace's key `epoch`; each refusal is
+/// [`StorageError::Invalid`]: a state a device may not send, `due_in_secs` above
+/// [`limits::MAX_CHECK_IN_DUE_SECS`], `sealed` empty or above
+/// [`limits::MAX_CHECK_IN_SEALED_BYTES`], a version of 0 or above 2^63 − 1, an epoch above the
+/// workspace's (nobody rotated to it, so no teammate could open the details).
+pub fn check_check_in(request: &CheckInRequest, epoch: u32) -> StorageResult<()> {
+    let invalid = |why: String| Err(StorageError::Invalid(why));
+    if !check_in_states::is_sent(&request.state) {
+        return invalid(format!(
+            "state must be {:?}, {:?} or {:?}",
+            check_in_states::OPEN,
+            check_in_states::CLOSED,
+            check_in_states::ALARM
+        ));
+    }
+    if request.due_in_secs > limits::MAX_CHECK_IN_DUE_SECS {
+        return invalid(format!(
+            "due_in_secs must be at most {} (30 days)",
+            limits::MAX_CHECK_IN_DUE_SECS
+        ));
+    }
+    if request.sealed.is_empty() || request.sealed.len() > limits::MAX_CHECK_IN_SEALED_BYTES {
+        return invalid(format!(
+            "sealed must be 1 to {} bytes, it has {}",
+            limits::MAX_CHECK_IN_SEALED_BYTES,
+            request.sealed.len()
+        ));
+    }
+    if request.version == 0 || request.version > limits::MAX_CURSOR {
+        return invalid(format!(
+            "version must be 1 to {} (counted by the device from 1)",
+            limits::MAX_CURSOR
+        ));
+    }
+    if request.epoch > epoch {
+        return invalid(format!(
+            "epoch {} is beyond the workspace's key epoch {epoch}",
+            request.epoch
+        ));
+    }
+    Ok(())
+}
+
+/// A stored check-in, as [`plan_check_in`] needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredCheckIn {
+    /// Row key of the device that started it.
+    pub device: i64,
+    pub state: String,
+    pub deadline: i64,
+    pub version: u64,
+    pub overdue_at: Option<i64>,
+    pub alert_kind: Option<String>,
+    pub alerted_at: Option<i64>,
+}
+
+/// What an update does to a check-in's alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AlertChange {
+    /// Leaves it as it is.
+    Keep,
+    /// No alert is owed any more (bookkeeping reset).
+    Clear,
+    /// A new alert of this kind is owed (bookkeeping reset).
+    Raise(AlertKind),
+}
+
+impl AlertChange {
+    /// Whether the alert bookkeeping starts over, and the kind owed then: the parameters of the
+    /// backends' `CASE WHEN reset THEN kind ELSE alert_kind END`.
+    pub(crate) fn columns(self) -> (bool, Option<&'static str>) {
+        match self {
+            AlertChange::Keep => (false, None),
+            AlertChange::Clear => (true, None),
+            AlertChange::Raise(kind) => (true, Some(kind.as_str())),
+        }
+    }
+}
+
+/// The row an accepted update writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckInWrite {
+    /// A new check-in (else the stored one is updated).
+    pub insert: bool,
+    pub state: &'static str,
+    pub deadline: i64,
+    pub overdue_at: Option<i64>,
+    pub alert: AlertChange,
+}
+
+/// What a check-in update does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CheckInPlan {
+    /// Nothing: a late or retried update. The answer is what is stored.
+    Unchanged(CheckInResponse),
+    /// Writes this row (and bumps the workspace's check-ins version).
+    Write(CheckInWrite),
+}
+
+fn is_live(state: &str) -> bool {
+    state == check_in_states::OPEN || state == check_in_states::OVERDUE
+}
+
+/// Decides what an update (already passed by [`check_check_in`]) of the check-in `stored` (none
+/// yet: `None`) by device row `caller` does at `now`. Both backends call it inside the write
+/// transaction, then write what it says:
+/// - a check-in started by another device is [`StorageError::Forbidden`];
+/// - a version at or below the stored one changes nothing and answers what is stored (a retry,
+///   or an update that arrived after a later one);
+/// - `open` starts the watch, or extends it: the deadline is `now + due_in_secs` on the
+///   server's clock, and an overdue check-in is open again (its overdue alert settled);
+///   starting one more than [`limits::MAX_OPEN_CHECK_INS`] open at once for one device (counted
+///   by `open_count`, called only then) is [`StorageError::Conflict`];
+/// - `closed` ends it, safe: the deadline stays; an overdue alert not yet delivered is no longer
+///   owed (the worker is back);
+/// - `alarm` raises it: an alarm alert is owed, whatever was before;
+/// - a closed or raised check-in never reopens: a later `open` is [`StorageError::Conflict`]
+///   (the device starts a new one, with a new id), and so is `closed` after `alarm` (only the
+///   team stands an alarm down; a phone in someone else's hands cannot). A closed one may still
+///   be raised, and a same-state update replaces the sealed details.
+pub(crate) fn plan_check_in(
+    stored: Option<&StoredCheckIn>,
+    caller: i64,
+    request: &CheckInRequest,
+    now: i64,
+    open_count: impl FnOnce() -> StorageResult<usize>,
+) -> StorageResult<CheckInPlan> {
+    use check_in_states::{ALARM, CLOSED, OPEN};
+    let due = now.saturating_add(to_i64(request.due_in_secs));
+    let Some(stored) = stored else {
+        let (state, alert) = match request.state.as_str() {
+            OPEN => {
+                if open_count()? >= limits::MAX_OPEN_CHECK_INS {
+                    return Err(StorageError::Conflict(format!(
+                        "this device has {} check-ins open already; close one first",
+                        limits::MAX_OPEN_CHECK_INS
+                    )));
+                }
+                (OPEN, AlertChange::Keep)
+            }
+            CLOSED => (CLOSED, AlertChange::Keep),
+            _ => (ALARM, AlertChange::Raise(AlertKind::Alarm)),
+        };
+        return Ok(CheckInPlan::Write(CheckInWrite {
+            insert: true,
+            state,
+            deadline: due,
+            overdue_at: None,
+            alert,
+        }));
+    };
+    if stored.device != caller {
+        return Err(StorageError::Forbidden(
+            "this check-in was started by another device; only that device may update it".into(),
+        ));
+    }
+    if request.version <= stored.version {
+        return Ok(CheckInPlan::Unchanged(CheckInResponse {
+            deadline: to_u64(stored.deadline),
+            version: stored.version,
+        }));
+    }
+    let keep = |state, alert| {
+        Ok(CheckInPlan::Write(CheckInWrite {
+            insert: false,
+            state,
+            deadline: stored.deadline,
+            overdue_at: stored.overdue_at,
+            alert,
+        }))
+    };
+    match (stored.state.as_str(), request.state.as_str()) {
+        (live, OPEN) if is_live(live) => Ok(CheckInPlan::Write(CheckInWrite {
+            insert: false,
+            state: OPEN,
+            deadline: due,
+            overdue_at: None,
+            alert: AlertChange::Clear,
+        })),
+        (live, CLOSED) if is_live(live) => {
+            let undelivered = stored.alert_kind.is_some() && stored.alerted_at.is_none();
+            keep(
+                CLOSED,
+                match undelivered {
+                    true => AlertChange::Clear,
+                    false => AlertChange::Keep,
+                },
+            )
+        }
+        (CLOSED, CLOSED) => keep(CLOSED, AlertChange::Keep),
+        (ALARM, ALARM) => keep(ALARM, AlertChange::Keep),
+        (_, ALARM) => keep(ALARM, AlertChange::Raise(AlertKind::Alarm)),
+        (ALARM, _) => Err(StorageError::Conflict(
+            "this check-in raised an alarm, which stays raised; start a new check-in".into(),
+        )),
+        _ => Err(StorageError::Conflict(
+            "this check-in is closed and never reopens; start a new one with a new id".into(),
+        )),
+    }
+}
+
+/// A check-in as read for the list, before [`listed`](CheckInRow::listed) decides how it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckInRow {
+    pub id: Vec<u8>,
+    pub device_id: String,
+    pub state: String,
+    pub deadline: i64,
+    pub overdue_at: Option<i64>,
+    pub version: i64,
+    pub epoch: u32,
+    pub sealed: Vec<u8>,
+}
+
+impl CheckInRow {
+    /// The entry as listed at `now`: an open check-in whose deadline plus `grace_secs` has come
+    /// is `overdue` (since then) even before the watcher marked it, so a teammate never sees
+    /// "open" for a worker who is late.
+    pub(crate) fn listed(self, now: i64, grace_secs: u64) -> StorageResult<CheckInEntry> {
+        let len = self.id.len();
+        let id = DocId::try_from(self.id).map_err(|_| {
+            StorageError::Backend(format!("stored check-in id has {len} bytes").into())
+        })?;
+        let overdue_from = self.deadline.saturating_add(to_i64(grace_secs));
+        let (state, overdue_at) = match self.state == check_in_states::OPEN && now >= overdue_from {
+            true => (check_in_states::OVERDUE.to_owned(), Some(overdue_from)),
+            false => (self.state, self.overdue_at),
+        };
+        Ok(CheckInEntry {
+            id,
+            device_id: self.device_id,
+            state,
+            deadline: to_u64(self.deadline),
+            overdue_since: overdue_at.map(to_u64),
+            version: to_u64(self.version),
+            epoch: self.epoch,
+            sealed: self.sealed,
+        })
+    }
+}
+
+/// Whole minutes from `deadline` to `now` for an overdue alert; 0 for an alarm.
+pub(crate) fn minutes_overdue(kind: AlertKind, deadline: i64, now: i64) -> u64 {
+    match kind {
+        AlertKind::Overdue => to_u64(now.saturating_sub(deadline) / 60),
+        AlertKind::Alarm => 0,
+    }
 }

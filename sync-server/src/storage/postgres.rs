@@ -42,16 +42,19 @@ use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Transaction};
 use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
-    AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, KeyEnvelope, KeysRequest,
-    PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse, chain_next,
+    AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
+    CheckInResponse, CheckInsResponse, KeyEnvelope, KeysRequest, PullResponse, PulledBlob,
+    PushBlob, TeamDevice, TeamResponse, chain_next,
 };
 
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
-    ChainFill, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice,
-    PushOutcome, Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage,
-    check_keys, check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob,
-    keys_kept_in_log, live_or_revoked, snapshot_upto, stored_key,
+    ALERT_CLAIM_SECS, AlertKind, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert, CheckInPlan,
+    CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
+    MAX_ALERT_ATTEMPTS, NewDevice, PushOutcome, Storage, StorageError, StorageResult,
+    StoredCheckIn, TokenHash, Workspace, WorkspaceUsage, check_check_in, check_keys,
+    check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob, keys_kept_in_log,
+    live_or_revoked, minutes_overdue, plan_check_in, snapshot_upto, stored_key, to_i64, to_u64,
 };
 use crate::tokens;
 
@@ -64,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/003_team_log.sql"),
     include_str!("migrations/postgres/004_chain.sql"),
     include_str!("migrations/postgres/005_snapshots.sql"),
+    include_str!("migrations/postgres/006_check_ins.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -150,14 +154,6 @@ impl Drop for PostgresStorage {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The pool's bookkeeping stays consistent under a panic (no invariant spans an unlock).
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
 }
 
 fn backend(message: String) -> StorageError {
@@ -565,6 +561,78 @@ fn stored_log(
     Ok(out)
 }
 
+/// The check-in `id` of `workspace` as stored, if any, locked until the transaction ends.
+fn stored_check_in(
+    tx: &mut Transaction<'_>,
+    workspace: i64,
+    id: &[u8],
+) -> StorageResult<Option<StoredCheckIn>> {
+    Ok(tx
+        .query_opt(
+            "SELECT device, state, deadline, version, overdue_at, alert_kind, alerted_at
+             FROM check_ins WHERE workspace = $1 AND id = $2
+             FOR UPDATE",
+            &[&workspace, &id],
+        )?
+        .map(|row| StoredCheckIn {
+            device: row.get(0),
+            state: row.get(1),
+            deadline: row.get(2),
+            version: to_u64(row.get(3)),
+            overdue_at: row.get(4),
+            alert_kind: row.get(5),
+            alerted_at: row.get(6),
+        }))
+}
+
+/// How many check-ins device row `device` has open (overdue ones included).
+fn open_check_ins(tx: &mut Transaction<'_>, device: i64) -> StorageResult<usize> {
+    let open: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM check_ins WHERE device = $1 AND state IN ('open', 'overdue')",
+            &[&device],
+        )?
+        .get(0);
+    Ok(usize::try_from(open).unwrap_or(usize::MAX))
+}
+
+/// Bumps the check-ins version of each workspace row in `workspaces` once.
+fn bump_check_ins(tx: &mut Transaction<'_>, mut workspaces: Vec<i64>) -> StorageResult<()> {
+    workspaces.sort_unstable();
+    workspaces.dedup();
+    if !workspaces.is_empty() {
+        tx.execute(
+            "UPDATE workspaces SET check_ins_version = check_ins_version + 1
+             WHERE id = ANY($1)",
+            &[&workspaces],
+        )?;
+    }
+    Ok(())
+}
+
+/// Locks, in id order, the rows of the workspaces with a check-in matching `condition` (an SQL
+/// condition on `check_ins` with `$1` its one parameter) and returns their ids. Every write to
+/// check-ins takes its workspace's row first, as a check-in update does, so the watchers of
+/// several processes and the updates never wait for each other in a cycle.
+fn lock_check_in_workspaces(
+    tx: &mut Transaction<'_>,
+    condition: &str,
+    parameter: i64,
+) -> StorageResult<Vec<i64>> {
+    Ok(tx
+        .query(
+            &format!(
+                "SELECT id FROM workspaces
+                 WHERE id IN (SELECT workspace FROM check_ins WHERE {condition})
+                 ORDER BY id FOR NO KEY UPDATE"
+            ),
+            &[&parameter],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
 fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
     let len = bytes.len();
     <[u8; N]>::try_from(bytes)
@@ -877,12 +945,13 @@ impl Storage for PostgresStorage {
         max_blobs: usize,
     ) -> StorageResult<PullResponse> {
         self.read(|tx| {
-            let (workspace, head, team_version): (i64, i64, i64) = tx
+            let (workspace, head, team_version, check_ins): (i64, i64, i64, i64) = tx
                 .query_opt(
-                    "SELECT id, head_seq, team_version FROM workspaces WHERE public_id = $1",
+                    "SELECT id, head_seq, team_version, check_ins_version FROM workspaces
+                     WHERE public_id = $1",
                     &[&workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1), row.get(2)))
+                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
@@ -950,7 +1019,7 @@ impl Storage for PostgresStorage {
                 chain_after,
                 chain_last,
                 chain_head,
-                check_ins: 0,
+                check_ins: to_u64(check_ins),
             })
         })
     }
@@ -1398,6 +1467,251 @@ impl Storage for PostgresStorage {
         self.with_client(|client| {
             client.query_one("SELECT count(*) FROM workspaces", &[])?;
             Ok(())
+        })
+    }
+
+    fn put_check_in(
+        &self,
+        device: &Device,
+        request: &CheckInRequest,
+        now: i64,
+    ) -> StorageResult<CheckInResponse> {
+        self.write(|tx| {
+            // The workspace row first, as every team change and the watcher take it: updates of
+            // the workspace's check-ins are serialised (across processes too), and a revocation
+            // is entirely before or after this write.
+            let workspace = workspace_key(tx, &device.workspace_id)?;
+            lock_workspace(tx, workspace)?;
+            let epoch = epoch_of(
+                tx.query_one("SELECT epoch FROM workspaces WHERE id = $1", &[&workspace])?
+                    .get(0),
+            )?;
+            let caller: i64 = tx
+                .query_opt(
+                    "SELECT id FROM devices
+                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
+                    &[&device.id, &workspace],
+                )?
+                .map(|row| row.get(0))
+                .ok_or(StorageError::DeviceRevoked)?;
+            check_check_in(request, epoch)?;
+            let stored = stored_check_in(tx, workspace, &request.id)?;
+            let plan = plan_check_in(stored.as_ref(), caller, request, now, || {
+                open_check_ins(tx, caller)
+            })?;
+            let write = match plan {
+                CheckInPlan::Unchanged(answer) => return Ok(answer),
+                CheckInPlan::Write(write) => write,
+            };
+            let (reset, kind) = write.alert.columns();
+            let version = to_i64(request.version);
+            let epoch = i64::from(request.epoch);
+            if write.insert {
+                tx.execute(
+                    "INSERT INTO check_ins (workspace, id, device, state, deadline, version,
+                                            epoch, sealed, updated_at, alert_kind)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &[
+                        &workspace,
+                        &&request.id[..],
+                        &caller,
+                        &write.state,
+                        &write.deadline,
+                        &version,
+                        &epoch,
+                        &request.sealed,
+                        &now,
+                        &kind,
+                    ],
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE check_ins SET state = $3, deadline = $4, version = $5, epoch = $6,
+                            sealed = $7, updated_at = $8, overdue_at = $9,
+                            alert_kind = CASE WHEN $10 THEN $11::text ELSE alert_kind END,
+                            claimed_at = CASE WHEN $10 THEN NULL ELSE claimed_at END,
+                            alerted_at = CASE WHEN $10 THEN NULL ELSE alerted_at END,
+                            attempts = CASE WHEN $10 THEN 0 ELSE attempts END
+                     WHERE workspace = $1 AND id = $2",
+                    &[
+                        &workspace,
+                        &&request.id[..],
+                        &write.state,
+                        &write.deadline,
+                        &version,
+                        &epoch,
+                        &request.sealed,
+                        &now,
+                        &write.overdue_at,
+                        &reset,
+                        &kind,
+                    ],
+                )?;
+            }
+            bump_check_ins(tx, vec![workspace])?;
+            Ok(CheckInResponse {
+                deadline: to_u64(write.deadline),
+                version: request.version,
+            })
+        })
+    }
+
+    fn check_ins(
+        &self,
+        workspace_id: &str,
+        now: i64,
+        grace_secs: u64,
+    ) -> StorageResult<CheckInsResponse> {
+        self.read(|tx| {
+            let (workspace, version): (i64, i64) = tx
+                .query_opt(
+                    "SELECT id, check_ins_version FROM workspaces WHERE public_id = $1",
+                    &[&workspace_id],
+                )?
+                .map(|row| (row.get(0), row.get(1)))
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {workspace_id}"),
+                })?;
+            let rows = tx.query(
+                "SELECT c.id, d.public_id, c.state, c.deadline, c.overdue_at, c.version, c.epoch,
+                        c.sealed
+                 FROM check_ins c JOIN devices d ON d.id = c.device
+                 WHERE c.workspace = $1
+                   AND (c.state IN ('open', 'overdue', 'alarm') OR c.updated_at >= $2)
+                 ORDER BY c.deadline, c.id",
+                &[&workspace, &now.saturating_sub(CHECK_IN_KEPT_SECS)],
+            )?;
+            let mut check_ins = Vec::with_capacity(rows.len());
+            for row in rows {
+                let stored = CheckInRow {
+                    id: row.get(0),
+                    device_id: row.get(1),
+                    state: row.get(2),
+                    deadline: row.get(3),
+                    overdue_at: row.get(4),
+                    version: row.get(5),
+                    epoch: epoch_of(row.get(6))?,
+                    sealed: row.get(7),
+                };
+                check_ins.push(stored.listed(now, grace_secs)?);
+            }
+            Ok(CheckInsResponse {
+                version: to_u64(version),
+                now: to_u64(now),
+                grace_secs,
+                check_ins,
+            })
+        })
+    }
+
+    fn mark_overdue_check_ins(&self, now: i64, grace_secs: u64) -> StorageResult<u64> {
+        let cutoff = now.saturating_sub(to_i64(grace_secs));
+        self.write(|tx| {
+            let due = "state = 'open' AND deadline <= $1";
+            let workspaces = lock_check_in_workspaces(tx, due, cutoff)?;
+            if workspaces.is_empty() {
+                return Ok(0);
+            }
+            let marked: Vec<i64> = tx
+                .query(
+                    "UPDATE check_ins SET state = 'overdue', overdue_at = $1,
+                            alert_kind = 'overdue', claimed_at = NULL, alerted_at = NULL,
+                            attempts = 0
+                     WHERE workspace = ANY($3) AND state = 'open' AND deadline <= $2
+                     RETURNING workspace",
+                    &[&now, &cutoff, &workspaces],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let count = u64::try_from(marked.len()).unwrap_or(u64::MAX);
+            bump_check_ins(tx, marked)?;
+            Ok(count)
+        })
+    }
+
+    fn purge_check_ins(&self, now: i64) -> StorageResult<u64> {
+        let before = now.saturating_sub(CHECK_IN_KEPT_SECS);
+        let attempts = i64::from(MAX_ALERT_ATTEMPTS);
+        self.write(|tx| {
+            let finished = "state IN ('closed', 'alarm') AND updated_at < $1";
+            let workspaces = lock_check_in_workspaces(tx, finished, before)?;
+            if workspaces.is_empty() {
+                return Ok(0);
+            }
+            let purged: Vec<i64> = tx
+                .query(
+                    "DELETE FROM check_ins
+                     WHERE workspace = ANY($3) AND state IN ('closed', 'alarm')
+                       AND updated_at < $1
+                       AND (alert_kind IS NULL OR alerted_at IS NOT NULL OR attempts >= $2)
+                     RETURNING workspace",
+                    &[&before, &attempts, &workspaces],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let count = u64::try_from(purged.len()).unwrap_or(u64::MAX);
+            bump_check_ins(tx, purged)?;
+            Ok(count)
+        })
+    }
+
+    fn claim_check_in_alerts(&self, now: i64) -> StorageResult<Vec<CheckInAlert>> {
+        self.write(|tx| {
+            // One statement at READ COMMITTED: a row another process is claiming at the same
+            // moment is waited for and its condition checked again on the claimed row, which
+            // then fails it (`claimed_at` is recent). So each claim goes to one process.
+            let rows = tx.query(
+                "WITH claimed AS (
+                     UPDATE check_ins SET claimed_at = $1, attempts = attempts + 1
+                     WHERE alert_kind IS NOT NULL AND alerted_at IS NULL AND attempts < $2
+                       AND (claimed_at IS NULL OR claimed_at < $3)
+                     RETURNING workspace, id, device, alert_kind, deadline, version, attempts
+                 )
+                 SELECT w.public_id, c.id, d.name, c.alert_kind, c.deadline, c.version,
+                        c.attempts
+                 FROM claimed c
+                 JOIN workspaces w ON w.id = c.workspace
+                 JOIN devices d ON d.id = c.device",
+                &[
+                    &now,
+                    &i64::from(MAX_ALERT_ATTEMPTS),
+                    &now.saturating_sub(ALERT_CLAIM_SECS),
+                ],
+            )?;
+            let mut alerts = Vec::with_capacity(rows.len());
+            for row in rows {
+                let kind = AlertKind::from_stored(row.get(3))?;
+                alerts.push(CheckInAlert {
+                    workspace_id: row.get(0),
+                    check_in: fixed(row.get(1))?,
+                    device_name: row.get(2),
+                    kind,
+                    minutes_overdue: minutes_overdue(kind, row.get(4), now),
+                    attempts: u32::try_from(row.get::<_, i64>(6)).unwrap_or(u32::MAX),
+                    version: to_u64(row.get(5)),
+                });
+            }
+            Ok(alerts)
+        })
+    }
+
+    fn check_in_alert_done(&self, alert: &CheckInAlert, now: i64) -> StorageResult<bool> {
+        self.write(|tx| {
+            let done = tx.execute(
+                "UPDATE check_ins SET alerted_at = $1
+                 WHERE workspace = (SELECT id FROM workspaces WHERE public_id = $2)
+                   AND id = $3 AND version = $4 AND alert_kind = $5 AND alerted_at IS NULL",
+                &[
+                    &now,
+                    &alert.workspace_id,
+                    &&alert.check_in[..],
+                    &to_i64(alert.version),
+                    &alert.kind.as_str(),
+                ],
+            )?;
+            Ok(done > 0)
         })
     }
 }

@@ -34,17 +34,20 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
-    AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, KeyEnvelope, KeysRequest,
-    PullResponse, PulledBlob, PushBlob, TeamDevice, TeamResponse, chain_next,
+    AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
+    CheckInResponse, CheckInsResponse, KeyEnvelope, KeysRequest, PullResponse, PulledBlob,
+    PushBlob, TeamDevice, TeamResponse, chain_next,
 };
 
 use super::pull_page::{BlobRef, EncodedPull, PageEnd, PullPageWriter};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
-    ChainFill, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient, NewDevice,
-    PushOutcome, Storage, StorageError, StorageResult, TokenHash, Workspace, WorkspaceUsage,
-    check_keys, check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob,
-    keys_kept_in_log, live_or_revoked, snapshot_upto, stored_key,
+    ALERT_CLAIM_SECS, AlertKind, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert, CheckInPlan,
+    CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
+    MAX_ALERT_ATTEMPTS, NewDevice, PushOutcome, Storage, StorageError, StorageResult,
+    StoredCheckIn, TokenHash, Workspace, WorkspaceUsage, check_check_in, check_keys,
+    check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob, keys_kept_in_log,
+    live_or_revoked, minutes_overdue, plan_check_in, snapshot_upto, stored_key, to_i64, to_u64,
 };
 use crate::tokens;
 
@@ -64,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/003_team_log.sql"),
     include_str!("migrations/004_chain.sql"),
     include_str!("migrations/005_snapshots.sql"),
+    include_str!("migrations/006_check_ins.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -95,14 +99,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a half-written transaction behind (rusqlite
     // rolls back on drop), so the connection is still good to use.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
 }
 
 impl SqliteStorage {
@@ -677,10 +673,13 @@ fn read_page(
     max_blobs: usize,
     mut each: impl FnMut(BlobRef<'_>),
 ) -> StorageResult<PageEnd> {
-    let (workspace, head, team_version): (i64, i64, i64) = tx
-        .prepare_cached("SELECT id, head_seq, team_version FROM workspaces WHERE public_id = ?1")?
+    let (workspace, head, team_version, check_ins): (i64, i64, i64, i64) = tx
+        .prepare_cached(
+            "SELECT id, head_seq, team_version, check_ins_version FROM workspaces
+             WHERE public_id = ?1",
+        )?
         .query_row([workspace_id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })
         .optional()?
         .ok_or_else(|| StorageError::NotFound {
@@ -734,8 +733,7 @@ fn read_page(
         chain_after,
         chain_last,
         chain_head: chain_at(tx, workspace, to_u64(head))?,
-        // Filled in with the check-ins' version by the check-ins change (issue 14).
-        check_ins: 0,
+        check_ins: to_u64(check_ins),
     })
 }
 
@@ -1372,6 +1370,295 @@ impl Storage for SqliteStorage {
             Ok(())
         })
     }
+
+    fn put_check_in(
+        &self,
+        device: &Device,
+        request: &CheckInRequest,
+        now: i64,
+    ) -> StorageResult<CheckInResponse> {
+        self.write(|tx| {
+            let (workspace, epoch): (i64, u32) = tx
+                .prepare_cached("SELECT id, epoch FROM workspaces WHERE public_id = ?1")?
+                .query_row([&device.workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {}", device.workspace_id),
+                })?;
+            // Re-checked inside the transaction: a revocation committed after authentication
+            // still stops this write.
+            let caller = live_device(tx, &device.id, workspace)?.key;
+            check_check_in(request, epoch)?;
+            let stored = stored_check_in(tx, workspace, &request.id)?;
+            let plan = plan_check_in(stored.as_ref(), caller, request, now, || {
+                open_check_ins(tx, caller)
+            })?;
+            let write = match plan {
+                CheckInPlan::Unchanged(answer) => return Ok(answer),
+                CheckInPlan::Write(write) => write,
+            };
+            let (reset, kind) = write.alert.columns();
+            if write.insert {
+                tx.prepare_cached(
+                    "INSERT INTO check_ins (workspace, id, device, state, deadline, version,
+                                            epoch, sealed, updated_at, alert_kind)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    workspace,
+                    &request.id[..],
+                    caller,
+                    write.state,
+                    write.deadline,
+                    to_i64(request.version),
+                    request.epoch,
+                    &request.sealed,
+                    now,
+                    kind
+                ])?;
+            } else {
+                tx.prepare_cached(
+                    "UPDATE check_ins SET state = ?3, deadline = ?4, version = ?5, epoch = ?6,
+                            sealed = ?7, updated_at = ?8, overdue_at = ?9,
+                            alert_kind = CASE WHEN ?10 THEN ?11 ELSE alert_kind END,
+                            claimed_at = CASE WHEN ?10 THEN NULL ELSE claimed_at END,
+                            alerted_at = CASE WHEN ?10 THEN NULL ELSE alerted_at END,
+                            attempts = CASE WHEN ?10 THEN 0 ELSE attempts END
+                     WHERE workspace = ?1 AND id = ?2",
+                )?
+                .execute(params![
+                    workspace,
+                    &request.id[..],
+                    write.state,
+                    write.deadline,
+                    to_i64(request.version),
+                    request.epoch,
+                    &request.sealed,
+                    now,
+                    write.overdue_at,
+                    reset,
+                    kind
+                ])?;
+            }
+            bump_check_ins(tx, vec![workspace])?;
+            Ok(CheckInResponse {
+                deadline: to_u64(write.deadline),
+                version: request.version,
+            })
+        })
+    }
+
+    fn check_ins(
+        &self,
+        workspace_id: &str,
+        now: i64,
+        grace_secs: u64,
+    ) -> StorageResult<CheckInsResponse> {
+        self.read(|tx| {
+            let (workspace, version): (i64, i64) = tx
+                .prepare_cached(
+                    "SELECT id, check_ins_version FROM workspaces WHERE public_id = ?1",
+                )?
+                .query_row([workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("workspace {workspace_id}"),
+                })?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT c.id, d.public_id, c.state, c.deadline, c.overdue_at, c.version, c.epoch,
+                        c.sealed
+                 FROM check_ins c JOIN devices d ON d.id = c.device
+                 WHERE c.workspace = ?1
+                   AND (c.state IN ('open', 'overdue', 'alarm') OR c.updated_at >= ?2)
+                 ORDER BY c.deadline, c.id",
+            )?;
+            let rows = stmt.query_map(
+                params![workspace, now.saturating_sub(CHECK_IN_KEPT_SECS)],
+                |row| {
+                    Ok(CheckInRow {
+                        id: row.get(0)?,
+                        device_id: row.get(1)?,
+                        state: row.get(2)?,
+                        deadline: row.get(3)?,
+                        overdue_at: row.get(4)?,
+                        version: row.get(5)?,
+                        epoch: row.get(6)?,
+                        sealed: row.get(7)?,
+                    })
+                },
+            )?;
+            let mut check_ins = Vec::new();
+            for row in rows {
+                check_ins.push(row?.listed(now, grace_secs)?);
+            }
+            Ok(CheckInsResponse {
+                version: to_u64(version),
+                now: to_u64(now),
+                grace_secs,
+                check_ins,
+            })
+        })
+    }
+
+    fn mark_overdue_check_ins(&self, now: i64, grace_secs: u64) -> StorageResult<u64> {
+        let cutoff = now.saturating_sub(to_i64(grace_secs));
+        self.write(|tx| {
+            let marked = tx
+                .prepare_cached(
+                    "UPDATE check_ins SET state = 'overdue', overdue_at = ?1,
+                            alert_kind = 'overdue', claimed_at = NULL, alerted_at = NULL,
+                            attempts = 0
+                     WHERE state = 'open' AND deadline <= ?2
+                     RETURNING workspace",
+                )?
+                .query_map(params![now, cutoff], |row| row.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            let count = u64::try_from(marked.len()).unwrap_or(u64::MAX);
+            bump_check_ins(tx, marked)?;
+            Ok(count)
+        })
+    }
+
+    fn purge_check_ins(&self, now: i64) -> StorageResult<u64> {
+        self.write(|tx| {
+            let purged = tx
+                .prepare_cached(
+                    "DELETE FROM check_ins
+                     WHERE state IN ('closed', 'alarm') AND updated_at < ?1
+                       AND (alert_kind IS NULL OR alerted_at IS NOT NULL OR attempts >= ?2)
+                     RETURNING workspace",
+                )?
+                .query_map(
+                    params![now.saturating_sub(CHECK_IN_KEPT_SECS), MAX_ALERT_ATTEMPTS],
+                    |row| row.get(0),
+                )?
+                .collect::<Result<Vec<i64>, _>>()?;
+            let count = u64::try_from(purged.len()).unwrap_or(u64::MAX);
+            bump_check_ins(tx, purged)?;
+            Ok(count)
+        })
+    }
+
+    fn claim_check_in_alerts(&self, now: i64) -> StorageResult<Vec<CheckInAlert>> {
+        self.write(|tx| {
+            type Claimed = (i64, Vec<u8>, i64, String, i64, i64, u32);
+            let claimed = tx
+                .prepare_cached(
+                    "UPDATE check_ins SET claimed_at = ?1, attempts = attempts + 1
+                     WHERE alert_kind IS NOT NULL AND alerted_at IS NULL AND attempts < ?2
+                       AND (claimed_at IS NULL OR claimed_at < ?3)
+                     RETURNING workspace, id, device, alert_kind, deadline, version, attempts",
+                )?
+                .query_map(
+                    params![
+                        now,
+                        MAX_ALERT_ATTEMPTS,
+                        now.saturating_sub(ALERT_CLAIM_SECS)
+                    ],
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                            row.get(6)?,
+                        ))
+                    },
+                )?
+                .collect::<Result<Vec<Claimed>, _>>()?;
+            let mut names = tx.prepare_cached(
+                "SELECT w.public_id, d.name FROM workspaces w, devices d
+                 WHERE w.id = ?1 AND d.id = ?2",
+            )?;
+            let mut alerts = Vec::with_capacity(claimed.len());
+            for (workspace, id, device, kind, deadline, version, attempts) in claimed {
+                let (workspace_id, device_name): (String, String) = names
+                    .query_row(params![workspace, device], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?;
+                let kind = AlertKind::from_stored(&kind)?;
+                alerts.push(CheckInAlert {
+                    workspace_id,
+                    check_in: fixed(id)?,
+                    device_name,
+                    kind,
+                    minutes_overdue: minutes_overdue(kind, deadline, now),
+                    attempts,
+                    version: to_u64(version),
+                });
+            }
+            Ok(alerts)
+        })
+    }
+
+    fn check_in_alert_done(&self, alert: &CheckInAlert, now: i64) -> StorageResult<bool> {
+        self.write(|tx| {
+            let done = tx
+                .prepare_cached(
+                    "UPDATE check_ins SET alerted_at = ?1
+                     WHERE workspace = (SELECT id FROM workspaces WHERE public_id = ?2)
+                       AND id = ?3 AND version = ?4 AND alert_kind = ?5 AND alerted_at IS NULL",
+                )?
+                .execute(params![
+                    now,
+                    alert.workspace_id,
+                    &alert.check_in[..],
+                    to_i64(alert.version),
+                    alert.kind.as_str()
+                ])?;
+            Ok(done > 0)
+        })
+    }
+}
+
+/// The check-in `id` of `workspace` as stored, if any.
+fn stored_check_in(
+    tx: &Connection,
+    workspace: i64,
+    id: &[u8],
+) -> StorageResult<Option<StoredCheckIn>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT device, state, deadline, version, overdue_at, alert_kind, alerted_at
+             FROM check_ins WHERE workspace = ?1 AND id = ?2",
+        )?
+        .query_row(params![workspace, id], |row| {
+            Ok(StoredCheckIn {
+                device: row.get(0)?,
+                state: row.get(1)?,
+                deadline: row.get(2)?,
+                version: to_u64(row.get(3)?),
+                overdue_at: row.get(4)?,
+                alert_kind: row.get(5)?,
+                alerted_at: row.get(6)?,
+            })
+        })
+        .optional()?)
+}
+
+/// How many check-ins device row `device` has open (overdue ones included).
+fn open_check_ins(tx: &Connection, device: i64) -> StorageResult<usize> {
+    let open: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM check_ins WHERE device = ?1 AND state IN ('open', 'overdue')",
+        )?
+        .query_row([device], |row| row.get(0))?;
+    Ok(usize::try_from(open).unwrap_or(usize::MAX))
+}
+
+/// Bumps the check-ins version of each workspace row in `workspaces` once.
+fn bump_check_ins(tx: &Connection, mut workspaces: Vec<i64>) -> StorageResult<()> {
+    workspaces.sort_unstable();
+    workspaces.dedup();
+    let mut bump = tx.prepare_cached(
+        "UPDATE workspaces SET check_ins_version = check_ins_version + 1 WHERE id = ?1",
+    )?;
+    for workspace in workspaces {
+        bump.execute([workspace])?;
+    }
+    Ok(())
 }
 
 fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
