@@ -225,6 +225,17 @@ pub struct ServeArgs {
     /// Run compaction every hour with this grace period (e.g. 7d); off when absent.
     #[arg(long, env = "WAYMARK_AUTO_COMPACT_GRACE", value_parser = parse_duration)]
     pub auto_compact_grace: Option<Duration>,
+    /// How long past its deadline a safety check-in still open becomes overdue: teammates see it
+    /// so, and the alert runs (e.g. 10m, 1s).
+    #[arg(long, env = "WAYMARK_CHECK_IN_GRACE", default_value = "10m", value_parser = parse_duration)]
+    pub check_in_grace: Duration,
+    /// Command run for each check-in alert (overdue, alarm), as
+    /// `sh -c '<command> "$@"' waymark-alert <workspace id> <device name> <minutes overdue>`
+    /// with WAYMARK_ALERT_KIND (overdue or alarm) and WAYMARK_CHECK_IN (hex id) set; exit 0
+    /// means delivered, anything else is retried a minute later; killed after 30 s. Without it,
+    /// alerts are only logged.
+    #[arg(long, env = "WAYMARK_ALERT_COMMAND")]
+    pub alert_command: Option<String>,
     /// Log format (logs go to stderr; filter with RUST_LOG, default "info").
     #[arg(long, env = "WAYMARK_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -548,6 +559,16 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
             "--max-blob-bytes must not exceed --max-body-bytes".into(),
         ));
     }
+    // An empty command would make `sh` run the workspace id as one.
+    if args
+        .alert_command
+        .as_ref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        return Err(CliError::Usage(
+            "--alert-command must not be empty (leave it out to only log alerts)".into(),
+        ));
+    }
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_blob_bytes: args.max_blob_bytes,
@@ -562,6 +583,7 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
         failed_auth_rate_per_second: args.failed_auth_rate_limit,
         failed_auth_burst: args.failed_auth_burst.max(1),
         trusted_proxies: args.trusted_proxies.clone(),
+        check_in_grace: args.check_in_grace,
     };
     let header_read_timeout = args.header_read_timeout.max(Duration::from_secs(1));
     // Client sockets beside the database's own files (and PostgreSQL's pool).
@@ -619,8 +641,16 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
                 "serving plain HTTP on a non-loopback address: put a TLS reverse proxy in front"
             );
         }
+        // Whether a hook is set, never the command: it may carry a webhook's secret.
         tracing::info!(%addr, database = %where_, ?limits, ?connection_limits,
-            "waymark-server started");
+            alert_hook = args.alert_command.is_some(), "waymark-server started");
+        tokio::spawn(crate::check_ins::watch(
+            Arc::clone(&storage),
+            crate::check_ins::WatcherOptions {
+                grace: args.check_in_grace,
+                alert_command: args.alert_command,
+            },
+        ));
         if let Some(grace) = args.auto_compact_grace {
             tokio::spawn(auto_compact(storage, grace));
         }
@@ -790,6 +820,7 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
         assert!(parse_duration("7y").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("99999999999999999999w").is_err());

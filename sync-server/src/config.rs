@@ -6,6 +6,10 @@ use waymark_protocol::limits;
 
 use crate::clients::TrustedProxies;
 
+/// How long past its deadline a check-in is overdue unless told otherwise: a worker ten minutes
+/// late is worth a call, and a phone that lost signal on the way back has time to get through.
+pub const DEFAULT_CHECK_IN_GRACE: Duration = Duration::from_secs(600);
+
 /// Limits the server enforces on every request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -37,6 +41,8 @@ pub struct Limits {
     pub failed_auth_burst: u32,
     /// Reverse proxies whose `X-Forwarded-For` names the client address (see `clients`).
     pub trusted_proxies: TrustedProxies,
+    /// Time past a check-in's deadline before it is overdue (listed so, and alerted).
+    pub check_in_grace: Duration,
 }
 
 impl Default for Limits {
@@ -59,6 +65,7 @@ impl Default for Limits {
             failed_auth_rate_per_second: 0.2,
             failed_auth_burst: 20,
             trusted_proxies: TrustedProxies::loopback(),
+            check_in_grace: DEFAULT_CHECK_IN_GRACE,
         }
     }
 }

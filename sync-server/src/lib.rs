@@ -5,10 +5,12 @@
 //! - [`api`]: the HTTP API ([`app`] builds the router; see `API.md`);
 //! - [`storage`]: the backend-neutral storage trait and its SQLite and PostgreSQL implementations;
 //! - [`cli`]: the `waymark-server` command line (serve and the operator commands);
+//! - [`check_ins`]: the watcher that marks late check-ins overdue and runs the alert hook;
 //! - [`connections`]: the accept loop, with connection caps and header timeouts;
 //! - [`files`]: the data directory, database and backups, readable by their owner only.
 
 pub mod api;
+pub mod check_ins;
 pub mod cli;
 pub mod clients;
 pub mod config;

@@ -197,6 +197,12 @@ async fn requests_without_a_valid_device_token_get_401(backend: Backend) {
                     device_id: device.device_id.clone(),
                 })),
             ),
+            (Method::GET, "/v1/check-ins", None),
+            (
+                Method::POST,
+                "/v1/check-ins",
+                Some(encode(&check_in(1, "open", 60, 1))),
+            ),
         ] {
             let mut req = Request::builder().method(method).uri(path);
             if let Some(auth) = &auth {
@@ -212,8 +218,9 @@ async fn requests_without_a_valid_device_token_get_401(backend: Backend) {
             assert!(answer.headers.contains_key("www-authenticate"));
         }
     }
-    // Nothing was stored by the refused pushes, and the device was not revoked.
-    assert_eq!(server.pull(&device.device_token, 0, None).await.head, 1);
+    // Nothing was stored by the refused requests, and the device was not revoked.
+    let page = server.pull(&device.device_token, 0, None).await;
+    assert_eq!((page.head, page.check_ins), (1, 0));
 }
 
 async fn a_revoked_device_is_refused_at_once(backend: Backend) {
@@ -904,6 +911,167 @@ async fn compaction_drops_superseded_blobs_but_keeps_pushes_idempotent(backend: 
     assert_eq!(usage[0].blobs, 2);
 }
 
+fn check_in(id: u8, state: &str, due_in_secs: u64, version: u64) -> CheckInRequest {
+    CheckInRequest {
+        id: [id; 16],
+        due_in_secs,
+        state: state.into(),
+        version,
+        epoch: 0,
+        sealed: format!("sealed {id} v{version}").into_bytes(),
+    }
+}
+
+async fn check_ins_are_started_listed_and_closed_over_the_api(backend: Backend) {
+    let server = TestServer::with_limits(
+        backend,
+        Limits {
+            check_in_grace: std::time::Duration::from_secs(5),
+            ..Limits::unlimited_rate()
+        },
+    );
+    let ws = server.workspace();
+    let ana = server.device(&ws).await;
+    let ben = server.device(&ws).await;
+    let before = tokens::now();
+    let answer = server
+        .post_check_in(&ana.device_token, check_in(1, "open", 3600, 1))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let started: CheckInResponse = answer.decode();
+    let deadline = i64::try_from(started.deadline).unwrap();
+    assert!((before + 3600..=tokens::now() + 3600).contains(&deadline));
+    assert_eq!(started.version, 1);
+    // A teammate's pull says the check-ins changed; the list has Ana's, sealed as she sent it.
+    assert_eq!(server.pull(&ben.device_token, 0, None).await.check_ins, 1);
+    let listed: CheckInsResponse = server.list_check_ins(&ben.device_token).await.decode();
+    assert_eq!((listed.version, listed.grace_secs), (1, 5));
+    assert_eq!(listed.check_ins.len(), 1);
+    let entry = &listed.check_ins[0];
+    assert_eq!(
+        (
+            entry.device_id.as_str(),
+            entry.state.as_str(),
+            entry.deadline
+        ),
+        (ana.device_id.as_str(), "open", started.deadline)
+    );
+    assert_eq!(entry.sealed, b"sealed 1 v1");
+
+    // Only Ana's device may update it.
+    let message = server
+        .post_check_in(&ben.device_token, check_in(1, "closed", 0, 2))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, codes::FORBIDDEN);
+    assert!(message.contains("another device"), "{message}");
+    // A retry answers the same; the close keeps the deadline; closed never reopens.
+    let retried: CheckInResponse = server
+        .post_check_in(&ana.device_token, check_in(1, "open", 3600, 1))
+        .await
+        .decode();
+    assert_eq!(retried, started);
+    let closed: CheckInResponse = server
+        .post_check_in(&ana.device_token, check_in(1, "closed", 0, 2))
+        .await
+        .decode();
+    assert_eq!(closed.deadline, started.deadline);
+    let message = server
+        .post_check_in(&ana.device_token, check_in(1, "open", 60, 3))
+        .await
+        .expect_error(StatusCode::CONFLICT, codes::CONFLICT);
+    assert!(message.contains("never reopens"), "{message}");
+    let listed: CheckInsResponse = server.list_check_ins(&ana.device_token).await.decode();
+    assert_eq!(
+        (listed.version, listed.check_ins[0].state.as_str()),
+        (2, "closed")
+    );
+
+    // Another workspace sees none of it, and its version is its own.
+    let other_ws = server.workspace();
+    let carl = server.device(&other_ws).await;
+    let listed: CheckInsResponse = server.list_check_ins(&carl.device_token).await.decode();
+    assert_eq!((listed.version, listed.check_ins.len()), (0, 0));
+    assert_eq!(server.pull(&carl.device_token, 0, None).await.check_ins, 0);
+}
+
+async fn malformed_check_ins_get_400_saying_what_was_wrong(backend: Backend) {
+    let server = TestServer::new(backend);
+    let ws = server.workspace();
+    let device = server.device(&ws).await;
+    let short_id = {
+        let mut value: ciborium::Value =
+            waymark_protocol::decode(&encode(&check_in(1, "open", 60, 1))).unwrap();
+        if let ciborium::Value::Map(entries) = &mut value {
+            for (k, v) in entries.iter_mut() {
+                if k.as_text() == Some("id") {
+                    *v = ciborium::Value::Bytes(vec![1; 15]);
+                }
+            }
+        }
+        encode(&value)
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"\xff not cbor".to_vec(), "CBOR"),
+        (short_id, "CBOR"),
+        (
+            encode(&ciborium::Value::Map(vec![("state".into(), "open".into())])),
+            "CBOR",
+        ),
+        (encode(&check_in(1, "overdue", 60, 1)), "state"),
+        (
+            encode(&check_in(
+                1,
+                "open",
+                waymark_protocol::limits::MAX_CHECK_IN_DUE_SECS + 1,
+                1,
+            )),
+            "due_in_secs",
+        ),
+        (
+            encode(&CheckInRequest {
+                sealed: Vec::new(),
+                ..check_in(1, "open", 60, 1)
+            }),
+            "sealed",
+        ),
+        (
+            encode(&CheckInRequest {
+                sealed: vec![0; waymark_protocol::limits::MAX_CHECK_IN_SEALED_BYTES + 1],
+                ..check_in(1, "open", 60, 1)
+            }),
+            "sealed",
+        ),
+        (encode(&check_in(1, "open", 60, 0)), "version"),
+        (
+            encode(&CheckInRequest {
+                epoch: 3,
+                ..check_in(1, "open", 60, 1)
+            }),
+            "epoch",
+        ),
+    ];
+    for (body, needle) in cases {
+        let answer = server
+            .send(
+                Method::POST,
+                "/v1/check-ins",
+                Some(&device.device_token),
+                Some(body),
+            )
+            .await;
+        let message = answer.expect_error(StatusCode::BAD_REQUEST, codes::BAD_REQUEST);
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    }
+    server
+        .send(Method::DELETE, "/v1/check-ins", None, None)
+        .await
+        .expect_error(StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        server.pull(&device.device_token, 0, None).await.check_ins,
+        0
+    );
+}
+
 /// A backend that fails in the worst way: every call panics.
 struct PanickingStorage;
 
@@ -1029,6 +1197,21 @@ async fn a_failing_backend_gets_500_and_the_server_keeps_serving() {
 }
 
 impl TestServer {
+    async fn post_check_in(&self, token: &str, request: CheckInRequest) -> common::Answer {
+        self.send(
+            Method::POST,
+            "/v1/check-ins",
+            Some(token),
+            Some(encode(&request)),
+        )
+        .await
+    }
+
+    async fn list_check_ins(&self, token: &str) -> common::Answer {
+        self.send(Method::GET, "/v1/check-ins", Some(token), None)
+            .await
+    }
+
     async fn pull_raw(&self, token: &str) -> common::Answer {
         self.send(Method::GET, "/v1/pull?after=0", Some(token), None)
             .await
@@ -1072,6 +1255,8 @@ backend_tests!(sqlite:
     a_device_over_its_rate_gets_429_with_retry_after,
     health_and_metrics_report_the_traffic,
     compaction_drops_superseded_blobs_but_keeps_pushes_idempotent,
+    check_ins_are_started_listed_and_closed_over_the_api,
+    malformed_check_ins_get_400_saying_what_was_wrong,
 );
 
 backend_tests!(postgres:
@@ -1098,6 +1283,8 @@ backend_tests!(postgres:
     a_device_over_its_rate_gets_429_with_retry_after,
     health_and_metrics_report_the_traffic,
     compaction_drops_superseded_blobs_but_keeps_pushes_idempotent,
+    check_ins_are_started_listed_and_closed_over_the_api,
+    malformed_check_ins_get_400_saying_what_was_wrong,
 );
 
 /// A request body that sends nothing and never ends, like a stalled phone upload.

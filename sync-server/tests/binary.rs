@@ -398,3 +398,267 @@ fn admin_commands_explain_bad_input_and_every_command_has_help() {
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout), "(none)\n");
 }
+
+/// An alert hook for the check-in tests: a script appending one line per run to `alerts.txt`
+/// in `dir` (kind, check-in id, how many arguments, the arguments, and one of the server's own
+/// settings, which the hook must not see). Returns the script and the file.
+fn alert_hook(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let alerts = dir.join("alerts.txt");
+    let hook = dir.join("alert.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nprintf '%s|%s|%s|%s|%s|%s|%s\\n' \"$WAYMARK_ALERT_KIND\" \
+             \"$WAYMARK_CHECK_IN\" \"$#\" \"$1\" \"$2\" \"$3\" \
+             \"${{WAYMARK_CHECK_IN_GRACE-not set}}\" >> '{}'\n",
+            alerts.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (hook, alerts)
+}
+
+/// The lines the alert hook wrote so far.
+fn alert_lines(alerts: &Path) -> Vec<String> {
+    std::fs::read_to_string(alerts)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits (at most 20 s, polling) until the hook wrote `n` lines, then two more watcher rounds to
+/// see that no other line comes; returns them.
+fn wait_for_alerts(alerts: &Path, n: usize) -> Vec<String> {
+    let started = std::time::Instant::now();
+    while alert_lines(alerts).len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the alert hook did not run {n} times: {:?}",
+            alert_lines(alerts)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut lines = alert_lines(alerts);
+    lines.sort();
+    lines
+}
+
+fn check_in_request(id: u8, state: &str, due_in_secs: u64, version: u64) -> Vec<u8> {
+    encode(&waymark_protocol::CheckInRequest {
+        id: [id; 16],
+        due_in_secs,
+        state: state.into(),
+        version,
+        epoch: 0,
+        sealed: format!("CHECKIN-SEALED-MARKER {id}").into_bytes(),
+    })
+}
+
+#[test]
+fn check_in_alerts_run_the_operators_hook_once_even_across_a_killed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let (hook, alerts) = alert_hook(dir.path());
+    let ws = admin(&data, &["workspace", "create"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let enrollment = admin(&data, &["token", "issue", "--workspace", &ws])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let backend = [OsStr::new("--data-dir"), data.as_os_str()];
+    let hook_path = hook.display().to_string();
+    let server = common::serve(
+        &backend,
+        &[
+            "--log-format",
+            "json",
+            "--check-in-grace",
+            "1s",
+            "--alert-command",
+            &hook_path,
+        ],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let http = Http::new(&server.base);
+    // A name a shell would trip over: it reaches the hook as one argument, as it is.
+    let name = "Amina's \"work\" phone $(id)";
+    let (status, body) = http.post(
+        "/v1/enroll",
+        None,
+        &encode(&EnrollRequest {
+            token: enrollment,
+            device_name: name.into(),
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
+            actor: None,
+        }),
+    );
+    assert_eq!(status, 200);
+    let amina: EnrollResponse = decode(&body).unwrap();
+    let token = Some(amina.device_token.as_str());
+    let post = |request: Vec<u8>| {
+        let (status, body) = http.post("/v1/check-ins", token, &request);
+        assert_eq!(status, 200, "{:?}", decode::<ErrorBody>(&body));
+    };
+
+    // Closed in time (its deadline before the late one's: any round that finds the late one
+    // overdue would have found this one too); late; raised with the duress PIN.
+    post(check_in_request(2, "open", 1, 1));
+    post(check_in_request(2, "closed", 0, 2));
+    post(check_in_request(1, "open", 1, 1));
+    post(check_in_request(3, "open", 3600, 1));
+    post(check_in_request(3, "alarm", 0, 2));
+    let expected = |kind: &str, id: u8, grace: &str| {
+        format!("{kind}|{}|3|{ws}|{name}|0|{grace}", hex::encode([id; 16]))
+    };
+    assert_eq!(
+        wait_for_alerts(&alerts, 2),
+        vec![
+            expected("alarm", 3, "not set"),
+            expected("overdue", 1, "not set")
+        ],
+        "each alert runs once; the check-in closed in time never alerts"
+    );
+    // Teammates see the same at their next sync.
+    let (_, body) = http.get("/v1/pull?after=0", token);
+    let page: PullResponse = decode(&body).unwrap();
+    let (status, body) = http.get("/v1/check-ins", token);
+    assert_eq!(status, 200);
+    let list: waymark_protocol::CheckInsResponse = decode(&body).unwrap();
+    assert_eq!((list.version, list.grace_secs), (page.check_ins, 1));
+    let mut states: Vec<(u8, String)> = list
+        .check_ins
+        .iter()
+        .map(|c| (c.id[0], c.state.clone()))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        vec![
+            (1, "overdue".into()),
+            (2, "closed".into()),
+            (3, "alarm".into())
+        ]
+    );
+
+    // Killed (SIGKILL) with a check-in open; started again (options from the environment this
+    // time): the deadline is still watched and the hook runs once.
+    post(check_in_request(4, "open", 2, 1));
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let log_again = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let _restarted = common::serve_in_env(
+        &backend,
+        &["--log-format", "json"],
+        &[
+            ("WAYMARK_CHECK_IN_GRACE", "1s"),
+            ("WAYMARK_ALERT_COMMAND", &hook_path),
+        ],
+        Stdio::from(log_again),
+    );
+    assert_eq!(
+        wait_for_alerts(&alerts, 3),
+        vec![
+            expected("alarm", 3, "not set"),
+            expected("overdue", 1, "not set"),
+            expected("overdue", 4, "not set"),
+        ]
+    );
+
+    // The log says an alert ran, for which workspace; never who, nor any sealed byte.
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("check-in alert hook ran"), "{logs}");
+    assert!(logs.contains(&ws));
+    for secret in [
+        name,
+        "Amina",
+        "CHECKIN-SEALED-MARKER",
+        amina.device_token.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "the log contains {secret:?}");
+    }
+}
+
+#[test]
+fn without_a_hook_check_in_alerts_are_logged_and_an_empty_hook_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let output = Command::new(SERVER_BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--alert-command", " "])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--alert-command"));
+
+    let log = dir.path().join("server.log");
+    let ws = admin(&data, &["workspace", "create"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let enrollment = admin(&data, &["token", "issue", "--workspace", &ws])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server = common::serve(
+        &[OsStr::new("--data-dir"), data.as_os_str()],
+        &["--log-format", "json", "--check-in-grace", "1s"],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let http = Http::new(&server.base);
+    let (_, body) = http.post(
+        "/v1/enroll",
+        None,
+        &encode(&EnrollRequest {
+            token: enrollment,
+            device_name: "Ben's phone".into(),
+            sign_key: rand::random(),
+            box_key: rand::random(),
+            join_proof: None,
+            actor: None,
+        }),
+    );
+    let ben: EnrollResponse = decode(&body).unwrap();
+    let token = Some(ben.device_token.as_str());
+    assert_eq!(
+        http.post("/v1/check-ins", token, &check_in_request(1, "open", 1, 1))
+            .0,
+        200
+    );
+    assert_eq!(
+        http.post("/v1/check-ins", token, &check_in_request(2, "alarm", 0, 1))
+            .0,
+        200
+    );
+    let started = std::time::Instant::now();
+    let logged = |what: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(what) && l.contains(&ws))
+            .count()
+    };
+    while logged("\"check-in overdue\"") + logged("\"check-in alarm\"") < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no alert was logged"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        (logged("\"check-in overdue\""), logged("\"check-in alarm\"")),
+        (1, 1)
+    );
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("Ben"));
+}

@@ -20,11 +20,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use waymark_protocol::{
-    AppendRequest, AppendResponse, EnrollRequest, EnrollResponse, HEADER_REQUEST_ID, InviteRequest,
-    InviteResponse, KeysRequest, KeysResponse, PATH_CHAIN, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES,
-    PATH_KEYS, PATH_METRICS, PATH_PULL, PATH_PUSH, PATH_REVOKE, PATH_TEAM, PATH_TEAM_LOG,
-    PullRequest, PushRequest, PushResponse, QUERY_AFTER, QUERY_AT, QUERY_LOG_FROM, QUERY_MAX_BYTES,
-    RevokeRequest, RevokeResponse, content_id_of, limits, roles,
+    AppendRequest, AppendResponse, CheckInRequest, EnrollRequest, EnrollResponse,
+    HEADER_REQUEST_ID, InviteRequest, InviteResponse, KeysRequest, KeysResponse, PATH_CHAIN,
+    PATH_CHECK_INS, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES, PATH_KEYS, PATH_METRICS, PATH_PULL,
+    PATH_PUSH, PATH_REVOKE, PATH_TEAM, PATH_TEAM_LOG, PullRequest, PushRequest, PushResponse,
+    QUERY_AFTER, QUERY_AT, QUERY_LOG_FROM, QUERY_MAX_BYTES, RevokeRequest, RevokeResponse,
+    content_id_of, limits, roles,
 };
 
 use self::error::{ApiError, ErrorCode, cbor, cbor_bytes};
@@ -131,6 +132,7 @@ pub fn app(state: AppState) -> Router {
         .route(PATH_TEAM_LOG, post(append_team_log))
         .route(PATH_KEYS, post(keys))
         .route(PATH_REVOKE, post(revoke))
+        .route(PATH_CHECK_INS, get(list_check_ins).post(put_check_in))
         .route(PATH_HEALTHZ, get(healthz))
         .route(PATH_METRICS, get(metrics))
         .fallback(not_found)
@@ -160,6 +162,7 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         PATH_TEAM_LOG,
         PATH_KEYS,
         PATH_REVOKE,
+        PATH_CHECK_INS,
         PATH_HEALTHZ,
         PATH_METRICS,
     ]
@@ -689,6 +692,30 @@ async fn chain(
     let seqs = parse_chain_query(query.as_deref())?;
     let answer = state
         .blocking(move |s| s.chain(&device.workspace_id, &seqs))
+        .await?;
+    Ok(cbor(StatusCode::OK, &answer))
+}
+
+/// Stores an update of one of the caller's check-ins. Nothing of it is logged beyond the request
+/// line: its sealed details are opaque here, and its state and timing are the team's business.
+async fn put_check_in(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+    Cbor(body): Cbor<CheckInRequest>,
+) -> Result<Response, ApiError> {
+    let answer = state
+        .blocking(move |s| s.put_check_in(&device, &body, tokens::now()))
+        .await?;
+    Ok(cbor(StatusCode::OK, &answer))
+}
+
+async fn list_check_ins(
+    State(state): State<AppState>,
+    Authed(device): Authed,
+) -> Result<Response, ApiError> {
+    let grace = state.limits().check_in_grace.as_secs();
+    let answer = state
+        .blocking(move |s| s.check_ins(&device.workspace_id, tokens::now(), grace))
         .await?;
     Ok(cbor(StatusCode::OK, &answer))
 }

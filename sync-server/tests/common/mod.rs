@@ -344,11 +344,22 @@ pub fn serve<S: AsRef<std::ffi::OsStr>>(
     extra: &[&str],
     stderr: std::process::Stdio,
 ) -> ServerProcess {
+    serve_in_env(backend, extra, &[], stderr)
+}
+
+/// [`serve`] with these environment variables set too (options given as `WAYMARK_*`).
+pub fn serve_in_env<S: AsRef<std::ffi::OsStr>>(
+    backend: &[S],
+    extra: &[&str],
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> ServerProcess {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(SERVER_BIN)
         .args(backend)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)
         .spawn()
