@@ -152,6 +152,9 @@ pub struct WorkshopFigures {
     pub attendance: i64,
     /// Named attendees, withdrawn excluded.
     pub named: i64,
+    /// Unique people among the named attendees (attendees marked as the same person count
+    /// once, over the period as in each month).
+    pub unique_people: i64,
     /// People counted anonymously.
     pub anonymous: i64,
     /// Attendance per age band, most first.
@@ -172,6 +175,7 @@ impl From<wc::WorkshopFigures> for WorkshopFigures {
             by_audience,
             attendance,
             named,
+            unique_people,
             anonymous,
             by_age_band,
             by_gender,
@@ -184,6 +188,7 @@ impl From<wc::WorkshopFigures> for WorkshopFigures {
             by_audience: counts(by_audience),
             attendance,
             named,
+            unique_people,
             anonymous,
             by_age_band: counts(by_age_band),
             by_gender: counts(by_gender),

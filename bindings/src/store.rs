@@ -182,6 +182,48 @@ impl WaymarkStore {
         })
     }
 
+    /// Attendees of the workspace who may be the person being checked in, the likeliest first
+    /// (at most 10), each with a score (0 to 1) and why; ask before checking them in again.
+    pub fn possible_duplicates(
+        &self,
+        workspace_id: String,
+        attendee: NewAttendee,
+    ) -> Result<Vec<DuplicateMatch>> {
+        call(|| self.store.possible_duplicates(&workspace_id, &attendee.into()))
+            .map(|v| v.into_iter().map(Into::into).collect())
+    }
+
+    /// Pairs of the workspace's attendees who may be the same person and are not marked as one
+    /// yet, the likeliest first (at most 1,000); duplicates two devices made show after a sync.
+    pub fn duplicate_attendees(&self, workspace_id: String) -> Result<Vec<DuplicatePair>> {
+        call(|| self.store.duplicate_attendees(&workspace_id))
+            .map(|v| v.into_iter().map(Into::into).collect())
+    }
+
+    /// Marks an attendee as the same person as another, so reports count them once; undone by
+    /// `unmerge_attendee`, merged across devices like any edit.
+    pub fn merge_attendees(
+        &self,
+        workshop_id: String,
+        attendee_id: String,
+        same_as_workshop_id: String,
+        same_as_attendee_id: String,
+    ) -> Result<()> {
+        self.write(&workshop_id, |s| {
+            s.merge_attendees(
+                &workshop_id,
+                &attendee_id,
+                &same_as_workshop_id,
+                &same_as_attendee_id,
+            )
+        })
+    }
+
+    /// Undoes `merge_attendees`: the attendee counts as a person of their own again.
+    pub fn unmerge_attendee(&self, workshop_id: String, attendee_id: String) -> Result<()> {
+        self.write(&workshop_id, |s| s.unmerge_attendee(&workshop_id, &attendee_id))
+    }
+
     /// Adds `delta` (usually 1, negative to correct) to an anonymous tally.
     pub fn add_to_tally(
         &self,

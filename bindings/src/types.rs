@@ -680,9 +680,12 @@ pub struct Attendee {
     pub checked_in_at: i64,
     /// Withdrawn (they left, or asked to be removed): kept, but not counted.
     pub withdrawn: bool,
+    /// The attendee this one was marked the same person as (`merge_attendees`), as
+    /// `workshop_id:attendee_id`.
+    pub same_as: Option<String>,
 }
 mirror!(wc::Attendee => Attendee {
-    id, name, age_band, gender, contact, consent_at, checked_in_at, withdrawn,
+    id, name, age_band, gender, contact, consent_at, checked_in_at, withdrawn, same_as,
 });
 
 /// An anonymous head count for one age band and gender.
@@ -973,6 +976,9 @@ pub struct Attendance {
     pub named: i64,
     /// Named attendees withdrawn.
     pub withdrawn: i64,
+    /// Unique people among the named attendees not withdrawn (attendees marked as the same
+    /// person count once).
+    pub unique_people: i64,
     /// Sum of anonymous tallies.
     pub anonymous: i64,
     /// named + anonymous.
@@ -983,7 +989,8 @@ pub struct Attendance {
     pub by_gender: Vec<Count>,
 }
 mirror!(wc::Attendance => Attendance {
-    attendees, tallies, named, withdrawn, anonymous, total, by_age_band, by_gender,
+    attendees, tallies, named, withdrawn, unique_people, anonymous, total, by_age_band,
+    by_gender,
 });
 
 // ---- search, conflicts, history ----
@@ -1549,3 +1556,42 @@ mirror!(wc::CheckIn => CheckIn {
     id, workspace_id, device_id, device_name, own, started_at, expected_back, closed_at, state,
     details, watched,
 });
+
+/// An attendee of a workshop, as duplicates name it.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct AttendeeRef {
+    /// The workshop.
+    pub workshop_id: String,
+    /// The attendee within it.
+    pub attendee_id: String,
+    /// Their name.
+    pub name: String,
+}
+mirror!(wc::AttendeeRef => AttendeeRef { workshop_id, attendee_id, name });
+
+/// An attendee who may be the same person as the one being checked in.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct DuplicateMatch {
+    /// The attendee already recorded.
+    pub attendee: AttendeeRef,
+    /// How alike, 0 to 1.
+    pub score: f64,
+    /// Why: `same_name`, `name_word_order`, `name_typo`, `same_age_band`, `same_gender`,
+    /// `same_contact`.
+    pub reasons: Vec<String>,
+}
+mirror!(wc::DuplicateMatch => DuplicateMatch { attendee, score, reasons });
+
+/// Two recorded attendees who may be the same person, not marked as one yet.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct DuplicatePair {
+    /// The one checked in first.
+    pub first: AttendeeRef,
+    /// The other.
+    pub second: AttendeeRef,
+    /// How alike, 0 to 1.
+    pub score: f64,
+    /// Why (as `DuplicateMatch.reasons`).
+    pub reasons: Vec<String>,
+}
+mirror!(wc::DuplicatePair => DuplicatePair { first, second, score, reasons });

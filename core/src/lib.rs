@@ -25,6 +25,7 @@
 //! worker thread. See `docs/` in the repository for the reasoning behind the layout.
 
 mod crypto;
+mod duplicates;
 mod error;
 mod exchange;
 mod export;
@@ -39,6 +40,7 @@ mod store;
 mod sync;
 mod validate;
 
+pub use duplicates::{AttendeeRef, DuplicateMatch, DuplicatePair};
 pub use error::{Error, Result};
 pub use export::{Cell, ExportOptions, ExportSummary, Table};
 pub use model::*;

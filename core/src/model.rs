@@ -336,6 +336,9 @@ pub struct Attendee {
     /// their data to be removed (`Store::remove_attendee_data`) keeps no name or contact, in any
     /// version of the record.
     pub withdrawn: bool,
+    /// The attendee this one was marked the same person as (`Store::merge_attendees`), as
+    /// `workshop_id:attendee_id`.
+    pub same_as: Option<String>,
 }
 
 /// An anonymous head count for one age band and gender.
@@ -502,6 +505,9 @@ pub struct Attendance {
     pub named: i64,
     /// Named attendees withdrawn.
     pub withdrawn: i64,
+    /// Unique people among the named attendees not withdrawn: attendees marked as the same
+    /// person (`Store::merge_attendees`, e.g. checked in twice at the door) count once.
+    pub unique_people: i64,
     /// Sum of anonymous tallies.
     pub anonymous: i64,
     /// named + anonymous.

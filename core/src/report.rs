@@ -10,7 +10,7 @@
 //! count; restricted records do count (a report shows totals, never which record they came
 //! from), and exports leave them out unless asked for (see `export`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
@@ -78,6 +78,9 @@ pub struct WorkshopFigures {
     pub attendance: i64,
     /// Named attendees, withdrawn excluded.
     pub named: i64,
+    /// Unique people among the named attendees: attendees marked as the same person
+    /// (`Store::merge_attendees`) count once, over the whole period as in each month.
+    pub unique_people: i64,
     /// People counted anonymously.
     pub anonymous: i64,
     /// Attendance per age band (`unknown` where not recorded), most first.
@@ -390,6 +393,37 @@ fn workshop_sections(c: &Connection, scope: &Scope) -> Result<Sections> {
             Ok(())
         },
     )?;
+    // People, not attendances: attendees marked as the same person count once per month and
+    // once overall.
+    let marks = crate::duplicates::Marks::read(c)?;
+    let mut people: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut everyone = HashSet::new();
+    for_each_child(
+        c,
+        "SELECT workshop_id, workshop_id || ':' || id FROM attendees WHERE withdrawn = 0",
+        &months,
+        |m, r| {
+            let person = marks.person(str_at(r, 1)?);
+            everyone.insert(person.clone());
+            people.entry(m.to_string()).or_default().insert(person);
+            Ok(())
+        },
+    )?;
+    for (m, set) in &people {
+        add(
+            &mut s,
+            "people",
+            m,
+            "",
+            i64::try_from(set.len()).unwrap_or(i64::MAX),
+        );
+    }
+    if let Some(b) = s.get_mut("people") {
+        b.total.insert(
+            String::new(),
+            i64::try_from(everyone.len()).unwrap_or(i64::MAX),
+        );
+    }
     for_each_child(
         c,
         "SELECT workshop_id, age_band, gender, count FROM tallies",
@@ -465,6 +499,7 @@ impl Pick<'_> {
             by_audience: self.counts("audience"),
             attendance: named + anonymous,
             named,
+            unique_people: self.total("people"),
             anonymous,
             by_age_band: self.counts("age"),
             by_gender: self.counts("gender"),

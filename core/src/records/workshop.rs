@@ -213,6 +213,27 @@ pub(crate) fn remove_personal_data(doc: &mut AutoCommit, attendee_id: &str) -> R
     Ok(())
 }
 
+/// Marks an attendee as the same person as `person` (`workshop_id:attendee_id`), or as a
+/// person of their own again (`None`).
+pub(crate) fn set_same_as(
+    doc: &mut AutoCommit,
+    attendee_id: &str,
+    person: Option<&str>,
+) -> Result<()> {
+    let attendees = container(doc, K_ATTENDEES)?;
+    let m = get_obj(doc, &attendees, attendee_id, ObjType::Map)
+        .ok_or_else(|| Error::not_found(format!("attendee {attendee_id}")))?;
+    match person {
+        Some(p) => doc.put(&m, "same_as", p)?,
+        None => {
+            if doc.get(&m, "same_as")?.is_some() {
+                doc.delete(&m, "same_as")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Adds `delta` people to the anonymous tally of one age band and gender.
 pub(crate) fn tally(doc: &mut AutoCommit, age_band: &str, gender: &str, delta: i64) -> Result<()> {
     let tallies = container(doc, K_TALLIES)?;
@@ -249,6 +270,7 @@ fn read_attendance(doc: &AutoCommit, root: &Fields) -> (Vec<Attendee>, Vec<Tally
             consent_at: m.i64("consent_at"),
             checked_in_at: m.i64("checked_in_at").unwrap_or(0),
             withdrawn: m.bool("withdrawn").unwrap_or(false),
+            same_as: m.str("same_as"),
             id: id.to_string(),
         });
     }

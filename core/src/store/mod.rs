@@ -362,7 +362,7 @@ impl Store {
 
     /// Applies `f` to document `id` (which must be of `kind`), commits it as one change, and
     /// stores the change with refreshed projections. Returns what `f` returned.
-    fn edit_doc<T>(
+    pub(crate) fn edit_doc<T>(
         &self,
         id: &str,
         kind: RecordKind,

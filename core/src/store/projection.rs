@@ -276,7 +276,8 @@ pub(crate) fn write(tx: &Transaction<'_>, id: &str, rows: &Rows, new: bool) -> R
             }
             let mut att = tx.prepare_cached(
                 "INSERT INTO attendees(workshop_id, id, name, age_band, gender, contact, consent_at,
-                    checked_in_at, withdrawn) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    checked_in_at, withdrawn, same_as, name_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for a in &w.attendees {
                 att.execute(params![
@@ -288,7 +289,9 @@ pub(crate) fn write(tx: &Transaction<'_>, id: &str, rows: &Rows, new: bool) -> R
                     a.contact,
                     a.consent_at,
                     a.checked_in_at,
-                    b(a.withdrawn)
+                    b(a.withdrawn),
+                    a.same_as,
+                    crate::duplicates::name_key(&a.name)
                 ])?;
             }
             let mut tal = tx.prepare_cached(

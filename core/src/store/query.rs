@@ -205,7 +205,8 @@ impl Store {
                 return Err(Error::not_found(format!("workshop {workshop_id}")));
             }
             let mut st = c.prepare_cached(
-                "SELECT id, name, age_band, gender, contact, consent_at, checked_in_at, withdrawn
+                "SELECT id, name, age_band, gender, contact, consent_at, checked_in_at, withdrawn,
+                    same_as
                  FROM attendees WHERE workshop_id = ?1 ORDER BY checked_in_at, id",
             )?;
             let attendees = st
@@ -219,6 +220,7 @@ impl Store {
                         consent_at: r.get(5)?,
                         checked_in_at: r.get(6)?,
                         withdrawn: r.get(7)?,
+                        same_as: r.get(8)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -264,11 +266,19 @@ impl Store {
             let named = attendees.iter().filter(|a| !a.withdrawn).count() as i64;
             let withdrawn = attendees.len() as i64 - named;
             let anonymous: i64 = tallies.iter().map(|t| t.count).sum();
+            let marks = crate::duplicates::Marks::read(c)?;
+            let unique_people = attendees
+                .iter()
+                .filter(|a| !a.withdrawn)
+                .map(|a| marks.person(&format!("{workshop_id}:{}", a.id)))
+                .collect::<std::collections::HashSet<_>>()
+                .len() as i64;
             Ok(Attendance {
                 attendees,
                 tallies,
                 named,
                 withdrawn,
+                unique_people,
                 anonymous,
                 total: named + anonymous,
                 by_age_band,

@@ -378,6 +378,16 @@ ALTER TABLE memberships ADD COLUMN check_ins_fetched INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE memberships ADD COLUMN check_ins_grace INTEGER NOT NULL DEFAULT 600;
 ";
 
+/// Duplicate attendees (issue 14): each attendee's name as compared (no accents, case or word
+/// order) and the attendee it was marked the same person as; projections are rebuilt to fill
+/// them.
+const V11: &str = "
+ALTER TABLE attendees ADD COLUMN same_as TEXT;
+ALTER TABLE attendees ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+INSERT INTO meta(key, value) VALUES ('projections_stale', 1)
+    ON CONFLICT(key) DO UPDATE SET value = 1;
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -419,6 +429,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 10,
         sql: V10,
+    },
+    Migration {
+        version: 11,
+        sql: V11,
     },
 ];
 
