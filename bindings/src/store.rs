@@ -189,8 +189,11 @@ impl WaymarkStore {
         workspace_id: String,
         attendee: NewAttendee,
     ) -> Result<Vec<DuplicateMatch>> {
-        call(|| self.store.possible_duplicates(&workspace_id, &attendee.into()))
-            .map(|v| v.into_iter().map(Into::into).collect())
+        call(|| {
+            self.store
+                .possible_duplicates(&workspace_id, &attendee.into())
+        })
+        .map(|v| v.into_iter().map(Into::into).collect())
     }
 
     /// Pairs of the workspace's attendees who may be the same person and are not marked as one
@@ -221,7 +224,9 @@ impl WaymarkStore {
 
     /// Undoes `merge_attendees`: the attendee counts as a person of their own again.
     pub fn unmerge_attendee(&self, workshop_id: String, attendee_id: String) -> Result<()> {
-        self.write(&workshop_id, |s| s.unmerge_attendee(&workshop_id, &attendee_id))
+        self.write(&workshop_id, |s| {
+            s.unmerge_attendee(&workshop_id, &attendee_id)
+        })
     }
 
     /// Adds `delta` (usually 1, negative to correct) to an anonymous tally.

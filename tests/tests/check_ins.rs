@@ -18,8 +18,8 @@ use waymark_e2e::hostile::HostileServer;
 use waymark_protocol as proto;
 
 /// A server that finds check-ins overdue one second past their deadline and runs a hook that
-/// appends one line per alert to `alerts.txt` in `dir`: kind, workspace, device name, minutes
-/// overdue, check-in id.
+/// appends one line per alert to `alerts.txt` in `dir`: kind, workspace (its id on the server,
+/// as the operator knows it), device name, minutes overdue, check-in id.
 fn watching_server(dir: &Path) -> (Server, PathBuf) {
     let alerts = dir.join("alerts.txt");
     let hook = dir.join("alert.sh");
@@ -31,6 +31,7 @@ fn watching_server(dir: &Path) -> (Server, PathBuf) {
         ),
     )
     .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let data = dir.join("server");
     std::fs::create_dir_all(&data).unwrap();
     let server = Server::start_with(
@@ -126,7 +127,7 @@ fn sync_until(d: &Device, ws: &str, id: &str, state: CheckInState) -> CheckIn {
 fn an_overdue_check_in_reaches_a_teammate_and_runs_the_alert_hook() {
     let dir = tempfile::tempdir().unwrap();
     let (server, hook) = watching_server(dir.path());
-    let (_, token) = server.workspace_and_token();
+    let (server_ws, token) = server.workspace_and_token();
     let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
     let (coordinator, amina) = (&team[0], &team[1]);
 
@@ -153,7 +154,7 @@ fn an_overdue_check_in_reaches_a_teammate_and_runs_the_alert_hook() {
     let lines = wait_for_alerts(&hook, 1);
     assert_eq!(
         lines,
-        vec![format!("overdue {ws} Amina 0 {}", started.id)],
+        vec![format!("overdue {server_ws} Amina 0 {}", started.id)],
         "the hook runs once, with the workspace, the device's name and the minutes overdue"
     );
     let report = coordinator.sync_until_ok();
@@ -167,10 +168,11 @@ fn an_overdue_check_in_reaches_a_teammate_and_runs_the_alert_hook() {
         overdue.details.place, marker,
         "so the team knows where to look"
     );
+    amina.sync_until_ok();
     assert_eq!(
         listed(amina, &ws, &started.id).state,
         CheckInState::Overdue,
-        "the worker's phone shows it overdue too"
+        "the worker's phone shows it overdue too, once it syncs"
     );
 
     // The server holds the deadline and the state, never the details.
@@ -183,7 +185,7 @@ fn an_overdue_check_in_reaches_a_teammate_and_runs_the_alert_hook() {
 fn a_duress_close_raises_the_alarm_and_looks_like_a_safe_close_on_the_phone() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, hook) = watching_server(dir.path());
-    let (_, token) = server.workspace_and_token();
+    let (server_ws, token) = server.workspace_and_token();
     let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
     let (coordinator, amina) = (&team[0], &team[1]);
     amina.store.set_duress_pin(Some("4711")).unwrap();
@@ -218,7 +220,10 @@ fn a_duress_close_raises_the_alarm_and_looks_like_a_safe_close_on_the_phone() {
     server.restart();
     amina.sync_until_ok();
     let lines = wait_for_alerts(&hook, 1);
-    assert_eq!(lines, vec![format!("alarm {ws} Amina 0 {}", forced.id)]);
+    assert_eq!(
+        lines,
+        vec![format!("alarm {server_ws} Amina 0 {}", forced.id)]
+    );
 
     let raised = sync_until(coordinator, &ws, &forced.id, CheckInState::Alarm);
     assert_eq!(raised.details.place, "Port");
@@ -248,7 +253,7 @@ fn a_duress_close_raises_the_alarm_and_looks_like_a_safe_close_on_the_phone() {
 fn a_check_in_closed_in_time_never_alerts_and_an_extended_one_waits_for_its_new_time() {
     let dir = tempfile::tempdir().unwrap();
     let (server, hook) = watching_server(dir.path());
-    let (_, token) = server.workspace_and_token();
+    let (server_ws, token) = server.workspace_and_token();
     let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
     let (coordinator, amina) = (&team[0], &team[1]);
 
@@ -292,7 +297,7 @@ fn a_check_in_closed_in_time_never_alerts_and_an_extended_one_waits_for_its_new_
 fn a_server_killed_and_started_again_keeps_every_open_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, hook) = watching_server(dir.path());
-    let (_, token) = server.workspace_and_token();
+    let (server_ws, token) = server.workspace_and_token();
     let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
     let amina = &team[1];
     let started = amina
@@ -303,14 +308,17 @@ fn a_server_killed_and_started_again_keeps_every_open_deadline() {
     server.kill();
     server.restart();
     let lines = wait_for_alerts(&hook, 1);
-    assert_eq!(lines, vec![format!("overdue {ws} Amina 0 {}", started.id)]);
+    assert_eq!(
+        lines,
+        vec![format!("overdue {server_ws} Amina 0 {}", started.id)]
+    );
 }
 
 #[test]
 fn a_check_in_started_without_signal_is_watched_from_the_next_sync() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, hook) = watching_server(dir.path());
-    let (_, token) = server.workspace_and_token();
+    let (server_ws, token) = server.workspace_and_token();
     let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
     let (coordinator, amina) = (&team[0], &team[1]);
     server.kill();

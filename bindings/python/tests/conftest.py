@@ -61,10 +61,10 @@ def start_listening(args: list[str]) -> tuple[subprocess.Popen, str]:
 class Server:
     """A real `waymark-server` process on a free loopback port, with its admin commands."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *serve_args: str):
         self.data_dir = data_dir
         self.proc, self.url = start_listening(
-            [str(SERVER_BIN), "--data-dir", str(data_dir), "serve", "--listen", "127.0.0.1:0"]
+            [str(SERVER_BIN), "--data-dir", str(data_dir), "serve", "--listen", "127.0.0.1:0", *serve_args]
         )
 
     def admin(self, *args: str) -> dict:
@@ -131,6 +131,22 @@ def server(tmp_path):
     if not SERVER_BIN.exists():
         pytest.fail(f"{SERVER_BIN} is missing: build it with `cargo build -p waymark-server`")
     s = Server(tmp_path / "server-data")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def watching_server(tmp_path):
+    """A server that finds check-ins overdue one second past their deadline and runs an alert
+    hook appending "kind workspace device minutes check-in" to `server.alerts`, one line each."""
+    if not SERVER_BIN.exists():
+        pytest.fail(f"{SERVER_BIN} is missing: build it with `cargo build -p waymark-server`")
+    alerts = tmp_path / "alerts.txt"
+    hook = tmp_path / "alert.sh"
+    hook.write_text(f'#!/bin/sh\necho "$WAYMARK_ALERT_KIND $1 $2 $3 $WAYMARK_CHECK_IN" >> "{alerts}"\n')
+    hook.chmod(0o700)
+    s = Server(tmp_path / "server-data", "--check-in-grace", "1s", "--alert-command", str(hook))
+    s.alerts = alerts
     yield s
     s.stop()
 

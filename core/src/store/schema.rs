@@ -350,7 +350,8 @@ CREATE TABLE snapshot_packs (
 ";
 
 /// Safety check-ins (issue 14): this device's and its teammates' check-ins (details opened from
-/// what their devices sealed, the state the server reports), and per workspace the check-ins'
+/// what their devices sealed, the state the server reports, the state change listeners were
+/// last told of), and per workspace the check-ins'
 /// version last seen in a pull and last fetched, and the server's grace period.
 const V10: &str = "
 CREATE TABLE check_ins (
@@ -370,6 +371,7 @@ CREATE TABLE check_ins (
     sent_version INTEGER NOT NULL DEFAULT 0,
     server_state TEXT,
     overdue_since INTEGER,
+    told TEXT,
     updated_at INTEGER NOT NULL
 );
 CREATE INDEX check_ins_workspace ON check_ins(workspace_id, own);

@@ -518,15 +518,47 @@ impl Store {
         Ok(())
     }
 
-    /// At sync, after the pull: fetches the team's check-ins if a pull said they changed, or
-    /// while a teammate's is open (to learn of its close), and tells `changed` of those whose
-    /// state changed here.
-    pub(crate) fn fetch_check_ins(
+    /// At sync, after the pull: fetches the team's check-ins if needed (see `fetch`), then
+    /// tells `changed` of every check-in whose state changed since listeners were last told,
+    /// by the server's word or by the clock (one overdue by now).
+    pub(crate) fn sync_check_ins(
         &self,
         server: &Server,
         m: &Membership,
         changed: &mut Changed,
     ) -> Result<()> {
+        self.fetch_check_ins(server, m)?;
+        let now = now_ms();
+        self.with_writer(|w| {
+            let tx = w.conn.transaction()?;
+            let grace = grace(&tx, &m.workspace)?;
+            let rows = {
+                let mut st = tx.prepare_cached(&format!(
+                    "SELECT {COLUMNS}, told FROM check_ins WHERE workspace_id = ?1"
+                ))?;
+                st.query_map(params![m.workspace], |r| {
+                    Ok((row(r)?, r.get::<_, Option<String>>(15)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            for (r, told) in rows {
+                let state = r.state(now, grace).as_str();
+                if told.as_deref() != Some(state) {
+                    tx.execute(
+                        "UPDATE check_ins SET told = ?2 WHERE id = ?1",
+                        params![r.id, state],
+                    )?;
+                    changed.insert(r.id);
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Fetches the team's check-ins if a pull said they changed, or while a teammate's is open
+    /// (to learn of its close).
+    fn fetch_check_ins(&self, server: &Server, m: &Membership) -> Result<()> {
         let due = self.read(|c| {
             let (seen, fetched): (i64, i64) = c.query_row(
                 "SELECT check_ins_seen, check_ins_fetched FROM memberships
@@ -549,7 +581,6 @@ impl Store {
         let now = now_ms();
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
-            let grace_before = grace(&tx, &m.workspace)?;
             let grace_after = answer.grace_secs.min(MAX_GRACE_SECS);
             tx.execute(
                 "UPDATE memberships SET check_ins_fetched = ?2, check_ins_grace = ?3
@@ -565,7 +596,6 @@ impl Store {
                 let id = hex::encode(entry.id);
                 listed.insert(id.clone());
                 let before = load(&tx, &id)?;
-                let state_before = before.as_ref().map(|r| r.state(now, grace_before));
                 if before.as_ref().is_some_and(|r| r.own) {
                     // This device knows its own check-ins better; it learns only whether the
                     // server found one overdue (never that a close raised the alarm: nothing
@@ -577,12 +607,8 @@ impl Store {
                             (entry.state == states::OVERDUE).then_some(states::OVERDUE)
                         ],
                     )?;
-                } else if !apply_entry(&tx, &m.workspace, entry, before.as_ref())? {
-                    continue;
-                }
-                let after = load(&tx, &id)?.map(|r| r.state(now, grace_after));
-                if after != state_before {
-                    changed.insert(id);
+                } else {
+                    apply_entry(&tx, &m.workspace, entry, before.as_ref())?;
                 }
             }
             // A teammate's check-in the server no longer lists: kept (a server must not make

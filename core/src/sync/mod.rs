@@ -626,7 +626,7 @@ impl Store {
             self.pull(&server, m, opts, report, changed)?;
         }
         self.check_withheld_rotation(&m.workspace)?;
-        self.fetch_check_ins(&server, m, changed)?;
+        self.sync_check_ins(&server, m, changed)?;
         // A device that joined learns the settings document on its first pull: add its name
         // there so teammates see who wrote what, and send that right away. After a rotation,
         // re-sealed changes go out at once too, and so do changes that waited for this

@@ -233,11 +233,11 @@ final class TestServer {
     private(set) var process: Process
     let url: String
 
-    init(dataDir: URL) throws {
+    init(dataDir: URL, serveArgs: [String] = []) throws {
         binary = try binaryFromEnvironment("WAYMARK_SERVER_BIN", builtBy: "cargo build -p waymark-server")
         self.dataDir = dataDir
         (process, url) = try startListening(
-            binary, ["--data-dir", dataDir.path, "serve", "--listen", "127.0.0.1:0"])
+            binary, ["--data-dir", dataDir.path, "serve", "--listen", "127.0.0.1:0"] + serveArgs)
     }
 
     /// Runs `waymark-server --data-dir D --json ARGS...` and returns its JSON answer.

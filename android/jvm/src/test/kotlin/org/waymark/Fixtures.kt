@@ -122,13 +122,15 @@ private fun binary(property: String, envVar: String): String =
  * is the system property `waymark.server` (set by run-tests.sh) or the env var
  * WAYMARK_SERVER_BIN.
  */
-class Server(private val dataDir: Path) : AutoCloseable {
+class Server(private val dataDir: Path, vararg serveArgs: String) : AutoCloseable {
     private val bin = binary("waymark.server", "WAYMARK_SERVER_BIN")
     private var proc: Process
     val url: String
 
     init {
-        val (p, u) = startListening(bin, "--data-dir", dataDir.toString(), "serve", "--listen", "127.0.0.1:0")
+        val (p, u) = startListening(
+            bin, "--data-dir", dataDir.toString(), "serve", "--listen", "127.0.0.1:0", *serveArgs,
+        )
         proc = p
         url = u
     }
