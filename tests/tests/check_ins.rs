@@ -253,7 +253,7 @@ fn a_duress_close_raises_the_alarm_and_looks_like_a_safe_close_on_the_phone() {
 fn a_check_in_closed_in_time_never_alerts_and_an_extended_one_waits_for_its_new_time() {
     let dir = tempfile::tempdir().unwrap();
     let (server, hook) = watching_server(dir.path());
-    let (server_ws, token) = server.workspace_and_token();
+    let (_, token) = server.workspace_and_token();
     let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
     let (coordinator, amina) = (&team[0], &team[1]);
 
@@ -318,7 +318,7 @@ fn a_server_killed_and_started_again_keeps_every_open_deadline() {
 fn a_check_in_started_without_signal_is_watched_from_the_next_sync() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, hook) = watching_server(dir.path());
-    let (server_ws, token) = server.workspace_and_token();
+    let (_, token) = server.workspace_and_token();
     let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
     let (coordinator, amina) = (&team[0], &team[1]);
     server.kill();
