@@ -2,12 +2,16 @@
 //! workshops, must count as one person when funders ask for people reached.
 //!
 //! Names are compared as keys: decomposed (NFKD) without accents, lower case, punctuation as
-//! spaces, words sorted, so "María  LÓPEZ" and "lopez maria" are one key. Two keys within one
-//! edit (a typo, a missing or swapped letter; two for long names) are close. The age band and
-//! gender count for a match when both are known and equal, and against it when they differ; the
-//! same contact is a match whatever the names. Candidates are found through each key and its
-//! one-letter deletions (two keys one edit apart share one), so a lookup does not compare a
-//! name with every attendee's.
+//! spaces, words sorted, so "María  LÓPEZ" and "lopez maria" are one key. Two keys one edit
+//! apart (a typo: a letter wrong, missing, added, or two swapped) are close, for names longer
+//! than four letters. The age band and gender count for a match when both are known and equal,
+//! and against it when they differ; the same contact is a match whatever the names.
+//!
+//! A check-in's lookup does not compare the name with every attendee's: it looks up, in the
+//! index of keys, the key and every key one edit away (about a thousand index seeks for a
+//! name of twelve letters), and the attendees who left a contact. Flagging the pairs of a whole
+//! workspace groups attendees by their key and each key one letter shorter (two keys one edit
+//! apart share one of those), and compares only within groups.
 //!
 //! Marking two attendances as one person (`merge_attendees`) is an edit of the later
 //! attendee's workshop like any other (its `same_as` names the first), so it merges across
@@ -115,13 +119,54 @@ fn neighbourhood(key: &str) -> Vec<String> {
     out
 }
 
-/// Edits allowed between two different keys of this length for them to be close.
+/// Edits allowed between two different keys of this length for them to be close: short names
+/// one letter apart are too often different people.
 fn allowed_edits(len: usize) -> usize {
     match len {
         0..=4 => 0,
-        5..=10 => 1,
-        _ => 2,
+        _ => 1,
     }
+}
+
+/// The key and every key one edit away from it (a letter deleted, swapped with the next,
+/// replaced or inserted; replaced and inserted letters from a-z, 0-9, a space and the key's
+/// own letters), when the key is long enough for typos to count.
+fn one_edit_away(key: &str) -> HashSet<String> {
+    let chars: Vec<char> = key.chars().collect();
+    let mut out = HashSet::new();
+    out.insert(key.to_string());
+    if allowed_edits(chars.len() + 1) == 0 {
+        return out;
+    }
+    let mut alphabet: BTreeSet<char> = ('a'..='z').chain('0'..='9').chain([' ']).collect();
+    alphabet.extend(chars.iter().copied());
+    let word = |parts: &[&[char]], middle: Option<char>| -> String {
+        let mut s = String::with_capacity(key.len() + 4);
+        s.extend(parts[0].iter());
+        s.extend(middle);
+        s.extend(parts[1].iter());
+        s
+    };
+    for i in 0..=chars.len() {
+        let (head, tail) = chars.split_at(i);
+        for &c in &alphabet {
+            out.insert(word(&[head, tail], Some(c)));
+        }
+        if let Some((_, rest)) = tail.split_first() {
+            out.insert(word(&[head, rest], None));
+            for &c in &alphabet {
+                out.insert(word(&[head, rest], Some(c)));
+            }
+            if let Some((&second, after)) = rest.split_first() {
+                let mut s: String = head.iter().collect();
+                s.push(second);
+                s.push(tail[0]);
+                s.extend(after.iter());
+                out.insert(s);
+            }
+        }
+    }
+    out
 }
 
 /// One attendee as compared.
@@ -190,15 +235,23 @@ fn compare(
     (score >= THRESHOLD).then_some((score.min(1.0), reasons))
 }
 
+/// Which attendees [`people`] reads.
+enum Which<'a> {
+    /// All of them.
+    All,
+    /// Those whose name has this key (through the index of keys).
+    Key(&'a str),
+    /// Those who left a contact.
+    WithContact,
+}
+
 /// The named attendees of a workspace who count (their workshop not deleted, not withdrawn).
-fn people(c: &Connection, workspace: &str) -> Result<Vec<Person>> {
-    let mut st = c.prepare_cached(
-        "SELECT a.workshop_id, a.id, a.name, a.name_key, a.age_band, a.gender, a.contact,
-            a.checked_in_at
+fn people(c: &Connection, workspace: &str, which: Which<'_>) -> Result<Vec<Person>> {
+    const SELECT: &str = "SELECT a.workshop_id, a.id, a.name, a.name_key, a.age_band, a.gender,
+            a.contact, a.checked_in_at
          FROM attendees a JOIN workshops k ON k.id = a.workshop_id
-         WHERE k.workspace_id = ?1 AND k.deleted = 0 AND a.withdrawn = 0",
-    )?;
-    let rows = st.query_map(params![workspace], |r| {
+         WHERE k.workspace_id = ?1 AND k.deleted = 0 AND a.withdrawn = 0";
+    let read = |r: &rusqlite::Row<'_>| {
         Ok(Person {
             workshop_id: r.get(0)?,
             attendee_id: r.get(1)?,
@@ -209,8 +262,22 @@ fn people(c: &Connection, workspace: &str) -> Result<Vec<Person>> {
             contact: r.get(6)?,
             checked_in_at: r.get(7)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    let rows = match which {
+        Which::All => c
+            .prepare_cached(SELECT)?
+            .query_map(params![workspace], read)?
+            .collect::<rusqlite::Result<_>>()?,
+        Which::Key(key) => c
+            .prepare_cached(&format!("{SELECT} AND a.name_key = ?2"))?
+            .query_map(params![workspace, key], read)?
+            .collect::<rusqlite::Result<_>>()?,
+        Which::WithContact => c
+            .prepare_cached(&format!("{SELECT} AND a.contact IS NOT NULL"))?
+            .query_map(params![workspace], read)?
+            .collect::<rusqlite::Result<_>>()?,
+    };
+    Ok(rows)
 }
 
 /// The marks attendees carry (`same_as`): whom each attendee marked the same as another was
@@ -253,20 +320,37 @@ impl Store {
         validate::id("workspace_id", workspace)?;
         validate::line("name", &attendee.name)?;
         let key = name_key(&attendee.name);
-        let near: HashSet<String> = neighbourhood(&key).into_iter().collect();
-        let contact = attendee.contact.as_ref().map(|c| contact_key(c));
+        let contact = attendee
+            .contact
+            .as_deref()
+            .map(contact_key)
+            .filter(|c| !c.is_empty());
         let mut out: Vec<DuplicateMatch> = self.read(|c| {
-            let mut out = Vec::new();
-            for p in people(c, workspace)? {
-                // Cheap tests first: most attendees share neither a near key nor a contact.
-                let same_contact = matches!((&contact, &p.contact), (Some(x), Some(y))
-                    if !x.is_empty() && *x == contact_key(y));
-                if !same_contact && !neighbourhood(&p.key).iter().any(|k| near.contains(k)) {
-                    continue;
+            let mut candidates = Vec::new();
+            if !key.is_empty() {
+                for near in one_edit_away(&key) {
+                    candidates.extend(people(c, workspace, Which::Key(&near))?);
                 }
-                let mine = (&attendee.age_band, &attendee.gender, &attendee.contact);
-                if let Some((score, reasons)) = compare(&attendee.name, &key, mine, &p) {
-                    out.push(DuplicateMatch {
+            }
+            if let Some(contact) = &contact {
+                let mut seen: HashSet<(String, String)> = candidates
+                    .iter()
+                    .map(|p| (p.workshop_id.clone(), p.attendee_id.clone()))
+                    .collect();
+                for p in people(c, workspace, Which::WithContact)? {
+                    if p.contact.as_deref().map(contact_key).as_ref() == Some(contact)
+                        && seen.insert((p.workshop_id.clone(), p.attendee_id.clone()))
+                    {
+                        candidates.push(p);
+                    }
+                }
+            }
+            let mine = (&attendee.age_band, &attendee.gender, &attendee.contact);
+            Ok(candidates
+                .into_iter()
+                .filter_map(|p| {
+                    let (score, reasons) = compare(&attendee.name, &key, mine, &p)?;
+                    Some(DuplicateMatch {
                         attendee: AttendeeRef {
                             workshop_id: p.workshop_id,
                             attendee_id: p.attendee_id,
@@ -274,10 +358,9 @@ impl Store {
                         },
                         score,
                         reasons,
-                    });
-                }
-            }
-            Ok(out)
+                    })
+                })
+                .collect())
         })?;
         out.sort_by(|a, b| b.score.total_cmp(&a.score));
         out.truncate(MAX_MATCHES);
@@ -290,7 +373,7 @@ impl Store {
     pub fn duplicate_attendees(&self, workspace: &str) -> Result<Vec<DuplicatePair>> {
         validate::id("workspace_id", workspace)?;
         let mut pairs = self.read(|c| {
-            let people = people(c, workspace)?;
+            let people = people(c, workspace, Which::All)?;
             let marks = Marks::read(c)?;
             // Attendees sharing a near key or a contact are compared; nobody else is.
             let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
@@ -420,6 +503,22 @@ mod tests {
         assert_eq!(name_key("María  LÓPEZ-Gómez"), "gomez lopez maria");
         assert_eq!(name_key("lopez gomez, Maria"), "gomez lopez maria");
         assert_eq!(name_key("  "), "");
+    }
+
+    #[test]
+    fn every_key_one_edit_away_is_looked_up() {
+        let near = one_edit_away("maria lopez");
+        for typo in [
+            "mria lopez",
+            "mraia lopez",
+            "maria lopes",
+            "maria llopez",
+            "marialopez",
+        ] {
+            assert!(near.contains(typo), "{typo}");
+        }
+        assert!(!near.contains("mario lopes"), "two edits away");
+        assert_eq!(one_edit_away("ana"), HashSet::from(["ana".to_string()]));
     }
 
     #[test]

@@ -386,6 +386,7 @@ ALTER TABLE memberships ADD COLUMN check_ins_grace INTEGER NOT NULL DEFAULT 600;
 const V11: &str = "
 ALTER TABLE attendees ADD COLUMN same_as TEXT;
 ALTER TABLE attendees ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX attendees_name_key ON attendees(name_key);
 INSERT INTO meta(key, value) VALUES ('projections_stale', 1)
     ON CONFLICT(key) DO UPDATE SET value = 1;
 ";
