@@ -41,6 +41,7 @@ fn workshop_figures(w: &wc::WorkshopFigures) -> Value {
         "by_audience": counts(&w.by_audience),
         "attendance": w.attendance,
         "named": w.named,
+        "unique_people": w.unique_people,
         "anonymous": w.anonymous,
         "by_age_band": counts(&w.by_age_band),
         "by_gender": counts(&w.by_gender),

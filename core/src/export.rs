@@ -169,6 +169,7 @@ impl Report {
                 figure("Workshops", w.workshops.into()),
                 figure("Attendance", w.attendance.into()),
                 figure("Named attendees", w.named.into()),
+                figure("Unique people among them", w.unique_people.into()),
                 figure("Counted anonymously", w.anonymous.into()),
                 figure("Feedback entries", w.feedback_count.into()),
                 figure("Average feedback (1-5)", w.feedback_average.into()),
