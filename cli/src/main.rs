@@ -3,6 +3,18 @@
 //! figures funders ask for: a terminal table, a self-contained HTML page with charts, CSV or
 //! XLSX. It is one more device of the team, using the same core as the phones.
 
+/// Prints a line to standard output like `println!`, except that a reader that went away
+/// (`waymark report | head`) ends the program quietly, as command-line tools do, instead of
+/// a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output::stdout_failed(&e);
+        }
+    }};
+}
+
 mod files;
 mod html;
 mod key;
@@ -279,8 +291,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 store.set_device_name(&name).map_err(err)?;
             }
             let ws = store.join(&code).map_err(err)?;
-            println!("joined workspace {} ({})", ws.name, ws.id);
-            println!("run `waymark sync` to fetch the team's records");
+            say!("joined workspace {} ({})", ws.name, ws.id);
+            say!("run `waymark sync` to fetch the team's records");
             Ok(())
         }
         Command::Sync { json } => {
@@ -292,13 +304,13 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Erase { id } => {
             let store = open(&dir, false)?;
             store.erase_record(&id).map_err(err)?;
-            println!("erased {id}; sync to erase it on the server and the team's devices");
+            say!("erased {id}; sync to erase it on the server and the team's devices");
             Ok(())
         }
         Command::Redact { id, field } => {
             let store = open(&dir, false)?;
             store.redact_record(&id, &field).map_err(err)?;
-            println!(
+            say!(
                 "redacted the history of {field} in {id}; sync to redact it on the server and \
                  the team's devices"
             );
@@ -337,7 +349,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 let page = html::page(&report, &names);
                 files::write_private(path, page.as_bytes(), a.force)?;
                 if !a.json {
-                    println!("wrote {}", path.display());
+                    say!("wrote {}", path.display());
                     return Ok(());
                 }
             }
@@ -356,7 +368,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 (None, Some(f)) => (export_xlsx(&store, &dir, f, &opts, a.force)?, f),
                 (None, None) => return Err("give --csv DIR or --xlsx FILE".into()),
             };
-            println!(
+            say!(
                 "exported {} visits and {} workshops ({} tables) to {}",
                 summary.visits,
                 summary.workshops,
@@ -364,7 +376,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 target.display()
             );
             if summary.restricted_left_out > 0 {
-                println!(
+                say!(
                     "{} restricted records left out (--include-restricted to export them)",
                     summary.restricted_left_out
                 );

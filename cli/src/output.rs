@@ -6,6 +6,16 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Map, Value, json};
 use waymark_core as wc;
 
+/// Ends the program after standard output failed: quietly when its reader went away (a pipe
+/// closed by `head`), saying why otherwise.
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("waymark: writing the output failed: {e}");
+    std::process::exit(1);
+}
+
 /// Where output goes and in which form.
 pub struct Out {
     json: bool,
@@ -98,7 +108,7 @@ impl Out {
     }
 
     fn print_json(v: &Value) {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 
     /// What a sync did.
@@ -111,7 +121,7 @@ impl Out {
             }));
             return;
         }
-        println!(
+        say!(
             "pushed {} and pulled {} changes ({} records changed) in {:.1} s",
             r.pushed,
             r.pulled,
@@ -119,7 +129,7 @@ impl Out {
             r.duration_ms as f64 / 1000.0
         );
         if !r.set_aside.is_empty() {
-            println!(
+            say!(
                 "{} changes failed authentication and were set aside, not applied",
                 r.set_aside.len()
             );
@@ -144,7 +154,7 @@ impl Out {
             return;
         }
         if cs.is_empty() {
-            println!("no open check-ins");
+            say!("no open check-ins");
             return;
         }
         let mut t = table(&["state", "who", "expected back", "where", "with", "note"]);
@@ -162,7 +172,7 @@ impl Out {
                 c.details.note.clone(),
             ]);
         }
-        println!("{t}");
+        say!("{t}");
     }
 
     /// The store's workspaces.
@@ -179,7 +189,7 @@ impl Out {
         for w in ws {
             t.add_row(vec![w.name.clone(), w.id.clone()]);
         }
-        println!("{t}");
+        say!("{t}");
     }
 
     /// A list of visits, with search snippets when searching.
@@ -240,10 +250,10 @@ impl Out {
             }
             t.add_row(row);
         }
-        println!("{t}");
-        println!("{} visits", vs.len());
+        say!("{t}");
+        say!("{} visits", vs.len());
         if hidden > 0 {
-            println!("{hidden} restricted visits hidden (--include-restricted to show them)");
+            say!("{hidden} restricted visits hidden (--include-restricted to show them)");
         }
     }
 
@@ -295,10 +305,10 @@ impl Out {
             }
             t.add_row(row);
         }
-        println!("{t}");
-        println!("{} workshops", ws.len());
+        say!("{t}");
+        say!("{} workshops", ws.len());
         if hidden > 0 {
-            println!("{hidden} restricted workshops hidden (--include-restricted to show them)");
+            say!("{hidden} restricted workshops hidden (--include-restricted to show them)");
         }
     }
 
@@ -308,7 +318,7 @@ impl Out {
             Self::print_json(&report_json(r));
             return;
         }
-        println!("{}", crate::html::describe_filter(r, names));
+        say!("{}", crate::html::describe_filter(r, names));
         for t in r.tables() {
             // Breakdowns carry a column per month: the terminal shows their totals only, the
             // months are in the monthly table, the HTML page and the exports.
@@ -330,7 +340,7 @@ impl Out {
                         .collect::<Vec<_>>(),
                 );
             }
-            println!("\n{}\n{out}", t.title);
+            say!("\n{}\n{out}", t.title);
         }
     }
 }

@@ -907,6 +907,37 @@ fn a_coordinator_lists_the_teams_check_ins() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    let cli = tempfile::tempdir().unwrap();
+    let dir = cli.path().join("store");
+    let (_a_dir, a) = phone("Coordinator phone");
+    let ws = a.create_workspace("Team").unwrap().id;
+    ok(waymark(
+        &dir,
+        &["join", &a.create_invite(&ws, 3600).unwrap()],
+    ));
+    // `waymark report | head`: the reader is gone before the report is written.
+    let mut child = Command::new(WAYMARK)
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("report")
+        .env("WAYMARK_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+}
+
+#[test]
 fn every_command_has_help() {
     for cmd in [
         vec!["--help"],
