@@ -398,3 +398,55 @@ fn a_server_cannot_close_a_workers_check_in_nor_hide_that_it_is_overdue() {
         "a check-in the server stops listing stays overdue on the devices that saw it"
     );
 }
+
+#[test]
+fn a_server_that_replays_an_older_state_does_not_reopen_a_closed_check_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _hook) = watching_server(dir.path());
+    let hostile = HostileServer::start(&server.url()).unwrap();
+    let (_, token) = server.workspace_and_token();
+    let (team, ws) = team(&hostile.url(), &token, &["Coordinator", "Amina"]);
+    let (coordinator, amina) = (&team[0], &team[1]);
+    let started = amina
+        .store
+        .start_check_in(&ws, now_ms() + 1_500, &details("Night market"))
+        .unwrap();
+    // The server keeps what it listed while the check-in was open...
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let keep = kept.clone();
+    hostile.rewrite_check_ins(move |list| {
+        let mut kept = keep.lock().unwrap();
+        match kept.as_ref() {
+            None => *kept = Some(list.clone()),
+            Some(old) => *list = old.clone(),
+        }
+    });
+    coordinator.sync_until_ok();
+    assert_eq!(
+        listed(coordinator, &ws, &started.id).state,
+        CheckInState::Open
+    );
+    hostile.honest();
+    amina.store.close_check_in(&started.id, None).unwrap();
+    coordinator.sync_until_ok();
+    assert_eq!(
+        listed(coordinator, &ws, &started.id).state,
+        CheckInState::Closed
+    );
+
+    // ...and shows it again, signed and all, once she is back and past her time.
+    let replay = kept.clone();
+    hostile.rewrite_check_ins(move |list| {
+        if let Some(old) = replay.lock().unwrap().as_ref() {
+            *list = old.clone();
+            list.version += 10;
+        }
+    });
+    thread::sleep(Duration::from_secs(3));
+    coordinator.sync_until_ok();
+    assert_eq!(
+        listed(coordinator, &ws, &started.id).state,
+        CheckInState::Closed,
+        "an older sealed state never replaces a newer one"
+    );
+}
