@@ -46,6 +46,40 @@ fn watching_server(dir: &Path) -> (Server, PathBuf) {
     (server, alerts)
 }
 
+/// A watching server (see `watching_server`) with a workspace, a coordinator and Amina admitted
+/// to it, through a hostile server in front of it when `hostile`.
+struct Watched {
+    server: Server,
+    /// Where the hook writes its lines.
+    hook: PathBuf,
+    /// The workspace's id on the server, as the hook names it.
+    server_ws: String,
+    /// The hostile server the phones talk to, when asked for.
+    hostile: Option<HostileServer>,
+    /// The coordinator's phone, then Amina's.
+    team: Vec<Device>,
+    /// The workspace's id on the phones.
+    ws: String,
+}
+
+fn watched_team(dir: &Path, hostile: bool) -> Watched {
+    let (server, hook) = watching_server(dir);
+    let hostile = hostile.then(|| HostileServer::start(&server.url()).unwrap());
+    let url = hostile
+        .as_ref()
+        .map_or_else(|| server.url(), HostileServer::url);
+    let (server_ws, token) = server.workspace_and_token();
+    let (team, ws) = team(&url, &token, &["Coordinator", "Amina"]);
+    Watched {
+        server,
+        hook,
+        server_ws,
+        hostile,
+        team,
+        ws,
+    }
+}
+
 /// The alert lines written so far.
 fn alerts(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -126,9 +160,14 @@ fn sync_until(d: &Device, ws: &str, id: &str, state: CheckInState) -> CheckIn {
 #[test]
 fn an_overdue_check_in_reaches_a_teammate_and_runs_the_alert_hook() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, hook) = watching_server(dir.path());
-    let (server_ws, token) = server.workspace_and_token();
-    let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
+    let Watched {
+        server,
+        hook,
+        server_ws,
+        team,
+        ws,
+        ..
+    } = watched_team(dir.path(), false);
     let (coordinator, amina) = (&team[0], &team[1]);
 
     let marker = "Golden Lotus karaoke MARKER";
@@ -184,9 +223,14 @@ fn an_overdue_check_in_reaches_a_teammate_and_runs_the_alert_hook() {
 #[test]
 fn a_duress_close_raises_the_alarm_and_looks_like_a_safe_close_on_the_phone() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, hook) = watching_server(dir.path());
-    let (server_ws, token) = server.workspace_and_token();
-    let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
+    let Watched {
+        mut server,
+        hook,
+        server_ws,
+        team,
+        ws,
+        ..
+    } = watched_team(dir.path(), false);
     let (coordinator, amina) = (&team[0], &team[1]);
     amina.store.set_duress_pin(Some("4711")).unwrap();
     let hour = now_ms() + 3_600_000;
@@ -252,9 +296,13 @@ fn a_duress_close_raises_the_alarm_and_looks_like_a_safe_close_on_the_phone() {
 #[test]
 fn a_check_in_closed_in_time_never_alerts_and_an_extended_one_waits_for_its_new_time() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, hook) = watching_server(dir.path());
-    let (_, token) = server.workspace_and_token();
-    let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
+    let Watched {
+        server: _server,
+        hook,
+        team,
+        ws,
+        ..
+    } = watched_team(dir.path(), false);
     let (coordinator, amina) = (&team[0], &team[1]);
 
     let closed = amina
@@ -296,9 +344,14 @@ fn a_check_in_closed_in_time_never_alerts_and_an_extended_one_waits_for_its_new_
 #[test]
 fn a_server_killed_and_started_again_keeps_every_open_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, hook) = watching_server(dir.path());
-    let (server_ws, token) = server.workspace_and_token();
-    let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
+    let Watched {
+        mut server,
+        hook,
+        server_ws,
+        team,
+        ws,
+        ..
+    } = watched_team(dir.path(), false);
     let amina = &team[1];
     let started = amina
         .store
@@ -317,9 +370,13 @@ fn a_server_killed_and_started_again_keeps_every_open_deadline() {
 #[test]
 fn a_check_in_started_without_signal_is_watched_from_the_next_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, hook) = watching_server(dir.path());
-    let (_, token) = server.workspace_and_token();
-    let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
+    let Watched {
+        mut server,
+        hook,
+        team,
+        ws,
+        ..
+    } = watched_team(dir.path(), false);
     let (coordinator, amina) = (&team[0], &team[1]);
     server.kill();
     let started = amina
@@ -345,10 +402,15 @@ fn a_check_in_started_without_signal_is_watched_from_the_next_sync() {
 #[test]
 fn a_server_cannot_close_a_workers_check_in_nor_hide_that_it_is_overdue() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _hook) = watching_server(dir.path());
-    let hostile = HostileServer::start(&server.url()).unwrap();
-    let (_, token) = server.workspace_and_token();
-    let (team, ws) = team(&hostile.url(), &token, &["Coordinator", "Amina"]);
+    let Watched {
+        server: _server,
+        hook: _hook,
+        hostile,
+        team,
+        ws,
+        ..
+    } = watched_team(dir.path(), true);
+    let hostile = hostile.unwrap();
     let (coordinator, amina) = (&team[0], &team[1]);
     let started = amina
         .store
@@ -402,10 +464,15 @@ fn a_server_cannot_close_a_workers_check_in_nor_hide_that_it_is_overdue() {
 #[test]
 fn a_server_that_replays_an_older_state_does_not_reopen_a_closed_check_in() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _hook) = watching_server(dir.path());
-    let hostile = HostileServer::start(&server.url()).unwrap();
-    let (_, token) = server.workspace_and_token();
-    let (team, ws) = team(&hostile.url(), &token, &["Coordinator", "Amina"]);
+    let Watched {
+        server: _server,
+        hook: _hook,
+        hostile,
+        team,
+        ws,
+        ..
+    } = watched_team(dir.path(), true);
+    let hostile = hostile.unwrap();
     let (coordinator, amina) = (&team[0], &team[1]);
     let started = amina
         .store
