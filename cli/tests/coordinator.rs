@@ -131,6 +131,20 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(waymark(dir, args))).unwrap()
 }
 
+/// The CLI's store joined, as a coordinator, to the synced workspace `ws` of `phone`, and admitted
+/// by the phone's next sync: the folder that holds it, and the store's path.
+fn laptop_coordinator(phone: &Store, ws: &str) -> (tempfile::TempDir, PathBuf) {
+    let cli = tempfile::tempdir().unwrap();
+    let dir = cli.path().join("store");
+    let code = phone
+        .create_invite_with_role(ws, 3600, "coordinator")
+        .unwrap();
+    ok(waymark(&dir, &["join", &code]));
+    json(&dir, &["sync", "--json"]);
+    phone.sync().unwrap();
+    (cli, dir)
+}
+
 fn phone(name: &str) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("waymark.db"), &rand::random::<[u8; 32]>()).unwrap();
@@ -786,14 +800,7 @@ fn a_coordinator_erases_and_redacts_from_the_command_line() {
     let doomed = phone.create_visit(&ws, &new("Halima's address")).unwrap();
     phone.sync().unwrap();
 
-    let cli = tempfile::tempdir().unwrap();
-    let dir = cli.path().join("store");
-    let code = phone
-        .create_invite_with_role(&ws, 3600, "coordinator")
-        .unwrap();
-    ok(waymark(&dir, &["join", &code]));
-    json(&dir, &["sync", "--json"]);
-    phone.sync().unwrap();
+    let (_cli, dir) = laptop_coordinator(&phone, &ws);
     json(&dir, &["sync", "--json"]);
     let found = |word: &str| {
         json(&dir, &["visits", "--search", word, "--json"])["visits"]
@@ -860,14 +867,7 @@ fn a_coordinator_lists_the_teams_check_ins() {
     let ws = phone.create_workspace("North district").unwrap().id;
     phone.connect_workspace(&ws, &server.url, &token).unwrap();
     phone.sync().unwrap();
-    let cli = tempfile::tempdir().unwrap();
-    let dir = cli.path().join("store");
-    let code = phone
-        .create_invite_with_role(&ws, 3600, "coordinator")
-        .unwrap();
-    ok(waymark(&dir, &["join", &code]));
-    json(&dir, &["sync", "--json"]);
-    phone.sync().unwrap();
+    let (_cli, dir) = laptop_coordinator(&phone, &ws);
     assert_eq!(json(&dir, &["checkins", "--json"]), serde_json::json!([]));
 
     let in_an_hour = std::time::SystemTime::now()
