@@ -231,6 +231,7 @@ impl Fixture {
             chain_last: None,
             chain_head: None,
             check_ins: 0,
+            tips: 0,
         }))
     }
 

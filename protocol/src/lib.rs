@@ -57,6 +57,21 @@ pub const PATH_CHAIN: &str = "/v1/chain";
 /// `POST`: a device starts, extends or closes one of its safety check-ins; `GET`: the
 /// workspace's check-ins, open, overdue, raised and recently closed.
 pub const PATH_CHECK_INS: &str = "/v1/check-ins";
+/// `GET`: the sealed tips waiting for the team (a coordinator's device only).
+pub const PATH_TIPS: &str = "/v1/tips";
+/// `POST`: a coordinator's device says which waiting tips it has stored as records: the server
+/// deletes them.
+pub const PATH_TIPS_DONE: &str = "/v1/tips/done";
+/// `PUT`: a coordinator's device publishes the workspace's tip page (its path, the tip public
+/// key, signed); `GET`: the page as published, for any device of the workspace to check.
+pub const PATH_TIP_PAGE: &str = "/v1/tips/page";
+/// `POST`: a coordinator's device leaves a reply, sealed to the tipster, under a receipt's
+/// lookup id.
+pub const PATH_TIP_REPLIES: &str = "/v1/tips/replies";
+/// Prefix of the public tip routes, which need no token: `GET /t/{page}` is the tip page,
+/// `POST /t/{page}/tips` takes a sealed tip (JSON, see [`TipSubmission`]), and
+/// `GET /t/{page}/replies/{lookup}` lists the sealed replies left under a receipt (JSON).
+pub const PATH_PUBLIC_TIPS: &str = "/t";
 /// `GET`: liveness and database check (plain text).
 pub const PATH_HEALTHZ: &str = "/healthz";
 /// `GET`: Prometheus text exposition.
@@ -127,6 +142,25 @@ pub mod limits {
     pub const MAX_CHECK_IN_DUE_SECS: u64 = 30 * 24 * 3600;
     /// Most check-ins one device may have open at once.
     pub const MAX_OPEN_CHECK_INS: usize = 16;
+    /// Longest body of a public tip submission (JSON, base64 inside), in bytes.
+    pub const MAX_TIP_BODY_BYTES: usize = 65_536;
+    /// Longest sealed tip, in bytes (before base64).
+    pub const MAX_TIP_SEALED_BYTES: usize = 32_768;
+    /// Longest sealed reply to a tipster, in bytes.
+    pub const MAX_TIP_REPLY_SEALED_BYTES: usize = 16_384;
+    /// Most replies kept under one receipt.
+    pub const MAX_TIP_REPLIES: usize = 32;
+    /// Most tips waiting in one workspace: further submissions are refused until a coordinator
+    /// syncs (a flood cannot fill the server's disk).
+    pub const MAX_WAITING_TIPS: u64 = 10_000;
+    /// Most tips one [`super::TipsResponse`] carries.
+    pub const MAX_TIPS_LISTED: usize = 500;
+    /// Longest signed tip page statement, in bytes (labels in a few languages).
+    pub const MAX_TIP_STATEMENT_BYTES: usize = 65_536;
+    /// Length of a tip page's path segment: 26 characters of lowercase base32 (128 bits).
+    pub const TIP_PAGE_CHARS: usize = 26;
+    /// Length of a receipt's lookup id, in bytes (hex in URLs).
+    pub const TIP_LOOKUP_BYTES: usize = 16;
 }
 
 /// States of a safety check-in as the server tracks it ([`CheckInRequest::state`],
@@ -410,6 +444,10 @@ pub struct PullResponse {
     /// fetch [`PATH_CHECK_INS`].
     #[serde(default)]
     pub check_ins: u64,
+    /// How many sealed tips are waiting on the server for a coordinator's device to store them
+    /// (0 for other devices); when not 0, a coordinator's device fetches [`PATH_TIPS`].
+    #[serde(default)]
+    pub tips: u64,
 }
 
 /// `POST /v1/check-ins` body: the whole current state of one of the calling device's
@@ -479,6 +517,137 @@ pub struct CheckInsResponse {
     pub grace_secs: u64,
     /// Open, overdue and raised check-ins, and those closed in the last day.
     pub check_ins: Vec<CheckInEntry>,
+}
+
+/// What a coordinator signs when it publishes the workspace's tip page: CBOR, carried as
+/// bytes in [`TipPageRequest::statement`] so the signature covers exactly what is served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipPageStatement {
+    /// The workspace whose team the tips are for.
+    pub workspace_id: String,
+    /// The page's path segment under [`PATH_PUBLIC_TIPS`] ([`limits::TIP_PAGE_CHARS`] of
+    /// lowercase base32): unguessable, chosen by the coordinator's device.
+    pub page: String,
+    /// The restricted-key epoch the tip key belongs to.
+    pub epoch: u32,
+    /// The tip public key (X25519): tips are sealed to it in the tipster's browser.
+    #[serde(with = "serde_bytes")]
+    pub public_key: [u8; 32],
+    /// The page's words in each of the workspace's languages, the first the default.
+    pub languages: Vec<TipPageLanguage>,
+    /// When it was signed, unix milliseconds on the coordinator's clock.
+    pub signed_at: u64,
+}
+
+/// The words of the tip page in one language (plain text; the server escapes them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipPageLanguage {
+    /// Language code (`en`, `fr`, ...).
+    pub code: String,
+    /// The labels, keyed by [`tip_labels`] names.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Names of the labels of a tip page ([`TipPageLanguage::labels`]).
+pub mod tip_labels {
+    /// The page's title.
+    pub const TITLE: &str = "title";
+    /// What the page is for and what happens to a tip.
+    pub const INTRO: &str = "intro";
+    /// The field for what happened.
+    pub const WHAT: &str = "what";
+    /// The field for where.
+    pub const WHERE: &str = "where";
+    /// The field for when.
+    pub const WHEN: &str = "when";
+    /// The optional field for how to reach the tipster.
+    pub const CONTACT: &str = "contact";
+    /// The send button.
+    pub const SEND: &str = "send";
+    /// Shown after sending, above the receipt code.
+    pub const SENT: &str = "sent";
+    /// The field and button to read replies with a receipt code.
+    pub const CHECK: &str = "check";
+    /// Shown when a receipt has no reply yet.
+    pub const NO_REPLY: &str = "no_reply";
+    /// Shown when sending or reading failed.
+    pub const FAILED: &str = "failed";
+    /// Every label name, in the order a page shows them.
+    pub const ALL: &[&str] = &[
+        TITLE, INTRO, WHAT, WHERE, WHEN, CONTACT, SEND, SENT, CHECK, NO_REPLY, FAILED,
+    ];
+}
+
+/// `PUT /v1/tips/page` body, and `GET /v1/tips/page` answer: a coordinator's signed
+/// statement of the tip page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipPageRequest {
+    /// A CBOR [`TipPageStatement`].
+    #[serde(with = "serde_bytes")]
+    pub statement: Vec<u8>,
+    /// The device that signed it (the server checks it is the caller when publishing).
+    pub device_id: String,
+    /// Ed25519 signature of `statement` by that device's signing key.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// A tip as the tipster's browser posts it to `POST /t/{page}/tips` (JSON, base64 fields):
+/// NaCl `crypto_box` (X25519, XSalsa20-Poly1305) of the tip from a one-time key to the tip
+/// public key of `epoch`. The server stores it as it came and learns nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipSubmission {
+    /// The epoch of the tip public key it is sealed to.
+    pub epoch: u32,
+    /// The one-time public key, base64.
+    pub ephemeral: String,
+    /// The 24-byte nonce, base64.
+    pub nonce: String,
+    /// The sealed tip, base64.
+    pub sealed: String,
+}
+
+/// One waiting tip, as `GET /v1/tips` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipEntry {
+    /// The server's number for it (to say it is done).
+    pub id: u64,
+    /// When it arrived, unix seconds rounded down to the hour (what the server keeps).
+    pub received_hour: u64,
+    /// The tip as it was posted.
+    pub submission: TipSubmission,
+}
+
+/// `GET /v1/tips` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipsResponse {
+    /// Waiting tips, oldest first, at most [`limits::MAX_TIPS_LISTED`].
+    pub tips: Vec<TipEntry>,
+}
+
+/// `POST /v1/tips/done` body: tips now stored as records, which the server deletes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipsDoneRequest {
+    /// Their [`TipEntry::id`]s.
+    pub ids: Vec<u64>,
+}
+
+/// `POST /v1/tips/replies` body: a reply sealed to the tipster's reply key (NaCl `crypto_box`
+/// from a one-time key), kept under the receipt's lookup id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipReplyRequest {
+    /// The receipt's lookup id ([`limits::TIP_LOOKUP_BYTES`]).
+    #[serde(with = "serde_bytes")]
+    pub lookup: Vec<u8>,
+    /// The one-time public key.
+    #[serde(with = "serde_bytes")]
+    pub ephemeral: [u8; 32],
+    /// The nonce.
+    #[serde(with = "serde_bytes")]
+    pub nonce: [u8; 24],
+    /// The sealed reply.
+    #[serde(with = "serde_bytes")]
+    pub sealed: Vec<u8>,
 }
 
 /// `GET /v1/chain` answer.
@@ -756,6 +925,7 @@ mod tests {
             chain_last: None,
             chain_head: None,
             check_ins: 0,
+            tips: 0,
         };
         assert_eq!(decode::<PullResponse>(&encode(&pulled)).unwrap(), pulled);
         let team = TeamResponse {
