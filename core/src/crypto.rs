@@ -687,6 +687,103 @@ pub(crate) fn sign_log_entry(signer: &DeviceKeys, entry: &Entry) -> SignedEntry 
     }
 }
 
+/// Label of the tip key's derivation from the restricted key (docs/0008-tips.md).
+const TIP_KEY_LABEL: &[u8] = b"waymark/tip-key/v1:";
+
+/// The tip secret key of the epoch whose restricted key's secret half is `restricted_secret`:
+/// only devices holding the restricted key (coordinators) can derive it.
+pub(crate) fn tip_secret(restricted_secret: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    use sha2::Digest;
+    let mut digest: Zeroizing<[u8; 64]> = Zeroizing::new(
+        sha2::Sha512::new()
+            .chain_update(TIP_KEY_LABEL)
+            .chain_update(restricted_secret)
+            .finalize()
+            .into(),
+    );
+    let mut secret = Zeroizing::new([0u8; 32]);
+    secret.copy_from_slice(&digest[..32]);
+    zeroize::Zeroize::zeroize(&mut *digest);
+    secret
+}
+
+/// The public half of a tip secret key: what the tip page seals to.
+pub(crate) fn tip_public(tip_secret: &[u8; 32]) -> [u8; 32] {
+    crypto_box::SecretKey::from_bytes(*tip_secret)
+        .public_key()
+        .to_bytes()
+}
+
+/// The fingerprint of a tip public key that the page shows and posters print: the first 8
+/// bytes of its SHA-512, hex, in groups of four.
+pub(crate) fn tip_fingerprint(public: &[u8; 32]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha512::digest(public);
+    hex::encode(&digest[..8])
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Opens what a tipster's browser sealed with `nacl.box` from `ephemeral` to the tip key.
+pub(crate) fn open_tip(
+    tip_secret: &[u8; 32],
+    ephemeral: &[u8; 32],
+    nonce: &[u8; 24],
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let b = crypto_box::SalsaBox::new(
+        &crypto_box::PublicKey::from_bytes(*ephemeral),
+        &crypto_box::SecretKey::from_bytes(*tip_secret),
+    );
+    crypto_box::aead::Aead::decrypt(&b, nonce.into(), sealed)
+        .map_err(|_| Error::Tampered("a tip failed authentication".into()))
+}
+
+/// Seals `plain` with `nacl.box` from a fresh one-time key to `to` (a tipster's reply key, or
+/// the tip key for a tipster): the one-time public key, the nonce and the sealed bytes.
+pub(crate) fn seal_box_once(to: &[u8; 32], plain: &[u8]) -> Result<([u8; 32], [u8; 24], Vec<u8>)> {
+    let one_time = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+    let nonce: [u8; 24] = rand::random();
+    let b = crypto_box::SalsaBox::new(&crypto_box::PublicKey::from_bytes(*to), &one_time);
+    let sealed = crypto_box::aead::Aead::encrypt(&b, (&nonce).into(), plain)
+        .map_err(|_| Error::Storage("sealing failed".into()))?;
+    Ok((one_time.public_key().to_bytes(), nonce, sealed))
+}
+
+/// Opens a `nacl.box` sealed to `secret` from `from` (a tipster reading a reply).
+pub(crate) fn open_box(
+    secret: &[u8; 32],
+    from: &[u8; 32],
+    nonce: &[u8; 24],
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let b = crypto_box::SalsaBox::new(
+        &crypto_box::PublicKey::from_bytes(*from),
+        &crypto_box::SecretKey::from_bytes(*secret),
+    );
+    crypto_box::aead::Aead::decrypt(&b, nonce.into(), sealed).map_err(|_| Error::Tampered("a sealed reply failed authentication".into()))
+}
+
+/// Signs a tip page statement with this device's team-log key.
+pub(crate) fn sign_statement(signer: &DeviceKeys, statement: &[u8]) -> [u8; 64] {
+    signer.sign.sign(statement).to_bytes()
+}
+
+/// Whether `signature` is `sign_key`'s over `statement`.
+pub(crate) fn statement_signed_by(sign_key: &[u8; 32], statement: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(sign_key) else {
+        return false;
+    };
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify_strict(statement, &sig).is_ok()
+}
+
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -51,5 +51,5 @@ pub use sync::log::{AlertKind, TeamAlert};
 pub use sync::team::{PendingJoin, TeamMember, TeamStatus, TeamTrust};
 pub use sync::{
     CheckIn, CheckInDetails, CheckInState, CompactReport, ProgressFn, SetAside, SyncOptions,
-    SyncPhase, SyncProgress, SyncReport,
+    SyncPhase, SyncProgress, SyncReport, TipPage, TipPageLanguage,
 };

@@ -40,6 +40,8 @@ pub enum RecordKind {
     Workshop,
     /// A workspace's settings (taxonomies, device names).
     Settings,
+    /// An anonymous tip from the workspace's tip page (restricted to coordinators).
+    Tip,
 }
 
 /// A point, rounded to the precision the worker chose (fewer decimals reveal less).
@@ -533,6 +535,49 @@ pub struct SearchHit {
     pub snippet: String,
     /// Sensitivity, so apps can hide restricted hits until unlocked.
     pub sensitivity: Sensitivity,
+}
+
+/// An anonymous tip sent through the workspace's tip page, as coordinators' devices keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    /// Record id.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// When the server received it, unix milliseconds rounded down to the hour (all the server
+    /// keeps).
+    pub received_at: i64,
+    /// When the tipster's browser says it was sent (its own clock, not checked), ISO-8601.
+    pub sent_at: String,
+    /// The language the tipster read the page in.
+    pub language: String,
+    /// What happened, in the tipster's words.
+    pub what: String,
+    /// Where.
+    pub place: String,
+    /// When.
+    pub time: String,
+    /// How to reach the tipster, if they said.
+    pub contact: String,
+    /// The team's replies to the tipster, oldest first.
+    pub replies: Vec<TipReply>,
+    /// The visit it was turned into, if it was.
+    pub visit_id: Option<String>,
+    /// Tombstone.
+    pub deleted: bool,
+}
+
+/// A reply a coordinator left for a tipster (sealed to the tipster on the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TipReply {
+    /// Reply id.
+    pub id: String,
+    /// What was said.
+    pub text: String,
+    /// When, unix milliseconds.
+    pub sent_at: i64,
+    /// The device that wrote it (Automerge actor, hex).
+    pub author: String,
 }
 
 /// A value of a field, as shown in conflicts.

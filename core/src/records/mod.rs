@@ -1,13 +1,14 @@
 //! How each record is laid out as an Automerge document, and how it is read back.
 //!
 //! Every record document has the same root header: `schema` (int), `kind` (`visit`,
-//! `workshop`, `settings`), `workspace` (id), `created_at` (ms) and `deleted` (bool, the
+//! `workshop`, `settings`, `tip`), `workspace` (id), `created_at` (ms) and `deleted` (bool, the
 //! tombstone). Every container a record will ever need (notes text, sets, attendee map, ...)
 //! is created together with the record by the device that creates it: two devices creating
 //! the same container concurrently would produce two objects of which only one stays visible.
 
 pub(crate) mod meta;
 pub(crate) mod settings;
+pub(crate) mod tip;
 pub(crate) mod visit;
 pub(crate) mod workshop;
 
@@ -36,6 +37,7 @@ impl RecordKind {
             RecordKind::Visit => "visit",
             RecordKind::Workshop => "workshop",
             RecordKind::Settings => "settings",
+            RecordKind::Tip => "tip",
         }
     }
 
@@ -45,6 +47,7 @@ impl RecordKind {
             "visit" => Some(RecordKind::Visit),
             "workshop" => Some(RecordKind::Workshop),
             "settings" => Some(RecordKind::Settings),
+            "tip" => Some(RecordKind::Tip),
             _ => None,
         }
     }
@@ -269,7 +272,12 @@ impl<'a> Fields<'a> {
 
     /// The record's creator (see [`creator`]), read from a document's root.
     pub(crate) fn creator(&self) -> String {
-        match self.item(K_KIND).map(MapRangeItem::id) {
+        self.writer(K_KIND)
+    }
+
+    /// The device (Automerge actor, hex) that wrote the value at `key`; empty if none.
+    pub(crate) fn writer(&self, key: &str) -> String {
+        match self.item(key).map(MapRangeItem::id) {
             Some(ObjId::Id(_, actor, _)) => actor.to_hex_string(),
             _ => String::new(),
         }

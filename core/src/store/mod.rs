@@ -333,6 +333,19 @@ impl Store {
         let mut doc = self.new_doc();
         f(&mut doc, now)?;
         doc.commit_with(CommitOptions::default().with_time(now));
+        self.insert_doc(&id, kind, workspace, doc)?;
+        Ok(id)
+    }
+
+    /// Stores a new document `id`, made and committed by the caller, with its projections and
+    /// its change queued for the server.
+    pub(crate) fn insert_doc(
+        &self,
+        id: &str,
+        kind: RecordKind,
+        workspace: &str,
+        doc: AutoCommit,
+    ) -> Result<()> {
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
             ensure_workspace(&tx, workspace)?;
@@ -344,19 +357,19 @@ impl Store {
                 workspace: workspace.to_string(),
                 kind,
             };
-            let snapshot = docs::insert(&tx, &id, &mut stored)?;
+            let snapshot = docs::insert(&tx, id, &mut stored)?;
             outbox::enqueue(
                 &tx,
                 workspace,
-                &id,
+                id,
                 kind,
                 &snapshot,
                 records::is_restricted(&stored.doc),
             )?;
-            projection::refresh_new(&tx, &id, &stored.doc)?;
+            projection::refresh_new(&tx, id, &stored.doc)?;
             tx.commit()?;
-            w.cache.put(id.clone(), stored);
-            Ok(id)
+            w.cache.put(id.to_string(), stored);
+            Ok(())
         })
     }
 
@@ -412,7 +425,8 @@ impl Store {
         self.read(|c| docs::load(c, id, &self.inner.actor))
     }
 
-    fn load_kind(&self, id: &str, kind: RecordKind) -> Result<(AutoCommit, Header)> {
+    /// Document `id` and its header, `NotFound` unless it is a record of `kind`.
+    pub(crate) fn load_kind(&self, id: &str, kind: RecordKind) -> Result<(AutoCommit, Header)> {
         let not_found = || Error::not_found(format!("{} {id}", kind.as_str()));
         let stored = self.load_doc(id)?.ok_or_else(not_found)?;
         let h = records::header(&stored.doc).ok_or_else(not_found)?;

@@ -7,8 +7,8 @@ use automerge::AutoCommit;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::error::Result;
-use crate::model::{RecordKind, Visit, Workshop};
-use crate::records::{self, Header, settings, visit, workshop};
+use crate::model::{RecordKind, Tip, Visit, Workshop};
+use crate::records::{self, Header, settings, tip, visit, workshop};
 
 /// Tables holding one document's rows: the column naming the document, and its kind.
 const PER_DOC: &[(&str, &str, RecordKind)] = &[
@@ -21,6 +21,7 @@ const PER_DOC: &[(&str, &str, RecordKind)] = &[
     ("attendees", "workshop_id", RecordKind::Workshop),
     ("tallies", "workshop_id", RecordKind::Workshop),
     ("feedback", "workshop_id", RecordKind::Workshop),
+    ("tips", "id", RecordKind::Tip),
 ];
 
 /// Empties every projection table.
@@ -37,7 +38,8 @@ pub(crate) fn is_restricted(tx: &rusqlite::Connection, id: &str) -> Result<bool>
     Ok(tx
         .prepare_cached(
             "SELECT 1 FROM visits WHERE id = ?1 AND sensitivity = 'restricted'
-             UNION ALL SELECT 1 FROM workshops WHERE id = ?1 AND sensitivity = 'restricted'",
+             UNION ALL SELECT 1 FROM workshops WHERE id = ?1 AND sensitivity = 'restricted'
+             UNION ALL SELECT 1 FROM tips WHERE id = ?1",
         )?
         .exists(params![id])?)
 }
@@ -54,7 +56,9 @@ pub(crate) fn restricted_of_others(
            AND created_by != ?2
          UNION ALL
          SELECT id FROM workshops WHERE workspace_id = ?1 AND sensitivity = 'restricted'
-           AND created_by != ?2",
+           AND created_by != ?2
+         UNION ALL
+         SELECT id FROM tips WHERE workspace_id = ?1",
     )?;
     let rows = st.query_map(params![workspace, actor], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -110,6 +114,8 @@ pub(crate) enum Rows {
         workshop: Box<Workshop>,
         creator: String,
     },
+    /// An anonymous tip.
+    Tip { header: Header, tip: Box<Tip> },
 }
 
 impl Rows {
@@ -133,6 +139,10 @@ impl Rows {
                 creator: records::creator(doc),
                 header,
             },
+            RecordKind::Tip => Rows::Tip {
+                tip: Box::new(tip::read(doc, id, &header)),
+                header,
+            },
         }
     }
 
@@ -142,7 +152,8 @@ impl Rows {
             Rows::Empty => None,
             Rows::Settings { header, .. }
             | Rows::Visit { header, .. }
-            | Rows::Workshop { header, .. } => Some(header),
+            | Rows::Workshop { header, .. }
+            | Rows::Tip { header, .. } => Some(header),
         }
     }
 }
@@ -312,6 +323,32 @@ pub(crate) fn write(tx: &Transaction<'_>, id: &str, rows: &Rows, new: bool) -> R
                     .collect::<Vec<_>>()
                     .join("\n");
                 index_text(tx, n, id, h, w.sensitivity.as_str(), &w.title, &body)?;
+            }
+        }
+        Rows::Tip { header: h, tip: t } => {
+            tx.prepare_cached(
+                "INSERT INTO tips(id, workspace_id, received_at, language, replies, visit_id,
+                    deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                id,
+                t.workspace_id,
+                t.received_at,
+                t.language,
+                t.replies.len() as i64,
+                t.visit_id,
+                b(t.deleted),
+            ])?;
+            if !t.deleted {
+                let title: String = t.what.lines().next().unwrap_or("").chars().take(80).collect();
+                let body = [&t.what, &t.place, &t.time, &t.contact]
+                    .iter()
+                    .map(|s| s.as_str())
+                    .chain(t.replies.iter().map(|r| r.text.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                index_text(tx, n, id, h, "restricted", &title, &body)?;
             }
         }
     }

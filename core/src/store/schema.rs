@@ -391,6 +391,41 @@ INSERT INTO meta(key, value) VALUES ('projections_stale', 1)
     ON CONFLICT(key) DO UPDATE SET value = 1;
 ";
 
+/// Anonymous tips (issue 14): tip records' projection; the tip page a coordinator set up here
+/// (its path and words) and the epoch whose key the server was last seen publishing; tips
+/// stored as records whose deletion from the server is still to be asked; replies sealed to
+/// tipsters, waiting to be sent; and how many tips the last pull said were waiting.
+const V12: &str = "
+CREATE TABLE tips (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    language TEXT NOT NULL,
+    replies INTEGER NOT NULL,
+    visit_id TEXT,
+    deleted INTEGER NOT NULL
+);
+CREATE INDEX tips_workspace ON tips(workspace_id, received_at);
+CREATE TABLE tip_pages (
+    workspace_id TEXT PRIMARY KEY,
+    page TEXT NOT NULL,
+    languages BLOB NOT NULL,
+    published_epoch INTEGER
+);
+CREATE TABLE tips_stored (
+    workspace_id TEXT NOT NULL,
+    server_id INTEGER NOT NULL,
+    doc_id TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, server_id)
+);
+CREATE TABLE tip_replies_out (
+    id INTEGER PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    request BLOB NOT NULL
+);
+ALTER TABLE memberships ADD COLUMN tips_waiting INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -436,6 +471,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 11,
         sql: V11,
+    },
+    Migration {
+        version: 12,
+        sql: V12,
     },
 ];
 

@@ -150,12 +150,35 @@ impl Server {
         path: &str,
         body: &Req,
     ) -> Result<std::result::Result<Exchange<Resp>, Refusal>> {
+        self.try_send(reqwest::Method::POST, call, path, body)
+    }
+
+    /// PUTs `body` as CBOR to `path` and decodes the CBOR answer.
+    pub(crate) fn put<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        call: Call,
+        path: &str,
+        body: &Req,
+    ) -> Result<Exchange<Resp>> {
+        match self.try_send(reqwest::Method::PUT, call, path, body)? {
+            Ok(exchange) => Ok(exchange),
+            Err(refusal) => Err(refusal.into_error()),
+        }
+    }
+
+    fn try_send<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        call: Call,
+        path: &str,
+        body: &Req,
+    ) -> Result<std::result::Result<Exchange<Resp>, Refusal>> {
         let bytes = proto::encode(body);
         let up = bytes.len() as u64;
         self.send(call, up, || {
             let mut rb = self
                 .http
-                .post(format!("{}{path}", self.base))
+                .request(method.clone(), format!("{}{path}", self.base))
                 .header(reqwest::header::CONTENT_TYPE, proto::CONTENT_TYPE_CBOR)
                 .body(bytes.clone());
             if let Some(t) = &self.token {
@@ -186,6 +209,23 @@ impl Server {
             Failed::Error(e) => e,
             Failed::Refused(r) => r.into_error(),
         })
+    }
+
+    /// GETs `path` and decodes the CBOR answer; `None` when the server has nothing there (404).
+    pub(crate) fn get_optional<Resp: DeserializeOwned>(&self, path: &str) -> Result<Option<Resp>> {
+        let answer = self.send(Call::Device, 0, || {
+            let mut rb = self.http.get(format!("{}{path}", self.base));
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(t);
+            }
+            rb.send()
+        });
+        match answer {
+            Ok(exchange) => Ok(Some(exchange.body)),
+            Err(Failed::Refused(r)) if r.status == StatusCode::NOT_FOUND.as_u16() => Ok(None),
+            Err(Failed::Refused(r)) => Err(r.into_error()),
+            Err(Failed::Error(e)) => Err(e),
+        }
     }
 
     fn send<Resp: DeserializeOwned>(
@@ -227,7 +267,10 @@ impl Server {
                 pace.record(bytes_up + bytes_down, started.elapsed());
             }
             if status.is_success() {
-                return match proto::decode::<Resp>(&body) {
+                // An empty answer (204) reads as CBOR null, which only a caller that ignores
+                // the answer accepts.
+                let answer: &[u8] = if body.is_empty() { &[0xf6] } else { &body };
+                return match proto::decode::<Resp>(answer) {
                     Ok(body) => Ok(Exchange {
                         body,
                         bytes_up,

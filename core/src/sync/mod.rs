@@ -10,6 +10,7 @@
 //! reported, never applied, and the rest of the sync goes on.
 
 mod check_ins;
+mod tips;
 pub(crate) mod http;
 pub(crate) mod log;
 mod pace;
@@ -19,6 +20,7 @@ mod snapshot;
 pub(crate) mod team;
 
 pub use check_ins::{CheckIn, CheckInDetails, CheckInState};
+pub use tips::{TipPage, TipPageLanguage};
 pub use snapshot::CompactReport;
 
 use std::collections::{BTreeSet, HashMap};
@@ -157,6 +159,7 @@ struct Page {
     chain_last: Option<proto::ChainHash>,
     chain_head: Option<proto::ChainHash>,
     check_ins: u64,
+    tips: u64,
 }
 
 /// How a pull ended.
@@ -627,6 +630,7 @@ impl Store {
         }
         self.check_withheld_rotation(&m.workspace)?;
         self.sync_check_ins(&server, m, changed)?;
+        self.sync_tips(&server, m, changed)?;
         // A device that joined learns the settings document on its first pull: add its name
         // there so teammates see who wrote what, and send that right away. After a rotation,
         // re-sealed changes go out at once too, and so do changes that waited for this
@@ -637,6 +641,7 @@ impl Store {
         }
         self.register_device_name(&m.workspace)?;
         self.push(&server, m, opts, report)?;
+        self.finish_tips(&server, m)?;
         self.with_writer(|w| {
             w.conn.execute(
                 "UPDATE memberships SET last_sync_at = ?2 WHERE workspace_id = ?1",
@@ -946,6 +951,14 @@ impl Store {
                         m.workspace,
                         i64::try_from(page.check_ins).unwrap_or(i64::MAX)
                     ])?;
+                    tx.prepare_cached(
+                        "UPDATE memberships SET tips_waiting = ?2
+                         WHERE workspace_id = ?1 AND tips_waiting <> ?2",
+                    )?
+                    .execute(params![
+                        m.workspace,
+                        i64::try_from(page.tips).unwrap_or(i64::MAX)
+                    ])?;
                     tx.commit()?;
                     applying.committed(w, report);
                     Ok(page.head)
@@ -1032,6 +1045,7 @@ impl Store {
             chain_last: batch.chain_last,
             chain_head: batch.chain_head,
             check_ins: batch.check_ins,
+            tips: batch.tips,
         })
     }
 
