@@ -24,6 +24,7 @@ mod listeners;
 mod report;
 mod store;
 mod team;
+mod tips;
 mod types;
 mod wipe;
 
@@ -36,6 +37,7 @@ pub use report::{
 };
 pub use store::WaymarkStore;
 pub use team::send_revocation;
+pub use tips::{read_tip_replies, send_tip};
 pub use types::*;
 pub use wipe::{PendingRevocation, WipeReport, destroy_store_files};
 

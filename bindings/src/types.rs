@@ -150,8 +150,10 @@ pub enum RecordKind {
     Workshop,
     /// A workspace's settings (taxonomies, device names).
     Settings,
+    /// An anonymous tip from the workspace's tip page (restricted to coordinators).
+    Tip,
 }
-mirror_enum!(wc::RecordKind => RecordKind { Visit, Workshop, Settings });
+mirror_enum!(wc::RecordKind => RecordKind { Visit, Workshop, Settings, Tip });
 
 /// Which half of a sync is running.
 #[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1556,6 +1558,129 @@ mirror!(wc::CheckIn => CheckIn {
     id, workspace_id, device_id, device_name, own, started_at, expected_back, closed_at, state,
     details, watched,
 });
+
+/// An anonymous tip sent through the workspace's tip page, as coordinators' devices keep it.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    /// Record id.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// When the server received it, ms since 1970 rounded down to the hour.
+    pub received_at: i64,
+    /// When the tipster's browser says it was sent (its own clock, not checked), ISO-8601.
+    pub sent_at: String,
+    /// The language the tipster read the page in.
+    pub language: String,
+    /// What happened, in the tipster's words.
+    pub what: String,
+    /// Where.
+    pub place: String,
+    /// When.
+    pub time: String,
+    /// How to reach the tipster, if they said.
+    pub contact: String,
+    /// The team's replies to the tipster, oldest first.
+    pub replies: Vec<TipReply>,
+    /// The visit it was turned into, if it was.
+    pub visit_id: Option<String>,
+    /// Tombstone.
+    pub deleted: bool,
+}
+mirror!(wc::Tip => Tip {
+    id, workspace_id, received_at, sent_at, language, what, place, time, contact, replies,
+    visit_id, deleted,
+});
+
+/// A reply a coordinator left for a tipster.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct TipReply {
+    /// Reply id.
+    pub id: String,
+    /// What was said.
+    pub text: String,
+    /// When, ms since 1970.
+    pub sent_at: i64,
+    /// The device that wrote it (Automerge actor, hex).
+    pub author: String,
+}
+mirror!(wc::TipReply => TipReply { id, text, sent_at, author });
+
+/// The words of the tip page in one language.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct TipPageLanguage {
+    /// Language code (`en`, `fr`, ...).
+    pub code: String,
+    /// The page's title.
+    pub title: String,
+    /// What the page is for and what happens to a tip.
+    pub intro: String,
+    /// The field for what happened.
+    pub what: String,
+    /// The field for where.
+    pub place: String,
+    /// The field for when.
+    pub time: String,
+    /// The optional field for how to reach the tipster.
+    pub contact: String,
+    /// The send button.
+    pub send: String,
+    /// Shown after sending, above the receipt code.
+    pub sent: String,
+    /// The field and button to read replies with a receipt code.
+    pub check: String,
+    /// Shown when a receipt has no reply yet.
+    pub no_reply: String,
+    /// Shown when sending or reading failed.
+    pub failed: String,
+}
+mirror!(wc::TipPageLanguage => TipPageLanguage {
+    code, title, intro, what, place, time, contact, send, sent, check, no_reply, failed,
+});
+
+/// The workspace's tip page, as this coordinator's device knows it.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct TipPage {
+    /// Workspace.
+    pub workspace_id: String,
+    /// Where tipsters open it.
+    pub url: String,
+    /// The fingerprint of the tip key, as the page shows it (print it on posters).
+    pub fingerprint: String,
+    /// The key epoch of that key.
+    pub epoch: u32,
+    /// Whether the server was last seen serving it, signed, with this key.
+    pub published: bool,
+    /// Its words, the first language the default.
+    pub languages: Vec<TipPageLanguage>,
+}
+mirror!(wc::TipPage => TipPage { workspace_id, url, fingerprint, epoch, published, languages });
+
+/// What a tipster says; every field optional, but not all empty.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct TipFields {
+    /// What happened.
+    pub what: String,
+    /// Where.
+    pub place: String,
+    /// When.
+    pub time: String,
+    /// How to reach them, if they want to be reached.
+    pub contact: String,
+    /// The language they write in (`en`, ...).
+    pub language: String,
+}
+mirror!(wc::TipFields => TipFields { what, place, time, contact, language });
+
+/// A reply from the team, as the tipster reads it.
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct TipAnswer {
+    /// What the team said.
+    pub text: String,
+    /// When, as the team's device wrote it (ISO-8601).
+    pub sent_at: String,
+}
+mirror!(wc::TipAnswer => TipAnswer { text, sent_at });
 
 /// An attendee of a workshop, as duplicates name it.
 #[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]

@@ -87,6 +87,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Anonymous tips sent through the workspace's tip page, newest first (a coordinator's
+    /// store; as of the last sync).
+    Tips {
+        /// Only this workspace (id); default: every workspace in the store.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set up the workspace's tip page (or show it): prints its address and the fingerprint of
+    /// its key to print on posters; published at the next sync.
+    TipPage {
+        /// The workspace (id); default: the store's only workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Move the page to a new address (the old one stops working).
+        #[arg(long)]
+        new_address: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reply to a tipster: sealed to them, sent at the next sync; they read it on the page
+    /// with their receipt code.
+    TipReply {
+        /// The tip's id.
+        id: String,
+        /// What to say.
+        text: String,
+    },
     /// Erase a visit or workshop on every device and on the server: nothing it ever said stays
     /// (the record's author or a coordinator; sync to send it).
     Erase {
@@ -325,6 +356,43 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             Out::new(json).check_ins(&all);
+            Ok(())
+        }
+        Command::Tips { workspace, json } => {
+            let store = open(&dir, false)?;
+            let mut all = Vec::new();
+            for ws in store.workspaces().map_err(err)? {
+                if workspace.as_ref().is_none_or(|w| *w == ws.id) {
+                    all.extend(store.tips(&ws.id).map_err(err)?);
+                }
+            }
+            Out::new(json).tips(&all);
+            Ok(())
+        }
+        Command::TipPage {
+            workspace,
+            new_address,
+            json,
+        } => {
+            let store = open(&dir, false)?;
+            let ws = match workspace {
+                Some(w) => w,
+                None => match store.workspaces().map_err(err)?.as_slice() {
+                    [only] => only.id.clone(),
+                    _ => return Err("give --workspace ID (the store has several)".into()),
+                },
+            };
+            let page = match store.tip_page(&ws).map_err(err)? {
+                Some(p) if !new_address => p,
+                _ => store.set_tip_page(&ws, &[], new_address).map_err(err)?,
+            };
+            Out::new(json).tip_page(&page);
+            Ok(())
+        }
+        Command::TipReply { id, text } => {
+            let store = open(&dir, false)?;
+            store.reply_to_tip(&id, &text).map_err(err)?;
+            say!("reply sealed to the tipster; sync to send it");
             Ok(())
         }
         Command::Workspaces { json } => {

@@ -175,6 +175,65 @@ impl Out {
         say!("{t}");
     }
 
+    /// Anonymous tips.
+    pub fn tips(&self, tips: &[wc::Tip]) {
+        if self.json {
+            Self::print_json(&json!(
+                tips.iter()
+                    .map(|t| json!({
+                        "id": t.id, "workspace_id": t.workspace_id, "received_at": t.received_at,
+                        "sent_at": t.sent_at, "language": t.language, "what": t.what,
+                        "where": t.place, "when": t.time, "contact": t.contact,
+                        "replies": t.replies.iter().map(|r| json!({
+                            "text": r.text, "sent_at": r.sent_at,
+                        })).collect::<Vec<_>>(),
+                        "visit_id": t.visit_id,
+                    }))
+                    .collect::<Vec<_>>()
+            ));
+            return;
+        }
+        if tips.is_empty() {
+            say!("no tips");
+            return;
+        }
+        let mut t = table(&[
+            "id", "received", "what", "where", "when", "contact", "replies",
+        ]);
+        for tip in tips {
+            t.add_row(vec![
+                tip.id.clone(),
+                day(tip.received_at),
+                tip.what.clone(),
+                tip.place.clone(),
+                tip.time.clone(),
+                tip.contact.clone(),
+                tip.replies.len().to_string(),
+            ]);
+        }
+        say!("{t}");
+    }
+
+    /// The workspace's tip page.
+    pub fn tip_page(&self, p: &wc::TipPage) {
+        if self.json {
+            Self::print_json(&json!({
+                "workspace_id": p.workspace_id, "url": p.url, "fingerprint": p.fingerprint,
+                "epoch": p.epoch, "published": p.published,
+                "languages": p.languages.iter().map(|l| l.code.clone()).collect::<Vec<_>>(),
+            }));
+            return;
+        }
+        say!("tip page: {}", p.url);
+        say!(
+            "key fingerprint (print it next to the address): {}",
+            p.fingerprint
+        );
+        if !p.published {
+            say!("not published yet: sync to publish it");
+        }
+    }
+
     /// The store's workspaces.
     pub fn workspaces(&self, ws: &[wc::Workspace]) {
         if self.json {

@@ -764,7 +764,8 @@ pub(crate) fn open_box(
         &crypto_box::PublicKey::from_bytes(*from),
         &crypto_box::SecretKey::from_bytes(*secret),
     );
-    crypto_box::aead::Aead::decrypt(&b, nonce.into(), sealed).map_err(|_| Error::Tampered("a sealed reply failed authentication".into()))
+    crypto_box::aead::Aead::decrypt(&b, nonce.into(), sealed)
+        .map_err(|_| Error::Tampered("a sealed reply failed authentication".into()))
 }
 
 /// Signs a tip page statement with this device's team-log key.
@@ -782,7 +783,6 @@ pub(crate) fn statement_signed_by(sign_key: &[u8; 32], statement: &[u8], signatu
     };
     key.verify_strict(statement, &sig).is_ok()
 }
-
 
 #[cfg(test)]
 mod tests {

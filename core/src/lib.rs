@@ -51,5 +51,6 @@ pub use sync::log::{AlertKind, TeamAlert};
 pub use sync::team::{PendingJoin, TeamMember, TeamStatus, TeamTrust};
 pub use sync::{
     CheckIn, CheckInDetails, CheckInState, CompactReport, ProgressFn, SetAside, SyncOptions,
-    SyncPhase, SyncProgress, SyncReport, TipPage, TipPageLanguage,
+    SyncPhase, SyncProgress, SyncReport, TipAnswer, TipFields, TipPage, TipPageLanguage,
+    read_tip_replies, send_tip,
 };

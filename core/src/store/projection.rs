@@ -341,7 +341,14 @@ pub(crate) fn write(tx: &Transaction<'_>, id: &str, rows: &Rows, new: bool) -> R
                 b(t.deleted),
             ])?;
             if !t.deleted {
-                let title: String = t.what.lines().next().unwrap_or("").chars().take(80).collect();
+                let title: String = t
+                    .what
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(80)
+                    .collect();
                 let body = [&t.what, &t.place, &t.time, &t.contact]
                     .iter()
                     .map(|s| s.as_str())

@@ -377,7 +377,7 @@ fn is_loopback(rest: &str) -> bool {
 
 /// One HTTP client for the whole process: building one parses the trust roots, which is slow,
 /// and a shared one keeps connections alive across syncs.
-fn shared_client() -> Result<Client> {
+pub(crate) fn shared_client() -> Result<Client> {
     static CLIENT: OnceLock<Client> = OnceLock::new();
     if let Some(c) = CLIENT.get() {
         return Ok(c.clone());

@@ -10,7 +10,6 @@
 //! reported, never applied, and the rest of the sync goes on.
 
 mod check_ins;
-mod tips;
 pub(crate) mod http;
 pub(crate) mod log;
 mod pace;
@@ -18,10 +17,13 @@ mod prepare;
 mod restore;
 mod snapshot;
 pub(crate) mod team;
+mod tips;
+mod tipster;
 
 pub use check_ins::{CheckIn, CheckInDetails, CheckInState};
-pub use tips::{TipPage, TipPageLanguage};
 pub use snapshot::CompactReport;
+pub use tips::{TipPage, TipPageLanguage};
+pub use tipster::{TipAnswer, TipFields, read_tip_replies, send_tip};
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -126,8 +126,19 @@ impl TipPageLanguage {
                 "That failed. Try again later.",
             ],
         };
-        let [title, intro, what, place, time, contact, send, sent, check, no_reply, failed] =
-            w.map(str::to_string);
+        let [
+            title,
+            intro,
+            what,
+            place,
+            time,
+            contact,
+            send,
+            sent,
+            check,
+            no_reply,
+            failed,
+        ] = w.map(str::to_string);
         TipPageLanguage {
             code: code.to_string(),
             title,
@@ -422,7 +433,10 @@ impl Store {
         validate::notes("text", text)?;
         let (doc, h) = self.load_kind(tip_id, RecordKind::Tip)?;
         let (lookup, reply_key) = tip::reply_to(&doc).ok_or_else(|| {
-            Error::invalid("tip_id", "the tipster's page left no way to reply to this tip")
+            Error::invalid(
+                "tip_id",
+                "the tipster's page left no way to reply to this tip",
+            )
         })?;
         if !self.read(|c| team::is_coordinator(c, &h.workspace))? {
             return Err(Error::NotPermitted(
@@ -475,7 +489,9 @@ impl Store {
     pub fn tip_to_visit(&self, tip_id: &str, visit: &NewVisit) -> Result<String> {
         let tip = self.get_tip(tip_id)?;
         let visit_id = self.create_visit(&tip.workspace_id, visit)?;
-        self.edit_doc(tip_id, RecordKind::Tip, |doc, _| tip::set_visit(doc, &visit_id))?;
+        self.edit_doc(tip_id, RecordKind::Tip, |doc, _| {
+            tip::set_visit(doc, &visit_id)
+        })?;
         Ok(visit_id)
     }
 
@@ -630,7 +646,11 @@ impl Store {
             w.conn.execute(
                 "INSERT OR IGNORE INTO tips_stored(workspace_id, server_id, doc_id)
                  VALUES (?1, ?2, ?3)",
-                params![workspace, i64::try_from(server_id).unwrap_or(i64::MAX), doc_id],
+                params![
+                    workspace,
+                    i64::try_from(server_id).unwrap_or(i64::MAX),
+                    doc_id
+                ],
             )?;
             Ok(())
         })
@@ -672,7 +692,10 @@ impl Store {
             })?;
         }
         if !done.is_empty() {
-            let ids = done.iter().map(|&i| u64::try_from(i).unwrap_or(0)).collect();
+            let ids = done
+                .iter()
+                .map(|&i| u64::try_from(i).unwrap_or(0))
+                .collect();
             server.post::<_, serde::de::IgnoredAny>(
                 Call::Device,
                 proto::PATH_TIPS_DONE,
