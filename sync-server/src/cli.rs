@@ -68,7 +68,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
-    Serve(ServeArgs),
+    // Boxed: its many options would make every command as large as it.
+    Serve(Box<ServeArgs>),
     /// Create workspaces.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
@@ -236,6 +237,26 @@ pub struct ServeArgs {
     /// alerts are only logged.
     #[arg(long, env = "WAYMARK_ALERT_COMMAND")]
     pub alert_command: Option<String>,
+    /// The server's address as tipsters reach it (e.g. https://tips.example.org): tip pages
+    /// post there, also when saved as a file or copied to another website. Without it, each
+    /// page posts to the address it was requested at (https when a trusted proxy says so).
+    #[arg(long, env = "WAYMARK_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+    /// Sustained requests per second to the public tip routes per client address (0 disables
+    /// the limit); 429 above.
+    #[arg(long, env = "WAYMARK_TIP_RATE_LIMIT", default_value_t = Limits::default().tip_rate_per_second)]
+    pub tip_rate_limit: f64,
+    /// Requests to the public tip routes a client address may burst above the sustained rate.
+    #[arg(long, env = "WAYMARK_TIP_RATE_BURST", default_value_t = Limits::default().tip_rate_burst)]
+    pub tip_rate_burst: u32,
+    /// Sustained tips per second to one tip page, from all addresses (0 disables the limit);
+    /// 429 above.
+    #[arg(long, env = "WAYMARK_TIP_PAGE_RATE_LIMIT",
+          default_value_t = Limits::default().tip_page_rate_per_second)]
+    pub tip_page_rate_limit: f64,
+    /// Tips one page may take in a burst above the sustained rate.
+    #[arg(long, env = "WAYMARK_TIP_PAGE_RATE_BURST", default_value_t = Limits::default().tip_page_rate_burst)]
+    pub tip_page_rate_burst: u32,
     /// Log format (logs go to stderr; filter with RUST_LOG, default "info").
     #[arg(long, env = "WAYMARK_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -282,7 +303,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         pool_size: cli.database_pool_size,
     };
     match cli.command {
-        Command::Serve(args) => serve(&db, args),
+        Command::Serve(args) => serve(&db, *args),
         Command::Workspace(WorkspaceCommand::Create { name }) => {
             let storage = open_existing_or_new(&db)?;
             let workspace = storage.create_workspace(name.as_deref(), tokens::now())?;
@@ -584,6 +605,12 @@ fn serve(cli: &Db, args: ServeArgs) -> Result<(), CliError> {
         failed_auth_burst: args.failed_auth_burst.max(1),
         trusted_proxies: args.trusted_proxies.clone(),
         check_in_grace: args.check_in_grace,
+        tip_rate_per_second: args.tip_rate_limit,
+        tip_rate_burst: args.tip_rate_burst.max(1),
+        tip_page_rate_per_second: args.tip_page_rate_limit,
+        tip_page_rate_burst: args.tip_page_rate_burst.max(1),
+        max_waiting_tips: limits::MAX_WAITING_TIPS,
+        public_url: args.public_url.clone(),
     };
     let header_read_timeout = args.header_read_timeout.max(Duration::from_secs(1));
     // Client sockets beside the database's own files (and PostgreSQL's pool).
@@ -726,6 +753,25 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Parses `--public-url`: an absolute `http://` or `https://` URL of a host (and port, and path
+/// prefix if a proxy serves the server under one), without query or fragment; a trailing slash
+/// is dropped.
+pub fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = text.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{text:?} must start with https:// (or http://)"))?;
+    let host = rest.split('/').next().unwrap_or("");
+    let fine = |b: u8| b.is_ascii_alphanumeric() || b"-._~/:[]%".contains(&b);
+    if host.is_empty() || !rest.bytes().all(fine) {
+        return Err(format!(
+            "{text:?} is not a URL like https://tips.example.org (no query, fragment or spaces)"
+        ));
+    }
+    Ok(url.to_owned())
+}
+
 /// Parses a duration such as `90s`, `15m`, `24h`, `7d`, `2w`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -824,6 +870,29 @@ mod tests {
         assert!(parse_duration("7y").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("99999999999999999999w").is_err());
+    }
+
+    #[test]
+    fn public_urls_are_absolute_and_lose_a_trailing_slash() {
+        assert_eq!(
+            parse_public_url("https://tips.example.org/").unwrap(),
+            "https://tips.example.org"
+        );
+        assert_eq!(
+            parse_public_url("http://10.0.0.5:8080/waymark").unwrap(),
+            "http://10.0.0.5:8080/waymark"
+        );
+        for bad in [
+            "tips.example.org",
+            "ftp://x",
+            "https://",
+            "https://x/?a=1",
+            "https://x/#f",
+            "https://x y",
+            "https://x\"\u{3c}",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

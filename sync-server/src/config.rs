@@ -43,6 +43,21 @@ pub struct Limits {
     pub trusted_proxies: TrustedProxies,
     /// Time past a check-in's deadline before it is overdue (listed so, and alerted).
     pub check_in_grace: Duration,
+    /// Sustained requests per second to the public tip routes (`/t/...`) per client address;
+    /// 0 disables the limit.
+    pub tip_rate_per_second: f64,
+    /// Requests to the public tip routes a client address may burst above the sustained rate.
+    pub tip_rate_burst: u32,
+    /// Sustained tips per second posted to one tip page, from all addresses together; 0
+    /// disables the limit.
+    pub tip_page_rate_per_second: f64,
+    /// Tips one page may take in a burst above the sustained rate.
+    pub tip_page_rate_burst: u32,
+    /// Most tips waiting in one workspace; submissions beyond are answered 503.
+    pub max_waiting_tips: u64,
+    /// The server's absolute URL as tipsters reach it (e.g. `https://tips.example.org`), which
+    /// tip pages post to; `None`: taken from each request's `Host` (see `api::tips`).
+    pub public_url: Option<String>,
 }
 
 impl Default for Limits {
@@ -66,6 +81,17 @@ impl Default for Limits {
             failed_auth_burst: 20,
             trusted_proxies: TrustedProxies::loopback(),
             check_in_grace: DEFAULT_CHECK_IN_GRACE,
+            // A tipster loads the page, posts once and later reads replies: 30 requests, then
+            // one every 5 s, leaves room for people behind one address (a shelter, a carrier's
+            // NAT) and little for a script.
+            tip_rate_per_second: 0.2,
+            tip_rate_burst: 30,
+            // A page on a poster gets a few tips an hour; 60 at once, then one a minute, keeps
+            // a flood from many addresses from filling the workspace's queue in minutes.
+            tip_page_rate_per_second: 1.0 / 60.0,
+            tip_page_rate_burst: 60,
+            max_waiting_tips: limits::MAX_WAITING_TIPS,
+            public_url: None,
         }
     }
 }
@@ -77,6 +103,8 @@ impl Limits {
             rate_per_second: 0.0,
             enroll_rate_per_second: 0.0,
             failed_auth_rate_per_second: 0.0,
+            tip_rate_per_second: 0.0,
+            tip_page_rate_per_second: 0.0,
             ..Self::default()
         }
     }

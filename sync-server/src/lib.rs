@@ -6,6 +6,8 @@
 //! - [`storage`]: the backend-neutral storage trait and its SQLite and PostgreSQL implementations;
 //! - [`cli`]: the `waymark-server` command line (serve and the operator commands);
 //! - [`check_ins`]: the watcher that marks late check-ins overdue and runs the alert hook;
+//! - [`tips`]: anonymous tips' page statements, page and submissions (their routes are in
+//!   `api::tips`);
 //! - [`connections`]: the accept loop, with connection caps and header timeouts;
 //! - [`files`]: the data directory, database and backups, readable by their owner only.
 
@@ -19,6 +21,7 @@ pub mod files;
 pub mod metrics;
 pub mod ratelimit;
 pub mod storage;
+pub mod tips;
 pub mod tokens;
 
 pub use api::{AppState, app};

@@ -582,6 +582,7 @@ async fn a_pull_with_nothing_new_is_one_request_with_more_false(backend: Backend
             chain_last: None,
             chain_head: Some(waymark_protocol::CHAIN_START),
             check_ins: 0,
+            tips: 0,
         }
     );
     server.push(&device.device_token, vec![blob(1, b"x")]).await;
@@ -1163,6 +1164,49 @@ impl waymark_server::Storage for PanickingStorage {
         panic!("backend exploded")
     }
     fn check_in_alert_done(&self, _: &CheckInAlert, _: i64) -> StorageResult<bool> {
+        panic!("backend exploded")
+    }
+    fn put_tip_page(
+        &self,
+        _: &Device,
+        _: &waymark_protocol::TipPageRequest,
+        _: i64,
+    ) -> StorageResult<()> {
+        panic!("backend exploded")
+    }
+    fn tip_page(&self, _: &str) -> StorageResult<Option<waymark_protocol::TipPageRequest>> {
+        panic!("backend exploded")
+    }
+    fn tip_page_statement(&self, _: &str) -> StorageResult<Option<Vec<u8>>> {
+        panic!("backend exploded")
+    }
+    fn submit_tip(
+        &self,
+        _: &str,
+        _: &waymark_server::storage::NewTip,
+        _: u64,
+        _: i64,
+    ) -> StorageResult<waymark_server::storage::TipReceipt> {
+        panic!("backend exploded")
+    }
+    fn tips(&self, _: &str, _: usize) -> StorageResult<Vec<waymark_protocol::TipEntry>> {
+        panic!("backend exploded")
+    }
+    fn tips_done(&self, _: &Device, _: &[u64]) -> StorageResult<u64> {
+        panic!("backend exploded")
+    }
+    fn put_tip_reply(
+        &self,
+        _: &Device,
+        _: &waymark_protocol::TipReplyRequest,
+    ) -> StorageResult<()> {
+        panic!("backend exploded")
+    }
+    fn tip_replies(
+        &self,
+        _: &str,
+        _: &[u8],
+    ) -> StorageResult<Option<Vec<waymark_server::storage::TipReply>>> {
         panic!("backend exploded")
     }
 }

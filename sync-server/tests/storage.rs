@@ -875,8 +875,8 @@ fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
     let path = dir.path().join("old.sqlite3");
     let mut logs = Vec::new();
     {
-        // Schemas 4 and 5 add only columns, schema 6 a column and a table: dropping them gives
-        // the file schema 3 wrote.
+        // Schemas 4 and 5 add only columns, schemas 6 and 7 columns and tables: dropping them
+        // gives the file schema 3 wrote.
         let storage = SqliteStorage::open(&path).unwrap();
         for _ in 0..2 {
             let ws = storage.create_workspace(None, 0).unwrap().id;
@@ -885,6 +885,7 @@ fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
         }
         drop(storage);
         let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
         conn.execute_batch(UNDO_SCHEMA_6).unwrap();
         conn.execute_batch(
             "ALTER TABLE blobs DROP COLUMN chain; ALTER TABLE blobs DROP COLUMN snapshot_upto;
@@ -914,7 +915,7 @@ fn a_schema_3_postgres_database_gets_its_chain_hashes_on_upgrade() {
         let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
         client
             .batch_execute(&format!(
-                "SET search_path = {0}; {UNDO_SCHEMA_6}
+                "SET search_path = {0}; {UNDO_SCHEMA_7} {UNDO_SCHEMA_6}
                  ALTER TABLE {0}.blobs DROP COLUMN chain;
                  ALTER TABLE {0}.blobs DROP COLUMN snapshot_upto;
                  ALTER TABLE {0}.blobs DROP COLUMN snapshot_from;
@@ -957,6 +958,7 @@ fn a_schema_5_sqlite_file_takes_check_ins_on_upgrade() {
         storage.push(&device, &[blob(1, b"before")], 0).unwrap();
         drop(storage);
         let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
         conn.execute_batch(UNDO_SCHEMA_6).unwrap();
         conn.pragma_update(None, "user_version", 5).unwrap();
         (ws, device)
@@ -966,7 +968,7 @@ fn a_schema_5_sqlite_file_takes_check_ins_on_upgrade() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, waymark_server::storage::sqlite::SCHEMA_VERSION);
 }
 
 #[test]
@@ -984,7 +986,7 @@ fn a_schema_5_postgres_database_takes_check_ins_on_upgrade() {
         let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
         client
             .batch_execute(&format!(
-                "SET search_path = {0}; {UNDO_SCHEMA_6}
+                "SET search_path = {0}; {UNDO_SCHEMA_7} {UNDO_SCHEMA_6}
                  DELETE FROM {0}.waymark_schema WHERE version >= 6;",
                 guard.schema
             ))
@@ -1005,6 +1007,144 @@ fn check_upgraded_to_check_ins(storage: &dyn Storage, ws: &str, device: &Device)
     assert_eq!(storage.mark_overdue_check_ins(T + 60, 0).unwrap(), 1);
     assert_eq!(storage.claim_check_in_alerts(T + 60).unwrap().len(), 1);
     assert_eq!(pulled_check_ins_version(storage, ws), 2);
+}
+
+/// What schema 7 added (the same on both backends): without it, a database is as schema 6 wrote
+/// it.
+const UNDO_SCHEMA_7: &str = "DROP TABLE tip_replies; DROP TABLE tips; DROP TABLE tip_pages;
+     ALTER TABLE workspaces DROP COLUMN tips_waiting;
+     ALTER TABLE workspaces DROP COLUMN tips_seq;";
+
+/// A coordinator's device enrolled with a signing key the test holds.
+fn signer_in(storage: &dyn Storage, ws: &str) -> (Device, ed25519_dalek::SigningKey) {
+    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let enrollment = tokens::new_token();
+    let now = tokens::now();
+    storage
+        .issue_enrollment_token(
+            ws,
+            &tokens::hash_token(&enrollment),
+            now + 60,
+            None,
+            roles::COORDINATOR,
+            now,
+        )
+        .unwrap();
+    let device_token = tokens::new_token();
+    let device = waymark_server::storage::NewDevice {
+        sign_key: key.verifying_key().to_bytes(),
+        ..new_device(&device_token)
+    };
+    storage
+        .enroll(&tokens::hash_token(&enrollment), &device, now)
+        .unwrap();
+    let device = storage
+        .authenticate(&tokens::hash_token(&device_token))
+        .unwrap()
+        .unwrap();
+    (device, key)
+}
+
+/// A schema-6 database (before tips) upgrades: what it held stays, its workspaces have no tip
+/// page and no tip waiting, and take them at once.
+#[test]
+fn a_schema_6_sqlite_file_takes_tips_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    let (ws, device, key) = {
+        let storage = SqliteStorage::open(&path).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let (device, key) = signer_in(&storage, &ws);
+        storage.push(&device, &[blob(1, b"before")], 0).unwrap();
+        storage
+            .put_check_in(&device, &check_in(1, OPEN, 60, 1), T)
+            .unwrap();
+        drop(storage);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        (ws, device, key)
+    };
+    check_upgraded_to_tips(&SqliteStorage::open(&path).unwrap(), &ws, &device, &key);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 7);
+}
+
+#[test]
+fn a_schema_6_postgres_database_takes_tips_on_upgrade() {
+    let url = postgres_url();
+    let guard = SchemaGuard {
+        url: url.clone(),
+        schema: fresh_schema(),
+    };
+    let (ws, device, key) = {
+        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let (device, key) = signer_in(&storage, &ws);
+        storage.push(&device, &[blob(1, b"before")], 0).unwrap();
+        storage
+            .put_check_in(&device, &check_in(1, OPEN, 60, 1), T)
+            .unwrap();
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "SET search_path = {0}; {UNDO_SCHEMA_7}
+                 DELETE FROM {0}.waymark_schema WHERE version >= 7;",
+                guard.schema
+            ))
+            .unwrap();
+        (ws, device, key)
+    };
+    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+    check_upgraded_to_tips(&storage, &ws, &device, &key);
+}
+
+fn check_upgraded_to_tips(
+    storage: &dyn Storage,
+    ws: &str,
+    device: &Device,
+    key: &ed25519_dalek::SigningKey,
+) {
+    use ed25519_dalek::Signer as _;
+    let page = storage.pull(ws, 0, u64::MAX, 10).unwrap();
+    assert_eq!((page.blobs.len(), page.check_ins, page.tips), (1, 1, 0));
+    assert_eq!(storage.check_ins(ws, T, 60).unwrap().check_ins.len(), 1);
+    assert_eq!(storage.tip_page(ws).unwrap(), None);
+    let statement = waymark_protocol::encode(&waymark_protocol::TipPageStatement {
+        workspace_id: ws.to_owned(),
+        page: "upgradedpageabcdefghijklmn".into(),
+        epoch: 0,
+        public_key: [5; 32],
+        languages: vec![waymark_protocol::TipPageLanguage {
+            code: "en".into(),
+            labels: Default::default(),
+        }],
+        signed_at: 0,
+    });
+    let request = waymark_protocol::TipPageRequest {
+        signature: key.sign(&statement).to_bytes().to_vec(),
+        statement,
+        device_id: device.id.clone(),
+    };
+    storage.put_tip_page(device, &request, T).unwrap();
+    assert_eq!(storage.tip_page(ws).unwrap(), Some(request));
+    let tip = waymark_server::storage::NewTip {
+        epoch: 0,
+        ephemeral: [1; 32],
+        nonce: [2; 24],
+        sealed: vec![3; 40],
+    };
+    assert_eq!(
+        storage
+            .submit_tip("upgradedpageabcdefghijklmn", &tip, 10, T)
+            .unwrap(),
+        waymark_server::storage::TipReceipt::Stored
+    );
+    assert_eq!(storage.pull(ws, 0, u64::MAX, 10).unwrap().tips, 1);
+    assert_eq!(storage.tips(ws, 10).unwrap()[0].id, 1);
 }
 
 /// `restore` refuses a database in use and a file that is not a backup, and keeps the

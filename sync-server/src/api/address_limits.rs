@@ -20,7 +20,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use waymark_protocol::{PATH_ENROLL, codes};
+use waymark_protocol::PATH_ENROLL;
 
 use super::AppState;
 use super::error::ApiError;
@@ -91,16 +91,7 @@ pub(crate) async fn limit(State(state): State<AppState>, req: Request, next: Nex
 
 /// 429 `rate_limited` with `Retry-After` in whole seconds (at least 1).
 fn too_many(wait: Duration, what: &str) -> Response {
-    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    ApiError {
-        retry_after: Some(secs),
-        ..ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::RATE_LIMITED,
-            format!("{what}; retry after {secs} s"),
-        )
-    }
-    .into_response()
+    ApiError::too_many(wait, what).into_response()
 }
 
 /// Reads an enrollment's body, refusing one over [`MAX_ENROLL_BODY_BYTES`] (413).

@@ -71,6 +71,20 @@ impl ApiError {
         )
     }
 
+    /// 429 `rate_limited` saying what was too much, with `Retry-After` of `wait` in whole
+    /// seconds (at least 1).
+    pub fn too_many(wait: std::time::Duration, what: &str) -> Self {
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::RATE_LIMITED,
+                format!("{what}; retry after {secs} s"),
+            )
+        }
+    }
+
     /// 429 `rate_limited` with `Retry-After`.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self {

@@ -7,6 +7,7 @@
 mod address_limits;
 pub mod error;
 pub mod extract;
+pub mod tips;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,8 +23,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use waymark_protocol::{
     AppendRequest, AppendResponse, CheckInRequest, EnrollRequest, EnrollResponse,
     HEADER_REQUEST_ID, InviteRequest, InviteResponse, KeysRequest, KeysResponse, PATH_CHAIN,
-    PATH_CHECK_INS, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES, PATH_KEYS, PATH_METRICS, PATH_PULL,
-    PATH_PUSH, PATH_REVOKE, PATH_TEAM, PATH_TEAM_LOG, PullRequest, PushRequest, PushResponse,
+    PATH_CHECK_INS, PATH_ENROLL, PATH_HEALTHZ, PATH_INVITES, PATH_KEYS, PATH_METRICS,
+    PATH_PUBLIC_TIPS, PATH_PULL, PATH_PUSH, PATH_REVOKE, PATH_TEAM, PATH_TEAM_LOG, PATH_TIP_PAGE,
+    PATH_TIP_REPLIES, PATH_TIPS, PATH_TIPS_DONE, PullRequest, PushRequest, PushResponse,
     QUERY_AFTER, QUERY_AT, QUERY_LOG_FROM, QUERY_MAX_BYTES, RevokeRequest, RevokeResponse,
     content_id_of, limits, roles,
 };
@@ -51,6 +53,7 @@ struct Inner {
     metrics: Metrics,
     limiter: RateLimiter,
     address_limits: address_limits::AddressLimiters,
+    tips: tips::TipLimiters,
     touched: Mutex<HashMap<String, Instant>>,
 }
 
@@ -62,6 +65,7 @@ impl AppState {
                 storage,
                 limiter: RateLimiter::new(limits.rate_per_second, limits.rate_burst),
                 address_limits: address_limits::AddressLimiters::new(&limits),
+                tips: tips::TipLimiters::new(&limits),
                 limits,
                 metrics: Metrics::new()?,
                 touched: Mutex::new(HashMap::new()),
@@ -133,6 +137,19 @@ pub fn app(state: AppState) -> Router {
         .route(PATH_KEYS, post(keys))
         .route(PATH_REVOKE, post(revoke))
         .route(PATH_CHECK_INS, get(list_check_ins).post(put_check_in))
+        .route(PATH_TIPS, get(tips::list))
+        .route(PATH_TIPS_DONE, post(tips::done))
+        .route(PATH_TIP_PAGE, get(tips::get_page).put(tips::put_page))
+        .route(PATH_TIP_REPLIES, post(tips::reply))
+        .route(&format!("{PATH_PUBLIC_TIPS}/{{page}}"), get(tips::page))
+        .route(
+            &format!("{PATH_PUBLIC_TIPS}/{{page}}/tips"),
+            post(tips::submit),
+        )
+        .route(
+            &format!("{PATH_PUBLIC_TIPS}/{{page}}/replies/{{lookup}}"),
+            get(tips::replies),
+        )
         .route(PATH_HEALTHZ, get(healthz))
         .route(PATH_METRICS, get(metrics))
         .fallback(not_found)
@@ -146,12 +163,17 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             address_limits::limit,
         ))
+        .layer(middleware::from_fn(tips::public))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// The metrics label of a path: the route it matches, or "other" (bounded cardinality).
+/// The metrics and log label of a path: the route it matches, [`tips::PUBLIC_ROUTE`] for every
+/// public tip route (their paths hold the secret page), or "other" (bounded cardinality).
 pub(crate) fn route_label(path: &str) -> &'static str {
+    if tips::is_public(path) {
+        return tips::PUBLIC_ROUTE;
+    }
     [
         PATH_ENROLL,
         PATH_INVITES,
@@ -163,6 +185,10 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         PATH_KEYS,
         PATH_REVOKE,
         PATH_CHECK_INS,
+        PATH_TIPS,
+        PATH_TIPS_DONE,
+        PATH_TIP_PAGE,
+        PATH_TIP_REPLIES,
         PATH_HEALTHZ,
         PATH_METRICS,
     ]
@@ -630,6 +656,7 @@ async fn pull(
         .max_bytes
         .unwrap_or(state.limits().pull_default_bytes);
     let touch = state.should_touch(&device.id);
+    let coordinator = device.is_coordinator();
     let page = state
         .blocking(move |s| {
             let page = s.pull_encoded(
@@ -644,6 +671,11 @@ async fn pull(
             Ok(page)
         })
         .await?;
+    let page = if coordinator {
+        page
+    } else {
+        page.without_tips()
+    };
     state
         .metrics()
         .blobs_served

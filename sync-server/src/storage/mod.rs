@@ -24,7 +24,12 @@
 //!   (an update, the watcher marking one overdue, a purge) bumps the workspace's check-ins
 //!   version in the same transaction ([`plan_check_in`]);
 //! - an alert owed (overdue, alarm) is in the database until a watcher records it delivered:
-//!   a claim holds [`ALERT_CLAIM_SECS`], so an alert whose process died is claimed again.
+//!   a claim holds [`ALERT_CLAIM_SECS`], so an alert whose process died is claimed again;
+//! - a tip is stored as the tipster's browser sealed it with the hour it arrived, nothing else
+//!   (no address, no user agent, no exact time); a workspace's `tips_waiting` is the number of
+//!   its tips stored, changed in the transaction that stores or deletes them, and its tip
+//!   numbers are never reused; a workspace has at most one tip page, and a page path belongs to
+//!   one workspace.
 
 pub mod postgres;
 pub mod pull_page;
@@ -37,7 +42,8 @@ use serde::Serialize;
 use waymark_protocol::{
     AppendRequest, CHAIN_START, ChainHash, ChainResponse, CheckInEntry, CheckInRequest,
     CheckInResponse, CheckInsResponse, ContentId, DocId, KeysRequest, PublicKey, PullResponse,
-    PushBlob, TeamResponse, chain_next, check_in_states, limits, roles,
+    PushBlob, TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next, check_in_states,
+    limits, roles,
 };
 
 /// SHA-256 of a token: the only form in which device and enrollment tokens are stored.
@@ -441,6 +447,122 @@ pub trait Storage: Send + Sync + 'static {
     /// it: a later update settled it or owes another. A failed delivery is simply not recorded:
     /// the claim expires and the alert is claimed again.
     fn check_in_alert_done(&self, alert: &CheckInAlert, now: i64) -> StorageResult<bool>;
+
+    /// Publishes the tip page of `caller`'s workspace, replacing the one before (whose path then
+    /// leads nowhere): the caller must be a coordinator's device, not revoked
+    /// ([`StorageError::Forbidden`], [`StorageError::DeviceRevoked`]), the statement must pass
+    /// [`crate::tips::check_tip_page`] against its stored sign key ([`StorageError::Invalid`]),
+    /// and its path must not be another workspace's page ([`StorageError::Conflict`]).
+    fn put_tip_page(
+        &self,
+        caller: &Device,
+        request: &TipPageRequest,
+        now: i64,
+    ) -> StorageResult<()>;
+
+    /// The tip page of `workspace_id` as published, `None` before the first.
+    fn tip_page(&self, workspace_id: &str) -> StorageResult<Option<TipPageRequest>>;
+
+    /// The signed statement (CBOR) of the page at path `page`, `None` when no workspace has it.
+    fn tip_page_statement(&self, page: &str) -> StorageResult<Option<Vec<u8>>>;
+
+    /// Stores a tip posted to the page at path `page` ([`StorageError::NotFound`] when no
+    /// workspace has it) with the hour of `now`, unless `max_waiting` tips of the workspace are
+    /// waiting already ([`TipReceipt::Full`]).
+    fn submit_tip(
+        &self,
+        page: &str,
+        tip: &NewTip,
+        max_waiting: u64,
+        now: i64,
+    ) -> StorageResult<TipReceipt>;
+
+    /// The tips waiting in `workspace_id`, oldest first, at most `max`.
+    fn tips(&self, workspace_id: &str, max: usize) -> StorageResult<Vec<TipEntry>>;
+
+    /// Deletes the tips of `caller`'s workspace with these numbers (numbers of no waiting tip of
+    /// the workspace are ignored); the caller must be a coordinator's device, not revoked.
+    /// Returns how many were deleted.
+    fn tips_done(&self, caller: &Device, ids: &[u64]) -> StorageResult<u64>;
+
+    /// Keeps a reply sealed to a tipster under its receipt's lookup id in `caller`'s workspace:
+    /// the caller must be a coordinator's device, not revoked; a lookup holding
+    /// [`limits::MAX_TIP_REPLIES`] replies already is [`StorageError::Conflict`].
+    fn put_tip_reply(&self, caller: &Device, request: &TipReplyRequest) -> StorageResult<()>;
+
+    /// The replies kept under `lookup` in the workspace whose page is at path `page`, oldest
+    /// first; `None` when no workspace has that page.
+    fn tip_replies(&self, page: &str, lookup: &[u8]) -> StorageResult<Option<Vec<TipReply>>>;
+}
+
+/// A tip as a tipster's browser posted it, its base64 decoded (see
+/// [`crate::tips::decode_submission`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTip {
+    /// The epoch of the tip key it is sealed to.
+    pub epoch: u32,
+    /// The one-time public key.
+    pub ephemeral: [u8; 32],
+    /// The nonce.
+    pub nonce: [u8; 24],
+    /// The sealed tip.
+    pub sealed: Vec<u8>,
+}
+
+/// What became of a submitted tip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TipReceipt {
+    /// It is stored, waiting for a coordinator's device.
+    Stored,
+    /// The workspace has as many tips waiting as it may: nothing was stored.
+    Full,
+}
+
+/// A reply sealed to a tipster, as kept under a receipt's lookup id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TipReply {
+    /// The one-time public key it is sealed from.
+    pub ephemeral: [u8; 32],
+    /// The nonce.
+    pub nonce: [u8; 24],
+    /// The sealed reply.
+    pub sealed: Vec<u8>,
+}
+
+/// Whether a device of role `role` may handle the workspace's tips (coordinators only: the
+/// tip key is derived from the restricted key only they hold).
+pub(crate) fn check_may_handle_tips(role: &str) -> StorageResult<()> {
+    if role == roles::COORDINATOR {
+        Ok(())
+    } else {
+        Err(StorageError::Forbidden(
+            "only a coordinator's device may handle the workspace's tips".into(),
+        ))
+    }
+}
+
+/// A stored tip as listed: its number, the hour it arrived, and what the browser posted,
+/// base64 again.
+pub(crate) fn tip_entry(
+    id: i64,
+    received_hour: i64,
+    epoch: u32,
+    ephemeral: &[u8],
+    nonce: &[u8],
+    sealed: &[u8],
+) -> TipEntry {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    TipEntry {
+        id: to_u64(id),
+        received_hour: to_u64(received_hour),
+        submission: waymark_protocol::TipSubmission {
+            epoch,
+            ephemeral: b64.encode(ephemeral),
+            nonce: b64.encode(nonce),
+            sealed: b64.encode(sealed),
+        },
+    }
 }
 
 /// Chain hashes computed over blobs read in (workspace, sequence) order, for the migration that

@@ -44,18 +44,21 @@ use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
     AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
     CheckInResponse, CheckInsResponse, KeyEnvelope, KeysRequest, PullResponse, PulledBlob,
-    PushBlob, TeamDevice, TeamResponse, chain_next,
+    PushBlob, TeamDevice, TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next,
+    limits,
 };
 
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
     ALERT_CLAIM_SECS, AlertKind, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert, CheckInPlan,
     CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
-    MAX_ALERT_ATTEMPTS, NewDevice, PushOutcome, Storage, StorageError, StorageResult,
-    StoredCheckIn, TokenHash, Workspace, WorkspaceUsage, check_check_in, check_keys,
-    check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob, keys_kept_in_log,
-    live_or_revoked, minutes_overdue, plan_check_in, snapshot_upto, stored_key, to_i64, to_u64,
+    MAX_ALERT_ATTEMPTS, NewDevice, NewTip, PushOutcome, Storage, StorageError, StorageResult,
+    StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
+    check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
+    check_same_blob, keys_kept_in_log, live_or_revoked, minutes_overdue, plan_check_in,
+    snapshot_upto, stored_key, tip_entry, to_i64, to_u64,
 };
+use crate::tips::{check_tip_page, received_hour};
 use crate::tokens;
 
 mod tls;
@@ -68,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/004_chain.sql"),
     include_str!("migrations/postgres/005_snapshots.sql"),
     include_str!("migrations/postgres/006_check_ins.sql"),
+    include_str!("migrations/postgres/007_tips.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -945,13 +949,13 @@ impl Storage for PostgresStorage {
         max_blobs: usize,
     ) -> StorageResult<PullResponse> {
         self.read(|tx| {
-            let (workspace, head, team_version, check_ins): (i64, i64, i64, i64) = tx
+            let (workspace, head, team_version, check_ins, tips): (i64, i64, i64, i64, i64) = tx
                 .query_opt(
-                    "SELECT id, head_seq, team_version, check_ins_version FROM workspaces
-                     WHERE public_id = $1",
+                    "SELECT id, head_seq, team_version, check_ins_version, tips_waiting
+                     FROM workspaces WHERE public_id = $1",
                     &[&workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
@@ -1020,6 +1024,7 @@ impl Storage for PostgresStorage {
                 chain_last,
                 chain_head,
                 check_ins: to_u64(check_ins),
+                tips: to_u64(tips),
             })
         })
     }
@@ -1712,6 +1717,265 @@ impl Storage for PostgresStorage {
                 ],
             )?;
             Ok(done > 0)
+        })
+    }
+
+    fn put_tip_page(
+        &self,
+        caller: &Device,
+        request: &TipPageRequest,
+        now: i64,
+    ) -> StorageResult<()> {
+        self.write(|tx| {
+            // The workspace row first, as every write takes it: two coordinators publishing at
+            // once are serialised, and a revocation is entirely before or after this write.
+            let workspace = workspace_key(tx, &caller.workspace_id)?;
+            lock_workspace(tx, workspace)?;
+            let (device, role, sign_key): (i64, String, Option<Vec<u8>>) = tx
+                .query_opt(
+                    "SELECT id, role, sign_key FROM devices
+                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
+                    &[&caller.id, &workspace],
+                )?
+                .map(|row| (row.get(0), row.get(1), row.get(2)))
+                .ok_or(StorageError::DeviceRevoked)?;
+            check_may_handle_tips(&role)?;
+            let statement = check_tip_page(
+                request,
+                &caller.id,
+                &caller.workspace_id,
+                &stored_key(sign_key)?,
+            )?;
+            let taken = tx
+                .query_opt(
+                    "SELECT 1 FROM tip_pages WHERE page = $1 AND workspace != $2",
+                    &[&statement.page, &workspace],
+                )?
+                .is_some();
+            if taken {
+                return Err(StorageError::Conflict(
+                    "this page path is another workspace's: choose another".into(),
+                ));
+            }
+            tx.execute(
+                "INSERT INTO tip_pages (workspace, page, statement, device, signature,
+                                        published_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (workspace) DO UPDATE SET page = excluded.page,
+                     statement = excluded.statement, device = excluded.device,
+                     signature = excluded.signature, published_at = excluded.published_at",
+                &[
+                    &workspace,
+                    &statement.page,
+                    &request.statement,
+                    &device,
+                    &request.signature,
+                    &now,
+                ],
+            )
+            .map_err(|err| match err.code() {
+                // Another workspace took the path since the check above. Told apart here, not
+                // left to the internal error, whose log line would quote the path.
+                Some(code) if *code == SqlState::UNIQUE_VIOLATION => StorageError::Conflict(
+                    "this page path is another workspace's: choose another".into(),
+                ),
+                _ => err.into(),
+            })?;
+            Ok(())
+        })
+    }
+
+    fn tip_page(&self, workspace_id: &str) -> StorageResult<Option<TipPageRequest>> {
+        self.read(|tx| {
+            let workspace = workspace_key(tx, workspace_id)?;
+            Ok(tx
+                .query_opt(
+                    "SELECT p.statement, d.public_id, p.signature
+                     FROM tip_pages p JOIN devices d ON d.id = p.device
+                     WHERE p.workspace = $1",
+                    &[&workspace],
+                )?
+                .map(|row| TipPageRequest {
+                    statement: row.get(0),
+                    device_id: row.get(1),
+                    signature: row.get(2),
+                }))
+        })
+    }
+
+    fn tip_page_statement(&self, page: &str) -> StorageResult<Option<Vec<u8>>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_opt("SELECT statement FROM tip_pages WHERE page = $1", &[&page])?
+                .map(|row| row.get(0)))
+        })
+    }
+
+    fn submit_tip(
+        &self,
+        page: &str,
+        tip: &NewTip,
+        max_waiting: u64,
+        now: i64,
+    ) -> StorageResult<TipReceipt> {
+        self.write(|tx| {
+            let workspace: i64 = tx
+                .query_opt("SELECT workspace FROM tip_pages WHERE page = $1", &[&page])?
+                .map(|row| row.get(0))
+                .ok_or_else(|| StorageError::NotFound {
+                    what: "tip page".into(),
+                })?;
+            // One statement on the workspace row: a submission racing another (in any process)
+            // waits for it and counts again, so the cap holds and numbers are not repeated.
+            let Some(id): Option<i64> = tx
+                .query_opt(
+                    "UPDATE workspaces SET tips_waiting = tips_waiting + 1,
+                            tips_seq = tips_seq + 1
+                     WHERE id = $1 AND tips_waiting < $2
+                     RETURNING tips_seq",
+                    &[&workspace, &to_i64(max_waiting)],
+                )?
+                .map(|row| row.get(0))
+            else {
+                return Ok(TipReceipt::Full);
+            };
+            tx.execute(
+                "INSERT INTO tips (workspace, id, received_hour, epoch, ephemeral, nonce, sealed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &workspace,
+                    &id,
+                    &received_hour(now),
+                    &i64::from(tip.epoch),
+                    &&tip.ephemeral[..],
+                    &&tip.nonce[..],
+                    &tip.sealed,
+                ],
+            )?;
+            Ok(TipReceipt::Stored)
+        })
+    }
+
+    fn tips(&self, workspace_id: &str, max: usize) -> StorageResult<Vec<TipEntry>> {
+        self.read(|tx| {
+            let workspace = workspace_key(tx, workspace_id)?;
+            let limit = i64::try_from(max).unwrap_or(i64::MAX);
+            let rows = tx.query(
+                "SELECT id, received_hour, epoch, ephemeral, nonce, sealed FROM tips
+                 WHERE workspace = $1 ORDER BY id LIMIT $2",
+                &[&workspace, &limit],
+            )?;
+            let mut tips = Vec::with_capacity(rows.len());
+            for row in rows {
+                tips.push(tip_entry(
+                    row.get(0),
+                    row.get(1),
+                    epoch_of(row.get(2))?,
+                    row.get(3),
+                    row.get(4),
+                    row.get(5),
+                ));
+            }
+            Ok(tips)
+        })
+    }
+
+    fn tips_done(&self, caller: &Device, ids: &[u64]) -> StorageResult<u64> {
+        let ids: Vec<i64> = ids
+            .iter()
+            .filter(|&&id| id <= limits::MAX_CURSOR)
+            .map(|&id| to_i64(id))
+            .collect();
+        self.write(|tx| {
+            let workspace = workspace_key(tx, &caller.workspace_id)?;
+            lock_workspace(tx, workspace)?;
+            let role: String = tx
+                .query_opt(
+                    "SELECT role FROM devices
+                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
+                    &[&caller.id, &workspace],
+                )?
+                .map(|row| row.get(0))
+                .ok_or(StorageError::DeviceRevoked)?;
+            check_may_handle_tips(&role)?;
+            let deleted = tx.execute(
+                "DELETE FROM tips WHERE workspace = $1 AND id = ANY($2)",
+                &[&workspace, &ids],
+            )?;
+            if deleted > 0 {
+                tx.execute(
+                    "UPDATE workspaces SET tips_waiting = tips_waiting - $1 WHERE id = $2",
+                    &[&to_i64(deleted), &workspace],
+                )?;
+            }
+            Ok(deleted)
+        })
+    }
+
+    fn put_tip_reply(&self, caller: &Device, request: &TipReplyRequest) -> StorageResult<()> {
+        self.write(|tx| {
+            // The workspace row first: two replies under one receipt at once are serialised, so
+            // the cap holds.
+            let workspace = workspace_key(tx, &caller.workspace_id)?;
+            lock_workspace(tx, workspace)?;
+            let role: String = tx
+                .query_opt(
+                    "SELECT role FROM devices
+                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
+                    &[&caller.id, &workspace],
+                )?
+                .map(|row| row.get(0))
+                .ok_or(StorageError::DeviceRevoked)?;
+            check_may_handle_tips(&role)?;
+            let kept: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM tip_replies WHERE workspace = $1 AND lookup = $2",
+                    &[&workspace, &request.lookup],
+                )?
+                .get(0);
+            if usize::try_from(kept).unwrap_or(usize::MAX) >= limits::MAX_TIP_REPLIES {
+                return Err(StorageError::Conflict(format!(
+                    "this receipt has {} replies already, as many as it may",
+                    limits::MAX_TIP_REPLIES
+                )));
+            }
+            tx.execute(
+                "INSERT INTO tip_replies (workspace, lookup, ephemeral, nonce, sealed)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &workspace,
+                    &request.lookup,
+                    &&request.ephemeral[..],
+                    &&request.nonce[..],
+                    &request.sealed,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn tip_replies(&self, page: &str, lookup: &[u8]) -> StorageResult<Option<Vec<TipReply>>> {
+        self.read(|tx| {
+            let Some(workspace): Option<i64> = tx
+                .query_opt("SELECT workspace FROM tip_pages WHERE page = $1", &[&page])?
+                .map(|row| row.get(0))
+            else {
+                return Ok(None);
+            };
+            let rows = tx.query(
+                "SELECT ephemeral, nonce, sealed FROM tip_replies
+                 WHERE workspace = $1 AND lookup = $2 ORDER BY id",
+                &[&workspace, &lookup],
+            )?;
+            let mut replies = Vec::with_capacity(rows.len());
+            for row in rows {
+                replies.push(TipReply {
+                    ephemeral: fixed(row.get(0))?,
+                    nonce: fixed(row.get(1))?,
+                    sealed: row.get(2),
+                });
+            }
+            Ok(Some(replies))
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct EncodedPull {
     pub blobs: usize,
     buffer: Vec<u8>,
     start: usize,
+    /// Where the value of `tips`, the answer's last item, starts in `buffer`.
+    tips_at: usize,
 }
 
 impl EncodedPull {
@@ -52,7 +54,16 @@ impl EncodedPull {
             chain_last: page.chain_last,
             chain_head: page.chain_head,
             check_ins: page.check_ins,
+            tips: page.tips,
         })
+    }
+
+    /// The same answer saying no tip is waiting: what a device that is not a coordinator's is
+    /// told (only coordinators' devices can open tips, and the rest need not know of them).
+    pub fn without_tips(mut self) -> Self {
+        self.buffer.truncate(self.tips_at);
+        head(&mut self.buffer, UNSIGNED, 0);
+        self
     }
 
     /// The CBOR bytes of the answer.
@@ -114,6 +125,8 @@ pub struct PageEnd {
     pub chain_head: Option<ChainHash>,
     /// The version of the workspace's check-ins.
     pub check_ins: u64,
+    /// Tips waiting for a coordinator's device.
+    pub tips: u64,
 }
 
 /// Writes a pull answer blob by blob; [`finish`](Self::finish) adds what is known only at the
@@ -179,9 +192,12 @@ impl PullPageWriter {
         optional_bytes(out, end.chain_head.as_ref());
         text(out, "check_ins");
         head(out, UNSIGNED, end.check_ins);
+        text(out, "tips");
+        let tips_at = out.len();
+        head(out, UNSIGNED, end.tips);
 
         let mut opening = Vec::with_capacity(PREFIX);
-        head(&mut opening, MAP, 8);
+        head(&mut opening, MAP, 9);
         text(&mut opening, "blobs");
         head(&mut opening, ARRAY, self.blobs as u64);
         // At most 16 bytes by construction (see PREFIX).
@@ -193,6 +209,7 @@ impl PullPageWriter {
             blobs: self.blobs,
             buffer: self.out,
             start,
+            tips_at,
         }
     }
 }
@@ -287,11 +304,14 @@ mod tests {
                     chain_last: (count > 0).then_some([count as u8; 32]),
                     chain_head: (n % 2 == 1).then_some([3; 32]),
                     check_ins: n / 5,
+                    tips: n / 7,
                 };
                 let encoded = EncodedPull::from_response(&page);
                 assert_eq!(encoded.as_bytes(), &encode(&page)[..], "{count} blobs, {n}");
                 assert_eq!(encoded.blobs, count);
                 assert_eq!(decode::<PullResponse>(encoded.as_bytes()).unwrap(), page);
+                let hidden = PullResponse { tips: 0, ..page };
+                assert_eq!(encoded.without_tips().as_bytes(), &encode(&hidden)[..]);
             }
         }
     }

@@ -36,7 +36,8 @@ use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
     AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
     CheckInResponse, CheckInsResponse, KeyEnvelope, KeysRequest, PullResponse, PulledBlob,
-    PushBlob, TeamDevice, TeamResponse, chain_next,
+    PushBlob, TeamDevice, TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next,
+    limits,
 };
 
 use super::pull_page::{BlobRef, EncodedPull, PageEnd, PullPageWriter};
@@ -44,11 +45,13 @@ use super::team_log::{EnrolledDevice, plan_append};
 use super::{
     ALERT_CLAIM_SECS, AlertKind, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert, CheckInPlan,
     CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
-    MAX_ALERT_ATTEMPTS, NewDevice, PushOutcome, Storage, StorageError, StorageResult,
-    StoredCheckIn, TokenHash, Workspace, WorkspaceUsage, check_check_in, check_keys,
-    check_may_revoke, check_may_upload_keys, check_new_blob, check_same_blob, keys_kept_in_log,
-    live_or_revoked, minutes_overdue, plan_check_in, snapshot_upto, stored_key, to_i64, to_u64,
+    MAX_ALERT_ATTEMPTS, NewDevice, NewTip, PushOutcome, Storage, StorageError, StorageResult,
+    StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
+    check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
+    check_same_blob, keys_kept_in_log, live_or_revoked, minutes_overdue, plan_check_in,
+    snapshot_upto, stored_key, tip_entry, to_i64, to_u64,
 };
+use crate::tips::{check_tip_page, received_hour};
 use crate::tokens;
 
 /// File name of the database inside the data directory.
@@ -68,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_chain.sql"),
     include_str!("migrations/005_snapshots.sql"),
     include_str!("migrations/006_check_ins.sql"),
+    include_str!("migrations/007_tips.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -673,13 +677,19 @@ fn read_page(
     max_blobs: usize,
     mut each: impl FnMut(BlobRef<'_>),
 ) -> StorageResult<PageEnd> {
-    let (workspace, head, team_version, check_ins): (i64, i64, i64, i64) = tx
+    let (workspace, head, team_version, check_ins, tips): (i64, i64, i64, i64, i64) = tx
         .prepare_cached(
-            "SELECT id, head_seq, team_version, check_ins_version FROM workspaces
+            "SELECT id, head_seq, team_version, check_ins_version, tips_waiting FROM workspaces
              WHERE public_id = ?1",
         )?
         .query_row([workspace_id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
         })
         .optional()?
         .ok_or_else(|| StorageError::NotFound {
@@ -734,6 +744,7 @@ fn read_page(
         chain_last,
         chain_head: chain_at(tx, workspace, to_u64(head))?,
         check_ins: to_u64(check_ins),
+        tips: to_u64(tips),
     })
 }
 
@@ -921,6 +932,7 @@ impl Storage for SqliteStorage {
                 chain_last: end.chain_last,
                 chain_head: end.chain_head,
                 check_ins: end.check_ins,
+                tips: end.tips,
             })
         })
     }
@@ -1609,6 +1621,225 @@ impl Storage for SqliteStorage {
                     alert.kind.as_str()
                 ])?;
             Ok(done > 0)
+        })
+    }
+
+    fn put_tip_page(
+        &self,
+        caller: &Device,
+        request: &TipPageRequest,
+        now: i64,
+    ) -> StorageResult<()> {
+        self.write(|tx| {
+            let workspace = workspace_key(tx, &caller.workspace_id)?;
+            // The role and key as stored now: a coordinator demoted or revoked since the
+            // request was authenticated publishes nothing.
+            let signer = live_device(tx, &caller.id, workspace)?;
+            check_may_handle_tips(&signer.role)?;
+            let sign_key = stored_key(signer.sign_key)?;
+            let statement = check_tip_page(request, &caller.id, &caller.workspace_id, &sign_key)?;
+            let taken = tx
+                .prepare_cached("SELECT 1 FROM tip_pages WHERE page = ?1 AND workspace != ?2")?
+                .exists(params![statement.page, workspace])?;
+            if taken {
+                return Err(StorageError::Conflict(
+                    "this page path is another workspace's: choose another".into(),
+                ));
+            }
+            tx.prepare_cached(
+                "INSERT INTO tip_pages (workspace, page, statement, device, signature,
+                                        published_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (workspace) DO UPDATE SET page = excluded.page,
+                     statement = excluded.statement, device = excluded.device,
+                     signature = excluded.signature, published_at = excluded.published_at",
+            )?
+            .execute(params![
+                workspace,
+                statement.page,
+                &request.statement,
+                signer.key,
+                &request.signature,
+                now
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn tip_page(&self, workspace_id: &str) -> StorageResult<Option<TipPageRequest>> {
+        self.read(|tx| {
+            let workspace = workspace_key(tx, workspace_id)?;
+            Ok(tx
+                .prepare_cached(
+                    "SELECT p.statement, d.public_id, p.signature
+                     FROM tip_pages p JOIN devices d ON d.id = p.device
+                     WHERE p.workspace = ?1",
+                )?
+                .query_row([workspace], |row| {
+                    Ok(TipPageRequest {
+                        statement: row.get(0)?,
+                        device_id: row.get(1)?,
+                        signature: row.get(2)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn tip_page_statement(&self, page: &str) -> StorageResult<Option<Vec<u8>>> {
+        self.read(|tx| {
+            Ok(tx
+                .prepare_cached("SELECT statement FROM tip_pages WHERE page = ?1")?
+                .query_row([page], |row| row.get(0))
+                .optional()?)
+        })
+    }
+
+    fn submit_tip(
+        &self,
+        page: &str,
+        tip: &NewTip,
+        max_waiting: u64,
+        now: i64,
+    ) -> StorageResult<TipReceipt> {
+        self.write(|tx| {
+            let workspace: i64 = tx
+                .prepare_cached("SELECT workspace FROM tip_pages WHERE page = ?1")?
+                .query_row([page], |row| row.get(0))
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound {
+                    what: "tip page".into(),
+                })?;
+            let id: Option<i64> = tx
+                .prepare_cached(
+                    "UPDATE workspaces SET tips_waiting = tips_waiting + 1,
+                            tips_seq = tips_seq + 1
+                     WHERE id = ?1 AND tips_waiting < ?2
+                     RETURNING tips_seq",
+                )?
+                .query_row(params![workspace, to_i64(max_waiting)], |row| row.get(0))
+                .optional()?;
+            let Some(id) = id else {
+                return Ok(TipReceipt::Full);
+            };
+            tx.prepare_cached(
+                "INSERT INTO tips (workspace, id, received_hour, epoch, ephemeral, nonce, sealed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                workspace,
+                id,
+                received_hour(now),
+                tip.epoch,
+                &tip.ephemeral[..],
+                &tip.nonce[..],
+                &tip.sealed
+            ])?;
+            Ok(TipReceipt::Stored)
+        })
+    }
+
+    fn tips(&self, workspace_id: &str, max: usize) -> StorageResult<Vec<TipEntry>> {
+        self.read(|tx| {
+            let workspace = workspace_key(tx, workspace_id)?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, received_hour, epoch, ephemeral, nonce, sealed FROM tips
+                 WHERE workspace = ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let limit = i64::try_from(max).unwrap_or(i64::MAX);
+            let mut rows = stmt.query(params![workspace, limit])?;
+            let mut tips = Vec::new();
+            while let Some(row) = rows.next()? {
+                tips.push(tip_entry(
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get_ref(3)?.as_blob().map_err(from_sql)?,
+                    row.get_ref(4)?.as_blob().map_err(from_sql)?,
+                    row.get_ref(5)?.as_blob().map_err(from_sql)?,
+                ));
+            }
+            Ok(tips)
+        })
+    }
+
+    fn tips_done(&self, caller: &Device, ids: &[u64]) -> StorageResult<u64> {
+        self.write(|tx| {
+            let workspace = workspace_key(tx, &caller.workspace_id)?;
+            check_may_handle_tips(&live_device(tx, &caller.id, workspace)?.role)?;
+            let mut delete =
+                tx.prepare_cached("DELETE FROM tips WHERE workspace = ?1 AND id = ?2")?;
+            let mut deleted: u64 = 0;
+            for &id in ids.iter().filter(|&&id| id <= limits::MAX_CURSOR) {
+                deleted +=
+                    u64::try_from(delete.execute(params![workspace, to_i64(id)])?).unwrap_or(0);
+            }
+            if deleted > 0 {
+                tx.prepare_cached(
+                    "UPDATE workspaces SET tips_waiting = tips_waiting - ?1 WHERE id = ?2",
+                )?
+                .execute(params![to_i64(deleted), workspace])?;
+            }
+            Ok(deleted)
+        })
+    }
+
+    fn put_tip_reply(&self, caller: &Device, request: &TipReplyRequest) -> StorageResult<()> {
+        self.write(|tx| {
+            let workspace = workspace_key(tx, &caller.workspace_id)?;
+            check_may_handle_tips(&live_device(tx, &caller.id, workspace)?.role)?;
+            let kept: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM tip_replies WHERE workspace = ?1 AND lookup = ?2",
+                )?
+                .query_row(params![workspace, &request.lookup], |row| row.get(0))?;
+            if usize::try_from(kept).unwrap_or(usize::MAX) >= limits::MAX_TIP_REPLIES {
+                return Err(StorageError::Conflict(format!(
+                    "this receipt has {} replies already, as many as it may",
+                    limits::MAX_TIP_REPLIES
+                )));
+            }
+            tx.prepare_cached(
+                "INSERT INTO tip_replies (workspace, lookup, ephemeral, nonce, sealed)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                workspace,
+                &request.lookup,
+                &request.ephemeral[..],
+                &request.nonce[..],
+                &request.sealed
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn tip_replies(&self, page: &str, lookup: &[u8]) -> StorageResult<Option<Vec<TipReply>>> {
+        self.read(|tx| {
+            let Some(workspace) = tx
+                .prepare_cached("SELECT workspace FROM tip_pages WHERE page = ?1")?
+                .query_row([page], |row| row.get::<_, i64>(0))
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = tx.prepare_cached(
+                "SELECT ephemeral, nonce, sealed FROM tip_replies
+                 WHERE workspace = ?1 AND lookup = ?2 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![workspace, lookup], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+            let mut replies = Vec::new();
+            for row in rows {
+                let (ephemeral, nonce, sealed): (Vec<u8>, Vec<u8>, Vec<u8>) = row?;
+                replies.push(TipReply {
+                    ephemeral: fixed(ephemeral)?,
+                    nonce: fixed(nonce)?,
+                    sealed,
+                });
+            }
+            Ok(Some(replies))
         })
     }
 }
