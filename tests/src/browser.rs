@@ -84,7 +84,8 @@ impl Browser {
             .expect("a port")
             .to_string();
         let targets: Value = reqwest::blocking::get(format!("http://127.0.0.1:{port}/json/list"))
-            .and_then(|r| r.json())
+            .and_then(reqwest::blocking::Response::bytes)
+            .map(|b| serde_json::from_slice(&b).expect("DevTools answers JSON"))
             .expect("DevTools lists the targets");
         let page_ws = targets
             .as_array()

@@ -217,12 +217,14 @@ fn a_server_that_swaps_the_tip_key_is_caught_and_corrected_at_the_next_sync() {
     let dir = tempfile::tempdir().unwrap();
     let t = tip_team(dir.path());
     // A breached server rewrites the published statement to seal tips to a key of its own.
-    let db = t.server.data.join("waymark.db");
+    let db = t.server.data.join("waymark.sqlite3");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (statement, device): (Vec<u8>, String) = conn
-        .query_row("SELECT statement, device_id FROM tip_pages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT p.statement, d.public_id FROM tip_pages p JOIN devices d ON d.id = p.device",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     let mut forged: waymark_protocol::TipPageStatement =
         waymark_protocol::decode(&statement).unwrap();
@@ -248,9 +250,11 @@ fn a_server_that_swaps_the_tip_key_is_caught_and_corrected_at_the_next_sync() {
     );
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (statement, now_device): (Vec<u8>, String) = conn
-        .query_row("SELECT statement, device_id FROM tip_pages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT p.statement, d.public_id FROM tip_pages p JOIN devices d ON d.id = p.device",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     let repaired: waymark_protocol::TipPageStatement =
         waymark_protocol::decode(&statement).unwrap();

@@ -225,6 +225,12 @@ fn new_page_path() -> String {
     s
 }
 
+/// Whether `page` is a path this device would have made (see [`new_page_path`]).
+fn valid_page_path(page: &str) -> bool {
+    page.len() == proto::limits::TIP_PAGE_CHARS
+        && page.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
 /// The id and Automerge actor of the record a tip becomes: from its ciphertext alone, the same
 /// on every coordinator's device.
 fn tip_identity(ephemeral: &[u8], nonce: &[u8]) -> (String, ActorId) {
@@ -569,7 +575,21 @@ impl Store {
             // again with the current key.
             (_, Some(st)) => (st.page.clone(), st.languages.clone()),
             (Some((page, langs, _)), None) => (page.clone(), langs.clone()),
-            (None, None) => return Ok(()),
+            // Never seen signed here: the address the server routes (which it knows anyway),
+            // with the workspace's default words, not the words nobody of the team signed.
+            (None, None) => match served
+                .as_ref()
+                .and_then(|s| proto::decode::<proto::TipPageStatement>(&s.statement).ok())
+            {
+                Some(st) if valid_page_path(&st.page) => (
+                    st.page,
+                    self.workspace_languages(&m.workspace)?
+                        .iter()
+                        .map(|l| TipPageLanguage::default_for(l).to_wire())
+                        .collect(),
+                ),
+                _ => return Ok(()),
+            },
         };
         let statement = proto::encode(&proto::TipPageStatement {
             workspace_id: server_ws,
