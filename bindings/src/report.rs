@@ -261,6 +261,9 @@ pub struct ExportOptions {
     /// Also export free-text notes.
     #[uniffi(default)]
     pub include_notes: bool,
+    /// Also export anonymous tips (never unless asked for).
+    #[uniffi(default)]
+    pub include_tips: bool,
 }
 
 impl From<ExportOptions> for wc::ExportOptions {
@@ -269,11 +272,13 @@ impl From<ExportOptions> for wc::ExportOptions {
             filter,
             include_restricted,
             include_notes,
+            include_tips,
         } = o;
         wc::ExportOptions {
             filter: filter.into(),
             include_restricted,
             include_notes,
+            include_tips,
         }
     }
 }

@@ -95,6 +95,9 @@ pub struct ExportOptions {
     pub include_restricted: bool,
     /// Also export the free-text notes of records.
     pub include_notes: bool,
+    /// Also export anonymous tips (a `tips` table: what tipsters wrote, and the replies), of
+    /// the filter's workspace and period: never unless asked for.
+    pub include_tips: bool,
 }
 
 /// What an export wrote.
@@ -575,12 +578,73 @@ impl Store {
                 rows: workshops,
             },
         ];
+        if opts.include_tips {
+            tables.push(self.tips_table(&opts.filter)?);
+        }
         let report = self.report(&opts.filter)?;
         tables.extend(report.tables().into_iter().map(|mut t| {
             t.name = format!("report_{}", t.name);
             t
         }));
         Ok((tables, summary))
+    }
+
+    /// The tips received in the filter's workspace and period, oldest first.
+    fn tips_table(&self, filter: &ReportFilter) -> Result<Table> {
+        let ids: Vec<String> = self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id FROM tips WHERE deleted = 0
+                   AND (?1 IS NULL OR workspace_id = ?1)
+                   AND (?2 IS NULL OR received_at >= ?2) AND (?3 IS NULL OR received_at < ?3)
+                 ORDER BY received_at, id",
+            )?;
+            let ids = st
+                .query_map(
+                    rusqlite::params![filter.workspace_id, filter.from, filter.to],
+                    |r| r.get(0),
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(ids)
+        })?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let t = self.get_tip(id)?;
+            let replies = t
+                .replies
+                .iter()
+                .map(|r| r.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n---\n");
+            rows.push(vec![
+                t.id.into(),
+                iso(t.received_at).into(),
+                t.language.into(),
+                t.what.into(),
+                t.place.into(),
+                t.time.into(),
+                t.contact.into(),
+                replies.into(),
+                t.visit_id.unwrap_or_default().into(),
+            ]);
+        }
+        Ok(Table {
+            name: "tips".into(),
+            title: "Anonymous tips".into(),
+            columns: [
+                "id",
+                "received_at",
+                "language",
+                "what",
+                "where",
+                "when",
+                "contact",
+                "replies",
+                "visit_id",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        })
     }
 
     /// Writes the export as one CSV file per table into `dir` (created if missing).

@@ -75,7 +75,7 @@ fn origin(url: &str) -> String {
 #[test]
 fn a_tip_typed_in_the_browser_reaches_coordinators_only_and_the_server_keeps_none_of_it() {
     let dir = tempfile::tempdir().unwrap();
-    let t = tip_team(dir.path());
+    let t = tip_team(&dir.path().join("server"));
     let what = "Girls kept locked above the Orchid massage parlour";
     let place = "Riverside lane 14";
 
@@ -112,6 +112,28 @@ fn a_tip_typed_in_the_browser_reaches_coordinators_only_and_the_server_keeps_non
     assert_eq!(t.team[1].store.tips(&t.ws).unwrap(), tips);
     assert!(t.team[2].store.tips(&t.ws).unwrap().is_empty());
     assert!(t.team[2].store.search("Orchid", 10).unwrap().is_empty());
+
+    // Exports leave tips out unless asked for.
+    let plain = dir.path().join("export");
+    let everything = ExportOptions {
+        include_restricted: true,
+        include_notes: true,
+        ..Default::default()
+    };
+    let summary = t.team[0].store.export_csv(&plain, &everything).unwrap();
+    assert!(!summary.tables.contains(&"tips.csv".to_string()));
+    assert!(!contains(&all_bytes(&plain), "Orchid"));
+    let asked = dir.path().join("export-tips");
+    let with_tips = ExportOptions {
+        include_tips: true,
+        ..everything
+    };
+    let summary = t.team[0].store.export_csv(&asked, &with_tips).unwrap();
+    assert!(summary.tables.contains(&"tips.csv".to_string()));
+    assert!(contains(
+        &std::fs::read(asked.join("tips.csv")).unwrap(),
+        what
+    ));
 
     // The team answers; the tipster reads it with the code, on the page.
     let reply = "Thank you. We are looking into it; call the hotline if anyone is in danger.";
