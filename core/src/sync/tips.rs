@@ -228,7 +228,9 @@ fn new_page_path() -> String {
 /// Whether `page` is a path this device would have made (see [`new_page_path`]).
 fn valid_page_path(page: &str) -> bool {
     page.len() == proto::limits::TIP_PAGE_CHARS
-        && page.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        && page
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
 }
 
 /// The id and Automerge actor of the record a tip becomes: from its ciphertext alone, the same
