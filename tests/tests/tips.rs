@@ -2,8 +2,9 @@
 //! served page reaches every coordinator's device as one restricted record (and no member's),
 //! while the server's files hold none of its words and the page asked nothing of any other
 //! origin; a reply sealed to the tipster is read back on the page with the receipt code; the
-//! page saved as a file still works; and a server that swaps the published tip key is caught and
-//! corrected by the next coordinator's sync.
+//! page saved as a file still works; a server that swaps the published tip key is caught and
+//! corrected by the next coordinator's sync; and a coordinator's revocation moves the page to a
+//! new key that the former coordinator, with its whole database, cannot open tips with.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -293,4 +294,89 @@ fn a_server_that_swaps_the_tip_key_is_caught_and_corrected_at_the_next_sync() {
     send_from_page(&mut browser, "Passports taken by the employer", "Farm road");
     t.team[0].sync_until_ok();
     assert_eq!(t.team[0].store.tips(&t.ws).unwrap().len(), 1);
+}
+
+#[test]
+fn a_former_coordinator_with_its_whole_database_cannot_open_tips_sent_after_its_revocation() {
+    use crypto_box::aead::Aead;
+    use sha2::Digest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let t = tip_team(&dir.path().join("server"));
+    let before = t.page.clone();
+    let sealed_tips = |t: &TipTeam| -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        let server = rusqlite::Connection::open(t.server.data.join("waymark.sqlite3")).unwrap();
+        let mut st = server
+            .prepare("SELECT ephemeral, nonce, sealed FROM tips ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let fields = |what: &str| TipFields {
+        what: what.into(),
+        language: "en".into(),
+        ..Default::default()
+    };
+    send_tip(&before.url, &fields("Sent while both were coordinators")).unwrap();
+    let earlier = sealed_tips(&t).remove(0);
+    t.team[0].sync_until_ok();
+    let former = id_of(&t.team[0], &t.ws, "Second coordinator");
+    t.team[0].store.revoke_device(&t.ws, &former).unwrap();
+    t.team[0].sync_until_ok();
+    let page = t.team[0].store.tip_page(&t.ws).unwrap().unwrap();
+    assert!(
+        page.epoch > before.epoch,
+        "{} then {}",
+        before.epoch,
+        page.epoch
+    );
+    assert!(page.published);
+    assert_eq!(
+        page.url, before.url,
+        "the page stays where tipsters know it"
+    );
+    assert_ne!(page.fingerprint, before.fingerprint);
+
+    let what = "The boss keeps our passports in the office safe";
+    send_tip(&page.url, &fields(what)).unwrap();
+    // What the former coordinator holds: every restricted key it was ever granted, from its own
+    // database, and the tip's ciphertext, from the server's.
+    let former_db = &t.team[1];
+    let conn = rusqlite::Connection::open(former_db.dir.path().join("waymark.db")).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\";",
+        hex::encode(former_db.key)
+    ))
+    .unwrap();
+    let secrets: Vec<Vec<u8>> = conn
+        .prepare("SELECT secret FROM restricted_keys WHERE secret IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!secrets.is_empty(), "it held the keys of its time");
+    let opens = |(ephemeral, nonce, sealed): &(Vec<u8>, Vec<u8>, Vec<u8>)| {
+        let ephemeral = crypto_box::PublicKey::from_slice(ephemeral).unwrap();
+        secrets.iter().any(|restricted| {
+            // The tip key's derivation (docs/0008-tips.md), as anyone who knows the design can.
+            let digest = sha2::Sha512::new()
+                .chain_update(b"waymark/tip-key/v1:")
+                .chain_update(restricted)
+                .finalize();
+            let tip_secret = crypto_box::SecretKey::from_slice(&digest[..32]).unwrap();
+            crypto_box::SalsaBox::new(&ephemeral, &tip_secret)
+                .decrypt(nonce.as_slice().into(), sealed.as_slice())
+                .is_ok()
+        })
+    };
+    assert!(opens(&earlier), "its keys open what was sent in its time");
+    let later = sealed_tips(&t);
+    assert_eq!(later.len(), 1);
+    assert!(!opens(&later[0]), "a former coordinator opened a later tip");
+    // The team still reads it.
+    t.team[0].sync_until_ok();
+    assert_eq!(t.team[0].store.tips(&t.ws).unwrap()[0].what, what);
 }
