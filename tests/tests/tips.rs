@@ -378,5 +378,6 @@ fn a_former_coordinator_with_its_whole_database_cannot_open_tips_sent_after_its_
     assert!(!opens(&later[0]), "a former coordinator opened a later tip");
     // The team still reads it.
     t.team[0].sync_until_ok();
-    assert_eq!(t.team[0].store.tips(&t.ws).unwrap()[0].what, what);
+    let tips = t.team[0].store.tips(&t.ws).unwrap();
+    assert!(tips.iter().any(|tip| tip.what == what), "{tips:?}");
 }
