@@ -248,6 +248,19 @@ fn tip_identity(ephemeral: &[u8], nonce: &[u8]) -> (String, ActorId) {
     (id, actor)
 }
 
+/// The document a tip becomes: the same bytes on every device that opens it.
+fn tip_document(
+    workspace: &str,
+    opened: &tip::Sealed,
+    received: i64,
+    actor: ActorId,
+) -> Result<AutoCommit> {
+    let mut doc = AutoCommit::new().with_actor(actor);
+    tip::create(&mut doc, workspace, opened, received)?;
+    doc.commit_with(CommitOptions::default().with_time(received));
+    Ok(doc)
+}
+
 fn decode_b64(s: &str) -> Option<Vec<u8>> {
     data_encoding::BASE64.decode(s.as_bytes()).ok()
 }
@@ -653,9 +666,7 @@ impl Store {
             let received = i64::try_from(entry.received_hour)
                 .unwrap_or(0)
                 .saturating_mul(1000);
-            let mut doc = AutoCommit::new().with_actor(actor);
-            tip::create(&mut doc, &m.workspace, &opened, received)?;
-            doc.commit_with(CommitOptions::default().with_time(received));
+            let doc = tip_document(&m.workspace, &opened, received, actor)?;
             self.insert_doc(&doc_id, RecordKind::Tip, &m.workspace, doc)?;
             self.mark_tip_stored(&m.workspace, entry.id, &doc_id)?;
             changed.insert(doc_id);
@@ -769,4 +780,38 @@ fn verify_statement(
     };
     let ours = st.workspace_id == server_ws && st.public_key == crypto::tip_public(&secret);
     Ok(ours.then_some(st))
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::ReadDoc;
+
+    use super::*;
+
+    #[test]
+    fn two_coordinators_opening_one_tip_make_the_same_change_and_one_record() {
+        let plain = br#"{"v":1,"what":"Girls locked in","where":"Lane 4","lookup":"00"}"#;
+        let opened = tip::Sealed::parse(plain).unwrap();
+        let (id_a, actor_a) = tip_identity(&[1; 32], &[2; 24]);
+        let (id_b, actor_b) = tip_identity(&[1; 32], &[2; 24]);
+        assert_eq!(id_a, id_b);
+        let mut a = tip_document("ws", &opened, 3_600_000, actor_a).unwrap();
+        let mut b = tip_document("ws", &opened, 3_600_000, actor_b).unwrap();
+        assert_eq!(a.get_heads(), b.get_heads());
+        // One coordinator's reply, merged with the other's copy: one record, no conflict.
+        a.set_actor(ActorId::from(&[9u8; 16][..]));
+        tip::add_reply(&mut a, "Thank you", 4_000_000).unwrap();
+        a.commit();
+        b.merge(&mut a).unwrap();
+        assert!(!crate::records::has_conflicts(&b));
+        let h = crate::records::header(&b).unwrap();
+        let read = tip::read(&b, &id_a, &h);
+        assert_eq!(
+            (read.what.as_str(), read.replies.len()),
+            ("Girls locked in", 1)
+        );
+        assert_eq!(b.get_all(&automerge::ROOT, "what").unwrap().len(), 1);
+        // Another tip is another record.
+        assert_ne!(tip_identity(&[1; 32], &[3; 24]).0, id_a);
+    }
 }
