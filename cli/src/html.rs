@@ -26,7 +26,7 @@ fn esc(s: &str) -> String {
 }
 
 /// A taxonomy key as a label: `debt_bondage` -> `Debt bondage`, `12_17` -> `12–17`.
-fn label(key: &str) -> String {
+pub fn label(key: &str) -> String {
     let digits = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
     let chars: Vec<char> = key.chars().collect();
     let s: String = chars
@@ -258,7 +258,8 @@ fn html_table(t: &wc::Table) -> String {
     s
 }
 
-const STYLE: &str = "
+/// The report's style sheet (the dashboard serves it too).
+pub const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #222;
        max-width: 980px; margin: 2rem auto; padding: 0 1rem; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2.2rem; }
@@ -279,6 +280,27 @@ footer { color: #777; font-size: .85rem; margin-top: 3rem; }
 
 /// The whole HTML page for a report.
 pub fn page(r: &wc::Report, names: &[(String, String)]) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Waymark report</title><style>{STYLE}</style></head><body>\
+         <h1>Outreach and awareness report</h1><p class=\"filter\">{}</p>",
+        esc(&describe_filter(r, names))
+    );
+    s.push_str(&sections(r));
+    s.push_str(
+        "<footer>Made with Waymark from the team's merged records. Attendance counts named \
+         attendees (withdrawn excluded) and anonymous tallies. Months are UTC.</footer>\
+         </body></html>\n",
+    );
+    s
+}
+
+/// The report's figures, charts per month and per breakdown, and tables, as HTML for a page's
+/// body (the report file's and the dashboard's).
+pub fn sections(r: &wc::Report) -> String {
     let (v, w) = (&r.visits, &r.workshops);
     let months: Vec<String> = r.months.iter().map(|m| m.month.clone()).collect();
     let per_month = |f: &dyn Fn(&wc::MonthFigures) -> i64| -> Vec<f64> {
@@ -308,16 +330,7 @@ pub fn page(r: &wc::Report, names: &[(String, String)]) -> String {
                 .map_or_else(|| "–".to_string(), |a| format!("{a:.1}")),
         ),
     ];
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Waymark report</title><style>{STYLE}</style></head><body>\
-         <h1>Outreach and awareness report</h1><p class=\"filter\">{}</p>\
-         <section class=\"figures\">",
-        esc(&describe_filter(r, names))
-    );
+    let mut s = String::from("<section class=\"figures\">");
     for (what, n) in &figures {
         let _ = write!(
             s,
@@ -380,11 +393,6 @@ pub fn page(r: &wc::Report, names: &[(String, String)]) -> String {
             s.push_str(&html_table(&t));
         }
     }
-    s.push_str(
-        "<footer>Made with Waymark from the team's merged records. Attendance counts named \
-         attendees (withdrawn excluded) and anonymous tallies. Months are UTC.</footer>\
-         </body></html>\n",
-    );
     s
 }
 

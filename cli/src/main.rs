@@ -15,6 +15,7 @@ macro_rules! say {
     }};
 }
 
+mod dashboard;
 mod files;
 mod html;
 mod key;
@@ -119,6 +120,16 @@ enum Command {
         id: String,
         /// What to say.
         text: String,
+    },
+    /// Serve the dashboard: the team's figures, records, team, check-ins and tips in a browser
+    /// on this computer only (127.0.0.1), opened with a one-time address printed here.
+    Dashboard {
+        /// Port to listen on (127.0.0.1 only); 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Only print the address; do not open a browser.
+        #[arg(long)]
+        no_open: bool,
     },
     /// Erase a visit or workshop on every device and on the server: nothing it ever said stays
     /// (the record's author or a coordinator; sync to send it).
@@ -258,6 +269,9 @@ struct ExportArgs {
     /// Also export the free-text notes.
     #[arg(long)]
     include_notes: bool,
+    /// Also export anonymous tips (a coordinator's store): what tipsters wrote, in clear text.
+    #[arg(long)]
+    include_tips: bool,
 }
 
 fn main() -> ExitCode {
@@ -333,6 +347,14 @@ fn run(cli: Cli) -> Result<(), String> {
             let report = sync(&store)?;
             Out::new(json).sync(&report);
             Ok(())
+        }
+        Command::Dashboard { port, no_open } => {
+            let store = open(&dir, false)?;
+            let opts = dashboard::Options {
+                port,
+                open: !no_open,
+            };
+            dashboard::serve(store, &dir, &opts).map_err(|e| e.to_string())
         }
         Command::Erase { id } => {
             let store = open(&dir, false)?;
@@ -432,6 +454,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 filter: report_filter(&store, &a.scope)?,
                 include_restricted: a.include_restricted,
                 include_notes: a.include_notes,
+                include_tips: a.include_tips,
             };
             let (summary, target) = match (&a.csv, &a.xlsx) {
                 (Some(d), _) => (export_csv(&store, &dir, d, &opts, a.force)?, d),

@@ -86,7 +86,8 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn day(ms: i64) -> String {
+/// A moment (ms since 1970) as `YYYY-MM-DD HH:MM`, UTC.
+pub fn day(ms: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
