@@ -9,11 +9,15 @@
 //!   reads it; `SameSite=Strict`, so no other site's page sends it) and is sent on without the
 //!   token, which then stops working;
 //! - a request whose `Host` is not this server's own address is refused (DNS rebinding), and so
-//!   is a POST whose `Origin` is another site's (cross-site request forgery);
+//!   is a POST whose `Origin` is another site's, or that the browser says came from another
+//!   site (`Sec-Fetch-Site`): cross-site request forgery;
 //! - secrets are compared in constant time.
 //!
 //! Every answer carries headers that keep the page from being framed, cached, leaking its
-//! address through `Referer`, or loading anything from elsewhere.
+//! address through `Referer`, or loading anything from elsewhere. The referrer policy is
+//! `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` with the
+//! dashboard's own forms, which the Origin check would then have to accept from anywhere; the
+//! pages link to and load nothing of another origin, so no address leaves either way.
 
 use std::sync::Mutex;
 
@@ -28,7 +32,7 @@ pub const HEADERS: &[(&str, &str)] = &[
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
          connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
@@ -60,6 +64,8 @@ pub struct Knock<'a> {
     pub origin: Option<&'a str>,
     /// The `Cookie` header.
     pub cookie: Option<&'a str>,
+    /// The `Sec-Fetch-Site` header: where the browser says the request comes from.
+    pub fetch_site: Option<&'a str>,
 }
 
 /// The dashboard's secrets and the port it listens on.
@@ -113,7 +119,10 @@ impl Gate {
         if !k.host.is_some_and(|h| own(h, "")) {
             return Verdict::Refuse("its Host is not this dashboard's address");
         }
-        if k.post && k.origin.is_some_and(|o| !own(o, "http://")) {
+        if k.post
+            && (k.origin.is_some_and(|o| !own(o, "http://"))
+                || k.fetch_site.is_some_and(|s| s != "same-origin"))
+        {
             return Verdict::Refuse("it was sent from another site");
         }
         let session = hex::encode(self.session);
@@ -231,6 +240,18 @@ mod tests {
                 ..ok
             };
             assert_eq!(g.check(&k) == Verdict::Allow, allowed, "{origin:?}");
+        }
+        for (site, allowed) in [
+            (Some("same-origin"), true),
+            (Some("same-site"), false),
+            (Some("cross-site"), false),
+        ] {
+            let k = Knock {
+                post: true,
+                fetch_site: site,
+                ..ok
+            };
+            assert_eq!(g.check(&k) == Verdict::Allow, allowed, "{site:?}");
         }
         // The token never logs a POST in.
         let token = token_of(&g);

@@ -212,10 +212,11 @@ fn header(request: &Request, name: &'static str) -> Option<String> {
 
 /// Answers one request: through the gate, then to its page or action.
 fn handle(app: &App, mut request: Request) {
-    let (host, origin, cookie) = (
+    let (host, origin, cookie, fetch_site) = (
         header(&request, "Host"),
         header(&request, "Origin"),
         header(&request, "Cookie"),
+        header(&request, "Sec-Fetch-Site"),
     );
     let req = Req::read(&mut request);
     let knock = Knock {
@@ -224,6 +225,7 @@ fn handle(app: &App, mut request: Request) {
         host: host.as_deref(),
         origin: origin.as_deref(),
         cookie: cookie.as_deref(),
+        fetch_site: fetch_site.as_deref(),
     };
     let reply = match app.gate.check(&knock) {
         Verdict::Refuse(why) => {

@@ -746,7 +746,7 @@ pub fn tips(app: &App, req: &Req) -> Result<Reply, Error> {
     for ws in app.store.workspaces()? {
         all.extend(app.store.tips(&ws.id)?);
     }
-    all.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    all.sort_by_key(|t| std::cmp::Reverse(t.received_at));
     let shown = app.restricted();
     let hidden = if shown { 0 } else { all.len() };
     let rows = if shown { all } else { Vec::new() }

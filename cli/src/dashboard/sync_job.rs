@@ -108,7 +108,7 @@ impl SyncJob {
             }
             let at = s
                 .ended_at
-                .map(|t| crate::output::day(t))
+                .map(crate::output::day)
                 .unwrap_or_default();
             match &s.outcome {
                 None => "Not synced since the dashboard started".to_string(),
