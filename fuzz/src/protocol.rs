@@ -179,6 +179,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                     chain_last: None,
                     chain_head: None,
                     check_ins: 0,
+                    tips: 0,
                 }),
             ),
         ),

@@ -1,6 +1,10 @@
 //! Headless Chromium (Debian's `chromium`) driven over the DevTools protocol: open a page, run
 //! script in it as a person's clicks would, and keep every request it made and every console
 //! message and error it printed, so that a test can assert on them; take screenshots.
+//!
+//! Only tests and benchmarks drive it, so anything unexpected fails the caller at once, with a
+//! message saying what (hence `expect` and `panic` here, unlike the rest of this crate).
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;

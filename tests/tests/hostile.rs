@@ -746,6 +746,7 @@ fn answers_the_server_makes_up_itself_are_checked_like_any_other() {
                 chain_last: None,
                 chain_head: None,
                 check_ins: 0,
+                tips: 0,
             }),
         })
     });

@@ -288,11 +288,19 @@ fn current_tip_key(
     Ok(tip_secret(c, workspace, epoch)?.map(|s| (epoch, s)))
 }
 
-/// The page this device keeps for `workspace`: its path, words, and the epoch last published.
-fn local_page(
-    c: &Connection,
-    workspace: &str,
-) -> Result<Option<(String, Vec<proto::TipPageLanguage>, Option<u32>)>> {
+/// The tip page as this device keeps it.
+struct LocalPage {
+    /// Its path under `/t/`.
+    page: String,
+    /// Its words.
+    languages: Vec<proto::TipPageLanguage>,
+    /// The epoch whose key the server was last seen publishing it with; `None` while a change
+    /// made here waits to be published.
+    published: Option<u32>,
+}
+
+/// The page this device keeps for `workspace`.
+fn local_page(c: &Connection, workspace: &str) -> Result<Option<LocalPage>> {
     let row: Option<(String, Vec<u8>, Option<u32>)> = c
         .query_row(
             "SELECT page, languages, published_epoch FROM tip_pages WHERE workspace_id = ?1",
@@ -300,10 +308,14 @@ fn local_page(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    row.map(|(page, langs, epoch)| {
-        let langs = proto::decode(&langs)
+    row.map(|(page, langs, published)| {
+        let languages = proto::decode(&langs)
             .map_err(|_| Error::Corrupt("the stored tip page is damaged".into()))?;
-        Ok((page, langs, epoch))
+        Ok(LocalPage {
+            page,
+            languages,
+            published,
+        })
     })
     .transpose()
 }
@@ -360,7 +372,7 @@ impl Store {
                 ));
             }
             let page = match local_page(&tx, workspace)? {
-                Some((page, _, _)) if !new_address => page,
+                Some(local) if !new_address => local.page,
                 _ => new_page_path(),
             };
             store_page(&tx, workspace, &page, &wire, None)?;
@@ -376,7 +388,12 @@ impl Store {
     pub fn tip_page(&self, workspace: &str) -> Result<Option<TipPage>> {
         validate::id("workspace_id", workspace)?;
         self.read(|c| {
-            let Some((page, langs, published)) = local_page(c, workspace)? else {
+            let Some(LocalPage {
+                page,
+                languages: langs,
+                published,
+            }) = local_page(c, workspace)?
+            else {
                 return Ok(None);
             };
             let Some((epoch, secret)) = current_tip_key(c, workspace)? else {
@@ -576,9 +593,9 @@ impl Store {
                 )
             })?;
         }
-        let pending = local.as_ref().is_some_and(|(_, _, p)| p.is_none());
+        let pending = local.as_ref().is_some_and(|l| l.published.is_none());
         let (page, languages) = match (&local, &verified) {
-            (Some((page, langs, _)), _) if pending => (page.clone(), langs.clone()),
+            (Some(l), _) if pending => (l.page.clone(), l.languages.clone()),
             (_, Some(st)) if st.epoch == epoch && st.public_key == public => {
                 // The team's page as another coordinator (or this device) signed it.
                 self.with_writer(|w| {
@@ -589,7 +606,7 @@ impl Store {
             // An older epoch's key (a coordinator was revoked since): the same page, signed
             // again with the current key.
             (_, Some(st)) => (st.page.clone(), st.languages.clone()),
-            (Some((page, langs, _)), None) => (page.clone(), langs.clone()),
+            (Some(l), None) => (l.page.clone(), l.languages.clone()),
             // Never seen signed here: the address the server routes (which it knows anyway),
             // with the workspace's default words, not the words nobody of the team signed.
             (None, None) => match served
@@ -784,6 +801,8 @@ fn verify_statement(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
     use automerge::ReadDoc;
 
     use super::*;
