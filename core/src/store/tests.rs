@@ -96,6 +96,43 @@ fn an_old_schema_file_is_upgraded_with_its_records_intact() {
     .unwrap();
 }
 
+/// A schema-11 file (before tips) holding a visit and a synced membership, upgraded: the visit
+/// and the membership stay, and tips start empty with nothing waiting.
+#[test]
+fn a_schema_11_file_takes_tips_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ws, id) = v1_file(dir.path());
+    {
+        // Brought to 11 by the migrations of the build before tips, then given a membership.
+        let mut conn = raw(&path);
+        super::schema::migrate(&mut conn, &MIGRATIONS[..11]).unwrap();
+        conn.execute(
+            "INSERT INTO memberships(workspace_id, server_url, server_workspace_id, device_id,
+                device_token, cursor) VALUES (?1, 'https://sync.example.org', 'srv', 'dev',
+                'token', 42)",
+            [&ws],
+        )
+        .unwrap();
+    }
+    assert_eq!(version(&path), 11);
+    let s = Store::open(&path, &KEY).unwrap();
+    assert_eq!(
+        s.get_visit(&id).unwrap().notes,
+        "written before the upgrade"
+    );
+    assert!(s.tips(&ws).unwrap().is_empty());
+    drop(s);
+    assert_eq!(version(&path), schema::latest(MIGRATIONS));
+    let (cursor, waiting): (i64, i64) = raw(&path)
+        .query_row(
+            "SELECT cursor, tips_waiting FROM memberships WHERE workspace_id = ?1",
+            [&ws],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((cursor, waiting), (42, 0));
+}
+
 #[test]
 fn a_failed_migration_leaves_the_file_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
