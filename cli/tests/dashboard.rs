@@ -309,7 +309,20 @@ fn rows(b: &mut Browser, table: &str) -> Vec<String> {
 }
 
 fn visit(place: &str, area: &str, ty: &str, day: i64, notes: &str) -> NewVisit {
+    let referral = |kind: &str, status| NewReferral {
+        kind: kind.into(),
+        to: "Partner".into(),
+        status,
+    };
     NewVisit {
+        referrals: match area {
+            "North" => vec![referral("shelter", ReferralStatus::Made)],
+            "Port" => vec![
+                referral("labour_inspection", ReferralStatus::Accepted),
+                referral("legal_aid", ReferralStatus::Suggested),
+            ],
+            _ => Vec::new(),
+        },
         place: Place {
             name: place.into(),
             area: area.into(),
@@ -324,9 +337,18 @@ fn visit(place: &str, area: &str, ty: &str, day: i64, notes: &str) -> NewVisit {
     }
 }
 
-fn screenshot(b: &mut Browser, dir: &Path, name: &str) {
+/// Saves a PNG of the whole page, or (`first_screen`) of what a 1280×1400 window shows.
+fn screenshot(b: &mut Browser, dir: &Path, name: &str, first_screen: bool) {
     let path = dir.join(name);
-    b.screenshot(&path);
+    if first_screen {
+        let shot = b.call("Page.captureScreenshot", json!({"format": "png"}));
+        let png = data_encoding::BASE64
+            .decode(shot["data"].as_str().unwrap().as_bytes())
+            .unwrap();
+        std::fs::write(&path, png).unwrap();
+    } else {
+        b.screenshot(&path);
+    }
     let png = std::fs::read(&path).unwrap();
     assert_eq!(&png[1..4], b"PNG", "{name}");
     assert!(png.len() > 20_000, "{name} is {} bytes", png.len());
@@ -379,7 +401,7 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
             ),
         )
         .unwrap();
-    amina
+    let workshop = amina
         .create_workshop(
             &ws,
             &NewWorkshop {
@@ -394,6 +416,16 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
                 ..Default::default()
             },
         )
+        .unwrap();
+    for (band, gender, n) in [
+        ("12_17", "female", 7),
+        ("12_17", "male", 5),
+        ("18_24", "female", 2),
+    ] {
+        amina.add_to_tally(&workshop, band, gender, n).unwrap();
+    }
+    amina
+        .add_feedback(&workshop, 5, "Clear and useful")
         .unwrap();
     bilal
         .create_visit(
@@ -423,6 +455,41 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
     // The coordinator's laptop joins and pulls everything.
     let (_cli, dir) = laptop_coordinator(&amina, &ws);
     json(&dir, &["sync", "--json"]);
+
+    // The laptop sets up the workspace's tip page, and someone sends a tip through it; Amina
+    // goes out on a safety check-in.
+    let page_url = json(&dir, &["tip-page", "--json"])["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    json(&dir, &["sync", "--json"]);
+    let receipt = send_tip(
+        &page_url,
+        &TipFields {
+            what: "Girls kept locked above the Orchid massage parlour".into(),
+            place: "Riverside lane 14".into(),
+            time: "Last night".into(),
+            contact: String::new(),
+            language: "en".into(),
+        },
+    )
+    .unwrap();
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    amina
+        .start_check_in(
+            &ws,
+            in_an_hour,
+            &CheckInDetails {
+                place: "Brick kiln, east gate".into(),
+                with_whom: "Joseph".into(),
+                note: String::new(),
+            },
+        )
+        .unwrap();
 
     // Meanwhile, offline, both phones change how many people the bus station visit reached.
     amina
@@ -512,6 +579,34 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
     let row = format!("tr[data-id=\"{bus}\"]");
     assert!(!text(&mut b, &format!("{row} .tag.conflict")).is_empty());
 
+    // It brought Amina's check-in, and the tip, shown only with restricted records; the
+    // coordinator answers the tipster from the tip's page.
+    b.open(&format!("{origin}/check-ins"));
+    let check_ins = text(&mut b, "#check-ins");
+    assert!(
+        check_ins.contains("open")
+            && check_ins.contains("Amina's phone")
+            && check_ins.contains("Brick kiln, east gate"),
+        "{check_ins}"
+    );
+    b.open(&format!("{origin}/tips"));
+    assert!(text(&mut b, "#tips-hidden").starts_with("1 tips"));
+    click_and_wait(&mut b, "#restricted-toggle");
+    assert!(rows(&mut b, "tips")[0].contains("Orchid massage parlour"));
+    click_and_wait(&mut b, "#tips tbody a");
+    assert!(text(&mut b, "#what").contains("Orchid massage parlour"));
+    let answer = "Thank you. We are looking into it.";
+    b.eval(&format!(
+        "document.querySelector('#reply-form textarea').value = {}; true",
+        serde_json::to_string(answer).unwrap()
+    ));
+    click_and_wait(&mut b, "#reply-form button");
+    assert!(text(&mut b, "#flash").contains("Reply sealed"));
+    assert!(text(&mut b, "#replies").contains(answer));
+    click_and_wait(&mut b, "#restricted-toggle");
+    assert!(text(&mut b, "#hidden").contains("restricted"));
+    b.open(&format!("{origin}/visits"));
+
     // The record's page: its fields, its history, and the conflict, resolved with a click.
     click_and_wait(&mut b, &format!("{row} a"));
     assert_eq!(text(&mut b, "#title"), "Bus station, north gate");
@@ -522,7 +617,7 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
         conflict.contains("“5” from Amina's phone") && conflict.contains("“8” from Bilal's phone"),
         "{conflict}"
     );
-    screenshot(&mut b, &shots_dir, "dashboard-conflict.png");
+    screenshot(&mut b, &shots_dir, "dashboard-conflict.png", false);
     let keep = b.eval(
         "[...document.querySelectorAll('section.conflict li')].findIndex(li => \
          li.textContent.includes('“8”'))",
@@ -569,7 +664,7 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
         pending.contains("Carla's phone") && pending.contains(&grouped.join(" ")),
         "{pending} vs {digits}"
     );
-    screenshot(&mut b, &shots_dir, "dashboard-team.png");
+    screenshot(&mut b, &shots_dir, "dashboard-team.png", false);
     click_and_wait(&mut b, "table.pending button.approve");
     assert!(
         text(&mut b, "#flash").contains("Admitted Carla's phone"),
@@ -590,10 +685,18 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
         assert!(p.conflicts(&bus).unwrap().is_empty());
         assert_eq!(p.get_visit(&bus).unwrap().people_reached, 8);
     }
+    // The tipster reads the answer with their receipt code.
+    let replies = read_tip_replies(&page_url, &receipt).unwrap();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].text, answer);
 
     // The figures page, for the README.
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1280, "height": 1400, "deviceScaleFactor": 1, "mobile": false}),
+    );
     b.open(&format!("{origin}/"));
-    screenshot(&mut b, &shots_dir, "dashboard.png");
+    screenshot(&mut b, &shots_dir, "dashboard.png", true);
 
     // Nothing asked of any other origin, and nothing printed to the console.
     let elsewhere: Vec<&String> = b
@@ -605,7 +708,7 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
     assert!(b.console.is_empty(), "{:?}", b.console);
     // The dashboard's own log holds no record's words.
     let log = d.log.lock().unwrap().clone();
-    for word in ["recruiter", "kiln", "fifteen", &d.token()] {
+    for word in ["recruiter", "kiln", "fifteen", "Orchid", &d.token()] {
         assert!(!log.contains(word), "{word} in {log}");
     }
 }

@@ -311,6 +311,7 @@ struct ConflictChoice {
 /// A field holding concurrent values.
 struct ConflictView {
     field: String,
+    label: String,
     values: Vec<ConflictChoice>,
 }
 
@@ -514,6 +515,11 @@ fn record(
                     current: v.value == c.current,
                 })
                 .collect(),
+            label: if c.field.contains('/') {
+                c.field.clone()
+            } else {
+                label(&c.field)
+            },
             field: c.field,
         })
         .collect();
