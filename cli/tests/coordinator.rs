@@ -818,6 +818,7 @@ fn every_command_has_help() {
         vec!["erase", "--help"],
         vec!["redact", "--help"],
         vec!["checkins", "--help"],
+        vec!["dashboard", "--help"],
     ] {
         let out = Command::new(WAYMARK).args(&cmd).output().unwrap();
         assert!(out.status.success(), "{cmd:?}");

@@ -829,3 +829,57 @@ pub fn tip(app: &App, req: &Req, id: &str) -> Result<Reply, Error> {
 fn page(t: impl Template) -> Result<Reply, Error> {
     Ok(Reply::html(200, t.render()?))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_from_records_cannot_inject_markup_into_a_page() {
+        let evil = "<img src=x onerror=alert(1)>\"'&";
+        let page = Visits {
+            layout: Layout {
+                title: evil.into(),
+                nav: "visits",
+                path: format!("/visits?q={evil}"),
+                restricted: false,
+                flash: Some(views::Flash::failed(evil)),
+                sync_summary: evil.into(),
+                syncing: false,
+            },
+            rows: vec![VisitRow {
+                id: evil.into(),
+                when: String::new(),
+                place: evil.into(),
+                area: evil.into(),
+                kind: evil.into(),
+                people: 1,
+                indicators: evil.into(),
+                follow_up: String::new(),
+                restricted: false,
+                conflicts: false,
+                snippet: Some(evil.into()),
+            }],
+            hidden: 0,
+            searching: true,
+            from: String::new(),
+            to: String::new(),
+            area: evil.into(),
+            q: evil.into(),
+            types: Choice::list(vec![(evil.into(), evil.into())], None),
+            indicators: Vec::new(),
+            follow_ups: Vec::new(),
+            workspaces: Vec::new(),
+        }
+        .render()
+        .unwrap();
+        assert!(!page.contains("<img"), "{page}");
+        assert!(!page.contains("\"'&"), "{page}");
+        assert!(
+            page.contains("&#60;img src=x onerror=alert(1)&#62;"),
+            "{page}"
+        );
+        assert!(page.contains("href=\"/visits/%3Cimg%20src"), "{page}");
+    }
+}
