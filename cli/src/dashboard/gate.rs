@@ -125,6 +125,14 @@ impl Gate {
         {
             return Verdict::Refuse("it was sent from another site");
         }
+        // The token first: once shown it is spent, even to a browser that has a session.
+        if let (false, Some(given)) = (k.post, k.token) {
+            let mut token = self.token.lock().unwrap_or_else(|e| e.into_inner());
+            if token.is_some_and(|t| same(given.as_bytes(), hex::encode(t).as_bytes())) {
+                *token = None;
+                return Verdict::Login;
+            }
+        }
         let session = hex::encode(self.session);
         let has_session = k.cookie.is_some_and(|header| {
             header
@@ -134,13 +142,6 @@ impl Gate {
         });
         if has_session {
             return Verdict::Allow;
-        }
-        if let (false, Some(given)) = (k.post, k.token) {
-            let mut token = self.token.lock().unwrap_or_else(|e| e.into_inner());
-            if token.is_some_and(|t| same(given.as_bytes(), hex::encode(t).as_bytes())) {
-                *token = None;
-                return Verdict::Login;
-            }
         }
         Verdict::Refuse("it carries neither the session cookie nor the token")
     }
