@@ -902,3 +902,87 @@ fn check_in_chromium(page: &Path) {
     assert!(dom.matches("<rect class=\"bar\"").count() > 25);
     assert!(dom.contains("<title>Waymark report</title>"));
 }
+
+#[test]
+fn a_coordinator_sets_up_the_tip_page_reads_tips_replies_and_exports_them_on_request() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let (server, token) = server_with_workspace(server_dir.path());
+    let (_dir, phone) = phone("Coordinator phone");
+    let ws = phone.create_workspace("North district").unwrap().id;
+    phone.connect_workspace(&ws, &server.url, &token).unwrap();
+    phone.sync().unwrap();
+    let (_cli, dir) = laptop_coordinator(&phone, &ws);
+    // Until it has synced since it was admitted, it holds no coordinators' key to publish with.
+    assert!(!waymark(&dir, &["tip-page"]).status.success());
+    json(&dir, &["sync", "--json"]);
+
+    let page = json(&dir, &["tip-page", "--json"]);
+    assert_eq!(page["published"], false);
+    let url = page["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}/t/", server.url)), "{url}");
+    json(&dir, &["sync", "--json"]);
+    let page = json(&dir, &["tip-page", "--json"]);
+    assert_eq!(
+        (page["published"].as_bool(), page["url"].as_str()),
+        (Some(true), Some(url.as_str()))
+    );
+    let shown = ok(waymark(&dir, &["tip-page"]));
+    assert!(
+        shown.contains(page["fingerprint"].as_str().unwrap()),
+        "{shown}"
+    );
+    // The other coordinator's phone learns the page the laptop signed.
+    phone.sync().unwrap();
+    assert_eq!(phone.tip_page(&ws).unwrap().unwrap().url, url);
+
+    let what = "Workers sleep locked inside the Lotus brick kiln";
+    let code = send_tip(
+        &url,
+        &TipFields {
+            what: what.into(),
+            place: "East road".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    json(&dir, &["sync", "--json"]);
+    let tips = json(&dir, &["tips", "--json"]);
+    let tips = tips.as_array().unwrap();
+    assert_eq!(tips.len(), 1, "{tips:?}");
+    assert_eq!(
+        (tips[0]["what"].as_str(), tips[0]["where"].as_str()),
+        (Some(what), Some("East road"))
+    );
+    assert!(ok(waymark(&dir, &["tips"])).contains("Lotus brick kiln"));
+
+    let id = tips[0]["id"].as_str().unwrap();
+    ok(waymark(
+        &dir,
+        &["tip-reply", id, "Thank you, we will go and look."],
+    ));
+    json(&dir, &["sync", "--json"]);
+    let answers = read_tip_replies(&url, &code).unwrap();
+    assert_eq!(answers[0].text, "Thank you, we will go and look.");
+
+    let plain = dir.join("plain");
+    ok(waymark(
+        &dir,
+        &[
+            "export",
+            "--csv",
+            plain.to_str().unwrap(),
+            "--include-restricted",
+        ],
+    ));
+    assert!(!plain.join("tips.csv").exists(), "tips only on request");
+    let asked = dir.join("asked");
+    ok(waymark(
+        &dir,
+        &["export", "--csv", asked.to_str().unwrap(), "--include-tips"],
+    ));
+    let csv = std::fs::read_to_string(asked.join("tips.csv")).unwrap();
+    assert!(
+        csv.contains(what) && csv.contains("Thank you, we will go and look."),
+        "{csv}"
+    );
+}
