@@ -1,5 +1,7 @@
-// Two phones of a team syncing through a real `waymark-server` process, with suspend calls.
-// Mirrors bindings/python/tests/test_sync.py.
+// Two phones of a team syncing through a real `waymark-server` process, with suspend calls:
+// records, settings and translations, conflicts and their resolution, progress and cancelling.
+// Mirrors bindings/python/tests/test_sync.py (and the settings and conflict journeys of
+// test_recording.py, here through the server).
 package org.waymark
 
 import java.nio.file.Path
@@ -18,9 +20,13 @@ import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 import uniffi.waymark.CancellationToken
+import uniffi.waymark.FieldValue
+import uniffi.waymark.SettingsEdit
 import uniffi.waymark.SyncPhase
 import uniffi.waymark.SyncProgress
 import uniffi.waymark.SyncProgressListener
+import uniffi.waymark.TaxonomyLabel
+import uniffi.waymark.VisitEdit
 import uniffi.waymark.VisitFilter
 import uniffi.waymark.WaymarkException
 import uniffi.waymark.WaymarkStore
@@ -91,6 +97,68 @@ class SyncJourneyTest {
         assertEquals(0uL, ana.pendingChanges(team.id))
         assertEquals(emptyList(), ana.setAsideBlobs())
     }
+
+    @Test
+    fun `settings and translations reach the other phone, and a conflict is resolved with its history`() =
+        runBlocking<Unit> {
+            val (ana, luis, team) = connectedPair()
+            ana.updateSettings(
+                team.id,
+                listOf(
+                    SettingsEdit.AddEntry(
+                        taxonomy = "visit_types",
+                        key = "market_outreach",
+                        labels = listOf(TaxonomyLabel(lang = "en", text = "Market outreach")),
+                    ),
+                    SettingsEdit.SetLabel(taxonomy = "visit_types", key = "market_outreach", lang = "es", text = "Alcance en mercados"),
+                    SettingsEdit.SetLabel(taxonomy = "visit_types", key = "home_visit", lang = "fr", text = "Visite à domicile"),
+                    SettingsEdit.Archive(taxonomy = "visit_types", key = "online_outreach", archived = true),
+                    SettingsEdit.Rename(name = "North team"),
+                ),
+            )
+            val visitId = ana.createVisit(team.id, busStationVisit())
+            ana.sync()
+            luis.sync()
+
+            val settings = luis.settings(team.id)
+            assertEquals("North team", settings.name)
+            assertEquals(listOf("North team"), luis.workspaces().map { it.name })
+            val visitTypes = settings.taxonomies.first { it.name == "visit_types" }.entries.associateBy { it.key }
+            assertEquals(
+                listOf(TaxonomyLabel("en", "Market outreach"), TaxonomyLabel("es", "Alcance en mercados")),
+                visitTypes.getValue("market_outreach").labels,
+            )
+            assertTrue(TaxonomyLabel("fr", "Visite à domicile") in visitTypes.getValue("home_visit").labels)
+            assertTrue(visitTypes.getValue("online_outreach").archived)
+            assertEquals(ana.settings(team.id).taxonomies, settings.taxonomies)
+
+            // Offline, both correct the head count to different numbers; the sync keeps both.
+            ana.updateVisit(visitId, listOf(VisitEdit.PeopleReached(count = 5u)))
+            luis.updateVisit(visitId, listOf(VisitEdit.PeopleReached(count = 7u)))
+            repeat(2) {
+                ana.sync()
+                luis.sync()
+            }
+            for (store in listOf(ana, luis)) {
+                assertTrue(store.getVisit(visitId).hasConflicts)
+                val conflict = store.conflicts(visitId).single()
+                assertEquals("people_reached", conflict.field)
+                assertEquals(listOf(5L, 7L), conflict.values.map { (it.value as FieldValue.Int).value }.sorted())
+                assertEquals(setOf(ana.actor(), luis.actor()), conflict.values.map { it.author.actor }.toSet())
+            }
+
+            ana.resolveConflict(visitId, "people_reached", FieldValue.Int(value = 7))
+            ana.sync()
+            luis.sync()
+            for (store in listOf(ana, luis)) {
+                assertEquals(emptyList(), store.conflicts(visitId))
+                assertEquals(7u, store.getVisit(visitId).peopleReached)
+            }
+            val history = luis.history(visitId)
+            assertTrue(history.size >= 3, history.toString())
+            assertTrue("people_reached" in history.last().fields, history.toString())
+            assertEquals(setOf(ana.actor(), luis.actor()), history.map { it.author.actor }.toSet())
+        }
 
     @Test
     fun `the changes flow emits the ids a sync brought`() = runBlocking<Unit> {

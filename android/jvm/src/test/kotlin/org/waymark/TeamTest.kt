@@ -1,6 +1,7 @@
-// A team's security from an app's point of view: a coordinator's revocation rotates the key in
-// the same call, a server that lies about the team is caught, and a server restored from a
-// backup loses nothing. Mirrors bindings/python/tests/test_team.py.
+// A team's security from an app's point of view: a phone joins with an approval invite once the
+// coordinator approves the code it shows, members cannot revoke others, a coordinator's
+// revocation rotates the key in the same call, a server that lies about the team is caught, and
+// a server restored from a backup loses nothing. Mirrors bindings/python/tests/test_team.py.
 package org.waymark
 
 import java.nio.file.Path
@@ -58,6 +59,48 @@ class TeamTest {
     /** The notes of every visit [phone] holds, sorted. */
     private fun notes(phone: WaymarkStore): List<String> =
         phone.listVisits(VisitFilter()).map { phone.getVisit(it.id).notes }.sorted()
+
+    @Test
+    fun `an approval invite admits a phone once approved, and only a coordinator revokes`() = runBlocking<Unit> {
+        val (coordinator, team) = coordinatorWithWorkspace()
+        val visitId = coordinator.createVisit(team.id, busStationVisit(notes = "For the team."))
+        coordinator.sync()
+
+        // The code carries no key: Luis reads nothing until the coordinator approves him.
+        val code = coordinator.createApprovalInvite(team.id, 600u)
+        val luis = openStore(tmp.resolve("luis.db"), name = "Luis").also { stores += it }
+        luis.join(code)
+        val shownOnLuis = luis.verificationCode(team.id)
+        assertTrue(Regex("\\d{4} \\d{4} \\d{4}").matches(shownOnLuis), shownOnLuis)
+        luis.sync()
+        assertFailsWith<WaymarkException.NotFound> { luis.getVisit(visitId) }
+
+        // The coordinator compares the code on both screens, then approves.
+        val pending = coordinator.pendingJoins(team.id)
+        assertEquals(listOf(Triple("Luis", true, shownOnLuis)), pending.map { Triple(it.name, it.verified, it.verificationCode) })
+        coordinator.approveJoin(team.id, pending.single().deviceId)
+        luis.sync()
+        assertEquals("For the team.", luis.getVisit(visitId).notes)
+        assertEquals(emptyList(), coordinator.pendingJoins(team.id))
+        val members = coordinator.team(team.id).associateBy { it.name }
+        assertTrue(members.getValue("Coordinator").isThisDevice)
+        assertEquals("coordinator", members.getValue("Coordinator").role)
+        assertEquals("member", members.getValue("Luis").role)
+        assertTrue(members.getValue("Luis").verified)
+
+        // A member cannot revoke another phone; the coordinator can, and the phone is refused.
+        val ben = join(coordinator, team, "Ben")
+        luis.sync()
+        val benId = luis.team(team.id).first { it.name == "Ben" }.deviceId
+        assertFailsWith<WaymarkException.NotPermitted> { luis.revokeDevice(team.id, benId) }
+        coordinator.revokeDevice(team.id, benId)
+        assertFailsWith<WaymarkException.DeviceRevoked> { ben.sync() }
+        val later = coordinator.createVisit(team.id, busStationVisit(notes = "After Ben left."))
+        coordinator.sync()
+        luis.sync()
+        assertEquals("After Ben left.", luis.getVisit(later).notes)
+        assertTrue(luis.team(team.id).first { it.name == "Ben" }.revoked)
+    }
 
     @Test
     fun `a coordinator revokes a phone and rotates the key in one call`() = runBlocking<Unit> {
