@@ -16,11 +16,16 @@ macro_rules! say {
 }
 
 mod dashboard;
+mod exchange;
+mod export;
 mod files;
 mod html;
 mod key;
+mod labels;
 mod output;
 mod query;
+mod records;
+mod team;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -59,6 +64,140 @@ enum Command {
         /// This device's name, shown to teammates in history and conflicts.
         #[arg(long)]
         device_name: Option<String>,
+    },
+    /// Create a workspace in the store (creating the store if there is none) and connect it to
+    /// a sync server with the operator's enrolment token (`waymark-server token issue`), then
+    /// sync. This device becomes the team's first coordinator.
+    CreateWorkspace {
+        /// The workspace's name.
+        #[arg(long)]
+        name: String,
+        /// The sync server's address (https://..., or http:// on this machine).
+        #[arg(long)]
+        server: String,
+        /// The enrolment token from the server's operator.
+        #[arg(long, env = "WAYMARK_ENROLMENT_TOKEN", hide_env_values = true)]
+        token: String,
+        /// This device's name, shown to teammates in history and conflicts.
+        #[arg(long)]
+        device_name: Option<String>,
+    },
+    /// Make an invite code for a new device: printed as text and as a QR code to scan. Pass it
+    /// in person: unless it is an approval invite, it carries the workspace key.
+    Invite {
+        /// The role the device joins with (only a coordinator may invite a coordinator).
+        #[arg(long, default_value = "member", value_parser = ["coordinator", "member"])]
+        role: String,
+        /// An invite without keys: the device waits until approved here (`waymark joins`,
+        /// `waymark approve`). Always a member.
+        #[arg(long, conflicts_with = "role")]
+        approval: bool,
+        /// How long the code stays valid (e.g. 30m, 1h, 7d; at most 30 days).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The workspace (id); default: the store's only workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Print as JSON (the code only, no QR code).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Devices that joined and wait to be admitted, with the confirmation code each must show.
+    Joins {
+        /// Only this workspace (id); default: every workspace in the store.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Admit a device that waits (see `waymark joins`), once the confirmation code it shows
+    /// matches: it then receives the team's keys at its next sync.
+    Approve {
+        /// The device's id.
+        device_id: String,
+        /// The confirmation code the device shows (spaces allowed).
+        #[arg(long)]
+        code: String,
+        /// Only this workspace (id); default: the one the device waits in.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// The team's devices as of the last sync: name, role, admitted or revoked.
+    Team {
+        /// Only this workspace (id); default: every workspace in the store.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device (lost, stolen, or someone who left): it can no longer sync, and the
+    /// workspace key is rotated so that nothing written from now on can be read with its keys.
+    Revoke {
+        /// The device's id (see `waymark team`).
+        device_id: String,
+        /// Only this workspace (id); default: the one the device belongs to.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Visits and workshops whose fields were changed on two devices at once: each value with
+    /// the device that wrote it, numbered for `waymark resolve`.
+    Conflicts {
+        /// Only this workspace (id); default: every workspace in the store.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Also show restricted records.
+        #[arg(long)]
+        include_restricted: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep one of a conflict's values (sync to send the choice to the team).
+    #[command(group(clap::ArgGroup::new("choice").required(true).args(["pick", "value"])))]
+    Resolve {
+        /// The record's id.
+        id: String,
+        /// The field, as `waymark conflicts` names it (e.g. people_reached).
+        field: String,
+        /// The number of the value to keep, as `waymark conflicts` lists it.
+        #[arg(long)]
+        pick: Option<usize>,
+        /// The value to keep, as text (as `waymark conflicts` shows it).
+        #[arg(long)]
+        value: Option<String>,
+    },
+    /// A record's changes: when, by which device, which fields.
+    History {
+        /// The record's id.
+        id: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The workspace's lists (visit types, risk indicators, topics, ...) and their labels in
+    /// each language (a coordinator; sync to send the edits to the team).
+    Taxonomy {
+        #[command(subcommand)]
+        command: TaxonomyCommand,
+    },
+    /// Write this store's changes to a file, to carry on a memory card to a device without a
+    /// network (created readable by you only; an existing file is refused without --force).
+    ExportChanges {
+        /// The file to write.
+        file: PathBuf,
+        /// Replace an existing file (never a symbolic link).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Merge a file of changes another device wrote (`export-changes`), all or nothing.
+    ImportChanges {
+        /// The file to read.
+        file: PathBuf,
+        /// Print what changed as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Push local changes and pull the team's, with a progress bar on long syncs.
     Sync {
@@ -149,6 +288,65 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TaxonomyCommand {
+    /// List the entries and their labels.
+    List {
+        /// Only this taxonomy (visit_types, risk_indicators, referral_kinds, referral_statuses,
+        /// workshop_topics, audiences, age_bands, genders).
+        taxonomy: Option<String>,
+        /// Also list archived entries.
+        #[arg(long)]
+        archived: bool,
+        /// The workspace (id); default: the store's only workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add an entry (or restore an archived one) with its labels.
+    Add {
+        /// The taxonomy (e.g. risk_indicators).
+        taxonomy: String,
+        /// The new entry's key (e.g. forced_labour): records store it, labels show it.
+        key: String,
+        /// A label as LANG=TEXT (e.g. --label en="Forced labour" --label es="Trabajo forzoso").
+        #[arg(long = "label", value_parser = labels::parse_label, required = true)]
+        labels: Vec<wc::Label>,
+        /// The workspace (id); default: the store's only workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Set an entry's label in one language (a translation).
+    Label {
+        /// The taxonomy.
+        taxonomy: String,
+        /// The entry's key.
+        key: String,
+        /// The language (e.g. es, pt-BR).
+        lang: String,
+        /// The label.
+        text: String,
+        /// The workspace (id); default: the store's only workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Archive an entry: hidden from the phones' pickers, kept for the records that use it.
+    Archive {
+        /// The taxonomy.
+        taxonomy: String,
+        /// The entry's key.
+        key: String,
+        /// Restore the entry instead.
+        #[arg(long)]
+        restore: bool,
+        /// The workspace (id); default: the store's only workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+}
+
 /// Period and scope shared by reports, lists and exports.
 #[derive(Args, Clone, Default)]
 struct Period {
@@ -230,6 +428,11 @@ struct ReportScope {
     /// Count follow-ups overdue against this date (YYYY-MM-DD) instead of today.
     #[arg(long)]
     today: Option<String>,
+    /// Show visit types, indicators, topics and other lists in the workspace's labels in this
+    /// language (e.g. es). Tables and HTML pages show labels in any case (default en);
+    /// JSON and exports keep the keys unless it is given.
+    #[arg(long)]
+    lang: Option<String>,
 }
 
 #[derive(Args)]
@@ -301,7 +504,8 @@ fn open(dir: &Path, create: bool) -> Result<wc::Store, String> {
     let exists = db.exists();
     if !exists && !create {
         return Err(format!(
-            "no store in {}: run `waymark join <invite-code>` first (or give --data-dir)",
+            "no store in {}: run `waymark join <invite-code>` or `waymark create-workspace` \
+             first (or give --data-dir)",
             dir.display()
         ));
     }
@@ -341,6 +545,103 @@ fn run(cli: Cli) -> Result<(), String> {
             say!("joined workspace {} ({})", ws.name, ws.id);
             say!("run `waymark sync` to fetch the team's records");
             Ok(())
+        }
+        Command::CreateWorkspace {
+            name,
+            server,
+            token,
+            device_name,
+        } => {
+            let store = open(&dir, true)?;
+            if let Some(n) = device_name {
+                store.set_device_name(&n).map_err(err)?;
+            }
+            let ws = team::create_workspace(&store, &name, &server, &token)?;
+            say!("created workspace {} ({}) on {server}", ws.name, ws.id);
+            let report = sync(&store)?;
+            Out::new(false).sync(&report);
+            Ok(())
+        }
+        Command::Invite {
+            role,
+            approval,
+            ttl,
+            workspace,
+            json,
+        } => {
+            let store = open(&dir, false)?;
+            let ws = team::one_workspace(&store, workspace)?;
+            let opts = team::InviteOptions {
+                role,
+                approval,
+                ttl,
+            };
+            team::invite(&store, &ws, &opts, json)
+        }
+        Command::Joins { workspace, json } => {
+            let store = open(&dir, false)?;
+            let wss = team::workspaces(&store, workspace.as_deref())?;
+            team::joins(&store, &wss, json)
+        }
+        Command::Approve {
+            device_id,
+            code,
+            workspace,
+        } => {
+            let store = open(&dir, false)?;
+            let wss = team::workspaces(&store, workspace.as_deref())?;
+            team::approve(&store, &wss, &device_id, &code)
+        }
+        Command::Team { workspace, json } => {
+            let store = open(&dir, false)?;
+            let wss = team::workspaces(&store, workspace.as_deref())?;
+            team::team(&store, &wss, json)
+        }
+        Command::Revoke {
+            device_id,
+            workspace,
+        } => {
+            let store = open(&dir, false)?;
+            let wss = team::workspaces(&store, workspace.as_deref())?;
+            team::revoke(&store, &wss, &device_id)
+        }
+        Command::Conflicts {
+            workspace,
+            include_restricted,
+            json,
+        } => {
+            let store = open(&dir, false)?;
+            records::conflicts(&store, workspace, include_restricted, json)
+        }
+        Command::Resolve {
+            id,
+            field,
+            pick,
+            value,
+        } => {
+            let store = open(&dir, false)?;
+            let choice = match (pick, value) {
+                (Some(n), _) => records::Choice::Pick(n),
+                (None, Some(v)) => records::Choice::Value(v),
+                (None, None) => return Err("give --pick N or --value TEXT".into()),
+            };
+            records::resolve(&store, &id, &field, &choice)
+        }
+        Command::History { id, json } => {
+            let store = open(&dir, false)?;
+            records::history(&store, &id, json)
+        }
+        Command::Taxonomy { command } => {
+            let store = open(&dir, false)?;
+            taxonomy(&store, command)
+        }
+        Command::ExportChanges { file, force } => {
+            let store = open(&dir, false)?;
+            exchange::export_changes(&store, &file, force)
+        }
+        Command::ImportChanges { file, json } => {
+            let store = open(&dir, false)?;
+            exchange::import_changes(&store, &file, json)
         }
         Command::Sync { json } => {
             let store = open(&dir, false)?;
@@ -399,13 +700,7 @@ fn run(cli: Cli) -> Result<(), String> {
             json,
         } => {
             let store = open(&dir, false)?;
-            let ws = match workspace {
-                Some(w) => w,
-                None => match store.workspaces().map_err(err)?.as_slice() {
-                    [only] => only.id.clone(),
-                    _ => return Err("give --workspace ID (the store has several)".into()),
-                },
-            };
+            let ws = team::one_workspace(&store, workspace)?;
             let page = match store.tip_page(&ws).map_err(err)? {
                 Some(p) if !new_address => p,
                 _ => store.set_tip_page(&ws, &[], new_address).map_err(err)?,
@@ -435,8 +730,16 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Report(a) => {
             let store = open(&dir, false)?;
             let filter = report_filter(&store, &a.scope)?;
-            let report = store.report(&filter).map_err(err)?;
+            let mut report = store.report(&filter).map_err(err)?;
             let names = device_names(&store)?;
+            let scope = &a.scope;
+            let labels = labels::Labels::load(
+                &store,
+                scope.period.workspace.as_deref(),
+                scope.lang.as_deref(),
+            )?;
+            let keys = report.clone();
+            labels.report(&mut report);
             if let Some(path) = &a.html {
                 let page = html::page(&report, &names);
                 files::write_private(path, page.as_bytes(), a.force)?;
@@ -445,7 +748,13 @@ fn run(cli: Cli) -> Result<(), String> {
                     return Ok(());
                 }
             }
-            Out::new(a.json).report(&report, &names);
+            // JSON keeps the keys for scripts, unless a language was asked for.
+            let shown = if a.json && scope.lang.is_none() {
+                &keys
+            } else {
+                &report
+            };
+            Out::new(a.json).report(shown, &names);
             Ok(())
         }
         Command::Export(a) => {
@@ -456,9 +765,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 include_notes: a.include_notes,
                 include_tips: a.include_tips,
             };
+            let labels = match &a.scope.lang {
+                Some(lang) => Some(labels::Labels::load(
+                    &store,
+                    a.scope.period.workspace.as_deref(),
+                    Some(lang),
+                )?),
+                None => None,
+            };
+            let labels = labels.as_ref();
             let (summary, target) = match (&a.csv, &a.xlsx) {
-                (Some(d), _) => (export_csv(&store, &dir, d, &opts, a.force)?, d),
-                (None, Some(f)) => (export_xlsx(&store, &dir, f, &opts, a.force)?, f),
+                (Some(d), _) => (export::csv(&store, &dir, d, &opts, labels, a.force)?, d),
+                (None, Some(f)) => (export::xlsx(&store, &dir, f, &opts, labels, a.force)?, f),
                 (None, None) => return Err("give --csv DIR or --xlsx FILE".into()),
             };
             say!(
@@ -477,47 +795,6 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
-}
-
-/// Exports CSV files into `dest`: staged privately, checked (no file to replace without
-/// `force`, no symlink), then copied, so a refused export writes nothing.
-fn export_csv(
-    store: &wc::Store,
-    store_dir: &Path,
-    dest: &Path,
-    opts: &wc::ExportOptions,
-    force: bool,
-) -> Result<wc::ExportSummary, String> {
-    let staging = files::Staging::new(store_dir)?;
-    let summary = store
-        .export_csv(staging.path(), opts)
-        .map_err(|e| e.to_string())?;
-    files::export_dir(dest)?;
-    for file in &summary.tables {
-        files::check_target(&dest.join(file), force)?;
-    }
-    for file in &summary.tables {
-        staging.deliver(file, &dest.join(file), force)?;
-    }
-    Ok(summary)
-}
-
-/// Exports an XLSX workbook to `dest`, staged privately and copied (see [`export_csv`]).
-fn export_xlsx(
-    store: &wc::Store,
-    store_dir: &Path,
-    dest: &Path,
-    opts: &wc::ExportOptions,
-    force: bool,
-) -> Result<wc::ExportSummary, String> {
-    files::check_target(dest, force)?;
-    let staging = files::Staging::new(store_dir)?;
-    const STAGED: &str = "export.xlsx";
-    let summary = store
-        .export_xlsx(staging.path().join(STAGED), opts)
-        .map_err(|e| e.to_string())?;
-    staging.deliver(STAGED, dest, force)?;
-    Ok(summary)
 }
 
 /// Syncs with a progress bar on stderr (drawn only on a terminal, once a sync is long).
@@ -547,6 +824,72 @@ fn sync(store: &wc::Store) -> Result<wc::SyncReport, String> {
     });
     bar.finish_and_clear();
     out.map_err(|e| e.to_string())
+}
+
+/// The `taxonomy` subcommands.
+fn taxonomy(store: &wc::Store, command: TaxonomyCommand) -> Result<(), String> {
+    let (workspace, edit, done) = match command {
+        TaxonomyCommand::List {
+            taxonomy,
+            archived,
+            workspace,
+            json,
+        } => {
+            let ws = team::one_workspace(store, workspace)?;
+            return labels::list(store, &ws, taxonomy.as_deref(), archived, json);
+        }
+        TaxonomyCommand::Add {
+            taxonomy,
+            key,
+            labels,
+            workspace,
+        } => {
+            let done = format!("added {key} to {taxonomy}");
+            let edit = wc::SettingsEdit::AddEntry {
+                taxonomy,
+                key,
+                labels,
+            };
+            (workspace, edit, done)
+        }
+        TaxonomyCommand::Label {
+            taxonomy,
+            key,
+            lang,
+            text,
+            workspace,
+        } => {
+            let done = format!("labelled {key} of {taxonomy} in {lang}");
+            let edit = wc::SettingsEdit::SetLabel {
+                taxonomy,
+                key,
+                lang,
+                text,
+            };
+            (workspace, edit, done)
+        }
+        TaxonomyCommand::Archive {
+            taxonomy,
+            key,
+            restore,
+            workspace,
+        } => {
+            let done = match restore {
+                true => format!("restored {key} of {taxonomy}"),
+                false => format!("archived {key} of {taxonomy}"),
+            };
+            let edit = wc::SettingsEdit::Archive {
+                taxonomy,
+                key,
+                archived: !restore,
+            };
+            (workspace, edit, done)
+        }
+    };
+    let ws = team::one_workspace(store, workspace)?;
+    labels::edit(store, &ws, edit)?;
+    say!("{done}; sync to send it to the team");
+    Ok(())
 }
 
 fn period_bounds(p: &Period) -> Result<(Option<i64>, Option<i64>), String> {

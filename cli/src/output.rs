@@ -79,7 +79,8 @@ pub fn report_json(r: &wc::Report) -> Value {
     })
 }
 
-fn table(header: &[&str]) -> Table {
+/// A table in the CLI's style with these column headers.
+pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     t.set_header(header.to_vec());
@@ -108,7 +109,8 @@ impl Out {
         Out { json }
     }
 
-    fn print_json(v: &Value) {
+    /// Prints a value as indented JSON.
+    pub fn print_json(v: &Value) {
         say!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 

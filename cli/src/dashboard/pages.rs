@@ -545,6 +545,8 @@ struct MemberRow {
     state: &'static str,
     this_device: bool,
     revocable: bool,
+    /// When it last synced, as the server last listed it.
+    last_sync: String,
 }
 
 /// A device waiting to be admitted.
@@ -626,6 +628,9 @@ pub fn team(app: &App, req: &Req) -> Result<Reply, Error> {
             .filter(|m| m.verified || m.revoked)
             .map(|m| MemberRow {
                 state: if m.revoked { "revoked" } else { "admitted" },
+                last_sync: m
+                    .last_sync_at
+                    .map_or_else(|| "not yet".to_string(), views::when),
                 revocable: coordinator && !m.revoked && !m.is_this_device,
                 this_device: m.is_this_device,
                 role: m.role,
