@@ -1,5 +1,6 @@
 // Bad input throws the WaymarkError case an app can act on; internal errors never kill the
-// process; change listeners hear every write until their handle is cancelled.
+// process; change listeners hear every write until their handle is cancelled, and so does the
+// `changes()` AsyncSequence until the task iterating it is cancelled.
 import Foundation
 import XCTest
 @testable import Waymark
@@ -131,5 +132,42 @@ final class ErrorTests: StoreTestCase {
         handle.cancel() // idempotent
         try store.deleteRecord(id: visitId)
         XCTAssertEqual(heard.snapshot().count, 5)
+    }
+
+    func testTheChangesSequenceYieldsEachEditUntilItsTaskIsCancelled() async throws {
+        let store = try await openStore(path("phone.db"))
+        let team = try store.createWorkspace(name: "Team")
+        let before = ChangeStreamListener.live
+
+        // The listener is registered when changes() returns, before anything iterates it.
+        let changes = store.changes()
+        XCTAssertEqual(ChangeStreamListener.live, before + 1)
+        let heard = ChangeRecorder()
+        let listening = Task {
+            for await ids in changes { heard.onChange(recordIds: ids) }
+        }
+        let visitId = try store.createVisit(workspaceId: team.id, visit: busStationVisit())
+        try store.setVisitNotes(id: visitId, text: "Edited.")
+        try await waitUntil("both edits came through") { heard.snapshot().count >= 2 }
+        XCTAssertEqual(heard.snapshot(), [[visitId], [visitId]])
+
+        // Cancelling the task ends the loop and cancels the listener's handle: the library lets
+        // go of the listener, and later writes reach no one.
+        listening.cancel()
+        await listening.value
+        try await waitUntil("the listener was released") { ChangeStreamListener.live == before }
+        try store.setVisitNotes(id: visitId, text: "Edited again.")
+        XCTAssertEqual(heard.snapshot(), [[visitId], [visitId]])
+
+        // A detail screen's sequence yields for its record, and lets go when it is dropped.
+        do {
+            let detail = store.changes(of: visitId)
+            var next = detail.makeAsyncIterator()
+            _ = try store.createWorkshop(workspaceId: team.id, workshop: schoolWorkshop())
+            try store.updateVisit(id: visitId, edits: [.peopleReached(count: 5)])
+            let heardOnce: Void? = await next.next()
+            XCTAssertNotNil(heardOnce)
+        }
+        try await waitUntil("the detail's listener was released") { ChangeStreamListener.live == before }
     }
 }

@@ -96,6 +96,20 @@ func assertThrows<T>(
     }
 }
 
+/// Waits (polling every 10 ms) until `condition` holds; fails the test after `timeout` seconds.
+func waitUntil(
+    _ what: String, timeout: TimeInterval = 10, file: StaticString = #filePath, line: UInt = #line,
+    _ condition: () throws -> Bool
+) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while try !condition() {
+        if Date() > deadline {
+            return XCTFail("timed out waiting until \(what)", file: file, line: line)
+        }
+        try await Task.sleep(nanoseconds: 10_000_000)
+    }
+}
+
 /// A change listener that remembers which ids it was told about.
 final class ChangeRecorder: ChangeListener, @unchecked Sendable {
     private let lock = NSLock()

@@ -1,6 +1,7 @@
-// A team's security from an app's point of view: a coordinator's revocation rotates the key in
-// the same call, a server that lies about the team is caught, and a server restored from a
-// backup loses nothing. Mirrors bindings/python/tests/test_team.py.
+// A team's security from an app's point of view: a phone joins with an approval invite once the
+// coordinator approves the code it shows, members cannot revoke others, a coordinator's
+// revocation rotates the key in the same call, a server that lies about the team is caught, and
+// a server restored from a backup loses nothing. Mirrors bindings/python/tests/test_team.py.
 import Foundation
 import XCTest
 @testable import Waymark
@@ -29,6 +30,55 @@ final class TeamTests: ServerTestCase {
     /// The notes of every visit `phone` holds, sorted.
     func notes(_ phone: WaymarkStore) throws -> [String] {
         try phone.listVisits(filter: VisitFilter()).map { try phone.getVisit(id: $0.id).notes }.sorted()
+    }
+
+    func testAnApprovalInviteAdmitsAPhoneOnceApprovedAndOnlyACoordinatorRevokes() async throws {
+        let (coordinator, team) = try await coordinatorWithWorkspace()
+        let visitId = try coordinator.createVisit(workspaceId: team.id, visit: busStationVisit(notes: "For the team."))
+        _ = try await coordinator.sync()
+
+        // The code carries no key: Luis reads nothing until the coordinator approves him.
+        let code = try await coordinator.createApprovalInvite(workspaceId: team.id, ttlSeconds: 600)
+        let luis = try await openStore(path("luis.db"), name: "Luis")
+        _ = try await luis.join(code: code)
+        let shownOnLuis = try luis.verificationCode(workspaceId: team.id)
+        let groups = shownOnLuis.split(separator: " ", omittingEmptySubsequences: false)
+        XCTAssertTrue(groups.count == 3 && groups.allSatisfy { $0.count == 4 && $0.allSatisfy(\.isNumber) }, shownOnLuis)
+        _ = try await luis.sync()
+        await assertThrows("reading before approval", { try luis.getVisit(id: visitId) }) {
+            if case .NotFound = $0 { return true } else { return false }
+        }
+
+        // The coordinator compares the code on both screens, then approves.
+        let pending = try await coordinator.pendingJoins(workspaceId: team.id)
+        XCTAssertEqual(pending.map(\.name), ["Luis"])
+        XCTAssertEqual(pending.map(\.verified), [true])
+        XCTAssertEqual(pending.map(\.verificationCode), [shownOnLuis])
+        try await coordinator.approveJoin(workspaceId: team.id, deviceId: try XCTUnwrap(pending.first).deviceId)
+        _ = try await luis.sync()
+        XCTAssertEqual(try luis.getVisit(id: visitId).notes, "For the team.")
+        let stillPending = try await coordinator.pendingJoins(workspaceId: team.id)
+        XCTAssertEqual(stillPending, [])
+        let members = Dictionary(uniqueKeysWithValues: try coordinator.team(workspaceId: team.id).map { ($0.name, $0) })
+        XCTAssertEqual(members["Coordinator"]?.isThisDevice, true)
+        XCTAssertEqual(members["Coordinator"]?.role, "coordinator")
+        XCTAssertEqual(members["Luis"]?.role, "member")
+        XCTAssertEqual(members["Luis"]?.verified, true)
+
+        // A member cannot revoke another phone; the coordinator can, and the phone is refused.
+        let ben = try await joinTeam(coordinator, team.id, path("ben.db"), name: "Ben")
+        _ = try await luis.sync()
+        let benId = try XCTUnwrap(luis.team(workspaceId: team.id).first { $0.name == "Ben" }).deviceId
+        await assertThrows("a member revoking another phone", {
+            try await luis.revokeDevice(workspaceId: team.id, deviceId: benId)
+        }) { if case .NotPermitted = $0 { return true } else { return false } }
+        try await coordinator.revokeDevice(workspaceId: team.id, deviceId: benId)
+        await assertThrows("a sync of the revoked phone", { try await ben.sync() }) { $0 == .DeviceRevoked }
+        let later = try coordinator.createVisit(workspaceId: team.id, visit: busStationVisit(notes: "After Ben left."))
+        _ = try await coordinator.sync()
+        _ = try await luis.sync()
+        XCTAssertEqual(try luis.getVisit(id: later).notes, "After Ben left.")
+        XCTAssertEqual(try luis.team(workspaceId: team.id).first { $0.name == "Ben" }?.revoked, true)
     }
 
     func testACoordinatorRevokesAPhoneAndRotatesTheKeyInOneCall() async throws {
