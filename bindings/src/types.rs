@@ -1382,8 +1382,12 @@ pub struct TeamMember {
     /// True if the team log admits it (a coordinator vouched for its keys): only such devices
     /// receive keys, and only their changes are accepted.
     pub verified: bool,
+    /// Its last sync (ms since 1970) as the server last listed it, if known.
+    pub last_sync_at: Option<i64>,
 }
-mirror!(wc::TeamMember => TeamMember { device_id, name, role, is_this_device, revoked, verified });
+mirror!(wc::TeamMember => TeamMember {
+    device_id, name, role, is_this_device, revoked, verified, last_sync_at,
+});
 
 /// A device waiting for a coordinator to admit it.
 #[derive(uniffi::Record, Debug, Clone, PartialEq)]

@@ -338,6 +338,7 @@ impl Fixture {
                 revoked_at_seq,
                 key_epochs: vec![0],
                 actor: None,
+                last_sync_at: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;

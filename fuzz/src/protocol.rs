@@ -202,6 +202,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                         revoked_at_seq: Some(12),
                         key_epochs: vec![1, 2],
                         actor: None,
+                        last_sync_at: None,
                     }],
                     envelopes: vec![envelope.clone()],
                     log: vec![proto::team_log::SignedEntry {

@@ -698,6 +698,10 @@ pub struct TeamDevice {
     /// The Automerge actor id it enrolled with, if it declared one.
     #[serde(default, with = "serde_bytes")]
     pub actor: Option<Vec<u8>>,
+    /// Its last push or pull, unix seconds, as the server saw it (pulls are recorded at most
+    /// once a minute); shown to coordinators, never used to decide anything.
+    #[serde(default)]
+    pub last_sync_at: Option<i64>,
 }
 
 /// A workspace key of one epoch, sealed to one device's X25519 key and signed by the
@@ -943,6 +947,7 @@ mod tests {
                 revoked_at_seq: Some(12),
                 key_epochs: vec![0, 1, 2],
                 actor: Some(vec![9; 16]),
+                last_sync_at: None,
             }],
             envelopes: vec![KeyEnvelope {
                 device_id: "d".into(),

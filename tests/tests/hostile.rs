@@ -172,6 +172,7 @@ fn devices_the_server_plants_are_never_admitted_sealed_to_or_believed() {
             revoked_at_seq: None,
             key_epochs: vec![],
             actor: None,
+            last_sync_at: None,
         });
     });
     hostile.rewrite_pull(move |page| {

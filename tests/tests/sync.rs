@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use rand::seq::SliceRandom;
 use support::*;
 use waymark_core::*;
@@ -597,4 +599,44 @@ fn a_phone_killed_again_and_again_while_joining_a_big_workspace_ends_with_everyt
         devices[1].store.get_visit(&ids[0]).unwrap().notes,
         "Met at the gate; two referred."
     );
+}
+
+#[test]
+fn a_coordinator_sees_when_each_device_last_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (_, token) = server.workspace_and_token();
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (team, ws) = team(&server.url(), &token, &["Coordinator", "Amina"]);
+    let amina = |t: &[TeamMember]| t.iter().find(|m| m.name == "Amina").unwrap().clone();
+    let seen = amina(&team[0].store.team(&ws).unwrap()).last_sync_at;
+    // To the second, as the server keeps it.
+    assert!(
+        seen.is_some_and(|at| at >= started / 1000 * 1000),
+        "{seen:?}"
+    );
+
+    // Later, Amina pushes; the coordinator's listing is refreshed once it is a few minutes old
+    // (made old here by hand rather than waited for).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    team[1]
+        .store
+        .create_visit(&ws, &visit("Depot", "later", started))
+        .unwrap();
+    team[1].sync_until_ok();
+    let conn = rusqlite::Connection::open(team[0].dir.path().join("waymark.db")).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\";",
+        hex::encode(team[0].key)
+    ))
+    .unwrap();
+    conn.execute("UPDATE memberships SET listing_at = 0", [])
+        .unwrap();
+    drop(conn);
+    team[0].sync_until_ok();
+    let later = amina(&team[0].store.team(&ws).unwrap()).last_sync_at;
+    assert!(later > seen, "{seen:?} then {later:?}");
 }

@@ -394,7 +394,8 @@ INSERT INTO meta(key, value) VALUES ('projections_stale', 1)
 /// Anonymous tips (issue 14): tip records' projection; the tip page a coordinator set up here
 /// (its path and words) and the epoch whose key the server was last seen publishing; tips
 /// stored as records whose deletion from the server is still to be asked; replies sealed to
-/// tipsters, waiting to be sent; and how many tips the last pull said were waiting.
+/// tipsters, waiting to be sent; and how many tips the last pull said were waiting. Also (the
+/// coordinator's desk): each device's last sync as the server last listed it, and when.
 const V12: &str = "
 CREATE TABLE tips (
     id TEXT PRIMARY KEY,
@@ -424,6 +425,8 @@ CREATE TABLE tip_replies_out (
     request BLOB NOT NULL
 );
 ALTER TABLE memberships ADD COLUMN tips_waiting INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE memberships ADD COLUMN listing_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE team_devices ADD COLUMN last_sync_at INTEGER;
 ";
 
 /// Every migration, in order.

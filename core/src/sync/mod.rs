@@ -69,6 +69,10 @@ pub struct SetAside {
     pub reason: String,
 }
 
+/// How often a coordinator's device fetches the server's listing of the team again (for each
+/// device's last sync), in ms.
+const LISTING_EVERY_MS: i64 = 5 * 60 * 1000;
+
 /// What one `sync()` did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncReport {
@@ -593,7 +597,18 @@ impl Store {
         // by an invite to be approved learns its keys this way. A workspace still without a
         // verified log, or under attack, looks at the server's log every time.
         let under_attack = self.read(|c| log::attack(c, &m.workspace))?.is_some();
-        if !has_key || team_version == 0 || log_len == 0 || under_attack {
+        // A coordinator's desk shows when each device last synced: the server's listing is
+        // fetched again every few minutes of syncing (its log only from where this device is).
+        let listing_due = self.read(|c| {
+            let at: i64 = c.query_row(
+                "SELECT listing_at FROM memberships WHERE workspace_id = ?1",
+                params![m.workspace],
+                |r| r.get(0),
+            )?;
+            Ok(now_ms().saturating_sub(at) > LISTING_EVERY_MS
+                && team::is_coordinator(c, &m.workspace).unwrap_or(false))
+        })?;
+        if !has_key || team_version == 0 || log_len == 0 || under_attack || listing_due {
             self.refresh_team(&server, m)?;
             self.retry_held(&m.workspace, report, changed)?;
         }

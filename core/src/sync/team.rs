@@ -47,6 +47,9 @@ pub struct TeamMember {
     /// True if the team log admits it (a coordinator vouched for its keys): only such devices
     /// receive keys, and only their changes are accepted.
     pub verified: bool,
+    /// Its last sync (ms since 1970) as the server last listed it, if known: the server's word,
+    /// refreshed on a coordinator's device every few minutes of syncing.
+    pub last_sync_at: Option<i64>,
 }
 
 /// A device that enrolled with the server and waits for a coordinator to admit it.
@@ -1333,6 +1336,7 @@ impl Store {
                             role: r.get(2)?,
                             revoked: r.get(3)?,
                             verified,
+                            last_sync_at: r.get(5)?,
                         },
                         r.get::<_, Vec<u8>>(4)?,
                     ))
@@ -1340,13 +1344,15 @@ impl Store {
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             };
             let admitted = rows(
-                "SELECT device_id, name, role, revoked_after_seq IS NOT NULL, sign_key
-                 FROM team_members WHERE workspace_id = ?1 ORDER BY admitted_idx",
+                "SELECT m.device_id, m.name, m.role, m.revoked_after_seq IS NOT NULL, m.sign_key,
+                    (SELECT d.last_sync_at FROM team_devices d
+                     WHERE d.workspace_id = m.workspace_id AND d.device_id = m.device_id)
+                 FROM team_members m WHERE m.workspace_id = ?1 ORDER BY m.admitted_idx",
                 true,
             )?;
             let keys: BTreeSet<Vec<u8>> = admitted.iter().map(|(_, k)| k.clone()).collect();
             let waiting = rows(
-                "SELECT device_id, name, role, revoked_at_seq IS NOT NULL, sign_key
+                "SELECT device_id, name, role, revoked_at_seq IS NOT NULL, sign_key, last_sync_at
                  FROM team_devices WHERE workspace_id = ?1 ORDER BY enrolled_at, device_id",
                 false,
             )?;
@@ -1675,8 +1681,8 @@ fn store_listing(tx: &Transaction<'_>, ws: &str, team: &proto::TeamResponse) -> 
     )?;
     let mut ins = tx.prepare_cached(
         "INSERT INTO team_devices(workspace_id, device_id, name, role, sign_key, box_key,
-            join_proof, enrolled_at, revoked_at_seq, key_epochs, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            join_proof, enrolled_at, revoked_at_seq, key_epochs, actor, last_sync_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT DO NOTHING",
     )?;
     for d in &team.devices {
@@ -1694,8 +1700,13 @@ fn store_listing(tx: &Transaction<'_>, ws: &str, team: &proto::TeamResponse) -> 
                 .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
             epochs.join(","),
             d.actor,
+            d.last_sync_at.map(|s| s.saturating_mul(1000)),
         ])?;
     }
+    tx.execute(
+        "UPDATE memberships SET listing_at = ?2 WHERE workspace_id = ?1",
+        params![ws, now_ms()],
+    )?;
     Ok(())
 }
 

@@ -1172,7 +1172,7 @@ impl Storage for PostgresStorage {
             let mut devices = Vec::new();
             for row in tx.query(
                 "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
-                        revoked_at_seq, actor
+                        revoked_at_seq, actor, last_sync_at
                  FROM devices WHERE workspace = $1 ORDER BY enrolled_at, id",
                 &[&workspace],
             )? {
@@ -1188,6 +1188,7 @@ impl Storage for PostgresStorage {
                     revoked_at_seq: row.get::<_, Option<i64>>(8).map(to_u64),
                     key_epochs: epochs.remove(&key).unwrap_or_default(),
                     actor: row.get(9),
+                    last_sync_at: row.get(10),
                 });
             }
             let mut envelopes = Vec::new();

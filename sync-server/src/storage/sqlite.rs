@@ -1089,7 +1089,7 @@ impl Storage for SqliteStorage {
             }
             let mut stmt = tx.prepare(
                 "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
-                        revoked_at_seq, actor
+                        revoked_at_seq, actor, last_sync_at
                  FROM devices WHERE workspace = ?1 ORDER BY enrolled_at, id",
             )?;
             let mut rows = stmt.query([workspace])?;
@@ -1107,6 +1107,7 @@ impl Storage for SqliteStorage {
                     revoked_at_seq: row.get::<_, Option<i64>>(8)?.map(to_u64),
                     key_epochs: epochs.remove(&key).unwrap_or_default(),
                     actor: row.get(9)?,
+                    last_sync_at: row.get(10)?,
                 });
             }
             let mut stmt = tx.prepare(
