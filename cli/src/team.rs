@@ -233,8 +233,8 @@ pub fn approve(
     }
     let (ws, join) = found
         .ok_or_else(|| format!("no device {device} waits to be admitted (see `waymark joins`)"))?;
-    let typed: String = code.chars().filter(char::is_ascii_digit).collect();
-    if typed != join.verification_code {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    if digits(code) != digits(&join.verification_code) {
         return Err(format!(
             "the confirmation code does not match the one the server lists for {device}: not \
              admitted (check the code on the device; if it still differs, do not admit it)"
