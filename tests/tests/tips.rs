@@ -169,6 +169,23 @@ fn a_tip_typed_in_the_browser_reaches_coordinators_only_and_the_server_keeps_non
     );
     assert!(!none.as_str().unwrap().contains(reply));
 
+    // Past the 32 replies the server keeps under one receipt, it refuses more; the team's
+    // records go on syncing all the same.
+    for n in 1..33 {
+        t.team[0]
+            .store
+            .reply_to_tip(&tip.id, &format!("Reply {n}"))
+            .unwrap();
+    }
+    let marker = t.team[0]
+        .store
+        .create_visit(&t.ws, &visit("After the replies", "", 1_700_000_000_000))
+        .unwrap();
+    t.team[0].sync_until_ok();
+    t.team[1].sync_until_ok();
+    assert!(t.team[1].store.get_visit(&marker).is_ok());
+    assert_eq!(read_tip_replies(&t.page.url, &code).unwrap().len(), 32);
+
     // The tip becomes a visit, which keeps nothing but what the coordinator put in it.
     let visit_id = t.team[0]
         .store

@@ -73,6 +73,15 @@ pub struct SetAside {
 /// device's last sync), in ms.
 const LISTING_EVERY_MS: i64 = 5 * 60 * 1000;
 
+/// `Ok` for a network failure or a server's refusal (a step retried at the next sync); other
+/// errors as they are.
+fn tolerate_network(r: Result<()>) -> Result<()> {
+    match r {
+        Err(Error::Network(_)) => Ok(()),
+        other => other,
+    }
+}
+
 /// What one `sync()` did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncReport {
@@ -647,7 +656,9 @@ impl Store {
         }
         self.check_withheld_rotation(&m.workspace)?;
         self.sync_check_ins(&server, m, changed)?;
-        self.sync_tips(&server, m, changed)?;
+        // Tips wait on the server until a sync gets through with them: a refusal or a cut
+        // there must not keep the team's records from syncing.
+        tolerate_network(self.sync_tips(&server, m, changed))?;
         // A device that joined learns the settings document on its first pull: add its name
         // there so teammates see who wrote what, and send that right away. After a rotation,
         // re-sealed changes go out at once too, and so do changes that waited for this
@@ -658,7 +669,7 @@ impl Store {
         }
         self.register_device_name(&m.workspace)?;
         self.push(&server, m, opts, report)?;
-        self.finish_tips(&server, m)?;
+        tolerate_network(self.finish_tips(&server, m))?;
         self.with_writer(|w| {
             w.conn.execute(
                 "UPDATE memberships SET last_sync_at = ?2 WHERE workspace_id = ?1",
