@@ -126,7 +126,12 @@ impl Labels {
         let mut by_taxonomy = HashMap::new();
         let mut known_lang = false;
         for ws in crate::team::workspaces(store, workspace)? {
-            let settings = store.settings(&ws).map_err(err)?;
+            // A workspace joined but not synced yet has no settings: nothing to label with.
+            let settings = match store.settings(&ws) {
+                Ok(s) => s,
+                Err(wc::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(err(e)),
+            };
             for t in &settings.taxonomies {
                 for e in &t.entries {
                     if let Some(l) = e.labels.iter().find(|l| l.lang == lang) {

@@ -404,3 +404,36 @@ fn labels_in_spanish_and_changes_on_a_memory_card() {
         .unwrap();
     assert_eq!(bilal.get_visit(&id).unwrap().place.name, "Wedding hall");
 }
+
+#[test]
+fn every_team_command_has_help() {
+    for cmd in [
+        "create-workspace",
+        "invite",
+        "joins",
+        "approve",
+        "team",
+        "revoke",
+        "conflicts",
+        "resolve",
+        "history",
+        "taxonomy",
+        "export-changes",
+        "import-changes",
+    ] {
+        let out = std::process::Command::new(WAYMARK)
+            .args([cmd, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Usage: waymark"), "{cmd}: {text}");
+    }
+    for sub in ["list", "add", "label", "archive"] {
+        let out = std::process::Command::new(WAYMARK)
+            .args(["taxonomy", sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "taxonomy {sub}");
+    }
+}
