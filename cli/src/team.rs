@@ -265,14 +265,14 @@ pub fn team(store: &wc::Store, workspaces: &[String], json: bool) -> Result<(), 
                 .flat_map(|(ws, ms)| ms.iter().map(move |m| json!({
                     "workspace_id": ws, "device_id": m.device_id, "name": m.name,
                     "role": m.role, "this_device": m.is_this_device, "revoked": m.revoked,
-                    "verified": m.verified,
+                    "verified": m.verified, "last_sync_at": m.last_sync_at,
                 })))
                 .collect::<Vec<_>>()
         ));
         return Ok(());
     }
     for (ws, members) in &all {
-        let mut t = table(&["device", "name", "role", "status"]);
+        let mut t = table(&["device", "name", "role", "status", "last sync"]);
         for m in members {
             let status = match (m.revoked, m.verified) {
                 (true, _) => "revoked",
@@ -289,6 +289,8 @@ pub fn team(store: &wc::Store, workspaces: &[String], json: bool) -> Result<(), 
                 name,
                 m.role.clone(),
                 status.into(),
+                m.last_sync_at
+                    .map_or_else(|| "-".into(), crate::output::day),
             ]);
         }
         say!("workspace {ws}\n{t}");

@@ -180,8 +180,20 @@ fn a_coordinator_sets_up_the_team_invites_approves_and_revokes_from_the_cli() {
             .iter()
             .all(|m| m["verified"] == true && m["revoked"] == false)
     );
+    // Amina synced before the laptop last did: the server's listing says when.
+    let amina_entry = team
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "Amina's phone")
+        .unwrap();
+    assert!(
+        amina_entry["last_sync_at"].as_i64().is_some(),
+        "{amina_entry}"
+    );
     let table = ok(waymark(&dir, &["team"]));
     assert!(table.contains("Chen's phone") && table.contains("admitted"));
+    assert!(table.contains("last sync"));
 
     // Amina's phone is lost: revoked, its next sync fails.
     let amina_id = this_device(&amina, &ws);
