@@ -269,6 +269,9 @@ enum Command {
         /// Only print the address; do not open a browser.
         #[arg(long)]
         no_open: bool,
+        /// Show the figures with the workspace's labels in this language (e.g. es).
+        #[arg(long)]
+        lang: Option<String>,
     },
     /// Erase a visit or workshop on every device and on the server: nothing it ever said stays
     /// (the record's author or a coordinator; sync to send it).
@@ -649,11 +652,16 @@ fn run(cli: Cli) -> Result<(), String> {
             Out::new(json).sync(&report);
             Ok(())
         }
-        Command::Dashboard { port, no_open } => {
+        Command::Dashboard {
+            port,
+            no_open,
+            lang,
+        } => {
             let store = open(&dir, false)?;
             let opts = dashboard::Options {
                 port,
                 open: !no_open,
+                lang,
             };
             dashboard::serve(store, &dir, &opts).map_err(|e| e.to_string())
         }

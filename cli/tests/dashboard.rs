@@ -42,10 +42,15 @@ impl Drop for Dashboard {
 
 impl Dashboard {
     fn start(store: &Path) -> Dashboard {
+        Self::start_with(store, &[])
+    }
+
+    fn start_with(store: &Path, extra: &[&str]) -> Dashboard {
         let mut child = Command::new(WAYMARK)
             .arg("--data-dir")
             .arg(store)
             .args(["dashboard", "--no-open", "--port", "0"])
+            .args(extra)
             .env("WAYMARK_PASSPHRASE", PASSPHRASE)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -717,4 +722,47 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
     for word in ["recruiter", "kiln", "fifteen", "Orchid", &d.token()] {
         assert!(!log.contains(word), "{word} in {log}");
     }
+}
+
+#[test]
+fn the_figures_show_the_workspaces_labels_in_the_language_asked_for() {
+    let cli = tempfile::tempdir().unwrap();
+    let (_phone_dir, phone, dir) = local_store(cli.path());
+    let ws = phone.workspaces().unwrap()[0].id.clone();
+    phone
+        .create_visit(
+            &ws,
+            &NewVisit {
+                place: Place {
+                    name: "Bus depot".into(),
+                    area: "North".into(),
+                    coordinates: None,
+                },
+                occurred_at: 1_793_523_600_000,
+                visit_type: "street_outreach".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let card = cli.path().join("card.waymark");
+    std::fs::write(&card, phone.export_changes(None).unwrap()).unwrap();
+    ok(waymark(&dir, &["import-changes", card.to_str().unwrap()]));
+
+    let figures = |extra: &[&str]| {
+        let d = Dashboard::start_with(&dir, extra);
+        let addr = format!("127.0.0.1:{}", d.port);
+        let login = raw(
+            &addr,
+            "GET",
+            &format!("/?token={}", d.token()),
+            &[("Host", &addr)],
+        );
+        let cookie = login.header("Set-Cookie").unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        raw(&addr, "GET", "/", &[("Host", &addr), ("Cookie", &cookie)]).body
+    };
+    let spanish = figures(&["--lang", "es"]);
+    assert!(spanish.contains("Alcance en la calle"), "{spanish}");
+    let english = figures(&[]);
+    assert!(english.contains("Street outreach") && !english.contains("Alcance en la calle"));
 }

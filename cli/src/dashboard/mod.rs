@@ -43,6 +43,8 @@ pub struct Options {
     pub port: u16,
     /// Open the address in the default browser.
     pub open: bool,
+    /// The language of the workspace's labels the figures show (default English).
+    pub lang: Option<String>,
 }
 
 /// Why a page or the dashboard failed.
@@ -79,6 +81,8 @@ pub struct App {
     flash: Mutex<Option<Flash>>,
     /// The file that opened the browser (it holds the token until the first login).
     opener: Mutex<Option<PathBuf>>,
+    /// The language of the labels shown (see [`Options::lang`]).
+    lang: Option<String>,
 }
 
 impl App {
@@ -151,6 +155,7 @@ pub fn serve(store: wc::Store, dir: &Path, opts: &Options) -> Result<(), Error> 
         show_restricted: AtomicBool::new(false),
         flash: Mutex::new(None),
         opener: Mutex::new(opener),
+        lang: opts.lang.clone(),
     });
     let server = Arc::new(server);
     let workers: Vec<_> = (0..WORKERS)

@@ -49,7 +49,11 @@ pub fn overview(app: &App, req: &Req) -> Result<Reply, Error> {
         worker: worker.clone(),
         today: None,
     };
-    let report = store.report(&filter)?;
+    let mut report = store.report(&filter)?;
+    // Read at every page: a sync may have brought new labels.
+    crate::labels::Labels::load(store, None, app.lang.as_deref())
+        .map_err(Error::BadRequest)?
+        .report(&mut report);
     let names = query::device_names(store).map_err(Error::BadRequest)?;
     let everything = store.report(&wc::ReportFilter::default())?;
     let mut workers: Vec<(String, String)> = names.clone();
