@@ -136,6 +136,7 @@ impl SealedInput {
         let kind = match (flags >> 1) & 0b11 {
             1 => RecordKind::Workshop,
             2 => RecordKind::Settings,
+            3 => RecordKind::Tip,
             _ => RecordKind::Visit,
         };
         let signer = SIGNERS
@@ -176,6 +177,7 @@ impl SealedInput {
             RecordKind::Visit => 0,
             RecordKind::Workshop => 1,
             RecordKind::Settings => 2,
+            RecordKind::Tip => 3,
         } << 1;
         let signer = SIGNERS.iter().position(|d| *d == h.signer).unwrap_or(0);
         flags |= u8::try_from(signer).unwrap_or(0) << 3;
