@@ -482,6 +482,23 @@ fn chain_at(
     chain.flatten().map(fixed).transpose()
 }
 
+/// A device of `workspace` that is not revoked (its row id, role and signing key);
+/// [`StorageError::DeviceRevoked`] if it is (or is unknown): re-checked inside a write, a
+/// revocation committed after authentication still stops the write.
+fn live_device(
+    tx: &mut Transaction<'_>,
+    device_id: &str,
+    workspace: i64,
+) -> StorageResult<(i64, String, Option<Vec<u8>>)> {
+    tx.query_opt(
+        "SELECT id, role, sign_key FROM devices
+         WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
+        &[&device_id, &workspace],
+    )?
+    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .ok_or(StorageError::DeviceRevoked)
+}
+
 fn workspace_key(tx: &mut Transaction<'_>, workspace_id: &str) -> StorageResult<i64> {
     tx.query_opt(
         "SELECT id FROM workspaces WHERE public_id = $1",
@@ -1732,14 +1749,7 @@ impl Storage for PostgresStorage {
             // once are serialised, and a revocation is entirely before or after this write.
             let workspace = workspace_key(tx, &caller.workspace_id)?;
             lock_workspace(tx, workspace)?;
-            let (device, role, sign_key): (i64, String, Option<Vec<u8>>) = tx
-                .query_opt(
-                    "SELECT id, role, sign_key FROM devices
-                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
-                    &[&caller.id, &workspace],
-                )?
-                .map(|row| (row.get(0), row.get(1), row.get(2)))
-                .ok_or(StorageError::DeviceRevoked)?;
+            let (device, role, sign_key) = live_device(tx, &caller.id, workspace)?;
             check_may_handle_tips(&role)?;
             let statement = check_tip_page(
                 request,
@@ -1890,15 +1900,7 @@ impl Storage for PostgresStorage {
         self.write(|tx| {
             let workspace = workspace_key(tx, &caller.workspace_id)?;
             lock_workspace(tx, workspace)?;
-            let role: String = tx
-                .query_opt(
-                    "SELECT role FROM devices
-                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
-                    &[&caller.id, &workspace],
-                )?
-                .map(|row| row.get(0))
-                .ok_or(StorageError::DeviceRevoked)?;
-            check_may_handle_tips(&role)?;
+            check_may_handle_tips(&live_device(tx, &caller.id, workspace)?.1)?;
             let deleted = tx.execute(
                 "DELETE FROM tips WHERE workspace = $1 AND id = ANY($2)",
                 &[&workspace, &ids],
@@ -1919,15 +1921,7 @@ impl Storage for PostgresStorage {
             // the cap holds.
             let workspace = workspace_key(tx, &caller.workspace_id)?;
             lock_workspace(tx, workspace)?;
-            let role: String = tx
-                .query_opt(
-                    "SELECT role FROM devices
-                     WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
-                    &[&caller.id, &workspace],
-                )?
-                .map(|row| row.get(0))
-                .ok_or(StorageError::DeviceRevoked)?;
-            check_may_handle_tips(&role)?;
+            check_may_handle_tips(&live_device(tx, &caller.id, workspace)?.1)?;
             let kept: i64 = tx
                 .query_one(
                     "SELECT count(*) FROM tip_replies WHERE workspace = $1 AND lookup = $2",
