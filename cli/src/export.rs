@@ -1,7 +1,7 @@
 //! `waymark export`: CSV files or an XLSX workbook, staged privately inside the store's
 //! directory and then copied to where the person asked (see `files`). With `--lang`, taxonomy
-//! keys become the workspace's labels in that language; the CLI then writes the core's tables
-//! itself, as the core writes them.
+//! keys become the workspace's labels in that language and headers, titles and sheet names the
+//! CLI's words in it; the CLI then writes the core's tables itself, as the core writes them.
 
 use std::path::Path;
 
@@ -9,6 +9,30 @@ use waymark_core as wc;
 
 use crate::files;
 use crate::labels::Labels;
+use crate::words::Words;
+
+/// What `--lang` asks of an export: the workspace's labels and the CLI's words in one language.
+pub struct Language<'a> {
+    /// The workspace's labels of taxonomy keys.
+    pub labels: &'a Labels,
+    /// Headers, titles and fixed cell words.
+    pub words: &'a Words,
+}
+
+impl Language<'_> {
+    /// The export's tables in this language.
+    fn tables(
+        &self,
+        store: &wc::Store,
+        opts: &wc::ExportOptions,
+    ) -> Result<(Vec<wc::Table>, wc::ExportSummary), String> {
+        let (mut tables, summary) = store.export_tables(opts).map_err(|e| e.to_string())?;
+        // Labels first: they find their columns by the keys the words then replace.
+        self.labels.tables(&mut tables);
+        self.words.tables(&mut tables);
+        Ok((tables, summary))
+    }
+}
 
 /// Exports CSV files into `dest`: staged privately, checked (no file to replace without
 /// `force`, no symlink), then copied, so a refused export writes nothing.
@@ -17,17 +41,16 @@ pub fn csv(
     store_dir: &Path,
     dest: &Path,
     opts: &wc::ExportOptions,
-    labels: Option<&Labels>,
+    lang: Option<&Language>,
     force: bool,
 ) -> Result<wc::ExportSummary, String> {
     let staging = files::Staging::new(store_dir)?;
-    let summary = match labels {
+    let summary = match lang {
         None => store
             .export_csv(staging.path(), opts)
             .map_err(|e| e.to_string())?,
-        Some(labels) => {
-            let (mut tables, mut summary) = store.export_tables(opts).map_err(|e| e.to_string())?;
-            labels.tables(&mut tables);
+        Some(lang) => {
+            let (tables, mut summary) = lang.tables(store, opts)?;
             for t in &tables {
                 let file = format!("{}.csv", t.name);
                 write_csv(&staging.path().join(&file), t)
@@ -53,19 +76,19 @@ pub fn xlsx(
     store_dir: &Path,
     dest: &Path,
     opts: &wc::ExportOptions,
-    labels: Option<&Labels>,
+    lang: Option<&Language>,
     force: bool,
 ) -> Result<wc::ExportSummary, String> {
     files::check_target(dest, force)?;
     let staging = files::Staging::new(store_dir)?;
     const STAGED: &str = "export.xlsx";
-    let summary = match labels {
+    let summary = match lang {
         None => store
             .export_xlsx(staging.path().join(STAGED), opts)
             .map_err(|e| e.to_string())?,
-        Some(labels) => {
-            let (mut tables, mut summary) = store.export_tables(opts).map_err(|e| e.to_string())?;
-            labels.tables(&mut tables);
+        Some(lang) => {
+            let (mut tables, mut summary) = lang.tables(store, opts)?;
+            sheet_names(&mut tables);
             write_xlsx(&staging.path().join(STAGED), &tables)
                 .map_err(|e| format!("cannot write the workbook: {e}"))?;
             summary.tables = tables.into_iter().map(|t| t.name).collect();
@@ -74,6 +97,40 @@ pub fn xlsx(
     };
     staging.deliver(STAGED, dest, force)?;
     Ok(summary)
+}
+
+/// Names the sheets after the tables' titles, as a person reads them: at most 31 characters,
+/// none of those a sheet name may not hold, and no two alike (Excel compares them ignoring case).
+fn sheet_names(tables: &mut [wc::Table]) {
+    let mut taken: Vec<String> = Vec::new();
+    for t in tables {
+        let base: String = t
+            .title
+            .chars()
+            .map(|c| if "[]:*?/\\".contains(c) { ' ' } else { c })
+            .take(31)
+            .collect();
+        let base = base.trim().trim_matches('\'').to_string();
+        let mut name = if base.is_empty() {
+            t.name.clone()
+        } else {
+            base.clone()
+        };
+        let mut n = 2;
+        while taken
+            .iter()
+            .any(|x| x.to_lowercase() == name.to_lowercase())
+        {
+            let suffix = format!(" ({n})");
+            name = format!(
+                "{}{suffix}",
+                base.chars().take(31 - suffix.len()).collect::<String>()
+            );
+            n += 1;
+        }
+        taken.push(name.clone());
+        t.name = name;
+    }
 }
 
 /// A cell as CSV text. Text a spreadsheet would run as a formula gets a leading apostrophe, as

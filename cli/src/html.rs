@@ -6,6 +6,8 @@ use std::fmt::Write;
 
 use waymark_core as wc;
 
+use crate::words::Words;
+
 /// Colours of the line chart series and of the bars (readable on white, distinct in grey).
 const COLOURS: &[&str] = &["#1f5f8b", "#c0392b", "#2e8b57", "#8e44ad"];
 
@@ -58,41 +60,47 @@ fn day(ms: i64) -> String {
 }
 
 /// One line saying what the report covers.
-pub fn describe_filter(r: &wc::Report, names: &[(String, String)]) -> String {
+pub fn describe_filter(r: &wc::Report, names: &[(String, String)], words: &Words) -> String {
     let f = &r.filter;
     let mut parts = Vec::new();
     match (f.from, f.to) {
-        (Some(a), Some(b)) => parts.push(format!("{} to {}", day(a), day(b - 1))),
-        (Some(a), None) => parts.push(format!("from {}", day(a))),
-        (None, Some(b)) => parts.push(format!("until {}", day(b - 1))),
-        (None, None) => parts.push("all records".into()),
+        (Some(a), Some(b)) => {
+            parts.push(words.fill("{from} to {to}", &[("from", &day(a)), ("to", &day(b - 1))]))
+        }
+        (Some(a), None) => parts.push(words.fill("from {from}", &[("from", &day(a))])),
+        (None, Some(b)) => parts.push(words.fill("until {to}", &[("to", &day(b - 1))])),
+        (None, None) => parts.push(words.get("all records").into()),
     }
     if let Some(a) = &f.area {
-        parts.push(format!("area {a}"));
+        parts.push(words.fill("area {area}", &[("area", a)]));
     }
     if let Some(t) = &f.topic {
-        parts.push(format!("workshop topic {}", label(t)));
+        parts.push(words.fill("workshop topic {topic}", &[("topic", &label(t))]));
     }
     if let Some(w) = &f.worker {
         let name = names
             .iter()
             .find(|(a, _)| a == w)
             .map_or(w.as_str(), |(_, n)| n.as_str());
-        parts.push(format!("recorded by {name}"));
+        parts.push(words.fill("recorded by {name}", &[("name", name)]));
     }
-    format!(
-        "Report: {}; follow-ups overdue as of {}",
-        parts.join(", "),
-        r.today
+    words.fill(
+        "Report: {scope}; follow-ups overdue as of {today}",
+        &[("scope", &parts.join(", ")), ("today", &r.today)],
     )
 }
 
 /// A horizontal bar chart of counts, largest first.
-fn bar_chart(title: &str, counts: &[wc::Count], colour: &str) -> String {
+fn bar_chart(title: &str, counts: &[wc::Count], colour: &str, words: &Words) -> String {
+    let title = words.get(title);
     let mut s = String::new();
     let _ = write!(s, "<figure><figcaption>{}</figcaption>", esc(title));
     if counts.is_empty() {
-        s.push_str("<p class=\"empty\">No records.</p></figure>");
+        let _ = write!(
+            s,
+            "<p class=\"empty\">{}</p></figure>",
+            esc(words.get("No records."))
+        );
         return s;
     }
     let (label_w, bar_w, row_h) = (210.0, 360.0, 26.0);
@@ -144,11 +152,21 @@ fn nice_max(max: f64) -> f64 {
 }
 
 /// A line chart with one series per (name, values), one point per month.
-fn line_chart(title: &str, months: &[String], series: &[(&str, Vec<f64>)]) -> String {
+fn line_chart(
+    title: &str,
+    months: &[String],
+    series: &[(&str, Vec<f64>)],
+    words: &Words,
+) -> String {
+    let title = words.get(title);
     let mut s = String::new();
     let _ = write!(s, "<figure><figcaption>{}</figcaption>", esc(title));
     if months.is_empty() {
-        s.push_str("<p class=\"empty\">No records.</p></figure>");
+        let _ = write!(
+            s,
+            "<p class=\"empty\">{}</p></figure>",
+            esc(words.get("No records."))
+        );
         return s;
     }
     let (width, height) = (720.0, 280.0);
@@ -199,6 +217,7 @@ fn line_chart(title: &str, months: &[String], series: &[(&str, Vec<f64>)]) -> St
         );
     }
     for (n, (name, values)) in series.iter().enumerate() {
+        let name = words.get(name);
         let colour = COLOURS[n % COLOURS.len()];
         let points: Vec<String> = values
             .iter()
@@ -279,45 +298,57 @@ footer { color: #777; font-size: .85rem; margin-top: 3rem; }
 ";
 
 /// The whole HTML page for a report.
-pub fn page(r: &wc::Report, names: &[(String, String)]) -> String {
+pub fn page(r: &wc::Report, names: &[(String, String)], words: &Words) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Waymark report</title><style>{STYLE}</style></head><body>\
-         <h1>Outreach and awareness report</h1><p class=\"filter\">{}</p>",
-        esc(&describe_filter(r, names))
+         <title>{title}</title><style>{STYLE}</style></head><body>\
+         <h1>{h1}</h1><p class=\"filter\">{filter}</p>",
+        lang = words.lang(),
+        title = esc(words.get("Waymark report")),
+        h1 = esc(words.get("Outreach and awareness report")),
+        filter = esc(&describe_filter(r, names, words))
     );
-    s.push_str(&sections(r));
-    s.push_str(
-        "<footer>Made with Waymark from the team's merged records. Attendance counts named \
-         attendees (withdrawn excluded) and anonymous tallies. Months are UTC.</footer>\
-         </body></html>\n",
+    s.push_str(&sections(r, words));
+    let _ = writeln!(
+        s,
+        "<footer>{}</footer></body></html>",
+        esc(words.get(
+            "Made with Waymark from the team's merged records. Attendance counts named \
+             attendees (withdrawn excluded) and anonymous tallies. Months are UTC."
+        ))
     );
     s
 }
 
 /// The report's figures, charts per month and per breakdown, and tables, as HTML for a page's
 /// body (the report file's and the dashboard's).
-pub fn sections(r: &wc::Report) -> String {
+pub fn sections(r: &wc::Report, words: &Words) -> String {
     let (v, w) = (&r.visits, &r.workshops);
     let months: Vec<String> = r.months.iter().map(|m| m.month.clone()).collect();
     let per_month = |f: &dyn Fn(&wc::MonthFigures) -> i64| -> Vec<f64> {
         r.months.iter().map(|m| f(m) as f64).collect()
     };
     let figures: [(&str, String); 8] = [
-        ("visits", v.visits.to_string()),
-        ("people reached", v.people_reached.to_string()),
-        ("referrals", v.referrals.to_string()),
+        ("Visits", v.visits.to_string()),
+        ("People reached", v.people_reached.to_string()),
+        ("Referrals", v.referrals.to_string()),
         (
-            "follow-ups overdue",
-            format!("{} of {}", v.follow_ups_overdue, v.follow_ups_due),
+            "Follow-ups overdue",
+            words.fill(
+                "{n} of {total}",
+                &[
+                    ("n", &v.follow_ups_overdue.to_string()),
+                    ("total", &v.follow_ups_due.to_string()),
+                ],
+            ),
         ),
-        ("workshops", w.workshops.to_string()),
-        ("attendance", w.attendance.to_string()),
+        ("Workshops", w.workshops.to_string()),
+        ("Attendance", w.attendance.to_string()),
         (
-            "risk indicators observed",
+            "Risk indicators observed",
             v.indicators
                 .iter()
                 .map(|c| c.count)
@@ -325,7 +356,7 @@ pub fn sections(r: &wc::Report) -> String {
                 .to_string(),
         ),
         (
-            "average feedback (1-5)",
+            "Average feedback (1-5)",
             w.feedback_average
                 .map_or_else(|| "–".to_string(), |a| format!("{a:.1}")),
         ),
@@ -336,10 +367,10 @@ pub fn sections(r: &wc::Report) -> String {
             s,
             "<div class=\"figure\"><span class=\"n\">{}</span><span class=\"what\">{}</span></div>",
             esc(n),
-            esc(what)
+            esc(words.get(what))
         );
     }
-    s.push_str("</section><h2>Per month</h2>");
+    let _ = write!(s, "</section><h2>{}</h2>", esc(words.get("Per month")));
     s.push_str(&line_chart(
         "Visits and workshops per month",
         &months,
@@ -347,6 +378,7 @@ pub fn sections(r: &wc::Report) -> String {
             ("Visits", per_month(&|m| m.visits.visits)),
             ("Workshops", per_month(&|m| m.workshops.workshops)),
         ],
+        words,
     ));
     s.push_str(&line_chart(
         "People reached and workshop attendance per month",
@@ -355,40 +387,58 @@ pub fn sections(r: &wc::Report) -> String {
             ("People reached", per_month(&|m| m.visits.people_reached)),
             ("Attendance", per_month(&|m| m.workshops.attendance)),
         ],
+        words,
     ));
-    s.push_str("<h2>Field visits</h2>");
-    s.push_str(&bar_chart("Visits by type", &v.by_type, COLOURS[0]));
-    s.push_str(&bar_chart("Visits by area", &v.by_area, COLOURS[0]));
+    let _ = write!(s, "<h2>{}</h2>", esc(words.get("Field visits")));
+    s.push_str(&bar_chart("Visits by type", &v.by_type, COLOURS[0], words));
+    s.push_str(&bar_chart("Visits by area", &v.by_area, COLOURS[0], words));
     s.push_str(&bar_chart(
         "Risk indicators observed (visits)",
         &v.indicators,
         COLOURS[1],
+        words,
     ));
     s.push_str(&bar_chart(
         "Referrals by kind",
         &v.referrals_by_kind,
         COLOURS[2],
+        words,
     ));
     s.push_str(&bar_chart(
         "Referrals by status",
         &v.referrals_by_status,
         COLOURS[2],
+        words,
     ));
-    s.push_str("<h2>Awareness workshops</h2>");
-    s.push_str(&bar_chart("Workshops by topic", &w.by_topic, COLOURS[3]));
+    let _ = write!(s, "<h2>{}</h2>", esc(words.get("Awareness workshops")));
+    s.push_str(&bar_chart(
+        "Workshops by topic",
+        &w.by_topic,
+        COLOURS[3],
+        words,
+    ));
     s.push_str(&bar_chart(
         "Workshops by audience",
         &w.by_audience,
         COLOURS[3],
+        words,
     ));
     s.push_str(&bar_chart(
         "Attendance by age band",
         &w.by_age_band,
         COLOURS[3],
+        words,
     ));
-    s.push_str(&bar_chart("Attendance by gender", &w.by_gender, COLOURS[3]));
-    s.push_str("<h2>Tables</h2>");
-    for t in r.tables() {
+    s.push_str(&bar_chart(
+        "Attendance by gender",
+        &w.by_gender,
+        COLOURS[3],
+        words,
+    ));
+    let _ = write!(s, "<h2>{}</h2>", esc(words.get("Tables")));
+    let mut tables = r.tables();
+    words.tables(&mut tables);
+    for t in tables {
         if !t.rows.is_empty() {
             s.push_str(&html_table(&t));
         }
@@ -413,6 +463,7 @@ mod tests {
                 count: 3,
             }],
             "#000",
+            &Words::new("en"),
         );
         assert!(!chart.contains("<img"));
     }

@@ -26,6 +26,7 @@ mod output;
 mod query;
 mod records;
 mod team;
+mod words;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -138,6 +139,26 @@ enum Command {
         /// The device's id (see `waymark team`).
         device_id: String,
         /// Only this workspace (id); default: the one the device belongs to.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Make a device a coordinator (it may then approve joins, revoke devices and read
+    /// restricted records) or a member again (the restricted key is rotated at once).
+    SetRole {
+        /// The device's id (see `waymark team`).
+        device_id: String,
+        /// The new role.
+        #[arg(value_parser = ["coordinator", "member"])]
+        role: String,
+        /// Only this workspace (id); default: the one the device belongs to.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Rename the workspace for the whole team (synced like any edit).
+    RenameWorkspace {
+        /// The new name.
+        name: String,
+        /// The workspace (id); may be left out when the store has only one.
         #[arg(long)]
         workspace: Option<String>,
     },
@@ -432,8 +453,9 @@ struct ReportScope {
     #[arg(long)]
     today: Option<String>,
     /// Show visit types, indicators, topics and other lists in the workspace's labels in this
-    /// language (e.g. es). Tables and HTML pages show labels in any case (default en);
-    /// JSON and exports keep the keys unless it is given.
+    /// language (e.g. es), and headers and titles in it (English, Spanish and French ship).
+    /// Tables and HTML pages are for people in any case (default en); JSON and exports keep
+    /// the keys unless it is given.
     #[arg(long)]
     lang: Option<String>,
 }
@@ -608,6 +630,22 @@ fn run(cli: Cli) -> Result<(), String> {
             let wss = team::workspaces(&store, workspace.as_deref())?;
             team::revoke(&store, &wss, &device_id)
         }
+        Command::SetRole {
+            device_id,
+            role,
+            workspace,
+        } => {
+            let store = open(&dir, false)?;
+            let wss = team::workspaces(&store, workspace.as_deref())?;
+            team::set_role(&store, &wss, &device_id, &role)
+        }
+        Command::RenameWorkspace { name, workspace } => {
+            let store = open(&dir, false)?;
+            let ws = team::one_workspace(&store, workspace)?;
+            labels::edit(&store, &ws, wc::SettingsEdit::Rename(name.clone()))?;
+            say!("renamed the workspace {name}: the team sees it after their next sync");
+            Ok(())
+        }
         Command::Conflicts {
             workspace,
             include_restricted,
@@ -748,8 +786,9 @@ fn run(cli: Cli) -> Result<(), String> {
             )?;
             let keys = report.clone();
             labels.report(&mut report);
+            let words = words::Words::new(scope.lang.as_deref().unwrap_or(labels::DEFAULT_LANG));
             if let Some(path) = &a.html {
-                let page = html::page(&report, &names);
+                let page = html::page(&report, &names, &words);
                 files::write_private(path, page.as_bytes(), a.force)?;
                 if !a.json {
                     say!("wrote {}", path.display());
@@ -762,7 +801,7 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 &report
             };
-            Out::new(a.json).report(shown, &names);
+            Out::new(a.json).report(shown, &names, &words);
             Ok(())
         }
         Command::Export(a) => {
@@ -773,18 +812,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 include_notes: a.include_notes,
                 include_tips: a.include_tips,
             };
-            let labels = match &a.scope.lang {
-                Some(lang) => Some(labels::Labels::load(
-                    &store,
-                    a.scope.period.workspace.as_deref(),
-                    Some(lang),
-                )?),
+            let language = match &a.scope.lang {
+                Some(lang) => Some((
+                    labels::Labels::load(&store, a.scope.period.workspace.as_deref(), Some(lang))?,
+                    words::Words::new(lang),
+                )),
                 None => None,
             };
-            let labels = labels.as_ref();
+            let lang = language
+                .as_ref()
+                .map(|(labels, words)| export::Language { labels, words });
+            let lang = lang.as_ref();
             let (summary, target) = match (&a.csv, &a.xlsx) {
-                (Some(d), _) => (export::csv(&store, &dir, d, &opts, labels, a.force)?, d),
-                (None, Some(f)) => (export::xlsx(&store, &dir, f, &opts, labels, a.force)?, f),
+                (Some(d), _) => (export::csv(&store, &dir, d, &opts, lang, a.force)?, d),
+                (None, Some(f)) => (export::xlsx(&store, &dir, f, &opts, lang, a.force)?, f),
                 (None, None) => return Err("give --csv DIR or --xlsx FILE".into()),
             };
             say!(

@@ -6,6 +6,8 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Map, Value, json};
 use waymark_core as wc;
 
+use crate::words::Words;
+
 /// Ends the program after standard output failed: quietly when its reader went away (a pipe
 /// closed by `head`), saying why otherwise.
 pub fn stdout_failed(e: &std::io::Error) -> ! {
@@ -375,13 +377,15 @@ impl Out {
     }
 
     /// A report: the summary, the months, and each breakdown with its total.
-    pub fn report(&self, r: &wc::Report, names: &[(String, String)]) {
+    pub fn report(&self, r: &wc::Report, names: &[(String, String)], words: &Words) {
         if self.json {
             Self::print_json(&report_json(r));
             return;
         }
-        say!("{}", crate::html::describe_filter(r, names));
-        for t in r.tables() {
+        say!("{}", crate::html::describe_filter(r, names, words));
+        let mut tables = r.tables();
+        words.tables(&mut tables);
+        for t in tables {
             // Breakdowns carry a column per month: the terminal shows their totals only, the
             // months are in the monthly table, the HTML page and the exports.
             let width = if t.columns.len() > 2 && t.name != "monthly" {

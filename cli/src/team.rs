@@ -299,8 +299,12 @@ pub fn team(store: &wc::Store, workspaces: &[String], json: bool) -> Result<(), 
 }
 
 /// Revokes a device of the team it belongs to among `workspaces`.
-pub fn revoke(store: &wc::Store, workspaces: &[String], device: &str) -> Result<(), String> {
-    let mut found = None;
+/// The first of `workspaces` whose team has `device`, with its member entry.
+fn find_device(
+    store: &wc::Store,
+    workspaces: &[String],
+    device: &str,
+) -> Result<(String, wc::TeamMember), String> {
     for ws in workspaces {
         if let Some(m) = store
             .team(ws)
@@ -308,12 +312,38 @@ pub fn revoke(store: &wc::Store, workspaces: &[String], device: &str) -> Result<
             .into_iter()
             .find(|m| m.device_id == device)
         {
-            found = Some((ws.clone(), m));
-            break;
+            return Ok((ws.clone(), m));
         }
     }
-    let (ws, member) =
-        found.ok_or_else(|| format!("no device {device} in the team (see `waymark team`)"))?;
+    Err(format!(
+        "no device {device} in the team (see `waymark team`)"
+    ))
+}
+
+/// Makes a device a coordinator or a member, in the team log every device verifies.
+pub fn set_role(
+    store: &wc::Store,
+    workspaces: &[String],
+    device: &str,
+    role: &str,
+) -> Result<(), String> {
+    let (ws, member) = find_device(store, workspaces, device)?;
+    if member.revoked {
+        return Err(format!("{device} is revoked: invite it again instead"));
+    }
+    store.set_role(&ws, device, role).map_err(err)?;
+    say!("{} ({device}) is now a {role}", member.name);
+    if member.role == "coordinator" && role != "coordinator" {
+        say!(
+            "the restricted key was rotated: it cannot read restricted records written from now on"
+        );
+    }
+    Ok(())
+}
+
+/// Revokes a device: it can no longer sync, and the workspace key is rotated.
+pub fn revoke(store: &wc::Store, workspaces: &[String], device: &str) -> Result<(), String> {
+    let (ws, member) = find_device(store, workspaces, device)?;
     if member.revoked {
         return Err(format!("{device} is already revoked"));
     }

@@ -539,10 +539,10 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
         "trends by month"
     );
     let figures = text(&mut b, ".figures");
-    assert!(figures.contains("4visits"), "{figures}");
+    assert!(figures.contains("4Visits"), "{figures}");
     filter(&mut b, "report-filters", &[("area", "North")]);
     assert!(text(&mut b, "#report-filter").contains("area North"));
-    assert!(text(&mut b, ".figures").contains("1visits"));
+    assert!(text(&mut b, ".figures").contains("1Visits"));
 
     // Lists: filtered, searched; the restricted visit hidden until asked for.
     b.open(&format!("{origin}/visits"));

@@ -1,8 +1,9 @@
 //! The CLI runs a team, against a real `waymark-server` process, phones made with
 //! `waymark-core` and the real `waymark` binary: it creates and connects a workspace, invites
 //! phones and coordinators (the code as text and as a QR code), admits a join after comparing
-//! its confirmation code, lists and revokes devices; resolves a conflict two phones made;
-//! edits a taxonomy and reports in Spanish; and carries changes on a "memory card".
+//! its confirmation code, changes roles, renames the workspace, lists and revokes devices;
+//! resolves a conflict two phones made; edits a taxonomy and reports and exports in Spanish
+//! (labels, headers and titles); and carries changes on a "memory card".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -195,6 +196,58 @@ fn a_coordinator_sets_up_the_team_invites_approves_and_revokes_from_the_cli() {
     assert!(table.contains("Chen's phone") && table.contains("admitted"));
     assert!(table.contains("last sync"));
 
+    // Chen is made a coordinator: the role is in the team log, so Chen's phone now gets the
+    // restricted key and opens a restricted visit it could not read as a member.
+    let restricted = bilal
+        .create_visit(
+            &ws,
+            &NewVisit {
+                sensitivity: Sensitivity::Restricted,
+                ..visit("Safe house", 1, &[])
+            },
+        )
+        .unwrap();
+    bilal.sync().unwrap();
+    chen.sync().unwrap();
+    assert!(
+        get_visit_fails(&chen, &restricted),
+        "a member cannot open it"
+    );
+    let said = ok(waymark(&dir, &["set-role", &chen_id, "coordinator"]));
+    assert!(said.contains("is now a coordinator"), "{said}");
+    chen.sync().unwrap();
+    assert_eq!(
+        chen.get_visit(&restricted).unwrap().place.name,
+        "Safe house"
+    );
+    // A role that does not exist is a usage error, refused before anything is sent.
+    let out = waymark(&dir, &["set-role", &chen_id, "owner"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'owner'"));
+    // And back to member: the restricted key rotates at once.
+    let said = ok(waymark(&dir, &["set-role", &chen_id, "member"]));
+    assert!(said.contains("rotated"), "{said}");
+    let team = json(&dir, &["team", "--json"]);
+    assert!(
+        team.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["device_id"] == chen_id.as_str() && m["role"] == "member"),
+        "{team}"
+    );
+
+    // The workspace gets its team's name, on every phone after a sync.
+    ok(waymark(&dir, &["rename-workspace", "Northern outreach"]));
+    json(&dir, &["sync", "--json"]);
+    chen.sync().unwrap();
+    let names: Vec<String> = chen
+        .workspaces()
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, ["Northern outreach"]);
+
     // Amina's phone is lost: revoked, its next sync fails.
     let amina_id = this_device(&amina, &ws);
     ok(waymark(&dir, &["revoke", &amina_id]));
@@ -371,6 +424,16 @@ fn labels_in_spanish_and_changes_on_a_memory_card() {
     assert_eq!(report["visits"]["by_type"]["Alcance en la calle"], 1);
     let table = ok(waymark(&dir, &["report", "--lang", "es"]));
     assert!(table.contains("Matrimonio forzado"), "{table}");
+    // Headers and titles too, in the terminal, the HTML page and the exports.
+    for words in [
+        "Resumen",
+        "Cifra",
+        "Personas alcanzadas",
+        "Indicadores de riesgo observados",
+    ] {
+        assert!(table.contains(words), "{words} in {table}");
+    }
+    assert!(!table.contains("people_reached"), "{table}");
     let keys = json(&dir, &["report", "--json"]);
     assert_eq!(keys["visits"]["indicators"]["forced_marriage"], 1);
     let html = cli.path().join("report.html");
@@ -378,11 +441,16 @@ fn labels_in_spanish_and_changes_on_a_memory_card() {
         &dir,
         &["report", "--lang", "es", "--html", html.to_str().unwrap()],
     ));
-    assert!(
-        std::fs::read_to_string(&html)
-            .unwrap()
-            .contains("Matrimonio forzado")
-    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    for words in [
+        "Matrimonio forzado",
+        "<html lang=\"es\">",
+        "Informe de terreno y sensibilización",
+        "Visitas por tipo",
+    ] {
+        assert!(page.contains(words), "{words}");
+    }
+    assert!(!page.contains("Visits by type"));
     let csv = cli.path().join("csv");
     ok(waymark(
         &dir,
@@ -390,6 +458,39 @@ fn labels_in_spanish_and_changes_on_a_memory_card() {
     ));
     let visits = std::fs::read_to_string(csv.join("visits.csv")).unwrap();
     assert!(visits.contains("Matrimonio forzado"), "{visits}");
+    let header = visits.lines().next().unwrap();
+    assert!(
+        header.starts_with("Id,Fecha,Lugar,Zona,Tipo de visita,Personas alcanzadas"),
+        "{header}"
+    );
+    let xlsx = cli.path().join("export.xlsx");
+    ok(waymark(
+        &dir,
+        &["export", "--lang", "es", "--xlsx", xlsx.to_str().unwrap()],
+    ));
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).unwrap();
+    use calamine::Reader;
+    let sheets = book.sheet_names();
+    for name in [
+        "Visitas",
+        "Derivaciones",
+        "Talleres",
+        "Resumen",
+        "Visitas por tipo",
+    ] {
+        assert!(sheets.iter().any(|s| s == name), "{name} in {sheets:?}");
+    }
+    let visits = book.worksheet_range("Visitas").unwrap();
+    let rows: Vec<Vec<String>> = visits
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][..3], ["Id", "Fecha", "Lugar"]);
+    assert!(
+        rows.iter()
+            .any(|r| r.iter().any(|c| c == "Matrimonio forzado")),
+        "{rows:?}"
+    );
     let err = failure(waymark(&dir, &["report", "--lang", "xx"]));
     assert!(err.contains("no label in language"), "{err}");
 
@@ -426,6 +527,8 @@ fn every_team_command_has_help() {
         "approve",
         "team",
         "revoke",
+        "set-role",
+        "rename-workspace",
         "conflicts",
         "resolve",
         "history",

@@ -9,6 +9,7 @@ use super::views::{self, Choice, Layout, label, when};
 use super::web::{Reply, Req};
 use super::{App, Error};
 use crate::query;
+use crate::words::Words;
 
 /// Most records a list shows.
 const LIST_LIMIT: u32 = 200;
@@ -55,14 +56,15 @@ pub fn overview(app: &App, req: &Req) -> Result<Reply, Error> {
         .map_err(Error::BadRequest)?
         .report(&mut report);
     let names = query::device_names(store).map_err(Error::BadRequest)?;
+    let words = Words::new(app.lang.as_deref().unwrap_or(crate::labels::DEFAULT_LANG));
     let everything = store.report(&wc::ReportFilter::default())?;
     let mut workers: Vec<(String, String)> = names.clone();
     workers.sort_by(|a, b| a.1.cmp(&b.1));
     workers.dedup_by(|a, b| a.0 == b.0);
     page(Overview {
         layout: app.layout("Figures", "overview", req),
-        describe: crate::html::describe_filter(&report, &names),
-        report: crate::html::sections(&report),
+        describe: crate::html::describe_filter(&report, &names, &words),
+        report: crate::html::sections(&report, &words),
         from: req.q("from").unwrap_or_default(),
         to: req.q("to").unwrap_or_default(),
         area: req.q("area").unwrap_or_default(),
