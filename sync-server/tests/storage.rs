@@ -818,38 +818,7 @@ fn finished_check_ins_are_purged_a_day_later_once_their_alert_is_done(backend: B
     assert_eq!(storage.purge_check_ins(T + 99 * day).unwrap(), 0);
 }
 
-macro_rules! backend_tests {
-    ($backend:ident: $($name:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(super::common::$backend());
-                }
-            )*
-        }
-    };
-}
-
-backend_tests!(sqlite:
-    supersedes_only_older_blobs_of_the_same_document,
-    a_pull_is_capped_by_blob_count_too,
-    unknown_workspaces_and_devices_are_not_found,
-    an_encoded_pull_is_the_same_page_in_wire_form,
-    every_number_has_the_chain_hash_of_the_log_up_to_it,
-    a_snapshot_replaces_what_it_covers_for_those_who_lack_it,
-    a_forgetting_rewrite_drops_what_it_covers_at_once,
-    a_check_in_is_started_extended_and_closed_and_retries_change_nothing,
-    only_the_device_that_started_a_check_in_may_update_it,
-    malformed_check_ins_are_refused_and_store_nothing,
-    a_device_may_have_sixteen_check_ins_open_at_once,
-    an_open_check_in_is_overdue_past_its_deadline_and_the_grace_period,
-    each_alert_is_claimed_once_and_again_only_after_its_claim_expires,
-    an_overdue_alert_is_settled_by_the_worker_coming_back,
-    finished_check_ins_are_purged_a_day_later_once_their_alert_is_done,
-);
-
-backend_tests!(postgres:
+common::backend_tests!(
     supersedes_only_older_blobs_of_the_same_document,
     a_pull_is_capped_by_blob_count_too,
     unknown_workspaces_and_devices_are_not_found,
