@@ -415,7 +415,7 @@ fn migrate(client: &mut Client) -> StorageResult<()> {
     )?;
     let found: i64 = tx
         .query_one("SELECT coalesce(max(version), 0) FROM waymark_schema", &[])?
-        .get(0);
+        .try_get(0)?;
     if found > SCHEMA_VERSION {
         // Dropping `tx` rolls back: nothing is written.
         return Err(StorageError::NewerSchema {
@@ -456,8 +456,8 @@ fn backfill_chain_postgres(tx: &mut Transaction<'_>) -> StorageResult<()> {
     let update = tx.prepare("UPDATE blobs SET chain = $3 WHERE workspace = $1 AND seq = $2")?;
     let mut fill = ChainFill::default();
     for row in rows {
-        let (workspace, seq): (i64, i64) = (row.get(0), row.get(1));
-        let chain = fill.next(workspace, to_u64(seq), &fixed(row.get(2))?);
+        let (workspace, seq): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let chain = fill.next(workspace, to_u64(seq), &fixed(row.try_get(2)?)?);
         tx.execute(&update, &[&workspace, &seq, &&chain[..]])?;
     }
     Ok(())
@@ -478,7 +478,8 @@ fn chain_at(
             "SELECT chain FROM blobs WHERE workspace = $1 AND seq = $2",
             &[&workspace, &to_i64(seq)],
         )?
-        .map(|row| row.get(0));
+        .map(|row| row.try_get(0))
+        .transpose()?;
     chain.flatten().map(fixed).transpose()
 }
 
@@ -495,7 +496,8 @@ fn live_device(
          WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
         &[&device_id, &workspace],
     )?
-    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)) })
+    .transpose()?
     .ok_or(StorageError::DeviceRevoked)
 }
 
@@ -504,7 +506,8 @@ fn workspace_key(tx: &mut Transaction<'_>, workspace_id: &str) -> StorageResult<
         "SELECT id FROM workspaces WHERE public_id = $1",
         &[&workspace_id],
     )?
-    .map(|row| row.get(0))
+    .map(|row| row.try_get(0))
+    .transpose()?
     .ok_or_else(|| StorageError::NotFound {
         what: format!("workspace {workspace_id}"),
     })
@@ -518,7 +521,7 @@ fn lock_workspace(tx: &mut Transaction<'_>, workspace: i64) -> StorageResult<i64
             "SELECT head_seq FROM workspaces WHERE id = $1 FOR NO KEY UPDATE",
             &[&workspace],
         )?
-        .get(0))
+        .try_get(0)?)
 }
 
 /// Revokes device `device_id` of `workspace` inside the caller's write, with the workspace row
@@ -538,7 +541,8 @@ fn revoke_in(
              FOR NO KEY UPDATE",
             &[&device_id, &workspace],
         )?
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+        .transpose()?
     else {
         return Ok(None);
     };
@@ -575,8 +579,8 @@ fn stored_log(
         &[&workspace, &to_i64(from)],
     )? {
         out.push(SignedEntry {
-            entry: row.get(0),
-            signature: fixed(row.get(1))?,
+            entry: row.try_get(0)?,
+            signature: fixed(row.try_get(1)?)?,
         });
     }
     Ok(out)
@@ -595,15 +599,18 @@ fn stored_check_in(
              FOR UPDATE",
             &[&workspace, &id],
         )?
-        .map(|row| StoredCheckIn {
-            device: row.get(0),
-            state: row.get(1),
-            deadline: row.get(2),
-            version: to_u64(row.get(3)),
-            overdue_at: row.get(4),
-            alert_kind: row.get(5),
-            alerted_at: row.get(6),
-        }))
+        .map(|row| -> StorageResult<_> {
+            Ok(StoredCheckIn {
+                device: row.try_get(0)?,
+                state: row.try_get(1)?,
+                deadline: row.try_get(2)?,
+                version: to_u64(row.try_get(3)?),
+                overdue_at: row.try_get(4)?,
+                alert_kind: row.try_get(5)?,
+                alerted_at: row.try_get(6)?,
+            })
+        })
+        .transpose()?)
 }
 
 /// How many check-ins device row `device` has open (overdue ones included).
@@ -613,7 +620,7 @@ fn open_check_ins(tx: &mut Transaction<'_>, device: i64) -> StorageResult<usize>
             "SELECT count(*) FROM check_ins WHERE device = $1 AND state IN ('open', 'overdue')",
             &[&device],
         )?
-        .get(0);
+        .try_get(0)?;
     Ok(usize::try_from(open).unwrap_or(usize::MAX))
 }
 
@@ -650,8 +657,8 @@ fn lock_check_in_workspaces(
             &[&parameter],
         )?
         .iter()
-        .map(|row| row.get(0))
-        .collect())
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
@@ -703,7 +710,8 @@ impl Storage for PostgresStorage {
                          FOR SHARE",
                         &[&device, &workspace],
                     )?
-                    .map(|row| row.get(0))
+                    .map(|row| row.try_get(0))
+                    .transpose()?
                     .ok_or(StorageError::DeviceRevoked)?,
                 ),
             };
@@ -732,7 +740,8 @@ impl Storage for PostgresStorage {
                     "SELECT workspace FROM enrollment_tokens WHERE token_hash = $1",
                     &[&&enrollment_token[..]],
                 )?
-                .map(|row| row.get(0));
+                .map(|row| row.try_get(0))
+                .transpose()?;
             let Some(workspace) = workspace else {
                 return Err(StorageError::TokenUnknown);
             };
@@ -749,10 +758,10 @@ impl Storage for PostgresStorage {
             let Some(row) = row else {
                 return Err(StorageError::TokenUnknown);
             };
-            let expires_at: i64 = row.get(0);
-            let used_at: Option<i64> = row.get(1);
-            let workspace_id: String = row.get(2);
-            let role: String = row.get(3);
+            let expires_at: i64 = row.try_get(0)?;
+            let used_at: Option<i64> = row.try_get(1)?;
+            let workspace_id: String = row.try_get(2)?;
+            let role: String = row.try_get(3)?;
             if used_at.is_some() {
                 return Err(StorageError::TokenUsed);
             }
@@ -765,7 +774,7 @@ impl Storage for PostgresStorage {
                                     WHERE workspace = $1 AND (sign_key = $2 OR box_key = $3))",
                     &[&workspace, &&device.sign_key[..], &&device.box_key[..]],
                 )?
-                .get(0);
+                .try_get(0)?;
             if taken {
                 return Err(StorageError::Conflict(KEY_TAKEN.into()));
             }
@@ -787,7 +796,7 @@ impl Storage for PostgresStorage {
                         &device.actor,
                     ],
                 )?
-                .get(0);
+                .try_get(0)?;
             tx.execute(
                 "UPDATE enrollment_tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3",
                 &[&now, &device_key, &&enrollment_token[..]],
@@ -812,11 +821,11 @@ impl Storage for PostgresStorage {
                 )?
                 .map(|row| {
                     let device = Device {
-                        id: row.get(0),
-                        workspace_id: row.get(1),
-                        role: row.get(2),
+                        id: row.try_get(0)?,
+                        workspace_id: row.try_get(1)?,
+                        role: row.try_get(2)?,
                     };
-                    live_or_revoked((device, row.get(3)))
+                    live_or_revoked((device, row.try_get(3)?))
                 })
                 .transpose()
         })
@@ -832,7 +841,15 @@ impl Storage for PostgresStorage {
                      FOR NO KEY UPDATE",
                     &[&device.workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+                .map(|row| -> StorageResult<_> {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    ))
+                })
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {}", device.workspace_id),
                 })?;
@@ -847,7 +864,13 @@ impl Storage for PostgresStorage {
                      FOR NO KEY UPDATE",
                     &[&device.id, &workspace],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                    ))
+                })
+                .transpose()?
                 .ok_or(StorageError::DeviceRevoked)?;
 
             let find = tx.prepare(
@@ -886,9 +909,9 @@ impl Storage for PostgresStorage {
             for (index, blob) in blobs.iter().enumerate() {
                 let existing = tx.query_opt(&find, &[&workspace, &&blob.content_id[..]])?;
                 if let Some(row) = existing {
-                    let seq: i64 = row.get(0);
-                    let doc_id: Vec<u8> = row.get(1);
-                    let stored_epoch: i64 = row.get(2);
+                    let seq: i64 = row.try_get(0)?;
+                    let doc_id: Vec<u8> = row.try_get(1)?;
+                    let stored_epoch: i64 = row.try_get(2)?;
                     check_same_blob(index, blob, &doc_id, stored_epoch)?;
                     outcome.assigned.push(to_u64(seq));
                     continue;
@@ -896,7 +919,9 @@ impl Storage for PostgresStorage {
                 let author = blob.supersedes.is_some()
                     && tx
                         .query_opt(&first_pusher, &[&workspace, &&blob.doc_id[..]])?
-                        .is_some_and(|row| row.get::<_, i64>(0) == device_key);
+                        .map(|row| row.try_get::<_, i64>(0))
+                        .transpose()?
+                        .is_some_and(|first| first == device_key);
                 check_new_blob(index, blob, epoch, log_len > 0, &role, author)?;
                 head += 1;
                 chain = chain_next(&chain, to_u64(head), &blob.content_id);
@@ -907,7 +932,7 @@ impl Storage for PostgresStorage {
                             "SELECT min(seq) FROM blobs WHERE workspace = $1 AND snapshot_upto = $2",
                             &[&workspace, &upto],
                         )?
-                        .get::<_, Option<i64>>(0)
+                        .try_get::<_, Option<i64>>(0)?
                         .unwrap_or(head),
                     ),
                     None => None,
@@ -972,7 +997,16 @@ impl Storage for PostgresStorage {
                      FROM workspaces WHERE public_id = $1",
                     &[&workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+                .map(|row| -> StorageResult<_> {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                    ))
+                })
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
@@ -992,13 +1026,13 @@ impl Storage for PostgresStorage {
             let mut used: u64 = 0;
             let mut more = false;
             for row in &sizes {
-                let size = to_u64(row.get(1));
+                let size = to_u64(row.try_get(1)?);
                 let over_budget = count > 0 && used.saturating_add(size) > max_bytes;
                 if count >= max_blobs || over_budget {
                     more = true;
                     break;
                 }
-                last = Some(row.get(0));
+                last = Some(row.try_get(0)?);
                 count += 1;
                 used = used.saturating_add(size);
             }
@@ -1017,14 +1051,17 @@ impl Storage for PostgresStorage {
                 )?;
                 for row in rows {
                     blobs.push(PulledBlob {
-                        seq: to_u64(row.get(0)),
-                        content_id: fixed(row.get(1))?,
-                        doc_id: fixed(row.get(2))?,
-                        epoch: epoch_of(row.get(3))?,
-                        ciphertext: row.get(4),
-                        device_id: row.get(5),
+                        seq: to_u64(row.try_get(0)?),
+                        content_id: fixed(row.try_get(1)?)?,
+                        doc_id: fixed(row.try_get(2)?)?,
+                        epoch: epoch_of(row.try_get(3)?)?,
+                        ciphertext: row.try_get(4)?,
+                        device_id: row.try_get(5)?,
                     });
-                    chain_last = row.get::<_, Option<Vec<u8>>>(6).map(fixed).transpose()?;
+                    chain_last = row
+                        .try_get::<_, Option<Vec<u8>>>(6)?
+                        .map(fixed)
+                        .transpose()?;
                 }
             }
             let chain_after = match after <= to_u64(head) {
@@ -1053,7 +1090,8 @@ impl Storage for PostgresStorage {
                     "SELECT id, head_seq FROM workspaces WHERE public_id = $1",
                     &[&workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
@@ -1100,19 +1138,21 @@ impl Storage for PostgresStorage {
             )?;
             Ok(rows
                 .iter()
-                .map(|row| DeviceInfo {
-                    id: row.get(0),
-                    name: row.get(1),
-                    workspace_id: row.get(2),
-                    enrolled_at: row.get(3),
-                    last_sync_at: row.get(4),
-                    revoked_at: row.get(5),
-                    role: row.get(6),
-                    revoked_at_seq: row.get::<_, Option<i64>>(7).map(to_u64),
-                    blobs_stored: to_u64(row.get(8)),
-                    bytes_stored: to_u64(row.get(9)),
+                .map(|row| -> StorageResult<_> {
+                    Ok(DeviceInfo {
+                        id: row.try_get(0)?,
+                        name: row.try_get(1)?,
+                        workspace_id: row.try_get(2)?,
+                        enrolled_at: row.try_get(3)?,
+                        last_sync_at: row.try_get(4)?,
+                        revoked_at: row.try_get(5)?,
+                        role: row.try_get(6)?,
+                        revoked_at_seq: row.try_get::<_, Option<i64>>(7)?.map(to_u64),
+                        blobs_stored: to_u64(row.try_get(8)?),
+                        bytes_stored: to_u64(row.try_get(9)?),
+                    })
                 })
-                .collect())
+                .collect::<StorageResult<_>>()?)
         })
     }
 
@@ -1133,7 +1173,8 @@ impl Storage for PostgresStorage {
                      WHERE d.public_id = $1",
                     &[&device_id],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+                .transpose()?
                 .ok_or_else(not_found)?;
             if caller.is_some_and(|caller| caller.workspace_id != workspace_id) {
                 return Err(not_found());
@@ -1150,7 +1191,8 @@ impl Storage for PostgresStorage {
                          WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
                         &[&caller.id, &workspace],
                     )?
-                    .map(|row| row.get(0))
+                    .map(|row| row.try_get(0))
+                    .transpose()?
                     .ok_or(StorageError::DeviceRevoked)?;
                 check_may_revoke(caller, &role, device_id)?;
             }
@@ -1169,11 +1211,11 @@ impl Storage for PostgresStorage {
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {}", caller.workspace_id),
                 })?;
-            let workspace: i64 = row.get(0);
-            let version: i64 = row.get(1);
-            let epoch = epoch_of(row.get(2))?;
-            let rotation_needed: bool = row.get(3);
-            let log_len: i64 = row.get(4);
+            let workspace: i64 = row.try_get(0)?;
+            let version: i64 = row.try_get(1)?;
+            let epoch = epoch_of(row.try_get(2)?)?;
+            let rotation_needed: bool = row.try_get(3)?;
+            let log_len: i64 = row.try_get(4)?;
             let mut epochs: std::collections::HashMap<i64, Vec<u32>> =
                 std::collections::HashMap::new();
             for row in tx.query(
@@ -1182,9 +1224,9 @@ impl Storage for PostgresStorage {
                 &[&workspace],
             )? {
                 epochs
-                    .entry(row.get(0))
+                    .entry(row.try_get(0)?)
                     .or_default()
-                    .push(epoch_of(row.get(1))?);
+                    .push(epoch_of(row.try_get(1)?)?);
             }
             let mut devices = Vec::new();
             for row in tx.query(
@@ -1193,19 +1235,19 @@ impl Storage for PostgresStorage {
                  FROM devices WHERE workspace = $1 ORDER BY enrolled_at, id",
                 &[&workspace],
             )? {
-                let key: i64 = row.get(0);
+                let key: i64 = row.try_get(0)?;
                 devices.push(TeamDevice {
-                    device_id: row.get(1),
-                    name: row.get(2),
-                    role: row.get(3),
-                    sign_key: stored_key(row.get(4))?,
-                    box_key: stored_key(row.get(5))?,
-                    join_proof: row.get(6),
-                    enrolled_at: row.get(7),
-                    revoked_at_seq: row.get::<_, Option<i64>>(8).map(to_u64),
+                    device_id: row.try_get(1)?,
+                    name: row.try_get(2)?,
+                    role: row.try_get(3)?,
+                    sign_key: stored_key(row.try_get(4)?)?,
+                    box_key: stored_key(row.try_get(5)?)?,
+                    join_proof: row.try_get(6)?,
+                    enrolled_at: row.try_get(7)?,
+                    revoked_at_seq: row.try_get::<_, Option<i64>>(8)?.map(to_u64),
                     key_epochs: epochs.remove(&key).unwrap_or_default(),
-                    actor: row.get(9),
-                    last_sync_at: row.get(10),
+                    actor: row.try_get(9)?,
+                    last_sync_at: row.try_get(10)?,
                 });
             }
             let mut envelopes = Vec::new();
@@ -1217,10 +1259,10 @@ impl Storage for PostgresStorage {
             )? {
                 envelopes.push(KeyEnvelope {
                     device_id: caller.id.clone(),
-                    epoch: epoch_of(row.get(0))?,
-                    sealed_key: row.get(1),
-                    signer_key: fixed(row.get(2))?,
-                    signature: fixed(row.get(3))?,
+                    epoch: epoch_of(row.try_get(0)?)?,
+                    sealed_key: row.try_get(1)?,
+                    signer_key: fixed(row.try_get(2)?)?,
+                    signature: fixed(row.try_get(3)?)?,
                 });
             }
             Ok(TeamResponse {
@@ -1248,7 +1290,7 @@ impl Storage for PostgresStorage {
             let head = lock_workspace(tx, workspace)?;
             let epoch = epoch_of(
                 tx.query_one("SELECT epoch FROM workspaces WHERE id = $1", &[&workspace])?
-                    .get(0),
+                    .try_get(0)?,
             )?;
             // Any device of the team may send entries (the signatures are the authority); it
             // must still be enrolled.
@@ -1266,14 +1308,14 @@ impl Storage for PostgresStorage {
                  FROM devices WHERE workspace = $1",
                 &[&workspace],
             )? {
-                let id: String = row.get(1);
-                rows.insert(id.clone(), row.get::<_, i64>(0));
+                let id: String = row.try_get(1)?;
+                rows.insert(id.clone(), row.try_get::<_, i64>(0)?);
                 devices.push(EnrolledDevice {
                     id,
-                    role: row.get(2),
-                    sign_key: stored_key(row.get(3))?,
-                    box_key: stored_key(row.get(4))?,
-                    revoked: row.get(5),
+                    role: row.try_get(2)?,
+                    sign_key: stored_key(row.try_get(3)?)?,
+                    box_key: stored_key(row.try_get(4)?)?,
+                    revoked: row.try_get(5)?,
                 });
             }
             let elsewhere =
@@ -1378,15 +1420,16 @@ impl Storage for PostgresStorage {
                 "SELECT epoch, log_len FROM workspaces WHERE id = $1",
                 &[&workspace],
             )?;
-            let epoch = epoch_of(row.get(0))?;
-            keys_kept_in_log(row.get::<_, i64>(1) > 0)?;
+            let epoch = epoch_of(row.try_get(0)?)?;
+            keys_kept_in_log(row.try_get::<_, i64>(1)? > 0)?;
             let (role, sign_key): (String, Option<Vec<u8>>) = tx
                 .query_opt(
                     "SELECT role, sign_key FROM devices
                      WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
                     &[&caller.id, &workspace],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+                .transpose()?
                 .ok_or(StorageError::DeviceRevoked)?;
             check_may_upload_keys(&role)?;
             let sign_key = sign_key.map(fixed::<32>).transpose()?;
@@ -1397,12 +1440,12 @@ impl Storage for PostgresStorage {
                  FROM devices WHERE workspace = $1",
                 &[&workspace],
             )? {
-                let id: String = row.get(1);
-                keys.insert(id.clone(), row.get::<_, i64>(0));
+                let id: String = row.try_get(1)?;
+                keys.insert(id.clone(), row.try_get::<_, i64>(0)?);
                 recipients.push(KeyRecipient {
                     id,
-                    revoked: row.get(2),
-                    has_box_key: row.get(3),
+                    revoked: row.try_get(2)?,
+                    has_box_key: row.try_get(3)?,
                 });
             }
             check_keys(request, epoch, &caller.id, sign_key.as_ref(), &recipients)?;
@@ -1454,16 +1497,16 @@ impl Storage for PostgresStorage {
             )?;
             Ok(rows
                 .iter()
-                .map(|row| WorkspaceUsage {
-                    id: row.get(0),
-                    name: row.get(1),
-                    head_seq: to_u64(row.get(2)),
-                    active_devices: to_u64(row.get(3)),
-                    revoked_devices: to_u64(row.get(4)),
-                    blobs: to_u64(row.get(5)),
-                    bytes: to_u64(row.get(6)),
-                })
-                .collect())
+                .map(|row| -> StorageResult<_> { Ok(WorkspaceUsage {
+                    id: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    head_seq: to_u64(row.try_get(2)?),
+                    active_devices: to_u64(row.try_get(3)?),
+                    revoked_devices: to_u64(row.try_get(4)?),
+                    blobs: to_u64(row.try_get(5)?),
+                    bytes: to_u64(row.try_get(6)?),
+                }) })
+                .collect::<StorageResult<_>>()?)
         })
     }
 
@@ -1480,8 +1523,8 @@ impl Storage for PostgresStorage {
                 &[&superseded_before],
             )?;
             Ok(CompactReport {
-                blobs_dropped: to_u64(row.get(0)),
-                bytes_dropped: to_u64(row.get(1)),
+                blobs_dropped: to_u64(row.try_get(0)?),
+                bytes_dropped: to_u64(row.try_get(1)?),
             })
         })
     }
@@ -1507,7 +1550,7 @@ impl Storage for PostgresStorage {
             lock_workspace(tx, workspace)?;
             let epoch = epoch_of(
                 tx.query_one("SELECT epoch FROM workspaces WHERE id = $1", &[&workspace])?
-                    .get(0),
+                    .try_get(0)?,
             )?;
             let caller: i64 = tx
                 .query_opt(
@@ -1515,7 +1558,8 @@ impl Storage for PostgresStorage {
                      WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
                     &[&device.id, &workspace],
                 )?
-                .map(|row| row.get(0))
+                .map(|row| row.try_get(0))
+                .transpose()?
                 .ok_or(StorageError::DeviceRevoked)?;
             check_check_in(request, epoch)?;
             let stored = stored_check_in(tx, workspace, &request.id)?;
@@ -1591,7 +1635,8 @@ impl Storage for PostgresStorage {
                     "SELECT id, check_ins_version FROM workspaces WHERE public_id = $1",
                     &[&workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
@@ -1607,14 +1652,14 @@ impl Storage for PostgresStorage {
             let mut check_ins = Vec::with_capacity(rows.len());
             for row in rows {
                 let stored = CheckInRow {
-                    id: row.get(0),
-                    device_id: row.get(1),
-                    state: row.get(2),
-                    deadline: row.get(3),
-                    overdue_at: row.get(4),
-                    version: row.get(5),
-                    epoch: epoch_of(row.get(6))?,
-                    sealed: row.get(7),
+                    id: row.try_get(0)?,
+                    device_id: row.try_get(1)?,
+                    state: row.try_get(2)?,
+                    deadline: row.try_get(3)?,
+                    overdue_at: row.try_get(4)?,
+                    version: row.try_get(5)?,
+                    epoch: epoch_of(row.try_get(6)?)?,
+                    sealed: row.try_get(7)?,
                 };
                 check_ins.push(stored.listed(now, grace_secs)?);
             }
@@ -1645,8 +1690,8 @@ impl Storage for PostgresStorage {
                     &[&now, &cutoff, &workspaces],
                 )?
                 .iter()
-                .map(|row| row.get(0))
-                .collect();
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
             let count = u64::try_from(marked.len()).unwrap_or(u64::MAX);
             bump_check_ins(tx, marked)?;
             Ok(count)
@@ -1672,8 +1717,8 @@ impl Storage for PostgresStorage {
                     &[&before, &attempts, &workspaces],
                 )?
                 .iter()
-                .map(|row| row.get(0))
-                .collect();
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
             let count = u64::try_from(purged.len()).unwrap_or(u64::MAX);
             bump_check_ins(tx, purged)?;
             Ok(count)
@@ -1705,15 +1750,15 @@ impl Storage for PostgresStorage {
             )?;
             let mut alerts = Vec::with_capacity(rows.len());
             for row in rows {
-                let kind = AlertKind::from_stored(row.get(3))?;
+                let kind = AlertKind::from_stored(row.try_get(3)?)?;
                 alerts.push(CheckInAlert {
-                    workspace_id: row.get(0),
-                    check_in: fixed(row.get(1))?,
-                    device_name: row.get(2),
+                    workspace_id: row.try_get(0)?,
+                    check_in: fixed(row.try_get(1)?)?,
+                    device_name: row.try_get(2)?,
                     kind,
-                    minutes_overdue: minutes_overdue(kind, row.get(4), now),
-                    attempts: u32::try_from(row.get::<_, i64>(6)).unwrap_or(u32::MAX),
-                    version: to_u64(row.get(5)),
+                    minutes_overdue: minutes_overdue(kind, row.try_get(4)?, now),
+                    attempts: u32::try_from(row.try_get::<_, i64>(6)?).unwrap_or(u32::MAX),
+                    version: to_u64(row.try_get(5)?),
                 });
             }
             Ok(alerts)
@@ -1806,11 +1851,14 @@ impl Storage for PostgresStorage {
                      WHERE p.workspace = $1",
                     &[&workspace],
                 )?
-                .map(|row| TipPageRequest {
-                    statement: row.get(0),
-                    device_id: row.get(1),
-                    signature: row.get(2),
-                }))
+                .map(|row| -> StorageResult<_> {
+                    Ok(TipPageRequest {
+                        statement: row.try_get(0)?,
+                        device_id: row.try_get(1)?,
+                        signature: row.try_get(2)?,
+                    })
+                })
+                .transpose()?)
         })
     }
 
@@ -1818,7 +1866,8 @@ impl Storage for PostgresStorage {
         self.read(|tx| {
             Ok(tx
                 .query_opt("SELECT statement FROM tip_pages WHERE page = $1", &[&page])?
-                .map(|row| row.get(0)))
+                .map(|row| row.try_get(0))
+                .transpose()?)
         })
     }
 
@@ -1832,7 +1881,8 @@ impl Storage for PostgresStorage {
         self.write(|tx| {
             let workspace: i64 = tx
                 .query_opt("SELECT workspace FROM tip_pages WHERE page = $1", &[&page])?
-                .map(|row| row.get(0))
+                .map(|row| row.try_get(0))
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: "tip page".into(),
                 })?;
@@ -1846,7 +1896,8 @@ impl Storage for PostgresStorage {
                      RETURNING tips_seq",
                     &[&workspace, &to_i64(max_waiting)],
                 )?
-                .map(|row| row.get(0))
+                .map(|row| row.try_get(0))
+                .transpose()?
             else {
                 return Ok(TipReceipt::Full);
             };
@@ -1879,12 +1930,12 @@ impl Storage for PostgresStorage {
             let mut tips = Vec::with_capacity(rows.len());
             for row in rows {
                 tips.push(tip_entry(
-                    row.get(0),
-                    row.get(1),
-                    epoch_of(row.get(2))?,
-                    row.get(3),
-                    row.get(4),
-                    row.get(5),
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    epoch_of(row.try_get(2)?)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
                 ));
             }
             Ok(tips)
@@ -1927,7 +1978,7 @@ impl Storage for PostgresStorage {
                     "SELECT count(*) FROM tip_replies WHERE workspace = $1 AND lookup = $2",
                     &[&workspace, &request.lookup],
                 )?
-                .get(0);
+                .try_get(0)?;
             if usize::try_from(kept).unwrap_or(usize::MAX) >= limits::MAX_TIP_REPLIES {
                 return Err(StorageError::Conflict(format!(
                     "this receipt has {} replies already, as many as it may",
@@ -1953,7 +2004,8 @@ impl Storage for PostgresStorage {
         self.read(|tx| {
             let Some(workspace): Option<i64> = tx
                 .query_opt("SELECT workspace FROM tip_pages WHERE page = $1", &[&page])?
-                .map(|row| row.get(0))
+                .map(|row| row.try_get(0))
+                .transpose()?
             else {
                 return Ok(None);
             };
@@ -1965,9 +2017,9 @@ impl Storage for PostgresStorage {
             let mut replies = Vec::with_capacity(rows.len());
             for row in rows {
                 replies.push(TipReply {
-                    ephemeral: fixed(row.get(0))?,
-                    nonce: fixed(row.get(1))?,
-                    sealed: row.get(2),
+                    ephemeral: fixed(row.try_get(0)?)?,
+                    nonce: fixed(row.try_get(1)?)?,
+                    sealed: row.try_get(2)?,
                 });
             }
             Ok(Some(replies))
