@@ -24,7 +24,7 @@
 //! - reads (pull, usage, ...) run in one REPEATABLE READ, READ ONLY transaction, so the blobs
 //!   and the head a pull reports come from the same snapshot;
 //! - the few retryable failures PostgreSQL may still report (deadlock, serialization) are retried
-//!   a few times; connections come from a small bounded pool.
+//!   a few times; connections come from a small bounded pool ([`pool`]).
 //!
 //! Migrations are numbered SQL scripts under `migrations/postgres/`, applied on open in one
 //! transaction that holds an advisory lock (so several processes starting at once migrate only
@@ -33,9 +33,8 @@
 //! The client is `postgres` (the blocking rust-postgres client), which fits the blocking
 //! [`Storage`] trait. It runs its own small runtime per connection, so a call must not be made
 //! on an async executor thread; the server never does (it uses `spawn_blocking`), and
-//! [`PostgresStorage`] moves off such a thread by itself when a caller does.
+//! [`PostgresStorage`] moves off such a thread by itself when a caller does ([`pool`]).
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -61,17 +60,21 @@ use super::{
 use crate::tips::{check_tip_page, received_hour};
 use crate::tokens;
 
+mod pool;
 mod tls;
+
+pub use pool::DEFAULT_MAX_CONNECTIONS;
+use pool::{Pool, off_executor};
 
 /// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1.
 const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/postgres/001_initial.sql"),
-    include_str!("migrations/postgres/002_team.sql"),
-    include_str!("migrations/postgres/003_team_log.sql"),
-    include_str!("migrations/postgres/004_chain.sql"),
-    include_str!("migrations/postgres/005_snapshots.sql"),
-    include_str!("migrations/postgres/006_check_ins.sql"),
-    include_str!("migrations/postgres/007_tips.sql"),
+    include_str!("../migrations/postgres/001_initial.sql"),
+    include_str!("../migrations/postgres/002_team.sql"),
+    include_str!("../migrations/postgres/003_team_log.sql"),
+    include_str!("../migrations/postgres/004_chain.sql"),
+    include_str!("../migrations/postgres/005_snapshots.sql"),
+    include_str!("../migrations/postgres/006_check_ins.sql"),
+    include_str!("../migrations/postgres/007_tips.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -79,13 +82,6 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Key of the transaction-scoped advisory lock taken while migrating ("waymark" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0077_6179_6d61_726b;
-
-/// Connections one process opens at most unless told otherwise (`--database-pool-size`); the
-/// blocking thread pool can be much larger, and calls beyond this wait for a free connection.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
-
-/// How long a call waits for a free connection before failing.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a write is retried after a deadlock or serialization failure.
 const RETRIES: u32 = 5;
@@ -121,19 +117,10 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-struct PoolState {
-    idle: Vec<Client>,
-    open: usize,
-}
-
 /// Storage in a PostgreSQL database (optionally in one schema of it).
 pub struct PostgresStorage {
-    config: Config,
-    tls: tls::Tls,
     description: String,
-    max_connections: usize,
-    pool: Mutex<PoolState>,
-    freed: Condvar,
+    pool: Pool,
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -144,41 +131,8 @@ impl std::fmt::Debug for PostgresStorage {
     }
 }
 
-impl Drop for PostgresStorage {
-    fn drop(&mut self) {
-        // Closing a client blocks on its runtime, which must not happen on an executor thread
-        // (the last `Arc` of a server state may well be dropped there).
-        let idle = std::mem::take(&mut lock(&self.pool).idle);
-        if !idle.is_empty() {
-            off_executor(move || drop(idle));
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The pool's bookkeeping stays consistent under a panic (no invariant spans an unlock).
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn backend(message: String) -> StorageError {
     StorageError::Backend(message.into())
-}
-
-/// Runs `f` where the blocking client may start its own runtime: directly on ordinary and
-/// `spawn_blocking` threads, via `block_in_place` on a multi-threaded executor thread, and on a
-/// scoped helper thread on a current-thread executor.
-fn off_executor<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Err(_) => f(),
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        Ok(_) => std::thread::scope(|scope| match scope.spawn(f).join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }),
-    }
 }
 
 fn is_retryable(err: &StorageError) -> bool {
@@ -246,19 +200,12 @@ impl PostgresStorage {
     }
 
     fn open_config(config: Config, tls: tls::Tls, max_connections: usize) -> StorageResult<Self> {
-        let description = describe(&config, &tls);
+        let pool = Pool::new(config, tls, max_connections);
         let storage = Self {
-            config,
-            tls,
-            description,
-            max_connections: max_connections.max(1),
-            pool: Mutex::new(PoolState {
-                idle: Vec::new(),
-                open: 0,
-            }),
-            freed: Condvar::new(),
+            description: pool.describe(),
+            pool,
         };
-        storage.with_client(migrate)?;
+        storage.pool.with_client(migrate)?;
         Ok(storage)
     }
 
@@ -267,84 +214,11 @@ impl PostgresStorage {
         &self.description
     }
 
-    fn checkout(&self) -> StorageResult<Client> {
-        let mut state = lock(&self.pool);
-        loop {
-            if let Some(client) = state.idle.pop() {
-                if !client.is_closed() {
-                    return Ok(client);
-                }
-                state.open -= 1;
-                continue;
-            }
-            if state.open < self.max_connections {
-                state.open += 1;
-                drop(state);
-                return match self.tls.connect(&self.config) {
-                    Ok(client) => Ok(client),
-                    Err(err) => {
-                        lock(&self.pool).open -= 1;
-                        self.freed.notify_one();
-                        Err(err.into())
-                    }
-                };
-            }
-            let (next, timeout) = self
-                .freed
-                .wait_timeout(state, CHECKOUT_TIMEOUT)
-                .unwrap_or_else(PoisonError::into_inner);
-            state = next;
-            if timeout.timed_out() && state.idle.is_empty() && state.open >= self.max_connections {
-                return Err(backend(format!(
-                    "no database connection free after {CHECKOUT_TIMEOUT:?}"
-                )));
-            }
-        }
-    }
-
-    fn checkin(&self, client: Option<Client>) {
-        let mut state = lock(&self.pool);
-        match client {
-            Some(client) if !client.is_closed() => state.idle.push(client),
-            _ => state.open -= 1,
-        }
-        drop(state);
-        self.freed.notify_one();
-    }
-
-    fn with_client<T: Send>(
-        &self,
-        f: impl FnOnce(&mut Client) -> StorageResult<T> + Send,
-    ) -> StorageResult<T> {
-        off_executor(|| {
-            struct Lease<'a> {
-                storage: &'a PostgresStorage,
-                client: Option<Client>,
-            }
-            impl Drop for Lease<'_> {
-                fn drop(&mut self) {
-                    // After a panic mid-transaction the connection is dropped, not reused.
-                    let client = self.client.take().filter(|_| !std::thread::panicking());
-                    self.storage.checkin(client);
-                }
-            }
-            let mut lease = Lease {
-                storage: self,
-                client: Some(self.checkout()?),
-            };
-            let client = lease
-                .client
-                .as_mut()
-                .ok_or_else(|| backend("connection lease is empty".into()))?;
-            f(client)
-        })
-    }
-
     fn write<T: Send>(
         &self,
         mut f: impl FnMut(&mut Transaction<'_>) -> StorageResult<T> + Send,
     ) -> StorageResult<T> {
-        self.with_client(|client| {
+        self.pool.with_client(|client| {
             let mut attempt = 0;
             loop {
                 let result = (|| {
@@ -368,7 +242,7 @@ impl PostgresStorage {
         &self,
         f: impl FnOnce(&mut Transaction<'_>) -> StorageResult<T> + Send,
     ) -> StorageResult<T> {
-        self.with_client(|client| {
+        self.pool.with_client(|client| {
             let mut tx = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
@@ -379,29 +253,6 @@ impl PostgresStorage {
             Ok(value)
         })
     }
-}
-
-fn describe(config: &Config, tls: &tls::Tls) -> String {
-    use postgres::config::Host;
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(name)) => name.clone(),
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("");
-    let db = config.get_dbname().unwrap_or(user);
-    let at = if user.is_empty() {
-        String::new()
-    } else {
-        format!("{user}@")
-    };
-    let mode = match (tls.enabled(), config.get_ssl_mode()) {
-        (false, _) => "",
-        (true, postgres::config::SslMode::Prefer) => "?sslmode=prefer",
-        (true, _) => "?sslmode=require",
-    };
-    format!("postgres://{at}{host}:{port}/{db}{mode}")
 }
 
 fn migrate(client: &mut Client) -> StorageResult<()> {
@@ -810,7 +661,7 @@ impl Storage for PostgresStorage {
     }
 
     fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>> {
-        self.with_client(|client| {
+        self.pool.with_client(|client| {
             // One statement is one snapshot: no transaction needed.
             client
                 .query_opt(
@@ -1530,7 +1381,7 @@ impl Storage for PostgresStorage {
     }
 
     fn health(&self) -> StorageResult<()> {
-        self.with_client(|client| {
+        self.pool.with_client(|client| {
             client.query_one("SELECT count(*) FROM workspaces", &[])?;
             Ok(())
         })
