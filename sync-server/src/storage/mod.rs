@@ -33,6 +33,7 @@
 
 pub mod postgres;
 pub mod pull_page;
+mod reads;
 pub mod sqlite;
 pub mod team_log;
 

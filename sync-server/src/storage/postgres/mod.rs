@@ -39,14 +39,13 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Transaction};
-use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
     AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
-    CheckInResponse, CheckInsResponse, KeyEnvelope, KeysRequest, PullResponse, PulledBlob,
-    PushBlob, TeamDevice, TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next,
-    limits,
+    CheckInResponse, CheckInsResponse, KeysRequest, PullResponse, PulledBlob, PushBlob,
+    TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next, limits,
 };
 
+use super::reads::{self, Param, Reads, epoch_of, fixed, workspace_key};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
     ALERT_CLAIM_SECS, AlertKind, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert, CheckInPlan,
@@ -105,6 +104,39 @@ impl std::fmt::Display for PgError {
 }
 
 impl std::error::Error for PgError {}
+
+impl Reads for Transaction<'_> {
+    type Row<'r> = postgres::Row;
+
+    fn each_row(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut each: impl FnMut(&Self::Row<'_>) -> StorageResult<()>,
+    ) -> StorageResult<()> {
+        use postgres::types::ToSql;
+        let params: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|param| -> &(dyn ToSql + Sync) {
+                match param {
+                    Param::Int(value) => value,
+                    Param::Text(value) => value,
+                    Param::MaybeText(value) => value,
+                }
+            })
+            .collect();
+        for row in self.query(sql, &params)? {
+            each(&row)?;
+        }
+        Ok(())
+    }
+}
+
+impl reads::Row for postgres::Row {
+    fn column<T: reads::Column>(&self, index: usize) -> StorageResult<T> {
+        Ok(self.try_get(index)?)
+    }
+}
 
 impl From<postgres::Error> for StorageError {
     fn from(err: postgres::Error) -> Self {
@@ -352,18 +384,6 @@ fn live_device(
     .ok_or(StorageError::DeviceRevoked)
 }
 
-fn workspace_key(tx: &mut Transaction<'_>, workspace_id: &str) -> StorageResult<i64> {
-    tx.query_opt(
-        "SELECT id FROM workspaces WHERE public_id = $1",
-        &[&workspace_id],
-    )?
-    .map(|row| row.try_get(0))
-    .transpose()?
-    .ok_or_else(|| StorageError::NotFound {
-        what: format!("workspace {workspace_id}"),
-    })
-}
-
 /// Locks a workspace's row until the transaction ends (see the module documentation) and
 /// returns its head sequence number.
 fn lock_workspace(tx: &mut Transaction<'_>, workspace: i64) -> StorageResult<i64> {
@@ -418,50 +438,30 @@ fn revoke_in(
     Ok(Some(to_u64(head)))
 }
 
-/// The stored team log of `workspace` from index `from`, in order.
-fn stored_log(
-    tx: &mut Transaction<'_>,
-    workspace: i64,
-    from: u64,
-) -> StorageResult<Vec<SignedEntry>> {
-    let mut out = Vec::new();
-    for row in tx.query(
-        "SELECT entry, signature FROM team_log WHERE workspace = $1 AND idx >= $2 ORDER BY idx",
-        &[&workspace, &to_i64(from)],
-    )? {
-        out.push(SignedEntry {
-            entry: row.try_get(0)?,
-            signature: fixed(row.try_get(1)?)?,
-        });
-    }
-    Ok(out)
-}
-
 /// The check-in `id` of `workspace` as stored, if any, locked until the transaction ends.
 fn stored_check_in(
     tx: &mut Transaction<'_>,
     workspace: i64,
     id: &[u8],
 ) -> StorageResult<Option<StoredCheckIn>> {
-    Ok(tx
-        .query_opt(
-            "SELECT device, state, deadline, version, overdue_at, alert_kind, alerted_at
+    tx.query_opt(
+        "SELECT device, state, deadline, version, overdue_at, alert_kind, alerted_at
              FROM check_ins WHERE workspace = $1 AND id = $2
              FOR UPDATE",
-            &[&workspace, &id],
-        )?
-        .map(|row| -> StorageResult<_> {
-            Ok(StoredCheckIn {
-                device: row.try_get(0)?,
-                state: row.try_get(1)?,
-                deadline: row.try_get(2)?,
-                version: to_u64(row.try_get(3)?),
-                overdue_at: row.try_get(4)?,
-                alert_kind: row.try_get(5)?,
-                alerted_at: row.try_get(6)?,
-            })
+        &[&workspace, &id],
+    )?
+    .map(|row| -> StorageResult<_> {
+        Ok(StoredCheckIn {
+            device: row.try_get(0)?,
+            state: row.try_get(1)?,
+            deadline: row.try_get(2)?,
+            version: to_u64(row.try_get(3)?),
+            overdue_at: row.try_get(4)?,
+            alert_kind: row.try_get(5)?,
+            alerted_at: row.try_get(6)?,
         })
-        .transpose()?)
+    })
+    .transpose()
 }
 
 /// How many check-ins device row `device` has open (overdue ones included).
@@ -510,16 +510,6 @@ fn lock_check_in_workspaces(
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?)
-}
-
-fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
-    let len = bytes.len();
-    <[u8; N]>::try_from(bytes)
-        .map_err(|_| backend(format!("stored id has {len} bytes, expected {N}")))
-}
-
-fn epoch_of(value: i64) -> StorageResult<u32> {
-    u32::try_from(value).map_err(|_| backend(format!("stored key epoch {value} out of range")))
 }
 
 impl Storage for PostgresStorage {
@@ -971,40 +961,7 @@ impl Storage for PostgresStorage {
     }
 
     fn list_devices(&self, workspace_id: Option<&str>) -> StorageResult<Vec<DeviceInfo>> {
-        self.read(|tx| {
-            if let Some(id) = workspace_id {
-                workspace_key(tx, id)?;
-            }
-            let rows = tx.query(
-                "SELECT d.public_id, d.name, w.public_id, d.enrolled_at, d.last_sync_at,
-                        d.revoked_at, d.role, d.revoked_at_seq,
-                        (SELECT count(*) FROM blobs b
-                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL),
-                        (SELECT coalesce(sum(b.size), 0)::bigint FROM blobs b
-                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL)
-                 FROM devices d JOIN workspaces w ON w.id = d.workspace
-                 WHERE $1::text IS NULL OR w.public_id = $1
-                 ORDER BY w.public_id, d.enrolled_at, d.id",
-                &[&workspace_id],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|row| -> StorageResult<_> {
-                    Ok(DeviceInfo {
-                        id: row.try_get(0)?,
-                        name: row.try_get(1)?,
-                        workspace_id: row.try_get(2)?,
-                        enrolled_at: row.try_get(3)?,
-                        last_sync_at: row.try_get(4)?,
-                        revoked_at: row.try_get(5)?,
-                        role: row.try_get(6)?,
-                        revoked_at_seq: row.try_get::<_, Option<i64>>(7)?.map(to_u64),
-                        blobs_stored: to_u64(row.try_get(8)?),
-                        bytes_stored: to_u64(row.try_get(9)?),
-                    })
-                })
-                .collect::<StorageResult<_>>()?)
-        })
+        self.read(|tx| reads::list_devices(tx, workspace_id))
     }
 
     fn revoke_device_by(
@@ -1052,80 +1009,7 @@ impl Storage for PostgresStorage {
     }
 
     fn team(&self, caller: &Device, log_from: u64) -> StorageResult<TeamResponse> {
-        self.read(|tx| {
-            let row = tx
-                .query_opt(
-                    "SELECT id, team_version, epoch, rotation_needed, log_len FROM workspaces
-                     WHERE public_id = $1",
-                    &[&caller.workspace_id],
-                )?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {}", caller.workspace_id),
-                })?;
-            let workspace: i64 = row.try_get(0)?;
-            let version: i64 = row.try_get(1)?;
-            let epoch = epoch_of(row.try_get(2)?)?;
-            let rotation_needed: bool = row.try_get(3)?;
-            let log_len: i64 = row.try_get(4)?;
-            let mut epochs: std::collections::HashMap<i64, Vec<u32>> =
-                std::collections::HashMap::new();
-            for row in tx.query(
-                "SELECT e.device, e.epoch FROM key_envelopes e JOIN devices d ON d.id = e.device
-                 WHERE d.workspace = $1 ORDER BY e.device, e.epoch",
-                &[&workspace],
-            )? {
-                epochs
-                    .entry(row.try_get(0)?)
-                    .or_default()
-                    .push(epoch_of(row.try_get(1)?)?);
-            }
-            let mut devices = Vec::new();
-            for row in tx.query(
-                "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
-                        revoked_at_seq, actor, last_sync_at
-                 FROM devices WHERE workspace = $1 ORDER BY enrolled_at, id",
-                &[&workspace],
-            )? {
-                let key: i64 = row.try_get(0)?;
-                devices.push(TeamDevice {
-                    device_id: row.try_get(1)?,
-                    name: row.try_get(2)?,
-                    role: row.try_get(3)?,
-                    sign_key: stored_key(row.try_get(4)?)?,
-                    box_key: stored_key(row.try_get(5)?)?,
-                    join_proof: row.try_get(6)?,
-                    enrolled_at: row.try_get(7)?,
-                    revoked_at_seq: row.try_get::<_, Option<i64>>(8)?.map(to_u64),
-                    key_epochs: epochs.remove(&key).unwrap_or_default(),
-                    actor: row.try_get(9)?,
-                    last_sync_at: row.try_get(10)?,
-                });
-            }
-            let mut envelopes = Vec::new();
-            for row in tx.query(
-                "SELECT e.epoch, e.sealed_key, e.signer_key, e.signature
-                 FROM key_envelopes e JOIN devices d ON d.id = e.device
-                 WHERE d.public_id = $1 AND d.workspace = $2 ORDER BY e.epoch",
-                &[&caller.id, &workspace],
-            )? {
-                envelopes.push(KeyEnvelope {
-                    device_id: caller.id.clone(),
-                    epoch: epoch_of(row.try_get(0)?)?,
-                    sealed_key: row.try_get(1)?,
-                    signer_key: fixed(row.try_get(2)?)?,
-                    signature: fixed(row.try_get(3)?)?,
-                });
-            }
-            Ok(TeamResponse {
-                version: to_u64(version),
-                epoch,
-                rotation_needed,
-                devices,
-                envelopes,
-                log: stored_log(tx, workspace, log_from)?,
-                log_len: to_u64(log_len),
-            })
-        })
+        self.read(|tx| reads::team(tx, caller, log_from))
     }
 
     fn append_team_log(
@@ -1151,7 +1035,7 @@ impl Storage for PostgresStorage {
                 &[&caller.id, &workspace],
             )?
             .ok_or(StorageError::DeviceRevoked)?;
-            let stored = stored_log(tx, workspace, 0)?;
+            let stored = reads::stored_log(tx, workspace, 0)?;
             let mut rows = std::collections::HashMap::new();
             let mut devices = Vec::new();
             for row in tx.query(
@@ -1335,30 +1219,7 @@ impl Storage for PostgresStorage {
     }
 
     fn usage(&self) -> StorageResult<Vec<WorkspaceUsage>> {
-        self.read(|tx| {
-            let rows = tx.query(
-                "SELECT w.public_id, w.name, w.head_seq,
-                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NULL),
-                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NOT NULL),
-                    (SELECT count(*) FROM blobs b WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL),
-                    (SELECT coalesce(sum(b.size), 0)::bigint FROM blobs b
-                      WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL)
-                 FROM workspaces w ORDER BY w.created_at, w.id",
-                &[],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|row| -> StorageResult<_> { Ok(WorkspaceUsage {
-                    id: row.try_get(0)?,
-                    name: row.try_get(1)?,
-                    head_seq: to_u64(row.try_get(2)?),
-                    active_devices: to_u64(row.try_get(3)?),
-                    revoked_devices: to_u64(row.try_get(4)?),
-                    blobs: to_u64(row.try_get(5)?),
-                    bytes: to_u64(row.try_get(6)?),
-                }) })
-                .collect::<StorageResult<_>>()?)
-        })
+        self.read(|tx| reads::usage(tx))
     }
 
     fn compact(&self, superseded_before: i64) -> StorageResult<CompactReport> {
@@ -1695,21 +1556,20 @@ impl Storage for PostgresStorage {
     fn tip_page(&self, workspace_id: &str) -> StorageResult<Option<TipPageRequest>> {
         self.read(|tx| {
             let workspace = workspace_key(tx, workspace_id)?;
-            Ok(tx
-                .query_opt(
-                    "SELECT p.statement, d.public_id, p.signature
+            tx.query_opt(
+                "SELECT p.statement, d.public_id, p.signature
                      FROM tip_pages p JOIN devices d ON d.id = p.device
                      WHERE p.workspace = $1",
-                    &[&workspace],
-                )?
-                .map(|row| -> StorageResult<_> {
-                    Ok(TipPageRequest {
-                        statement: row.try_get(0)?,
-                        device_id: row.try_get(1)?,
-                        signature: row.try_get(2)?,
-                    })
+                &[&workspace],
+            )?
+            .map(|row| -> StorageResult<_> {
+                Ok(TipPageRequest {
+                    statement: row.try_get(0)?,
+                    device_id: row.try_get(1)?,
+                    signature: row.try_get(2)?,
                 })
-                .transpose()?)
+            })
+            .transpose()
         })
     }
 
