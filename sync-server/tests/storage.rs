@@ -909,6 +909,102 @@ fn check_upgraded_chains(storage: &dyn Storage, logs: Vec<(String, Device, Vec<P
     }
 }
 
+/// What schema 5 added (the same on both backends): without it, a database is as schema 4 wrote
+/// it.
+const UNDO_SCHEMA_5: &str =
+    "ALTER TABLE blobs DROP COLUMN snapshot_upto; ALTER TABLE blobs DROP COLUMN snapshot_from;";
+
+/// A schema-4 database (before snapshots) upgrades: its blobs and their chain hashes are kept,
+/// none is taken for a snapshot, and a coordinator's snapshot then covers them.
+#[test]
+fn a_schema_4_sqlite_file_keeps_its_chain_and_takes_snapshots_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    let (ws, device, blobs) = {
+        let storage = SqliteStorage::open(&path).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let device = device_in(&storage, &ws);
+        let blobs = five_blobs(&storage, &device);
+        drop(storage);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_6).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_5).unwrap();
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        (ws, device, blobs)
+    };
+    check_upgraded_to_snapshots(&SqliteStorage::open(&path).unwrap(), &ws, &device, blobs);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, waymark_server::storage::sqlite::SCHEMA_VERSION);
+}
+
+#[test]
+fn a_schema_4_postgres_database_keeps_its_chain_and_takes_snapshots_on_upgrade() {
+    let url = postgres_url();
+    let guard = SchemaGuard {
+        url: url.clone(),
+        schema: fresh_schema(),
+    };
+    let (ws, device, blobs) = {
+        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let device = device_in(&storage, &ws);
+        let blobs = five_blobs(&storage, &device);
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "SET search_path = {0}; {UNDO_SCHEMA_7} {UNDO_SCHEMA_6} {UNDO_SCHEMA_5}
+                 DELETE FROM {0}.waymark_schema WHERE version >= 5;",
+                guard.schema
+            ))
+            .unwrap();
+        (ws, device, blobs)
+    };
+    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+    check_upgraded_to_snapshots(&storage, &ws, &device, blobs);
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let version: i64 = client
+        .query_one(
+            &format!("SELECT max(version) FROM {}.waymark_schema", guard.schema),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, waymark_server::storage::postgres::SCHEMA_VERSION);
+}
+
+fn check_upgraded_to_snapshots(
+    storage: &dyn Storage,
+    ws: &str,
+    device: &Device,
+    blobs: Vec<PushBlob>,
+) {
+    check_chains(storage, ws, &chains_of(&blobs));
+    let page = storage.pull(ws, 0, u64::MAX, 100).unwrap();
+    let stored: Vec<&[u8]> = page.blobs.iter().map(|b| &b.ciphertext[..]).collect();
+    let pushed: Vec<&[u8]> = blobs.iter().map(|b| &b.ciphertext[..]).collect();
+    assert_eq!(stored, pushed);
+    // Documents 1 to 5 are one blob each, at 1 to 5: a snapshot of all of them up to 5 is all
+    // a device starting from 0 needs.
+    let snapshot = PushBlob {
+        supersedes: Some(5),
+        covers: (1..=5u8).flat_map(|d| [d; 16]).collect(),
+        ..blob(9, b"documents 1 to 5 up to 5")
+    };
+    assert_eq!(storage.push(device, &[snapshot], 0).unwrap().assigned, [6]);
+    let seqs: Vec<u64> = storage
+        .pull(ws, 0, u64::MAX, 100)
+        .unwrap()
+        .blobs
+        .iter()
+        .map(|b| b.seq)
+        .collect();
+    assert_eq!(seqs, [6]);
+}
+
 /// What schema 6 added (the same on both backends): without it, a database is as schema 5 wrote
 /// it.
 const UNDO_SCHEMA_6: &str =

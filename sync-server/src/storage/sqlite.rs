@@ -42,8 +42,8 @@ use super::pull_page::{BlobRef, EncodedPull, PageEnd, PullPageWriter};
 use super::reads::{self, Param, Reads, fixed};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
-    ALERT_CLAIM_SECS, AlertKind, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert, CheckInPlan,
-    CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
+    ALERT_CLAIM_SECS, AlertKind, CHAIN_SCHEMA, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert,
+    CheckInPlan, CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
     MAX_ALERT_ATTEMPTS, NewDevice, NewTip, PushOutcome, Storage, StorageError, StorageResult,
     StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
     check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
@@ -437,9 +437,6 @@ fn in_use(live: &Path) -> StorageError {
         live.display()
     ))
 }
-
-/// The first schema whose blobs carry their chain hash.
-const CHAIN_SCHEMA: i64 = 4;
 
 /// Fills in the chain hash of blobs stored before schema 4, workspace by workspace in sequence
 /// order (see [`ChainFill`]).
