@@ -1,5 +1,5 @@
 //! The reads both backends make with the same SQL, written once: the team as a device fetches
-//! it, the team log, the operator's device list and usage. Each backend only says how to run a
+//! it, the team log, a workspace's check-ins, the operator's device list and usage. Each backend only says how to run a
 //! statement ([`Reads`]) and read a column ([`Row`]); the SQL and the assembly of rows into
 //! answers live here, so the two backends cannot drift apart on them.
 //!
@@ -11,10 +11,11 @@
 use std::collections::HashMap;
 
 use waymark_protocol::team_log::SignedEntry;
-use waymark_protocol::{KeyEnvelope, TeamDevice, TeamResponse};
+use waymark_protocol::{CheckInsResponse, KeyEnvelope, TeamDevice, TeamResponse};
 
 use super::{
-    Device, DeviceInfo, StorageError, StorageResult, WorkspaceUsage, stored_key, to_i64, to_u64,
+    CHECK_IN_KEPT_SECS, CheckInRow, Device, DeviceInfo, StorageError, StorageResult,
+    WorkspaceUsage, stored_key, to_i64, to_u64,
 };
 
 /// A type both drivers read from a column.
@@ -276,4 +277,59 @@ pub(crate) fn usage(tx: &mut impl Reads) -> StorageResult<Vec<WorkspaceUsage>> {
         },
     )?;
     Ok(usage)
+}
+
+/// The check-ins of `workspace_id` as listed at `now` with `grace_secs` (see
+/// [`super::Storage::check_ins`]).
+pub(crate) fn check_ins(
+    tx: &mut impl Reads,
+    workspace_id: &str,
+    now: i64,
+    grace_secs: u64,
+) -> StorageResult<CheckInsResponse> {
+    let mut found = None;
+    tx.each_row(
+        "SELECT id, check_ins_version FROM workspaces WHERE public_id = $1",
+        &[Param::Text(workspace_id)],
+        |row| {
+            found = Some((row.column::<i64>(0)?, row.column::<i64>(1)?));
+            Ok(())
+        },
+    )?;
+    let (workspace, version) = found.ok_or_else(|| StorageError::NotFound {
+        what: format!("workspace {workspace_id}"),
+    })?;
+    let mut check_ins = Vec::new();
+    tx.each_row(
+        "SELECT c.id, d.public_id, c.state, c.deadline, c.overdue_at, c.version, c.epoch,
+                c.sealed
+         FROM check_ins c JOIN devices d ON d.id = c.device
+         WHERE c.workspace = $1
+           AND (c.state IN ('open', 'overdue', 'alarm') OR c.updated_at >= $2)
+         ORDER BY c.deadline, c.id",
+        &[
+            Param::Int(workspace),
+            Param::Int(now.saturating_sub(CHECK_IN_KEPT_SECS)),
+        ],
+        |row| {
+            let stored = CheckInRow {
+                id: row.column(0)?,
+                device_id: row.column(1)?,
+                state: row.column(2)?,
+                deadline: row.column(3)?,
+                overdue_at: row.column(4)?,
+                version: row.column(5)?,
+                epoch: epoch_of(row.column(6)?)?,
+                sealed: row.column(7)?,
+            };
+            check_ins.push(stored.listed(now, grace_secs)?);
+            Ok(())
+        },
+    )?;
+    Ok(CheckInsResponse {
+        version: to_u64(version),
+        now: to_u64(now),
+        grace_secs,
+        check_ins,
+    })
 }

@@ -43,7 +43,7 @@ use super::reads::{self, Param, Reads, fixed};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
     ALERT_CLAIM_SECS, AlertKind, CHAIN_SCHEMA, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert,
-    CheckInPlan, CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
+    CheckInPlan, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
     MAX_ALERT_ATTEMPTS, NewDevice, NewTip, PushOutcome, Storage, StorageError, StorageResult,
     StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
     check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
@@ -1343,50 +1343,7 @@ impl Storage for SqliteStorage {
         now: i64,
         grace_secs: u64,
     ) -> StorageResult<CheckInsResponse> {
-        self.read(|tx| {
-            let (workspace, version): (i64, i64) = tx
-                .prepare_cached(
-                    "SELECT id, check_ins_version FROM workspaces WHERE public_id = ?1",
-                )?
-                .query_row([workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {workspace_id}"),
-                })?;
-            let mut stmt = tx.prepare_cached(
-                "SELECT c.id, d.public_id, c.state, c.deadline, c.overdue_at, c.version, c.epoch,
-                        c.sealed
-                 FROM check_ins c JOIN devices d ON d.id = c.device
-                 WHERE c.workspace = ?1
-                   AND (c.state IN ('open', 'overdue', 'alarm') OR c.updated_at >= ?2)
-                 ORDER BY c.deadline, c.id",
-            )?;
-            let rows = stmt.query_map(
-                params![workspace, now.saturating_sub(CHECK_IN_KEPT_SECS)],
-                |row| {
-                    Ok(CheckInRow {
-                        id: row.get(0)?,
-                        device_id: row.get(1)?,
-                        state: row.get(2)?,
-                        deadline: row.get(3)?,
-                        overdue_at: row.get(4)?,
-                        version: row.get(5)?,
-                        epoch: row.get(6)?,
-                        sealed: row.get(7)?,
-                    })
-                },
-            )?;
-            let mut check_ins = Vec::new();
-            for row in rows {
-                check_ins.push(row?.listed(now, grace_secs)?);
-            }
-            Ok(CheckInsResponse {
-                version: to_u64(version),
-                now: to_u64(now),
-                grace_secs,
-                check_ins,
-            })
-        })
+        self.read(|tx| reads::check_ins(&mut Sql(tx), workspace_id, now, grace_secs))
     }
 
     fn mark_overdue_check_ins(&self, now: i64, grace_secs: u64) -> StorageResult<u64> {

@@ -49,7 +49,7 @@ use super::reads::{self, Param, Reads, epoch_of, fixed, workspace_key};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
     ALERT_CLAIM_SECS, AlertKind, CHAIN_SCHEMA, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert,
-    CheckInPlan, CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
+    CheckInPlan, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
     MAX_ALERT_ATTEMPTS, NewDevice, NewTip, PushOutcome, Storage, StorageError, StorageResult,
     StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
     check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
@@ -1338,47 +1338,7 @@ impl Storage for PostgresStorage {
         now: i64,
         grace_secs: u64,
     ) -> StorageResult<CheckInsResponse> {
-        self.read(|tx| {
-            let (workspace, version): (i64, i64) = tx
-                .query_opt(
-                    "SELECT id, check_ins_version FROM workspaces WHERE public_id = $1",
-                    &[&workspace_id],
-                )?
-                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
-                .transpose()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {workspace_id}"),
-                })?;
-            let rows = tx.query(
-                "SELECT c.id, d.public_id, c.state, c.deadline, c.overdue_at, c.version, c.epoch,
-                        c.sealed
-                 FROM check_ins c JOIN devices d ON d.id = c.device
-                 WHERE c.workspace = $1
-                   AND (c.state IN ('open', 'overdue', 'alarm') OR c.updated_at >= $2)
-                 ORDER BY c.deadline, c.id",
-                &[&workspace, &now.saturating_sub(CHECK_IN_KEPT_SECS)],
-            )?;
-            let mut check_ins = Vec::with_capacity(rows.len());
-            for row in rows {
-                let stored = CheckInRow {
-                    id: row.try_get(0)?,
-                    device_id: row.try_get(1)?,
-                    state: row.try_get(2)?,
-                    deadline: row.try_get(3)?,
-                    overdue_at: row.try_get(4)?,
-                    version: row.try_get(5)?,
-                    epoch: epoch_of(row.try_get(6)?)?,
-                    sealed: row.try_get(7)?,
-                };
-                check_ins.push(stored.listed(now, grace_secs)?);
-            }
-            Ok(CheckInsResponse {
-                version: to_u64(version),
-                now: to_u64(now),
-                grace_secs,
-                check_ins,
-            })
-        })
+        self.read(|tx| reads::check_ins(tx, workspace_id, now, grace_secs))
     }
 
     fn mark_overdue_check_ins(&self, now: i64, grace_secs: u64) -> StorageResult<u64> {
