@@ -1262,48 +1262,7 @@ impl TestServer {
     }
 }
 
-macro_rules! backend_tests {
-    ($backend:ident: $($name:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::common::$backend()).await;
-                }
-            )*
-        }
-    };
-}
-
-backend_tests!(sqlite:
-    enrolled_device_can_push_and_pull_its_blobs,
-    an_enrollment_token_works_only_once,
-    an_expired_enrollment_token_is_refused_and_says_so,
-    an_unknown_enrollment_token_is_unauthorized,
-    device_names_must_be_reasonable,
-    requests_without_a_valid_device_token_get_401,
-    a_revoked_device_is_refused_at_once,
-    a_device_invites_another_device_into_its_workspace,
-    invites_made_by_a_revoked_device_stop_working,
-    a_device_never_sees_another_workspaces_blobs,
-    a_retried_push_stores_nothing_twice_and_answers_the_same_seqs,
-    a_batch_with_one_bad_blob_stores_nothing,
-    an_empty_push_is_answered_without_storing,
-    a_pull_respects_its_byte_budget_and_says_when_more_remains,
-    a_pull_with_nothing_new_is_one_request_with_more_false,
-    malformed_bodies_get_400_saying_what_was_wrong,
-    bad_cursors_get_400_saying_what_was_wrong,
-    bodies_that_are_not_cbor_get_415,
-    oversized_bodies_and_batches_get_413,
-    unknown_routes_and_methods_get_error_bodies,
-    a_device_over_its_rate_gets_429_with_retry_after,
-    health_and_metrics_report_the_traffic,
-    compaction_drops_superseded_blobs_but_keeps_pushes_idempotent,
-    check_ins_are_started_listed_and_closed_over_the_api,
-    malformed_check_ins_get_400_saying_what_was_wrong,
-);
-
-backend_tests!(postgres:
+common::backend_tests!(async:
     enrolled_device_can_push_and_pull_its_blobs,
     an_enrollment_token_works_only_once,
     an_expired_enrollment_token_is_refused_and_says_so,

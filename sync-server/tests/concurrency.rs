@@ -115,19 +115,6 @@ async fn concurrent_pushers_and_pullers_never_see_a_gap(backend: Backend) {
     }
 }
 
-macro_rules! backend_tests {
-    ($backend:ident: $($name:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::common::$backend()).await;
-                }
-            )*
-        }
-    };
-}
-
-backend_tests!(sqlite: concurrent_pushers_and_pullers_never_see_a_gap);
-
-backend_tests!(postgres: concurrent_pushers_and_pullers_never_see_a_gap);
+common::backend_tests!(async, worker_threads = 4:
+    concurrent_pushers_and_pullers_never_see_a_gap,
+);

@@ -818,38 +818,7 @@ fn finished_check_ins_are_purged_a_day_later_once_their_alert_is_done(backend: B
     assert_eq!(storage.purge_check_ins(T + 99 * day).unwrap(), 0);
 }
 
-macro_rules! backend_tests {
-    ($backend:ident: $($name:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(super::common::$backend());
-                }
-            )*
-        }
-    };
-}
-
-backend_tests!(sqlite:
-    supersedes_only_older_blobs_of_the_same_document,
-    a_pull_is_capped_by_blob_count_too,
-    unknown_workspaces_and_devices_are_not_found,
-    an_encoded_pull_is_the_same_page_in_wire_form,
-    every_number_has_the_chain_hash_of_the_log_up_to_it,
-    a_snapshot_replaces_what_it_covers_for_those_who_lack_it,
-    a_forgetting_rewrite_drops_what_it_covers_at_once,
-    a_check_in_is_started_extended_and_closed_and_retries_change_nothing,
-    only_the_device_that_started_a_check_in_may_update_it,
-    malformed_check_ins_are_refused_and_store_nothing,
-    a_device_may_have_sixteen_check_ins_open_at_once,
-    an_open_check_in_is_overdue_past_its_deadline_and_the_grace_period,
-    each_alert_is_claimed_once_and_again_only_after_its_claim_expires,
-    an_overdue_alert_is_settled_by_the_worker_coming_back,
-    finished_check_ins_are_purged_a_day_later_once_their_alert_is_done,
-);
-
-backend_tests!(postgres:
+common::backend_tests!(
     supersedes_only_older_blobs_of_the_same_document,
     a_pull_is_capped_by_blob_count_too,
     unknown_workspaces_and_devices_are_not_found,
@@ -938,6 +907,102 @@ fn check_upgraded_chains(storage: &dyn Storage, logs: Vec<(String, Device, Vec<P
         blobs.push(next);
         check_chains(storage, &ws, &chains_of(&blobs));
     }
+}
+
+/// What schema 5 added (the same on both backends): without it, a database is as schema 4 wrote
+/// it.
+const UNDO_SCHEMA_5: &str =
+    "ALTER TABLE blobs DROP COLUMN snapshot_upto; ALTER TABLE blobs DROP COLUMN snapshot_from;";
+
+/// A schema-4 database (before snapshots) upgrades: its blobs and their chain hashes are kept,
+/// none is taken for a snapshot, and a coordinator's snapshot then covers them.
+#[test]
+fn a_schema_4_sqlite_file_keeps_its_chain_and_takes_snapshots_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    let (ws, device, blobs) = {
+        let storage = SqliteStorage::open(&path).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let device = device_in(&storage, &ws);
+        let blobs = five_blobs(&storage, &device);
+        drop(storage);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_6).unwrap();
+        conn.execute_batch(UNDO_SCHEMA_5).unwrap();
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        (ws, device, blobs)
+    };
+    check_upgraded_to_snapshots(&SqliteStorage::open(&path).unwrap(), &ws, &device, blobs);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, waymark_server::storage::sqlite::SCHEMA_VERSION);
+}
+
+#[test]
+fn a_schema_4_postgres_database_keeps_its_chain_and_takes_snapshots_on_upgrade() {
+    let url = postgres_url();
+    let guard = SchemaGuard {
+        url: url.clone(),
+        schema: fresh_schema(),
+    };
+    let (ws, device, blobs) = {
+        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        let ws = storage.create_workspace(None, 0).unwrap().id;
+        let device = device_in(&storage, &ws);
+        let blobs = five_blobs(&storage, &device);
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "SET search_path = {0}; {UNDO_SCHEMA_7} {UNDO_SCHEMA_6} {UNDO_SCHEMA_5}
+                 DELETE FROM {0}.waymark_schema WHERE version >= 5;",
+                guard.schema
+            ))
+            .unwrap();
+        (ws, device, blobs)
+    };
+    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+    check_upgraded_to_snapshots(&storage, &ws, &device, blobs);
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let version: i64 = client
+        .query_one(
+            &format!("SELECT max(version) FROM {}.waymark_schema", guard.schema),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, waymark_server::storage::postgres::SCHEMA_VERSION);
+}
+
+fn check_upgraded_to_snapshots(
+    storage: &dyn Storage,
+    ws: &str,
+    device: &Device,
+    blobs: Vec<PushBlob>,
+) {
+    check_chains(storage, ws, &chains_of(&blobs));
+    let page = storage.pull(ws, 0, u64::MAX, 100).unwrap();
+    let stored: Vec<&[u8]> = page.blobs.iter().map(|b| &b.ciphertext[..]).collect();
+    let pushed: Vec<&[u8]> = blobs.iter().map(|b| &b.ciphertext[..]).collect();
+    assert_eq!(stored, pushed);
+    // Documents 1 to 5 are one blob each, at 1 to 5: a snapshot of all of them up to 5 is all
+    // a device starting from 0 needs.
+    let snapshot = PushBlob {
+        supersedes: Some(5),
+        covers: (1..=5u8).flat_map(|d| [d; 16]).collect(),
+        ..blob(9, b"documents 1 to 5 up to 5")
+    };
+    assert_eq!(storage.push(device, &[snapshot], 0).unwrap().assigned, [6]);
+    let seqs: Vec<u64> = storage
+        .pull(ws, 0, u64::MAX, 100)
+        .unwrap()
+        .blobs
+        .iter()
+        .map(|b| b.seq)
+        .collect();
+    assert_eq!(seqs, [6]);
 }
 
 /// What schema 6 added (the same on both backends): without it, a database is as schema 5 wrote

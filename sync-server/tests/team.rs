@@ -1680,27 +1680,7 @@ async fn the_actor_a_device_enrolls_with_is_checked_and_listed(backend: Backend)
     assert_eq!(listed(&lead.id).actor, None, "declared by none");
 }
 
-/// Runs every named test once per backend: `sqlite::name` and `postgres::name`.
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            backend_tests!(@in sqlite: $($name),*);
-        }
-        mod postgres {
-            backend_tests!(@in postgres: $($name),*);
-        }
-    };
-    (@in $backend:ident: $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::common::$backend()).await;
-            }
-        )*
-    };
-}
-
-backend_tests!(
+common::backend_tests!(async:
     enrollment_stores_keys_and_role_and_grows_the_team_version,
     a_key_already_used_in_the_workspace_is_refused_with_409,
     a_member_cannot_invite_a_coordinator_upload_keys_or_revoke_others,

@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::sync::Arc;
-
+use common::pairs::Pair;
 use common::{SchemaGuard, blob, fresh_schema, new_device, postgres_url};
 use ed25519_dalek::{Signer, SigningKey};
 use waymark_protocol::team_log::{
@@ -17,32 +16,6 @@ use waymark_protocol::team_log::{
 use waymark_protocol::{AppendRequest, KeyEnvelope, KeysRequest, roles};
 use waymark_server::storage::{Device, NewDevice, StorageError};
 use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
-
-/// Two stores over one database, and what keeps the database alive.
-struct Pair {
-    a: Arc<dyn Storage>,
-    b: Arc<dyn Storage>,
-    _guard: Box<dyn Send + Sync>,
-}
-
-fn sqlite() -> Pair {
-    let dir = tempfile::tempdir().unwrap();
-    Pair {
-        a: Arc::new(SqliteStorage::open_in_dir(dir.path()).unwrap()),
-        b: Arc::new(SqliteStorage::open_in_dir(dir.path()).unwrap()),
-        _guard: Box::new(dir),
-    }
-}
-
-fn postgres() -> Pair {
-    let url = postgres_url();
-    let schema = fresh_schema();
-    Pair {
-        a: Arc::new(PostgresStorage::open_in_schema(&url, &schema).unwrap()),
-        b: Arc::new(PostgresStorage::open_in_schema(&url, &schema).unwrap()),
-        _guard: Box::new(SchemaGuard { url, schema }),
-    }
-}
 
 /// Enrolls a device with `role` through the storage API; returns it and its keys.
 fn enroll(storage: &dyn Storage, ws: &str, role: &str) -> (Device, NewDevice) {
@@ -565,27 +538,7 @@ fn a_schema_2_postgres_database_upgrades_to_the_team_log_and_takes_its_genesis()
     assert_eq!(version, waymark_server::storage::postgres::SCHEMA_VERSION);
 }
 
-/// Runs every named test once per backend: `sqlite::name` and `postgres::name`.
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            backend_tests!(@in sqlite: $($name),*);
-        }
-        mod postgres {
-            backend_tests!(@in postgres: $($name),*);
-        }
-    };
-    (@in $backend:ident: $($name:ident),*) => {
-        $(
-            #[test]
-            fn $name() {
-                super::$name(super::$backend());
-            }
-        )*
-    };
-}
-
-backend_tests!(
+common::backend_tests!(pairs:
     coordinators_rotating_through_two_stores_never_skip_or_repeat_an_epoch,
     no_blob_of_a_revoked_device_is_numbered_above_its_revoked_at_seq,
     an_enrollment_racing_a_rotation_keeps_epochs_consecutive_and_lists_the_device,

@@ -1262,34 +1262,7 @@ async fn preflights_and_every_public_answer_allow_any_origin_and_keep_no_trace(b
     assert!(metrics.contains("route=\"/v1/tips/page\""), "{metrics}");
 }
 
-macro_rules! backend_tests {
-    ($backend:ident: $($name:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::common::$backend()).await;
-                }
-            )*
-        }
-    };
-}
-
-backend_tests!(sqlite:
-    only_a_coordinators_device_handles_tips_and_any_device_reads_the_page,
-    a_page_is_published_only_signed_by_the_caller_for_its_workspace_at_a_free_path,
-    a_published_page_is_served_with_its_key_and_strict_headers,
-    the_page_posts_to_the_configured_public_url,
-    a_tip_is_stored_as_posted_counted_for_coordinators_and_deleted_when_done,
-    submissions_of_the_wrong_size_or_form_are_refused_and_store_nothing,
-    past_the_cap_tips_are_refused_with_503_until_the_team_has_read_them,
-    public_routes_are_rate_limited_per_address_and_per_page,
-    replies_are_kept_under_the_receipts_lookup_and_read_back_through_the_page,
-    a_page_published_again_at_a_new_path_leaves_nothing_at_the_old_one,
-    preflights_and_every_public_answer_allow_any_origin_and_keep_no_trace,
-);
-
-backend_tests!(postgres:
+common::backend_tests!(async:
     only_a_coordinators_device_handles_tips_and_any_device_reads_the_page,
     a_page_is_published_only_signed_by_the_caller_for_its_workspace_at_a_free_path,
     a_published_page_is_served_with_its_key_and_strict_headers,

@@ -4,7 +4,8 @@
 //! The trait is **blocking**: the HTTP layer calls it through `tokio::task::spawn_blocking`, never
 //! on the async executor. SQLite ([`sqlite::SqliteStorage`]) is the default backend;
 //! PostgreSQL ([`postgres::PostgresStorage`]) serves several server processes over one database.
-//! Both pass the same test suites (`tests/storage.rs`, `tests/api.rs`).
+//! Both pass the same test suites (`common::backend_tests!` in `tests/storage.rs`, `tests/api.rs`,
+//! ...), and the reads that are the same SQL on both are written once in `reads`.
 //!
 //! Invariants every backend keeps:
 //! - sequence numbers of a workspace are 1, 2, 3, ... with no gaps, and a number is visible to
@@ -33,6 +34,7 @@
 
 pub mod postgres;
 pub mod pull_page;
+mod reads;
 pub mod sqlite;
 pub mod team_log;
 
@@ -564,6 +566,10 @@ pub(crate) fn tip_entry(
         },
     }
 }
+
+/// The first schema whose blobs carry their chain hash: both backends' migration runners fill
+/// in the hashes of blobs stored before it ([`ChainFill`]) once its script has run.
+pub(crate) const CHAIN_SCHEMA: i64 = 4;
 
 /// Chain hashes computed over blobs read in (workspace, sequence) order, for the migration that
 /// gives blobs stored before chain hashes theirs.
@@ -1099,5 +1105,18 @@ pub(crate) fn minutes_overdue(kind: AlertKind, deadline: i64, now: i64) -> u64 {
     match kind {
         AlertKind::Overdue => to_u64(now.saturating_sub(deadline) / 60),
         AlertKind::Alarm => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every schema is written for both backends: a migration added to one and not the other
+    /// would leave a version number meaning two different schemas.
+    #[test]
+    fn both_backends_have_the_same_schema_versions() {
+        assert_eq!(
+            super::sqlite::SCHEMA_VERSION,
+            super::postgres::SCHEMA_VERSION
+        );
     }
 }

@@ -32,19 +32,18 @@ use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
     AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
-    CheckInResponse, CheckInsResponse, KeyEnvelope, KeysRequest, PullResponse, PulledBlob,
-    PushBlob, TeamDevice, TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next,
-    limits,
+    CheckInResponse, CheckInsResponse, KeysRequest, PullResponse, PulledBlob, PushBlob,
+    TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next, limits,
 };
 
 use super::pull_page::{BlobRef, EncodedPull, PageEnd, PullPageWriter};
+use super::reads::{self, Param, Reads, fixed};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
-    ALERT_CLAIM_SECS, AlertKind, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert, CheckInPlan,
-    CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
+    ALERT_CLAIM_SECS, AlertKind, CHAIN_SCHEMA, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert,
+    CheckInPlan, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
     MAX_ALERT_ATTEMPTS, NewDevice, NewTip, PushOutcome, Storage, StorageError, StorageResult,
     StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
     check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
@@ -76,6 +75,44 @@ const MIGRATIONS: &[&str] = &[
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A connection running the statements both backends share ([`reads`]).
+struct Sql<'c>(&'c Connection);
+
+impl Reads for Sql<'_> {
+    type Row<'r> = rusqlite::Row<'r>;
+
+    fn each_row(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut each: impl FnMut(&Self::Row<'_>) -> StorageResult<()>,
+    ) -> StorageResult<()> {
+        // `$n` is PostgreSQL's placeholder; SQLite's `?n` binds the same parameter n.
+        let mut stmt = self.0.prepare_cached(&sql.replace('$', "?"))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        while let Some(row) = rows.next()? {
+            each(row)?;
+        }
+        Ok(())
+    }
+}
+
+impl reads::Row for rusqlite::Row<'_> {
+    fn column<T: reads::Column>(&self, index: usize) -> StorageResult<T> {
+        Ok(self.get(index)?)
+    }
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Param::Int(value) => value.to_sql(),
+            Param::Text(value) => value.to_sql(),
+            Param::MaybeText(value) => value.to_sql(),
+        }
+    }
+}
 
 impl From<rusqlite::Error> for StorageError {
     fn from(err: rusqlite::Error) -> Self {
@@ -401,9 +438,6 @@ fn in_use(live: &Path) -> StorageError {
     ))
 }
 
-/// The first schema whose blobs carry their chain hash.
-const CHAIN_SCHEMA: i64 = 4;
-
 /// Fills in the chain hash of blobs stored before schema 4, workspace by workspace in sequence
 /// order (see [`ChainFill`]).
 fn backfill_chain_sqlite(tx: &Connection) -> StorageResult<()> {
@@ -465,16 +499,9 @@ fn live_device(tx: &Connection, device_id: &str, workspace: i64) -> StorageResul
     .ok_or(StorageError::DeviceRevoked)
 }
 
+/// The row key of workspace `workspace_id` ([`reads::workspace_key`]).
 fn workspace_key(tx: &Connection, workspace_id: &str) -> StorageResult<i64> {
-    tx.query_row(
-        "SELECT id FROM workspaces WHERE public_id = ?1",
-        [workspace_id],
-        |row| row.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| StorageError::NotFound {
-        what: format!("workspace {workspace_id}"),
-    })
+    reads::workspace_key(&mut Sql(tx), workspace_id)
 }
 
 /// Appends `blobs` to the log of `device`'s workspace inside the caller's transaction (see
@@ -640,25 +667,6 @@ fn revoke_in(
         [workspace],
     )?;
     Ok(to_u64(head))
-}
-
-/// The stored team log of `workspace`, in order.
-fn stored_log(tx: &Connection, workspace: i64, from: u64) -> StorageResult<Vec<SignedEntry>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT entry, signature FROM team_log WHERE workspace = ?1 AND idx >= ?2 ORDER BY idx",
-    )?;
-    let rows = stmt.query_map(params![workspace, to_i64(from)], |row| {
-        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (entry, signature) = row?;
-        out.push(SignedEntry {
-            entry,
-            signature: fixed(signature)?,
-        });
-    }
-    Ok(out)
 }
 
 /// The most ciphertext bytes a pull answer's buffer is sized for up front (pages are 256 KiB by
@@ -989,37 +997,7 @@ impl Storage for SqliteStorage {
     }
 
     fn list_devices(&self, workspace_id: Option<&str>) -> StorageResult<Vec<DeviceInfo>> {
-        self.read(|tx| {
-            if let Some(id) = workspace_id {
-                workspace_key(tx, id)?;
-            }
-            let mut stmt = tx.prepare(
-                "SELECT d.public_id, d.name, w.public_id, d.enrolled_at, d.last_sync_at,
-                        d.revoked_at, d.role, d.revoked_at_seq,
-                        (SELECT count(*) FROM blobs b
-                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL),
-                        (SELECT coalesce(sum(b.size), 0) FROM blobs b
-                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL)
-                 FROM devices d JOIN workspaces w ON w.id = d.workspace
-                 WHERE ?1 IS NULL OR w.public_id = ?1
-                 ORDER BY w.public_id, d.enrolled_at, d.id",
-            )?;
-            let rows = stmt.query_map([workspace_id], |row| {
-                Ok(DeviceInfo {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    workspace_id: row.get(2)?,
-                    enrolled_at: row.get(3)?,
-                    last_sync_at: row.get(4)?,
-                    revoked_at: row.get(5)?,
-                    role: row.get(6)?,
-                    revoked_at_seq: row.get::<_, Option<i64>>(7)?.map(to_u64),
-                    blobs_stored: to_u64(row.get(8)?),
-                    bytes_stored: to_u64(row.get(9)?),
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        self.read(|tx| reads::list_devices(&mut Sql(tx), workspace_id))
     }
 
     fn revoke_device_by(
@@ -1055,87 +1033,7 @@ impl Storage for SqliteStorage {
     }
 
     fn team(&self, caller: &Device, log_from: u64) -> StorageResult<TeamResponse> {
-        self.read(|tx| {
-            let (workspace, version, epoch, rotation_needed, log_len): (i64, i64, u32, bool, i64) =
-                tx.query_row(
-                    "SELECT id, team_version, epoch, rotation_needed, log_len FROM workspaces
-                     WHERE public_id = ?1",
-                    [&caller.workspace_id],
-                    |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                        ))
-                    },
-                )
-                .optional()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {}", caller.workspace_id),
-                })?;
-            let mut epochs: std::collections::HashMap<i64, Vec<u32>> =
-                std::collections::HashMap::new();
-            {
-                let mut stmt = tx.prepare(
-                    "SELECT e.device, e.epoch FROM key_envelopes e JOIN devices d ON d.id = e.device
-                     WHERE d.workspace = ?1 ORDER BY e.device, e.epoch",
-                )?;
-                let mut rows = stmt.query([workspace])?;
-                while let Some(row) = rows.next()? {
-                    epochs.entry(row.get(0)?).or_default().push(row.get(1)?);
-                }
-            }
-            let mut stmt = tx.prepare(
-                "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
-                        revoked_at_seq, actor, last_sync_at
-                 FROM devices WHERE workspace = ?1 ORDER BY enrolled_at, id",
-            )?;
-            let mut rows = stmt.query([workspace])?;
-            let mut devices = Vec::new();
-            while let Some(row) = rows.next()? {
-                let key: i64 = row.get(0)?;
-                devices.push(TeamDevice {
-                    device_id: row.get(1)?,
-                    name: row.get(2)?,
-                    role: row.get(3)?,
-                    sign_key: stored_key(row.get(4)?)?,
-                    box_key: stored_key(row.get(5)?)?,
-                    join_proof: row.get(6)?,
-                    enrolled_at: row.get(7)?,
-                    revoked_at_seq: row.get::<_, Option<i64>>(8)?.map(to_u64),
-                    key_epochs: epochs.remove(&key).unwrap_or_default(),
-                    actor: row.get(9)?,
-                    last_sync_at: row.get(10)?,
-                });
-            }
-            let mut stmt = tx.prepare(
-                "SELECT e.epoch, e.sealed_key, e.signer_key, e.signature
-                 FROM key_envelopes e JOIN devices d ON d.id = e.device
-                 WHERE d.public_id = ?1 AND d.workspace = ?2 ORDER BY e.epoch",
-            )?;
-            let mut rows = stmt.query(params![caller.id, workspace])?;
-            let mut envelopes = Vec::new();
-            while let Some(row) = rows.next()? {
-                envelopes.push(KeyEnvelope {
-                    device_id: caller.id.clone(),
-                    epoch: row.get(0)?,
-                    sealed_key: row.get(1)?,
-                    signer_key: fixed(row.get(2)?)?,
-                    signature: fixed(row.get(3)?)?,
-                });
-            }
-            Ok(TeamResponse {
-                version: to_u64(version),
-                epoch,
-                rotation_needed,
-                devices,
-                envelopes,
-                log: stored_log(tx, workspace, log_from)?,
-                log_len: to_u64(log_len),
-            })
-        })
+        self.read(|tx| reads::team(&mut Sql(tx), caller, log_from))
     }
 
     fn append_team_log(
@@ -1158,7 +1056,7 @@ impl Storage for SqliteStorage {
             // Any device of the team may send entries (the signatures are the authority); it
             // must still be enrolled.
             live_device(tx, &caller.id, workspace)?;
-            let stored = stored_log(tx, workspace, 0)?;
+            let stored = reads::stored_log(&mut Sql(tx), workspace, 0)?;
             let mut rows = std::collections::HashMap::new();
             let mut devices = Vec::new();
             {
@@ -1328,29 +1226,7 @@ impl Storage for SqliteStorage {
     }
 
     fn usage(&self) -> StorageResult<Vec<WorkspaceUsage>> {
-        self.read(|tx| {
-            let mut stmt = tx.prepare(
-                "SELECT w.public_id, w.name, w.head_seq,
-                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NULL),
-                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NOT NULL),
-                    (SELECT count(*) FROM blobs b WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL),
-                    (SELECT coalesce(sum(b.size), 0) FROM blobs b
-                      WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL)
-                 FROM workspaces w ORDER BY w.created_at, w.id",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok(WorkspaceUsage {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    head_seq: to_u64(row.get(2)?),
-                    active_devices: to_u64(row.get(3)?),
-                    revoked_devices: to_u64(row.get(4)?),
-                    blobs: to_u64(row.get(5)?),
-                    bytes: to_u64(row.get(6)?),
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        self.read(|tx| reads::usage(&mut Sql(tx)))
     }
 
     fn compact(&self, superseded_before: i64) -> StorageResult<CompactReport> {
@@ -1467,50 +1343,7 @@ impl Storage for SqliteStorage {
         now: i64,
         grace_secs: u64,
     ) -> StorageResult<CheckInsResponse> {
-        self.read(|tx| {
-            let (workspace, version): (i64, i64) = tx
-                .prepare_cached(
-                    "SELECT id, check_ins_version FROM workspaces WHERE public_id = ?1",
-                )?
-                .query_row([workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {workspace_id}"),
-                })?;
-            let mut stmt = tx.prepare_cached(
-                "SELECT c.id, d.public_id, c.state, c.deadline, c.overdue_at, c.version, c.epoch,
-                        c.sealed
-                 FROM check_ins c JOIN devices d ON d.id = c.device
-                 WHERE c.workspace = ?1
-                   AND (c.state IN ('open', 'overdue', 'alarm') OR c.updated_at >= ?2)
-                 ORDER BY c.deadline, c.id",
-            )?;
-            let rows = stmt.query_map(
-                params![workspace, now.saturating_sub(CHECK_IN_KEPT_SECS)],
-                |row| {
-                    Ok(CheckInRow {
-                        id: row.get(0)?,
-                        device_id: row.get(1)?,
-                        state: row.get(2)?,
-                        deadline: row.get(3)?,
-                        overdue_at: row.get(4)?,
-                        version: row.get(5)?,
-                        epoch: row.get(6)?,
-                        sealed: row.get(7)?,
-                    })
-                },
-            )?;
-            let mut check_ins = Vec::new();
-            for row in rows {
-                check_ins.push(row?.listed(now, grace_secs)?);
-            }
-            Ok(CheckInsResponse {
-                version: to_u64(version),
-                now: to_u64(now),
-                grace_secs,
-                check_ins,
-            })
-        })
+        self.read(|tx| reads::check_ins(&mut Sql(tx), workspace_id, now, grace_secs))
     }
 
     fn mark_overdue_check_ins(&self, now: i64, grace_secs: u64) -> StorageResult<u64> {
@@ -1891,11 +1724,4 @@ fn bump_check_ins(tx: &Connection, mut workspaces: Vec<i64>) -> StorageResult<()
         bump.execute([workspace])?;
     }
     Ok(())
-}
-
-fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
-    let len = bytes.len();
-    <[u8; N]>::try_from(bytes).map_err(|_| {
-        StorageError::Backend(format!("stored id has {len} bytes, expected {N}").into())
-    })
 }

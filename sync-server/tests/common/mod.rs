@@ -1,8 +1,9 @@
 //! Helpers shared by the server's integration tests: a fresh backend per test, a router driven
 //! with `oneshot`, and typed shortcuts for enrolling devices, pushing and pulling.
 //!
-//! Every backend constructor here ([`sqlite`], [`postgres`]) runs the same suites: the
-//! `backend_tests!` lists at the bottom of each suite name the constructor.
+//! Every backend constructor here ([`sqlite`], [`postgres`], and [`pairs`] for two stores over
+//! one database) runs the same suites: [`backend_tests!`] at the bottom of each suite names each
+//! test once and runs it as `sqlite::name` and `postgres::name`.
 //!
 //! PostgreSQL tests need a running server: `eval "$(sync-server/scripts/start-postgres.sh)"`
 //! exports `WAYMARK_TEST_POSTGRES_URL`; without it they fail (never silently pass). Each test
@@ -86,6 +87,92 @@ pub fn postgres() -> Backend {
         _guard: Box::new(SchemaGuard { url, schema }),
     }
 }
+
+/// Two stores over one database (two server processes, or an admin command beside `serve`).
+pub mod pairs {
+    use super::*;
+
+    /// Two stores over one database, and what keeps the database alive.
+    pub struct Pair {
+        pub a: Arc<dyn Storage>,
+        pub b: Arc<dyn Storage>,
+        pub _guard: Box<dyn Send + Sync>,
+    }
+
+    /// Two SQLite stores over one file in a temporary directory.
+    pub fn sqlite() -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        Pair {
+            a: Arc::new(SqliteStorage::open_in_dir(dir.path()).unwrap()),
+            b: Arc::new(SqliteStorage::open_in_dir(dir.path()).unwrap()),
+            _guard: Box::new(dir),
+        }
+    }
+
+    /// Two PostgreSQL stores over one fresh schema of the test database.
+    pub fn postgres() -> Pair {
+        let url = postgres_url();
+        let schema = fresh_schema();
+        Pair {
+            a: Arc::new(PostgresStorage::open_in_schema(&url, &schema).unwrap()),
+            b: Arc::new(PostgresStorage::open_in_schema(&url, &schema).unwrap()),
+            _guard: Box::new(SchemaGuard { url, schema }),
+        }
+    }
+}
+
+/// Runs every named test once per storage backend, as `sqlite::name` and `postgres::name`, the
+/// way `matrix-sdk-base`'s store integration tests run against every store. Each test is a
+/// function of the suite taking what [`sqlite`] / [`postgres`] build:
+///
+/// - `backend_tests!(a, b)`: `fn a(backend: Backend)`, a plain `#[test]`;
+/// - `backend_tests!(pairs: a, b)`: `fn a(pair: Pair)`, two stores over one database
+///   ([`pairs`]);
+/// - `backend_tests!(async: a, b)`: `async fn a(backend: Backend)` on a two-thread runtime
+///   (`async, worker_threads = 4: a` for more).
+#[allow(unused_macros)] // Suites without backend tests (`binary.rs`, ...) share this module.
+macro_rules! backend_tests {
+    (@both $kind:tt $make:tt $($name:ident),*) => {
+        mod sqlite {
+            $crate::common::backend_tests!(@each $kind $make sqlite $($name),*);
+        }
+        mod postgres {
+            $crate::common::backend_tests!(@each $kind $make postgres $($name),*);
+        }
+    };
+    (@each [] [$($make:tt)*] $backend:ident $($name:ident),*) => {
+        use $($make)*::$backend as new_backend;
+        $(
+            #[test]
+            fn $name() {
+                super::$name(new_backend());
+            }
+        )*
+    };
+    (@each [$threads:literal] [$($make:tt)*] $backend:ident $($name:ident),*) => {
+        use $($make)*::$backend as new_backend;
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+            async fn $name() {
+                super::$name(new_backend()).await;
+            }
+        )*
+    };
+    (async, worker_threads = $threads:literal: $($name:ident),* $(,)?) => {
+        $crate::common::backend_tests!(@both [$threads] [$crate::common] $($name),*);
+    };
+    (async: $($name:ident),* $(,)?) => {
+        $crate::common::backend_tests!(@both [2] [$crate::common] $($name),*);
+    };
+    (pairs: $($name:ident),* $(,)?) => {
+        $crate::common::backend_tests!(@both [] [$crate::common::pairs] $($name),*);
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::common::backend_tests!(@both [] [$crate::common] $($name),*);
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use backend_tests;
 
 /// A router over a fresh backend.
 pub struct TestServer {

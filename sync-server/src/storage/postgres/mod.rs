@@ -24,7 +24,7 @@
 //! - reads (pull, usage, ...) run in one REPEATABLE READ, READ ONLY transaction, so the blobs
 //!   and the head a pull reports come from the same snapshot;
 //! - the few retryable failures PostgreSQL may still report (deadlock, serialization) are retried
-//!   a few times; connections come from a small bounded pool.
+//!   a few times; connections come from a small bounded pool ([`pool`]).
 //!
 //! Migrations are numbered SQL scripts under `migrations/postgres/`, applied on open in one
 //! transaction that holds an advisory lock (so several processes starting at once migrate only
@@ -33,25 +33,23 @@
 //! The client is `postgres` (the blocking rust-postgres client), which fits the blocking
 //! [`Storage`] trait. It runs its own small runtime per connection, so a call must not be made
 //! on an async executor thread; the server never does (it uses `spawn_blocking`), and
-//! [`PostgresStorage`] moves off such a thread by itself when a caller does.
+//! [`PostgresStorage`] moves off such a thread by itself when a caller does ([`pool`]).
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Transaction};
-use waymark_protocol::team_log::SignedEntry;
 use waymark_protocol::{
     AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
-    CheckInResponse, CheckInsResponse, KeyEnvelope, KeysRequest, PullResponse, PulledBlob,
-    PushBlob, TeamDevice, TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next,
-    limits,
+    CheckInResponse, CheckInsResponse, KeysRequest, PullResponse, PulledBlob, PushBlob,
+    TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next, limits,
 };
 
+use super::reads::{self, Param, Reads, epoch_of, fixed, workspace_key};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
-    ALERT_CLAIM_SECS, AlertKind, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert, CheckInPlan,
-    CheckInRow, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
+    ALERT_CLAIM_SECS, AlertKind, CHAIN_SCHEMA, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert,
+    CheckInPlan, CompactReport, Device, DeviceInfo, Enrolled, KEY_TAKEN, KeyRecipient,
     MAX_ALERT_ATTEMPTS, NewDevice, NewTip, PushOutcome, Storage, StorageError, StorageResult,
     StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
     check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
@@ -61,17 +59,21 @@ use super::{
 use crate::tips::{check_tip_page, received_hour};
 use crate::tokens;
 
+mod pool;
 mod tls;
+
+pub use pool::DEFAULT_MAX_CONNECTIONS;
+use pool::{Pool, off_executor};
 
 /// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1.
 const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/postgres/001_initial.sql"),
-    include_str!("migrations/postgres/002_team.sql"),
-    include_str!("migrations/postgres/003_team_log.sql"),
-    include_str!("migrations/postgres/004_chain.sql"),
-    include_str!("migrations/postgres/005_snapshots.sql"),
-    include_str!("migrations/postgres/006_check_ins.sql"),
-    include_str!("migrations/postgres/007_tips.sql"),
+    include_str!("../migrations/postgres/001_initial.sql"),
+    include_str!("../migrations/postgres/002_team.sql"),
+    include_str!("../migrations/postgres/003_team_log.sql"),
+    include_str!("../migrations/postgres/004_chain.sql"),
+    include_str!("../migrations/postgres/005_snapshots.sql"),
+    include_str!("../migrations/postgres/006_check_ins.sql"),
+    include_str!("../migrations/postgres/007_tips.sql"),
 ];
 
 /// The newest schema version this build writes.
@@ -79,13 +81,6 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Key of the transaction-scoped advisory lock taken while migrating ("waymark" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0077_6179_6d61_726b;
-
-/// Connections one process opens at most unless told otherwise (`--database-pool-size`); the
-/// blocking thread pool can be much larger, and calls beyond this wait for a free connection.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
-
-/// How long a call waits for a free connection before failing.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a write is retried after a deadlock or serialization failure.
 const RETRIES: u32 = 5;
@@ -110,6 +105,39 @@ impl std::fmt::Display for PgError {
 
 impl std::error::Error for PgError {}
 
+impl Reads for Transaction<'_> {
+    type Row<'r> = postgres::Row;
+
+    fn each_row(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut each: impl FnMut(&Self::Row<'_>) -> StorageResult<()>,
+    ) -> StorageResult<()> {
+        use postgres::types::ToSql;
+        let params: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|param| -> &(dyn ToSql + Sync) {
+                match param {
+                    Param::Int(value) => value,
+                    Param::Text(value) => value,
+                    Param::MaybeText(value) => value,
+                }
+            })
+            .collect();
+        for row in self.query(sql, &params)? {
+            each(&row)?;
+        }
+        Ok(())
+    }
+}
+
+impl reads::Row for postgres::Row {
+    fn column<T: reads::Column>(&self, index: usize) -> StorageResult<T> {
+        Ok(self.try_get(index)?)
+    }
+}
+
 impl From<postgres::Error> for StorageError {
     fn from(err: postgres::Error) -> Self {
         StorageError::Backend(Box::new(PgError(err)))
@@ -121,19 +149,10 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-struct PoolState {
-    idle: Vec<Client>,
-    open: usize,
-}
-
 /// Storage in a PostgreSQL database (optionally in one schema of it).
 pub struct PostgresStorage {
-    config: Config,
-    tls: tls::Tls,
     description: String,
-    max_connections: usize,
-    pool: Mutex<PoolState>,
-    freed: Condvar,
+    pool: Pool,
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -144,41 +163,8 @@ impl std::fmt::Debug for PostgresStorage {
     }
 }
 
-impl Drop for PostgresStorage {
-    fn drop(&mut self) {
-        // Closing a client blocks on its runtime, which must not happen on an executor thread
-        // (the last `Arc` of a server state may well be dropped there).
-        let idle = std::mem::take(&mut lock(&self.pool).idle);
-        if !idle.is_empty() {
-            off_executor(move || drop(idle));
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The pool's bookkeeping stays consistent under a panic (no invariant spans an unlock).
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn backend(message: String) -> StorageError {
     StorageError::Backend(message.into())
-}
-
-/// Runs `f` where the blocking client may start its own runtime: directly on ordinary and
-/// `spawn_blocking` threads, via `block_in_place` on a multi-threaded executor thread, and on a
-/// scoped helper thread on a current-thread executor.
-fn off_executor<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Err(_) => f(),
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        Ok(_) => std::thread::scope(|scope| match scope.spawn(f).join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }),
-    }
 }
 
 fn is_retryable(err: &StorageError) -> bool {
@@ -246,19 +232,12 @@ impl PostgresStorage {
     }
 
     fn open_config(config: Config, tls: tls::Tls, max_connections: usize) -> StorageResult<Self> {
-        let description = describe(&config, &tls);
+        let pool = Pool::new(config, tls, max_connections);
         let storage = Self {
-            config,
-            tls,
-            description,
-            max_connections: max_connections.max(1),
-            pool: Mutex::new(PoolState {
-                idle: Vec::new(),
-                open: 0,
-            }),
-            freed: Condvar::new(),
+            description: pool.describe(),
+            pool,
         };
-        storage.with_client(migrate)?;
+        storage.pool.with_client(migrate)?;
         Ok(storage)
     }
 
@@ -267,84 +246,11 @@ impl PostgresStorage {
         &self.description
     }
 
-    fn checkout(&self) -> StorageResult<Client> {
-        let mut state = lock(&self.pool);
-        loop {
-            if let Some(client) = state.idle.pop() {
-                if !client.is_closed() {
-                    return Ok(client);
-                }
-                state.open -= 1;
-                continue;
-            }
-            if state.open < self.max_connections {
-                state.open += 1;
-                drop(state);
-                return match self.tls.connect(&self.config) {
-                    Ok(client) => Ok(client),
-                    Err(err) => {
-                        lock(&self.pool).open -= 1;
-                        self.freed.notify_one();
-                        Err(err.into())
-                    }
-                };
-            }
-            let (next, timeout) = self
-                .freed
-                .wait_timeout(state, CHECKOUT_TIMEOUT)
-                .unwrap_or_else(PoisonError::into_inner);
-            state = next;
-            if timeout.timed_out() && state.idle.is_empty() && state.open >= self.max_connections {
-                return Err(backend(format!(
-                    "no database connection free after {CHECKOUT_TIMEOUT:?}"
-                )));
-            }
-        }
-    }
-
-    fn checkin(&self, client: Option<Client>) {
-        let mut state = lock(&self.pool);
-        match client {
-            Some(client) if !client.is_closed() => state.idle.push(client),
-            _ => state.open -= 1,
-        }
-        drop(state);
-        self.freed.notify_one();
-    }
-
-    fn with_client<T: Send>(
-        &self,
-        f: impl FnOnce(&mut Client) -> StorageResult<T> + Send,
-    ) -> StorageResult<T> {
-        off_executor(|| {
-            struct Lease<'a> {
-                storage: &'a PostgresStorage,
-                client: Option<Client>,
-            }
-            impl Drop for Lease<'_> {
-                fn drop(&mut self) {
-                    // After a panic mid-transaction the connection is dropped, not reused.
-                    let client = self.client.take().filter(|_| !std::thread::panicking());
-                    self.storage.checkin(client);
-                }
-            }
-            let mut lease = Lease {
-                storage: self,
-                client: Some(self.checkout()?),
-            };
-            let client = lease
-                .client
-                .as_mut()
-                .ok_or_else(|| backend("connection lease is empty".into()))?;
-            f(client)
-        })
-    }
-
     fn write<T: Send>(
         &self,
         mut f: impl FnMut(&mut Transaction<'_>) -> StorageResult<T> + Send,
     ) -> StorageResult<T> {
-        self.with_client(|client| {
+        self.pool.with_client(|client| {
             let mut attempt = 0;
             loop {
                 let result = (|| {
@@ -368,7 +274,7 @@ impl PostgresStorage {
         &self,
         f: impl FnOnce(&mut Transaction<'_>) -> StorageResult<T> + Send,
     ) -> StorageResult<T> {
-        self.with_client(|client| {
+        self.pool.with_client(|client| {
             let mut tx = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
@@ -379,29 +285,6 @@ impl PostgresStorage {
             Ok(value)
         })
     }
-}
-
-fn describe(config: &Config, tls: &tls::Tls) -> String {
-    use postgres::config::Host;
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(name)) => name.clone(),
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("");
-    let db = config.get_dbname().unwrap_or(user);
-    let at = if user.is_empty() {
-        String::new()
-    } else {
-        format!("{user}@")
-    };
-    let mode = match (tls.enabled(), config.get_ssl_mode()) {
-        (false, _) => "",
-        (true, postgres::config::SslMode::Prefer) => "?sslmode=prefer",
-        (true, _) => "?sslmode=require",
-    };
-    format!("postgres://{at}{host}:{port}/{db}{mode}")
 }
 
 fn migrate(client: &mut Client) -> StorageResult<()> {
@@ -415,7 +298,7 @@ fn migrate(client: &mut Client) -> StorageResult<()> {
     )?;
     let found: i64 = tx
         .query_one("SELECT coalesce(max(version), 0) FROM waymark_schema", &[])?
-        .get(0);
+        .try_get(0)?;
     if found > SCHEMA_VERSION {
         // Dropping `tx` rolls back: nothing is written.
         return Err(StorageError::NewerSchema {
@@ -443,9 +326,6 @@ fn migrate(client: &mut Client) -> StorageResult<()> {
     Ok(())
 }
 
-/// The first schema whose blobs carry their chain hash.
-const CHAIN_SCHEMA: i64 = 4;
-
 /// Fills in the chain hash of blobs stored before schema 4, workspace by workspace in sequence
 /// order (see [`ChainFill`]).
 fn backfill_chain_postgres(tx: &mut Transaction<'_>) -> StorageResult<()> {
@@ -456,8 +336,8 @@ fn backfill_chain_postgres(tx: &mut Transaction<'_>) -> StorageResult<()> {
     let update = tx.prepare("UPDATE blobs SET chain = $3 WHERE workspace = $1 AND seq = $2")?;
     let mut fill = ChainFill::default();
     for row in rows {
-        let (workspace, seq): (i64, i64) = (row.get(0), row.get(1));
-        let chain = fill.next(workspace, to_u64(seq), &fixed(row.get(2))?);
+        let (workspace, seq): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let chain = fill.next(workspace, to_u64(seq), &fixed(row.try_get(2)?)?);
         tx.execute(&update, &[&workspace, &seq, &&chain[..]])?;
     }
     Ok(())
@@ -478,7 +358,8 @@ fn chain_at(
             "SELECT chain FROM blobs WHERE workspace = $1 AND seq = $2",
             &[&workspace, &to_i64(seq)],
         )?
-        .map(|row| row.get(0));
+        .map(|row| row.try_get(0))
+        .transpose()?;
     chain.flatten().map(fixed).transpose()
 }
 
@@ -495,19 +376,9 @@ fn live_device(
          WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
         &[&device_id, &workspace],
     )?
-    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)) })
+    .transpose()?
     .ok_or(StorageError::DeviceRevoked)
-}
-
-fn workspace_key(tx: &mut Transaction<'_>, workspace_id: &str) -> StorageResult<i64> {
-    tx.query_opt(
-        "SELECT id FROM workspaces WHERE public_id = $1",
-        &[&workspace_id],
-    )?
-    .map(|row| row.get(0))
-    .ok_or_else(|| StorageError::NotFound {
-        what: format!("workspace {workspace_id}"),
-    })
 }
 
 /// Locks a workspace's row until the transaction ends (see the module documentation) and
@@ -518,7 +389,7 @@ fn lock_workspace(tx: &mut Transaction<'_>, workspace: i64) -> StorageResult<i64
             "SELECT head_seq FROM workspaces WHERE id = $1 FOR NO KEY UPDATE",
             &[&workspace],
         )?
-        .get(0))
+        .try_get(0)?)
 }
 
 /// Revokes device `device_id` of `workspace` inside the caller's write, with the workspace row
@@ -538,7 +409,8 @@ fn revoke_in(
              FOR NO KEY UPDATE",
             &[&device_id, &workspace],
         )?
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+        .transpose()?
     else {
         return Ok(None);
     };
@@ -563,47 +435,30 @@ fn revoke_in(
     Ok(Some(to_u64(head)))
 }
 
-/// The stored team log of `workspace` from index `from`, in order.
-fn stored_log(
-    tx: &mut Transaction<'_>,
-    workspace: i64,
-    from: u64,
-) -> StorageResult<Vec<SignedEntry>> {
-    let mut out = Vec::new();
-    for row in tx.query(
-        "SELECT entry, signature FROM team_log WHERE workspace = $1 AND idx >= $2 ORDER BY idx",
-        &[&workspace, &to_i64(from)],
-    )? {
-        out.push(SignedEntry {
-            entry: row.get(0),
-            signature: fixed(row.get(1))?,
-        });
-    }
-    Ok(out)
-}
-
 /// The check-in `id` of `workspace` as stored, if any, locked until the transaction ends.
 fn stored_check_in(
     tx: &mut Transaction<'_>,
     workspace: i64,
     id: &[u8],
 ) -> StorageResult<Option<StoredCheckIn>> {
-    Ok(tx
-        .query_opt(
-            "SELECT device, state, deadline, version, overdue_at, alert_kind, alerted_at
+    tx.query_opt(
+        "SELECT device, state, deadline, version, overdue_at, alert_kind, alerted_at
              FROM check_ins WHERE workspace = $1 AND id = $2
              FOR UPDATE",
-            &[&workspace, &id],
-        )?
-        .map(|row| StoredCheckIn {
-            device: row.get(0),
-            state: row.get(1),
-            deadline: row.get(2),
-            version: to_u64(row.get(3)),
-            overdue_at: row.get(4),
-            alert_kind: row.get(5),
-            alerted_at: row.get(6),
-        }))
+        &[&workspace, &id],
+    )?
+    .map(|row| -> StorageResult<_> {
+        Ok(StoredCheckIn {
+            device: row.try_get(0)?,
+            state: row.try_get(1)?,
+            deadline: row.try_get(2)?,
+            version: to_u64(row.try_get(3)?),
+            overdue_at: row.try_get(4)?,
+            alert_kind: row.try_get(5)?,
+            alerted_at: row.try_get(6)?,
+        })
+    })
+    .transpose()
 }
 
 /// How many check-ins device row `device` has open (overdue ones included).
@@ -613,7 +468,7 @@ fn open_check_ins(tx: &mut Transaction<'_>, device: i64) -> StorageResult<usize>
             "SELECT count(*) FROM check_ins WHERE device = $1 AND state IN ('open', 'overdue')",
             &[&device],
         )?
-        .get(0);
+        .try_get(0)?;
     Ok(usize::try_from(open).unwrap_or(usize::MAX))
 }
 
@@ -650,18 +505,8 @@ fn lock_check_in_workspaces(
             &[&parameter],
         )?
         .iter()
-        .map(|row| row.get(0))
-        .collect())
-}
-
-fn fixed<const N: usize>(bytes: Vec<u8>) -> StorageResult<[u8; N]> {
-    let len = bytes.len();
-    <[u8; N]>::try_from(bytes)
-        .map_err(|_| backend(format!("stored id has {len} bytes, expected {N}")))
-}
-
-fn epoch_of(value: i64) -> StorageResult<u32> {
-    u32::try_from(value).map_err(|_| backend(format!("stored key epoch {value} out of range")))
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 impl Storage for PostgresStorage {
@@ -703,7 +548,8 @@ impl Storage for PostgresStorage {
                          FOR SHARE",
                         &[&device, &workspace],
                     )?
-                    .map(|row| row.get(0))
+                    .map(|row| row.try_get(0))
+                    .transpose()?
                     .ok_or(StorageError::DeviceRevoked)?,
                 ),
             };
@@ -732,7 +578,8 @@ impl Storage for PostgresStorage {
                     "SELECT workspace FROM enrollment_tokens WHERE token_hash = $1",
                     &[&&enrollment_token[..]],
                 )?
-                .map(|row| row.get(0));
+                .map(|row| row.try_get(0))
+                .transpose()?;
             let Some(workspace) = workspace else {
                 return Err(StorageError::TokenUnknown);
             };
@@ -749,10 +596,10 @@ impl Storage for PostgresStorage {
             let Some(row) = row else {
                 return Err(StorageError::TokenUnknown);
             };
-            let expires_at: i64 = row.get(0);
-            let used_at: Option<i64> = row.get(1);
-            let workspace_id: String = row.get(2);
-            let role: String = row.get(3);
+            let expires_at: i64 = row.try_get(0)?;
+            let used_at: Option<i64> = row.try_get(1)?;
+            let workspace_id: String = row.try_get(2)?;
+            let role: String = row.try_get(3)?;
             if used_at.is_some() {
                 return Err(StorageError::TokenUsed);
             }
@@ -765,7 +612,7 @@ impl Storage for PostgresStorage {
                                     WHERE workspace = $1 AND (sign_key = $2 OR box_key = $3))",
                     &[&workspace, &&device.sign_key[..], &&device.box_key[..]],
                 )?
-                .get(0);
+                .try_get(0)?;
             if taken {
                 return Err(StorageError::Conflict(KEY_TAKEN.into()));
             }
@@ -787,7 +634,7 @@ impl Storage for PostgresStorage {
                         &device.actor,
                     ],
                 )?
-                .get(0);
+                .try_get(0)?;
             tx.execute(
                 "UPDATE enrollment_tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3",
                 &[&now, &device_key, &&enrollment_token[..]],
@@ -801,7 +648,7 @@ impl Storage for PostgresStorage {
     }
 
     fn authenticate(&self, device_token: &TokenHash) -> StorageResult<Option<Device>> {
-        self.with_client(|client| {
+        self.pool.with_client(|client| {
             // One statement is one snapshot: no transaction needed.
             client
                 .query_opt(
@@ -812,11 +659,11 @@ impl Storage for PostgresStorage {
                 )?
                 .map(|row| {
                     let device = Device {
-                        id: row.get(0),
-                        workspace_id: row.get(1),
-                        role: row.get(2),
+                        id: row.try_get(0)?,
+                        workspace_id: row.try_get(1)?,
+                        role: row.try_get(2)?,
                     };
-                    live_or_revoked((device, row.get(3)))
+                    live_or_revoked((device, row.try_get(3)?))
                 })
                 .transpose()
         })
@@ -832,7 +679,15 @@ impl Storage for PostgresStorage {
                      FOR NO KEY UPDATE",
                     &[&device.workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+                .map(|row| -> StorageResult<_> {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    ))
+                })
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {}", device.workspace_id),
                 })?;
@@ -847,7 +702,13 @@ impl Storage for PostgresStorage {
                      FOR NO KEY UPDATE",
                     &[&device.id, &workspace],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                    ))
+                })
+                .transpose()?
                 .ok_or(StorageError::DeviceRevoked)?;
 
             let find = tx.prepare(
@@ -886,9 +747,9 @@ impl Storage for PostgresStorage {
             for (index, blob) in blobs.iter().enumerate() {
                 let existing = tx.query_opt(&find, &[&workspace, &&blob.content_id[..]])?;
                 if let Some(row) = existing {
-                    let seq: i64 = row.get(0);
-                    let doc_id: Vec<u8> = row.get(1);
-                    let stored_epoch: i64 = row.get(2);
+                    let seq: i64 = row.try_get(0)?;
+                    let doc_id: Vec<u8> = row.try_get(1)?;
+                    let stored_epoch: i64 = row.try_get(2)?;
                     check_same_blob(index, blob, &doc_id, stored_epoch)?;
                     outcome.assigned.push(to_u64(seq));
                     continue;
@@ -896,7 +757,9 @@ impl Storage for PostgresStorage {
                 let author = blob.supersedes.is_some()
                     && tx
                         .query_opt(&first_pusher, &[&workspace, &&blob.doc_id[..]])?
-                        .is_some_and(|row| row.get::<_, i64>(0) == device_key);
+                        .map(|row| row.try_get::<_, i64>(0))
+                        .transpose()?
+                        .is_some_and(|first| first == device_key);
                 check_new_blob(index, blob, epoch, log_len > 0, &role, author)?;
                 head += 1;
                 chain = chain_next(&chain, to_u64(head), &blob.content_id);
@@ -907,7 +770,7 @@ impl Storage for PostgresStorage {
                             "SELECT min(seq) FROM blobs WHERE workspace = $1 AND snapshot_upto = $2",
                             &[&workspace, &upto],
                         )?
-                        .get::<_, Option<i64>>(0)
+                        .try_get::<_, Option<i64>>(0)?
                         .unwrap_or(head),
                     ),
                     None => None,
@@ -972,7 +835,16 @@ impl Storage for PostgresStorage {
                      FROM workspaces WHERE public_id = $1",
                     &[&workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+                .map(|row| -> StorageResult<_> {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                    ))
+                })
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
@@ -992,13 +864,13 @@ impl Storage for PostgresStorage {
             let mut used: u64 = 0;
             let mut more = false;
             for row in &sizes {
-                let size = to_u64(row.get(1));
+                let size = to_u64(row.try_get(1)?);
                 let over_budget = count > 0 && used.saturating_add(size) > max_bytes;
                 if count >= max_blobs || over_budget {
                     more = true;
                     break;
                 }
-                last = Some(row.get(0));
+                last = Some(row.try_get(0)?);
                 count += 1;
                 used = used.saturating_add(size);
             }
@@ -1017,14 +889,17 @@ impl Storage for PostgresStorage {
                 )?;
                 for row in rows {
                     blobs.push(PulledBlob {
-                        seq: to_u64(row.get(0)),
-                        content_id: fixed(row.get(1))?,
-                        doc_id: fixed(row.get(2))?,
-                        epoch: epoch_of(row.get(3))?,
-                        ciphertext: row.get(4),
-                        device_id: row.get(5),
+                        seq: to_u64(row.try_get(0)?),
+                        content_id: fixed(row.try_get(1)?)?,
+                        doc_id: fixed(row.try_get(2)?)?,
+                        epoch: epoch_of(row.try_get(3)?)?,
+                        ciphertext: row.try_get(4)?,
+                        device_id: row.try_get(5)?,
                     });
-                    chain_last = row.get::<_, Option<Vec<u8>>>(6).map(fixed).transpose()?;
+                    chain_last = row
+                        .try_get::<_, Option<Vec<u8>>>(6)?
+                        .map(fixed)
+                        .transpose()?;
                 }
             }
             let chain_after = match after <= to_u64(head) {
@@ -1053,7 +928,8 @@ impl Storage for PostgresStorage {
                     "SELECT id, head_seq FROM workspaces WHERE public_id = $1",
                     &[&workspace_id],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: format!("workspace {workspace_id}"),
                 })?;
@@ -1082,38 +958,7 @@ impl Storage for PostgresStorage {
     }
 
     fn list_devices(&self, workspace_id: Option<&str>) -> StorageResult<Vec<DeviceInfo>> {
-        self.read(|tx| {
-            if let Some(id) = workspace_id {
-                workspace_key(tx, id)?;
-            }
-            let rows = tx.query(
-                "SELECT d.public_id, d.name, w.public_id, d.enrolled_at, d.last_sync_at,
-                        d.revoked_at, d.role, d.revoked_at_seq,
-                        (SELECT count(*) FROM blobs b
-                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL),
-                        (SELECT coalesce(sum(b.size), 0)::bigint FROM blobs b
-                          WHERE b.device = d.id AND b.ciphertext IS NOT NULL)
-                 FROM devices d JOIN workspaces w ON w.id = d.workspace
-                 WHERE $1::text IS NULL OR w.public_id = $1
-                 ORDER BY w.public_id, d.enrolled_at, d.id",
-                &[&workspace_id],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|row| DeviceInfo {
-                    id: row.get(0),
-                    name: row.get(1),
-                    workspace_id: row.get(2),
-                    enrolled_at: row.get(3),
-                    last_sync_at: row.get(4),
-                    revoked_at: row.get(5),
-                    role: row.get(6),
-                    revoked_at_seq: row.get::<_, Option<i64>>(7).map(to_u64),
-                    blobs_stored: to_u64(row.get(8)),
-                    bytes_stored: to_u64(row.get(9)),
-                })
-                .collect())
-        })
+        self.read(|tx| reads::list_devices(tx, workspace_id))
     }
 
     fn revoke_device_by(
@@ -1133,7 +978,8 @@ impl Storage for PostgresStorage {
                      WHERE d.public_id = $1",
                     &[&device_id],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+                .transpose()?
                 .ok_or_else(not_found)?;
             if caller.is_some_and(|caller| caller.workspace_id != workspace_id) {
                 return Err(not_found());
@@ -1150,7 +996,8 @@ impl Storage for PostgresStorage {
                          WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
                         &[&caller.id, &workspace],
                     )?
-                    .map(|row| row.get(0))
+                    .map(|row| row.try_get(0))
+                    .transpose()?
                     .ok_or(StorageError::DeviceRevoked)?;
                 check_may_revoke(caller, &role, device_id)?;
             }
@@ -1159,80 +1006,7 @@ impl Storage for PostgresStorage {
     }
 
     fn team(&self, caller: &Device, log_from: u64) -> StorageResult<TeamResponse> {
-        self.read(|tx| {
-            let row = tx
-                .query_opt(
-                    "SELECT id, team_version, epoch, rotation_needed, log_len FROM workspaces
-                     WHERE public_id = $1",
-                    &[&caller.workspace_id],
-                )?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {}", caller.workspace_id),
-                })?;
-            let workspace: i64 = row.get(0);
-            let version: i64 = row.get(1);
-            let epoch = epoch_of(row.get(2))?;
-            let rotation_needed: bool = row.get(3);
-            let log_len: i64 = row.get(4);
-            let mut epochs: std::collections::HashMap<i64, Vec<u32>> =
-                std::collections::HashMap::new();
-            for row in tx.query(
-                "SELECT e.device, e.epoch FROM key_envelopes e JOIN devices d ON d.id = e.device
-                 WHERE d.workspace = $1 ORDER BY e.device, e.epoch",
-                &[&workspace],
-            )? {
-                epochs
-                    .entry(row.get(0))
-                    .or_default()
-                    .push(epoch_of(row.get(1))?);
-            }
-            let mut devices = Vec::new();
-            for row in tx.query(
-                "SELECT id, public_id, name, role, sign_key, box_key, join_proof, enrolled_at,
-                        revoked_at_seq, actor, last_sync_at
-                 FROM devices WHERE workspace = $1 ORDER BY enrolled_at, id",
-                &[&workspace],
-            )? {
-                let key: i64 = row.get(0);
-                devices.push(TeamDevice {
-                    device_id: row.get(1),
-                    name: row.get(2),
-                    role: row.get(3),
-                    sign_key: stored_key(row.get(4))?,
-                    box_key: stored_key(row.get(5))?,
-                    join_proof: row.get(6),
-                    enrolled_at: row.get(7),
-                    revoked_at_seq: row.get::<_, Option<i64>>(8).map(to_u64),
-                    key_epochs: epochs.remove(&key).unwrap_or_default(),
-                    actor: row.get(9),
-                    last_sync_at: row.get(10),
-                });
-            }
-            let mut envelopes = Vec::new();
-            for row in tx.query(
-                "SELECT e.epoch, e.sealed_key, e.signer_key, e.signature
-                 FROM key_envelopes e JOIN devices d ON d.id = e.device
-                 WHERE d.public_id = $1 AND d.workspace = $2 ORDER BY e.epoch",
-                &[&caller.id, &workspace],
-            )? {
-                envelopes.push(KeyEnvelope {
-                    device_id: caller.id.clone(),
-                    epoch: epoch_of(row.get(0))?,
-                    sealed_key: row.get(1),
-                    signer_key: fixed(row.get(2))?,
-                    signature: fixed(row.get(3))?,
-                });
-            }
-            Ok(TeamResponse {
-                version: to_u64(version),
-                epoch,
-                rotation_needed,
-                devices,
-                envelopes,
-                log: stored_log(tx, workspace, log_from)?,
-                log_len: to_u64(log_len),
-            })
-        })
+        self.read(|tx| reads::team(tx, caller, log_from))
     }
 
     fn append_team_log(
@@ -1248,7 +1022,7 @@ impl Storage for PostgresStorage {
             let head = lock_workspace(tx, workspace)?;
             let epoch = epoch_of(
                 tx.query_one("SELECT epoch FROM workspaces WHERE id = $1", &[&workspace])?
-                    .get(0),
+                    .try_get(0)?,
             )?;
             // Any device of the team may send entries (the signatures are the authority); it
             // must still be enrolled.
@@ -1258,7 +1032,7 @@ impl Storage for PostgresStorage {
                 &[&caller.id, &workspace],
             )?
             .ok_or(StorageError::DeviceRevoked)?;
-            let stored = stored_log(tx, workspace, 0)?;
+            let stored = reads::stored_log(tx, workspace, 0)?;
             let mut rows = std::collections::HashMap::new();
             let mut devices = Vec::new();
             for row in tx.query(
@@ -1266,14 +1040,14 @@ impl Storage for PostgresStorage {
                  FROM devices WHERE workspace = $1",
                 &[&workspace],
             )? {
-                let id: String = row.get(1);
-                rows.insert(id.clone(), row.get::<_, i64>(0));
+                let id: String = row.try_get(1)?;
+                rows.insert(id.clone(), row.try_get::<_, i64>(0)?);
                 devices.push(EnrolledDevice {
                     id,
-                    role: row.get(2),
-                    sign_key: stored_key(row.get(3))?,
-                    box_key: stored_key(row.get(4))?,
-                    revoked: row.get(5),
+                    role: row.try_get(2)?,
+                    sign_key: stored_key(row.try_get(3)?)?,
+                    box_key: stored_key(row.try_get(4)?)?,
+                    revoked: row.try_get(5)?,
                 });
             }
             let elsewhere =
@@ -1378,15 +1152,16 @@ impl Storage for PostgresStorage {
                 "SELECT epoch, log_len FROM workspaces WHERE id = $1",
                 &[&workspace],
             )?;
-            let epoch = epoch_of(row.get(0))?;
-            keys_kept_in_log(row.get::<_, i64>(1) > 0)?;
+            let epoch = epoch_of(row.try_get(0)?)?;
+            keys_kept_in_log(row.try_get::<_, i64>(1)? > 0)?;
             let (role, sign_key): (String, Option<Vec<u8>>) = tx
                 .query_opt(
                     "SELECT role, sign_key FROM devices
                      WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
                     &[&caller.id, &workspace],
                 )?
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+                .transpose()?
                 .ok_or(StorageError::DeviceRevoked)?;
             check_may_upload_keys(&role)?;
             let sign_key = sign_key.map(fixed::<32>).transpose()?;
@@ -1397,12 +1172,12 @@ impl Storage for PostgresStorage {
                  FROM devices WHERE workspace = $1",
                 &[&workspace],
             )? {
-                let id: String = row.get(1);
-                keys.insert(id.clone(), row.get::<_, i64>(0));
+                let id: String = row.try_get(1)?;
+                keys.insert(id.clone(), row.try_get::<_, i64>(0)?);
                 recipients.push(KeyRecipient {
                     id,
-                    revoked: row.get(2),
-                    has_box_key: row.get(3),
+                    revoked: row.try_get(2)?,
+                    has_box_key: row.try_get(3)?,
                 });
             }
             check_keys(request, epoch, &caller.id, sign_key.as_ref(), &recipients)?;
@@ -1441,30 +1216,7 @@ impl Storage for PostgresStorage {
     }
 
     fn usage(&self) -> StorageResult<Vec<WorkspaceUsage>> {
-        self.read(|tx| {
-            let rows = tx.query(
-                "SELECT w.public_id, w.name, w.head_seq,
-                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NULL),
-                    (SELECT count(*) FROM devices d WHERE d.workspace = w.id AND d.revoked_at IS NOT NULL),
-                    (SELECT count(*) FROM blobs b WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL),
-                    (SELECT coalesce(sum(b.size), 0)::bigint FROM blobs b
-                      WHERE b.workspace = w.id AND b.ciphertext IS NOT NULL)
-                 FROM workspaces w ORDER BY w.created_at, w.id",
-                &[],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|row| WorkspaceUsage {
-                    id: row.get(0),
-                    name: row.get(1),
-                    head_seq: to_u64(row.get(2)),
-                    active_devices: to_u64(row.get(3)),
-                    revoked_devices: to_u64(row.get(4)),
-                    blobs: to_u64(row.get(5)),
-                    bytes: to_u64(row.get(6)),
-                })
-                .collect())
-        })
+        self.read(|tx| reads::usage(tx))
     }
 
     fn compact(&self, superseded_before: i64) -> StorageResult<CompactReport> {
@@ -1480,14 +1232,14 @@ impl Storage for PostgresStorage {
                 &[&superseded_before],
             )?;
             Ok(CompactReport {
-                blobs_dropped: to_u64(row.get(0)),
-                bytes_dropped: to_u64(row.get(1)),
+                blobs_dropped: to_u64(row.try_get(0)?),
+                bytes_dropped: to_u64(row.try_get(1)?),
             })
         })
     }
 
     fn health(&self) -> StorageResult<()> {
-        self.with_client(|client| {
+        self.pool.with_client(|client| {
             client.query_one("SELECT count(*) FROM workspaces", &[])?;
             Ok(())
         })
@@ -1507,7 +1259,7 @@ impl Storage for PostgresStorage {
             lock_workspace(tx, workspace)?;
             let epoch = epoch_of(
                 tx.query_one("SELECT epoch FROM workspaces WHERE id = $1", &[&workspace])?
-                    .get(0),
+                    .try_get(0)?,
             )?;
             let caller: i64 = tx
                 .query_opt(
@@ -1515,7 +1267,8 @@ impl Storage for PostgresStorage {
                      WHERE public_id = $1 AND workspace = $2 AND revoked_at IS NULL",
                     &[&device.id, &workspace],
                 )?
-                .map(|row| row.get(0))
+                .map(|row| row.try_get(0))
+                .transpose()?
                 .ok_or(StorageError::DeviceRevoked)?;
             check_check_in(request, epoch)?;
             let stored = stored_check_in(tx, workspace, &request.id)?;
@@ -1585,46 +1338,7 @@ impl Storage for PostgresStorage {
         now: i64,
         grace_secs: u64,
     ) -> StorageResult<CheckInsResponse> {
-        self.read(|tx| {
-            let (workspace, version): (i64, i64) = tx
-                .query_opt(
-                    "SELECT id, check_ins_version FROM workspaces WHERE public_id = $1",
-                    &[&workspace_id],
-                )?
-                .map(|row| (row.get(0), row.get(1)))
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {workspace_id}"),
-                })?;
-            let rows = tx.query(
-                "SELECT c.id, d.public_id, c.state, c.deadline, c.overdue_at, c.version, c.epoch,
-                        c.sealed
-                 FROM check_ins c JOIN devices d ON d.id = c.device
-                 WHERE c.workspace = $1
-                   AND (c.state IN ('open', 'overdue', 'alarm') OR c.updated_at >= $2)
-                 ORDER BY c.deadline, c.id",
-                &[&workspace, &now.saturating_sub(CHECK_IN_KEPT_SECS)],
-            )?;
-            let mut check_ins = Vec::with_capacity(rows.len());
-            for row in rows {
-                let stored = CheckInRow {
-                    id: row.get(0),
-                    device_id: row.get(1),
-                    state: row.get(2),
-                    deadline: row.get(3),
-                    overdue_at: row.get(4),
-                    version: row.get(5),
-                    epoch: epoch_of(row.get(6))?,
-                    sealed: row.get(7),
-                };
-                check_ins.push(stored.listed(now, grace_secs)?);
-            }
-            Ok(CheckInsResponse {
-                version: to_u64(version),
-                now: to_u64(now),
-                grace_secs,
-                check_ins,
-            })
-        })
+        self.read(|tx| reads::check_ins(tx, workspace_id, now, grace_secs))
     }
 
     fn mark_overdue_check_ins(&self, now: i64, grace_secs: u64) -> StorageResult<u64> {
@@ -1645,8 +1359,8 @@ impl Storage for PostgresStorage {
                     &[&now, &cutoff, &workspaces],
                 )?
                 .iter()
-                .map(|row| row.get(0))
-                .collect();
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
             let count = u64::try_from(marked.len()).unwrap_or(u64::MAX);
             bump_check_ins(tx, marked)?;
             Ok(count)
@@ -1672,8 +1386,8 @@ impl Storage for PostgresStorage {
                     &[&before, &attempts, &workspaces],
                 )?
                 .iter()
-                .map(|row| row.get(0))
-                .collect();
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
             let count = u64::try_from(purged.len()).unwrap_or(u64::MAX);
             bump_check_ins(tx, purged)?;
             Ok(count)
@@ -1705,15 +1419,15 @@ impl Storage for PostgresStorage {
             )?;
             let mut alerts = Vec::with_capacity(rows.len());
             for row in rows {
-                let kind = AlertKind::from_stored(row.get(3))?;
+                let kind = AlertKind::from_stored(row.try_get(3)?)?;
                 alerts.push(CheckInAlert {
-                    workspace_id: row.get(0),
-                    check_in: fixed(row.get(1))?,
-                    device_name: row.get(2),
+                    workspace_id: row.try_get(0)?,
+                    check_in: fixed(row.try_get(1)?)?,
+                    device_name: row.try_get(2)?,
                     kind,
-                    minutes_overdue: minutes_overdue(kind, row.get(4), now),
-                    attempts: u32::try_from(row.get::<_, i64>(6)).unwrap_or(u32::MAX),
-                    version: to_u64(row.get(5)),
+                    minutes_overdue: minutes_overdue(kind, row.try_get(4)?, now),
+                    attempts: u32::try_from(row.try_get::<_, i64>(6)?).unwrap_or(u32::MAX),
+                    version: to_u64(row.try_get(5)?),
                 });
             }
             Ok(alerts)
@@ -1799,18 +1513,20 @@ impl Storage for PostgresStorage {
     fn tip_page(&self, workspace_id: &str) -> StorageResult<Option<TipPageRequest>> {
         self.read(|tx| {
             let workspace = workspace_key(tx, workspace_id)?;
-            Ok(tx
-                .query_opt(
-                    "SELECT p.statement, d.public_id, p.signature
+            tx.query_opt(
+                "SELECT p.statement, d.public_id, p.signature
                      FROM tip_pages p JOIN devices d ON d.id = p.device
                      WHERE p.workspace = $1",
-                    &[&workspace],
-                )?
-                .map(|row| TipPageRequest {
-                    statement: row.get(0),
-                    device_id: row.get(1),
-                    signature: row.get(2),
-                }))
+                &[&workspace],
+            )?
+            .map(|row| -> StorageResult<_> {
+                Ok(TipPageRequest {
+                    statement: row.try_get(0)?,
+                    device_id: row.try_get(1)?,
+                    signature: row.try_get(2)?,
+                })
+            })
+            .transpose()
         })
     }
 
@@ -1818,7 +1534,8 @@ impl Storage for PostgresStorage {
         self.read(|tx| {
             Ok(tx
                 .query_opt("SELECT statement FROM tip_pages WHERE page = $1", &[&page])?
-                .map(|row| row.get(0)))
+                .map(|row| row.try_get(0))
+                .transpose()?)
         })
     }
 
@@ -1832,7 +1549,8 @@ impl Storage for PostgresStorage {
         self.write(|tx| {
             let workspace: i64 = tx
                 .query_opt("SELECT workspace FROM tip_pages WHERE page = $1", &[&page])?
-                .map(|row| row.get(0))
+                .map(|row| row.try_get(0))
+                .transpose()?
                 .ok_or_else(|| StorageError::NotFound {
                     what: "tip page".into(),
                 })?;
@@ -1846,7 +1564,8 @@ impl Storage for PostgresStorage {
                      RETURNING tips_seq",
                     &[&workspace, &to_i64(max_waiting)],
                 )?
-                .map(|row| row.get(0))
+                .map(|row| row.try_get(0))
+                .transpose()?
             else {
                 return Ok(TipReceipt::Full);
             };
@@ -1879,12 +1598,12 @@ impl Storage for PostgresStorage {
             let mut tips = Vec::with_capacity(rows.len());
             for row in rows {
                 tips.push(tip_entry(
-                    row.get(0),
-                    row.get(1),
-                    epoch_of(row.get(2))?,
-                    row.get(3),
-                    row.get(4),
-                    row.get(5),
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    epoch_of(row.try_get(2)?)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
                 ));
             }
             Ok(tips)
@@ -1927,7 +1646,7 @@ impl Storage for PostgresStorage {
                     "SELECT count(*) FROM tip_replies WHERE workspace = $1 AND lookup = $2",
                     &[&workspace, &request.lookup],
                 )?
-                .get(0);
+                .try_get(0)?;
             if usize::try_from(kept).unwrap_or(usize::MAX) >= limits::MAX_TIP_REPLIES {
                 return Err(StorageError::Conflict(format!(
                     "this receipt has {} replies already, as many as it may",
@@ -1953,7 +1672,8 @@ impl Storage for PostgresStorage {
         self.read(|tx| {
             let Some(workspace): Option<i64> = tx
                 .query_opt("SELECT workspace FROM tip_pages WHERE page = $1", &[&page])?
-                .map(|row| row.get(0))
+                .map(|row| row.try_get(0))
+                .transpose()?
             else {
                 return Ok(None);
             };
@@ -1965,9 +1685,9 @@ impl Storage for PostgresStorage {
             let mut replies = Vec::with_capacity(rows.len());
             for row in rows {
                 replies.push(TipReply {
-                    ephemeral: fixed(row.get(0))?,
-                    nonce: fixed(row.get(1))?,
-                    sealed: row.get(2),
+                    ephemeral: fixed(row.try_get(0)?)?,
+                    nonce: fixed(row.try_get(1)?)?,
+                    sealed: row.try_get(2)?,
                 });
             }
             Ok(Some(replies))
