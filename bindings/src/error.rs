@@ -261,3 +261,55 @@ pub(crate) async fn off_thread<T: Send + 'static>(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_core_error_keeps_its_message_and_its_cause_is_logged() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk quota exceeded");
+        let core = wc::Error::Storage(wc::StorageError::Io {
+            what: "wipe",
+            source: io,
+        });
+        let e = tracing::subscriber::with_default(subscriber, || WaymarkError::from(core));
+        // The message an app sees is what it was when the cause was a string.
+        assert_eq!(
+            e,
+            WaymarkError::Storage {
+                reason: "wipe: disk quota exceeded".into()
+            }
+        );
+        let logged = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("ERROR"), "{logged}");
+        assert!(
+            logged.contains("caused_by=wipe: disk quota exceeded <- disk quota exceeded"),
+            "{logged}"
+        );
+    }
+}

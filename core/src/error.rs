@@ -12,8 +12,8 @@ use std::fmt;
 
 use thiserror::Error;
 
-pub use crate::store::StorageError;
-pub use crate::sync::NetworkError;
+pub(crate) use crate::store::StorageError;
+pub(crate) use crate::sync::NetworkError;
 
 /// Everything that can go wrong in a store call.
 ///

@@ -410,6 +410,34 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_server_is_reported_with_the_transport_error_behind_it() {
+        let server = Server::new("http://127.0.0.1:9", Some("t".into()), false).unwrap();
+        let Err(err) = server.get::<proto::PullResponse>("/v1/pull?after=0") else {
+            panic!("nothing listens on port 9");
+        };
+        assert!(
+            err.to_string()
+                .starts_with("network: no answer after 4 attempts: "),
+            "{err}"
+        );
+        // Walking source(): the network error, how the last attempt failed, then reqwest's own.
+        let mut causes = Vec::new();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(c) = cause {
+            causes.push(c);
+            cause = c.source();
+        }
+        assert!(
+            causes.iter().any(|c| c.is::<reqwest::Error>()),
+            "{causes:?}"
+        );
+        assert!(
+            causes.iter().all(|c| !c.to_string().contains("Bearer")),
+            "{causes:?}"
+        );
+    }
+
+    #[test]
     fn plain_http_is_refused_unless_loopback_or_explicitly_allowed() {
         for ok in [
             "https://sync.example.org",
