@@ -4,6 +4,10 @@
 //! `WaymarkError.<variant>` in Swift and `WaymarkError.<Variant>` in Python. The message
 //! (`toString()` in Kotlin, `description` in Swift) never carries record contents or key
 //! material: it names fields, ids and causes only, as the core's messages do.
+//!
+//! `From<waymark_core::Error>` is the one place a core error becomes a boundary error: the core
+//! error's cause chain (`source()`: SQLite, HTTP, I/O, decoder errors) is logged there with
+//! `tracing`, then flattened into the variant's `reason`, which is all a host language keeps.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -133,13 +137,19 @@ pub enum WaymarkError {
 impl From<wc::Error> for WaymarkError {
     fn from(e: wc::Error) -> Self {
         use wc::Error as C;
+        log(&e);
         match e {
             C::NotFound { what } => Self::NotFound { what },
             C::InvalidInput { field, reason } => Self::InvalidInput { field, reason },
             C::WrongKey => Self::WrongKey,
             C::NewerSchema { found, supported } => Self::NewerSchema { found, supported },
-            C::Migration { version, reason } => Self::Migration { version, reason },
-            C::Corrupt(reason) => Self::Corrupt { reason },
+            C::Migration { version, source } => Self::Migration {
+                version,
+                reason: source.to_string(),
+            },
+            C::Corrupt(c) => Self::Corrupt {
+                reason: c.to_string(),
+            },
             C::Tampered(reason) => Self::Tampered { reason },
             C::UnknownWorkspace { workspace } => Self::UnknownWorkspace { workspace },
             C::InvalidInvite(reason) => Self::InvalidInvite { reason },
@@ -149,12 +159,57 @@ impl From<wc::Error> for WaymarkError {
             C::DeviceUnknown => Self::DeviceUnknown,
             C::NotPermitted(reason) => Self::NotPermitted { reason },
             C::HostileServer(reason) => Self::HostileServer { reason },
-            C::Network(reason) => Self::Network { reason },
+            C::Network(n) => Self::Network {
+                reason: n.to_string(),
+            },
             C::Cancelled => Self::Cancelled,
             C::StorageFull => Self::StorageFull,
-            C::Storage(reason) => Self::Storage { reason },
+            C::Storage(s) => Self::Storage {
+                reason: s.to_string(),
+            },
             C::Wiped => Self::Wiped,
         }
+    }
+}
+
+/// Logs a core error with every cause behind it, at a level by how surprising it is: a failing
+/// disk or a damaged file is an error, a network or server problem a warning, and a refusal the
+/// app asked for (not found, invalid input, ...) only a debug line. Messages at every level name
+/// steps, SQL, URLs and OS errors, never record contents or keys.
+fn log(e: &wc::Error) {
+    use wc::Error as C;
+    let causes = Causes(e);
+    match e {
+        C::Storage(_) | C::StorageFull | C::Migration { .. } | C::Corrupt(_) => {
+            tracing::error!(error = %e, caused_by = %causes, "a Waymark call failed");
+        }
+        C::Network(_)
+        | C::Tampered(_)
+        | C::HostileServer(_)
+        | C::DeviceRevoked
+        | C::DeviceUnknown => {
+            tracing::warn!(error = %e, caused_by = %causes, "a Waymark call failed");
+        }
+        _ => tracing::debug!(error = %e, "a Waymark call was refused"),
+    }
+}
+
+/// The messages of an error's causes (not the error itself), outermost first.
+struct Causes<'a>(&'a wc::Error);
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut cause = std::error::Error::source(self.0);
+        let mut first = true;
+        while let Some(c) = cause {
+            if !first {
+                f.write_str(" <- ")?;
+            }
+            write!(f, "{c}")?;
+            first = false;
+            cause = c.source();
+        }
+        Ok(())
     }
 }
 
@@ -178,6 +233,7 @@ fn internal(payload: &Box<dyn Any + Send>) -> WaymarkError {
         .map(|s| (*s).to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic with no message".to_string());
+    tracing::error!(panic = %what, "a Waymark call panicked");
     WaymarkError::Internal {
         reason: format!("panic: {what}"),
     }
@@ -204,4 +260,56 @@ pub(crate) async fn off_thread<T: Send + 'static>(
             reason: "the worker thread ended without an answer".to_string(),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_core_error_keeps_its_message_and_its_cause_is_logged() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk quota exceeded");
+        let core = wc::Error::Storage(wc::StorageError::Io {
+            what: "wipe",
+            source: io,
+        });
+        let e = tracing::subscriber::with_default(subscriber, || WaymarkError::from(core));
+        // The message an app sees is what it was when the cause was a string.
+        assert_eq!(
+            e,
+            WaymarkError::Storage {
+                reason: "wipe: disk quota exceeded".into()
+            }
+        );
+        let logged = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("ERROR"), "{logged}");
+        assert!(
+            logged.contains("caused_by=wipe: disk quota exceeded <- disk quota exceeded"),
+            "{logged}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use waymark_protocol::team_log::{Entry, SignedEntry};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::model::RecordKind;
 
 /// Length of a workspace key in bytes.
@@ -173,7 +173,10 @@ fn seal_with(key: &WorkspaceKey, ad: &[u8], meta: ChunkMeta, chunk: &[u8]) -> Re
         },
         &mut *plain,
     )
-    .map_err(|e| Error::Storage(format!("encoding: {e}")))?;
+    .map_err(|source| StorageError::Encode {
+        what: "encoding",
+        source,
+    })?;
     encrypt(key, ad, &plain)
 }
 
@@ -536,7 +539,10 @@ pub(crate) fn pin_hash(pin: &str, salt: &[u8; 16]) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];
     argon2::Argon2::default()
         .hash_password_into(&input, salt, &mut out)
-        .map_err(|_| Error::Storage("hashing a PIN failed".into()))?;
+        .map_err(|source| StorageError::Hash {
+            what: "hashing a PIN failed",
+            source,
+        })?;
     Ok(out)
 }
 
@@ -668,7 +674,10 @@ pub(crate) fn verification_code(workspace: &str, who: &Identity<'_>) -> Result<S
     let mut out = [0u8; 8];
     argon2::Argon2::default()
         .hash_password_into(&input, &salt, &mut out)
-        .map_err(|_| Error::Storage("deriving a verification code failed".into()))?;
+        .map_err(|source| StorageError::Hash {
+            what: "deriving a verification code failed",
+            source,
+        })?;
     let n = u64::from_be_bytes(out) % 10u64.pow(CODE_DIGITS);
     Ok(format!(
         "{:04} {:04} {:04}",

@@ -1,6 +1,19 @@
-//! The one error type of `waymark-core`: each variant is a case a caller can act on.
+//! The public error of `waymark-core`: each variant is a case a caller can act on.
+//!
+//! The rich errors live with the modules that raise them (`store::StorageError`,
+//! `sync::NetworkError`, [`Corruption`] for what does not decode) and keep their causes
+//! (`rusqlite`, `reqwest`, `std::io`, the decoders): `std::error::Error::source()` walks the
+//! whole chain, for logs and for code that must tell a timeout from a refusal. Each message
+//! names its own step and ends with its cause's message, as `rusqlite` and `std::io` messages
+//! name SQL, types and OS errors, never bound values or record contents; a cause whose message
+//! could quote decoded data is kept out of messages on purpose (see `sync::snapshot::unpack`).
+
+use std::fmt;
 
 use thiserror::Error;
+
+pub(crate) use crate::store::StorageError;
+pub(crate) use crate::sync::NetworkError;
 
 /// Everything that can go wrong in a store call.
 ///
@@ -33,16 +46,17 @@ pub enum Error {
         supported: i64,
     },
     /// A schema migration failed and was rolled back; the data is as it was.
-    #[error("migration to schema version {version} failed and was rolled back: {reason}")]
+    #[error("migration to schema version {version} failed and was rolled back: {source}")]
     Migration {
         /// The version that could not be reached.
         version: i64,
-        /// The underlying cause.
-        reason: String,
+        /// The SQLite error that stopped it.
+        #[source]
+        source: rusqlite::Error,
     },
     /// Bytes handed in (an exchange bundle, a chunk) or found on disk could not be decoded.
     #[error("corrupt data: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Corruption),
     /// Sealed data failed authentication: altered, sealed with another key, or moved to
     /// another document, workspace or epoch. It was not applied.
     #[error("tampered data: {0}")]
@@ -83,7 +97,7 @@ pub enum Error {
     NotPermitted(String),
     /// The server could not be reached or answered with an error; nothing was lost, retry later.
     #[error("network: {0}")]
-    Network(String),
+    Network(#[from] NetworkError),
     /// The operation was cancelled; what completed before stays committed.
     #[error("cancelled")]
     Cancelled,
@@ -92,7 +106,7 @@ pub enum Error {
     StorageFull,
     /// Any other failure of the underlying storage (I/O, locking).
     #[error("storage error: {0}")]
-    Storage(String),
+    Storage(#[from] StorageError),
     /// The store was wiped: its key and files are gone, and this handle can do nothing more.
     #[error("the store was wiped: its data and keys are gone")]
     Wiped,
@@ -110,6 +124,14 @@ impl Error {
         }
     }
 
+    /// A `Corrupt` for `what`, found by a check of Waymark's own (no decoder error behind it).
+    pub(crate) fn corrupt(what: impl Into<String>) -> Self {
+        Error::Corrupt(Corruption {
+            what: what.into(),
+            source: None,
+        })
+    }
+
     /// A `NotFound` describing `what`.
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound { what: what.into() }
@@ -123,16 +145,87 @@ impl From<rusqlite::Error> for Error {
             Some(ErrorCode::DiskFull) => Error::StorageFull,
             Some(ErrorCode::NotADatabase) => Error::WrongKey,
             Some(ErrorCode::DatabaseCorrupt) => {
-                Error::Corrupt("the database file is damaged".into())
+                Error::Corrupt(Corruption::by("the database file is damaged", e))
             }
             // rusqlite's messages name SQL and types, never bound values, so they carry no record data.
-            _ => Error::Storage(e.to_string()),
+            _ => Error::Storage(StorageError::Sql(e)),
         }
     }
 }
 
 impl From<automerge::AutomergeError> for Error {
     fn from(e: automerge::AutomergeError) -> Self {
-        Error::Corrupt(format!("document: {e}"))
+        Error::Corrupt(Corruption::by("document", e))
     }
+}
+
+/// What could not be decoded, and the decoder's own error when there is one.
+#[derive(Debug)]
+pub struct Corruption {
+    what: String,
+    source: Option<Box<CodecError>>,
+}
+
+impl Corruption {
+    /// `what` could not be decoded, and `source` says why.
+    pub(crate) fn by(what: impl Into<String>, source: impl Into<CodecError>) -> Self {
+        Corruption {
+            what: what.into(),
+            source: Some(Box::new(source.into())),
+        }
+    }
+}
+
+/// A corruption found by a check of Waymark's own, with no decoder error behind it.
+impl From<&str> for Corruption {
+    fn from(what: &str) -> Self {
+        Corruption {
+            what: what.into(),
+            source: None,
+        }
+    }
+}
+
+/// A corruption found by a check of Waymark's own, with no decoder error behind it.
+impl From<String> for Corruption {
+    fn from(what: String) -> Self {
+        Corruption { what, source: None }
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(cause) => write!(f, "{}: {cause}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+impl std::error::Error for Corruption {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The decoder errors behind a [`Corruption`].
+#[derive(Debug, Error)]
+pub enum CodecError {
+    /// CBOR that does not decode into the expected type.
+    #[error(transparent)]
+    Cbor(#[from] ciborium::de::Error<std::io::Error>),
+    /// An Automerge document or chunk that does not load.
+    #[error(transparent)]
+    Document(#[from] automerge::AutomergeError),
+    /// A team log that does not replay under its rules.
+    #[error(transparent)]
+    TeamLog(#[from] waymark_protocol::team_log::LogError),
+    /// A value refused by Waymark's own checks (an id in a bundle).
+    #[error(transparent)]
+    Refused(#[from] Box<Error>),
+    /// SQLite found the database file damaged.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
 }

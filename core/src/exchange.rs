@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::crypto::{self, ChunkMeta};
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result, StorageError};
 use crate::model::{ImportReport, RecordKind, RefusedDocument};
 use crate::records;
 use crate::store::projection::{self, Rows};
@@ -77,12 +77,15 @@ struct Checkpoint {
 
 fn to_cbor<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    ciborium::into_writer(v, &mut out).map_err(|e| Error::Storage(format!("encoding: {e}")))?;
+    ciborium::into_writer(v, &mut out).map_err(|source| StorageError::Encode {
+        what: "encoding",
+        source,
+    })?;
     Ok(out)
 }
 
 fn from_cbor<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
-    ciborium::from_reader(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+    ciborium::from_reader(bytes).map_err(|e| Error::Corrupt(Corruption::by(what, e)))
 }
 
 /// Decodes untrusted Automerge bytes into `doc`, turning any failure (even a panic inside the
@@ -105,22 +108,22 @@ fn load_chunk(doc: &mut AutoCommit, id: &str, chunk: &[u8]) -> Result<()> {
                 return Ok(());
             }
             Ok(Err(AutomergeError::MissingDeps)) => {}
-            Ok(Err(e)) => return Err(Error::Corrupt(format!("document {id}: {e}"))),
-            Err(_) => return Err(Error::Corrupt(format!("document {id}: undecodable chunk"))),
+            Ok(Err(e)) => return Err(Error::Corrupt(Corruption::by(format!("document {id}"), e))),
+            Err(_) => return Err(Error::corrupt(format!("document {id}: undecodable chunk"))),
         }
     } else {
         match catch_unwind(AssertUnwindSafe(|| {
             Automerge::load_with_options(chunk, strict())
         })) {
             Ok(Ok(_)) | Ok(Err(AutomergeError::MissingDeps)) => {}
-            Ok(Err(e)) => return Err(Error::Corrupt(format!("document {id}: {e}"))),
-            Err(_) => return Err(Error::Corrupt(format!("document {id}: undecodable chunk"))),
+            Ok(Err(e)) => return Err(Error::Corrupt(Corruption::by(format!("document {id}"), e))),
+            Err(_) => return Err(Error::corrupt(format!("document {id}: undecodable chunk"))),
         }
     }
     match catch_unwind(AssertUnwindSafe(|| doc.load_incremental(chunk))) {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Error::Corrupt(format!("document {id}: {e}"))),
-        Err(_) => Err(Error::Corrupt(format!("document {id}: undecodable chunk"))),
+        Ok(Err(e)) => Err(Error::Corrupt(Corruption::by(format!("document {id}"), e))),
+        Err(_) => Err(Error::corrupt(format!("document {id}: undecodable chunk"))),
     }
 }
 
@@ -162,7 +165,7 @@ impl Store {
         if let Some(cp) = &since
             && cp.v != VERSION
         {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "checkpoint version {} is not supported",
                 cp.v
             )));
@@ -182,7 +185,7 @@ impl Store {
                 let id: String = r.get(0)?;
                 let workspace: String = r.get(1)?;
                 let kind = RecordKind::parse(&r.get::<_, String>(2)?)
-                    .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
+                    .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
                 let heads: Vec<u8> = r.get(3)?;
                 let their = theirs.get(&id);
                 if their.is_some_and(|h| h.as_slice() == heads.as_slice()) {
@@ -261,7 +264,7 @@ impl Store {
     pub fn import_changes(&self, bundle: &[u8]) -> Result<ImportReport> {
         let bundle: Bundle = from_cbor("bundle", bundle)?;
         if bundle.v != BUNDLE_VERSION && bundle.v != 2 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "bundle version {} is not supported",
                 bundle.v
             )));
@@ -269,7 +272,7 @@ impl Store {
         for d in &bundle.docs {
             validate::id("document id", &d.id)
                 .and_then(|_| validate::id("workspace id", &d.workspace))
-                .map_err(|e| Error::Corrupt(format!("bundle: {e}")))?;
+                .map_err(|e| Error::Corrupt(Corruption::by("bundle", Box::new(e))))?;
         }
         let actor = self.actor_id().clone();
         let report = self.with_writer(|w| {
@@ -310,7 +313,7 @@ impl Store {
                     };
                     if first.is_some_and(|f| f.kind != meta.kind || f.generation != meta.generation)
                     {
-                        return Err(Error::Corrupt(format!(
+                        return Err(Error::corrupt(format!(
                             "bundle: document {} mixes kinds or generations",
                             d.id
                         )));
@@ -350,7 +353,7 @@ impl Store {
                     // A rewrite carried in by hand replaces this device's copy, as pulled.
                     cached.remove(&d.id);
                     let (save, rest) = chunks.split_first().ok_or_else(|| {
-                        Error::Corrupt(format!("bundle: document {} is empty", d.id))
+                        Error::corrupt(format!("bundle: document {} is empty", d.id))
                     })?;
                     let stored =
                         store::replace_document(&tx, &target, save, meta, &actor, &authors, true)?;
@@ -558,7 +561,7 @@ pub(crate) fn insert_whole(
 /// Refuses a document whose header names another workspace or kind than it is filed under.
 fn check_label(t: &Target<'_>, h: Option<&records::Header>) -> Result<()> {
     match h {
-        Some(h) if h.workspace != t.workspace || h.kind != t.kind => Err(Error::Corrupt(format!(
+        Some(h) if h.workspace != t.workspace || h.kind != t.kind => Err(Error::corrupt(format!(
             "document {} does not match its label",
             t.id
         ))),
@@ -603,7 +606,7 @@ pub(crate) fn merge_chunks(
         kind: t.kind,
     });
     if stored.workspace != t.workspace || stored.kind != t.kind {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "document {} is filed under another workspace or kind",
             t.id
         )));

@@ -12,9 +12,10 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::model::Count;
 use crate::report::{MonthFigures, Report, ReportFilter, Scope, validate_filter};
+use crate::store::ExportError;
 use crate::store::Store;
 
 /// One cell of an exported table.
@@ -348,9 +349,12 @@ fn float(v: &SqlValue) -> Option<f64> {
     }
 }
 
-fn export_err(what: &str, e: impl std::fmt::Display) -> Error {
+fn export_err(file: &str, source: impl Into<ExportError>) -> Error {
     // Library messages name files and formats, never the data being written.
-    Error::Storage(format!("export {what}: {e}"))
+    Error::Storage(StorageError::Export {
+        file: file.into(),
+        source: source.into(),
+    })
 }
 
 impl Store {

@@ -12,11 +12,11 @@ use serde_bytes::ByteBuf;
 use waymark_protocol as proto;
 
 use crate::crypto::{self, DeviceKeys, WorkspaceKey};
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::exchange::{Target, merge_chunks};
 use crate::model::{ImportReport, NewVisit, Place, RecordKind};
 use crate::store::{Store, load_stored};
-use crate::sync::{Enrollment, SyncReport, add_membership};
+use crate::sync::{Enrollment, NetworkError, SyncReport, add_membership};
 
 /// The database key of every fixture store (fuzzing needs no secrecy).
 const FIXTURE_KEY: [u8; 32] = [0x5a; 32];
@@ -204,8 +204,7 @@ impl Fixture {
     /// Decodes `body` as the client decodes a pull answer and applies its blobs exactly as
     /// `sync()` does (verifying, opening, merging; bad blobs are set aside).
     pub fn apply_pull_response(&self, body: &[u8]) -> Result<SyncReport> {
-        let page: proto::PullResponse =
-            proto::decode(body).map_err(|e| Error::Network(e.to_string()))?;
+        let page: proto::PullResponse = proto::decode(body).map_err(NetworkError::Unreadable)?;
         self.apply(&page.blobs)
     }
 
@@ -239,8 +238,7 @@ impl Fixture {
     /// devices and roles, and the workspace keys in envelopes sealed to this device.
     /// Returns the key epochs learnt.
     pub fn apply_team_response(&self, body: &[u8]) -> Result<Vec<u32>> {
-        let team: proto::TeamResponse =
-            proto::decode(body).map_err(|e| Error::Network(e.to_string()))?;
+        let team: proto::TeamResponse = proto::decode(body).map_err(NetworkError::Unreadable)?;
         let m = self.store.membership(&self.workspace)?;
         self.store.apply_team(&m, &team)
     }
@@ -261,7 +259,9 @@ impl Fixture {
                 actor: None,
             })
         };
-        let bad = |e: proto::team_log::LogError| Error::Corrupt(e.to_string());
+        let bad = |e: proto::team_log::LogError| {
+            Error::Corrupt(Corruption::by("the fixture's team log", e))
+        };
         // Fixed bytes, so that every fixture makes the same log (the fixture never opens a
         // restricted record).
         let restricted = |epoch: u32| -> Result<Option<Restricted>> {

@@ -22,7 +22,7 @@ use waymark_protocol as proto;
 use zeroize::Zeroizing;
 
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::model::Workspace;
 use crate::store::{Store, keys, now_ms};
 use crate::sync::Enrollment;
@@ -70,8 +70,10 @@ pub(crate) struct ServerPart {
 
 pub(crate) fn encode(body: &InviteBody) -> Result<String> {
     let mut bytes = Zeroizing::new(Vec::new());
-    ciborium::into_writer(body, &mut *bytes)
-        .map_err(|e| Error::Storage(format!("encoding: {e}")))?;
+    ciborium::into_writer(body, &mut *bytes).map_err(|source| StorageError::Encode {
+        what: "encoding",
+        source,
+    })?;
     Ok(format!("{PREFIX}{}", BASE32_NOPAD.encode(&bytes)))
 }
 

@@ -41,11 +41,12 @@ mod sync;
 mod validate;
 
 pub use duplicates::{AttendeeRef, DuplicateMatch, DuplicatePair};
-pub use error::{Error, Result};
+pub use error::{CodecError, Corruption, Error, Result};
 pub use export::{Cell, ExportOptions, ExportSummary, Table};
 pub use model::*;
 pub use records::settings::TAXONOMIES;
 pub use report::{MonthFigures, Report, ReportFilter, VisitFigures, WorkshopFigures};
+pub use store::{ExportError, StorageError};
 pub use store::{KEY_LEN, PendingRevocation, Store, WipeReport};
 pub use sync::log::{AlertKind, TeamAlert};
 pub use sync::team::{PendingJoin, TeamMember, TeamStatus, TeamTrust};
@@ -54,3 +55,4 @@ pub use sync::{
     SyncPhase, SyncProgress, SyncReport, TipAnswer, TipFields, TipPage, TipPageLanguage,
     read_tip_replies, send_tip,
 };
+pub use sync::{NetworkError, Refusal};

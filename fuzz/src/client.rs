@@ -89,7 +89,7 @@ pub fn pull_response(data: &[u8]) {
                 report.set_aside.iter().map(|b| b.seq).collect();
             assert_eq!(set_aside.len(), seqs.len(), "{report:?}");
         }
-        Err(Error::Network(message)) => assert!(message.contains("CBOR"), "{message}"),
+        Err(Error::Network(e)) => assert!(e.to_string().contains("CBOR"), "{e}"),
         Err(e) => panic!("a pull answer caused an unexpected error: {e:?}"),
     });
 }
@@ -251,7 +251,7 @@ pub fn team_response(data: &[u8]) {
                 );
             }
         }
-        Err(Error::Network(message)) => assert!(message.contains("CBOR"), "{message}"),
+        Err(Error::Network(e)) => assert!(e.to_string().contains("CBOR"), "{e}"),
         Err(Error::HostileServer(reason)) => assert!(!reason.is_empty()),
         Err(e) => assert_refused_cleanly("a team directory", &e),
     });

@@ -301,7 +301,7 @@ pub(crate) fn set_member(
     present: bool,
 ) -> Result<()> {
     let set = get_obj(doc, obj, key, ObjType::Map)
-        .ok_or_else(|| Error::Corrupt(format!("record has no {key} set")))?;
+        .ok_or_else(|| Error::corrupt(format!("record has no {key} set")))?;
     if present {
         doc.put(&set, member, true)?;
     } else if doc.get(&set, member)?.is_some() {
@@ -313,7 +313,7 @@ pub(crate) fn set_member(
 /// Replaces the Text at `obj[key]` with `text`, as a character-level diff.
 pub(crate) fn set_text(doc: &mut AutoCommit, obj: &ObjId, key: &str, text: &str) -> Result<()> {
     let t = get_obj(doc, obj, key, ObjType::Text)
-        .ok_or_else(|| Error::Corrupt(format!("record has no {key} text")))?;
+        .ok_or_else(|| Error::corrupt(format!("record has no {key} text")))?;
     doc.update_text(&t, text)?;
     Ok(())
 }

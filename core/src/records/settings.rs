@@ -386,7 +386,7 @@ pub(crate) fn validate_edit(e: &SettingsEdit) -> Result<()> {
 
 fn map(doc: &AutoCommit, key: &str) -> Result<automerge::ObjId> {
     get_obj(doc, &ROOT, key, ObjType::Map)
-        .ok_or_else(|| Error::Corrupt(format!("settings have no {key} map")))
+        .ok_or_else(|| Error::corrupt(format!("settings have no {key} map")))
 }
 
 /// Applies one settings edit.

@@ -164,7 +164,7 @@ pub(crate) fn apply(doc: &mut AutoCommit, e: &WorkshopEdit) -> Result<()> {
 
 fn container(doc: &AutoCommit, key: &str) -> Result<automerge::ObjId> {
     get_obj(doc, &ROOT, key, ObjType::Map)
-        .ok_or_else(|| Error::Corrupt(format!("workshop has no {key} map")))
+        .ok_or_else(|| Error::corrupt(format!("workshop has no {key} map")))
 }
 
 /// Checks an attendee in and returns their id.

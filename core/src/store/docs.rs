@@ -3,7 +3,7 @@
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::model::RecordKind;
 
 /// After this many appended chunks a document is rewritten as one compacted save.
@@ -41,9 +41,9 @@ pub(crate) fn load(conn: &Connection, id: &str, actor: &ActorId) -> Result<Optio
         return Ok(None);
     };
     let kind = RecordKind::parse(&kind)
-        .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
+        .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
     let mut doc = AutoCommit::load(&snapshot)
-        .map_err(|e| Error::Corrupt(format!("document {id}: {e}")))?
+        .map_err(|e| Error::Corrupt(Corruption::by(format!("document {id}"), e)))?
         .with_actor(actor.clone());
     let mut st =
         conn.prepare_cached("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?;
@@ -51,7 +51,7 @@ pub(crate) fn load(conn: &Connection, id: &str, actor: &ActorId) -> Result<Optio
     while let Some(r) = rows.next()? {
         let chunk: Vec<u8> = r.get(0)?;
         doc.load_incremental(&chunk)
-            .map_err(|e| Error::Corrupt(format!("document {id}: {e}")))?;
+            .map_err(|e| Error::Corrupt(Corruption::by(format!("document {id}"), e)))?;
     }
     Ok(Some(StoredDoc {
         doc,

@@ -96,7 +96,7 @@ impl Store {
             }
             let creator = hex::decode(&creator)
                 .map(ActorId::from)
-                .map_err(|_| Error::Corrupt(format!("record {id} names no author")))?;
+                .map_err(|_| Error::corrupt(format!("record {id} names no author")))?;
             let mut rewritten = rewrite(&stored.doc, creator, how)?;
             let save = rewritten.save();
             let restricted = projection::is_restricted(&tx, id)?;

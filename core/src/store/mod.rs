@@ -11,6 +11,7 @@
 //! The API is blocking; hosts call it from a worker thread.
 
 mod docs;
+mod error;
 mod forget;
 pub(crate) mod keys;
 pub(crate) mod outbox;
@@ -35,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::ids::new_id;
 use crate::model::*;
 use crate::records::{self, Header, meta, settings, visit, workshop};
+pub use error::{ExportError, StorageError};
 
 pub(crate) use docs::{StoredDoc, forget as forget_document};
 pub(crate) use forget::{checkpoint, replace as replace_document};

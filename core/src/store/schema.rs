@@ -495,13 +495,13 @@ pub(crate) fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result
     }
     for m in migrations.iter().filter(|m| m.version > found) {
         let tx = conn.transaction()?;
-        step(&tx, m).map_err(|e| Error::Migration {
+        step(&tx, m).map_err(|source| Error::Migration {
             version: m.version,
-            reason: e.to_string(),
+            source,
         })?;
-        tx.commit().map_err(|e| Error::Migration {
+        tx.commit().map_err(|source| Error::Migration {
             version: m.version,
-            reason: e.to_string(),
+            source,
         })?;
     }
     Ok(())

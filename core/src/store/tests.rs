@@ -154,6 +154,10 @@ fn a_failed_migration_leaves_the_file_as_it_was() {
         matches!(err, Error::Migration { version: 2, .. }),
         "{err:?}"
     );
+    // The SQLite error that stopped it is kept, not only its message.
+    let cause = std::error::Error::source(&err).unwrap();
+    assert!(cause.is::<rusqlite::Error>(), "{cause:?}");
+    assert!(err.to_string().contains("no_such_table"), "{err}");
     assert_eq!(version(&path), 1);
     let conn = raw(&path);
     let half: i64 = conn

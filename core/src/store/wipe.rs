@@ -28,7 +28,7 @@ use rusqlite::config::DbConfig;
 use zeroize::Zeroizing;
 
 use super::{Store, lock};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 
 /// The files SQLite may keep next to the database, overwritten (all of it) before unlinking:
 /// they can hold newer copies of any page.
@@ -204,7 +204,10 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// Overwrites and removes the store's files; returns how many there were.
 fn destroy(db: &Path, page_size: u64, key_pages: &[u64]) -> Result<u32> {
-    let io = |e: std::io::Error| Error::Storage(format!("wipe: {e}"));
+    let io = |source| StorageError::Io {
+        what: "wipe",
+        source,
+    };
     let mut removed = 0;
     // Logs and index go first: a database file left alone by a crash mid-wipe is unreadable
     // (its first page is gone), while a log left next to a new database would be replayed

@@ -23,7 +23,7 @@ use waymark_protocol::check_in_states as states;
 use super::http::{Call, Server};
 use super::{Changed, Membership, team};
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::ids::new_id;
 use crate::store::{Store, keys, now_ms};
 use crate::validate;
@@ -458,8 +458,10 @@ impl Store {
                 note: r.details.note,
             };
             let mut plain = zeroize::Zeroizing::new(Vec::new());
-            ciborium::into_writer(&sealed, &mut *plain)
-                .map_err(|e| Error::Storage(format!("encoding: {e}")))?;
+            ciborium::into_writer(&sealed, &mut *plain).map_err(|source| StorageError::Encode {
+                what: "encoding",
+                source,
+            })?;
             let doc = crypto::doc_id_bytes(id)?;
             let due_ms = (r.expected_back - now_ms()).max(0);
             Ok(Some(proto::CheckInRequest {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use waymark_protocol as proto;
 
 use super::pace::Pace;
+use super::{NetworkError, Refusal};
 use crate::error::{Error, Result};
 
 /// Attempts per request before giving up on a transient failure.
@@ -40,24 +41,9 @@ pub(crate) struct Server {
     pace: Mutex<Pace>,
 }
 
-/// A request the server refused for good (a 4xx other than 401, 403 and 429): retrying it as it
-/// is cannot help.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    /// The HTTP status.
-    pub status: u16,
-    /// The stable error code from `waymark_protocol::codes`.
-    pub code: String,
-    /// The server's message for people.
-    pub message: String,
-}
-
 impl Refusal {
     fn into_error(self) -> Error {
-        Error::Network(format!(
-            "server refused ({} {}): {}",
-            self.status, self.code, self.message
-        ))
+        Error::Network(NetworkError::Refused(self))
     }
 }
 
@@ -234,7 +220,7 @@ impl Server {
         bytes_up: u64,
         request: impl Fn() -> reqwest::Result<Response>,
     ) -> std::result::Result<Exchange<Resp>, Failed> {
-        let mut last = String::new();
+        let mut last = None;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 self.wait(backoff(attempt))?;
@@ -244,7 +230,7 @@ impl Server {
                 Ok(r) => r,
                 Err(e) => {
                     // Connection refused, reset, timed out: the network comes and goes.
-                    last = describe(&e);
+                    last = Some(NetworkError::Transport(e));
                     continue;
                 }
             };
@@ -258,7 +244,7 @@ impl Server {
             let body = match resp.bytes() {
                 Ok(b) => b,
                 Err(e) => {
-                    last = describe(&e);
+                    last = Some(NetworkError::Transport(e));
                     continue;
                 }
             };
@@ -278,7 +264,7 @@ impl Server {
                     }),
                     // A cut-short body that still claimed success: try again.
                     Err(e) => {
-                        last = format!("unreadable answer: {}", e.message);
+                        last = Some(NetworkError::Unreadable(e));
                         continue;
                     }
                 };
@@ -303,16 +289,17 @@ impl Server {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after.unwrap_or(BACKOFF);
                     if wait > MAX_RETRY_AFTER {
-                        return Err(Failed::Error(Error::Network(format!(
-                            "the server asks to wait {} s before syncing again",
-                            wait.as_secs()
-                        ))));
+                        return Err(Failed::Error(Error::Network(NetworkError::Busy {
+                            wait_secs: wait.as_secs(),
+                        })));
                     }
                     self.wait(wait)?;
-                    last = "rate limited".into();
+                    last = Some(NetworkError::RateLimited);
                 }
                 StatusCode::FORBIDDEN => return Err(Failed::Error(Error::NotPermitted(message))),
-                s if s.is_server_error() => last = format!("server error {s}: {message}"),
+                s if s.is_server_error() => {
+                    last = Some(NetworkError::Server { status: s, message });
+                }
                 s => {
                     // A request the server will never accept as it is: retrying cannot help.
                     return Err(Failed::Refused(Refusal {
@@ -323,9 +310,10 @@ impl Server {
                 }
             }
         }
-        Err(Failed::Error(Error::Network(format!(
-            "no answer after {ATTEMPTS} attempts: {last}"
-        ))))
+        Err(Failed::Error(Error::Network(NetworkError::GaveUp {
+            attempts: ATTEMPTS,
+            last: Box::new(last.unwrap_or(NetworkError::Other("no attempt was made".into()))),
+        })))
     }
 }
 
@@ -394,7 +382,7 @@ pub(crate) fn shared_client() -> Result<Client> {
         .timeout(Duration::from_secs(60))
         .user_agent(concat!("waymark-core/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::Network(format!("cannot build an HTTP client: {e}")))?;
+        .map_err(NetworkError::Client)?;
     Ok(CLIENT.get_or_init(|| c).clone())
 }
 
@@ -402,17 +390,6 @@ fn backoff(attempt: u32) -> Duration {
     let base = BACKOFF * 2u32.saturating_pow(attempt - 1);
     // Jitter so that a team's phones regaining the network together do not retry in step.
     base + Duration::from_millis(rand::random::<u64>() % 200)
-}
-
-/// A transport error without the URL's query (nothing secret is in URLs, but keep logs short).
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "could not connect".into()
-    } else {
-        e.to_string()
-    }
 }
 
 #[cfg(test)]
@@ -430,6 +407,34 @@ mod tests {
             Server::new("ftp://example.org", None, false).err(),
             Some(Error::InvalidInput { .. })
         ));
+    }
+
+    #[test]
+    fn an_unreachable_server_is_reported_with_the_transport_error_behind_it() {
+        let server = Server::new("http://127.0.0.1:9", Some("t".into()), false).unwrap();
+        let Err(err) = server.get::<proto::PullResponse>("/v1/pull?after=0") else {
+            panic!("nothing listens on port 9");
+        };
+        assert!(
+            err.to_string()
+                .starts_with("network: no answer after 4 attempts: "),
+            "{err}"
+        );
+        // Walking source(): the network error, how the last attempt failed, then reqwest's own.
+        let mut causes = Vec::new();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(c) = cause {
+            causes.push(c);
+            cause = c.source();
+        }
+        assert!(
+            causes.iter().any(|c| c.is::<reqwest::Error>()),
+            "{causes:?}"
+        );
+        assert!(
+            causes.iter().all(|c| !c.to_string().contains("Bearer")),
+            "{causes:?}"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use waymark_protocol::team_log::{Body, EntryHash, SignedEntry, TeamState};
 
 use crate::crypto::{self, DeviceKeys};
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::store::now_ms;
 
 /// What kind of misbehaviour of the server a device noticed.
@@ -147,7 +147,7 @@ impl LocalLog {
         let state = match entries.is_empty() {
             true => None,
             false => Some(TeamState::replay_stored(&entries).map_err(|e| {
-                Error::Corrupt(format!("the stored team log does not verify: {e}"))
+                Error::Corrupt(Corruption::by("the stored team log does not verify", e))
             })?),
         };
         Ok(LocalLog { entries, state })

@@ -10,6 +10,7 @@
 //! reported, never applied, and the rest of the sync goes on.
 
 mod check_ins;
+mod error;
 pub(crate) mod http;
 pub(crate) mod log;
 mod pace;
@@ -21,6 +22,7 @@ mod tips;
 mod tipster;
 
 pub use check_ins::{CheckIn, CheckInDetails, CheckInState};
+pub use error::{NetworkError, Refusal};
 pub use snapshot::CompactReport;
 pub use tips::{TipPage, TipPageLanguage};
 pub use tipster::{TipAnswer, TipFields, read_tip_replies, send_tip};
@@ -501,7 +503,7 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             for (id, kind) in docs {
                 let kind = crate::model::RecordKind::parse(&kind)
-                    .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
+                    .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
                 restore::queue_whole(&tx, workspace, &id, kind)?;
             }
             tx.commit()?;
@@ -795,18 +797,13 @@ impl Store {
                     }
                     continue;
                 }
-                Err(r) => {
-                    return Err(Error::Network(format!(
-                        "server refused ({} {}): {}",
-                        r.status, r.code, r.message
-                    )));
-                }
+                Err(r) => return Err(NetworkError::Refused(r).into()),
             };
             if resp.body.assigned.len() != n {
-                return Err(Error::Network(format!(
+                return Err(Error::Network(NetworkError::Other(format!(
                     "the server acknowledged {} of {n} blobs",
                     resp.body.assigned.len()
-                )));
+                ))));
             }
             // Acknowledged: only now may the rows go.
             self.with_writer(|w| {

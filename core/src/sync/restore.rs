@@ -188,7 +188,7 @@ impl Store {
             let mut queued = 0u64;
             for (id, kind) in docs {
                 let kind = RecordKind::parse(&kind)
-                    .ok_or_else(|| Error::Corrupt(format!("document {id} has an unknown kind")))?;
+                    .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
                 let sent = match coordinator {
                     true => queue_whole(&tx, &m.workspace, &id, kind)?,
                     false => queue_own_changes(&tx, &m.workspace, &id, kind, &own_actor)?,

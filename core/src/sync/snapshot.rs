@@ -28,7 +28,7 @@ use waymark_protocol as proto;
 use super::http::{Call, Server};
 use super::{Membership, team};
 use crate::crypto::{self, ChunkMeta};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::model::RecordKind;
 use crate::store::{Store, keys, load_stored, projection};
 
@@ -86,13 +86,23 @@ fn packed_within<'a>(records: &'a [Packed], out: &mut Vec<(&'a [Packed], Vec<u8>
 /// Packs `records` into the compressed bytes sealed in a snapshot blob.
 fn pack(records: &[Packed]) -> Result<Vec<u8>> {
     let mut cbor = Vec::new();
-    ciborium::into_writer(&records, &mut cbor)
-        .map_err(|e| Error::Storage(format!("encoding a snapshot: {e}")))?;
-    zstd::bulk::compress(&cbor, LEVEL).map_err(|e| Error::Storage(format!("compressing: {e}")))
+    ciborium::into_writer(&records, &mut cbor).map_err(|source| StorageError::Encode {
+        what: "encoding a snapshot",
+        source,
+    })?;
+    zstd::bulk::compress(&cbor, LEVEL).map_err(|source| {
+        StorageError::Io {
+            what: "compressing",
+            source,
+        }
+        .into()
+    })
 }
 
 /// The records of a snapshot's opened chunk.
 pub(crate) fn unpack(chunk: &[u8]) -> Result<Vec<Packed>> {
+    // The decoders' errors are dropped on purpose: a serde message can quote a string it did
+    // not expect, and this chunk is a team's records in clear.
     let bad = || Error::Corrupt("a snapshot does not unpack".into());
     let cbor = zstd::bulk::decompress(chunk, MAX_UNPACKED).map_err(|_| bad())?;
     ciborium::from_reader(cbor.as_slice()).map_err(|_| bad())

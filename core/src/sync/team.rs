@@ -17,7 +17,7 @@ use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState, Vo
 
 use super::http::{Call, Server};
 use super::log::{self, AlertKind, Anchor, LocalLog, Reconciled, TeamAlert};
-use super::{Membership, SyncReport};
+use super::{Membership, NetworkError, SyncReport};
 use crate::crypto::{self, DeviceKeys};
 use crate::error::{Error, Result};
 use crate::model::RecordKind;
@@ -120,7 +120,7 @@ pub(crate) fn own_keys(conn: &Connection, workspace: &str) -> Result<DeviceKeys>
         .as_deref()
         .and_then(DeviceKeys::from_bytes)
         .ok_or_else(|| {
-            Error::Corrupt(format!(
+            Error::corrupt(format!(
                 "the membership of {workspace} has no device keys: join the workspace again"
             ))
         })
@@ -337,7 +337,7 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
             }
             _ if old_epoch < epoch => {
                 let old_key = keys::at_epoch(tx, workspace, old_epoch)?.ok_or_else(|| {
-                    Error::Corrupt(format!("no key for queued epoch {old_epoch}"))
+                    Error::corrupt(format!("no key for queued epoch {old_epoch}"))
                 })?;
                 let doc_bytes = crypto::doc_id_bytes(&doc)?;
                 let (meta, chunk) =
@@ -989,10 +989,10 @@ impl Store {
             Ok(_) => Ok(true),
             // Another coordinator started it first: take theirs at the next refresh.
             Err(r) if r.code == proto::codes::TEAM_LOG_MOVED => Ok(true),
-            Err(r) => Err(Error::Network(format!(
-                "the server refused the start of the team log ({} {}): {}",
-                r.status, r.code, r.message
-            ))),
+            Err(refusal) => Err(Error::Network(NetworkError::RefusedStep {
+                step: "the start of the team log",
+                refusal,
+            })),
         }
     }
 
@@ -1131,11 +1131,11 @@ impl Store {
                     // Another coordinator appended first: look at the team again.
                     self.refresh_team(server, m)?;
                 }
-                Err(r) => {
-                    return Err(Error::Network(format!(
-                        "the server refused a team log append ({} {}): {}",
-                        r.status, r.code, r.message
-                    )));
+                Err(refusal) => {
+                    return Err(Error::Network(NetworkError::RefusedStep {
+                        step: "a team log append",
+                        refusal,
+                    }));
                 }
             }
         }

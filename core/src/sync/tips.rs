@@ -21,7 +21,7 @@ use super::http::{Call, Server};
 use super::log::{AlertKind, record_alert};
 use super::{Changed, Membership, team};
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::model::{NewVisit, RecordKind, Tip, TipReply};
 use crate::records::tip;
 use crate::store::{Store, keys, now_ms};
@@ -483,7 +483,7 @@ impl Store {
         }
         let sent_at = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|_| Error::Storage("the clock cannot be formatted".into()))?;
+            .map_err(StorageError::Clock)?;
         let plain = serde_json::json!({"v": 1, "text": text, "sent_at": sent_at}).to_string();
         let (ephemeral, nonce, sealed) = crypto::seal_box_once(&reply_key, plain.as_bytes())?;
         let request = proto::encode(&proto::TipReplyRequest {

@@ -8,9 +8,10 @@ use sha2::{Digest, Sha512};
 use waymark_protocol as proto;
 use zeroize::Zeroizing;
 
+use super::NetworkError;
 use super::http::shared_client;
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::validate;
 
 /// The alphabet of receipt codes: no `0`, `1`, `l` or `o`, which read alike.
@@ -90,8 +91,13 @@ fn page_base(page_url: &str) -> Result<String> {
     Ok(url.to_string())
 }
 
-fn network(what: &str) -> impl Fn(reqwest::Error) -> Error + '_ {
-    move |e| Error::Network(format!("{what}: {}", e.without_url()))
+fn network(what: &'static str) -> impl Fn(reqwest::Error) -> Error {
+    move |e| {
+        Error::Network(NetworkError::TipPage {
+            what,
+            source: e.without_url(),
+        })
+    }
 }
 
 /// Reads the page's configuration from the page itself, as its script does.
@@ -160,7 +166,10 @@ pub fn send_tip(page_url: &str, fields: &TipFields) -> Result<String> {
         nonce: data_encoding::BASE64.encode(&nonce),
         sealed: data_encoding::BASE64.encode(&sealed),
     })
-    .map_err(|_| Error::Storage("a tip could not be written".into()))?;
+    .map_err(|source| StorageError::Json {
+        what: "a tip could not be written",
+        source,
+    })?;
     shared_client()?
         .post(format!(
             "{}{}/{}/tips",
@@ -221,8 +230,7 @@ pub fn read_tip_replies(page_url: &str, code: &str) -> Result<Vec<TipAnswer>> {
         .and_then(reqwest::blocking::Response::error_for_status)
         .and_then(reqwest::blocking::Response::bytes)
         .map_err(network("reading replies"))?;
-    let answer: Replies = serde_json::from_slice(&answer)
-        .map_err(|_| Error::Network("the server's list of replies is unreadable".into()))?;
+    let answer: Replies = serde_json::from_slice(&answer).map_err(NetworkError::TipReplies)?;
     let b64 = |s: &str| data_encoding::BASE64.decode(s.as_bytes()).ok();
     let mut out = Vec::new();
     for r in answer.replies {
