@@ -341,6 +341,15 @@ fn check_url(base: &str, insecure: bool) -> Result<()> {
     if rest.is_empty() || rest.starts_with('/') {
         return Err(Error::invalid("server_url", "names no host"));
     }
+    // A user name or password in the URL would be stored with the membership and could be
+    // quoted by a transport error's message; the device proves itself with its token instead.
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    if authority.contains('@') {
+        return Err(Error::invalid(
+            "server_url",
+            "must not carry a user name or password: the device signs in with its own token",
+        ));
+    }
     Ok(())
 }
 
@@ -456,6 +465,8 @@ mod tests {
             "http://localhost.evil.example",
             "http://[::2]:80",
             "https://",
+            "https://user:secret@sync.example.org",
+            "https://operator@sync.example.org/waymark",
         ] {
             assert!(
                 matches!(
