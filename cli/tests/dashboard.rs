@@ -31,6 +31,8 @@ struct Dashboard {
     port: u16,
     /// What it wrote to standard error.
     log: Arc<Mutex<String>>,
+    /// What it printed after its first address.
+    printed: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Dashboard {
@@ -64,7 +66,13 @@ impl Dashboard {
             .map_while(Result::ok)
             .find_map(|l| l.strip_prefix("dashboard: ").map(str::to_string))
             .expect("the dashboard printed its address");
-        std::thread::spawn(move || for _ in lines {});
+        let printed = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&printed);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         let log = Arc::new(Mutex::new(String::new()));
         let (mut stderr, kept) = (child.stderr.take().unwrap(), Arc::clone(&log));
         std::thread::spawn(move || {
@@ -89,7 +97,25 @@ impl Dashboard {
             url,
             port,
             log,
+            printed,
         }
+    }
+
+    /// The newest address printed after the first (one per login), waiting for it a while.
+    fn newest_url(&self) -> String {
+        for _ in 0..100 {
+            let printed = self.printed.lock().unwrap();
+            if let Some(url) = printed
+                .iter()
+                .rev()
+                .find_map(|l| l.strip_prefix("dashboard: "))
+            {
+                return url.to_string();
+            }
+            drop(printed);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("no new address printed");
     }
 
     fn token(&self) -> String {
@@ -198,6 +224,13 @@ fn the_dashboard_answers_only_the_browser_that_opened_its_address() {
     let cookie = set.split(';').next().unwrap().to_string();
     assert!(!cookie.contains(&token));
     assert_eq!(raw(&addr, "GET", &right, &[("Host", host)]).status, 403);
+    // The terminal then shows a fresh address for a second browser: it works once too.
+    let second = d.newest_url();
+    let second_token = second.split_once("?token=").unwrap().1.to_string();
+    assert_ne!(second_token, token);
+    let second = format!("/?token={second_token}");
+    assert_eq!(raw(&addr, "GET", &second, &[("Host", host)]).status, 303);
+    assert_eq!(raw(&addr, "GET", &second, &[("Host", host)]).status, 403);
 
     // With the cookie: served, with the headers that keep the page to itself.
     let page = raw(&addr, "GET", "/", &[("Host", host), ("Cookie", &cookie)]);
@@ -264,6 +297,7 @@ fn the_dashboard_answers_only_the_browser_that_opened_its_address() {
     let log = d.log.lock().unwrap().clone();
     assert!(log.contains("refused"), "{log}");
     assert!(!log.contains(&token) && !log.contains(&cookie), "{log}");
+    assert!(!log.contains(&second_token), "{log}");
 }
 
 /// Clicks the element `selector` (a link or a form's button) and waits for the page it leads
@@ -608,6 +642,20 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
     click_and_wait(&mut b, "#reply-form button");
     assert!(text(&mut b, "#flash").contains("Reply sealed"));
     assert!(text(&mut b, "#replies").contains(answer));
+    // ... and makes it a restricted visit to follow up, the tip's place filled in.
+    let tip_page = b.eval("location.href").as_str().unwrap().to_string();
+    b.eval("document.querySelector('#visit-form input[name=area]').value = 'Riverside'; true");
+    click_and_wait(&mut b, "#visit-form button");
+    assert!(text(&mut b, "#flash").contains("Visit made from the tip"));
+    assert_eq!(text(&mut b, "#title"), "Riverside lane 14restricted");
+    assert!(text(&mut b, "#notes").contains("Orchid massage parlour"));
+    let from_tip = b
+        .eval("decodeURIComponent(location.pathname.split('/').pop())")
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.open(&tip_page);
+    assert!(text(&mut b, "main").contains("Turned into a visit"));
     click_and_wait(&mut b, "#restricted-toggle");
     assert!(text(&mut b, "#hidden").contains("restricted"));
     b.open(&format!("{origin}/visits"));
@@ -696,6 +744,51 @@ fn a_coordinator_follows_the_team_resolves_a_conflict_and_approves_a_join_in_the
         assert!(p.conflicts(&bus).unwrap().is_empty());
         assert_eq!(p.get_visit(&bus).unwrap().people_reached, 8);
     }
+    // The visit made from the tip reached Amina's phone, a coordinator's: restricted, readable.
+    let v = amina.get_visit(&from_tip).unwrap();
+    assert_eq!(
+        (v.place.name.as_str(), v.sensitivity),
+        ("Riverside lane 14", Sensitivity::Restricted)
+    );
+
+    // A phone invited by Amina's phone, not by this computer: the page admits it only as
+    // "the codes match", after the coordinator compared them.
+    let approval = amina.create_approval_invite(&ws, 3600).unwrap();
+    let (_d_dir, dmitri) = phone("Dmitri's phone");
+    dmitri.join(&approval).unwrap();
+    let _ = dmitri.sync();
+    b.open(&format!("{origin}/team"));
+    let pending = text(&mut b, "table.pending");
+    assert!(pending.contains("Dmitri's phone"), "{pending}");
+    assert_eq!(
+        b.eval("document.querySelectorAll('table.pending button.approve').length"),
+        0,
+        "not invited here: no plain approve"
+    );
+    click_and_wait(&mut b, "table.pending button.confirm");
+    assert!(
+        text(&mut b, "#flash").contains("Admitted Dmitri's phone"),
+        "{}",
+        text(&mut b, "#flash")
+    );
+    dmitri.sync().unwrap();
+    assert_eq!(dmitri.get_visit(&bus).unwrap().people_reached, 8);
+
+    // Dmitri's phone is then lost: revoked from the team page (after the page asks to be
+    // sure), its next sync is refused.
+    let dmitri_id = b.eval(
+        "[...document.querySelectorAll('table.members tr')]
+           .find(r => r.textContent.includes(\"Dmitri's phone\")).dataset.device",
+    );
+    let dmitri_id = dmitri_id.as_str().unwrap().to_string();
+    b.eval("window.confirm = () => true; true");
+    click_and_wait(
+        &mut b,
+        &format!("table.members tr[data-device=\"{dmitri_id}\"] button.danger"),
+    );
+    assert!(text(&mut b, "#flash").contains("Revoked Dmitri's phone"));
+    assert!(matches!(dmitri.sync(), Err(Error::DeviceRevoked)));
+
     // The tipster reads the answer with their receipt code.
     let replies = read_tip_replies(&page_url, &receipt).unwrap();
     assert_eq!(replies.len(), 1);

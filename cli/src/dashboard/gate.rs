@@ -7,7 +7,8 @@
 //! - the address printed in the terminal carries a random one-time token; the first request
 //!   with it gets a session cookie holding a second random secret (`HttpOnly`, so no script
 //!   reads it; `SameSite=Strict`, so no other site's page sends it) and is sent on without the
-//!   token, which then stops working;
+//!   token, which then stops working; a fresh one-time address is then printed in the terminal
+//!   for another browser (or the same one after its cookie is gone);
 //! - a request whose `Host` is not this server's own address is refused (DNS rebinding), and so
 //!   is a POST whose `Origin` is another site's, or that the browser says came from another
 //!   site (`Sec-Fetch-Site`): cross-site request forgery;
@@ -96,6 +97,12 @@ impl Gate {
             .map(hex::encode)
             .unwrap_or_default();
         format!("http://127.0.0.1:{}/?token={token}", self.port)
+    }
+
+    /// Draws a fresh one-time token (the last one was spent) and returns its address.
+    pub fn renew(&self) -> String {
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(rand::random());
+        self.login_url()
     }
 
     /// The `Set-Cookie` value that starts the session.

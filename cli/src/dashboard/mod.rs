@@ -241,6 +241,9 @@ fn handle(app: &App, mut request: Request) {
             if let Some(file) = app.opener.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 let _ = std::fs::remove_file(file);
             }
+            // The terminal is where addresses come from: the next browser gets its own.
+            say!("dashboard: {}", app.gate.renew());
+            say!("(that address is for another browser on this computer; it works once too)");
             Reply::redirect("/").with("Set-Cookie", app.gate.session_cookie())
         }
         Verdict::Allow => route(app, &req).unwrap_or_else(|e| error_page(app, &req, &e)),
@@ -255,8 +258,8 @@ fn refused() -> Reply {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Waymark dashboard</title></head><body>\
          <h1>Not allowed</h1><p>Open the dashboard with the address that \
-         <code>waymark dashboard</code> printed in the terminal. That address works once; to \
-         open the dashboard in another browser, start <code>waymark dashboard</code> again.</p>\
+         <code>waymark dashboard</code> printed in the terminal. Each address works once; \
+         after a browser logs in, the terminal prints a new one for the next.</p>\
          </body></html>\n"
             .to_string(),
     )

@@ -5,14 +5,14 @@
 use askama::Template;
 use waymark_core as wc;
 
-use super::views::{self, Choice, Layout, label, when};
+use super::views::{self, Choice, Layout, Pager, label, when};
 use super::web::{Reply, Req};
 use super::{App, Error};
 use crate::query;
 use crate::words::Words;
 
 /// Most records a list shows.
-const LIST_LIMIT: u32 = 200;
+const PAGE_SIZE: usize = 200;
 /// Most records a search looks through.
 const SEARCH_LIMIT: u32 = 10_000;
 
@@ -118,6 +118,7 @@ struct VisitRow {
 struct Visits {
     layout: Layout,
     rows: Vec<VisitRow>,
+    pager: Pager,
     hidden: usize,
     searching: bool,
     from: String,
@@ -151,17 +152,14 @@ pub fn visits(app: &App, req: &Req) -> Result<Reply, Error> {
         },
         include_deleted: false,
         // A search narrows after listing: list everything in the period first.
-        limit: Some(if hits.is_some() {
-            SEARCH_LIMIT
-        } else {
-            LIST_LIMIT
-        }),
+        limit: hits.as_ref().map(|_| SEARCH_LIMIT),
         offset: None,
     };
     let all = store.list_visits(&filter)?;
-    let (shown, hidden) = query::narrow(all, hits.as_ref(), app.restricted(), LIST_LIMIT, |v| {
+    let (all, hidden) = query::narrow(all, hits.as_ref(), app.restricted(), u32::MAX, |v| {
         (&v.id, v.sensitivity)
     });
+    let (shown, pager) = Pager::cut(all, req, PAGE_SIZE);
     let rows = shown
         .into_iter()
         .map(|v| VisitRow {
@@ -186,6 +184,7 @@ pub fn visits(app: &App, req: &Req) -> Result<Reply, Error> {
     page(Visits {
         layout: app.layout("Visits", "visits", req),
         rows,
+        pager,
         hidden,
         searching: hits.is_some(),
         from: req.q("from").unwrap_or_default(),
@@ -240,6 +239,7 @@ struct WorkshopRow {
 struct Workshops {
     layout: Layout,
     rows: Vec<WorkshopRow>,
+    pager: Pager,
     hidden: usize,
     searching: bool,
     from: String,
@@ -263,17 +263,14 @@ pub fn workshops(app: &App, req: &Req) -> Result<Reply, Error> {
         topic: req.q("topic"),
         area: req.q("area"),
         include_deleted: false,
-        limit: Some(if hits.is_some() {
-            SEARCH_LIMIT
-        } else {
-            LIST_LIMIT
-        }),
+        limit: hits.as_ref().map(|_| SEARCH_LIMIT),
         offset: None,
     };
     let all = store.list_workshops(&filter)?;
-    let (shown, hidden) = query::narrow(all, hits.as_ref(), app.restricted(), LIST_LIMIT, |w| {
+    let (all, hidden) = query::narrow(all, hits.as_ref(), app.restricted(), u32::MAX, |w| {
         (&w.id, w.sensitivity)
     });
+    let (shown, pager) = Pager::cut(all, req, PAGE_SIZE);
     let rows = shown
         .into_iter()
         .map(|w| WorkshopRow {
@@ -292,6 +289,7 @@ pub fn workshops(app: &App, req: &Req) -> Result<Reply, Error> {
     page(Workshops {
         layout: app.layout("Workshops", "workshops", req),
         rows,
+        pager,
         hidden,
         searching: hits.is_some(),
         from: req.q("from").unwrap_or_default(),
@@ -872,6 +870,13 @@ mod tests {
                 conflicts: false,
                 snippet: Some(evil.into()),
             }],
+            pager: Pager {
+                first: 1,
+                last: 1,
+                total: 2,
+                prev: Some(format!("/visits?q={evil}")),
+                next: None,
+            },
             hidden: 0,
             searching: true,
             from: String::new(),

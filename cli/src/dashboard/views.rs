@@ -86,6 +86,56 @@ impl Choice {
     }
 }
 
+/// Which page of a long list is shown, with links to the pages beside it that keep the
+/// filters and search of this one.
+pub struct Pager {
+    /// The position of the first row shown (from 1), 0 when there is none.
+    pub first: usize,
+    /// The position of the last row shown.
+    pub last: usize,
+    /// Rows in the whole list.
+    pub total: usize,
+    /// The address of the page before, if any.
+    pub prev: Option<String>,
+    /// The address of the page after, if any.
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// Page `page` (from 1, as the `page` query parameter of `req` says) of `rows`, `size`
+    /// at a time: the rows of that page and where it stands.
+    pub fn cut<T>(rows: Vec<T>, req: &super::web::Req, size: usize) -> (Vec<T>, Pager) {
+        let total = rows.len();
+        let pages = total.div_ceil(size).max(1);
+        let page = req
+            .q("page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(1)
+            .clamp(1, pages);
+        let start = (page - 1) * size;
+        let shown: Vec<T> = rows.into_iter().skip(start).take(size).collect();
+        let link = |to: usize| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            let mut params: Vec<(&String, &String)> =
+                req.query.iter().filter(|(k, _)| *k != "page").collect();
+            params.sort();
+            for (k, v) in params {
+                q.append_pair(k, v);
+            }
+            q.append_pair("page", &to.to_string());
+            format!("{}?{}", req.path, q.finish())
+        };
+        let pager = Pager {
+            first: if shown.is_empty() { 0 } else { start + 1 },
+            last: start + shown.len(),
+            total,
+            prev: (page > 1).then(|| link(page - 1)),
+            next: (page < pages).then(|| link(page + 1)),
+        };
+        (shown, pager)
+    }
+}
+
 /// A moment (ms since 1970) as `YYYY-MM-DD HH:MM`, UTC.
 pub fn when(ms: i64) -> String {
     crate::output::day(ms)
@@ -192,5 +242,44 @@ mod tests {
             assert_eq!(keys.iter().filter(|o| *o == k).count(), 1, "{i}: {k}");
         }
         assert_eq!(code_groups("123456789012"), "1234 5678 9012");
+    }
+
+    #[test]
+    fn a_long_list_is_cut_into_pages_that_keep_the_filters() {
+        let req = |page: Option<&str>| super::super::web::Req {
+            post: false,
+            path: "/visits".into(),
+            query: [("area", "Port & Dock"), ("q", "bus")]
+                .into_iter()
+                .chain(page.map(|p| ("page", p)))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            form: Default::default(),
+        };
+        let rows: Vec<u32> = (1..=450).collect();
+        let (shown, p) = Pager::cut(rows.clone(), &req(None), 200);
+        assert_eq!(
+            (shown.len(), shown[0], p.first, p.last, p.total),
+            (200, 1, 1, 200, 450)
+        );
+        assert_eq!(p.prev, None);
+        assert_eq!(
+            p.next.as_deref(),
+            Some("/visits?area=Port+%26+Dock&q=bus&page=2")
+        );
+        let (shown, p) = Pager::cut(rows.clone(), &req(Some("3")), 200);
+        assert_eq!(
+            (shown.len(), shown[0], p.first, p.last),
+            (50, 401, 401, 450)
+        );
+        assert_eq!(p.next, None);
+        assert!(p.prev.unwrap().ends_with("page=2"));
+        // A page past the end, or not a number, shows the nearest page there is.
+        let (shown, _) = Pager::cut(rows.clone(), &req(Some("99")), 200);
+        assert_eq!(shown[0], 401);
+        let (shown, _) = Pager::cut(rows, &req(Some("x")), 200);
+        assert_eq!(shown[0], 1);
+        let (shown, p) = Pager::cut(Vec::<u32>::new(), &req(None), 200);
+        assert!(shown.is_empty() && p.first == 0 && p.next.is_none());
     }
 }
