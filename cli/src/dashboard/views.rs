@@ -225,6 +225,7 @@ pub fn workspaces(store: &wc::Store) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
