@@ -568,7 +568,8 @@ pub(crate) fn tip_entry(
 }
 
 /// The first schema whose blobs carry their chain hash: both backends' migration runners fill
-/// in the hashes of blobs stored before it ([`ChainFill`]) once its script has run.
+/// in the hashes of blobs stored before it ([`ChainFill`]) right after its script, before any
+/// later script runs.
 pub(crate) const CHAIN_SCHEMA: i64 = 4;
 
 /// Chain hashes computed over blobs read in (workspace, sequence) order, for the migration that
@@ -1109,7 +1110,12 @@ pub(crate) fn minutes_overdue(kind: AlertKind, deadline: i64, now: i64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    /// A migration that reads `chain`, run after the last real one: what a later migration
+    /// would see of the chain hashes of blobs older than schema 4 (the same SQL on both).
+    pub(crate) const READS_CHAIN: &str =
+        "CREATE TABLE seen AS SELECT workspace, seq, chain FROM blobs";
+
     /// Every schema is written for both backends: a migration added to one and not the other
     /// would leave a version number meaning two different schemas.
     #[test]

@@ -62,8 +62,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// its statement cache starts empty).
 const MAX_IDLE_READERS: usize = 64;
 
-/// Schema migrations; `MIGRATIONS[i]` upgrades `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[
+/// Schema migrations; `MIGRATIONS[i]` upgrades `user_version` i to i + 1. Public so that the
+/// upgrade tests build each earlier release's database from the very scripts run here.
+pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_team.sql"),
     include_str!("migrations/003_team_log.sql"),
@@ -365,16 +366,27 @@ fn check_not_newer(conn: &Connection) -> StorageResult<i64> {
 }
 
 fn migrate(conn: &mut Connection) -> StorageResult<()> {
+    migrate_with(conn, MIGRATIONS)
+}
+
+/// The migration runner over `scripts` (`scripts[i]` upgrades version i to i + 1): all of them
+/// past the file's version, in one transaction.
+fn migrate_with(conn: &mut Connection, scripts: &[&str]) -> StorageResult<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Checked again inside the transaction: another process may have migrated meanwhile.
     let found = check_not_newer(&tx)?;
-    for script in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+    for (version, script) in (1..).zip(scripts).skip(usize::try_from(found).unwrap_or(0)) {
         tx.execute_batch(script)?;
+        // Right after the column is added, so every later script sees the hashes filled in.
+        if version == CHAIN_SCHEMA {
+            backfill_chain_sqlite(&tx)?;
+        }
     }
-    if found < CHAIN_SCHEMA {
-        backfill_chain_sqlite(&tx)?;
-    }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(
+        None,
+        "user_version",
+        i64::try_from(scripts.len()).unwrap_or(i64::MAX),
+    )?;
     tx.commit()?;
     Ok(())
 }
@@ -1724,4 +1736,47 @@ fn bump_check_ins(tx: &Connection, mut workspaces: Vec<i64>) -> StorageResult<()
         bump.execute([workspace])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::storage::tests::READS_CHAIN;
+
+    /// The backfill runs right after the script that adds the column, so a later migration
+    /// that reads chain hashes (to index or check them) finds them filled in.
+    #[test]
+    fn migrations_after_schema_4_see_the_chain_hashes_of_older_blobs() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..3]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO workspaces (id, public_id, created_at, head_seq) VALUES (1, 'w', 0, 2);
+             INSERT INTO devices (id, public_id, workspace, name, token_hash, enrolled_at)
+                 VALUES (1, 'd', 1, 'phone', X'01', 0);",
+        )
+        .unwrap();
+        for seq in 1..=2u8 {
+            conn.execute(
+                "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
+                                    ciphertext, created_at)
+                 VALUES (1, ?1, ?2, zeroblob(16), 0, 1, 1, X'00', 0)",
+                params![seq, &[seq; 32][..]],
+            )
+            .unwrap();
+        }
+        let scripts: Vec<&str> = MIGRATIONS.iter().copied().chain([READS_CHAIN]).collect();
+        migrate_with(&mut conn, &scripts).unwrap();
+        let seen: Vec<Option<Vec<u8>>> = conn
+            .prepare("SELECT chain FROM seen ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let first = chain_next(&CHAIN_START, 1, &[1; 32]);
+        let second = chain_next(&first, 2, &[2; 32]);
+        assert_eq!(seen, [Some(first.to_vec()), Some(second.to_vec())]);
+    }
 }

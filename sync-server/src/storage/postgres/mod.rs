@@ -65,8 +65,9 @@ mod tls;
 pub use pool::DEFAULT_MAX_CONNECTIONS;
 use pool::{Pool, off_executor};
 
-/// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1.
-const MIGRATIONS: &[&str] = &[
+/// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1. Public so that the
+/// upgrade tests build each earlier release's database from the very scripts run here.
+pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/001_initial.sql"),
     include_str!("../migrations/postgres/002_team.sql"),
     include_str!("../migrations/postgres/003_team_log.sql"),
@@ -288,6 +289,12 @@ impl PostgresStorage {
 }
 
 fn migrate(client: &mut Client) -> StorageResult<()> {
+    migrate_with(client, MIGRATIONS)
+}
+
+/// The migration runner over `scripts` (`scripts[i]` upgrades version i to i + 1): all of them
+/// past the database's version, in one transaction.
+fn migrate_with(client: &mut Client, scripts: &[&str]) -> StorageResult<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
@@ -307,20 +314,16 @@ fn migrate(client: &mut Client) -> StorageResult<()> {
         });
     }
     let now = tokens::now();
-    for (index, script) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
+    for (version, script) in (1..).zip(scripts).skip(usize::try_from(found).unwrap_or(0)) {
         tx.batch_execute(script)?;
-        let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        // Right after the column is added, so every later script sees the hashes filled in.
+        if version == CHAIN_SCHEMA {
+            backfill_chain_postgres(&mut tx)?;
+        }
         tx.execute(
             "INSERT INTO waymark_schema (version, applied_at) VALUES ($1, $2)",
             &[&version, &now],
         )?;
-    }
-    if found < CHAIN_SCHEMA {
-        backfill_chain_postgres(&mut tx)?;
     }
     tx.commit()?;
     Ok(())
@@ -1692,5 +1695,75 @@ impl Storage for PostgresStorage {
             }
             Ok(Some(replies))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::storage::tests::READS_CHAIN;
+
+    /// Drops the test's schema when the test ends, passed or not.
+    struct DropSchema {
+        url: String,
+        schema: String,
+    }
+
+    impl Drop for DropSchema {
+        fn drop(&mut self) {
+            if let Ok(mut client) = Client::connect(&self.url, postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
+            }
+        }
+    }
+
+    /// The backfill runs right after the script that adds the column, so a later migration
+    /// that reads chain hashes (to index or check them) finds them filled in.
+    #[test]
+    fn migrations_after_schema_4_see_the_chain_hashes_of_older_blobs() {
+        let url = std::env::var("WAYMARK_TEST_POSTGRES_URL")
+            .expect("WAYMARK_TEST_POSTGRES_URL: run sync-server/scripts/start-postgres.sh");
+        let guard = DropSchema {
+            schema: format!("unit_{}", tokens::new_id().to_lowercase()),
+            url,
+        };
+        let mut client = Client::connect(&guard.url, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA {0}; SET search_path = {0};",
+                guard.schema
+            ))
+            .unwrap();
+        migrate_with(&mut client, &MIGRATIONS[..3]).unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO workspaces (id, public_id, created_at, head_seq) VALUES (1, 'w', 0, 2);
+                 INSERT INTO devices (id, public_id, workspace, name, token_hash, enrolled_at)
+                     VALUES (1, 'd', 1, 'phone', '\\x01', 0);",
+            )
+            .unwrap();
+        for seq in 1..=2u8 {
+            client
+                .execute(
+                    "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
+                                        ciphertext, created_at)
+                     VALUES (1, $1, $2, $3, 0, 1, 1, '\\x00', 0)",
+                    &[&i64::from(seq), &&[seq; 32][..], &&[0u8; 16][..]],
+                )
+                .unwrap();
+        }
+        let scripts: Vec<&str> = MIGRATIONS.iter().copied().chain([READS_CHAIN]).collect();
+        migrate_with(&mut client, &scripts).unwrap();
+        let seen: Vec<Option<Vec<u8>>> = client
+            .query("SELECT chain FROM seen ORDER BY seq", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let first = chain_next(&CHAIN_START, 1, &[1; 32]);
+        let second = chain_next(&first, 2, &[2; 32]);
+        assert_eq!(seen, [Some(first.to_vec()), Some(second.to_vec())]);
     }
 }
