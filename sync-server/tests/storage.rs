@@ -1299,22 +1299,87 @@ mod postgres_only {
         assert_eq!(versions, waymark_server::storage::postgres::SCHEMA_VERSION);
     }
 
+    /// Everything in the schema a newer server could have changed: its tables and columns,
+    /// the versions recorded, and the rows of the workspaces.
+    fn contents(client: &mut postgres::Client, schema: &str) -> Vec<String> {
+        let queries = [
+            format!(
+                "SELECT table_name || '.' || column_name || ' ' || data_type
+                 FROM information_schema.columns WHERE table_schema = '{schema}'
+                 ORDER BY table_name, column_name"
+            ),
+            format!(
+                "SELECT version || ' ' || applied_at FROM {schema}.waymark_schema ORDER BY version"
+            ),
+            format!("SELECT w::text FROM {schema}.workspaces w ORDER BY id"),
+        ];
+        queries
+            .iter()
+            .flat_map(|query| client.query(query.as_str(), &[]).unwrap())
+            .map(|row| row.get(0))
+            .collect()
+    }
+
     #[test]
     fn a_database_from_a_newer_server_is_refused_untouched() {
         let (url, guard) = schema();
-        drop(PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
+        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        storage.create_workspace(Some("w"), 1).unwrap();
+        drop(storage);
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        // A newer server's schema: a version this one does not know, and a table of its own.
         client
             .batch_execute(&format!(
-                "INSERT INTO {}.waymark_schema (version, applied_at) VALUES (999, 0)",
+                "INSERT INTO {0}.waymark_schema (version, applied_at) VALUES (999, 0);
+                 CREATE TABLE {0}.from_the_future (id BIGINT PRIMARY KEY);",
                 guard.schema
             ))
             .unwrap();
+        let before = contents(&mut client, &guard.schema);
         let err = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap_err();
         assert!(
             matches!(err, StorageError::NewerSchema { found: 999, .. }),
             "{err}"
         );
+        assert!(err.to_string().contains("newer"));
+        assert_eq!(contents(&mut client, &guard.schema), before);
+    }
+
+    /// The two backends' migration scripts make the same tables with the same columns: a
+    /// column added to one backend's script and not the other's would go unnoticed by every
+    /// test that does not touch it.
+    #[test]
+    fn both_backends_migrate_to_the_same_tables_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("waymark.sqlite3");
+        drop(waymark_server::SqliteStorage::open(&path).unwrap());
+        let sqlite: Vec<String> = rusqlite::Connection::open(&path)
+            .unwrap()
+            .prepare(
+                "SELECT t.name || '.' || c.name FROM sqlite_master t, pragma_table_info(t.name) c
+                 WHERE t.type = 'table' AND t.name NOT LIKE 'sqlite%' ORDER BY 1",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let (url, guard) = schema();
+        drop(PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        // `waymark_schema` is PostgreSQL's version marker, as `user_version` is SQLite's.
+        let postgres: Vec<String> = client
+            .query(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns
+                 WHERE table_schema = $1 AND table_name <> 'waymark_schema'
+                 ORDER BY table_name || '.' || column_name COLLATE \"C\"",
+                &[&guard.schema],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(sqlite, postgres);
     }
 
     #[test]
