@@ -543,30 +543,6 @@ pub(crate) fn check_may_handle_tips(role: &str) -> StorageResult<()> {
     }
 }
 
-/// A stored tip as listed: its number, the hour it arrived, and what the browser posted,
-/// base64 again.
-pub(crate) fn tip_entry(
-    id: i64,
-    received_hour: i64,
-    epoch: u32,
-    ephemeral: &[u8],
-    nonce: &[u8],
-    sealed: &[u8],
-) -> TipEntry {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    TipEntry {
-        id: to_u64(id),
-        received_hour: to_u64(received_hour),
-        submission: waymark_protocol::TipSubmission {
-            epoch,
-            ephemeral: b64.encode(ephemeral),
-            nonce: b64.encode(nonce),
-            sealed: b64.encode(sealed),
-        },
-    }
-}
-
 /// The first schema whose blobs carry their chain hash: both backends' migration runners fill
 /// in the hashes of blobs stored before it ([`ChainFill`]) right after its script, before any
 /// later script runs.
