@@ -8,14 +8,15 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Backend, SchemaGuard, blob, fresh_schema, new_device, postgres_url};
+use common::old::{Old, OldDatabase};
+use common::{Backend, blob, new_device};
 use waymark_protocol::check_in_states::{ALARM, CLOSED, OPEN, OVERDUE};
 use waymark_protocol::{
     CHAIN_START, ChainHash, CheckInEntry, CheckInRequest, CheckInResponse, PushBlob, chain_next,
     limits, roles,
 };
 use waymark_server::storage::{AlertKind, CheckInAlert, Device, MAX_ALERT_ATTEMPTS, StorageError};
-use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
+use waymark_server::{SqliteStorage, Storage, tokens};
 
 fn device_in(storage: &dyn Storage, ws: &str) -> Device {
     device_with_role(storage, ws, roles::COORDINATOR)
@@ -836,65 +837,74 @@ common::backend_tests!(
     finished_check_ins_are_purged_a_day_later_once_their_alert_is_done,
 );
 
-/// A schema-3 database (before chain hashes) with two workspaces' blobs gets every blob's hash
-/// on upgrade, in order, workspace by workspace; new blobs continue the chain.
-#[test]
-fn a_schema_3_sqlite_file_gets_its_chain_hashes_on_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite3");
-    let mut logs = Vec::new();
-    {
-        // Schemas 4 and 5 add only columns, schemas 6 and 7 columns and tables: dropping them
-        // gives the file schema 3 wrote.
-        let storage = SqliteStorage::open(&path).unwrap();
-        for _ in 0..2 {
-            let ws = storage.create_workspace(None, 0).unwrap().id;
-            let device = device_in(&storage, &ws);
-            logs.push((ws, device.clone(), five_blobs(&storage, &device)));
-        }
-        drop(storage);
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
-        conn.execute_batch(UNDO_SCHEMA_6).unwrap();
-        conn.execute_batch(
-            "ALTER TABLE blobs DROP COLUMN chain; ALTER TABLE blobs DROP COLUMN snapshot_upto;
-             ALTER TABLE blobs DROP COLUMN snapshot_from; PRAGMA user_version = 3;",
-        )
-        .unwrap();
+/// What a release of schema 3 or later stored for a workspace with one coordinator's device
+/// (signing with `sign_key`) that pushed `blobs` (numbered from 1), written in plain SQL of the
+/// schema `db` is at: the workspace, the used enrollment token, the device and the blobs, from
+/// schema 4 on with the chain hashes that release computed on push.
+fn old_workspace(db: &mut OldDatabase, sign_key: [u8; 32], blobs: &[PushBlob]) -> (String, Device) {
+    let (ws, id) = (tokens::new_id(), tokens::new_id());
+    let token = tokens::hash_token(&tokens::new_token());
+    let workspace = format!("(SELECT id FROM workspaces WHERE public_id = '{ws}')");
+    let device = format!("(SELECT id FROM devices WHERE public_id = '{id}')");
+    let mut sql = format!(
+        "INSERT INTO workspaces (public_id, created_at, head_seq, team_version)
+             VALUES ('{ws}', 0, {head}, 1);
+         INSERT INTO devices (public_id, workspace, name, token_hash, enrolled_at, role,
+                              sign_key, box_key)
+             VALUES ('{id}', {workspace}, 'phone', {token}, 0, 'coordinator', {sign}, {box_key});
+         INSERT INTO enrollment_tokens (token_hash, workspace, created_at, expires_at, used_at,
+                                        used_by, role)
+             VALUES ({enrollment}, {workspace}, 0, 60, 0, {device}, 'coordinator');",
+        head = blobs.len(),
+        token = db.bytes(&token),
+        sign = db.bytes(&sign_key),
+        box_key = db.bytes(&rand::random::<[u8; 32]>()),
+        enrollment = db.bytes(&rand::random::<[u8; 32]>()),
+    );
+    let chains = chains_of(blobs);
+    for (seq, (blob, chain)) in (1..).zip(blobs.iter().zip(&chains)) {
+        let (chain_column, chain_value) = match db.version() >= 4 {
+            true => (", chain", format!(", {}", db.bytes(chain))),
+            false => ("", String::new()),
+        };
+        sql += &format!(
+            "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
+                                ciphertext, created_at{chain_column})
+                 VALUES ({workspace}, {seq}, {content_id}, {doc_id}, {epoch}, {device}, {size},
+                         {ciphertext}, 0{chain_value});",
+            content_id = db.bytes(&blob.content_id),
+            doc_id = db.bytes(&blob.doc_id),
+            epoch = blob.epoch,
+            size = blob.ciphertext.len(),
+            ciphertext = db.bytes(&blob.ciphertext),
+        );
     }
-    let storage = SqliteStorage::open(&path).unwrap();
-    check_upgraded_chains(&storage, logs);
+    db.execute(&sql);
+    let device = Device {
+        id,
+        workspace_id: ws.clone(),
+        role: roles::COORDINATOR.into(),
+    };
+    (ws, device)
 }
 
-#[test]
-fn a_schema_3_postgres_database_gets_its_chain_hashes_on_upgrade() {
-    let url = postgres_url();
-    let guard = SchemaGuard {
-        url: url.clone(),
-        schema: fresh_schema(),
-    };
-    let mut logs = Vec::new();
-    {
-        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-        for _ in 0..2 {
-            let ws = storage.create_workspace(None, 0).unwrap().id;
-            let device = device_in(&storage, &ws);
-            logs.push((ws, device.clone(), five_blobs(&storage, &device)));
-        }
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!(
-                "SET search_path = {0}; {UNDO_SCHEMA_7} {UNDO_SCHEMA_6}
-                 ALTER TABLE {0}.blobs DROP COLUMN chain;
-                 ALTER TABLE {0}.blobs DROP COLUMN snapshot_upto;
-                 ALTER TABLE {0}.blobs DROP COLUMN snapshot_from;
-                 DELETE FROM {0}.waymark_schema WHERE version >= 4;",
-                guard.schema
-            ))
-            .unwrap();
-    }
-    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-    check_upgraded_chains(&storage, logs);
+/// Five blobs of five documents, as [`five_blobs`] pushes them.
+fn five_old_blobs() -> Vec<PushBlob> {
+    (1..=5u8).map(|n| blob(n, &[n; 20])).collect()
+}
+
+/// A schema-3 database (before chain hashes) with two workspaces' blobs gets every blob's hash
+/// on upgrade, in order, workspace by workspace; new blobs continue the chain.
+fn a_schema_3_database_gets_its_chain_hashes_on_upgrade(old: Old) {
+    let mut db = old.at(3);
+    let logs: Vec<_> = (0..2)
+        .map(|_| {
+            let (ws, device) = old_workspace(&mut db, rand::random(), &five_old_blobs());
+            (ws, device, five_old_blobs())
+        })
+        .collect();
+    check_upgraded_chains(db.open().unwrap().as_ref(), logs);
+    assert_eq!(db.recorded_version(), db.latest_version());
 }
 
 fn check_upgraded_chains(storage: &dyn Storage, logs: Vec<(String, Device, Vec<PushBlob>)>) {
@@ -909,71 +919,14 @@ fn check_upgraded_chains(storage: &dyn Storage, logs: Vec<(String, Device, Vec<P
     }
 }
 
-/// What schema 5 added (the same on both backends): without it, a database is as schema 4 wrote
-/// it.
-const UNDO_SCHEMA_5: &str =
-    "ALTER TABLE blobs DROP COLUMN snapshot_upto; ALTER TABLE blobs DROP COLUMN snapshot_from;";
-
 /// A schema-4 database (before snapshots) upgrades: its blobs and their chain hashes are kept,
 /// none is taken for a snapshot, and a coordinator's snapshot then covers them.
-#[test]
-fn a_schema_4_sqlite_file_keeps_its_chain_and_takes_snapshots_on_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite3");
-    let (ws, device, blobs) = {
-        let storage = SqliteStorage::open(&path).unwrap();
-        let ws = storage.create_workspace(None, 0).unwrap().id;
-        let device = device_in(&storage, &ws);
-        let blobs = five_blobs(&storage, &device);
-        drop(storage);
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
-        conn.execute_batch(UNDO_SCHEMA_6).unwrap();
-        conn.execute_batch(UNDO_SCHEMA_5).unwrap();
-        conn.pragma_update(None, "user_version", 4).unwrap();
-        (ws, device, blobs)
-    };
-    check_upgraded_to_snapshots(&SqliteStorage::open(&path).unwrap(), &ws, &device, blobs);
-    let version: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, waymark_server::storage::sqlite::SCHEMA_VERSION);
-}
-
-#[test]
-fn a_schema_4_postgres_database_keeps_its_chain_and_takes_snapshots_on_upgrade() {
-    let url = postgres_url();
-    let guard = SchemaGuard {
-        url: url.clone(),
-        schema: fresh_schema(),
-    };
-    let (ws, device, blobs) = {
-        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-        let ws = storage.create_workspace(None, 0).unwrap().id;
-        let device = device_in(&storage, &ws);
-        let blobs = five_blobs(&storage, &device);
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!(
-                "SET search_path = {0}; {UNDO_SCHEMA_7} {UNDO_SCHEMA_6} {UNDO_SCHEMA_5}
-                 DELETE FROM {0}.waymark_schema WHERE version >= 5;",
-                guard.schema
-            ))
-            .unwrap();
-        (ws, device, blobs)
-    };
-    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-    check_upgraded_to_snapshots(&storage, &ws, &device, blobs);
-    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-    let version: i64 = client
-        .query_one(
-            &format!("SELECT max(version) FROM {}.waymark_schema", guard.schema),
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(version, waymark_server::storage::postgres::SCHEMA_VERSION);
+fn a_schema_4_database_keeps_its_chain_and_takes_snapshots_on_upgrade(old: Old) {
+    let mut db = old.at(4);
+    let blobs = five_old_blobs();
+    let (ws, device) = old_workspace(&mut db, rand::random(), &blobs);
+    check_upgraded_to_snapshots(db.open().unwrap().as_ref(), &ws, &device, blobs);
+    assert_eq!(db.recorded_version(), db.latest_version());
 }
 
 fn check_upgraded_to_snapshots(
@@ -1005,61 +958,13 @@ fn check_upgraded_to_snapshots(
     assert_eq!(seqs, [6]);
 }
 
-/// What schema 6 added (the same on both backends): without it, a database is as schema 5 wrote
-/// it.
-const UNDO_SCHEMA_6: &str =
-    "DROP TABLE check_ins; ALTER TABLE workspaces DROP COLUMN check_ins_version;";
-
 /// A schema-5 database (before check-ins) upgrades: its workspaces start with no check-in and
 /// version 0, and take check-ins at once.
-#[test]
-fn a_schema_5_sqlite_file_takes_check_ins_on_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite3");
-    let (ws, device) = {
-        let storage = SqliteStorage::open(&path).unwrap();
-        let ws = storage.create_workspace(None, 0).unwrap().id;
-        let device = device_in(&storage, &ws);
-        storage.push(&device, &[blob(1, b"before")], 0).unwrap();
-        drop(storage);
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
-        conn.execute_batch(UNDO_SCHEMA_6).unwrap();
-        conn.pragma_update(None, "user_version", 5).unwrap();
-        (ws, device)
-    };
-    check_upgraded_to_check_ins(&SqliteStorage::open(&path).unwrap(), &ws, &device);
-    let version: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, waymark_server::storage::sqlite::SCHEMA_VERSION);
-}
-
-#[test]
-fn a_schema_5_postgres_database_takes_check_ins_on_upgrade() {
-    let url = postgres_url();
-    let guard = SchemaGuard {
-        url: url.clone(),
-        schema: fresh_schema(),
-    };
-    let (ws, device) = {
-        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-        let ws = storage.create_workspace(None, 0).unwrap().id;
-        let device = device_in(&storage, &ws);
-        storage.push(&device, &[blob(1, b"before")], 0).unwrap();
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!(
-                "SET search_path = {0}; {UNDO_SCHEMA_7} {UNDO_SCHEMA_6}
-                 DELETE FROM {0}.waymark_schema WHERE version >= 6;",
-                guard.schema
-            ))
-            .unwrap();
-        (ws, device)
-    };
-    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-    check_upgraded_to_check_ins(&storage, &ws, &device);
+fn a_schema_5_database_takes_check_ins_on_upgrade(old: Old) {
+    let mut db = old.at(5);
+    let (ws, device) = old_workspace(&mut db, rand::random(), &[blob(1, b"before")]);
+    check_upgraded_to_check_ins(db.open().unwrap().as_ref(), &ws, &device);
+    assert_eq!(db.recorded_version(), db.latest_version());
 }
 
 fn check_upgraded_to_check_ins(storage: &dyn Storage, ws: &str, device: &Device) {
@@ -1074,97 +979,32 @@ fn check_upgraded_to_check_ins(storage: &dyn Storage, ws: &str, device: &Device)
     assert_eq!(pulled_check_ins_version(storage, ws), 2);
 }
 
-/// What schema 7 added (the same on both backends): without it, a database is as schema 6 wrote
-/// it.
-const UNDO_SCHEMA_7: &str = "DROP TABLE tip_replies; DROP TABLE tips; DROP TABLE tip_pages;
-     ALTER TABLE workspaces DROP COLUMN tips_waiting;
-     ALTER TABLE workspaces DROP COLUMN tips_seq;";
-
-/// A coordinator's device enrolled with a signing key the test holds.
-fn signer_in(storage: &dyn Storage, ws: &str) -> (Device, ed25519_dalek::SigningKey) {
-    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
-    let enrollment = tokens::new_token();
-    let now = tokens::now();
-    storage
-        .issue_enrollment_token(
-            ws,
-            &tokens::hash_token(&enrollment),
-            now + 60,
-            None,
-            roles::COORDINATOR,
-            now,
-        )
-        .unwrap();
-    let device_token = tokens::new_token();
-    let device = waymark_server::storage::NewDevice {
-        sign_key: key.verifying_key().to_bytes(),
-        ..new_device(&device_token)
-    };
-    storage
-        .enroll(&tokens::hash_token(&enrollment), &device, now)
-        .unwrap();
-    let device = storage
-        .authenticate(&tokens::hash_token(&device_token))
-        .unwrap()
-        .unwrap();
-    (device, key)
-}
-
 /// A schema-6 database (before tips) upgrades: what it held stays, its workspaces have no tip
 /// page and no tip waiting, and take them at once.
-#[test]
-fn a_schema_6_sqlite_file_takes_tips_on_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite3");
-    let (ws, device, key) = {
-        let storage = SqliteStorage::open(&path).unwrap();
-        let ws = storage.create_workspace(None, 0).unwrap().id;
-        let (device, key) = signer_in(&storage, &ws);
-        storage.push(&device, &[blob(1, b"before")], 0).unwrap();
-        storage
-            .put_check_in(&device, &check_in(1, OPEN, 60, 1), T)
-            .unwrap();
-        drop(storage);
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(UNDO_SCHEMA_7).unwrap();
-        conn.pragma_update(None, "user_version", 6).unwrap();
-        (ws, device, key)
-    };
-    check_upgraded_to_tips(&SqliteStorage::open(&path).unwrap(), &ws, &device, &key);
-    let version: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 7);
-}
-
-#[test]
-fn a_schema_6_postgres_database_takes_tips_on_upgrade() {
-    let url = postgres_url();
-    let guard = SchemaGuard {
-        url: url.clone(),
-        schema: fresh_schema(),
-    };
-    let (ws, device, key) = {
-        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-        let ws = storage.create_workspace(None, 0).unwrap().id;
-        let (device, key) = signer_in(&storage, &ws);
-        storage.push(&device, &[blob(1, b"before")], 0).unwrap();
-        storage
-            .put_check_in(&device, &check_in(1, OPEN, 60, 1), T)
-            .unwrap();
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!(
-                "SET search_path = {0}; {UNDO_SCHEMA_7}
-                 DELETE FROM {0}.waymark_schema WHERE version >= 7;",
-                guard.schema
-            ))
-            .unwrap();
-        (ws, device, key)
-    };
-    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-    check_upgraded_to_tips(&storage, &ws, &device, &key);
+fn a_schema_6_database_takes_tips_on_upgrade(old: Old) {
+    let mut db = old.at(6);
+    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let (ws, device) = old_workspace(
+        &mut db,
+        key.verifying_key().to_bytes(),
+        &[blob(1, b"before")],
+    );
+    // The check-in `check_in(1, OPEN, 60, 1)` its device started at `T`, as schema 6 stored it.
+    let started = check_in(1, OPEN, 60, 1);
+    let sql = format!(
+        "INSERT INTO check_ins (workspace, id, device, state, deadline, version, epoch, sealed,
+                               updated_at)
+             SELECT workspace, {id}, id, 'open', {deadline}, 1, 0, {sealed}, {T}
+             FROM devices WHERE public_id = '{device}';
+         UPDATE workspaces SET check_ins_version = 1 WHERE public_id = '{ws}';",
+        id = db.bytes(&started.id),
+        deadline = T + 60,
+        sealed = db.bytes(&started.sealed),
+        device = device.id,
+    );
+    db.execute(&sql);
+    check_upgraded_to_tips(db.open().unwrap().as_ref(), &ws, &device, &key);
+    assert_eq!(db.recorded_version(), db.latest_version());
 }
 
 fn check_upgraded_to_tips(
@@ -1210,6 +1050,18 @@ fn check_upgraded_to_tips(
     );
     assert_eq!(storage.pull(ws, 0, u64::MAX, 10).unwrap().tips, 1);
     assert_eq!(storage.tips(ws, 10).unwrap()[0].id, 1);
+}
+
+/// Each upgrade, from a database made by the release before it.
+mod upgrades {
+    use super::*;
+
+    common::backend_tests!(old:
+        a_schema_3_database_gets_its_chain_hashes_on_upgrade,
+        a_schema_4_database_keeps_its_chain_and_takes_snapshots_on_upgrade,
+        a_schema_5_database_takes_check_ins_on_upgrade,
+        a_schema_6_database_takes_tips_on_upgrade,
+    );
 }
 
 /// `restore` refuses a database in use and a file that is not a backup, and keeps the
@@ -1447,22 +1299,87 @@ mod postgres_only {
         assert_eq!(versions, waymark_server::storage::postgres::SCHEMA_VERSION);
     }
 
+    /// Everything in the schema a newer server could have changed: its tables and columns,
+    /// the versions recorded, and the rows of the workspaces.
+    fn contents(client: &mut postgres::Client, schema: &str) -> Vec<String> {
+        let queries = [
+            format!(
+                "SELECT table_name || '.' || column_name || ' ' || data_type
+                 FROM information_schema.columns WHERE table_schema = '{schema}'
+                 ORDER BY table_name, column_name"
+            ),
+            format!(
+                "SELECT version || ' ' || applied_at FROM {schema}.waymark_schema ORDER BY version"
+            ),
+            format!("SELECT w::text FROM {schema}.workspaces w ORDER BY id"),
+        ];
+        queries
+            .iter()
+            .flat_map(|query| client.query(query.as_str(), &[]).unwrap())
+            .map(|row| row.get(0))
+            .collect()
+    }
+
     #[test]
     fn a_database_from_a_newer_server_is_refused_untouched() {
         let (url, guard) = schema();
-        drop(PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
+        let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
+        storage.create_workspace(Some("w"), 1).unwrap();
+        drop(storage);
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        // A newer server's schema: a version this one does not know, and a table of its own.
         client
             .batch_execute(&format!(
-                "INSERT INTO {}.waymark_schema (version, applied_at) VALUES (999, 0)",
+                "INSERT INTO {0}.waymark_schema (version, applied_at) VALUES (999, 0);
+                 CREATE TABLE {0}.from_the_future (id BIGINT PRIMARY KEY);",
                 guard.schema
             ))
             .unwrap();
+        let before = contents(&mut client, &guard.schema);
         let err = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap_err();
         assert!(
             matches!(err, StorageError::NewerSchema { found: 999, .. }),
             "{err}"
         );
+        assert!(err.to_string().contains("newer"));
+        assert_eq!(contents(&mut client, &guard.schema), before);
+    }
+
+    /// The two backends' migration scripts make the same tables with the same columns: a
+    /// column added to one backend's script and not the other's would go unnoticed by every
+    /// test that does not touch it.
+    #[test]
+    fn both_backends_migrate_to_the_same_tables_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("waymark.sqlite3");
+        drop(waymark_server::SqliteStorage::open(&path).unwrap());
+        let sqlite: Vec<String> = rusqlite::Connection::open(&path)
+            .unwrap()
+            .prepare(
+                "SELECT t.name || '.' || c.name FROM sqlite_master t, pragma_table_info(t.name) c
+                 WHERE t.type = 'table' AND t.name NOT LIKE 'sqlite%' ORDER BY 1",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let (url, guard) = schema();
+        drop(PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        // `waymark_schema` is PostgreSQL's version marker, as `user_version` is SQLite's.
+        let postgres: Vec<String> = client
+            .query(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns
+                 WHERE table_schema = $1 AND table_name <> 'waymark_schema'
+                 ORDER BY table_name || '.' || column_name COLLATE \"C\"",
+                &[&guard.schema],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(sqlite, postgres);
     }
 
     #[test]

@@ -7,15 +7,16 @@
 
 mod common;
 
+use common::old::Old;
 use common::pairs::Pair;
-use common::{SchemaGuard, blob, fresh_schema, new_device, postgres_url};
+use common::{blob, new_device};
 use ed25519_dalek::{Signer, SigningKey};
 use waymark_protocol::team_log::{
     Body, Entry, Grant, Member, Restricted, SignedEntry, TeamState, Vouch,
 };
 use waymark_protocol::{AppendRequest, KeyEnvelope, KeysRequest, roles};
 use waymark_server::storage::{Device, NewDevice, StorageError};
-use waymark_server::{PostgresStorage, SqliteStorage, Storage, tokens};
+use waymark_server::{Storage, tokens};
 
 /// Enrolls a device with `role` through the storage API; returns it and its keys.
 fn enroll(storage: &dyn Storage, ws: &str, role: &str) -> (Device, NewDevice) {
@@ -274,53 +275,12 @@ fn check_upgraded(storage: &dyn Storage) {
     assert_eq!(storage.pull("w", 0, u64::MAX, 10).unwrap().blobs.len(), 3);
 }
 
-#[test]
-fn a_schema_1_sqlite_file_upgrades_with_roles_and_revocation_seqs() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite3");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("../src/storage/migrations/001_initial.sql"))
-            .unwrap();
-        conn.execute_batch(&fixture(|bytes| format!("X'{}'", hex::encode(bytes))))
-            .unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-    }
-    check_upgraded(&SqliteStorage::open(&path).unwrap());
-}
-
-#[test]
-fn a_schema_1_postgres_database_upgrades_with_roles_and_revocation_seqs() {
-    let url = postgres_url();
-    let guard = SchemaGuard {
-        url: url.clone(),
-        schema: fresh_schema(),
-    };
-    {
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        let mut tx = client.transaction().unwrap();
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA {0}; SET LOCAL search_path = {0};",
-            guard.schema
-        ))
-        .unwrap();
-        tx.batch_execute(include_str!(
-            "../src/storage/migrations/postgres/001_initial.sql"
-        ))
-        .unwrap();
-        tx.batch_execute(&fixture(|bytes| {
-            format!("'\\x{}'::bytea", hex::encode(bytes))
-        }))
-        .unwrap();
-        tx.batch_execute(
-            "CREATE TABLE waymark_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
-             INSERT INTO waymark_schema VALUES (1, 0);
-             SELECT setval(pg_get_serial_sequence('devices', 'id'), 3);",
-        )
-        .unwrap();
-        tx.commit().unwrap();
-    }
-    check_upgraded(&PostgresStorage::open_in_schema(&url, &guard.schema).unwrap());
+fn a_schema_1_database_upgrades_with_roles_and_revocation_seqs(old: Old) {
+    let mut db = old.at(1);
+    let sql = fixture(|bytes| db.bytes(bytes));
+    db.execute(&sql);
+    check_upgraded(db.open().unwrap().as_ref());
+    assert_eq!(db.recorded_version(), db.latest_version());
 }
 
 /// A workspace as a schema-2 server left it: `lead` (a coordinator) and `ana` (a member)
@@ -465,77 +425,13 @@ fn check_upgraded_to_the_team_log(storage: &dyn Storage, keys: &Schema2Keys) {
     assert_eq!(storage.pull("w", 0, u64::MAX, 10).unwrap().blobs.len(), 1);
 }
 
-#[test]
-fn a_schema_2_sqlite_file_upgrades_to_the_team_log_and_takes_its_genesis() {
+fn a_schema_2_database_upgrades_to_the_team_log_and_takes_its_genesis(old: Old) {
     let keys = Schema2Keys::new();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite3");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("../src/storage/migrations/001_initial.sql"))
-            .unwrap();
-        conn.execute_batch(include_str!("../src/storage/migrations/002_team.sql"))
-            .unwrap();
-        conn.execute_batch(&keys.fixture(|bytes| format!("X'{}'", hex::encode(bytes))))
-            .unwrap();
-        conn.pragma_update(None, "user_version", 2).unwrap();
-    }
-    let storage = SqliteStorage::open(&path).unwrap();
-    check_upgraded_to_the_team_log(&storage, &keys);
-    drop(storage);
-    let version: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, waymark_server::storage::sqlite::SCHEMA_VERSION);
-}
-
-#[test]
-fn a_schema_2_postgres_database_upgrades_to_the_team_log_and_takes_its_genesis() {
-    let keys = Schema2Keys::new();
-    let url = postgres_url();
-    let guard = SchemaGuard {
-        url: url.clone(),
-        schema: fresh_schema(),
-    };
-    {
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        let mut tx = client.transaction().unwrap();
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA {0}; SET LOCAL search_path = {0};",
-            guard.schema
-        ))
-        .unwrap();
-        tx.batch_execute(include_str!(
-            "../src/storage/migrations/postgres/001_initial.sql"
-        ))
-        .unwrap();
-        tx.batch_execute(include_str!(
-            "../src/storage/migrations/postgres/002_team.sql"
-        ))
-        .unwrap();
-        tx.batch_execute(&keys.fixture(|bytes| format!("'\\x{}'::bytea", hex::encode(bytes))))
-            .unwrap();
-        tx.batch_execute(
-            "CREATE TABLE waymark_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
-             INSERT INTO waymark_schema VALUES (1, 0), (2, 0);
-             SELECT setval(pg_get_serial_sequence('workspaces', 'id'), 1);
-             SELECT setval(pg_get_serial_sequence('devices', 'id'), 2);",
-        )
-        .unwrap();
-        tx.commit().unwrap();
-    }
-    let storage = PostgresStorage::open_in_schema(&url, &guard.schema).unwrap();
-    check_upgraded_to_the_team_log(&storage, &keys);
-    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-    let version: i64 = client
-        .query_one(
-            &format!("SELECT max(version) FROM {}.waymark_schema", guard.schema),
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(version, waymark_server::storage::postgres::SCHEMA_VERSION);
+    let mut db = old.at(2);
+    let sql = keys.fixture(|bytes| db.bytes(bytes));
+    db.execute(&sql);
+    check_upgraded_to_the_team_log(db.open().unwrap().as_ref(), &keys);
+    assert_eq!(db.recorded_version(), db.latest_version());
 }
 
 common::backend_tests!(pairs:
@@ -543,3 +439,13 @@ common::backend_tests!(pairs:
     no_blob_of_a_revoked_device_is_numbered_above_its_revoked_at_seq,
     an_enrollment_racing_a_rotation_keeps_epochs_consecutive_and_lists_the_device,
 );
+
+/// Each upgrade, from a database made by the release before it.
+mod upgrades {
+    use super::*;
+
+    common::backend_tests!(old:
+        a_schema_1_database_upgrades_with_roles_and_revocation_seqs,
+        a_schema_2_database_upgrades_to_the_team_log_and_takes_its_genesis,
+    );
+}

@@ -543,32 +543,9 @@ pub(crate) fn check_may_handle_tips(role: &str) -> StorageResult<()> {
     }
 }
 
-/// A stored tip as listed: its number, the hour it arrived, and what the browser posted,
-/// base64 again.
-pub(crate) fn tip_entry(
-    id: i64,
-    received_hour: i64,
-    epoch: u32,
-    ephemeral: &[u8],
-    nonce: &[u8],
-    sealed: &[u8],
-) -> TipEntry {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    TipEntry {
-        id: to_u64(id),
-        received_hour: to_u64(received_hour),
-        submission: waymark_protocol::TipSubmission {
-            epoch,
-            ephemeral: b64.encode(ephemeral),
-            nonce: b64.encode(nonce),
-            sealed: b64.encode(sealed),
-        },
-    }
-}
-
 /// The first schema whose blobs carry their chain hash: both backends' migration runners fill
-/// in the hashes of blobs stored before it ([`ChainFill`]) once its script has run.
+/// in the hashes of blobs stored before it ([`ChainFill`]) right after its script, before any
+/// later script runs.
 pub(crate) const CHAIN_SCHEMA: i64 = 4;
 
 /// Chain hashes computed over blobs read in (workspace, sequence) order, for the migration that
@@ -1109,7 +1086,12 @@ pub(crate) fn minutes_overdue(kind: AlertKind, deadline: i64, now: i64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    /// A migration that reads `chain`, run after the last real one: what a later migration
+    /// would see of the chain hashes of blobs older than schema 4 (the same SQL on both).
+    pub(crate) const READS_CHAIN: &str =
+        "CREATE TABLE seen AS SELECT workspace, seq, chain FROM blobs";
+
     /// Every schema is written for both backends: a migration added to one and not the other
     /// would leave a version number meaning two different schemas.
     #[test]

@@ -1,5 +1,6 @@
 //! The reads both backends make with the same SQL, written once: the team as a device fetches
-//! it, the team log, a workspace's check-ins, the operator's device list and usage. Each backend only says how to run a
+//! it, the team log, the blob log's chain hashes, a workspace's check-ins, its tip page, tips
+//! and replies, the operator's device list and usage. Each backend only says how to run a
 //! statement ([`Reads`]) and read a column ([`Row`]); the SQL and the assembly of rows into
 //! answers live here, so the two backends cannot drift apart on them.
 //!
@@ -11,10 +12,13 @@
 use std::collections::HashMap;
 
 use waymark_protocol::team_log::SignedEntry;
-use waymark_protocol::{CheckInsResponse, KeyEnvelope, TeamDevice, TeamResponse};
+use waymark_protocol::{
+    CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInsResponse, KeyEnvelope, TeamDevice,
+    TeamResponse, TipEntry, TipPageRequest,
+};
 
 use super::{
-    CHECK_IN_KEPT_SECS, CheckInRow, Device, DeviceInfo, StorageError, StorageResult,
+    CHECK_IN_KEPT_SECS, CheckInRow, Device, DeviceInfo, StorageError, StorageResult, TipReply,
     WorkspaceUsage, stored_key, to_i64, to_u64,
 };
 
@@ -48,6 +52,8 @@ pub(crate) enum Param<'a> {
     Text(&'a str),
     /// A `TEXT` or NULL.
     MaybeText(Option<&'a str>),
+    /// A `BLOB` / `BYTEA`.
+    Bytes(&'a [u8]),
 }
 
 /// A transaction of either backend that runs the shared statements.
@@ -332,4 +338,186 @@ pub(crate) fn check_ins(
         grace_secs,
         check_ins,
     })
+}
+
+/// The chain hash of the blob at `seq` in workspace row `workspace`, [`CHAIN_START`] for 0;
+/// `None` beyond the head.
+pub(crate) fn chain_at(
+    tx: &mut impl Reads,
+    workspace: i64,
+    seq: u64,
+) -> StorageResult<Option<ChainHash>> {
+    if seq == 0 {
+        return Ok(Some(CHAIN_START));
+    }
+    let mut chain = None;
+    tx.each_row(
+        "SELECT chain FROM blobs WHERE workspace = $1 AND seq = $2",
+        &[Param::Int(workspace), Param::Int(to_i64(seq))],
+        |row| {
+            chain = row.column::<Option<Vec<u8>>>(0)?;
+            Ok(())
+        },
+    )?;
+    chain.map(fixed).transpose()
+}
+
+/// The head of `workspace_id` and the chain hashes at those of `seqs` not beyond it (see
+/// [`super::Storage::chain`]).
+pub(crate) fn chain(
+    tx: &mut impl Reads,
+    workspace_id: &str,
+    seqs: &[u64],
+) -> StorageResult<ChainResponse> {
+    let mut found = None;
+    tx.each_row(
+        "SELECT id, head_seq FROM workspaces WHERE public_id = $1",
+        &[Param::Text(workspace_id)],
+        |row| {
+            found = Some((row.column::<i64>(0)?, row.column::<i64>(1)?));
+            Ok(())
+        },
+    )?;
+    let (workspace, head) = found.ok_or_else(|| StorageError::NotFound {
+        what: format!("workspace {workspace_id}"),
+    })?;
+    let mut marks = Vec::with_capacity(seqs.len());
+    for &seq in seqs.iter().filter(|&&s| s <= to_u64(head)) {
+        if let Some(chain) = chain_at(tx, workspace, seq)? {
+            marks.push(ChainMark { seq, chain });
+        }
+    }
+    Ok(ChainResponse {
+        head: to_u64(head),
+        marks,
+    })
+}
+
+/// The tip page of `workspace_id` as its coordinator's device published it, if any.
+pub(crate) fn tip_page(
+    tx: &mut impl Reads,
+    workspace_id: &str,
+) -> StorageResult<Option<TipPageRequest>> {
+    let workspace = workspace_key(tx, workspace_id)?;
+    let mut page = None;
+    tx.each_row(
+        "SELECT p.statement, d.public_id, p.signature
+         FROM tip_pages p JOIN devices d ON d.id = p.device
+         WHERE p.workspace = $1",
+        &[Param::Int(workspace)],
+        |row| {
+            page = Some(TipPageRequest {
+                statement: row.column(0)?,
+                device_id: row.column(1)?,
+                signature: row.column(2)?,
+            });
+            Ok(())
+        },
+    )?;
+    Ok(page)
+}
+
+/// The signed statement of the tip page at path `page`, if one is published there.
+pub(crate) fn tip_page_statement(
+    tx: &mut impl Reads,
+    page: &str,
+) -> StorageResult<Option<Vec<u8>>> {
+    let mut statement = None;
+    tx.each_row(
+        "SELECT statement FROM tip_pages WHERE page = $1",
+        &[Param::Text(page)],
+        |row| {
+            statement = Some(row.column(0)?);
+            Ok(())
+        },
+    )?;
+    Ok(statement)
+}
+
+/// The first `max` tips waiting in `workspace_id`, oldest first.
+pub(crate) fn tips(
+    tx: &mut impl Reads,
+    workspace_id: &str,
+    max: usize,
+) -> StorageResult<Vec<TipEntry>> {
+    let workspace = workspace_key(tx, workspace_id)?;
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut tips = Vec::new();
+    tx.each_row(
+        "SELECT id, received_hour, epoch, ephemeral, nonce, sealed FROM tips
+         WHERE workspace = $1 ORDER BY id LIMIT $2",
+        &[Param::Int(workspace), Param::Int(limit)],
+        |row| {
+            tips.push(tip_entry(
+                row.column(0)?,
+                row.column(1)?,
+                epoch_of(row.column(2)?)?,
+                &row.column::<Vec<u8>>(3)?,
+                &row.column::<Vec<u8>>(4)?,
+                &row.column::<Vec<u8>>(5)?,
+            ));
+            Ok(())
+        },
+    )?;
+    Ok(tips)
+}
+
+/// The replies to the tipster whose receipt gives `lookup`, on the tip page at path `page`, in
+/// order of arrival; `None` when no page is published there.
+pub(crate) fn tip_replies(
+    tx: &mut impl Reads,
+    page: &str,
+    lookup: &[u8],
+) -> StorageResult<Option<Vec<TipReply>>> {
+    let mut workspace = None;
+    tx.each_row(
+        "SELECT workspace FROM tip_pages WHERE page = $1",
+        &[Param::Text(page)],
+        |row| {
+            workspace = Some(row.column::<i64>(0)?);
+            Ok(())
+        },
+    )?;
+    let Some(workspace) = workspace else {
+        return Ok(None);
+    };
+    let mut replies = Vec::new();
+    tx.each_row(
+        "SELECT ephemeral, nonce, sealed FROM tip_replies
+         WHERE workspace = $1 AND lookup = $2 ORDER BY id",
+        &[Param::Int(workspace), Param::Bytes(lookup)],
+        |row| {
+            replies.push(TipReply {
+                ephemeral: fixed(row.column(0)?)?,
+                nonce: fixed(row.column(1)?)?,
+                sealed: row.column(2)?,
+            });
+            Ok(())
+        },
+    )?;
+    Ok(Some(replies))
+}
+
+/// A stored tip as listed: its number, the hour it arrived, and what the browser posted,
+/// base64 again.
+fn tip_entry(
+    id: i64,
+    received_hour: i64,
+    epoch: u32,
+    ephemeral: &[u8],
+    nonce: &[u8],
+    sealed: &[u8],
+) -> TipEntry {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    TipEntry {
+        id: to_u64(id),
+        received_hour: to_u64(received_hour),
+        submission: waymark_protocol::TipSubmission {
+            epoch,
+            ephemeral: b64.encode(ephemeral),
+            nonce: b64.encode(nonce),
+            sealed: b64.encode(sealed),
+        },
+    }
 }

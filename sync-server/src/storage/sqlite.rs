@@ -33,9 +33,9 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use waymark_protocol::{
-    AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
-    CheckInResponse, CheckInsResponse, KeysRequest, PullResponse, PulledBlob, PushBlob,
-    TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next, limits,
+    AppendRequest, ChainHash, ChainResponse, CheckInRequest, CheckInResponse, CheckInsResponse,
+    KeysRequest, PullResponse, PulledBlob, PushBlob, TeamResponse, TipEntry, TipPageRequest,
+    TipReplyRequest, chain_next, limits,
 };
 
 use super::pull_page::{BlobRef, EncodedPull, PageEnd, PullPageWriter};
@@ -48,7 +48,7 @@ use super::{
     StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
     check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
     check_same_blob, keys_kept_in_log, live_or_revoked, minutes_overdue, plan_check_in,
-    snapshot_upto, stored_key, tip_entry, to_i64, to_u64,
+    snapshot_upto, stored_key, to_i64, to_u64,
 };
 use crate::tips::{check_tip_page, received_hour};
 use crate::tokens;
@@ -62,8 +62,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// its statement cache starts empty).
 const MAX_IDLE_READERS: usize = 64;
 
-/// Schema migrations; `MIGRATIONS[i]` upgrades `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[
+/// Schema migrations; `MIGRATIONS[i]` upgrades `user_version` i to i + 1. Public so that the
+/// upgrade tests build each earlier release's database from the very scripts run here.
+pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_team.sql"),
     include_str!("migrations/003_team_log.sql"),
@@ -110,6 +111,7 @@ impl rusqlite::ToSql for Param<'_> {
             Param::Int(value) => value.to_sql(),
             Param::Text(value) => value.to_sql(),
             Param::MaybeText(value) => value.to_sql(),
+            Param::Bytes(value) => value.to_sql(),
         }
     }
 }
@@ -365,16 +367,27 @@ fn check_not_newer(conn: &Connection) -> StorageResult<i64> {
 }
 
 fn migrate(conn: &mut Connection) -> StorageResult<()> {
+    migrate_with(conn, MIGRATIONS)
+}
+
+/// The migration runner over `scripts` (`scripts[i]` upgrades version i to i + 1): all of them
+/// past the file's version, in one transaction.
+fn migrate_with(conn: &mut Connection, scripts: &[&str]) -> StorageResult<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Checked again inside the transaction: another process may have migrated meanwhile.
     let found = check_not_newer(&tx)?;
-    for script in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+    for (version, script) in (1..).zip(scripts).skip(usize::try_from(found).unwrap_or(0)) {
         tx.execute_batch(script)?;
+        // Right after the column is added, so every later script sees the hashes filled in.
+        if version == CHAIN_SCHEMA {
+            backfill_chain_sqlite(&tx)?;
+        }
     }
-    if found < CHAIN_SCHEMA {
-        backfill_chain_sqlite(&tx)?;
-    }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(
+        None,
+        "user_version",
+        i64::try_from(scripts.len()).unwrap_or(i64::MAX),
+    )?;
     tx.commit()?;
     Ok(())
 }
@@ -460,17 +473,9 @@ fn backfill_chain_sqlite(tx: &Connection) -> StorageResult<()> {
     Ok(())
 }
 
-/// The chain hash of the blob at `seq` in `workspace` (row key), [`CHAIN_START`] for 0; `None`
-/// beyond the head.
+/// The chain hash of the blob at `seq` in workspace row `workspace` ([`reads::chain_at`]).
 fn chain_at(tx: &Connection, workspace: i64, seq: u64) -> StorageResult<Option<ChainHash>> {
-    if seq == 0 {
-        return Ok(Some(CHAIN_START));
-    }
-    let chain: Option<Option<Vec<u8>>> = tx
-        .prepare_cached("SELECT chain FROM blobs WHERE workspace = ?1 AND seq = ?2")?
-        .query_row(params![workspace, to_i64(seq)], |row| row.get(0))
-        .optional()?;
-    chain.flatten().map(fixed).transpose()
+    reads::chain_at(&mut Sql(tx), workspace, seq)
 }
 
 /// A device of a workspace that is not revoked, as a write finds it inside its transaction.
@@ -963,25 +968,7 @@ impl Storage for SqliteStorage {
     }
 
     fn chain(&self, workspace_id: &str, seqs: &[u64]) -> StorageResult<ChainResponse> {
-        self.read(|tx| {
-            let (workspace, head): (i64, i64) = tx
-                .prepare_cached("SELECT id, head_seq FROM workspaces WHERE public_id = ?1")?
-                .query_row([workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {workspace_id}"),
-                })?;
-            let mut marks = Vec::with_capacity(seqs.len());
-            for &seq in seqs.iter().filter(|&&s| s <= to_u64(head)) {
-                if let Some(chain) = chain_at(tx, workspace, seq)? {
-                    marks.push(ChainMark { seq, chain });
-                }
-            }
-            Ok(ChainResponse {
-                head: to_u64(head),
-                marks,
-            })
-        })
+        self.read(|tx| reads::chain(&mut Sql(tx), workspace_id, seqs))
     }
 
     fn touch_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
@@ -1501,32 +1488,11 @@ impl Storage for SqliteStorage {
     }
 
     fn tip_page(&self, workspace_id: &str) -> StorageResult<Option<TipPageRequest>> {
-        self.read(|tx| {
-            let workspace = workspace_key(tx, workspace_id)?;
-            Ok(tx
-                .prepare_cached(
-                    "SELECT p.statement, d.public_id, p.signature
-                     FROM tip_pages p JOIN devices d ON d.id = p.device
-                     WHERE p.workspace = ?1",
-                )?
-                .query_row([workspace], |row| {
-                    Ok(TipPageRequest {
-                        statement: row.get(0)?,
-                        device_id: row.get(1)?,
-                        signature: row.get(2)?,
-                    })
-                })
-                .optional()?)
-        })
+        self.read(|tx| reads::tip_page(&mut Sql(tx), workspace_id))
     }
 
     fn tip_page_statement(&self, page: &str) -> StorageResult<Option<Vec<u8>>> {
-        self.read(|tx| {
-            Ok(tx
-                .prepare_cached("SELECT statement FROM tip_pages WHERE page = ?1")?
-                .query_row([page], |row| row.get(0))
-                .optional()?)
-        })
+        self.read(|tx| reads::tip_page_statement(&mut Sql(tx), page))
     }
 
     fn submit_tip(
@@ -1574,27 +1540,7 @@ impl Storage for SqliteStorage {
     }
 
     fn tips(&self, workspace_id: &str, max: usize) -> StorageResult<Vec<TipEntry>> {
-        self.read(|tx| {
-            let workspace = workspace_key(tx, workspace_id)?;
-            let mut stmt = tx.prepare_cached(
-                "SELECT id, received_hour, epoch, ephemeral, nonce, sealed FROM tips
-                 WHERE workspace = ?1 ORDER BY id LIMIT ?2",
-            )?;
-            let limit = i64::try_from(max).unwrap_or(i64::MAX);
-            let mut rows = stmt.query(params![workspace, limit])?;
-            let mut tips = Vec::new();
-            while let Some(row) = rows.next()? {
-                tips.push(tip_entry(
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get_ref(3)?.as_blob().map_err(from_sql)?,
-                    row.get_ref(4)?.as_blob().map_err(from_sql)?,
-                    row.get_ref(5)?.as_blob().map_err(from_sql)?,
-                ));
-            }
-            Ok(tips)
-        })
+        self.read(|tx| reads::tips(&mut Sql(tx), workspace_id, max))
     }
 
     fn tips_done(&self, caller: &Device, ids: &[u64]) -> StorageResult<u64> {
@@ -1649,32 +1595,7 @@ impl Storage for SqliteStorage {
     }
 
     fn tip_replies(&self, page: &str, lookup: &[u8]) -> StorageResult<Option<Vec<TipReply>>> {
-        self.read(|tx| {
-            let Some(workspace) = tx
-                .prepare_cached("SELECT workspace FROM tip_pages WHERE page = ?1")?
-                .query_row([page], |row| row.get::<_, i64>(0))
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let mut stmt = tx.prepare_cached(
-                "SELECT ephemeral, nonce, sealed FROM tip_replies
-                 WHERE workspace = ?1 AND lookup = ?2 ORDER BY id",
-            )?;
-            let rows = stmt.query_map(params![workspace, lookup], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?;
-            let mut replies = Vec::new();
-            for row in rows {
-                let (ephemeral, nonce, sealed): (Vec<u8>, Vec<u8>, Vec<u8>) = row?;
-                replies.push(TipReply {
-                    ephemeral: fixed(ephemeral)?,
-                    nonce: fixed(nonce)?,
-                    sealed,
-                });
-            }
-            Ok(Some(replies))
-        })
+        self.read(|tx| reads::tip_replies(&mut Sql(tx), page, lookup))
     }
 }
 
@@ -1724,4 +1645,48 @@ fn bump_check_ins(tx: &Connection, mut workspaces: Vec<i64>) -> StorageResult<()
         bump.execute([workspace])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::storage::tests::READS_CHAIN;
+    use waymark_protocol::CHAIN_START;
+
+    /// The backfill runs right after the script that adds the column, so a later migration
+    /// that reads chain hashes (to index or check them) finds them filled in.
+    #[test]
+    fn migrations_after_schema_4_see_the_chain_hashes_of_older_blobs() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..3]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO workspaces (id, public_id, created_at, head_seq) VALUES (1, 'w', 0, 2);
+             INSERT INTO devices (id, public_id, workspace, name, token_hash, enrolled_at)
+                 VALUES (1, 'd', 1, 'phone', X'01', 0);",
+        )
+        .unwrap();
+        for seq in 1..=2u8 {
+            conn.execute(
+                "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
+                                    ciphertext, created_at)
+                 VALUES (1, ?1, ?2, zeroblob(16), 0, 1, 1, X'00', 0)",
+                params![seq, &[seq; 32][..]],
+            )
+            .unwrap();
+        }
+        let scripts: Vec<&str> = MIGRATIONS.iter().copied().chain([READS_CHAIN]).collect();
+        migrate_with(&mut conn, &scripts).unwrap();
+        let seen: Vec<Option<Vec<u8>>> = conn
+            .prepare("SELECT chain FROM seen ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let first = chain_next(&CHAIN_START, 1, &[1; 32]);
+        let second = chain_next(&first, 2, &[2; 32]);
+        assert_eq!(seen, [Some(first.to_vec()), Some(second.to_vec())]);
+    }
 }

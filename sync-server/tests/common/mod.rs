@@ -1,15 +1,18 @@
 //! Helpers shared by the server's integration tests: a fresh backend per test, a router driven
 //! with `oneshot`, and typed shortcuts for enrolling devices, pushing and pulling.
 //!
-//! Every backend constructor here ([`sqlite`], [`postgres`], and [`pairs`] for two stores over
-//! one database) runs the same suites: [`backend_tests!`] at the bottom of each suite names each
-//! test once and runs it as `sqlite::name` and `postgres::name`.
+//! Every backend constructor here ([`sqlite`], [`postgres`], [`pairs`] for two stores over
+//! one database, and [`old`] for databases earlier releases made) runs the same suites:
+//! [`backend_tests!`] at the bottom of each suite names each test once and runs it as
+//! `sqlite::name` and `postgres::name`.
 //!
 //! PostgreSQL tests need a running server: `eval "$(sync-server/scripts/start-postgres.sh)"`
 //! exports `WAYMARK_TEST_POSTGRES_URL`; without it they fail (never silently pass). Each test
 //! gets its own schema, dropped when the test ends, so tests run in parallel.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod old;
 
 use std::sync::Arc;
 
@@ -130,6 +133,8 @@ pub mod pairs {
 ///   ([`pairs`]);
 /// - `backend_tests!(async: a, b)`: `async fn a(backend: Backend)` on a two-thread runtime
 ///   (`async, worker_threads = 4: a` for more).
+/// - `backend_tests!(old: a, b)`: `fn a(old: Old)`, databases as earlier releases left them
+///   ([`old`]).
 #[allow(unused_macros)] // Suites without backend tests (`binary.rs`, ...) share this module.
 macro_rules! backend_tests {
     (@both $kind:tt $make:tt $($name:ident),*) => {
@@ -163,6 +168,9 @@ macro_rules! backend_tests {
     };
     (async: $($name:ident),* $(,)?) => {
         $crate::common::backend_tests!(@both [2] [$crate::common] $($name),*);
+    };
+    (old: $($name:ident),* $(,)?) => {
+        $crate::common::backend_tests!(@both [] [$crate::common::old] $($name),*);
     };
     (pairs: $($name:ident),* $(,)?) => {
         $crate::common::backend_tests!(@both [] [$crate::common::pairs] $($name),*);

@@ -40,12 +40,12 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Transaction};
 use waymark_protocol::{
-    AppendRequest, CHAIN_START, ChainHash, ChainMark, ChainResponse, CheckInRequest,
-    CheckInResponse, CheckInsResponse, KeysRequest, PullResponse, PulledBlob, PushBlob,
-    TeamResponse, TipEntry, TipPageRequest, TipReplyRequest, chain_next, limits,
+    AppendRequest, ChainResponse, CheckInRequest, CheckInResponse, CheckInsResponse, KeysRequest,
+    PullResponse, PulledBlob, PushBlob, TeamResponse, TipEntry, TipPageRequest, TipReplyRequest,
+    chain_next, limits,
 };
 
-use super::reads::{self, Param, Reads, epoch_of, fixed, workspace_key};
+use super::reads::{self, Param, Reads, chain_at, epoch_of, fixed, workspace_key};
 use super::team_log::{EnrolledDevice, plan_append};
 use super::{
     ALERT_CLAIM_SECS, AlertKind, CHAIN_SCHEMA, CHECK_IN_KEPT_SECS, ChainFill, CheckInAlert,
@@ -54,7 +54,7 @@ use super::{
     StoredCheckIn, TipReceipt, TipReply, TokenHash, Workspace, WorkspaceUsage, check_check_in,
     check_keys, check_may_handle_tips, check_may_revoke, check_may_upload_keys, check_new_blob,
     check_same_blob, keys_kept_in_log, live_or_revoked, minutes_overdue, plan_check_in,
-    snapshot_upto, stored_key, tip_entry, to_i64, to_u64,
+    snapshot_upto, stored_key, to_i64, to_u64,
 };
 use crate::tips::{check_tip_page, received_hour};
 use crate::tokens;
@@ -65,8 +65,9 @@ mod tls;
 pub use pool::DEFAULT_MAX_CONNECTIONS;
 use pool::{Pool, off_executor};
 
-/// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1.
-const MIGRATIONS: &[&str] = &[
+/// Schema migrations; `MIGRATIONS[i]` upgrades version i to i + 1. Public so that the
+/// upgrade tests build each earlier release's database from the very scripts run here.
+pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/001_initial.sql"),
     include_str!("../migrations/postgres/002_team.sql"),
     include_str!("../migrations/postgres/003_team_log.sql"),
@@ -122,6 +123,7 @@ impl Reads for Transaction<'_> {
                     Param::Int(value) => value,
                     Param::Text(value) => value,
                     Param::MaybeText(value) => value,
+                    Param::Bytes(value) => value,
                 }
             })
             .collect();
@@ -288,6 +290,12 @@ impl PostgresStorage {
 }
 
 fn migrate(client: &mut Client) -> StorageResult<()> {
+    migrate_with(client, MIGRATIONS)
+}
+
+/// The migration runner over `scripts` (`scripts[i]` upgrades version i to i + 1): all of them
+/// past the database's version, in one transaction.
+fn migrate_with(client: &mut Client, scripts: &[&str]) -> StorageResult<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
@@ -307,20 +315,16 @@ fn migrate(client: &mut Client) -> StorageResult<()> {
         });
     }
     let now = tokens::now();
-    for (index, script) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
+    for (version, script) in (1..).zip(scripts).skip(usize::try_from(found).unwrap_or(0)) {
         tx.batch_execute(script)?;
-        let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        // Right after the column is added, so every later script sees the hashes filled in.
+        if version == CHAIN_SCHEMA {
+            backfill_chain_postgres(&mut tx)?;
+        }
         tx.execute(
             "INSERT INTO waymark_schema (version, applied_at) VALUES ($1, $2)",
             &[&version, &now],
         )?;
-    }
-    if found < CHAIN_SCHEMA {
-        backfill_chain_postgres(&mut tx)?;
     }
     tx.commit()?;
     Ok(())
@@ -341,26 +345,6 @@ fn backfill_chain_postgres(tx: &mut Transaction<'_>) -> StorageResult<()> {
         tx.execute(&update, &[&workspace, &seq, &&chain[..]])?;
     }
     Ok(())
-}
-
-/// The chain hash of the blob at `seq` in `workspace` (row key), [`CHAIN_START`] for 0; `None`
-/// beyond the head.
-fn chain_at(
-    tx: &mut Transaction<'_>,
-    workspace: i64,
-    seq: u64,
-) -> StorageResult<Option<ChainHash>> {
-    if seq == 0 {
-        return Ok(Some(CHAIN_START));
-    }
-    let chain: Option<Option<Vec<u8>>> = tx
-        .query_opt(
-            "SELECT chain FROM blobs WHERE workspace = $1 AND seq = $2",
-            &[&workspace, &to_i64(seq)],
-        )?
-        .map(|row| row.try_get(0))
-        .transpose()?;
-    chain.flatten().map(fixed).transpose()
 }
 
 /// A device of `workspace` that is not revoked (its row id, role and signing key);
@@ -922,28 +906,7 @@ impl Storage for PostgresStorage {
     }
 
     fn chain(&self, workspace_id: &str, seqs: &[u64]) -> StorageResult<ChainResponse> {
-        self.read(|tx| {
-            let (workspace, head): (i64, i64) = tx
-                .query_opt(
-                    "SELECT id, head_seq FROM workspaces WHERE public_id = $1",
-                    &[&workspace_id],
-                )?
-                .map(|row| -> StorageResult<_> { Ok((row.try_get(0)?, row.try_get(1)?)) })
-                .transpose()?
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("workspace {workspace_id}"),
-                })?;
-            let mut marks = Vec::with_capacity(seqs.len());
-            for &seq in seqs.iter().filter(|&&s| s <= to_u64(head)) {
-                if let Some(chain) = chain_at(tx, workspace, seq)? {
-                    marks.push(ChainMark { seq, chain });
-                }
-            }
-            Ok(ChainResponse {
-                head: to_u64(head),
-                marks,
-            })
-        })
+        self.read(|tx| reads::chain(tx, workspace_id, seqs))
     }
 
     fn touch_device(&self, device_id: &str, now: i64) -> StorageResult<()> {
@@ -1511,32 +1474,11 @@ impl Storage for PostgresStorage {
     }
 
     fn tip_page(&self, workspace_id: &str) -> StorageResult<Option<TipPageRequest>> {
-        self.read(|tx| {
-            let workspace = workspace_key(tx, workspace_id)?;
-            tx.query_opt(
-                "SELECT p.statement, d.public_id, p.signature
-                     FROM tip_pages p JOIN devices d ON d.id = p.device
-                     WHERE p.workspace = $1",
-                &[&workspace],
-            )?
-            .map(|row| -> StorageResult<_> {
-                Ok(TipPageRequest {
-                    statement: row.try_get(0)?,
-                    device_id: row.try_get(1)?,
-                    signature: row.try_get(2)?,
-                })
-            })
-            .transpose()
-        })
+        self.read(|tx| reads::tip_page(tx, workspace_id))
     }
 
     fn tip_page_statement(&self, page: &str) -> StorageResult<Option<Vec<u8>>> {
-        self.read(|tx| {
-            Ok(tx
-                .query_opt("SELECT statement FROM tip_pages WHERE page = $1", &[&page])?
-                .map(|row| row.try_get(0))
-                .transpose()?)
-        })
+        self.read(|tx| reads::tip_page_statement(tx, page))
     }
 
     fn submit_tip(
@@ -1587,27 +1529,7 @@ impl Storage for PostgresStorage {
     }
 
     fn tips(&self, workspace_id: &str, max: usize) -> StorageResult<Vec<TipEntry>> {
-        self.read(|tx| {
-            let workspace = workspace_key(tx, workspace_id)?;
-            let limit = i64::try_from(max).unwrap_or(i64::MAX);
-            let rows = tx.query(
-                "SELECT id, received_hour, epoch, ephemeral, nonce, sealed FROM tips
-                 WHERE workspace = $1 ORDER BY id LIMIT $2",
-                &[&workspace, &limit],
-            )?;
-            let mut tips = Vec::with_capacity(rows.len());
-            for row in rows {
-                tips.push(tip_entry(
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    epoch_of(row.try_get(2)?)?,
-                    row.try_get(3)?,
-                    row.try_get(4)?,
-                    row.try_get(5)?,
-                ));
-            }
-            Ok(tips)
-        })
+        self.read(|tx| reads::tips(tx, workspace_id, max))
     }
 
     fn tips_done(&self, caller: &Device, ids: &[u64]) -> StorageResult<u64> {
@@ -1669,28 +1591,77 @@ impl Storage for PostgresStorage {
     }
 
     fn tip_replies(&self, page: &str, lookup: &[u8]) -> StorageResult<Option<Vec<TipReply>>> {
-        self.read(|tx| {
-            let Some(workspace): Option<i64> = tx
-                .query_opt("SELECT workspace FROM tip_pages WHERE page = $1", &[&page])?
-                .map(|row| row.try_get(0))
-                .transpose()?
-            else {
-                return Ok(None);
-            };
-            let rows = tx.query(
-                "SELECT ephemeral, nonce, sealed FROM tip_replies
-                 WHERE workspace = $1 AND lookup = $2 ORDER BY id",
-                &[&workspace, &lookup],
-            )?;
-            let mut replies = Vec::with_capacity(rows.len());
-            for row in rows {
-                replies.push(TipReply {
-                    ephemeral: fixed(row.try_get(0)?)?,
-                    nonce: fixed(row.try_get(1)?)?,
-                    sealed: row.try_get(2)?,
-                });
+        self.read(|tx| reads::tip_replies(tx, page, lookup))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::storage::tests::READS_CHAIN;
+    use waymark_protocol::CHAIN_START;
+
+    /// Drops the test's schema when the test ends, passed or not.
+    struct DropSchema {
+        url: String,
+        schema: String,
+    }
+
+    impl Drop for DropSchema {
+        fn drop(&mut self) {
+            if let Ok(mut client) = Client::connect(&self.url, postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
             }
-            Ok(Some(replies))
-        })
+        }
+    }
+
+    /// The backfill runs right after the script that adds the column, so a later migration
+    /// that reads chain hashes (to index or check them) finds them filled in.
+    #[test]
+    fn migrations_after_schema_4_see_the_chain_hashes_of_older_blobs() {
+        let url = std::env::var("WAYMARK_TEST_POSTGRES_URL")
+            .expect("WAYMARK_TEST_POSTGRES_URL: run sync-server/scripts/start-postgres.sh");
+        let guard = DropSchema {
+            schema: format!("unit_{}", tokens::new_id().to_lowercase()),
+            url,
+        };
+        let mut client = Client::connect(&guard.url, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA {0}; SET search_path = {0};",
+                guard.schema
+            ))
+            .unwrap();
+        migrate_with(&mut client, &MIGRATIONS[..3]).unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO workspaces (id, public_id, created_at, head_seq) VALUES (1, 'w', 0, 2);
+                 INSERT INTO devices (id, public_id, workspace, name, token_hash, enrolled_at)
+                     VALUES (1, 'd', 1, 'phone', '\\x01', 0);",
+            )
+            .unwrap();
+        for seq in 1..=2u8 {
+            client
+                .execute(
+                    "INSERT INTO blobs (workspace, seq, content_id, doc_id, epoch, device, size,
+                                        ciphertext, created_at)
+                     VALUES (1, $1, $2, $3, 0, 1, 1, '\\x00', 0)",
+                    &[&i64::from(seq), &&[seq; 32][..], &&[0u8; 16][..]],
+                )
+                .unwrap();
+        }
+        let scripts: Vec<&str> = MIGRATIONS.iter().copied().chain([READS_CHAIN]).collect();
+        migrate_with(&mut client, &scripts).unwrap();
+        let seen: Vec<Option<Vec<u8>>> = client
+            .query("SELECT chain FROM seen ORDER BY seq", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let first = chain_next(&CHAIN_START, 1, &[1; 32]);
+        let second = chain_next(&first, 2, &[2; 32]);
+        assert_eq!(seen, [Some(first.to_vec()), Some(second.to_vec())]);
     }
 }
