@@ -1075,7 +1075,8 @@ impl Store {
     }
 
     /// Applies one pulled batch and advances the cursor, in one transaction. Returns the new
-    /// cursor.
+    /// cursor. For the fuzz targets.
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn apply_pulled(
         &self,
         workspace: &str,

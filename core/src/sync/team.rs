@@ -714,6 +714,7 @@ impl Store {
     /// Takes a team answer whose log entries start at index `from` as a sync does (see
     /// [`Store::refresh_team`]), without asking the server anything more. Used by the fuzz
     /// targets, which hand it untrusted answers.
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn apply_team(
         &self,
         m: &Membership,
