@@ -10,7 +10,7 @@
 //!
 //! The API is blocking; hosts call it from a worker thread.
 
-mod docs;
+pub(crate) mod docs;
 mod error;
 mod forget;
 pub(crate) mod keys;

@@ -9,7 +9,7 @@ use super::http::Call;
 use super::restore;
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Store, docs};
 use crate::validate;
 
 /// A workspace this store syncs, and this device's credentials for it.
@@ -192,13 +192,7 @@ impl Store {
                 &enrollment,
             )?;
             // Queue what exists so far: each document's save and chunks, as they are stored.
-            let docs: Vec<(String, String)> = tx
-                .prepare("SELECT id, kind FROM documents WHERE workspace_id = ?1 ORDER BY n")?
-                .query_map(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            for (id, kind) in docs {
-                let kind = crate::model::RecordKind::parse(&kind)
-                    .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
+            for (id, kind) in docs::in_workspace(&tx, workspace)? {
                 restore::queue_whole(&tx, workspace, &id, kind)?;
             }
             tx.commit()?;

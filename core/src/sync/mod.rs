@@ -42,7 +42,7 @@ use waymark_protocol as proto;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, insert_whole, merge_chunks};
-use crate::store::{Store, keys, load_stored, now_ms};
+use crate::store::{Store, docs, keys, load_stored, now_ms};
 use http::{Call, Server};
 use prepare::Prepared;
 
@@ -301,8 +301,7 @@ enum Applied {
 /// Records the generation of a document just stored from a blob or bundle (0 needs nothing).
 fn set_generation(tx: &Transaction<'_>, doc_id: &str, generation: u32) -> Result<()> {
     if generation > 0 {
-        tx.prepare_cached("UPDATE documents SET generation = ?2 WHERE id = ?1")?
-            .execute(params![doc_id, generation])?;
+        docs::set_generation(tx, doc_id, generation)?;
     }
     Ok(())
 }
@@ -1179,10 +1178,7 @@ impl Store {
             workspace,
             kind: meta.kind,
         };
-        let local = tx
-            .prepare_cached("SELECT generation FROM documents WHERE id = ?1")?
-            .query_row(params![doc_id], |r| r.get::<_, u32>(0))
-            .optional()?;
+        let local = docs::generation(tx, doc_id)?;
         match local {
             Some(g) if meta.generation < g => {
                 return Ok(Applied::OtherGeneration(

@@ -12,15 +12,15 @@
 //! wrote itself, which is all a teammate accepts under its signature), and pulls again from that
 //! mark. Nothing it knows is lost, and nothing the server now holds is skipped.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use waymark_protocol as proto;
 
 use super::http::Server;
 use super::log::{AlertKind, record_alert};
 use super::{Membership, seq_sql};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::RecordKind;
-use crate::store::{Store, load_stored, outbox, projection};
+use crate::store::{Store, docs, load_stored, outbox, projection};
 
 /// Where this device's cursor is in the server's log, as this device last verified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +121,7 @@ pub(crate) fn advance_over_own(
 
 /// Notes that document `doc_id` changed on the server at `seq` (pulled or acknowledged there).
 pub(crate) fn seen_at(tx: &Connection, doc_id: &str, seq: u64) -> Result<()> {
-    tx.prepare_cached("UPDATE documents SET seq = ?2 WHERE id = ?1 AND seq < ?2")?
-        .execute(params![doc_id, seq_sql(seq)])?;
-    Ok(())
+    docs::set_seq(tx, doc_id, seq_sql(seq))
 }
 
 /// The sequence numbers of `workspace`'s marks, newest first, with their hashes.
@@ -176,19 +174,9 @@ impl Store {
             // Documents last seen before this device kept marks may have changed anywhere up
             // to its first one.
             let unknown_too = first_mark.is_none_or(|first| seq < first);
-            let docs: Vec<(String, String)> = tx
-                .prepare(
-                    "SELECT id, kind FROM documents
-                     WHERE workspace_id = ?1 AND (seq > ?2 OR (seq = 0 AND ?3)) ORDER BY n",
-                )?
-                .query_map(params![m.workspace, seq_sql(seq), unknown_too], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let changed = docs::changed_after(&tx, &m.workspace, seq_sql(seq), unknown_too)?;
             let mut queued = 0u64;
-            for (id, kind) in docs {
-                let kind = RecordKind::parse(&kind)
-                    .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
+            for (id, kind) in changed {
                 let sent = match coordinator {
                     true => queue_whole(&tx, &m.workspace, &id, kind)?,
                     false => queue_own_changes(&tx, &m.workspace, &id, kind, &own_actor)?,
@@ -228,14 +216,8 @@ pub(crate) fn queue_whole(
     kind: RecordKind,
 ) -> Result<bool> {
     let restricted = projection::is_restricted(tx, id)?;
-    let snapshot: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT snapshot FROM documents WHERE id = ?1",
-            params![id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(snapshot) = snapshot else {
+    let mut saved = docs::saved(tx, id)?.into_iter();
+    let Some(snapshot) = saved.next() else {
         return Ok(false);
     };
     match outbox::generation(tx, id)? {
@@ -253,11 +235,7 @@ pub(crate) fn queue_whole(
             Some(proto::limits::MAX_CURSOR),
         )?,
     }
-    let chunks: Vec<Vec<u8>> = tx
-        .prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?
-        .query_map(params![id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for c in chunks {
+    for c in saved {
         outbox::enqueue(tx, workspace, id, kind, &c, restricted)?;
     }
     Ok(true)

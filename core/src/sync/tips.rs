@@ -24,7 +24,7 @@ use crate::crypto;
 use crate::error::{Error, Result, StorageError};
 use crate::model::{NewVisit, RecordKind, Tip, TipReply};
 use crate::records::tip;
-use crate::store::{Store, keys, now_ms};
+use crate::store::{Store, docs, keys, now_ms};
 use crate::validate;
 
 /// Most languages a tip page shows.
@@ -662,9 +662,7 @@ impl Store {
             };
             let (doc_id, actor) = tip_identity(&ephemeral, &nonce);
             let (known, secret) = self.read(|c| {
-                let known = c
-                    .prepare_cached("SELECT 1 FROM documents WHERE id = ?1")?
-                    .exists(params![doc_id])?;
+                let known = docs::exists(c, &doc_id)?;
                 Ok((known, tip_secret(c, &m.workspace, s.epoch)?))
             })?;
             if known {
