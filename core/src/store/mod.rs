@@ -14,6 +14,7 @@ pub(crate) mod docs;
 mod error;
 mod forget;
 pub(crate) mod keys;
+pub(crate) mod memberships;
 pub(crate) mod outbox;
 pub(crate) mod projection;
 mod query;

@@ -2,23 +2,15 @@
 //! join proof) and recording the membership, with the server, credentials and trust it starts
 //! from. Joining by invite (`invite.rs`) ends here too.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 use waymark_protocol as proto;
 
 use super::http::Call;
 use super::restore;
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::store::{Store, docs};
+use crate::store::{Store, docs, memberships};
 use crate::validate;
-
-/// A workspace this store syncs, and this device's credentials for it.
-pub(crate) struct Membership {
-    pub(crate) workspace: String,
-    pub(crate) url: String,
-    pub(crate) token: String,
-    pub(crate) device_id: String,
-}
 
 /// This device's enrollment: its key pairs, its name, the join proof for its invite's secret,
 /// and the signing keys its invite vouched for (the inviter's trusted coordinators).
@@ -91,31 +83,20 @@ pub(crate) fn add_membership(
     e: &proto::EnrollResponse,
     enrollment: &Enrollment,
 ) -> Result<()> {
-    let (anchor_idx, anchor_hash) = match &enrollment.anchor {
-        Some((idx, hash)) => (
-            Some(i64::try_from(*idx).unwrap_or(i64::MAX)),
-            Some(hash.to_vec()),
-        ),
-        None => (None, None),
-    };
-    tx.execute(
-        "INSERT INTO memberships(workspace_id, server_url, server_workspace_id, device_id,
-            device_token, cursor, revoked, device_keys, role, team_version, join_proof,
-            anchor_idx, anchor_hash, legacy_trust, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, 0, ?8, ?9, ?10, 0, ?11)",
-        params![
+    memberships::insert(
+        tx,
+        &memberships::NewMembership {
             workspace,
             url,
-            e.workspace_id,
-            e.device_id,
-            e.device_token,
-            enrollment.keys.to_bytes().as_slice(),
-            e.role,
-            enrollment.join_proof,
-            anchor_idx,
-            anchor_hash,
-            enrollment.actor
-        ],
+            server_workspace: &e.workspace_id,
+            device_id: &e.device_id,
+            device_token: &e.device_token,
+            role: &e.role,
+            device_keys: enrollment.keys.to_bytes().as_slice(),
+            join_proof: enrollment.join_proof.as_deref(),
+            anchor: enrollment.anchor,
+            actor: &enrollment.actor,
+        },
     )?;
     // This device trusts itself and what its invite, received in person, vouched for.
     let own = enrollment.keys.sign_public();
@@ -149,14 +130,7 @@ impl Store {
         if !known {
             return Err(Error::not_found(format!("workspace {workspace}")));
         }
-        let connected: Option<bool> = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT revoked = 0 FROM memberships WHERE workspace_id = ?1",
-                params![workspace],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })?;
+        let connected = self.read(|c| memberships::in_force(c, workspace))?;
         if connected == Some(true) {
             return Err(Error::invalid(
                 "workspace_id",
@@ -180,10 +154,7 @@ impl Store {
             let tx = w.conn.transaction()?;
             // A revoked membership gives way to the new enrolment: a new device identity that
             // the team log must admit like any other.
-            tx.execute(
-                "DELETE FROM memberships WHERE workspace_id = ?1 AND revoked = 1",
-                params![workspace],
-            )?;
+            memberships::delete_revoked(&tx, workspace)?;
             add_membership(
                 &tx,
                 workspace,

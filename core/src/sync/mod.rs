@@ -22,9 +22,10 @@ pub(crate) mod team;
 mod tips;
 mod tipster;
 
+pub(crate) use crate::store::memberships::Membership;
 pub use check_ins::{CheckIn, CheckInDetails, CheckInState};
 pub use error::{NetworkError, Refusal};
-pub(crate) use membership::{Enrollment, Membership, add_membership};
+pub(crate) use membership::{Enrollment, add_membership};
 pub use snapshot::CompactReport;
 pub use tips::{TipPage, TipPageLanguage};
 pub use tipster::{TipAnswer, TipFields, read_tip_replies, send_tip};
@@ -42,7 +43,7 @@ use waymark_protocol as proto;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, insert_whole, merge_chunks};
-use crate::store::{Store, docs, keys, load_stored, now_ms};
+use crate::store::{Store, docs, keys, load_stored, memberships, now_ms};
 use http::{Call, Server};
 use prepare::Prepared;
 
@@ -333,33 +334,16 @@ impl Store {
     pub fn sync_with(&self, opts: &SyncOptions) -> Result<SyncReport> {
         let _one_at_a_time = self.sync_guard();
         let started = Instant::now();
-        let memberships: Vec<Membership> = self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT workspace_id, server_url, device_token, device_id FROM memberships
-                 WHERE revoked = 0 ORDER BY workspace_id",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(Membership {
-                    workspace: r.get(0)?,
-                    url: r.get(1)?,
-                    token: r.get(2)?,
-                    device_id: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })?;
+        let active = self.read(memberships::active)?;
         let mut report = SyncReport::default();
         let mut changed = Changed::default();
         let mut first_error = None;
-        for m in memberships {
+        for m in active {
             match self.sync_one(&m, opts, &mut report, &mut changed) {
                 Ok(()) => {}
                 Err(Error::DeviceRevoked) => {
                     self.with_writer(|w| {
-                        w.conn.execute(
-                            "UPDATE memberships SET revoked = 1 WHERE workspace_id = ?1",
-                            params![m.workspace],
-                        )?;
+                        memberships::revoke(&w.conn, &m.workspace)?;
                         w.conn.execute(
                             "DELETE FROM outbox WHERE workspace_id = ?1",
                             params![m.workspace],
@@ -396,11 +380,7 @@ impl Store {
             .cancellable(opts.cancel.clone());
         let (has_key, team_version, log_len) = self.read(|c| {
             let has_key = keys::current(c, &m.workspace)?.is_some();
-            let team_version: i64 = c.query_row(
-                "SELECT team_version FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
+            let team_version = memberships::team_version(c, &m.workspace)?;
             let log_len: i64 = c
                 .query_row(
                     "SELECT log_len FROM team_state WHERE workspace_id = ?1",
@@ -418,11 +398,7 @@ impl Store {
         // A coordinator's desk shows when each device last synced: the server's listing is
         // fetched again every few minutes of syncing (its log only from where this device is).
         let listing_due = self.read(|c| {
-            let at: i64 = c.query_row(
-                "SELECT listing_at FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
+            let at = memberships::listing_at(c, &m.workspace)?;
             Ok(now_ms().saturating_sub(at) > LISTING_EVERY_MS
                 && team::is_coordinator(c, &m.workspace).unwrap_or(false))
         })?;
@@ -479,25 +455,13 @@ impl Store {
         self.register_device_name(&m.workspace)?;
         self.push(&server, m, opts, report)?;
         tolerate_network(self.finish_tips(&server, m))?;
-        self.with_writer(|w| {
-            w.conn.execute(
-                "UPDATE memberships SET last_sync_at = ?2 WHERE workspace_id = ?1",
-                params![m.workspace, now_ms()],
-            )?;
-            Ok(())
-        })
+        self.with_writer(|w| memberships::set_last_sync_at(&w.conn, &m.workspace, now_ms()))
     }
 
     /// Whether this device was made a coordinator since it last pulled: then its cursor goes
     /// back to the start, so that it pulls (and opens) the restricted records it skipped.
     fn take_repull(&self, workspace: &str) -> Result<bool> {
-        self.with_writer(|w| {
-            Ok(w.conn.execute(
-                "UPDATE memberships SET repull = 0, cursor = 0, cursor_chain = NULL
-                 WHERE workspace_id = ?1 AND repull = 1",
-                params![workspace],
-            )? > 0)
-        })
+        self.with_writer(|w| memberships::take_repull(&w.conn, workspace))
     }
 
     /// Whether this device may push now: the team log admits it and its newest key is the
@@ -698,10 +662,9 @@ impl Store {
                     // A store from before chain hashes learns the one at its cursor now.
                     chain = chain.or(page.chain_after);
                 }
-                let known_team = self.workspace_u64(
-                    "SELECT team_version FROM memberships WHERE workspace_id = ?1",
-                    &m.workspace,
-                )?;
+                let known_team = self.read(|c| {
+                    Ok(u64::try_from(memberships::team_version(c, &m.workspace)?).unwrap_or(0))
+                })?;
                 if page.team_version != known_team {
                     // Someone enrolled, was revoked or got keys (or the server was restored and
                     // counts from an older version): learn it before checking blobs.
@@ -736,10 +699,7 @@ impl Store {
                         {
                             cursor = page.head;
                             chain = Some(at_head);
-                            tx.prepare_cached(
-                                "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
-                            )?
-                            .execute(params![m.workspace, seq_sql(cursor)])?;
+                            memberships::set_cursor(&tx, &m.workspace, seq_sql(cursor))?;
                         }
                         if !page.blobs.is_empty() {
                             in_tx += page.blobs.len()
@@ -775,22 +735,16 @@ impl Store {
                     }
                     restore::record(&tx, &m.workspace, cursor, chain.as_ref())?;
                     // Check-ins changed: fetched after the pull (see `check_ins`).
-                    tx.prepare_cached(
-                        "UPDATE memberships SET check_ins_seen = ?2
-                         WHERE workspace_id = ?1 AND check_ins_seen <> ?2",
-                    )?
-                    .execute(params![
-                        m.workspace,
-                        i64::try_from(page.check_ins).unwrap_or(i64::MAX)
-                    ])?;
-                    tx.prepare_cached(
-                        "UPDATE memberships SET tips_waiting = ?2
-                         WHERE workspace_id = ?1 AND tips_waiting <> ?2",
-                    )?
-                    .execute(params![
-                        m.workspace,
-                        i64::try_from(page.tips).unwrap_or(i64::MAX)
-                    ])?;
+                    memberships::set_check_ins_seen(
+                        &tx,
+                        &m.workspace,
+                        i64::try_from(page.check_ins).unwrap_or(i64::MAX),
+                    )?;
+                    memberships::set_tips_waiting(
+                        &tx,
+                        &m.workspace,
+                        i64::try_from(page.tips).unwrap_or(i64::MAX),
+                    )?;
                     tx.commit()?;
                     applying.committed(w, report);
                     Ok(page.head)
@@ -1150,8 +1104,7 @@ impl Store {
             st.held = false;
         }
         if advance {
-            tx.prepare_cached("UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1")?
-                .execute(params![workspace, seq_sql(cursor)])?;
+            memberships::set_cursor(tx, workspace, seq_sql(cursor))?;
         }
         Ok(cursor)
     }

@@ -20,7 +20,7 @@ use super::log::{AlertKind, record_alert};
 use super::{Membership, seq_sql};
 use crate::error::Result;
 use crate::model::RecordKind;
-use crate::store::{Store, docs, load_stored, outbox, projection};
+use crate::store::{Store, docs, load_stored, memberships, outbox, projection};
 
 /// Where this device's cursor is in the server's log, as this device last verified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +34,7 @@ pub(crate) struct CursorChain {
 impl CursorChain {
     /// Reads the cursor of `workspace` and the chain hash kept for it.
     pub(crate) fn read(c: &Connection, workspace: &str) -> Result<CursorChain> {
-        let (cursor, chain): (i64, Option<Vec<u8>>) = c.query_row(
-            "SELECT cursor, cursor_chain FROM memberships WHERE workspace_id = ?1",
-            params![workspace],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (cursor, chain) = memberships::cursor_chain(c, workspace)?;
         Ok(CursorChain {
             cursor: u64::try_from(cursor).unwrap_or(0),
             chain: chain.and_then(|c| c.try_into().ok()),
@@ -75,8 +71,7 @@ pub(crate) fn record(
     seq: u64,
     chain: Option<&proto::ChainHash>,
 ) -> Result<()> {
-    tx.prepare_cached("UPDATE memberships SET cursor_chain = ?2 WHERE workspace_id = ?1")?
-        .execute(params![workspace, chain.map(|c| c.as_slice())])?;
+    memberships::set_chain(tx, workspace, chain.map(|c| c.as_slice()))?;
     if let Some(chain) = chain {
         tx.prepare_cached(
             "INSERT INTO chain_marks(workspace_id, seq, chain) VALUES (?1, ?2, ?3)
@@ -112,10 +107,7 @@ pub(crate) fn advance_over_own(
         chain
     });
     let cursor = at.cursor + assigned.len() as u64;
-    tx.execute(
-        "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
-        params![workspace, seq_sql(cursor)],
-    )?;
+    memberships::set_cursor(tx, workspace, seq_sql(cursor))?;
     record(tx, workspace, cursor, chain.as_ref())
 }
 
@@ -183,10 +175,7 @@ impl Store {
                 };
                 queued += u64::from(sent);
             }
-            tx.execute(
-                "UPDATE memberships SET cursor = ?2, cursor_chain = ?3 WHERE workspace_id = ?1",
-                params![m.workspace, seq_sql(seq), chain.as_slice()],
-            )?;
+            memberships::rewind(&tx, &m.workspace, seq_sql(seq), chain.as_slice())?;
             tx.execute(
                 "DELETE FROM chain_marks WHERE workspace_id = ?1 AND seq > ?2",
                 params![m.workspace, seq_sql(seq)],
