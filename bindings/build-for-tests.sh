@@ -10,7 +10,11 @@
 # set as `cargo build -p waymark-ffi -p waymark-server -p uniffi-bindgen`, and the second suite
 # to run rebuilds nothing. `--lib` and the named `--bin`s keep the e2e package's other binaries
 # (load tool, e2e-server) out of it.
+#
+# `waymark-ffi/test-hooks` adds the `debug_force_*` calls the suites use to check that a panic
+# becomes an error; a default build, as apps ship, has none (`check-shipped-surface.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -p waymark-ffi -p waymark-server -p uniffi-bindgen -p waymark-e2e \
+  --features waymark-ffi/test-hooks \
   --lib --bin waymark-server --bin uniffi-bindgen --bin hostile-server

@@ -24,6 +24,9 @@ mod listeners;
 mod report;
 mod store;
 mod team;
+// Calls that panic on purpose, for the binding suites; never in a library an app ships.
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod tips;
 mod types;
 mod wipe;
@@ -37,39 +40,10 @@ pub use report::{
 };
 pub use store::WaymarkStore;
 pub use team::send_revocation;
+#[cfg(feature = "test-hooks")]
+pub use test_hooks::{
+    debug_force_internal_error, debug_force_internal_error_async, debug_force_panic,
+};
 pub use tips::{read_tip_replies, send_tip};
 pub use types::*;
 pub use wipe::{PendingRevocation, WipeReport, destroy_store_files};
-
-/// Panics inside the bindings' guard, as a bug in the core would: tests use it to check that
-/// the app gets `WaymarkError::Internal` and the process goes on.
-#[doc(hidden)]
-#[uniffi::export]
-pub fn debug_force_internal_error() -> Result<()> {
-    error::guard(|| force_panic("debug_force_internal_error"))
-}
-
-/// Like `debug_force_internal_error`, but the panic happens on the worker thread of an async
-/// call.
-#[doc(hidden)]
-#[uniffi::export]
-pub async fn debug_force_internal_error_async() -> Result<()> {
-    error::off_thread("debug", || force_panic("debug_force_internal_error_async")).await
-}
-
-/// Panics with no guard of ours around it: tests use it to check that uniffi's own catch turns
-/// it into an exception (`InternalError` in Python, `InternalException` in Kotlin).
-#[doc(hidden)]
-#[uniffi::export]
-pub fn debug_force_panic() {
-    // Deliberate: this function exists to panic.
-    #[allow(clippy::panic)]
-    {
-        panic!("debug_force_panic: a forced panic for tests");
-    }
-}
-
-#[allow(clippy::panic)]
-fn force_panic<T>(what: &str) -> T {
-    panic!("{what}: a forced internal error for tests")
-}

@@ -131,14 +131,10 @@ impl Store {
     /// A summary of what this store holds, for another store to export what is missing here.
     pub fn checkpoint(&self) -> Result<Vec<u8>> {
         let heads = self.read(|c| {
-            let mut st = c.prepare("SELECT id, heads FROM documents")?;
-            let rows = st.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    ByteBuf::from(r.get::<_, Vec<u8>>(1)?),
-                ))
-            })?;
-            let heads = rows.collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+            let heads: BTreeMap<String, ByteBuf> = store::docs::all_heads(c)?
+                .into_iter()
+                .map(|(id, heads)| (id, ByteBuf::from(heads)))
+                .collect();
             let mut st =
                 c.prepare("SELECT workspace_id, log_len FROM team_state WHERE log_len > 0")?;
             let logs = st
@@ -174,28 +170,19 @@ impl Store {
         let mut docs = Vec::new();
         let mut logs = BTreeMap::new();
         self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT id, workspace_id, kind, heads, snapshot, generation FROM documents
-                 ORDER BY n",
-            )?;
-            let mut chunks_st =
-                c.prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let id: String = r.get(0)?;
-                let workspace: String = r.get(1)?;
-                let kind = RecordKind::parse(&r.get::<_, String>(2)?)
-                    .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
-                let heads: Vec<u8> = r.get(3)?;
+            store::docs::for_each(c, |d| {
+                let store::docs::DocMeta {
+                    id,
+                    workspace,
+                    kind,
+                    heads,
+                    generation,
+                } = d;
                 let their = theirs.get(&id);
                 if their.is_some_and(|h| h.as_slice() == heads.as_slice()) {
-                    continue;
+                    return Ok(());
                 }
-                let generation: u32 = r.get(5)?;
-                let mut chunks = vec![r.get::<_, Vec<u8>>(4)?];
-                for chunk in chunks_st.query_map(params![id], |r| r.get::<_, Vec<u8>>(0))? {
-                    chunks.push(chunk?);
-                }
+                let mut chunks = store::docs::saved(c, &id)?;
                 // A rewritten record goes whole, as the rewrite it is: their heads may be of
                 // an earlier generation, which it replaces.
                 if let Some(their) = their.and_then(|h| store::decode_heads(h))
@@ -250,8 +237,8 @@ impl Store {
                     blobs,
                     signed: own.is_some(),
                 });
-            }
-            Ok(())
+                Ok(())
+            })
         })?;
         to_cbor(&Bundle {
             v: BUNDLE_VERSION,
@@ -391,10 +378,7 @@ impl Store {
                     other => other?,
                 };
                 if !has_local && meta.generation > 0 {
-                    tx.execute(
-                        "UPDATE documents SET generation = ?2 WHERE id = ?1",
-                        params![d.id, meta.generation],
-                    )?;
+                    store::docs::set_generation(&tx, &d.id, meta.generation)?;
                 }
                 if relay && changed {
                     for blob in &d.blobs {

@@ -7,7 +7,6 @@
 
 use std::path::Path;
 
-use rusqlite::params;
 use serde_bytes::ByteBuf;
 use waymark_protocol as proto;
 
@@ -15,7 +14,7 @@ use crate::crypto::{self, DeviceKeys, WorkspaceKey};
 use crate::error::{Corruption, Error, Result};
 use crate::exchange::{Target, merge_chunks};
 use crate::model::{ImportReport, NewVisit, Place, RecordKind};
-use crate::store::{Store, load_stored};
+use crate::store::{Store, docs, load_stored};
 use crate::sync::{Enrollment, NetworkError, SyncReport, add_membership};
 
 /// The database key of every fixture store (fuzzing needs no secrecy).
@@ -177,13 +176,9 @@ impl Fixture {
     /// fixture's file is much cheaper than making one for every fuzz input).
     pub fn open(path: &Path) -> Result<Fixture> {
         let store = Store::open(path, &FIXTURE_KEY)?;
-        let visit: String = store.read(|c| {
-            Ok(c.query_row(
-                "SELECT id FROM documents WHERE workspace_id = ?1 AND kind = ?2 ORDER BY n LIMIT 1",
-                params![FIXTURE_WORKSPACE, RecordKind::Visit.as_str()],
-                |r| r.get(0),
-            )?)
-        })?;
+        let visit = store
+            .read(|c| docs::first_of_kind(c, FIXTURE_WORKSPACE, RecordKind::Visit))?
+            .ok_or_else(|| Error::not_found("the fixture's visit"))?;
         Ok(Fixture {
             store,
             workspace: FIXTURE_WORKSPACE.into(),
@@ -402,18 +397,11 @@ impl Fixture {
     /// The existing visit as stored: its saved document, then its incremental chunks (fuzz
     /// seeds; edit the visit through [`Fixture::store`] first to get chunks).
     pub fn visit_chunks(&self) -> Result<Vec<Vec<u8>>> {
-        self.store.read(|c| {
-            let mut chunks: Vec<Vec<u8>> = vec![c.query_row(
-                "SELECT snapshot FROM documents WHERE id = ?1",
-                params![self.visit],
-                |r| r.get(0),
-            )?];
-            let mut st = c.prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?;
-            for chunk in st.query_map(params![self.visit], |r| r.get(0))? {
-                chunks.push(chunk?);
-            }
-            Ok(chunks)
-        })
+        let chunks = self.store.read(|c| docs::saved(c, &self.visit))?;
+        match chunks.is_empty() {
+            true => Err(Error::not_found("the fixture's visit")),
+            false => Ok(chunks),
+        }
     }
 
     /// Imports an exchange bundle, as `import_changes` does.

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::crypto;
 use crate::error::{Error, Result, StorageError};
 use crate::model::Workspace;
-use crate::store::{Store, keys, now_ms};
+use crate::store::{Store, keys, memberships, now_ms};
 use crate::sync::Enrollment;
 use crate::sync::http::Call;
 use crate::validate;
@@ -364,9 +364,7 @@ impl Store {
             if !known {
                 return Ok(());
             }
-            let member = c
-                .prepare("SELECT 1 FROM memberships WHERE workspace_id = ?1")?
-                .exists(params![body.workspace])?;
+            let member = memberships::exists(c, &body.workspace)?;
             if member || body.server.is_none() {
                 return Err(Error::invalid(
                     "code",

@@ -29,6 +29,8 @@ mod duplicates;
 mod error;
 mod exchange;
 mod export;
+// Fixture stores under a fixed key: compiled only for the fuzz targets and their seed tests.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;

@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::{Error, Result};
+use crate::export::{Cell, Table};
 use crate::model::Count;
 use crate::store::Store;
 use crate::validate;
@@ -559,6 +560,185 @@ impl Store {
                 .collect(),
             today,
         })
+    }
+}
+
+fn breakdown_table(
+    name: &str,
+    title: &str,
+    key: &str,
+    overall: &[Count],
+    months: &[MonthFigures],
+    pick: impl Fn(&MonthFigures) -> &Vec<Count>,
+) -> Table {
+    let mut columns = vec![key.to_string(), "total".to_string()];
+    columns.extend(months.iter().map(|m| m.month.clone()));
+    let rows = overall
+        .iter()
+        .map(|c| {
+            let mut row = vec![Cell::from(c.key.as_str()), Cell::Int(c.count)];
+            row.extend(months.iter().map(|m| {
+                Cell::Int(
+                    pick(m)
+                        .iter()
+                        .find(|x| x.key == c.key)
+                        .map_or(0, |x| x.count),
+                )
+            }));
+            row
+        })
+        .collect();
+    Table {
+        name: name.into(),
+        title: title.into(),
+        columns,
+        rows,
+    }
+}
+
+impl Report {
+    /// The report as tables: a summary, one row per month, and each breakdown with a column
+    /// per month.
+    pub fn tables(&self) -> Vec<Table> {
+        let (v, w) = (&self.visits, &self.workshops);
+        let figure = |name: &str, value: Cell| vec![Cell::from(name), value];
+        let summary = Table {
+            name: "summary".into(),
+            title: "Summary".into(),
+            columns: vec!["figure".into(), "value".into()],
+            rows: vec![
+                figure("Visits", v.visits.into()),
+                figure("People reached", v.people_reached.into()),
+                figure(
+                    "Risk indicators observed",
+                    v.indicators.iter().map(|c| c.count).sum::<i64>().into(),
+                ),
+                figure("Referrals", v.referrals.into()),
+                figure("Follow-ups due", v.follow_ups_due.into()),
+                figure(
+                    &format!("Follow-ups overdue on {}", self.today),
+                    v.follow_ups_overdue.into(),
+                ),
+                figure("Workshops", w.workshops.into()),
+                figure("Attendance", w.attendance.into()),
+                figure("Named attendees", w.named.into()),
+                figure("Unique people among them", w.unique_people.into()),
+                figure("Counted anonymously", w.anonymous.into()),
+                figure("Feedback entries", w.feedback_count.into()),
+                figure("Average feedback (1-5)", w.feedback_average.into()),
+            ],
+        };
+        let monthly = Table {
+            name: "monthly".into(),
+            title: "Per month".into(),
+            columns: [
+                "month",
+                "visits",
+                "people_reached",
+                "referrals",
+                "follow_ups_due",
+                "follow_ups_overdue",
+                "workshops",
+                "attendance",
+                "feedback_average",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: self
+                .months
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.month.as_str().into(),
+                        m.visits.visits.into(),
+                        m.visits.people_reached.into(),
+                        m.visits.referrals.into(),
+                        m.visits.follow_ups_due.into(),
+                        m.visits.follow_ups_overdue.into(),
+                        m.workshops.workshops.into(),
+                        m.workshops.attendance.into(),
+                        m.workshops.feedback_average.into(),
+                    ]
+                })
+                .collect(),
+        };
+        let ms = &self.months;
+        vec![
+            summary,
+            monthly,
+            breakdown_table(
+                "visits_by_type",
+                "Visits by type",
+                "visit_type",
+                &v.by_type,
+                ms,
+                |m| &m.visits.by_type,
+            ),
+            breakdown_table(
+                "visits_by_area",
+                "Visits by area",
+                "area",
+                &v.by_area,
+                ms,
+                |m| &m.visits.by_area,
+            ),
+            breakdown_table(
+                "risk_indicators",
+                "Risk indicators observed (visits)",
+                "indicator",
+                &v.indicators,
+                ms,
+                |m| &m.visits.indicators,
+            ),
+            breakdown_table(
+                "referrals_by_kind",
+                "Referrals by kind",
+                "kind",
+                &v.referrals_by_kind,
+                ms,
+                |m| &m.visits.referrals_by_kind,
+            ),
+            breakdown_table(
+                "referrals_by_status",
+                "Referrals by status",
+                "status",
+                &v.referrals_by_status,
+                ms,
+                |m| &m.visits.referrals_by_status,
+            ),
+            breakdown_table(
+                "workshops_by_topic",
+                "Workshops by topic",
+                "topic",
+                &w.by_topic,
+                ms,
+                |m| &m.workshops.by_topic,
+            ),
+            breakdown_table(
+                "workshops_by_audience",
+                "Workshops by audience",
+                "audience",
+                &w.by_audience,
+                ms,
+                |m| &m.workshops.by_audience,
+            ),
+            breakdown_table(
+                "attendance_by_age_band",
+                "Attendance by age band",
+                "age_band",
+                &w.by_age_band,
+                ms,
+                |m| &m.workshops.by_age_band,
+            ),
+            breakdown_table(
+                "attendance_by_gender",
+                "Attendance by gender",
+                "gender",
+                &w.by_gender,
+                ms,
+                |m| &m.workshops.by_gender,
+            ),
+        ]
     }
 }
 

@@ -247,10 +247,7 @@ pub(crate) fn replace(
     )?;
     docs::forget(tx, t.id)?;
     let (stored, _) = merge_chunks(tx, None, actor, t, &[save.to_vec()], false, authors)?;
-    tx.execute(
-        "UPDATE documents SET generation = ?2 WHERE id = ?1",
-        params![t.id, meta.generation],
-    )?;
+    docs::set_generation(tx, t.id, meta.generation)?;
     if from_elsewhere && (unsent > 0 || later) {
         set_aside_locally(
             tx,

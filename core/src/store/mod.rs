@@ -10,10 +10,11 @@
 //!
 //! The API is blocking; hosts call it from a worker thread.
 
-mod docs;
+pub(crate) mod docs;
 mod error;
 mod forget;
 pub(crate) mod keys;
+pub(crate) mod memberships;
 pub(crate) mod outbox;
 pub(crate) mod projection;
 mod query;

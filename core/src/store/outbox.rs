@@ -3,8 +3,6 @@
 
 use rusqlite::{Connection, params};
 
-use rusqlite::OptionalExtension;
-
 use super::keys;
 use crate::crypto::{self, ChunkMeta};
 use crate::error::{Error, Result};
@@ -87,11 +85,7 @@ pub(crate) fn enqueue_rewrite(
 
 /// The generation of document `doc_id` (0 if this store does not have it).
 pub(crate) fn generation(conn: &Connection, doc_id: &str) -> Result<u32> {
-    Ok(conn
-        .prepare_cached("SELECT generation FROM documents WHERE id = ?1")?
-        .query_row(params![doc_id], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
+    Ok(super::docs::generation(conn, doc_id)?.unwrap_or(0))
 }
 
 fn enqueue_with(

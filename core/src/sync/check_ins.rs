@@ -25,7 +25,7 @@ use super::{Changed, Membership, team};
 use crate::crypto;
 use crate::error::{Error, Result, StorageError};
 use crate::ids::new_id;
-use crate::store::{Store, keys, now_ms};
+use crate::store::{Store, keys, memberships, now_ms};
 use crate::validate;
 
 /// Longest a check-in may run: 30 days.
@@ -219,11 +219,7 @@ fn device_name(c: &Connection, workspace: &str, device_id: &str) -> Result<Strin
 }
 
 fn grace(c: &Connection, workspace: &str) -> Result<u64> {
-    let g: i64 = c
-        .prepare_cached("SELECT check_ins_grace FROM memberships WHERE workspace_id = ?1")?
-        .query_row(params![workspace], |r| r.get(0))
-        .optional()?
-        .unwrap_or(600);
+    let g = memberships::check_ins_grace(c, workspace)?.unwrap_or(600);
     Ok(u64::try_from(g).unwrap_or(0))
 }
 
@@ -562,12 +558,7 @@ impl Store {
     /// (to learn of its close).
     fn fetch_check_ins(&self, server: &Server, m: &Membership) -> Result<()> {
         let due = self.read(|c| {
-            let (seen, fetched): (i64, i64) = c.query_row(
-                "SELECT check_ins_seen, check_ins_fetched FROM memberships
-                 WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let (seen, fetched) = memberships::check_ins_versions(c, &m.workspace)?;
             let watching: bool = c.query_row(
                 "SELECT EXISTS(SELECT 1 FROM check_ins WHERE workspace_id = ?1 AND own = 0
                    AND state = ?2)",
@@ -584,14 +575,11 @@ impl Store {
         self.with_writer(|w| {
             let tx = w.conn.transaction()?;
             let grace_after = answer.grace_secs.min(MAX_GRACE_SECS);
-            tx.execute(
-                "UPDATE memberships SET check_ins_fetched = ?2, check_ins_grace = ?3
-                 WHERE workspace_id = ?1",
-                params![
-                    m.workspace,
-                    i64::try_from(answer.version).unwrap_or(i64::MAX),
-                    i64::try_from(grace_after).unwrap_or(0)
-                ],
+            memberships::set_check_ins_fetched(
+                &tx,
+                &m.workspace,
+                i64::try_from(answer.version).unwrap_or(i64::MAX),
+                i64::try_from(grace_after).unwrap_or(0),
             )?;
             let mut listed = std::collections::BTreeSet::new();
             for entry in &answer.check_ins {

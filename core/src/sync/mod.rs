@@ -13,6 +13,7 @@ mod check_ins;
 mod error;
 pub(crate) mod http;
 pub(crate) mod log;
+mod membership;
 mod pace;
 mod prepare;
 mod restore;
@@ -21,8 +22,10 @@ pub(crate) mod team;
 mod tips;
 mod tipster;
 
+pub(crate) use crate::store::memberships::Membership;
 pub use check_ins::{CheckIn, CheckInDetails, CheckInState};
 pub use error::{NetworkError, Refusal};
+pub(crate) use membership::{Enrollment, add_membership};
 pub use snapshot::CompactReport;
 pub use tips::{TipPage, TipPageLanguage};
 pub use tipster::{TipAnswer, TipFields, read_tip_replies, send_tip};
@@ -40,8 +43,7 @@ use waymark_protocol as proto;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, insert_whole, merge_chunks};
-use crate::store::{Store, keys, load_stored, now_ms};
-use crate::validate;
+use crate::store::{Store, docs, keys, load_stored, memberships, now_ms};
 use http::{Call, Server};
 use prepare::Prepared;
 
@@ -300,8 +302,7 @@ enum Applied {
 /// Records the generation of a document just stored from a blob or bundle (0 needs nothing).
 fn set_generation(tx: &Transaction<'_>, doc_id: &str, generation: u32) -> Result<()> {
     if generation > 0 {
-        tx.prepare_cached("UPDATE documents SET generation = ?2 WHERE id = ?1")?
-            .execute(params![doc_id, generation])?;
+        docs::set_generation(tx, doc_id, generation)?;
     }
     Ok(())
 }
@@ -311,204 +312,11 @@ fn seq_sql(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-/// A workspace this store syncs, and this device's credentials for it.
-pub(crate) struct Membership {
-    pub(crate) workspace: String,
-    pub(crate) url: String,
-    pub(crate) token: String,
-    pub(crate) device_id: String,
-}
-
-/// This device's enrollment: its key pairs, its name, the join proof for its invite's secret,
-/// and the signing keys its invite vouched for (the inviter's trusted coordinators).
-pub(crate) struct Enrollment {
-    pub(crate) keys: crypto::DeviceKeys,
-    pub(crate) name: String,
-    pub(crate) join_proof: Option<Vec<u8>>,
-    pub(crate) vouched: Vec<[u8; 32]>,
-    /// The team log entry the invite named, where this device's trust in the log starts.
-    pub(crate) anchor: Option<(u64, [u8; 32])>,
-    /// The Automerge actor this store's changes carry.
-    pub(crate) actor: Vec<u8>,
-}
-
-impl Enrollment {
-    /// Fresh key pairs for the store whose changes carry `actor`; `proof_secret` is the
-    /// one-time secret of the invite.
-    pub(crate) fn new(
-        proof_secret: Option<&[u8]>,
-        vouched: Vec<[u8; 32]>,
-        anchor: Option<(u64, [u8; 32])>,
-        name: &str,
-        actor: &[u8],
-    ) -> Enrollment {
-        let keys = crypto::DeviceKeys::generate();
-        // As the server will store it, so that the proof covers exactly what it lists.
-        let name = name.trim().to_string();
-        let (sign, boxk) = (keys.sign_public(), keys.box_public());
-        let join_proof = proof_secret.map(|s| {
-            crypto::join_proof(
-                s,
-                &crypto::Identity {
-                    sign_key: &sign,
-                    box_key: &boxk,
-                    name: &name,
-                    actor: Some(actor),
-                },
-            )
-            .to_vec()
-        });
-        Enrollment {
-            keys,
-            name,
-            join_proof,
-            vouched,
-            anchor,
-            actor: actor.to_vec(),
-        }
-    }
-
-    /// The enrollment request carrying the public keys.
-    pub(crate) fn request(&self, token: &str) -> proto::EnrollRequest {
-        proto::EnrollRequest {
-            token: token.to_string(),
-            device_name: self.name.clone(),
-            sign_key: self.keys.sign_public(),
-            box_key: self.keys.box_public(),
-            join_proof: self.join_proof.clone(),
-            actor: Some(self.actor.clone()),
-        }
-    }
-}
-
-/// Records that this store syncs `workspace` with the server at `url` as the enrolled device.
-/// Never replaces a membership: a workspace's server, device keys and trust are set once.
-pub(crate) fn add_membership(
-    tx: &Transaction<'_>,
-    workspace: &str,
-    url: &str,
-    e: &proto::EnrollResponse,
-    enrollment: &Enrollment,
-) -> Result<()> {
-    let (anchor_idx, anchor_hash) = match &enrollment.anchor {
-        Some((idx, hash)) => (
-            Some(i64::try_from(*idx).unwrap_or(i64::MAX)),
-            Some(hash.to_vec()),
-        ),
-        None => (None, None),
-    };
-    tx.execute(
-        "INSERT INTO memberships(workspace_id, server_url, server_workspace_id, device_id,
-            device_token, cursor, revoked, device_keys, role, team_version, join_proof,
-            anchor_idx, anchor_hash, legacy_trust, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, 0, ?8, ?9, ?10, 0, ?11)",
-        params![
-            workspace,
-            url,
-            e.workspace_id,
-            e.device_id,
-            e.device_token,
-            enrollment.keys.to_bytes().as_slice(),
-            e.role,
-            enrollment.join_proof,
-            anchor_idx,
-            anchor_hash,
-            enrollment.actor
-        ],
-    )?;
-    // This device trusts itself and what its invite, received in person, vouched for.
-    let own = enrollment.keys.sign_public();
-    for k in std::iter::once(&own).chain(&enrollment.vouched) {
-        for table in ["trusted_signers", "accepted_devices"] {
-            tx.execute(
-                &format!(
-                    "INSERT INTO {table}(workspace_id, sign_key) VALUES (?1, ?2)
-                     ON CONFLICT DO NOTHING"
-                ),
-                params![workspace, k.as_slice()],
-            )?;
-        }
-    }
-    Ok(())
-}
-
 impl Store {
     /// A client for a sync server, refusing plain `http://` beyond this machine unless the app
     /// allowed insecure transport.
     pub(crate) fn server(&self, url: &str, token: Option<String>) -> Result<Server> {
         Server::new(url, token, self.insecure_transport())
-    }
-
-    /// Connects a local workspace to a sync server with an enrolment token from the server's
-    /// operator (`waymark-server token issue`); everything recorded so far is queued for the
-    /// next `sync()`.
-    pub fn connect_workspace(
-        &self,
-        workspace: &str,
-        server_url: &str,
-        enrollment_token: &str,
-    ) -> Result<()> {
-        validate::id("workspace_id", workspace)?;
-        validate::required_line("enrollment_token", enrollment_token)?;
-        let known = self.workspaces()?.iter().any(|w| w.id == workspace);
-        if !known {
-            return Err(Error::not_found(format!("workspace {workspace}")));
-        }
-        let connected: Option<bool> = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT revoked = 0 FROM memberships WHERE workspace_id = ?1",
-                params![workspace],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })?;
-        if connected == Some(true) {
-            return Err(Error::invalid(
-                "workspace_id",
-                "the workspace already syncs with a server; its server cannot be changed",
-            ));
-        }
-        let server = self.server(server_url, None)?;
-        let enrollment = Enrollment::new(
-            None,
-            Vec::new(),
-            None,
-            &self.device_name()?,
-            self.actor_id().to_bytes(),
-        );
-        let resp = server.post::<_, proto::EnrollResponse>(
-            Call::Enroll,
-            proto::PATH_ENROLL,
-            &enrollment.request(enrollment_token),
-        )?;
-        self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
-            // A revoked membership gives way to the new enrolment: a new device identity that
-            // the team log must admit like any other.
-            tx.execute(
-                "DELETE FROM memberships WHERE workspace_id = ?1 AND revoked = 1",
-                params![workspace],
-            )?;
-            add_membership(
-                &tx,
-                workspace,
-                server_url.trim_end_matches('/'),
-                &resp.body,
-                &enrollment,
-            )?;
-            // Queue what exists so far: each document's save and chunks, as they are stored.
-            let docs: Vec<(String, String)> = tx
-                .prepare("SELECT id, kind FROM documents WHERE workspace_id = ?1 ORDER BY n")?
-                .query_map(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            for (id, kind) in docs {
-                let kind = crate::model::RecordKind::parse(&kind)
-                    .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
-                restore::queue_whole(&tx, workspace, &id, kind)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
     }
 
     /// Syncs every connected workspace: push, then pull until caught up. Blocking; safe to
@@ -526,33 +334,16 @@ impl Store {
     pub fn sync_with(&self, opts: &SyncOptions) -> Result<SyncReport> {
         let _one_at_a_time = self.sync_guard();
         let started = Instant::now();
-        let memberships: Vec<Membership> = self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT workspace_id, server_url, device_token, device_id FROM memberships
-                 WHERE revoked = 0 ORDER BY workspace_id",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(Membership {
-                    workspace: r.get(0)?,
-                    url: r.get(1)?,
-                    token: r.get(2)?,
-                    device_id: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })?;
+        let active = self.read(memberships::active)?;
         let mut report = SyncReport::default();
         let mut changed = Changed::default();
         let mut first_error = None;
-        for m in memberships {
+        for m in active {
             match self.sync_one(&m, opts, &mut report, &mut changed) {
                 Ok(()) => {}
                 Err(Error::DeviceRevoked) => {
                     self.with_writer(|w| {
-                        w.conn.execute(
-                            "UPDATE memberships SET revoked = 1 WHERE workspace_id = ?1",
-                            params![m.workspace],
-                        )?;
+                        memberships::revoke(&w.conn, &m.workspace)?;
                         w.conn.execute(
                             "DELETE FROM outbox WHERE workspace_id = ?1",
                             params![m.workspace],
@@ -589,11 +380,7 @@ impl Store {
             .cancellable(opts.cancel.clone());
         let (has_key, team_version, log_len) = self.read(|c| {
             let has_key = keys::current(c, &m.workspace)?.is_some();
-            let team_version: i64 = c.query_row(
-                "SELECT team_version FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
+            let team_version = memberships::team_version(c, &m.workspace)?;
             let log_len: i64 = c
                 .query_row(
                     "SELECT log_len FROM team_state WHERE workspace_id = ?1",
@@ -611,11 +398,7 @@ impl Store {
         // A coordinator's desk shows when each device last synced: the server's listing is
         // fetched again every few minutes of syncing (its log only from where this device is).
         let listing_due = self.read(|c| {
-            let at: i64 = c.query_row(
-                "SELECT listing_at FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
+            let at = memberships::listing_at(c, &m.workspace)?;
             Ok(now_ms().saturating_sub(at) > LISTING_EVERY_MS
                 && team::is_coordinator(c, &m.workspace).unwrap_or(false))
         })?;
@@ -672,25 +455,13 @@ impl Store {
         self.register_device_name(&m.workspace)?;
         self.push(&server, m, opts, report)?;
         tolerate_network(self.finish_tips(&server, m))?;
-        self.with_writer(|w| {
-            w.conn.execute(
-                "UPDATE memberships SET last_sync_at = ?2 WHERE workspace_id = ?1",
-                params![m.workspace, now_ms()],
-            )?;
-            Ok(())
-        })
+        self.with_writer(|w| memberships::set_last_sync_at(&w.conn, &m.workspace, now_ms()))
     }
 
     /// Whether this device was made a coordinator since it last pulled: then its cursor goes
     /// back to the start, so that it pulls (and opens) the restricted records it skipped.
     fn take_repull(&self, workspace: &str) -> Result<bool> {
-        self.with_writer(|w| {
-            Ok(w.conn.execute(
-                "UPDATE memberships SET repull = 0, cursor = 0, cursor_chain = NULL
-                 WHERE workspace_id = ?1 AND repull = 1",
-                params![workspace],
-            )? > 0)
-        })
+        self.with_writer(|w| memberships::take_repull(&w.conn, workspace))
     }
 
     /// Whether this device may push now: the team log admits it and its newest key is the
@@ -891,10 +662,9 @@ impl Store {
                     // A store from before chain hashes learns the one at its cursor now.
                     chain = chain.or(page.chain_after);
                 }
-                let known_team = self.workspace_u64(
-                    "SELECT team_version FROM memberships WHERE workspace_id = ?1",
-                    &m.workspace,
-                )?;
+                let known_team = self.read(|c| {
+                    Ok(u64::try_from(memberships::team_version(c, &m.workspace)?).unwrap_or(0))
+                })?;
                 if page.team_version != known_team {
                     // Someone enrolled, was revoked or got keys (or the server was restored and
                     // counts from an older version): learn it before checking blobs.
@@ -929,10 +699,7 @@ impl Store {
                         {
                             cursor = page.head;
                             chain = Some(at_head);
-                            tx.prepare_cached(
-                                "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
-                            )?
-                            .execute(params![m.workspace, seq_sql(cursor)])?;
+                            memberships::set_cursor(&tx, &m.workspace, seq_sql(cursor))?;
                         }
                         if !page.blobs.is_empty() {
                             in_tx += page.blobs.len()
@@ -968,22 +735,16 @@ impl Store {
                     }
                     restore::record(&tx, &m.workspace, cursor, chain.as_ref())?;
                     // Check-ins changed: fetched after the pull (see `check_ins`).
-                    tx.prepare_cached(
-                        "UPDATE memberships SET check_ins_seen = ?2
-                         WHERE workspace_id = ?1 AND check_ins_seen <> ?2",
-                    )?
-                    .execute(params![
-                        m.workspace,
-                        i64::try_from(page.check_ins).unwrap_or(i64::MAX)
-                    ])?;
-                    tx.prepare_cached(
-                        "UPDATE memberships SET tips_waiting = ?2
-                         WHERE workspace_id = ?1 AND tips_waiting <> ?2",
-                    )?
-                    .execute(params![
-                        m.workspace,
-                        i64::try_from(page.tips).unwrap_or(i64::MAX)
-                    ])?;
+                    memberships::set_check_ins_seen(
+                        &tx,
+                        &m.workspace,
+                        i64::try_from(page.check_ins).unwrap_or(i64::MAX),
+                    )?;
+                    memberships::set_tips_waiting(
+                        &tx,
+                        &m.workspace,
+                        i64::try_from(page.tips).unwrap_or(i64::MAX),
+                    )?;
                     tx.commit()?;
                     applying.committed(w, report);
                     Ok(page.head)
@@ -1075,7 +836,8 @@ impl Store {
     }
 
     /// Applies one pulled batch and advances the cursor, in one transaction. Returns the new
-    /// cursor.
+    /// cursor. For the fuzz targets.
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn apply_pulled(
         &self,
         workspace: &str,
@@ -1342,8 +1104,7 @@ impl Store {
             st.held = false;
         }
         if advance {
-            tx.prepare_cached("UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1")?
-                .execute(params![workspace, seq_sql(cursor)])?;
+            memberships::set_cursor(tx, workspace, seq_sql(cursor))?;
         }
         Ok(cursor)
     }
@@ -1370,10 +1131,7 @@ impl Store {
             workspace,
             kind: meta.kind,
         };
-        let local = tx
-            .prepare_cached("SELECT generation FROM documents WHERE id = ?1")?
-            .query_row(params![doc_id], |r| r.get::<_, u32>(0))
-            .optional()?;
+        let local = docs::generation(tx, doc_id)?;
         match local {
             Some(g) if meta.generation < g => {
                 return Ok(Applied::OtherGeneration(

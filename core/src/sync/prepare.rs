@@ -12,14 +12,14 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use automerge::{ActorId, ChangeHash};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use waymark_protocol::PulledBlob;
 
 use crate::crypto::{self, WorkspaceKey};
 use crate::error::Result;
 use crate::exchange::{Target, decode_whole};
-use crate::store::keys;
 use crate::store::projection::Rows;
+use crate::store::{docs, keys};
 
 /// Fewest blobs worth a thread of their own.
 const PER_THREAD_MIN: usize = 32;
@@ -96,18 +96,12 @@ impl Known {
     pub(crate) fn read(conn: &Connection, workspace: &str, blobs: &[PulledBlob]) -> Result<Known> {
         let mut keys = HashMap::new();
         let mut stored = Vec::with_capacity(blobs.len());
-        let mut exists = conn.prepare_cached("SELECT 1 FROM documents WHERE id = ?1")?;
         for b in blobs {
             if let Entry::Vacant(e) = keys.entry(b.epoch) {
                 e.insert(keys::at_epoch(conn, workspace, b.epoch)?);
             }
             let id = hex::encode(b.doc_id);
-            stored.push(
-                exists
-                    .query_row(params![id], |_| Ok(()))
-                    .optional()?
-                    .is_some(),
-            );
+            stored.push(docs::exists(conn, &id)?);
         }
         Ok(Known { keys, stored })
     }

@@ -12,15 +12,15 @@
 //! wrote itself, which is all a teammate accepts under its signature), and pulls again from that
 //! mark. Nothing it knows is lost, and nothing the server now holds is skipped.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use waymark_protocol as proto;
 
 use super::http::Server;
 use super::log::{AlertKind, record_alert};
 use super::{Membership, seq_sql};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::RecordKind;
-use crate::store::{Store, load_stored, outbox, projection};
+use crate::store::{Store, docs, load_stored, memberships, outbox, projection};
 
 /// Where this device's cursor is in the server's log, as this device last verified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +34,7 @@ pub(crate) struct CursorChain {
 impl CursorChain {
     /// Reads the cursor of `workspace` and the chain hash kept for it.
     pub(crate) fn read(c: &Connection, workspace: &str) -> Result<CursorChain> {
-        let (cursor, chain): (i64, Option<Vec<u8>>) = c.query_row(
-            "SELECT cursor, cursor_chain FROM memberships WHERE workspace_id = ?1",
-            params![workspace],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (cursor, chain) = memberships::cursor_chain(c, workspace)?;
         Ok(CursorChain {
             cursor: u64::try_from(cursor).unwrap_or(0),
             chain: chain.and_then(|c| c.try_into().ok()),
@@ -75,8 +71,7 @@ pub(crate) fn record(
     seq: u64,
     chain: Option<&proto::ChainHash>,
 ) -> Result<()> {
-    tx.prepare_cached("UPDATE memberships SET cursor_chain = ?2 WHERE workspace_id = ?1")?
-        .execute(params![workspace, chain.map(|c| c.as_slice())])?;
+    memberships::set_chain(tx, workspace, chain.map(|c| c.as_slice()))?;
     if let Some(chain) = chain {
         tx.prepare_cached(
             "INSERT INTO chain_marks(workspace_id, seq, chain) VALUES (?1, ?2, ?3)
@@ -112,18 +107,13 @@ pub(crate) fn advance_over_own(
         chain
     });
     let cursor = at.cursor + assigned.len() as u64;
-    tx.execute(
-        "UPDATE memberships SET cursor = ?2 WHERE workspace_id = ?1",
-        params![workspace, seq_sql(cursor)],
-    )?;
+    memberships::set_cursor(tx, workspace, seq_sql(cursor))?;
     record(tx, workspace, cursor, chain.as_ref())
 }
 
 /// Notes that document `doc_id` changed on the server at `seq` (pulled or acknowledged there).
 pub(crate) fn seen_at(tx: &Connection, doc_id: &str, seq: u64) -> Result<()> {
-    tx.prepare_cached("UPDATE documents SET seq = ?2 WHERE id = ?1 AND seq < ?2")?
-        .execute(params![doc_id, seq_sql(seq)])?;
-    Ok(())
+    docs::set_seq(tx, doc_id, seq_sql(seq))
 }
 
 /// The sequence numbers of `workspace`'s marks, newest first, with their hashes.
@@ -176,29 +166,16 @@ impl Store {
             // Documents last seen before this device kept marks may have changed anywhere up
             // to its first one.
             let unknown_too = first_mark.is_none_or(|first| seq < first);
-            let docs: Vec<(String, String)> = tx
-                .prepare(
-                    "SELECT id, kind FROM documents
-                     WHERE workspace_id = ?1 AND (seq > ?2 OR (seq = 0 AND ?3)) ORDER BY n",
-                )?
-                .query_map(params![m.workspace, seq_sql(seq), unknown_too], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let changed = docs::changed_after(&tx, &m.workspace, seq_sql(seq), unknown_too)?;
             let mut queued = 0u64;
-            for (id, kind) in docs {
-                let kind = RecordKind::parse(&kind)
-                    .ok_or_else(|| Error::corrupt(format!("document {id} has an unknown kind")))?;
+            for (id, kind) in changed {
                 let sent = match coordinator {
                     true => queue_whole(&tx, &m.workspace, &id, kind)?,
                     false => queue_own_changes(&tx, &m.workspace, &id, kind, &own_actor)?,
                 };
                 queued += u64::from(sent);
             }
-            tx.execute(
-                "UPDATE memberships SET cursor = ?2, cursor_chain = ?3 WHERE workspace_id = ?1",
-                params![m.workspace, seq_sql(seq), chain.as_slice()],
-            )?;
+            memberships::rewind(&tx, &m.workspace, seq_sql(seq), chain.as_slice())?;
             tx.execute(
                 "DELETE FROM chain_marks WHERE workspace_id = ?1 AND seq > ?2",
                 params![m.workspace, seq_sql(seq)],
@@ -228,14 +205,8 @@ pub(crate) fn queue_whole(
     kind: RecordKind,
 ) -> Result<bool> {
     let restricted = projection::is_restricted(tx, id)?;
-    let snapshot: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT snapshot FROM documents WHERE id = ?1",
-            params![id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(snapshot) = snapshot else {
+    let mut saved = docs::saved(tx, id)?.into_iter();
+    let Some(snapshot) = saved.next() else {
         return Ok(false);
     };
     match outbox::generation(tx, id)? {
@@ -253,11 +224,7 @@ pub(crate) fn queue_whole(
             Some(proto::limits::MAX_CURSOR),
         )?,
     }
-    let chunks: Vec<Vec<u8>> = tx
-        .prepare("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY id")?
-        .query_map(params![id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for c in chunks {
+    for c in saved {
         outbox::enqueue(tx, workspace, id, kind, &c, restricted)?;
     }
     Ok(true)

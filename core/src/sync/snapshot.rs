@@ -30,7 +30,7 @@ use super::{Membership, team};
 use crate::crypto::{self, ChunkMeta};
 use crate::error::{Error, Result, StorageError};
 use crate::model::RecordKind;
-use crate::store::{Store, keys, load_stored, projection};
+use crate::store::{Store, docs, keys, load_stored, memberships, projection};
 
 /// Most records one snapshot blob holds (a visit packs to a few hundred bytes: a blob stays far
 /// under the server's blob limit).
@@ -124,22 +124,17 @@ impl Store {
     pub(crate) fn compact_if_due(&self, server: &Server, m: &Membership) -> Result<()> {
         let (coordinator, tail, records) = self.read(|c| {
             let coordinator = team::is_coordinator(c, &m.workspace)?;
-            let (cursor, last): (i64, i64) = c.query_row(
-                "SELECT cursor, (SELECT coalesce(max(seq), 0) FROM snapshot_packs
-                                 WHERE workspace_id = ?1)
-                 FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let records: i64 = c.query_row(
-                "SELECT count(*) FROM documents WHERE workspace_id = ?1",
+            let cursor = memberships::cursor(c, &m.workspace)?;
+            let last: i64 = c.query_row(
+                "SELECT coalesce(max(seq), 0) FROM snapshot_packs WHERE workspace_id = ?1",
                 params![m.workspace],
                 |r| r.get(0),
             )?;
+            let records = docs::count_in(c, &m.workspace)?;
             Ok((
                 coordinator,
                 u64::try_from(cursor - last).unwrap_or(0),
-                u64::try_from(records).unwrap_or(0),
+                records,
             ))
         })?;
         if coordinator && tail >= MIN_TAIL.max(records) {
@@ -159,20 +154,8 @@ impl Store {
                     "only a coordinator's device makes snapshots".into(),
                 ));
             }
-            let cursor: i64 = c.query_row(
-                "SELECT cursor FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
-            let ids: Vec<String> = c
-                .prepare(
-                    "SELECT id FROM documents
-                     WHERE workspace_id = ?1 AND seq > 0 AND seq <= ?2
-                       AND id NOT IN (SELECT doc_id FROM set_aside WHERE workspace_id = ?1)
-                     ORDER BY n",
-                )?
-                .query_map(params![m.workspace, cursor], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let cursor = memberships::cursor(c, &m.workspace)?;
+            let ids = docs::packable(c, &m.workspace, cursor)?;
             let earlier: Vec<String> = c
                 .prepare("SELECT doc_id FROM snapshot_packs WHERE workspace_id = ?1")?
                 .query_map(params![m.workspace], |r| r.get(0))?

@@ -21,7 +21,7 @@ use super::{Membership, NetworkError, SyncReport};
 use crate::crypto::{self, DeviceKeys};
 use crate::error::{Error, Result};
 use crate::model::RecordKind;
-use crate::store::{Store, keys, now_ms, projection};
+use crate::store::{Store, keys, memberships, now_ms, projection};
 use crate::validate;
 
 /// Times an append to the team log is retried after another coordinator's append.
@@ -111,10 +111,7 @@ pub struct TeamStatus {
 
 /// This device's own key pairs for a connected workspace.
 pub(crate) fn own_keys(conn: &Connection, workspace: &str) -> Result<DeviceKeys> {
-    let bytes: Option<Option<Vec<u8>>> = conn
-        .prepare_cached("SELECT device_keys FROM memberships WHERE workspace_id = ?1")?
-        .query_row(params![workspace], |r| r.get(0))
-        .optional()?;
+    let bytes = memberships::device_keys(conn, workspace)?;
     let bytes = bytes.ok_or_else(|| Error::not_found(format!("membership of {workspace}")))?;
     bytes
         .as_deref()
@@ -714,6 +711,7 @@ impl Store {
     /// Takes a team answer whose log entries start at index `from` as a sync does (see
     /// [`Store::refresh_team`]), without asking the server anything more. Used by the fuzz
     /// targets, which hand it untrusted answers.
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn apply_team(
         &self,
         m: &Membership,
@@ -815,9 +813,10 @@ impl Store {
             let tx = w.conn.transaction()?;
             let ws = &m.workspace;
             store_listing(&tx, ws, team)?;
-            tx.execute(
-                "UPDATE memberships SET team_version = ?2 WHERE workspace_id = ?1",
-                params![ws, i64::try_from(team.version).unwrap_or(i64::MAX)],
+            memberships::set_team_version(
+                &tx,
+                ws,
+                i64::try_from(team.version).unwrap_or(i64::MAX),
             )?;
             let mut learnt = Vec::new();
             if let Some((new, state)) = verified {
@@ -840,10 +839,7 @@ impl Store {
                 } else if !was_coordinator && !new.is_empty() {
                     // Just made a coordinator: restricted records it could not open went by;
                     // pull the workspace again to read them (what it has is skipped cheaply).
-                    tx.execute(
-                        "UPDATE memberships SET repull = 1 WHERE workspace_id = ?1",
-                        params![ws],
-                    )?;
+                    memberships::set_repull(&tx, ws)?;
                 }
                 let me = state.member(&own.sign_public());
                 if me.is_some_and(|me| !me.active()) {
@@ -851,10 +847,7 @@ impl Store {
                     return Err(Error::DeviceRevoked);
                 }
                 if let Some(me) = me {
-                    tx.execute(
-                        "UPDATE memberships SET role = ?2 WHERE workspace_id = ?1",
-                        params![ws, me.member.role],
-                    )?;
+                    memberships::set_role(&tx, ws, &me.member.role)?;
                 }
                 for env in &team.envelopes {
                     if env.device_id != m.device_id
@@ -898,11 +891,7 @@ impl Store {
     ) -> Result<bool> {
         let my_actor = self.actor_id().to_bytes().to_vec();
         let plan = self.read(|c| {
-            let (role, legacy): (String, bool) = c.query_row(
-                "SELECT role, legacy_trust FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let (role, legacy) = memberships::role_and_legacy(c, &m.workspace)?;
             if role != proto::roles::COORDINATOR {
                 return Ok(None);
             }
@@ -1004,11 +993,7 @@ impl Store {
     pub(crate) fn coordinator_duties(&self, server: &Server, m: &Membership) -> Result<bool> {
         self.append_to_log(server, m, |c, state, _| {
             let secrets = live_secrets(c, &m.workspace)?;
-            let cursor: i64 = c.query_row(
-                "SELECT cursor FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
+            let cursor = memberships::cursor(c, &m.workspace)?;
             let cursor = u64::try_from(cursor).unwrap_or(0);
             let mut bodies = Vec::new();
             let mut extra = Extra::default();
@@ -1316,13 +1301,7 @@ impl Store {
     pub fn team(&self, workspace: &str) -> Result<Vec<TeamMember>> {
         validate::id("workspace_id", workspace)?;
         self.read(|c| {
-            let me: Option<String> = c
-                .query_row(
-                    "SELECT device_id FROM memberships WHERE workspace_id = ?1",
-                    params![workspace],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let me = memberships::device_id(c, workspace)?;
             let me = me.ok_or_else(|| Error::not_found(format!("membership of {workspace}")))?;
             // The admitted (from the log), then those the server lists that wait.
             let rows = |sql: &str, verified: bool| -> Result<Vec<(TeamMember, Vec<u8>)>> {
@@ -1510,11 +1489,7 @@ impl Store {
         validate::id("workspace_id", workspace)?;
         // The actor this device enrolled with (none before actors were declared).
         let (keys, actor) = self.read(|c| {
-            let actor: Option<Vec<u8>> = c.query_row(
-                "SELECT actor FROM memberships WHERE workspace_id = ?1",
-                params![workspace],
-                |r| r.get(0),
-            )?;
+            let actor = memberships::actor(c, workspace)?;
             Ok((own_keys(c, workspace)?, actor))
         })?;
         let (sign, boxk) = (keys.sign_public(), keys.box_public());
@@ -1532,21 +1507,8 @@ impl Store {
     /// The membership of a connected workspace.
     pub(crate) fn membership(&self, workspace: &str) -> Result<Membership> {
         self.read(|c| {
-            c.query_row(
-                "SELECT workspace_id, server_url, device_token, device_id FROM memberships
-                 WHERE workspace_id = ?1 AND revoked = 0",
-                params![workspace],
-                |r| {
-                    Ok(Membership {
-                        workspace: r.get(0)?,
-                        url: r.get(1)?,
-                        token: r.get(2)?,
-                        device_id: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?
-            .ok_or_else(|| Error::not_found(format!("a synced membership of {workspace}")))
+            memberships::active_in(c, workspace)?
+                .ok_or_else(|| Error::not_found(format!("a synced membership of {workspace}")))
         })
     }
 }
@@ -1635,11 +1597,7 @@ fn team_path(from: u64) -> String {
 
 /// Where this device's trust in the team log of `workspace` starts.
 fn anchor(c: &Connection, workspace: &str) -> Result<Anchor> {
-    let (idx, hash): (Option<i64>, Option<Vec<u8>>) = c.query_row(
-        "SELECT anchor_idx, anchor_hash FROM memberships WHERE workspace_id = ?1",
-        params![workspace],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (idx, hash) = memberships::anchor(c, workspace)?;
     if let (Some(idx), Some(hash)) = (idx, hash)
         && let Ok(hash) = <[u8; 32]>::try_from(hash)
     {
@@ -1703,10 +1661,7 @@ fn store_listing(tx: &Transaction<'_>, ws: &str, team: &proto::TeamResponse) -> 
             d.last_sync_at.map(|s| s.saturating_mul(1000)),
         ])?;
     }
-    tx.execute(
-        "UPDATE memberships SET listing_at = ?2 WHERE workspace_id = ?1",
-        params![ws, now_ms()],
-    )?;
+    memberships::set_listing_at(tx, ws, now_ms())?;
     Ok(())
 }
 

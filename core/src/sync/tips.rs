@@ -24,7 +24,7 @@ use crate::crypto;
 use crate::error::{Error, Result, StorageError};
 use crate::model::{NewVisit, RecordKind, Tip, TipReply};
 use crate::records::tip;
-use crate::store::{Store, keys, now_ms};
+use crate::store::{Store, docs, keys, memberships, now_ms};
 use crate::validate;
 
 /// Most languages a tip page shows.
@@ -399,11 +399,7 @@ impl Store {
             let Some((epoch, secret)) = current_tip_key(c, workspace)? else {
                 return Ok(None);
             };
-            let url: String = c.query_row(
-                "SELECT server_url FROM memberships WHERE workspace_id = ?1",
-                params![workspace],
-                |r| r.get(0),
-            )?;
+            let url = memberships::server_url(c, workspace)?;
             Ok(Some(TipPage {
                 workspace_id: workspace.to_string(),
                 url: format!(
@@ -542,11 +538,7 @@ impl Store {
         changed: &mut Changed,
     ) -> Result<()> {
         let (key, waiting) = self.read(|c| {
-            let waiting: i64 = c.query_row(
-                "SELECT tips_waiting FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
+            let waiting = memberships::tips_waiting(c, &m.workspace)?;
             Ok((current_tip_key(c, &m.workspace)?, waiting))
         })?;
         let Some((epoch, secret)) = key else {
@@ -571,11 +563,7 @@ impl Store {
         let public = crypto::tip_public(secret);
         let served: Option<proto::TipPageRequest> = server.get_optional(proto::PATH_TIP_PAGE)?;
         let (local, server_ws) = self.read(|c| {
-            let ws: String = c.query_row(
-                "SELECT server_workspace_id FROM memberships WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
+            let ws = memberships::server_workspace_id(c, &m.workspace)?;
             Ok((local_page(c, &m.workspace)?, ws))
         })?;
         let verified = match &served {
@@ -662,9 +650,7 @@ impl Store {
             };
             let (doc_id, actor) = tip_identity(&ephemeral, &nonce);
             let (known, secret) = self.read(|c| {
-                let known = c
-                    .prepare_cached("SELECT 1 FROM documents WHERE id = ?1")?
-                    .exists(params![doc_id])?;
+                let known = docs::exists(c, &doc_id)?;
                 Ok((known, tip_secret(c, &m.workspace, s.epoch)?))
             })?;
             if known {
