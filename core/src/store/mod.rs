@@ -92,6 +92,18 @@ pub(crate) struct Writer {
     cache: DocCache,
 }
 
+impl Writer {
+    /// Begins a transaction on the writer connection, for the store's typed functions.
+    pub(crate) fn transaction(&mut self) -> Result<Transaction<'_>> {
+        Ok(self.conn.transaction()?)
+    }
+
+    /// The writer connection, for one of the store's typed functions outside a transaction.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
 /// A small most-recently-used cache of decoded documents, only touched under the writer lock.
 #[derive(Default)]
 struct DocCache {
