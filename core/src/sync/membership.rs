@@ -151,7 +151,7 @@ impl Store {
             &enrollment.request(enrollment_token),
         )?;
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             // A revoked membership gives way to the new enrolment: a new device identity that
             // the team log must admit like any other.
             memberships::delete_revoked(&tx, workspace)?;

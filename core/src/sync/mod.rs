@@ -343,8 +343,8 @@ impl Store {
                 Ok(()) => {}
                 Err(Error::DeviceRevoked) => {
                     self.with_writer(|w| {
-                        memberships::revoke(&w.conn, &m.workspace)?;
-                        w.conn.execute(
+                        memberships::revoke(w.conn(), &m.workspace)?;
+                        w.conn().execute(
                             "DELETE FROM outbox WHERE workspace_id = ?1",
                             params![m.workspace],
                         )?;
@@ -455,13 +455,13 @@ impl Store {
         self.register_device_name(&m.workspace)?;
         self.push(&server, m, opts, report)?;
         tolerate_network(self.finish_tips(&server, m))?;
-        self.with_writer(|w| memberships::set_last_sync_at(&w.conn, &m.workspace, now_ms()))
+        self.with_writer(|w| memberships::set_last_sync_at(w.conn(), &m.workspace, now_ms()))
     }
 
     /// Whether this device was made a coordinator since it last pulled: then its cursor goes
     /// back to the start, so that it pulls (and opens) the restricted records it skipped.
     fn take_repull(&self, workspace: &str) -> Result<bool> {
-        self.with_writer(|w| memberships::take_repull(&w.conn, workspace))
+        self.with_writer(|w| memberships::take_repull(w.conn(), workspace))
     }
 
     /// Whether this device may push now: the team log admits it and its newest key is the
@@ -578,7 +578,7 @@ impl Store {
             }
             // Acknowledged: only now may the rows go.
             self.with_writer(|w| {
-                let tx = w.conn.transaction()?;
+                let tx = w.transaction()?;
                 {
                     let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
                     for id in &ids {
@@ -678,7 +678,7 @@ impl Store {
                 // is committed as soon as it is applied.
                 let team_version = page.team_version;
                 let head = self.with_writer(|w| {
-                    let tx = w.conn.transaction()?;
+                    let tx = w.transaction()?;
                     let mut applying = Applying::default();
                     let mut in_tx = 0;
                     let mut cursor = restore::CursorChain::read(&tx, &m.workspace)?.cursor;
@@ -884,7 +884,7 @@ impl Store {
         changed: &mut Changed,
     ) -> Result<u64> {
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let mut applying = Applying::default();
             let cursor = self.apply_in(
                 &tx,

@@ -161,7 +161,7 @@ impl Store {
         let first_mark = marks.last().map(|(seq, _)| *seq);
         let own_actor = self.actor_id().clone();
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let coordinator = super::team::is_coordinator(&tx, &m.workspace)?;
             // Documents last seen before this device kept marks may have changed anywhere up
             // to its first one.

@@ -179,7 +179,7 @@ impl Store {
         // Covered now: the next compaction need not name them again.
         self.with_writer(|w| {
             let mut forget = w
-                .conn
+                .conn()
                 .prepare("DELETE FROM snapshot_packs WHERE workspace_id = ?1 AND doc_id = ?2")?;
             for id in &earlier {
                 forget.execute(params![m.workspace, id])?;
@@ -274,7 +274,7 @@ impl Store {
         // Past its own snapshot, so that the next one covers it (pulls skip it for this
         // device: it has all it holds).
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             record_pack(&tx, &m.workspace, &doc, seq)?;
             super::restore::advance_over_own(
                 &tx,

@@ -759,7 +759,7 @@ impl Store {
             Reconciled::Behind { missing } => {
                 self.with_writer(|w| {
                     log::record_alert(
-                        &w.conn,
+                        w.conn(),
                         &m.workspace,
                         AlertKind::Rollback,
                         &format!(
@@ -780,7 +780,7 @@ impl Store {
     /// Records an attack the server made and returns the error that stops the sync.
     fn report_attack(&self, workspace: &str, kind: AlertKind, detail: &str) -> Error {
         let recorded =
-            self.with_writer(|w| log::record_alert(&w.conn, workspace, kind, detail, true));
+            self.with_writer(|w| log::record_alert(w.conn(), workspace, kind, detail, true));
         match recorded {
             Ok(()) => Error::HostileServer(detail.to_string()),
             Err(e) => e,
@@ -810,7 +810,7 @@ impl Store {
         }
         let learnt = self.with_writer(|w| {
             let mut forgotten = Vec::new();
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let ws = &m.workspace;
             store_listing(&tx, ws, team)?;
             memberships::set_team_version(
@@ -1090,7 +1090,7 @@ impl Store {
             match sent {
                 Ok(_) => {
                     self.with_writer(|w| {
-                        let tx = w.conn.transaction()?;
+                        let tx = w.transaction()?;
                         if !entries.is_empty() {
                             let own = own_keys(&tx, &m.workspace)?;
                             log::store_verified(&tx, &m.workspace, &entries, &after, Some(&own))?;
