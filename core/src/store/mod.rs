@@ -10,9 +10,11 @@
 //!
 //! The API is blocking; hosts call it from a worker thread.
 
+pub(crate) mod alerts;
 pub(crate) mod docs;
 mod error;
 mod forget;
+pub(crate) mod invite_secrets;
 pub(crate) mod keys;
 pub(crate) mod memberships;
 pub(crate) mod outbox;
@@ -20,6 +22,9 @@ pub(crate) mod projection;
 mod query;
 mod rekey;
 pub(crate) mod schema;
+pub(crate) mod signers;
+pub(crate) mod team_devices;
+pub(crate) mod team_log;
 mod wipe;
 
 use std::collections::{HashMap, VecDeque};

@@ -43,7 +43,7 @@ use waymark_protocol as proto;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, insert_whole, merge_chunks};
-use crate::store::{Store, docs, keys, load_stored, memberships, now_ms};
+use crate::store::{Store, docs, keys, load_stored, memberships, now_ms, team_log};
 use http::{Call, Server};
 use prepare::Prepared;
 
@@ -381,20 +381,13 @@ impl Store {
         let (has_key, team_version, log_len) = self.read(|c| {
             let has_key = keys::current(c, &m.workspace)?.is_some();
             let team_version = memberships::team_version(c, &m.workspace)?;
-            let log_len: i64 = c
-                .query_row(
-                    "SELECT log_len FROM team_state WHERE workspace_id = ?1",
-                    params![m.workspace],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(0);
+            let log_len = team_log::len(c, &m.workspace)?;
             Ok((has_key, team_version, log_len))
         })?;
         // The team must be known before any blob is checked against it; a device that joined
         // by an invite to be approved learns its keys this way. A workspace still without a
         // verified log, or under attack, looks at the server's log every time.
-        let under_attack = self.read(|c| log::attack(c, &m.workspace))?.is_some();
+        let under_attack = self.read(|c| team_log::attack(c, &m.workspace))?.is_some();
         // A coordinator's desk shows when each device last synced: the server's listing is
         // fetched again every few minutes of syncing (its log only from where this device is).
         let listing_due = self.read(|c| {
@@ -473,12 +466,7 @@ impl Store {
                 return Ok(true);
             };
             let own = team::own_keys(c, workspace)?.sign_public();
-            let admitted = c
-                .prepare_cached(
-                    "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
-                       AND revoked_after_seq IS NULL",
-                )?
-                .exists(params![workspace, own.as_slice()])?;
+            let admitted = team_log::is_admitted(c, workspace, &own)?;
             let current = keys::current(c, workspace)?.map(|(e, _)| e);
             Ok(admitted && current == Some(epoch))
         })
