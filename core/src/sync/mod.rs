@@ -43,7 +43,7 @@ use waymark_protocol as proto;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, insert_whole, merge_chunks};
-use crate::store::{Store, docs, keys, load_stored, memberships, now_ms, team_log};
+use crate::store::{Store, docs, keys, load_stored, memberships, now_ms, outbox, team_log};
 use http::{Call, Server};
 use prepare::Prepared;
 
@@ -344,11 +344,7 @@ impl Store {
                 Err(Error::DeviceRevoked) => {
                     self.with_writer(|w| {
                         memberships::revoke(w.conn(), &m.workspace)?;
-                        w.conn().execute(
-                            "DELETE FROM outbox WHERE workspace_id = ?1",
-                            params![m.workspace],
-                        )?;
-                        Ok(())
+                        outbox::clear(w.conn(), &m.workspace)
                     })?;
                     first_error.get_or_insert(Error::DeviceRevoked);
                 }
@@ -491,47 +487,26 @@ impl Store {
                 return Err(Error::Cancelled);
             }
             let budget = server.budget();
-            let batch: Vec<(i64, proto::PushBlob)> = self.read(|c| {
-                let mut st = c.prepare_cached(
-                    "SELECT id, doc_id, epoch, content_id, ciphertext, supersedes FROM outbox
-                     WHERE workspace_id = ?1 ORDER BY id LIMIT ?2",
-                )?;
-                let rows = st.query_map(params![m.workspace, PUSH_BATCH_BLOBS as i64], |r| {
+            let queued =
+                self.read(|c| outbox::next_batch(c, &m.workspace, PUSH_BATCH_BLOBS, budget))?;
+            let batch = queued
+                .into_iter()
+                .map(|q| {
                     Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, u32>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                        r.get::<_, Option<i64>>(5)?,
-                    ))
-                })?;
-                let mut out = Vec::new();
-                let mut size = 0;
-                for row in rows {
-                    let (id, doc, epoch, cid, ct, supersedes) = row?;
-                    if !out.is_empty() && size + ct.len() > budget {
-                        break;
-                    }
-                    size += ct.len();
-                    out.push((
-                        id,
+                        q.id,
                         proto::PushBlob {
-                            content_id: cid
-                                .try_into()
-                                .map_err(|_| Error::Corrupt("an outbox row is damaged".into()))?,
-                            doc_id: crypto::doc_id_bytes(&doc)?,
-                            epoch,
-                            ciphertext: ct,
+                            content_id: q.content_id,
+                            doc_id: crypto::doc_id_bytes(&q.doc_id)?,
+                            epoch: q.epoch,
+                            ciphertext: q.ciphertext,
                             // An erase or a redaction: the server drops the earlier blobs.
-                            supersedes: supersedes.and_then(|s| u64::try_from(s).ok()),
-                            forget: supersedes.is_some(),
+                            supersedes: q.supersedes.and_then(|s| u64::try_from(s).ok()),
+                            forget: q.supersedes.is_some(),
                             covers: Vec::new(),
                         },
-                    ));
-                }
-                Ok(out)
-            })?;
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -567,12 +542,7 @@ impl Store {
             // Acknowledged: only now may the rows go.
             self.with_writer(|w| {
                 let tx = w.transaction()?;
-                {
-                    let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
-                    for id in &ids {
-                        del.execute(params![id])?;
-                    }
-                }
+                outbox::remove(&tx, &ids)?;
                 for ((doc, _), &seq) in sent.iter().zip(&resp.body.assigned) {
                     restore::seen_at(&tx, &hex::encode(doc), seq)?;
                 }
@@ -1258,28 +1228,14 @@ impl Store {
         })
     }
 
-    /// Runs `sql`, a one-value query about `workspace`, and returns its non-negative result.
-    fn workspace_u64(&self, sql: &str, workspace: &str) -> Result<u64> {
-        self.read(|c| {
-            let n: i64 = c.query_row(sql, params![workspace], |r| r.get(0))?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
-    }
-
     /// Sealed bytes waiting to be pushed for a workspace (for "12 kB to send" in an app).
     pub fn pending_bytes(&self, workspace: &str) -> Result<u64> {
-        self.workspace_u64(
-            "SELECT coalesce(sum(length(ciphertext)), 0) FROM outbox WHERE workspace_id = ?1",
-            workspace,
-        )
+        self.read(|c| outbox::pending_bytes(c, workspace))
     }
 
     /// Local changes waiting to be pushed, per workspace.
     pub fn pending_changes(&self, workspace: &str) -> Result<u64> {
-        self.workspace_u64(
-            "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
-            workspace,
-        )
+        self.read(|c| outbox::pending_count(c, workspace))
     }
 }
 

@@ -20,10 +20,9 @@ use super::log::{self, AlertKind, Anchor, LocalLog, Reconciled, TeamAlert};
 use super::{Membership, NetworkError, SyncReport};
 use crate::crypto::{self, DeviceKeys};
 use crate::error::{Error, Result};
-use crate::model::RecordKind;
 use crate::store::invite_secrets::{self, Secret};
 use crate::store::team_devices::{self, Listed};
-use crate::store::{Store, keys, memberships, now_ms, projection, signers, team_log};
+use crate::store::{Store, keys, memberships, now_ms, outbox, projection, signers, team_log};
 use crate::validate;
 
 /// Times an append to the team log is retried after another coordinator's append.
@@ -259,53 +258,31 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
         return Ok(0);
     };
     let sealable_restricted = keys::restricted_public(tx, workspace, epoch)?.is_some();
-    type Row = (
-        i64,
-        String,
-        u32,
-        Vec<u8>,
-        bool,
-        Option<String>,
-        Option<Vec<u8>>,
-        Option<i64>,
-    );
-    let rows: Vec<Row> = tx
-        .prepare(
-            "SELECT id, doc_id, epoch, ciphertext, restricted, kind, plain, supersedes FROM outbox
-             WHERE workspace_id = ?1 AND (epoch < ?2 OR restricted = 1)",
-        )?
-        .query_map(params![workspace, epoch], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
     let mut n = 0;
-    for (id, doc, old_epoch, sealed, restricted, kind, plain, supersedes) in rows {
-        let fresh = match (
+    for row in outbox::resealable(tx, workspace, epoch)? {
+        let outbox::Resealable {
+            id,
+            doc_id: doc,
+            epoch: old_epoch,
+            sealed,
             restricted,
-            kind.as_deref().and_then(RecordKind::parse),
+            kind,
             plain,
-        ) {
+            supersedes,
+        } = row;
+        let fresh = match (restricted, kind, plain) {
             (true, Some(kind), Some(plain)) => {
                 let done = old_epoch == epoch && crypto::is_restricted_blob(&sealed);
                 if done || !(sealable_restricted || old_epoch < epoch) {
                     continue;
                 }
                 let meta = crypto::ChunkMeta {
-                    generation: crate::store::outbox::generation(tx, &doc)?,
+                    generation: outbox::generation(tx, &doc)?,
                     replaces: supersedes.is_some(),
                     covers: supersedes.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                     ..kind.into()
                 };
-                crate::store::outbox::seal(tx, workspace, &doc, meta, &plain, true, epoch, &key)?
+                outbox::seal(tx, workspace, &doc, meta, &plain, true, epoch, &key)?
             }
             _ if old_epoch < epoch => {
                 let old_key = keys::at_epoch(tx, workspace, old_epoch)?.ok_or_else(|| {
@@ -314,19 +291,11 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
                 let doc_bytes = crypto::doc_id_bytes(&doc)?;
                 let (meta, chunk) =
                     crypto::open_signed(&old_key, workspace, &doc_bytes, old_epoch, &sealed)?;
-                crate::store::outbox::seal(tx, workspace, &doc, meta, &chunk, false, epoch, &key)?
+                outbox::seal(tx, workspace, &doc, meta, &chunk, false, epoch, &key)?
             }
             _ => continue,
         };
-        tx.prepare_cached(
-            "UPDATE outbox SET epoch = ?2, content_id = ?3, ciphertext = ?4 WHERE id = ?1",
-        )?
-        .execute(params![
-            id,
-            epoch,
-            proto::content_id_of(&fresh).as_slice(),
-            fresh
-        ])?;
+        outbox::reseal(tx, id, epoch, &fresh)?;
         n += 1;
     }
     Ok(n)
