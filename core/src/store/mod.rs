@@ -22,6 +22,7 @@ pub(crate) mod projection;
 mod query;
 mod rekey;
 pub(crate) mod schema;
+pub(crate) mod set_aside;
 pub(crate) mod signers;
 pub(crate) mod team_devices;
 pub(crate) mod team_log;

@@ -43,7 +43,9 @@ use waymark_protocol as proto;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, insert_whole, merge_chunks};
-use crate::store::{Store, docs, keys, load_stored, memberships, now_ms, outbox, team_log};
+use crate::store::{
+    Store, docs, keys, load_stored, memberships, now_ms, outbox, set_aside, team_log,
+};
 use http::{Call, Server};
 use prepare::Prepared;
 
@@ -954,23 +956,18 @@ impl Store {
                 )
             })();
             let aside = |reason: String, held: Option<&str>| -> Result<SetAside> {
-                let keep = held.map(|_| b.ciphertext.as_slice());
-                tx.prepare_cached(
-                    "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at, epoch, blob, held)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT(workspace_id, seq) DO UPDATE SET reason = excluded.reason,
-                        at = excluded.at, blob = excluded.blob, held = excluded.held",
-                )?
-                .execute(params![
-                    workspace,
-                    seq_sql(b.seq),
-                    doc_id,
-                    reason,
-                    now_ms(),
-                    b.epoch,
-                    keep,
-                    held
-                ])?;
+                set_aside::put(
+                    tx,
+                    &set_aside::NewSetAside {
+                        workspace,
+                        seq: seq_sql(b.seq),
+                        doc_id: &doc_id,
+                        reason: &reason,
+                        epoch: b.epoch,
+                        held,
+                        blob: held.map(|_| b.ciphertext.as_slice()),
+                    },
+                )?;
                 Ok(SetAside {
                     workspace_id: workspace.to_string(),
                     seq: b.seq,
@@ -1020,10 +1017,7 @@ impl Store {
                 }
                 Ok(applied) => {
                     if !advance {
-                        tx.prepare_cached(
-                            "DELETE FROM set_aside WHERE workspace_id = ?1 AND seq = ?2",
-                        )?
-                        .execute(params![workspace, seq_sql(b.seq)])?;
+                        set_aside::remove(tx, workspace, seq_sql(b.seq))?;
                     }
                     if advance
                         && matches!(
@@ -1212,20 +1206,16 @@ impl Store {
 
     /// Blobs set aside so far (they failed authentication or could not be decoded).
     pub fn set_aside_blobs(&self) -> Result<Vec<SetAside>> {
-        self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT workspace_id, seq, doc_id, reason FROM set_aside ORDER BY workspace_id, seq",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(SetAside {
-                    workspace_id: r.get(0)?,
-                    seq: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    doc_id: r.get(2)?,
-                    reason: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        let noted = self.read(set_aside::all)?;
+        Ok(noted
+            .into_iter()
+            .map(|n| SetAside {
+                workspace_id: n.workspace,
+                seq: n.seq,
+                doc_id: n.doc_id,
+                reason: n.reason,
+            })
+            .collect())
     }
 
     /// Sealed bytes waiting to be pushed for a workspace (for "12 kB to send" in an app).

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use waymark_protocol as proto;
 use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState, Vouch};
 
@@ -22,7 +22,9 @@ use crate::crypto::{self, DeviceKeys};
 use crate::error::{Error, Result};
 use crate::store::invite_secrets::{self, Secret};
 use crate::store::team_devices::{self, Listed};
-use crate::store::{Store, keys, memberships, now_ms, outbox, projection, signers, team_log};
+use crate::store::{
+    Store, keys, memberships, now_ms, outbox, projection, set_aside, signers, team_log,
+};
 use crate::validate;
 
 /// Times an append to the team log is retried after another coordinator's append.
@@ -304,28 +306,16 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
 /// Drops the bytes of the oldest held blobs of `workspace` beyond [`HELD_BYTES_MAX`]; returns
 /// how many were dropped (their rows stay, saying so).
 pub(crate) fn enforce_held_budget(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
-    let mut total: i64 = tx.query_row(
-        "SELECT coalesce(sum(length(blob)), 0) FROM set_aside
-         WHERE workspace_id = ?1 AND blob IS NOT NULL",
-        params![workspace],
-        |r| r.get(0),
-    )?;
+    let mut total = set_aside::held_bytes(tx, workspace)?;
     let mut dropped = 0u64;
     while total > HELD_BYTES_MAX {
-        let oldest: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT id, length(blob) FROM set_aside
-                 WHERE workspace_id = ?1 AND blob IS NOT NULL ORDER BY id LIMIT 1",
-                params![workspace],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((id, len)) = oldest else { break };
-        tx.execute(
-            "UPDATE set_aside SET blob = NULL, held = NULL,
-                reason = reason || ' (dropped: more blobs were held than this device keeps)'
-             WHERE id = ?1",
-            params![id],
+        let Some((id, len)) = set_aside::oldest_held(tx, workspace)? else {
+            break;
+        };
+        set_aside::drop_bytes(
+            tx,
+            id,
+            " (dropped: more blobs were held than this device keeps)",
         )?;
         total -= len;
         dropped += 1;
@@ -994,33 +984,20 @@ impl Store {
         report: &mut SyncReport,
         changed: &mut super::Changed,
     ) -> Result<()> {
-        let held: Vec<proto::PulledBlob> = self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT seq, doc_id, epoch, blob FROM set_aside
-                 WHERE workspace_id = ?1 AND blob IS NOT NULL ORDER BY seq",
-            )?;
-            let rows = st.query_map(params![workspace], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (seq, doc, epoch, blob) = row?;
-                out.push(proto::PulledBlob {
-                    seq: u64::try_from(seq).unwrap_or(0),
-                    content_id: proto::content_id_of(&blob),
-                    doc_id: crypto::doc_id_bytes(&doc)?,
-                    epoch,
-                    ciphertext: blob,
+        let held = self.read(|c| set_aside::held(c, workspace))?;
+        let held = held
+            .into_iter()
+            .map(|h| {
+                Ok(proto::PulledBlob {
+                    seq: h.seq,
+                    content_id: proto::content_id_of(&h.blob),
+                    doc_id: crypto::doc_id_bytes(&h.doc_id)?,
+                    epoch: h.epoch,
+                    ciphertext: h.blob,
                     device_id: String::new(),
-                });
-            }
-            Ok(out)
-        })?;
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         if held.is_empty() {
             return Ok(());
         }
@@ -1033,16 +1010,7 @@ impl Store {
     /// Blobs this device holds that are sealed under an epoch beyond its verified log: proof
     /// that a teammate saw a rotation the server does not show this device.
     pub(crate) fn check_withheld_rotation(&self, workspace: &str) -> Result<()> {
-        let beyond: Option<u32> = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT max(s.epoch) FROM set_aside s JOIN team_state t
-                   ON t.workspace_id = s.workspace_id
-                 WHERE s.workspace_id = ?1 AND s.held = 'epoch' AND s.epoch > t.epoch
-                   AND t.log_len > 0",
-                params![workspace],
-                |r| r.get(0),
-            )?)
-        })?;
+        let beyond = self.read(|c| set_aside::epoch_beyond_log(c, workspace))?;
         match beyond {
             Some(epoch) => Err(self.report_attack(
                 workspace,
