@@ -11,6 +11,7 @@
 //! The API is blocking; hosts call it from a worker thread.
 
 pub(crate) mod alerts;
+pub(crate) mod chain_marks;
 pub(crate) mod docs;
 mod error;
 mod forget;
@@ -24,6 +25,7 @@ mod rekey;
 pub(crate) mod schema;
 pub(crate) mod set_aside;
 pub(crate) mod signers;
+pub(crate) mod snapshot_packs;
 pub(crate) mod team_devices;
 pub(crate) mod team_log;
 mod wipe;

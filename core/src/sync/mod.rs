@@ -37,14 +37,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::Transaction;
 use waymark_protocol as proto;
 
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, insert_whole, merge_chunks};
 use crate::store::{
-    Store, docs, keys, load_stored, memberships, now_ms, outbox, set_aside, team_log,
+    Store, docs, keys, load_stored, memberships, now_ms, outbox, projection, set_aside,
+    snapshot_packs, team_log,
 };
 use http::{Call, Server};
 use prepare::Prepared;
@@ -1005,7 +1006,7 @@ impl Store {
                 }
                 Ok(Applied::Pack(ids)) => {
                     if advance {
-                        snapshot::record_pack(tx, workspace, &doc_id, b.seq)?;
+                        snapshot_packs::record(tx, workspace, &doc_id, seq_sql(b.seq))?;
                     }
                     for id in ids {
                         if advance {
@@ -1187,15 +1188,7 @@ impl Store {
     /// A restricted record's blob this device cannot open (it is not a coordinator's): it
     /// keeps nothing of the record, unless it wrote it.
     fn not_for_this_device(&self, tx: &Transaction<'_>, doc_id: &str) -> Result<Applied> {
-        let creator: Option<String> = tx
-            .query_row(
-                "SELECT created_by FROM visits WHERE id = ?1
-                 UNION ALL SELECT created_by FROM workshops WHERE id = ?1",
-                params![doc_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match creator {
+        match projection::creator(tx, doc_id)? {
             Some(c) if c != self.actor() => {
                 crate::store::forget_document(tx, doc_id)?;
                 Ok(Applied::Forgotten)
