@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 
 use crate::error::Result;
 
-/// The two tables of this module; `table` arguments below are always one of them.
+// The two tables of this module: the only names `add` and `keys` splice into their SQL.
 const TRUSTED: &str = "trusted_signers";
 const ACCEPTED: &str = "accepted_devices";
 
@@ -33,6 +33,7 @@ pub(crate) fn accepted(c: &Connection, workspace: &str) -> Result<BTreeSet<[u8; 
     keys(c, ACCEPTED, workspace)
 }
 
+/// Adds `sign_key` to `table` for `workspace`, unless it is there.
 fn add(c: &Connection, table: &str, workspace: &str, sign_key: &[u8; 32]) -> Result<()> {
     c.execute(
         &format!(

@@ -1,7 +1,8 @@
 //! The verified team log of each synced workspace and the team it makes: the entries
-//! (`team_log`), the devices they admit (`team_members`), and the log's head and epoch with what
-//! this device holds against the server (`team_state`). Every read and write of those tables is
-//! here; checking entries and deciding whom to trust is `sync::log`'s and `sync::team`'s.
+//! (`team_log`), the devices they admit (`team_members`), and the log's length, head and epoch
+//! with the server's unresolved attack and the count of dropped held blobs (`team_state`). Every
+//! read and write of those tables is here; checking entries and deciding whom to trust is
+//! `sync::log`'s and `sync::team`'s.
 
 use std::collections::BTreeSet;
 
