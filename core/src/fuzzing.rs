@@ -138,7 +138,7 @@ impl Fixture {
             },
         )?;
         store.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             add_membership(
                 &tx,
                 &workspace,
@@ -372,7 +372,7 @@ impl Fixture {
         };
         let actor = self.store.actor_id().clone();
         self.store.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let existing = load_stored(&tx, &id, &actor)?;
             let target = Target {
                 id: &id,

@@ -14,9 +14,9 @@
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ObjId, ObjType, ReadDoc, Value};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 
-use super::{Store, Writer, docs, outbox, projection};
+use super::{Store, Writer, docs, outbox, projection, set_aside};
 use crate::crypto::ChunkMeta;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, merge_chunks};
@@ -249,7 +249,7 @@ pub(crate) fn replace(
     let (stored, _) = merge_chunks(tx, None, actor, t, &[save.to_vec()], false, authors)?;
     docs::set_generation(tx, t.id, meta.generation)?;
     if from_elsewhere && (unsent > 0 || later) {
-        set_aside_locally(
+        set_aside::put_local(
             tx,
             t.workspace,
             t.id,
@@ -258,26 +258,6 @@ pub(crate) fn replace(
         )?;
     }
     Ok(stored)
-}
-
-/// Records that something this device held for `doc_id` was set aside, with `reason`, under a
-/// sequence number of its own (negative: not the server's).
-fn set_aside_locally(tx: &Connection, workspace: &str, doc_id: &str, reason: &str) -> Result<()> {
-    let seq: i64 = tx
-        .query_row(
-            "SELECT min(seq) FROM set_aside WHERE workspace_id = ?1 AND seq < 0",
-            params![workspace],
-            |r| r.get::<_, Option<i64>>(0),
-        )
-        .optional()?
-        .flatten()
-        .unwrap_or(0)
-        - 1;
-    tx.execute(
-        "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![workspace, seq, doc_id, reason, super::now_ms()],
-    )?;
-    Ok(())
 }
 
 /// Folds the write-ahead log into the database file and empties it, so that pages a rewrite

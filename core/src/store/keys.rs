@@ -16,12 +16,7 @@ pub(crate) fn current(conn: &Connection, workspace: &str) -> Result<Option<(u32,
         )?
         .query_row(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    row.map(|(epoch, k)| {
-        crypto::key_from_bytes(&k)
-            .map(|k| (epoch, k))
-            .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))
-    })
-    .transpose()
+    row.map(|(epoch, k)| Ok((epoch, decode(&k)?))).transpose()
 }
 
 /// The key of a workspace at `epoch`.
@@ -34,11 +29,40 @@ pub(crate) fn at_epoch(
         .prepare_cached("SELECT key FROM workspace_keys WHERE workspace_id = ?1 AND epoch = ?2")?
         .query_row(params![workspace, epoch], |r| r.get(0))
         .optional()?;
-    row.map(|k| {
-        crypto::key_from_bytes(&k)
-            .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))
-    })
-    .transpose()
+    row.map(|k| decode(&k)).transpose()
+}
+
+/// The keys of a workspace up to `epoch`, oldest first.
+pub(crate) fn up_to(
+    conn: &Connection,
+    workspace: &str,
+    epoch: u32,
+) -> Result<Vec<(u32, WorkspaceKey)>> {
+    let rows: Vec<(u32, Vec<u8>)> = conn
+        .prepare(
+            "SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 AND epoch <= ?2
+             ORDER BY epoch",
+        )?
+        .query_map(params![workspace, epoch], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|(epoch, k)| Ok((epoch, decode(&k)?)))
+        .collect()
+}
+
+/// Deletes the keys of a workspace beyond `epoch`.
+pub(crate) fn drop_beyond(conn: &Connection, workspace: &str, epoch: u32) -> Result<()> {
+    conn.execute(
+        "DELETE FROM workspace_keys WHERE workspace_id = ?1 AND epoch > ?2",
+        params![workspace, epoch],
+    )?;
+    Ok(())
+}
+
+/// A stored key as the cipher takes it; a damaged one is corruption.
+fn decode(k: &[u8]) -> Result<WorkspaceKey> {
+    crypto::key_from_bytes(k)
+        .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))
 }
 
 /// Stores a key (a no-op if this epoch is already known).

@@ -10,9 +10,12 @@
 //!
 //! The API is blocking; hosts call it from a worker thread.
 
+pub(crate) mod alerts;
+pub(crate) mod chain_marks;
 pub(crate) mod docs;
 mod error;
 mod forget;
+pub(crate) mod invite_secrets;
 pub(crate) mod keys;
 pub(crate) mod memberships;
 pub(crate) mod outbox;
@@ -20,6 +23,11 @@ pub(crate) mod projection;
 mod query;
 mod rekey;
 pub(crate) mod schema;
+pub(crate) mod set_aside;
+pub(crate) mod signers;
+pub(crate) mod snapshot_packs;
+pub(crate) mod team_devices;
+pub(crate) mod team_log;
 mod wipe;
 
 use std::collections::{HashMap, VecDeque};

@@ -155,3 +155,161 @@ pub(crate) fn seal(
         false => crypto::seal_signed(key, &own, workspace, &doc, epoch, meta, chunk),
     }
 }
+
+/// A queued change, as pushed.
+pub(crate) struct Queued {
+    pub(crate) id: i64,
+    pub(crate) doc_id: String,
+    pub(crate) epoch: u32,
+    pub(crate) content_id: waymark_protocol::ContentId,
+    pub(crate) ciphertext: Vec<u8>,
+    /// The number of the server's blobs a rewrite supersedes.
+    pub(crate) supersedes: Option<i64>,
+}
+
+/// The oldest changes queued for `workspace`: at most `max_rows`, and past the first, no more
+/// than `max_bytes` of ciphertext. Rows past the budget are not read.
+pub(crate) fn next_batch(
+    conn: &Connection,
+    workspace: &str,
+    max_rows: usize,
+    max_bytes: usize,
+) -> Result<Vec<Queued>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, doc_id, epoch, content_id, ciphertext, supersedes FROM outbox
+         WHERE workspace_id = ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = st.query_map(
+        params![workspace, i64::try_from(max_rows).unwrap_or(i64::MAX)],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::new();
+    let mut size = 0;
+    for row in rows {
+        let (id, doc_id, epoch, content_id, ciphertext, supersedes) = row?;
+        if !out.is_empty() && size + ciphertext.len() > max_bytes {
+            break;
+        }
+        size += ciphertext.len();
+        out.push(Queued {
+            id,
+            doc_id,
+            epoch,
+            content_id: content_id
+                .try_into()
+                .map_err(|_| Error::Corrupt("an outbox row is damaged".into()))?,
+            ciphertext,
+            supersedes,
+        });
+    }
+    Ok(out)
+}
+
+/// Removes the queued rows `ids`: the server acknowledged them.
+pub(crate) fn remove(conn: &Connection, ids: &[i64]) -> Result<()> {
+    let mut del = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+    for id in ids {
+        del.execute(params![id])?;
+    }
+    Ok(())
+}
+
+/// Drops every change queued for `workspace` (its server revoked this device).
+pub(crate) fn clear(conn: &Connection, workspace: &str) -> Result<()> {
+    conn.execute(
+        "DELETE FROM outbox WHERE workspace_id = ?1",
+        params![workspace],
+    )?;
+    Ok(())
+}
+
+/// A queued change that may need sealing again.
+pub(crate) struct Resealable {
+    pub(crate) id: i64,
+    pub(crate) doc_id: String,
+    pub(crate) epoch: u32,
+    pub(crate) sealed: Vec<u8>,
+    pub(crate) restricted: bool,
+    /// The record's kind (queued before kinds were kept, or unknown: `None`).
+    pub(crate) kind: Option<RecordKind>,
+    /// A restricted record's chunk in clear, kept to seal it again.
+    pub(crate) plain: Option<Vec<u8>>,
+    pub(crate) supersedes: Option<i64>,
+}
+
+/// The changes queued for `workspace` sealed under an epoch before `epoch`, and every
+/// restricted record's.
+pub(crate) fn resealable(
+    conn: &Connection,
+    workspace: &str,
+    epoch: u32,
+) -> Result<Vec<Resealable>> {
+    Ok(conn
+        .prepare(
+            "SELECT id, doc_id, epoch, ciphertext, restricted, kind, plain, supersedes FROM outbox
+             WHERE workspace_id = ?1 AND (epoch < ?2 OR restricted = 1)",
+        )?
+        .query_map(params![workspace, epoch], |r| {
+            Ok(Resealable {
+                id: r.get(0)?,
+                doc_id: r.get(1)?,
+                epoch: r.get(2)?,
+                sealed: r.get(3)?,
+                restricted: r.get(4)?,
+                kind: r
+                    .get::<_, Option<String>>(5)?
+                    .as_deref()
+                    .and_then(RecordKind::parse),
+                plain: r.get(6)?,
+                supersedes: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Replaces the sealed bytes of queued row `id` with `sealed`, sealed under `epoch`.
+pub(crate) fn reseal(conn: &Connection, id: i64, epoch: u32, sealed: &[u8]) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE outbox SET epoch = ?2, content_id = ?3, ciphertext = ?4 WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        epoch,
+        waymark_protocol::content_id_of(sealed).as_slice(),
+        sealed
+    ])?;
+    Ok(())
+}
+
+/// Sealed bytes waiting to be pushed for `workspace`.
+pub(crate) fn pending_bytes(conn: &Connection, workspace: &str) -> Result<u64> {
+    workspace_u64(
+        conn,
+        "SELECT coalesce(sum(length(ciphertext)), 0) FROM outbox WHERE workspace_id = ?1",
+        workspace,
+    )
+}
+
+/// Changes waiting to be pushed for `workspace`.
+pub(crate) fn pending_count(conn: &Connection, workspace: &str) -> Result<u64> {
+    workspace_u64(
+        conn,
+        "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
+        workspace,
+    )
+}
+
+/// Runs `sql`, a one-value query about `workspace`, and returns its non-negative result.
+fn workspace_u64(conn: &Connection, sql: &str, workspace: &str) -> Result<u64> {
+    let n: i64 = conn.query_row(sql, params![workspace], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}

@@ -64,6 +64,18 @@ pub(crate) fn restricted_of_others(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The device (Automerge actor, hex) that created visit or workshop `id`, if it is one.
+pub(crate) fn creator(tx: &rusqlite::Connection, id: &str) -> Result<Option<String>> {
+    Ok(tx
+        .query_row(
+            "SELECT created_by FROM visits WHERE id = ?1
+             UNION ALL SELECT created_by FROM workshops WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// Removes every projection row of document `id` (its search entry included).
 pub(crate) fn remove(tx: &Transaction<'_>, id: &str) -> Result<()> {
     if let Some(n) = tx

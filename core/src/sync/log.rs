@@ -19,13 +19,13 @@
 //! - hide entries from a device that never saw them: undetectable by the log alone, but every
 //!   blob sealed under an epoch the log does not reach betrays it (see `sync::team`).
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use waymark_protocol::team_log::{Body, EntryHash, SignedEntry, TeamState};
 
 use crate::crypto::{self, DeviceKeys};
 
 use crate::error::{Corruption, Error, Result};
-use crate::store::now_ms;
+use crate::store::{self, keys, team_log};
 
 /// What kind of misbehaviour of the server a device noticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,20 +130,7 @@ impl LocalLog {
     /// stored, and the store is authenticated (SQLCipher checks every page), so they are not
     /// checked again: a replay checks the chain and the rules only, a tenth of the cost.
     pub(crate) fn load(c: &Connection, workspace: &str) -> Result<LocalLog> {
-        let mut st = c.prepare_cached(
-            "SELECT entry, signature FROM team_log WHERE workspace_id = ?1 ORDER BY idx",
-        )?;
-        let rows = st.query_map(params![workspace], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (entry, signature) = row?;
-            let signature = signature
-                .try_into()
-                .map_err(|_| Error::Corrupt("a stored team log entry is damaged".into()))?;
-            entries.push(SignedEntry { entry, signature });
-        }
+        let entries = team_log::entries(c, workspace)?;
         let state = match entries.is_empty() {
             true => None,
             false => Some(TeamState::replay_stored(&entries).map_err(|e| {
@@ -319,7 +306,7 @@ pub(crate) fn store_verified(
     own: Option<&DeviceKeys>,
 ) -> Result<()> {
     for (epoch, public) in &state.restricted {
-        crate::store::keys::insert_restricted(tx, workspace, *epoch, public, None)?;
+        keys::insert_restricted(tx, workspace, *epoch, public, None)?;
     }
     if let Some(own) = own {
         let me = own.sign_public();
@@ -347,80 +334,16 @@ pub(crate) fn store_verified(
                     continue;
                 };
                 if crypto::restricted_public(&secret) == *public {
-                    crate::store::keys::insert_restricted(
-                        tx,
-                        workspace,
-                        g.epoch,
-                        public,
-                        Some(&secret),
-                    )?;
+                    keys::insert_restricted(tx, workspace, g.epoch, public, Some(&secret))?;
                 }
             }
         }
     }
-    {
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO team_log(workspace_id, idx, hash, entry, signature)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        let first = state.len - new.len() as u64;
-        for (i, e) in new.iter().enumerate() {
-            ins.execute(params![
-                workspace,
-                i64::try_from(first + i as u64).unwrap_or(i64::MAX),
-                e.hash().as_slice(),
-                e.entry,
-                e.signature.as_slice()
-            ])?;
-        }
-    }
-    tx.execute(
-        "DELETE FROM team_members WHERE workspace_id = ?1",
-        params![workspace],
-    )?;
-    {
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO team_members(workspace_id, sign_key, device_id, name, role, box_key,
-                actor, admitted_idx, vouch, revoked_after_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for m in state.members.values() {
-            ins.execute(params![
-                workspace,
-                m.member.sign_key.as_slice(),
-                m.member.device_id,
-                m.member.name,
-                m.member.role,
-                m.member.box_key.as_slice(),
-                m.member.actor,
-                i64::try_from(m.admitted_at).unwrap_or(i64::MAX),
-                m.vouch.map(|v| format!("{v:?}").to_lowercase()),
-                m.revoked_after_seq
-                    .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-            ])?;
-        }
-    }
-    tx.execute(
-        "INSERT INTO team_state(workspace_id, epoch, rotation_needed, log_len, log_head,
-            rotation_due, attack)
-         VALUES (?1, ?2, 0, ?3, ?4, ?5, NULL)
-         ON CONFLICT(workspace_id) DO UPDATE SET epoch = excluded.epoch,
-            log_len = excluded.log_len, log_head = excluded.log_head,
-            rotation_due = excluded.rotation_due, attack = NULL",
-        params![
-            workspace,
-            state.epoch,
-            i64::try_from(state.len).unwrap_or(i64::MAX),
-            state.head.as_slice(),
-            state.rotation_due
-        ],
-    )?;
+    team_log::append(tx, workspace, state.len - new.len() as u64, new)?;
+    team_log::set_team(tx, workspace, state)?;
     // Keys of epochs the log has not reached come from nowhere the team vouches for (an
     // invite can carry any epoch number): they must never seal anything.
-    tx.execute(
-        "DELETE FROM workspace_keys WHERE workspace_id = ?1 AND epoch > ?2",
-        params![workspace, state.epoch],
-    )?;
+    keys::drop_beyond(tx, workspace, state.epoch)?;
     Ok(())
 }
 
@@ -433,57 +356,25 @@ pub(crate) fn record_alert(
     detail: &str,
     blocking: bool,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO team_alerts(workspace_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![workspace, now_ms(), kind.as_str(), detail],
-    )?;
+    store::alerts::record(conn, workspace, kind.as_str(), detail)?;
     if blocking {
-        conn.execute(
-            "INSERT INTO team_state(workspace_id, epoch, rotation_needed, attack)
-             VALUES (?1, 0, 0, ?2)
-             ON CONFLICT(workspace_id) DO UPDATE SET attack = excluded.attack",
-            params![workspace, format!("{}: {detail}", kind.as_str())],
-        )?;
+        team_log::set_attack(conn, workspace, &format!("{}: {detail}", kind.as_str()))?;
     }
     Ok(())
 }
 
 /// The alerts recorded for a workspace, newest first (at most `limit`).
 pub(crate) fn alerts(c: &Connection, workspace: &str, limit: u32) -> Result<Vec<TeamAlert>> {
-    let mut st = c.prepare(
-        "SELECT at, kind, detail FROM team_alerts WHERE workspace_id = ?1
-         ORDER BY id DESC LIMIT ?2",
-    )?;
-    let rows = st.query_map(params![workspace, limit], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (at_ms, kind, detail) = row?;
-        if let Some(kind) = AlertKind::parse(&kind) {
-            out.push(TeamAlert {
-                at_ms,
-                kind,
-                detail,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// The unresolved attack of a workspace, if any.
-pub(crate) fn attack(c: &Connection, workspace: &str) -> Result<Option<String>> {
-    Ok(c.query_row(
-        "SELECT attack FROM team_state WHERE workspace_id = ?1",
-        params![workspace],
-        |r| r.get::<_, Option<String>>(0),
-    )
-    .optional()?
-    .flatten())
+    Ok(store::alerts::newest(c, workspace, limit)?
+        .into_iter()
+        .filter_map(|a| {
+            Some(TeamAlert {
+                at_ms: a.at_ms,
+                kind: AlertKind::parse(&a.kind)?,
+                detail: a.detail,
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -2,14 +2,14 @@
 //! join proof) and recording the membership, with the server, credentials and trust it starts
 //! from. Joining by invite (`invite.rs`) ends here too.
 
-use rusqlite::{Transaction, params};
+use rusqlite::Transaction;
 use waymark_protocol as proto;
 
 use super::http::Call;
 use super::restore;
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::store::{Store, docs, memberships};
+use crate::store::{Store, docs, memberships, signers};
 use crate::validate;
 
 /// This device's enrollment: its key pairs, its name, the join proof for its invite's secret,
@@ -101,15 +101,8 @@ pub(crate) fn add_membership(
     // This device trusts itself and what its invite, received in person, vouched for.
     let own = enrollment.keys.sign_public();
     for k in std::iter::once(&own).chain(&enrollment.vouched) {
-        for table in ["trusted_signers", "accepted_devices"] {
-            tx.execute(
-                &format!(
-                    "INSERT INTO {table}(workspace_id, sign_key) VALUES (?1, ?2)
-                     ON CONFLICT DO NOTHING"
-                ),
-                params![workspace, k.as_slice()],
-            )?;
-        }
+        signers::trust(tx, workspace, k)?;
+        signers::accept(tx, workspace, k)?;
     }
     Ok(())
 }
@@ -151,7 +144,7 @@ impl Store {
             &enrollment.request(enrollment_token),
         )?;
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             // A revoked membership gives way to the new enrolment: a new device identity that
             // the team log must admit like any other.
             memberships::delete_revoked(&tx, workspace)?;

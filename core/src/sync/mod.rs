@@ -37,13 +37,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::Transaction;
 use waymark_protocol as proto;
 
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::exchange::{Target, insert_whole, merge_chunks};
-use crate::store::{Store, docs, keys, load_stored, memberships, now_ms};
+use crate::store::{
+    Store, docs, keys, load_stored, memberships, now_ms, outbox, projection, set_aside,
+    snapshot_packs, team_log,
+};
 use http::{Call, Server};
 use prepare::Prepared;
 
@@ -343,12 +346,8 @@ impl Store {
                 Ok(()) => {}
                 Err(Error::DeviceRevoked) => {
                     self.with_writer(|w| {
-                        memberships::revoke(&w.conn, &m.workspace)?;
-                        w.conn.execute(
-                            "DELETE FROM outbox WHERE workspace_id = ?1",
-                            params![m.workspace],
-                        )?;
-                        Ok(())
+                        memberships::revoke(w.conn(), &m.workspace)?;
+                        outbox::clear(w.conn(), &m.workspace)
                     })?;
                     first_error.get_or_insert(Error::DeviceRevoked);
                 }
@@ -381,20 +380,13 @@ impl Store {
         let (has_key, team_version, log_len) = self.read(|c| {
             let has_key = keys::current(c, &m.workspace)?.is_some();
             let team_version = memberships::team_version(c, &m.workspace)?;
-            let log_len: i64 = c
-                .query_row(
-                    "SELECT log_len FROM team_state WHERE workspace_id = ?1",
-                    params![m.workspace],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(0);
+            let log_len = team_log::len(c, &m.workspace)?;
             Ok((has_key, team_version, log_len))
         })?;
         // The team must be known before any blob is checked against it; a device that joined
         // by an invite to be approved learns its keys this way. A workspace still without a
         // verified log, or under attack, looks at the server's log every time.
-        let under_attack = self.read(|c| log::attack(c, &m.workspace))?.is_some();
+        let under_attack = self.read(|c| team_log::attack(c, &m.workspace))?.is_some();
         // A coordinator's desk shows when each device last synced: the server's listing is
         // fetched again every few minutes of syncing (its log only from where this device is).
         let listing_due = self.read(|c| {
@@ -455,13 +447,13 @@ impl Store {
         self.register_device_name(&m.workspace)?;
         self.push(&server, m, opts, report)?;
         tolerate_network(self.finish_tips(&server, m))?;
-        self.with_writer(|w| memberships::set_last_sync_at(&w.conn, &m.workspace, now_ms()))
+        self.with_writer(|w| memberships::set_last_sync_at(w.conn(), &m.workspace, now_ms()))
     }
 
     /// Whether this device was made a coordinator since it last pulled: then its cursor goes
     /// back to the start, so that it pulls (and opens) the restricted records it skipped.
     fn take_repull(&self, workspace: &str) -> Result<bool> {
-        self.with_writer(|w| memberships::take_repull(&w.conn, workspace))
+        self.with_writer(|w| memberships::take_repull(w.conn(), workspace))
     }
 
     /// Whether this device may push now: the team log admits it and its newest key is the
@@ -473,12 +465,7 @@ impl Store {
                 return Ok(true);
             };
             let own = team::own_keys(c, workspace)?.sign_public();
-            let admitted = c
-                .prepare_cached(
-                    "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
-                       AND revoked_after_seq IS NULL",
-                )?
-                .exists(params![workspace, own.as_slice()])?;
+            let admitted = team_log::is_admitted(c, workspace, &own)?;
             let current = keys::current(c, workspace)?.map(|(e, _)| e);
             Ok(admitted && current == Some(epoch))
         })
@@ -503,47 +490,26 @@ impl Store {
                 return Err(Error::Cancelled);
             }
             let budget = server.budget();
-            let batch: Vec<(i64, proto::PushBlob)> = self.read(|c| {
-                let mut st = c.prepare_cached(
-                    "SELECT id, doc_id, epoch, content_id, ciphertext, supersedes FROM outbox
-                     WHERE workspace_id = ?1 ORDER BY id LIMIT ?2",
-                )?;
-                let rows = st.query_map(params![m.workspace, PUSH_BATCH_BLOBS as i64], |r| {
+            let queued =
+                self.read(|c| outbox::next_batch(c, &m.workspace, PUSH_BATCH_BLOBS, budget))?;
+            let batch = queued
+                .into_iter()
+                .map(|q| {
                     Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, u32>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                        r.get::<_, Option<i64>>(5)?,
-                    ))
-                })?;
-                let mut out = Vec::new();
-                let mut size = 0;
-                for row in rows {
-                    let (id, doc, epoch, cid, ct, supersedes) = row?;
-                    if !out.is_empty() && size + ct.len() > budget {
-                        break;
-                    }
-                    size += ct.len();
-                    out.push((
-                        id,
+                        q.id,
                         proto::PushBlob {
-                            content_id: cid
-                                .try_into()
-                                .map_err(|_| Error::Corrupt("an outbox row is damaged".into()))?,
-                            doc_id: crypto::doc_id_bytes(&doc)?,
-                            epoch,
-                            ciphertext: ct,
+                            content_id: q.content_id,
+                            doc_id: crypto::doc_id_bytes(&q.doc_id)?,
+                            epoch: q.epoch,
+                            ciphertext: q.ciphertext,
                             // An erase or a redaction: the server drops the earlier blobs.
-                            supersedes: supersedes.and_then(|s| u64::try_from(s).ok()),
-                            forget: supersedes.is_some(),
+                            supersedes: q.supersedes.and_then(|s| u64::try_from(s).ok()),
+                            forget: q.supersedes.is_some(),
                             covers: Vec::new(),
                         },
-                    ));
-                }
-                Ok(out)
-            })?;
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -578,13 +544,8 @@ impl Store {
             }
             // Acknowledged: only now may the rows go.
             self.with_writer(|w| {
-                let tx = w.conn.transaction()?;
-                {
-                    let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
-                    for id in &ids {
-                        del.execute(params![id])?;
-                    }
-                }
+                let tx = w.transaction()?;
+                outbox::remove(&tx, &ids)?;
                 for ((doc, _), &seq) in sent.iter().zip(&resp.body.assigned) {
                     restore::seen_at(&tx, &hex::encode(doc), seq)?;
                 }
@@ -678,7 +639,7 @@ impl Store {
                 // is committed as soon as it is applied.
                 let team_version = page.team_version;
                 let head = self.with_writer(|w| {
-                    let tx = w.conn.transaction()?;
+                    let tx = w.transaction()?;
                     let mut applying = Applying::default();
                     let mut in_tx = 0;
                     let mut cursor = restore::CursorChain::read(&tx, &m.workspace)?.cursor;
@@ -884,7 +845,7 @@ impl Store {
         changed: &mut Changed,
     ) -> Result<u64> {
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let mut applying = Applying::default();
             let cursor = self.apply_in(
                 &tx,
@@ -996,23 +957,18 @@ impl Store {
                 )
             })();
             let aside = |reason: String, held: Option<&str>| -> Result<SetAside> {
-                let keep = held.map(|_| b.ciphertext.as_slice());
-                tx.prepare_cached(
-                    "INSERT INTO set_aside(workspace_id, seq, doc_id, reason, at, epoch, blob, held)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT(workspace_id, seq) DO UPDATE SET reason = excluded.reason,
-                        at = excluded.at, blob = excluded.blob, held = excluded.held",
-                )?
-                .execute(params![
-                    workspace,
-                    seq_sql(b.seq),
-                    doc_id,
-                    reason,
-                    now_ms(),
-                    b.epoch,
-                    keep,
-                    held
-                ])?;
+                set_aside::put(
+                    tx,
+                    &set_aside::NewSetAside {
+                        workspace,
+                        seq: seq_sql(b.seq),
+                        doc_id: &doc_id,
+                        reason: &reason,
+                        epoch: b.epoch,
+                        held,
+                        blob: held.map(|_| b.ciphertext.as_slice()),
+                    },
+                )?;
                 Ok(SetAside {
                     workspace_id: workspace.to_string(),
                     seq: b.seq,
@@ -1050,7 +1006,7 @@ impl Store {
                 }
                 Ok(Applied::Pack(ids)) => {
                     if advance {
-                        snapshot::record_pack(tx, workspace, &doc_id, b.seq)?;
+                        snapshot_packs::record(tx, workspace, &doc_id, seq_sql(b.seq))?;
                     }
                     for id in ids {
                         if advance {
@@ -1062,10 +1018,7 @@ impl Store {
                 }
                 Ok(applied) => {
                     if !advance {
-                        tx.prepare_cached(
-                            "DELETE FROM set_aside WHERE workspace_id = ?1 AND seq = ?2",
-                        )?
-                        .execute(params![workspace, seq_sql(b.seq)])?;
+                        set_aside::remove(tx, workspace, seq_sql(b.seq))?;
                     }
                     if advance
                         && matches!(
@@ -1235,15 +1188,7 @@ impl Store {
     /// A restricted record's blob this device cannot open (it is not a coordinator's): it
     /// keeps nothing of the record, unless it wrote it.
     fn not_for_this_device(&self, tx: &Transaction<'_>, doc_id: &str) -> Result<Applied> {
-        let creator: Option<String> = tx
-            .query_row(
-                "SELECT created_by FROM visits WHERE id = ?1
-                 UNION ALL SELECT created_by FROM workshops WHERE id = ?1",
-                params![doc_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match creator {
+        match projection::creator(tx, doc_id)? {
             Some(c) if c != self.actor() => {
                 crate::store::forget_document(tx, doc_id)?;
                 Ok(Applied::Forgotten)
@@ -1254,44 +1199,26 @@ impl Store {
 
     /// Blobs set aside so far (they failed authentication or could not be decoded).
     pub fn set_aside_blobs(&self) -> Result<Vec<SetAside>> {
-        self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT workspace_id, seq, doc_id, reason FROM set_aside ORDER BY workspace_id, seq",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(SetAside {
-                    workspace_id: r.get(0)?,
-                    seq: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    doc_id: r.get(2)?,
-                    reason: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-    }
-
-    /// Runs `sql`, a one-value query about `workspace`, and returns its non-negative result.
-    fn workspace_u64(&self, sql: &str, workspace: &str) -> Result<u64> {
-        self.read(|c| {
-            let n: i64 = c.query_row(sql, params![workspace], |r| r.get(0))?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
+        let noted = self.read(set_aside::all)?;
+        Ok(noted
+            .into_iter()
+            .map(|n| SetAside {
+                workspace_id: n.workspace,
+                seq: n.seq,
+                doc_id: n.doc_id,
+                reason: n.reason,
+            })
+            .collect())
     }
 
     /// Sealed bytes waiting to be pushed for a workspace (for "12 kB to send" in an app).
     pub fn pending_bytes(&self, workspace: &str) -> Result<u64> {
-        self.workspace_u64(
-            "SELECT coalesce(sum(length(ciphertext)), 0) FROM outbox WHERE workspace_id = ?1",
-            workspace,
-        )
+        self.read(|c| outbox::pending_bytes(c, workspace))
     }
 
     /// Local changes waiting to be pushed, per workspace.
     pub fn pending_changes(&self, workspace: &str) -> Result<u64> {
-        self.workspace_u64(
-            "SELECT count(*) FROM outbox WHERE workspace_id = ?1",
-            workspace,
-        )
+        self.read(|c| outbox::pending_count(c, workspace))
     }
 }
 

@@ -12,7 +12,7 @@
 //! wrote itself, which is all a teammate accepts under its signature), and pulls again from that
 //! mark. Nothing it knows is lost, and nothing the server now holds is skipped.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use waymark_protocol as proto;
 
 use super::http::Server;
@@ -20,7 +20,7 @@ use super::log::{AlertKind, record_alert};
 use super::{Membership, seq_sql};
 use crate::error::Result;
 use crate::model::RecordKind;
-use crate::store::{Store, docs, load_stored, memberships, outbox, projection};
+use crate::store::{Store, chain_marks, docs, load_stored, memberships, outbox, projection};
 
 /// Where this device's cursor is in the server's log, as this device last verified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +73,7 @@ pub(crate) fn record(
 ) -> Result<()> {
     memberships::set_chain(tx, workspace, chain.map(|c| c.as_slice()))?;
     if let Some(chain) = chain {
-        tx.prepare_cached(
-            "INSERT INTO chain_marks(workspace_id, seq, chain) VALUES (?1, ?2, ?3)
-             ON CONFLICT(workspace_id, seq) DO UPDATE SET chain = excluded.chain",
-        )?
-        .execute(params![workspace, seq_sql(seq), chain.as_slice()])?;
+        chain_marks::put(tx, workspace, seq_sql(seq), chain)?;
     }
     Ok(())
 }
@@ -116,29 +112,12 @@ pub(crate) fn seen_at(tx: &Connection, doc_id: &str, seq: u64) -> Result<()> {
     docs::set_seq(tx, doc_id, seq_sql(seq))
 }
 
-/// The sequence numbers of `workspace`'s marks, newest first, with their hashes.
-fn marks(c: &Connection, workspace: &str) -> Result<Vec<(u64, proto::ChainHash)>> {
-    let mut st =
-        c.prepare("SELECT seq, chain FROM chain_marks WHERE workspace_id = ?1 ORDER BY seq DESC")?;
-    let rows = st.query_map(params![workspace], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (seq, chain) = row?;
-        if let (Ok(seq), Ok(chain)) = (u64::try_from(seq), chain.try_into()) {
-            out.push((seq, chain));
-        }
-    }
-    Ok(out)
-}
-
 impl Store {
     /// The server's log no longer continues what this device synced with: finds the newest
     /// mark both still share, queues again what changed after it, and moves the cursor back
     /// there. Returns how many documents were queued again.
     pub(crate) fn recover_rewound(&self, server: &Server, m: &Membership) -> Result<u64> {
-        let marks = self.read(|c| marks(c, &m.workspace))?;
+        let marks = self.read(|c| chain_marks::newest_first(c, &m.workspace))?;
         let mut shared = (0, proto::CHAIN_START);
         // Newest first, a request at a time: a restore usually goes back a day, so the first
         // request finds it.
@@ -161,7 +140,7 @@ impl Store {
         let first_mark = marks.last().map(|(seq, _)| *seq);
         let own_actor = self.actor_id().clone();
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let coordinator = super::team::is_coordinator(&tx, &m.workspace)?;
             // Documents last seen before this device kept marks may have changed anywhere up
             // to its first one.
@@ -176,10 +155,7 @@ impl Store {
                 queued += u64::from(sent);
             }
             memberships::rewind(&tx, &m.workspace, seq_sql(seq), chain.as_slice())?;
-            tx.execute(
-                "DELETE FROM chain_marks WHERE workspace_id = ?1 AND seq > ?2",
-                params![m.workspace, seq_sql(seq)],
-            )?;
+            chain_marks::drop_after(&tx, &m.workspace, seq_sql(seq))?;
             record_alert(
                 &tx,
                 &m.workspace,

@@ -20,17 +20,16 @@
 //! device pulls at most about twice what a snapshot would give it, which is not worth making
 //! the coordinator's phone load and compress every record (and upload them again) for.
 
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use waymark_protocol as proto;
 
 use super::http::{Call, Server};
-use super::{Membership, team};
+use super::{Membership, seq_sql, team};
 use crate::crypto::{self, ChunkMeta};
 use crate::error::{Error, Result, StorageError};
 use crate::model::RecordKind;
-use crate::store::{Store, docs, keys, load_stored, memberships, projection};
+use crate::store::{Store, docs, keys, load_stored, memberships, projection, snapshot_packs};
 
 /// Most records one snapshot blob holds (a visit packs to a few hundred bytes: a blob stays far
 /// under the server's blob limit).
@@ -125,11 +124,7 @@ impl Store {
         let (coordinator, tail, records) = self.read(|c| {
             let coordinator = team::is_coordinator(c, &m.workspace)?;
             let cursor = memberships::cursor(c, &m.workspace)?;
-            let last: i64 = c.query_row(
-                "SELECT coalesce(max(seq), 0) FROM snapshot_packs WHERE workspace_id = ?1",
-                params![m.workspace],
-                |r| r.get(0),
-            )?;
+            let last = snapshot_packs::last_seq(c, &m.workspace)?;
             let records = docs::count_in(c, &m.workspace)?;
             Ok((
                 coordinator,
@@ -156,10 +151,7 @@ impl Store {
             }
             let cursor = memberships::cursor(c, &m.workspace)?;
             let ids = docs::packable(c, &m.workspace, cursor)?;
-            let earlier: Vec<String> = c
-                .prepare("SELECT doc_id FROM snapshot_packs WHERE workspace_id = ?1")?
-                .query_map(params![m.workspace], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let earlier = snapshot_packs::doc_ids(c, &m.workspace)?;
             Ok((ids, u64::try_from(cursor).unwrap_or(0), earlier))
         })?;
         // The snapshots before this compaction are covered too, a share by each batch.
@@ -177,15 +169,7 @@ impl Store {
             }
         }
         // Covered now: the next compaction need not name them again.
-        self.with_writer(|w| {
-            let mut forget = w
-                .conn
-                .prepare("DELETE FROM snapshot_packs WHERE workspace_id = ?1 AND doc_id = ?2")?;
-            for id in &earlier {
-                forget.execute(params![m.workspace, id])?;
-            }
-            Ok(())
-        })?;
+        self.with_writer(|w| snapshot_packs::forget(w.conn(), &m.workspace, &earlier))?;
         Ok(report)
     }
 
@@ -274,8 +258,8 @@ impl Store {
         // Past its own snapshot, so that the next one covers it (pulls skip it for this
         // device: it has all it holds).
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
-            record_pack(&tx, &m.workspace, &doc, seq)?;
+            let tx = w.transaction()?;
+            snapshot_packs::record(&tx, &m.workspace, &doc, seq_sql(seq))?;
             super::restore::advance_over_own(
                 &tx,
                 &m.workspace,
@@ -289,23 +273,4 @@ impl Store {
         report.bytes += size;
         Ok(())
     }
-}
-
-/// Notes snapshot blob `doc_id` of `workspace` at `seq` (pushed here, or pulled).
-pub(crate) fn record_pack(
-    tx: &rusqlite::Connection,
-    workspace: &str,
-    doc_id: &str,
-    seq: u64,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO snapshot_packs(workspace_id, doc_id, seq) VALUES (?1, ?2, ?3)
-         ON CONFLICT(workspace_id, doc_id) DO NOTHING",
-    )?
-    .execute(params![
-        workspace,
-        doc_id,
-        i64::try_from(seq).unwrap_or(i64::MAX)
-    ])?;
-    Ok(())
 }

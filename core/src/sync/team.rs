@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use waymark_protocol as proto;
 use waymark_protocol::team_log::{Body, Entry, Member, SignedEntry, TeamState, Vouch};
 
@@ -20,8 +20,11 @@ use super::log::{self, AlertKind, Anchor, LocalLog, Reconciled, TeamAlert};
 use super::{Membership, NetworkError, SyncReport};
 use crate::crypto::{self, DeviceKeys};
 use crate::error::{Error, Result};
-use crate::model::RecordKind;
-use crate::store::{Store, keys, memberships, now_ms, projection};
+use crate::store::invite_secrets::{self, Secret};
+use crate::store::team_devices::{self, Listed};
+use crate::store::{
+    Store, keys, memberships, now_ms, outbox, projection, set_aside, signers, team_log,
+};
 use crate::validate;
 
 /// Times an append to the team log is retried after another coordinator's append.
@@ -169,13 +172,8 @@ impl Signers {
         let row = match self.seen.get(signer) {
             Some(row) => *row,
             None => {
-                let row: Option<Option<i64>> = conn
-                    .prepare_cached(
-                        "SELECT revoked_after_seq FROM team_members
-                         WHERE workspace_id = ?1 AND sign_key = ?2",
-                    )?
-                    .query_row(params![workspace, signer.as_slice()], |r| r.get(0))
-                    .optional()?;
+                let row =
+                    team_log::admission(conn, workspace, signer)?.map(|a| a.revoked_after_seq);
                 self.seen.insert(*signer, row);
                 row
             }
@@ -223,27 +221,14 @@ impl Authorship {
 
     /// The rule for changes signed by `signer` in `workspace`, as the verified log makes it.
     pub(crate) fn of(c: &Connection, workspace: &str, signer: &[u8; 32]) -> Result<Authorship> {
-        let mut st = c.prepare_cached(
-            "SELECT sign_key, role, actor, revoked_after_seq IS NULL FROM team_members
-             WHERE workspace_id = ?1",
-        )?;
-        let rows = st.query_map(params![workspace], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-                r.get::<_, bool>(3)?,
-            ))
-        })?;
         let mut mine = None;
         let mut others = BTreeSet::new();
         let mut any_member = false;
-        for row in rows {
-            let (key, role, actor, active) = row?;
+        for m in team_log::members(c, workspace)? {
             any_member = true;
-            if key == signer.as_slice() {
-                mine = Some((role, actor, active));
-            } else if let Some(a) = actor {
+            if m.sign_key == signer.as_slice() {
+                mine = Some((m.role, m.actor, m.active));
+            } else if let Some(a) = m.actor {
                 others.insert(a);
             }
         }
@@ -259,21 +244,12 @@ impl Authorship {
 /// Whether this device is a coordinator of the team log of `workspace`, not revoked.
 pub(crate) fn is_coordinator(c: &Connection, workspace: &str) -> Result<bool> {
     let own = own_keys(c, workspace)?.sign_public();
-    Ok(c.prepare_cached(
-        "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
-           AND role = 'coordinator' AND revoked_after_seq IS NULL",
-    )?
-    .exists(params![workspace, own.as_slice()])?)
+    team_log::is_coordinator(c, workspace, &own)
 }
 
 /// The key epoch the verified log is at, if this device has verified one.
 pub(crate) fn log_epoch(c: &Connection, workspace: &str) -> Result<Option<u32>> {
-    Ok(c.query_row(
-        "SELECT epoch FROM team_state WHERE workspace_id = ?1 AND log_len > 0",
-        params![workspace],
-        |r| r.get(0),
-    )
-    .optional()?)
+    team_log::epoch(c, workspace)
 }
 
 /// Re-seals queued changes sealed under an older epoch with the current key, so that nothing
@@ -284,53 +260,31 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
         return Ok(0);
     };
     let sealable_restricted = keys::restricted_public(tx, workspace, epoch)?.is_some();
-    type Row = (
-        i64,
-        String,
-        u32,
-        Vec<u8>,
-        bool,
-        Option<String>,
-        Option<Vec<u8>>,
-        Option<i64>,
-    );
-    let rows: Vec<Row> = tx
-        .prepare(
-            "SELECT id, doc_id, epoch, ciphertext, restricted, kind, plain, supersedes FROM outbox
-             WHERE workspace_id = ?1 AND (epoch < ?2 OR restricted = 1)",
-        )?
-        .query_map(params![workspace, epoch], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
     let mut n = 0;
-    for (id, doc, old_epoch, sealed, restricted, kind, plain, supersedes) in rows {
-        let fresh = match (
+    for row in outbox::resealable(tx, workspace, epoch)? {
+        let outbox::Resealable {
+            id,
+            doc_id: doc,
+            epoch: old_epoch,
+            sealed,
             restricted,
-            kind.as_deref().and_then(RecordKind::parse),
+            kind,
             plain,
-        ) {
+            supersedes,
+        } = row;
+        let fresh = match (restricted, kind, plain) {
             (true, Some(kind), Some(plain)) => {
                 let done = old_epoch == epoch && crypto::is_restricted_blob(&sealed);
                 if done || !(sealable_restricted || old_epoch < epoch) {
                     continue;
                 }
                 let meta = crypto::ChunkMeta {
-                    generation: crate::store::outbox::generation(tx, &doc)?,
+                    generation: outbox::generation(tx, &doc)?,
                     replaces: supersedes.is_some(),
                     covers: supersedes.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                     ..kind.into()
                 };
-                crate::store::outbox::seal(tx, workspace, &doc, meta, &plain, true, epoch, &key)?
+                outbox::seal(tx, workspace, &doc, meta, &plain, true, epoch, &key)?
             }
             _ if old_epoch < epoch => {
                 let old_key = keys::at_epoch(tx, workspace, old_epoch)?.ok_or_else(|| {
@@ -339,19 +293,11 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
                 let doc_bytes = crypto::doc_id_bytes(&doc)?;
                 let (meta, chunk) =
                     crypto::open_signed(&old_key, workspace, &doc_bytes, old_epoch, &sealed)?;
-                crate::store::outbox::seal(tx, workspace, &doc, meta, &chunk, false, epoch, &key)?
+                outbox::seal(tx, workspace, &doc, meta, &chunk, false, epoch, &key)?
             }
             _ => continue,
         };
-        tx.prepare_cached(
-            "UPDATE outbox SET epoch = ?2, content_id = ?3, ciphertext = ?4 WHERE id = ?1",
-        )?
-        .execute(params![
-            id,
-            epoch,
-            proto::content_id_of(&fresh).as_slice(),
-            fresh
-        ])?;
+        outbox::reseal(tx, id, epoch, &fresh)?;
         n += 1;
     }
     Ok(n)
@@ -360,54 +306,24 @@ pub(crate) fn reseal_outbox(tx: &Transaction<'_>, workspace: &str) -> Result<u64
 /// Drops the bytes of the oldest held blobs of `workspace` beyond [`HELD_BYTES_MAX`]; returns
 /// how many were dropped (their rows stay, saying so).
 pub(crate) fn enforce_held_budget(tx: &Transaction<'_>, workspace: &str) -> Result<u64> {
-    let mut total: i64 = tx.query_row(
-        "SELECT coalesce(sum(length(blob)), 0) FROM set_aside
-         WHERE workspace_id = ?1 AND blob IS NOT NULL",
-        params![workspace],
-        |r| r.get(0),
-    )?;
+    let mut total = set_aside::held_bytes(tx, workspace)?;
     let mut dropped = 0u64;
     while total > HELD_BYTES_MAX {
-        let oldest: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT id, length(blob) FROM set_aside
-                 WHERE workspace_id = ?1 AND blob IS NOT NULL ORDER BY id LIMIT 1",
-                params![workspace],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((id, len)) = oldest else { break };
-        tx.execute(
-            "UPDATE set_aside SET blob = NULL, held = NULL,
-                reason = reason || ' (dropped: more blobs were held than this device keeps)'
-             WHERE id = ?1",
-            params![id],
+        let Some((id, len)) = set_aside::oldest_held(tx, workspace)? else {
+            break;
+        };
+        set_aside::drop_bytes(
+            tx,
+            id,
+            " (dropped: more blobs were held than this device keeps)",
         )?;
         total -= len;
         dropped += 1;
     }
     if dropped > 0 {
-        tx.execute(
-            "INSERT INTO team_state(workspace_id, epoch, rotation_needed, set_aside_dropped)
-             VALUES (?1, 0, 0, ?2)
-             ON CONFLICT(workspace_id) DO UPDATE
-             SET set_aside_dropped = set_aside_dropped + excluded.set_aside_dropped",
-            params![workspace, i64::try_from(dropped).unwrap_or(i64::MAX)],
-        )?;
+        team_log::add_dropped(tx, workspace, dropped)?;
     }
     Ok(dropped)
-}
-
-/// A device as the server lists it.
-struct Listed {
-    device_id: String,
-    name: String,
-    sign: [u8; 32],
-    boxk: [u8; 32],
-    proof: Option<Vec<u8>>,
-    revoked_at_seq: Option<u64>,
-    key_epochs: Vec<u32>,
-    actor: Option<Vec<u8>>,
 }
 
 impl Listed {
@@ -420,68 +336,6 @@ impl Listed {
             actor: self.actor.as_deref(),
         }
     }
-}
-
-/// The server's listing of a workspace's devices, as last fetched.
-fn listed(c: &Connection, workspace: &str) -> Result<Vec<Listed>> {
-    let mut st = c.prepare(
-        "SELECT device_id, name, sign_key, box_key, join_proof, revoked_at_seq, key_epochs,
-                actor
-         FROM team_devices WHERE workspace_id = ?1 ORDER BY enrolled_at, device_id",
-    )?;
-    let rows = st.query_map(params![workspace], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Vec<u8>>(2)?,
-            r.get::<_, Vec<u8>>(3)?,
-            r.get::<_, Option<Vec<u8>>>(4)?,
-            r.get::<_, Option<i64>>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, Option<Vec<u8>>>(7)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (device_id, name, sign, boxk, proof, revoked, epochs, actor) = row?;
-        let (Ok(sign), Ok(boxk)) = (<[u8; 32]>::try_from(sign), <[u8; 32]>::try_from(boxk)) else {
-            continue;
-        };
-        out.push(Listed {
-            device_id,
-            name,
-            sign,
-            boxk,
-            proof,
-            revoked_at_seq: revoked.map(|s| u64::try_from(s).unwrap_or(0)),
-            key_epochs: epochs.split(',').filter_map(|e| e.parse().ok()).collect(),
-            actor,
-        });
-    }
-    Ok(out)
-}
-
-/// An unused, unexpired secret of an invite this device made.
-struct Secret {
-    secret: Vec<u8>,
-    role: String,
-    approval: bool,
-}
-
-/// The secrets of this device's invites that can still admit a device.
-fn live_secrets(c: &Connection, workspace: &str) -> Result<Vec<Secret>> {
-    let mut st = c.prepare(
-        "SELECT secret, role, approval FROM invite_secrets
-         WHERE workspace_id = ?1 AND expires_at * 1000 >= ?2",
-    )?;
-    let rows = st.query_map(params![workspace, now_ms()], |r| {
-        Ok(Secret {
-            secret: r.get(0)?,
-            role: r.get(1)?,
-            approval: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The secret among `secrets` under which the listed device's join proof holds.
@@ -759,7 +613,7 @@ impl Store {
             Reconciled::Behind { missing } => {
                 self.with_writer(|w| {
                     log::record_alert(
-                        &w.conn,
+                        w.conn(),
                         &m.workspace,
                         AlertKind::Rollback,
                         &format!(
@@ -780,7 +634,7 @@ impl Store {
     /// Records an attack the server made and returns the error that stops the sync.
     fn report_attack(&self, workspace: &str, kind: AlertKind, detail: &str) -> Error {
         let recorded =
-            self.with_writer(|w| log::record_alert(&w.conn, workspace, kind, detail, true));
+            self.with_writer(|w| log::record_alert(w.conn(), workspace, kind, detail, true));
         match recorded {
             Ok(()) => Error::HostileServer(detail.to_string()),
             Err(e) => e,
@@ -810,7 +664,7 @@ impl Store {
         }
         let learnt = self.with_writer(|w| {
             let mut forgotten = Vec::new();
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let ws = &m.workspace;
             store_listing(&tx, ws, team)?;
             memberships::set_team_version(
@@ -822,12 +676,7 @@ impl Store {
             if let Some((new, state)) = verified {
                 let own = own_keys(&tx, ws)?;
                 // As the log made it before these entries (not the enrolment's role).
-                let was_coordinator = tx
-                    .prepare_cached(
-                        "SELECT 1 FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2
-                           AND role = 'coordinator' AND revoked_after_seq IS NULL",
-                    )?
-                    .exists(params![ws, own.sign_public().as_slice()])?;
+                let was_coordinator = team_log::is_coordinator(&tx, ws, &own.sign_public())?;
                 log::store_verified(&tx, ws, new, state, Some(&own))?;
                 let coordinator = state.is_coordinator(&own.sign_public());
                 if !coordinator {
@@ -926,8 +775,8 @@ impl Store {
                 // Carried over: the devices this device vouched for before the log existed,
                 // with the roles it knew them in (coordinators it learnt in person), and the
                 // revocations the server recorded for them.
-                let trusted = key_set(c, "trusted_signers", &m.workspace)?;
-                let accepted = key_set(c, "accepted_devices", &m.workspace)?;
+                let trusted = signers::trusted(c, &m.workspace)?;
+                let accepted = signers::accepted(c, &m.workspace)?;
                 for d in &team.devices {
                     if d.device_id == m.device_id || !accepted.contains(&d.sign_key) {
                         continue;
@@ -992,13 +841,13 @@ impl Store {
     /// log the keys it lacks, to the sealing key the log names. Returns whether it appended.
     pub(crate) fn coordinator_duties(&self, server: &Server, m: &Membership) -> Result<bool> {
         self.append_to_log(server, m, |c, state, _| {
-            let secrets = live_secrets(c, &m.workspace)?;
+            let secrets = invite_secrets::live(c, &m.workspace)?;
             let cursor = memberships::cursor(c, &m.workspace)?;
             let cursor = u64::try_from(cursor).unwrap_or(0);
             let mut bodies = Vec::new();
             let mut extra = Extra::default();
             let mut admitted = BTreeSet::new();
-            for d in listed(c, &m.workspace)? {
+            for d in team_devices::listed(c, &m.workspace)? {
                 match state.member(&d.sign) {
                     None if d.revoked_at_seq.is_none() => {
                         let Some(s) = matching(&secrets, &d).filter(|s| !s.approval) else {
@@ -1090,7 +939,7 @@ impl Store {
             match sent {
                 Ok(_) => {
                     self.with_writer(|w| {
-                        let tx = w.conn.transaction()?;
+                        let tx = w.transaction()?;
                         if !entries.is_empty() {
                             let own = own_keys(&tx, &m.workspace)?;
                             log::store_verified(&tx, &m.workspace, &entries, &after, Some(&own))?;
@@ -1100,10 +949,7 @@ impl Store {
                             reseal_outbox(&tx, &m.workspace)?;
                         }
                         for secret in &extra.used_secrets {
-                            tx.execute(
-                                "DELETE FROM invite_secrets WHERE workspace_id = ?1 AND secret = ?2",
-                                params![m.workspace, secret],
-                            )?;
+                            invite_secrets::consume(&tx, &m.workspace, secret)?;
                         }
                         tx.commit()?;
                         Ok(())
@@ -1138,33 +984,20 @@ impl Store {
         report: &mut SyncReport,
         changed: &mut super::Changed,
     ) -> Result<()> {
-        let held: Vec<proto::PulledBlob> = self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT seq, doc_id, epoch, blob FROM set_aside
-                 WHERE workspace_id = ?1 AND blob IS NOT NULL ORDER BY seq",
-            )?;
-            let rows = st.query_map(params![workspace], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (seq, doc, epoch, blob) = row?;
-                out.push(proto::PulledBlob {
-                    seq: u64::try_from(seq).unwrap_or(0),
-                    content_id: proto::content_id_of(&blob),
-                    doc_id: crypto::doc_id_bytes(&doc)?,
-                    epoch,
-                    ciphertext: blob,
+        let held = self.read(|c| set_aside::held(c, workspace))?;
+        let held = held
+            .into_iter()
+            .map(|h| {
+                Ok(proto::PulledBlob {
+                    seq: h.seq,
+                    content_id: proto::content_id_of(&h.blob),
+                    doc_id: crypto::doc_id_bytes(&h.doc_id)?,
+                    epoch: h.epoch,
+                    ciphertext: h.blob,
                     device_id: String::new(),
-                });
-            }
-            Ok(out)
-        })?;
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         if held.is_empty() {
             return Ok(());
         }
@@ -1177,16 +1010,7 @@ impl Store {
     /// Blobs this device holds that are sealed under an epoch beyond its verified log: proof
     /// that a teammate saw a rotation the server does not show this device.
     pub(crate) fn check_withheld_rotation(&self, workspace: &str) -> Result<()> {
-        let beyond: Option<u32> = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT max(s.epoch) FROM set_aside s JOIN team_state t
-                   ON t.workspace_id = s.workspace_id
-                 WHERE s.workspace_id = ?1 AND s.held = 'epoch' AND s.epoch > t.epoch
-                   AND t.log_len > 0",
-                params![workspace],
-                |r| r.get(0),
-            )?)
-        })?;
+        let beyond = self.read(|c| set_aside::epoch_beyond_log(c, workspace))?;
         match beyond {
             Some(epoch) => Err(self.report_attack(
                 workspace,
@@ -1304,40 +1128,31 @@ impl Store {
             let me = memberships::device_id(c, workspace)?;
             let me = me.ok_or_else(|| Error::not_found(format!("membership of {workspace}")))?;
             // The admitted (from the log), then those the server lists that wait.
-            let rows = |sql: &str, verified: bool| -> Result<Vec<(TeamMember, Vec<u8>)>> {
-                let mut st = c.prepare(sql)?;
-                let rows = st.query_map(params![workspace], |r| {
-                    Ok((
-                        TeamMember {
-                            is_this_device: r.get::<_, String>(0)? == me,
-                            device_id: r.get(0)?,
-                            name: r.get(1)?,
-                            role: r.get(2)?,
-                            revoked: r.get(3)?,
-                            verified,
-                            last_sync_at: r.get(5)?,
-                        },
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                })?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            let member = |d: team_devices::Shown, verified: bool| {
+                (
+                    TeamMember {
+                        is_this_device: d.device_id == me,
+                        device_id: d.device_id,
+                        name: d.name,
+                        role: d.role,
+                        revoked: d.revoked,
+                        verified,
+                        last_sync_at: d.last_sync_at,
+                    },
+                    d.sign_key,
+                )
             };
-            let admitted = rows(
-                "SELECT m.device_id, m.name, m.role, m.revoked_after_seq IS NOT NULL, m.sign_key,
-                    (SELECT d.last_sync_at FROM team_devices d
-                     WHERE d.workspace_id = m.workspace_id AND d.device_id = m.device_id)
-                 FROM team_members m WHERE m.workspace_id = ?1 ORDER BY m.admitted_idx",
-                true,
-            )?;
+            let admitted: Vec<(TeamMember, Vec<u8>)> = team_log::admitted(c, workspace)?
+                .into_iter()
+                .map(|d| member(d, true))
+                .collect();
             let keys: BTreeSet<Vec<u8>> = admitted.iter().map(|(_, k)| k.clone()).collect();
-            let waiting = rows(
-                "SELECT device_id, name, role, revoked_at_seq IS NOT NULL, sign_key, last_sync_at
-                 FROM team_devices WHERE workspace_id = ?1 ORDER BY enrolled_at, device_id",
-                false,
-            )?;
+            let waiting = team_devices::all(c, workspace)?
+                .into_iter()
+                .map(|d| member(d, false));
             let out = admitted
                 .into_iter()
-                .chain(waiting.into_iter().filter(|(_, k)| !keys.contains(k)))
+                .chain(waiting.filter(|(_, k)| !keys.contains(k)))
                 .map(|(m, _)| m)
                 .collect();
             Ok(out)
@@ -1350,29 +1165,15 @@ impl Store {
         validate::id("workspace_id", workspace)?;
         self.read(|c| {
             let own = own_keys(c, workspace)?;
-            let (log_len, epoch, rotation_due, attack, dropped): (
-                i64,
-                u32,
-                bool,
-                Option<String>,
-                i64,
-            ) = c
-                .query_row(
-                    "SELECT log_len, epoch, rotation_due, attack, set_aside_dropped
-                     FROM team_state WHERE workspace_id = ?1",
-                    params![workspace],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
-                .optional()?
-                .unwrap_or((0, 0, false, None, 0));
-            let me: Option<(String, Option<i64>)> = c
-                .query_row(
-                    "SELECT role, revoked_after_seq FROM team_members
-                     WHERE workspace_id = ?1 AND sign_key = ?2",
-                    params![workspace, own.sign_public().as_slice()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
+            let team_log::State {
+                log_len,
+                epoch,
+                rotation_due,
+                attack,
+                set_aside_dropped: dropped,
+            } = team_log::state(c, workspace)?.unwrap_or_default();
+            let me = team_log::admission(c, workspace, &own.sign_public())?
+                .map(|a| (a.role, a.revoked_after_seq));
             let trust = match (&attack, log_len, &me) {
                 (Some(reason), _, _) => TeamTrust::Attacked {
                     reason: reason.clone(),
@@ -1405,10 +1206,10 @@ impl Store {
         let server = self.server(&m.url, Some(m.token.clone()))?;
         self.refresh_team(&server, &m)?;
         self.read(|c| {
-            let secrets = live_secrets(c, workspace)?;
-            let admitted = key_set(c, "team_members", workspace)?;
+            let secrets = invite_secrets::live(c, workspace)?;
+            let admitted = team_log::member_keys(c, workspace)?;
             let mut out = Vec::new();
-            for d in listed(c, workspace)? {
+            for d in team_devices::listed(c, workspace)? {
                 if d.revoked_at_seq.is_some() || admitted.contains(&d.sign) {
                     continue;
                 }
@@ -1446,7 +1247,7 @@ impl Store {
         self.refresh_team(&server, &m)?;
         self.require_coordinator(workspace)?;
         self.append_to_log(&server, &m, |c, state, _| {
-            let d = listed(c, workspace)?
+            let d = team_devices::listed(c, workspace)?
                 .into_iter()
                 .find(|d| d.device_id == device_id)
                 .ok_or_else(|| Error::not_found(format!("device {device_id}")))?;
@@ -1460,7 +1261,7 @@ impl Store {
             let role = match vouch {
                 Vouch::Confirmed => proto::roles::MEMBER.to_string(),
                 _ => {
-                    let secrets = live_secrets(c, workspace)?;
+                    let secrets = invite_secrets::live(c, workspace)?;
                     let s = matching(&secrets, &d).ok_or_else(|| {
                         Error::Tampered(
                             "the device's join proof matches no unused invite of this device: do not approve it"
@@ -1604,63 +1405,18 @@ fn anchor(c: &Connection, workspace: &str) -> Result<Anchor> {
         return Ok(Anchor::Entry(u64::try_from(idx).unwrap_or(0), hash));
     }
     let own = own_keys(c, workspace)?.sign_public();
-    let mut keys: Vec<[u8; 32]> = key_set(c, "trusted_signers", workspace)?
-        .into_iter()
-        .collect();
+    let mut keys: Vec<[u8; 32]> = signers::trusted(c, workspace)?.into_iter().collect();
     if !keys.contains(&own) {
         keys.push(own);
     }
     Ok(Anchor::Signers(keys))
 }
 
-/// The signing keys in `table` (`trusted_signers`, `accepted_devices` or `team_members`) of a
-/// workspace.
-fn key_set(c: &Connection, table: &str, workspace: &str) -> Result<BTreeSet<[u8; 32]>> {
-    let mut st = c.prepare(&format!(
-        "SELECT sign_key FROM {table} WHERE workspace_id = ?1"
-    ))?;
-    let rows = st.query_map(params![workspace], |r| r.get::<_, Vec<u8>>(0))?;
-    let mut out = BTreeSet::new();
-    for row in rows {
-        if let Ok(k) = <[u8; 32]>::try_from(row?) {
-            out.insert(k);
-        }
-    }
-    Ok(out)
-}
-
 /// Keeps the server's listing of devices (names, which epochs they hold envelopes for, join
 /// proofs of those waiting): shown to people and used to find what to admit and top up, never
 /// to decide whom to trust.
 fn store_listing(tx: &Transaction<'_>, ws: &str, team: &proto::TeamResponse) -> Result<()> {
-    tx.execute(
-        "DELETE FROM team_devices WHERE workspace_id = ?1",
-        params![ws],
-    )?;
-    let mut ins = tx.prepare_cached(
-        "INSERT INTO team_devices(workspace_id, device_id, name, role, sign_key, box_key,
-            join_proof, enrolled_at, revoked_at_seq, key_epochs, actor, last_sync_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT DO NOTHING",
-    )?;
-    for d in &team.devices {
-        let epochs: Vec<String> = d.key_epochs.iter().map(u32::to_string).collect();
-        ins.execute(params![
-            ws,
-            d.device_id,
-            d.name,
-            d.role,
-            d.sign_key.as_slice(),
-            d.box_key.as_slice(),
-            d.join_proof,
-            d.enrolled_at,
-            d.revoked_at_seq
-                .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-            epochs.join(","),
-            d.actor,
-            d.last_sync_at.map(|s| s.saturating_mul(1000)),
-        ])?;
-    }
+    team_devices::replace(tx, ws, &team.devices)?;
     memberships::set_listing_at(tx, ws, now_ms())?;
     Ok(())
 }
@@ -1676,19 +1432,11 @@ fn envelopes_for(
     after: &TeamState,
     rotated: Option<(u32, &crypto::WorkspaceKey)>,
 ) -> Result<Vec<proto::KeyEnvelope>> {
-    let held: HashMap<String, Vec<u32>> = listed(c, &m.workspace)?
+    let held: HashMap<String, Vec<u32>> = team_devices::listed(c, &m.workspace)?
         .into_iter()
         .map(|d| (d.device_id, d.key_epochs))
         .collect();
-    let mut st = c.prepare(
-        "SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 AND epoch <= ?2
-         ORDER BY epoch",
-    )?;
-    let mine: Vec<(u32, Vec<u8>)> = st
-        .query_map(params![m.workspace, after.epoch], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let mine = keys::up_to(c, &m.workspace, after.epoch)?;
     let mut out = Vec::new();
     for member in after.active() {
         if let Some((epoch, key)) = rotated {
@@ -1708,19 +1456,17 @@ fn envelopes_for(
             .get(&member.device_id)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        for (epoch, k) in &mine {
+        for (epoch, key) in &mine {
             if has.contains(epoch) {
                 continue;
             }
-            let key = crypto::key_from_bytes(k)
-                .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))?;
             out.push(crypto::wrap_key(
                 own,
                 &m.workspace,
                 &member.device_id,
                 &member.box_key,
                 *epoch,
-                &key,
+                key,
             )?);
         }
     }
