@@ -10,6 +10,7 @@
 //!
 //! The API is blocking; hosts call it from a worker thread.
 
+pub(crate) mod check_ins;
 pub(crate) mod docs;
 mod error;
 mod forget;
@@ -20,6 +21,7 @@ pub(crate) mod projection;
 mod query;
 mod rekey;
 pub(crate) mod schema;
+pub(crate) mod team_lookups;
 mod wipe;
 
 use std::collections::{HashMap, VecDeque};

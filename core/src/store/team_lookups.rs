@@ -1,0 +1,33 @@
+//! Lookups in the team tables for check-ins, tips, invites and bundle exchange: who the team
+//! log admits (`team_members`), who the server lists (`team_devices`), how far the log goes
+//! (`team_state`) and the signers learnt in person (`trusted_signers`). Reads only: the team
+//! log (`sync/team.rs`, `sync/log.rs`) is what writes these tables.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Result;
+
+/// The name the team log, or else the server's listing, gives `device_id` in `workspace`
+/// (empty if neither names it).
+pub(crate) fn device_name(c: &Connection, workspace: &str, device_id: &str) -> Result<String> {
+    Ok(c.prepare_cached(
+        "SELECT name FROM team_members WHERE workspace_id = ?1 AND device_id = ?2
+         UNION ALL SELECT name FROM team_devices WHERE workspace_id = ?1 AND device_id = ?2",
+    )?
+    .query_row(params![workspace, device_id], |r| r.get(0))
+    .optional()?
+    .unwrap_or_default())
+}
+
+/// The signing key the team log gives `device_id` in `workspace`, revoked or not.
+pub(crate) fn member_sign_key(
+    c: &Connection,
+    workspace: &str,
+    device_id: &str,
+) -> Result<Option<Vec<u8>>> {
+    Ok(c.prepare_cached(
+        "SELECT sign_key FROM team_members WHERE workspace_id = ?1 AND device_id = ?2",
+    )?
+    .query_row(params![workspace, device_id], |r| r.get(0))
+    .optional()?)
+}
