@@ -22,6 +22,7 @@ mod query;
 mod rekey;
 pub(crate) mod schema;
 pub(crate) mod team_lookups;
+pub(crate) mod tips;
 mod wipe;
 
 use std::collections::{HashMap, VecDeque};

@@ -31,3 +31,18 @@ pub(crate) fn member_sign_key(
     .query_row(params![workspace, device_id], |r| r.get(0))
     .optional()?)
 }
+
+/// The signing key of `device_id` if the team log has it as a coordinator in force.
+pub(crate) fn coordinator_sign_key(
+    c: &Connection,
+    workspace: &str,
+    device_id: &str,
+) -> Result<Option<Vec<u8>>> {
+    Ok(c.query_row(
+        "SELECT sign_key FROM team_members WHERE workspace_id = ?1 AND device_id = ?2
+           AND role = 'coordinator' AND revoked_after_seq IS NULL",
+        params![workspace, device_id],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
