@@ -14,6 +14,7 @@ pub(crate) mod check_ins;
 pub(crate) mod docs;
 mod error;
 mod forget;
+pub(crate) mod invites;
 pub(crate) mod keys;
 pub(crate) mod memberships;
 pub(crate) mod outbox;
@@ -24,6 +25,7 @@ pub(crate) mod schema;
 pub(crate) mod team_lookups;
 pub(crate) mod tips;
 mod wipe;
+pub(crate) mod workspaces;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};

@@ -46,3 +46,39 @@ pub(crate) fn coordinator_sign_key(
     )
     .optional()?)
 }
+
+/// The signing keys of the coordinators in force in `workspace`'s team log, in key order.
+pub(crate) fn coordinator_keys(c: &Connection, workspace: &str) -> Result<Vec<Vec<u8>>> {
+    let mut st = c.prepare(
+        "SELECT sign_key FROM team_members WHERE workspace_id = ?1
+           AND role = 'coordinator' AND revoked_after_seq IS NULL ORDER BY sign_key",
+    )?;
+    let keys = st
+        .query_map(params![workspace], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(keys)
+}
+
+/// The signing keys this device accepts workspace keys from in `workspace`, learnt in person
+/// (its own and its invite's), in key order.
+pub(crate) fn trusted_signers(c: &Connection, workspace: &str) -> Result<Vec<Vec<u8>>> {
+    let mut st = c.prepare(
+        "SELECT sign_key FROM trusted_signers WHERE workspace_id = ?1 ORDER BY sign_key",
+    )?;
+    let keys = st
+        .query_map(params![workspace], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(keys)
+}
+
+/// The last entry of `workspace`'s team log this device holds: its index and hash (`None`: no
+/// log yet).
+pub(crate) fn log_head(c: &Connection, workspace: &str) -> Result<Option<(i64, Vec<u8>)>> {
+    Ok(c.query_row(
+        "SELECT log_len - 1, log_head FROM team_state
+         WHERE workspace_id = ?1 AND log_len > 0",
+        params![workspace],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?)
+}
