@@ -3,6 +3,8 @@
 //! (`team_state`) and the signers learnt in person (`trusted_signers`). Reads only: the team
 //! log (`sync/team.rs`, `sync/log.rs`) is what writes these tables.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
@@ -59,6 +61,22 @@ pub(crate) fn coordinator_keys(c: &Connection, workspace: &str) -> Result<Vec<Ve
     Ok(keys)
 }
 
+/// Whether the device signing with `sign_key` is in force in `workspace`'s team log (`None`:
+/// the log does not admit it).
+pub(crate) fn member_in_force(
+    c: &Connection,
+    workspace: &str,
+    sign_key: &[u8],
+) -> Result<Option<bool>> {
+    Ok(c.query_row(
+        "SELECT revoked_after_seq IS NULL FROM team_members
+         WHERE workspace_id = ?1 AND sign_key = ?2",
+        params![workspace, sign_key],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
 /// The signing keys this device accepts workspace keys from in `workspace`, learnt in person
 /// (its own and its invite's), in key order.
 pub(crate) fn trusted_signers(c: &Connection, workspace: &str) -> Result<Vec<Vec<u8>>> {
@@ -81,4 +99,18 @@ pub(crate) fn log_head(c: &Connection, workspace: &str) -> Result<Option<(i64, V
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()?)
+}
+
+/// How many entries of each workspace's team log this device holds, for those with a log.
+pub(crate) fn log_lengths(c: &Connection) -> Result<BTreeMap<String, u64>> {
+    let mut st = c.prepare("SELECT workspace_id, log_len FROM team_state WHERE log_len > 0")?;
+    let lengths = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            ))
+        })?
+        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+    Ok(lengths)
 }
