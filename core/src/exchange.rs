@@ -24,7 +24,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use automerge::{
     ActorId, AutoCommit, Automerge, AutomergeError, ChangeHash, LoadOptions, OnPartialLoad,
 };
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -135,17 +134,7 @@ impl Store {
                 .into_iter()
                 .map(|(id, heads)| (id, ByteBuf::from(heads)))
                 .collect();
-            let mut st =
-                c.prepare("SELECT workspace_id, log_len FROM team_state WHERE log_len > 0")?;
-            let logs = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    ))
-                })?
-                .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
-            Ok((heads, logs))
+            Ok((heads, store::team_lookups::log_lengths(c)?))
         })?;
         let (heads, logs) = heads;
         to_cbor(&Checkpoint {
@@ -270,7 +259,7 @@ impl Store {
                 .iter()
                 .filter_map(|d| Store::take_cached(w, &d.id).map(|s| (d.id.clone(), s)))
                 .collect();
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             for (workspace, entries) in &bundle.logs {
                 crate::sync::team::extend_log(&tx, workspace, entries)?;
             }
@@ -444,25 +433,18 @@ fn signer_of(tx: &rusqlite::Transaction<'_>, d: &BundleDoc) -> Result<Option<[u8
         }
     }
     if has_log {
-        let revoked: Option<Option<i64>> = tx
-            .query_row(
-                "SELECT revoked_after_seq FROM team_members WHERE workspace_id = ?1 AND sign_key = ?2",
-                params![d.workspace, signer.as_slice()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match revoked {
+        match store::team_lookups::member_in_force(tx, &d.workspace, &signer)? {
             None => {
                 return Err(Error::Tampered(
                     "the bundle is signed by a device the team log does not admit".into(),
                 ));
             }
-            Some(Some(_)) => {
+            Some(false) => {
                 return Err(Error::Tampered(
                     "the bundle is signed by a device that was revoked".into(),
                 ));
             }
-            Some(None) => {}
+            Some(true) => {}
         }
     }
     Ok(Some(signer))

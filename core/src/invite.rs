@@ -15,7 +15,6 @@
 //! this device already belongs to.
 
 use data_encoding::BASE32_NOPAD;
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use waymark_protocol as proto;
@@ -24,7 +23,7 @@ use zeroize::Zeroizing;
 use crate::crypto;
 use crate::error::{Error, Result, StorageError};
 use crate::model::Workspace;
-use crate::store::{Store, keys, memberships, now_ms};
+use crate::store::{Store, invite_secrets, keys, memberships, now_ms, team_lookups, workspaces};
 use crate::sync::Enrollment;
 use crate::sync::http::Call;
 use crate::validate;
@@ -196,46 +195,19 @@ impl Store {
             }
         };
         let (name, all_keys, signers, anchor) = self.read(|c| {
-            let name: Option<String> = c
-                .query_row(
-                    "SELECT name FROM workspaces WHERE id = ?1",
-                    params![workspace],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let name = name.ok_or_else(|| Error::not_found(format!("workspace {workspace}")))?;
-            let mut st = c.prepare(
-                "SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 ORDER BY epoch",
-            )?;
-            let all: Vec<(u32, ByteBuf)> = st
-                .query_map(params![workspace], |r| {
-                    Ok((r.get(0)?, ByteBuf::from(r.get::<_, Vec<u8>>(1)?)))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let anchor: Option<(i64, Vec<u8>)> = c
-                .query_row(
-                    "SELECT log_len - 1, log_head FROM team_state
-                     WHERE workspace_id = ?1 AND log_len > 0",
-                    params![workspace],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
+            let name = workspaces::name(c, workspace)?
+                .ok_or_else(|| Error::not_found(format!("workspace {workspace}")))?;
+            let all: Vec<(u32, ByteBuf)> = keys::all(c, workspace)?
+                .into_iter()
+                .map(|(epoch, key)| (epoch, ByteBuf::from(key)))
+                .collect();
+            let anchor = team_lookups::log_head(c, workspace)?;
             // Coordinators of the log when there is one; else those this device learnt.
-            let sql = match anchor {
-                Some(_) => {
-                    "SELECT sign_key FROM team_members WHERE workspace_id = ?1
-                       AND role = 'coordinator' AND revoked_after_seq IS NULL ORDER BY sign_key"
-                }
-                None => {
-                    "SELECT sign_key FROM trusted_signers WHERE workspace_id = ?1 ORDER BY sign_key"
-                }
+            let signers = match anchor {
+                Some(_) => team_lookups::coordinator_keys(c, workspace)?,
+                None => team_lookups::trusted_signers(c, workspace)?,
             };
-            let mut st = c.prepare(sql)?;
-            let signers: Vec<ByteBuf> = st
-                .query_map(params![workspace], |r| {
-                    Ok(ByteBuf::from(r.get::<_, Vec<u8>>(0)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let signers: Vec<ByteBuf> = signers.into_iter().map(ByteBuf::from).collect();
             Ok((name, all, signers, anchor))
         })?;
         let (server_part, verify) = match (server, membership) {
@@ -253,18 +225,14 @@ impl Store {
                 // until the token expires.
                 let secret: [u8; VERIFY_SECRET_LEN] = rand::random();
                 self.with_writer(|w| {
-                    w.conn.execute(
-                        "INSERT INTO invite_secrets(workspace_id, secret, expires_at, approval, role)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![
-                            workspace,
-                            secret.as_slice(),
-                            resp.body.expires_at,
-                            approval,
-                            role
-                        ],
-                    )?;
-                    Ok(())
+                    invite_secrets::insert_secret(
+                        w.conn(),
+                        workspace,
+                        &secret,
+                        resp.body.expires_at,
+                        approval,
+                        role,
+                    )
                 })?;
                 (
                     Some(ServerPart {
@@ -331,12 +299,8 @@ impl Store {
             }
         };
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
-            tx.execute(
-                "INSERT INTO workspaces(id, name, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO NOTHING",
-                params![body.workspace, body.name, now_ms()],
-            )?;
+            let tx = w.transaction()?;
+            workspaces::insert_named(&tx, &body.workspace, &body.name)?;
             for (epoch, key) in &body.keys {
                 let key = crypto::key_from_bytes(key)
                     .ok_or_else(|| Error::InvalidInvite("the code carries no valid key".into()))?;
@@ -358,10 +322,7 @@ impl Store {
     /// workspace kept without a server to one, with the very keys this store holds.
     fn check_joinable(&self, body: &InviteBody) -> Result<()> {
         self.read(|c| {
-            let known = c
-                .prepare("SELECT 1 FROM workspaces WHERE id = ?1")?
-                .exists(params![body.workspace])?;
-            if !known {
+            if !workspaces::exists(c, &body.workspace)? {
                 return Ok(());
             }
             let member = memberships::exists(c, &body.workspace)?;

@@ -1,6 +1,6 @@
 //! The one-time secrets of the invites this device made (`invite_secrets`): a device whose join
 //! proof holds under one of them, unused and unexpired, showed the invite handed over in person.
-//! The reads and deletes sync makes of the table are here.
+//! Every read and write of the table is here.
 
 use rusqlite::{Connection, params};
 
@@ -38,6 +38,24 @@ pub(crate) fn consume(c: &Connection, workspace: &str, secret: &[u8]) -> Result<
     c.execute(
         "DELETE FROM invite_secrets WHERE workspace_id = ?1 AND secret = ?2",
         params![workspace, secret],
+    )?;
+    Ok(())
+}
+
+/// Keeps the one-time `secret` of an invite to `workspace` for `role`, until `expires_at`
+/// (seconds since 1970); `approval`: the joining device waits for a coordinator's approval.
+pub(crate) fn insert_secret(
+    c: &Connection,
+    workspace: &str,
+    secret: &[u8],
+    expires_at: i64,
+    approval: bool,
+    role: &str,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO invite_secrets(workspace_id, secret, expires_at, approval, role)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![workspace, secret, expires_at, approval, role],
     )?;
     Ok(())
 }

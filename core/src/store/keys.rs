@@ -65,6 +65,16 @@ fn decode(k: &[u8]) -> Result<WorkspaceKey> {
         .ok_or_else(|| Error::Corrupt("a stored workspace key is damaged".into()))
 }
 
+/// Every key of a workspace as stored, oldest epoch first: what an invite hands over.
+pub(crate) fn all(conn: &Connection, workspace: &str) -> Result<Vec<(u32, Vec<u8>)>> {
+    let mut st = conn
+        .prepare("SELECT epoch, key FROM workspace_keys WHERE workspace_id = ?1 ORDER BY epoch")?;
+    let all = st
+        .query_map(params![workspace], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(all)
+}
+
 /// Stores a key (a no-op if this epoch is already known).
 pub(crate) fn insert(
     conn: &Connection,

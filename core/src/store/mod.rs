@@ -12,6 +12,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod chain_marks;
+pub(crate) mod check_ins;
 pub(crate) mod docs;
 mod error;
 mod forget;
@@ -28,7 +29,10 @@ pub(crate) mod signers;
 pub(crate) mod snapshot_packs;
 pub(crate) mod team_devices;
 pub(crate) mod team_log;
+pub(crate) mod team_lookups;
+pub(crate) mod tips;
 mod wipe;
+pub(crate) mod workspaces;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -96,7 +100,7 @@ struct Inner {
 
 /// The writer connection with the documents it has decoded recently.
 pub(crate) struct Writer {
-    pub(crate) conn: Connection,
+    conn: Connection,
     cache: DocCache,
 }
 

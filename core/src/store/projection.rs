@@ -76,6 +76,18 @@ pub(crate) fn creator(tx: &rusqlite::Connection, id: &str) -> Result<Option<Stri
         .optional()?)
 }
 
+/// The ids of `workspace`'s tips not deleted, newest first.
+pub(crate) fn tips(c: &rusqlite::Connection, workspace: &str) -> Result<Vec<String>> {
+    let mut st = c.prepare(
+        "SELECT id FROM tips WHERE workspace_id = ?1 AND deleted = 0
+         ORDER BY received_at DESC, id",
+    )?;
+    let ids = st
+        .query_map(params![workspace], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
 /// Removes every projection row of document `id` (its search entry included).
 pub(crate) fn remove(tx: &Transaction<'_>, id: &str) -> Result<()> {
     if let Some(n) = tx

@@ -15,7 +15,7 @@
 //! A phone that cannot reach the server to close a check-in causes a false alarm, never a
 //! missed one.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use serde::{Deserialize, Serialize};
 use waymark_protocol as proto;
 use waymark_protocol::check_in_states as states;
@@ -25,7 +25,8 @@ use super::{Changed, Membership, team};
 use crate::crypto;
 use crate::error::{Error, Result, StorageError};
 use crate::ids::new_id;
-use crate::store::{Store, keys, memberships, now_ms};
+use crate::store::check_ins::{self, Row};
+use crate::store::{Store, keys, memberships, now_ms, team_lookups};
 use crate::validate;
 
 /// Longest a check-in may run: 30 days.
@@ -40,8 +41,6 @@ const KEEP_UNLISTED_MS: i64 = 24 * 3600 * 1000;
 /// Longest grace period this device accepts from a server before it shows a teammate's
 /// check-in overdue by its own clock (a server cannot delay that by more).
 const MAX_GRACE_SECS: u64 = 3600;
-/// The meta key of the duress PIN's salt and hash.
-const DURESS_PIN: &str = "duress_pin";
 
 /// What a check-in is for: where the worker is going, with whom, anything else.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -121,57 +120,6 @@ struct Sealed {
     note: String,
 }
 
-/// One row of the `check_ins` table.
-struct Row {
-    id: String,
-    workspace: String,
-    device_id: String,
-    own: bool,
-    version: i64,
-    state: String,
-    started_at: i64,
-    expected_back: i64,
-    closed_at: Option<i64>,
-    details: CheckInDetails,
-    send_state: Option<String>,
-    sent_version: i64,
-    server_state: Option<String>,
-}
-
-const COLUMNS: &str = "id, workspace_id, device_id, own, version, state, started_at, \
-                       expected_back, closed_at, place, with_whom, note, send_state, \
-                       sent_version, server_state";
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok(Row {
-        id: r.get(0)?,
-        workspace: r.get(1)?,
-        device_id: r.get(2)?,
-        own: r.get(3)?,
-        version: r.get(4)?,
-        state: r.get(5)?,
-        started_at: r.get(6)?,
-        expected_back: r.get(7)?,
-        closed_at: r.get(8)?,
-        details: CheckInDetails {
-            place: r.get(9)?,
-            with_whom: r.get(10)?,
-            note: r.get(11)?,
-        },
-        send_state: r.get(12)?,
-        sent_version: r.get(13)?,
-        server_state: r.get(14)?,
-    })
-}
-
-fn load(c: &Connection, id: &str) -> Result<Option<Row>> {
-    Ok(
-        c.prepare_cached(&format!("SELECT {COLUMNS} FROM check_ins WHERE id = ?1"))?
-            .query_row(params![id], row)
-            .optional()?,
-    )
-}
-
 impl Row {
     /// Where it stands at `now` (ms), with the server's grace period.
     fn state(&self, now: i64, grace_secs: u64) -> CheckInState {
@@ -202,20 +150,13 @@ impl Row {
             started_at: self.started_at,
             expected_back: self.expected_back,
             closed_at: self.closed_at,
-            details: self.details,
+            details: CheckInDetails {
+                place: self.place,
+                with_whom: self.with_whom,
+                note: self.note,
+            },
         }
     }
-}
-
-/// The name the team log gives a device of `workspace` (empty if it admits none).
-fn device_name(c: &Connection, workspace: &str, device_id: &str) -> Result<String> {
-    Ok(c.prepare_cached(
-        "SELECT name FROM team_members WHERE workspace_id = ?1 AND device_id = ?2
-         UNION ALL SELECT name FROM team_devices WHERE workspace_id = ?1 AND device_id = ?2",
-    )?
-    .query_row(params![workspace, device_id], |r| r.get(0))
-    .optional()?
-    .unwrap_or_default())
 }
 
 fn grace(c: &Connection, workspace: &str) -> Result<u64> {
@@ -263,23 +204,20 @@ impl Store {
         let m = self.membership(workspace)?;
         let id = new_id();
         self.with_writer(|w| {
-            w.conn.execute(
-                "INSERT INTO check_ins(id, workspace_id, device_id, own, version, state,
-                    started_at, expected_back, place, with_whom, note, updated_at)
-                 VALUES (?1, ?2, ?3, 1, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?5)",
-                params![
-                    id,
+            check_ins::insert_own(
+                w.conn(),
+                &check_ins::NewOwn {
+                    id: &id,
                     workspace,
-                    m.device_id,
-                    states::OPEN,
-                    now,
+                    device_id: &m.device_id,
+                    state: states::OPEN,
+                    started_at: now,
                     expected_back,
-                    details.place,
-                    details.with_whom,
-                    details.note
-                ],
-            )?;
-            Ok(())
+                    place: &details.place,
+                    with_whom: &details.with_whom,
+                    note: &details.note,
+                },
+            )
         })?;
         self.send_now(&m, &id)
     }
@@ -289,12 +227,8 @@ impl Store {
         validate::id("check_in_id", check_in_id)?;
         check_expected_back(expected_back, now_ms())?;
         let workspace = self.with_writer(|w| {
-            let r = own_open(&w.conn, check_in_id)?;
-            w.conn.execute(
-                "UPDATE check_ins SET expected_back = ?2, version = version + 1,
-                    server_state = NULL, updated_at = ?3 WHERE id = ?1",
-                params![check_in_id, expected_back, now_ms()],
-            )?;
+            let r = own_open(w.conn(), check_in_id)?;
+            check_ins::extend(w.conn(), check_in_id, expected_back, now_ms())?;
             Ok(r.workspace)
         })?;
         let m = self.membership(&workspace)?;
@@ -311,21 +245,18 @@ impl Store {
             None => false,
         };
         let workspace = self.with_writer(|w| {
-            let r = load(&w.conn, check_in_id)?
+            let r = check_ins::load(w.conn(), check_in_id)?
                 .filter(|r| r.own)
                 .ok_or_else(|| Error::not_found(format!("check-in {check_in_id}")))?;
             if r.state == states::OPEN {
                 // The row says closed either way; only what is sent says alarm, and it is
                 // cleared once the server has it.
-                w.conn.execute(
-                    "UPDATE check_ins SET state = ?2, send_state = ?3, closed_at = ?4,
-                        version = version + 1, updated_at = ?4 WHERE id = ?1",
-                    params![
-                        check_in_id,
-                        states::CLOSED,
-                        duress.then_some(states::ALARM),
-                        now_ms()
-                    ],
+                check_ins::close(
+                    w.conn(),
+                    check_in_id,
+                    states::CLOSED,
+                    duress.then_some(states::ALARM),
+                    now_ms(),
                 )?;
             }
             Ok(r.workspace)
@@ -348,30 +279,11 @@ impl Store {
             }
             None => None,
         };
-        self.with_writer(|w| {
-            match value {
-                Some(v) => w.conn.execute(
-                    "INSERT INTO meta(key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![DURESS_PIN, v],
-                )?,
-                None => w
-                    .conn
-                    .execute("DELETE FROM meta WHERE key = ?1", params![DURESS_PIN])?,
-            };
-            Ok(())
-        })
+        self.with_writer(|w| check_ins::set_duress_pin(w.conn(), value.as_deref()))
     }
 
     fn is_duress_pin(&self, pin: &str) -> Result<bool> {
-        let stored: Option<String> = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT value FROM meta WHERE key = ?1",
-                params![DURESS_PIN],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })?;
+        let stored = self.read(check_ins::duress_pin)?;
         let Some((salt, hash)) = stored.as_deref().and_then(|s| s.split_once(':')) else {
             return Ok(false);
         };
@@ -388,16 +300,10 @@ impl Store {
         let now = now_ms();
         self.read(|c| {
             let grace = grace(c, workspace)?;
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM check_ins WHERE workspace_id = ?1
-                   AND (closed_at IS NULL OR closed_at > ?2)"
-            ))?;
-            let rows = st
-                .query_map(params![workspace, now - KEEP_CLOSED_MS], row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = check_ins::listed(c, workspace, now - KEEP_CLOSED_MS)?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
-                let name = device_name(c, workspace, &r.device_id)?;
+                let name = team_lookups::device_name(c, workspace, &r.device_id)?;
                 out.push(r.public(now, grace, name));
             }
             out.sort_by_key(|ci| {
@@ -422,9 +328,10 @@ impl Store {
         }
         let now = now_ms();
         self.read(|c| {
-            let r = load(c, id)?.ok_or_else(|| Error::not_found(format!("check-in {id}")))?;
+            let r = check_ins::load(c, id)?
+                .ok_or_else(|| Error::not_found(format!("check-in {id}")))?;
             let grace = grace(c, &r.workspace)?;
-            let name = device_name(c, &r.workspace, &r.device_id)?;
+            let name = team_lookups::device_name(c, &r.workspace, &r.device_id)?;
             Ok(r.public(now, grace, name))
         })
     }
@@ -432,7 +339,7 @@ impl Store {
     /// Sends the latest update of one of this device's check-ins, unless the server has it.
     fn send_check_in(&self, server: &Server, m: &Membership, id: &str) -> Result<()> {
         let request = self.read(|c| {
-            let Some(r) = load(c, id)? else {
+            let Some(r) = check_ins::load(c, id)? else {
                 return Ok(None);
             };
             if !r.own || r.sent_version >= r.version {
@@ -449,9 +356,9 @@ impl Store {
                 started_at: r.started_at,
                 expected_back: r.expected_back,
                 closed_at: r.closed_at,
-                place: r.details.place,
-                with_whom: r.details.with_whom,
-                note: r.details.note,
+                place: r.place,
+                with_whom: r.with_whom,
+                note: r.note,
             };
             let mut plain = zeroize::Zeroizing::new(Vec::new());
             ciborium::into_writer(&sealed, &mut *plain).map_err(|source| StorageError::Encode {
@@ -475,18 +382,10 @@ impl Store {
         let version = i64::try_from(request.version).unwrap_or(i64::MAX);
         server.post::<_, proto::CheckInResponse>(Call::Device, proto::PATH_CHECK_INS, &request)?;
         self.with_writer(|w| {
-            w.conn.execute(
-                "UPDATE check_ins SET sent_version = max(sent_version, ?2) WHERE id = ?1",
-                params![id, version],
-            )?;
             // Once the server has a duress close, nothing on this phone says it was one: not
             // the row, nor an earlier copy of its page in the write-ahead log.
-            let cleared = w.conn.execute(
-                "UPDATE check_ins SET send_state = NULL
-                 WHERE id = ?1 AND version <= ?2 AND send_state IS NOT NULL",
-                params![id, version],
-            )?;
-            if cleared > 0 {
+            let cleared = check_ins::mark_sent(w.conn(), id, version)?;
+            if cleared {
                 crate::store::checkpoint(w);
             }
             Ok(())
@@ -496,16 +395,7 @@ impl Store {
     /// At sync: sends every update of this device's check-ins the server does not have. A
     /// refusal leaves it for later and does not fail the sync.
     pub(crate) fn send_check_ins(&self, server: &Server, m: &Membership) -> Result<()> {
-        let pending: Vec<String> = self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT id FROM check_ins WHERE workspace_id = ?1 AND own = 1
-                   AND sent_version < version",
-            )?;
-            let ids = st
-                .query_map(params![m.workspace], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok(ids)
-        })?;
+        let pending = self.read(|c| check_ins::unsent(c, &m.workspace))?;
         for id in pending {
             match self.send_check_in(server, m, &id) {
                 // A refusal or a cut is retried at the next sync; it must not stop this one.
@@ -528,24 +418,12 @@ impl Store {
         self.fetch_check_ins(server, m)?;
         let now = now_ms();
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let grace = grace(&tx, &m.workspace)?;
-            let rows = {
-                let mut st = tx.prepare_cached(&format!(
-                    "SELECT {COLUMNS}, told FROM check_ins WHERE workspace_id = ?1"
-                ))?;
-                st.query_map(params![m.workspace], |r| {
-                    Ok((row(r)?, r.get::<_, Option<String>>(15)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            for (r, told) in rows {
+            for (r, told) in check_ins::all_with_told(&tx, &m.workspace)? {
                 let state = r.state(now, grace).as_str();
                 if told.as_deref() != Some(state) {
-                    tx.execute(
-                        "UPDATE check_ins SET told = ?2 WHERE id = ?1",
-                        params![r.id, state],
-                    )?;
+                    check_ins::set_told(&tx, &r.id, state)?;
                     changed.insert(r.id);
                 }
             }
@@ -559,12 +437,7 @@ impl Store {
     fn fetch_check_ins(&self, server: &Server, m: &Membership) -> Result<()> {
         let due = self.read(|c| {
             let (seen, fetched) = memberships::check_ins_versions(c, &m.workspace)?;
-            let watching: bool = c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM check_ins WHERE workspace_id = ?1 AND own = 0
-                   AND state = ?2)",
-                params![m.workspace, states::OPEN],
-                |r| r.get(0),
-            )?;
+            let watching = check_ins::teammate_in(c, &m.workspace, states::OPEN)?;
             Ok(seen != fetched || watching)
         })?;
         if !due {
@@ -573,7 +446,7 @@ impl Store {
         let answer: proto::CheckInsResponse = server.get(proto::PATH_CHECK_INS)?.body;
         let now = now_ms();
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             let grace_after = answer.grace_secs.min(MAX_GRACE_SECS);
             memberships::set_check_ins_fetched(
                 &tx,
@@ -585,17 +458,15 @@ impl Store {
             for entry in &answer.check_ins {
                 let id = hex::encode(entry.id);
                 listed.insert(id.clone());
-                let before = load(&tx, &id)?;
+                let before = check_ins::load(&tx, &id)?;
                 if before.as_ref().is_some_and(|r| r.own) {
                     // This device knows its own check-ins better; it learns only whether the
                     // server found one overdue (never that a close raised the alarm: nothing
                     // on this phone may say so).
-                    tx.execute(
-                        "UPDATE check_ins SET server_state = ?2 WHERE id = ?1",
-                        params![
-                            id,
-                            (entry.state == states::OVERDUE).then_some(states::OVERDUE)
-                        ],
+                    check_ins::set_server_state(
+                        &tx,
+                        &id,
+                        (entry.state == states::OVERDUE).then_some(states::OVERDUE),
                     )?;
                 } else {
                     apply_entry(&tx, &m.workspace, entry, before.as_ref())?;
@@ -603,29 +474,16 @@ impl Store {
             }
             // A teammate's check-in the server no longer lists: kept (a server must not make
             // one disappear) until a day after it was closed or was due.
-            let mut st = tx.prepare_cached(
-                "SELECT id FROM check_ins WHERE workspace_id = ?1 AND own = 0
-                   AND coalesce(closed_at, expected_back + ?3) < ?2",
+            let stale = check_ins::teammates_ended(
+                &tx,
+                &m.workspace,
+                now - KEEP_CLOSED_MS,
+                KEEP_UNLISTED_MS - KEEP_CLOSED_MS,
             )?;
-            let stale = st
-                .query_map(
-                    params![
-                        m.workspace,
-                        now - KEEP_CLOSED_MS,
-                        KEEP_UNLISTED_MS - KEEP_CLOSED_MS
-                    ],
-                    |r| r.get::<_, String>(0),
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            drop(st);
             for id in stale.into_iter().filter(|id| !listed.contains(id)) {
-                tx.execute("DELETE FROM check_ins WHERE id = ?1", params![id])?;
+                check_ins::delete(&tx, &id)?;
             }
-            tx.execute(
-                "DELETE FROM check_ins WHERE workspace_id = ?1 AND own = 1 AND closed_at < ?2
-                   AND sent_version >= version",
-                params![m.workspace, now - KEEP_CLOSED_MS],
-            )?;
+            check_ins::delete_own_closed(&tx, &m.workspace, now - KEEP_CLOSED_MS)?;
             tx.commit()?;
             Ok(())
         })
@@ -641,12 +499,7 @@ fn apply_entry(
     before: Option<&Row>,
 ) -> Result<bool> {
     let id = hex::encode(entry.id);
-    let signer: Option<Vec<u8>> = tx
-        .prepare_cached(
-            "SELECT sign_key FROM team_members WHERE workspace_id = ?1 AND device_id = ?2",
-        )?
-        .query_row(params![workspace, entry.device_id], |r| r.get(0))
-        .optional()?;
+    let signer = team_lookups::member_sign_key(tx, workspace, &entry.device_id)?;
     let (Some(signer), Some(key)) = (
         signer.and_then(|k| <[u8; 32]>::try_from(k).ok()),
         keys::at_epoch(tx, workspace, entry.epoch)?,
@@ -675,38 +528,26 @@ fn apply_entry(
             if u64::try_from(r.version).unwrap_or(0) >= sealed.version
                 || r.device_id != entry.device_id =>
         {
-            tx.execute(
-                "UPDATE check_ins SET server_state = ?2 WHERE id = ?1",
-                params![id, server_state],
-            )?;
+            check_ins::set_server_state(tx, &id, server_state)?;
         }
         _ => {
-            tx.execute(
-                "INSERT INTO check_ins(id, workspace_id, device_id, own, version, state,
-                    started_at, expected_back, closed_at, place, with_whom, note,
-                    sent_version, server_state, updated_at)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?4, ?12, ?13)
-                 ON CONFLICT(id) DO UPDATE SET version = excluded.version,
-                    state = excluded.state, expected_back = excluded.expected_back,
-                    closed_at = excluded.closed_at, place = excluded.place,
-                    with_whom = excluded.with_whom, note = excluded.note,
-                    sent_version = excluded.sent_version, server_state = excluded.server_state,
-                    updated_at = excluded.updated_at",
-                params![
-                    id,
+            check_ins::upsert_teammate(
+                tx,
+                &check_ins::Teammate {
+                    id: &id,
                     workspace,
-                    entry.device_id,
-                    i64::try_from(sealed.version).unwrap_or(i64::MAX),
-                    sealed.state,
-                    sealed.started_at,
-                    sealed.expected_back,
-                    sealed.closed_at,
-                    sealed.place,
-                    sealed.with_whom,
-                    sealed.note,
+                    device_id: &entry.device_id,
+                    version: i64::try_from(sealed.version).unwrap_or(i64::MAX),
+                    state: &sealed.state,
+                    started_at: sealed.started_at,
+                    expected_back: sealed.expected_back,
+                    closed_at: sealed.closed_at,
+                    place: &sealed.place,
+                    with_whom: &sealed.with_whom,
+                    note: &sealed.note,
                     server_state,
-                    now_ms()
-                ],
+                    updated_at: now_ms(),
+                },
             )?;
         }
     }
@@ -715,7 +556,7 @@ fn apply_entry(
 
 /// One of this device's open check-ins, or why not.
 fn own_open(c: &Connection, id: &str) -> Result<Row> {
-    let r = load(c, id)?
+    let r = check_ins::load(c, id)?
         .filter(|r| r.own)
         .ok_or_else(|| Error::not_found(format!("check-in {id}")))?;
     if r.state != states::OPEN {

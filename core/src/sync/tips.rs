@@ -12,7 +12,7 @@
 //! The server deletes the ciphertext once a device has pushed that record.
 
 use automerge::{ActorId, AutoCommit, transaction::CommitOptions};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 use waymark_protocol as proto;
 use waymark_protocol::tip_labels as labels;
@@ -24,7 +24,7 @@ use crate::crypto;
 use crate::error::{Error, Result, StorageError};
 use crate::model::{NewVisit, RecordKind, Tip, TipReply};
 use crate::records::tip;
-use crate::store::{Store, docs, keys, memberships, now_ms};
+use crate::store::{Store, docs, keys, memberships, now_ms, projection, team_lookups, tips};
 use crate::validate;
 
 /// Most languages a tip page shows.
@@ -288,55 +288,6 @@ fn current_tip_key(
     Ok(tip_secret(c, workspace, epoch)?.map(|s| (epoch, s)))
 }
 
-/// The tip page as this device keeps it.
-struct LocalPage {
-    /// Its path under `/t/`.
-    page: String,
-    /// Its words.
-    languages: Vec<proto::TipPageLanguage>,
-    /// The epoch whose key the server was last seen publishing it with; `None` while a change
-    /// made here waits to be published.
-    published: Option<u32>,
-}
-
-/// The page this device keeps for `workspace`.
-fn local_page(c: &Connection, workspace: &str) -> Result<Option<LocalPage>> {
-    let row: Option<(String, Vec<u8>, Option<u32>)> = c
-        .query_row(
-            "SELECT page, languages, published_epoch FROM tip_pages WHERE workspace_id = ?1",
-            params![workspace],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    row.map(|(page, langs, published)| {
-        let languages = proto::decode(&langs)
-            .map_err(|_| Error::Corrupt("the stored tip page is damaged".into()))?;
-        Ok(LocalPage {
-            page,
-            languages,
-            published,
-        })
-    })
-    .transpose()
-}
-
-fn store_page(
-    c: &Connection,
-    workspace: &str,
-    page: &str,
-    languages: &[proto::TipPageLanguage],
-    published: Option<u32>,
-) -> Result<()> {
-    c.execute(
-        "INSERT INTO tip_pages(workspace_id, page, languages, published_epoch)
-         VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(workspace_id) DO UPDATE SET page = excluded.page,
-             languages = excluded.languages, published_epoch = excluded.published_epoch",
-        params![workspace, page, proto::encode(&languages), published],
-    )?;
-    Ok(())
-}
-
 impl Store {
     /// Sets up (or changes) the workspace's tip page: its words in each language (none: the
     /// workspace's languages with built-in words), and a new address if `new_address` (the old
@@ -365,17 +316,17 @@ impl Store {
         };
         let wire: Vec<_> = languages.iter().map(TipPageLanguage::to_wire).collect();
         self.with_writer(|w| {
-            let tx = w.conn.transaction()?;
+            let tx = w.transaction()?;
             if current_tip_key(&tx, workspace)?.is_none() {
                 return Err(Error::NotPermitted(
                     "only a coordinator's device of a synced team can set up the tip page".into(),
                 ));
             }
-            let page = match local_page(&tx, workspace)? {
+            let page = match tips::page(&tx, workspace)? {
                 Some(local) if !new_address => local.page,
                 _ => new_page_path(),
             };
-            store_page(&tx, workspace, &page, &wire, None)?;
+            tips::set_page(&tx, workspace, &page, &wire, None)?;
             tx.commit()?;
             Ok(())
         })?;
@@ -388,11 +339,11 @@ impl Store {
     pub fn tip_page(&self, workspace: &str) -> Result<Option<TipPage>> {
         validate::id("workspace_id", workspace)?;
         self.read(|c| {
-            let Some(LocalPage {
+            let Some(tips::Page {
                 page,
                 languages: langs,
                 published,
-            }) = local_page(c, workspace)?
+            }) = tips::page(c, workspace)?
             else {
                 return Ok(None);
             };
@@ -439,16 +390,7 @@ impl Store {
     /// The workspace's tips, newest first (coordinators' devices only hold any).
     pub fn tips(&self, workspace: &str) -> Result<Vec<Tip>> {
         validate::id("workspace_id", workspace)?;
-        let ids: Vec<String> = self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT id FROM tips WHERE workspace_id = ?1 AND deleted = 0
-                 ORDER BY received_at DESC, id",
-            )?;
-            let ids = st
-                .query_map(params![workspace], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(ids)
-        })?;
+        let ids = self.read(|c| projection::tips(c, workspace))?;
         ids.iter().map(|id| self.get_tip(id)).collect()
     }
 
@@ -490,24 +432,14 @@ impl Store {
         });
         // Queued first: a reply the tipster will read is never missing from what is sent, even
         // if the device stops before the record shows it.
-        let queued = self.with_writer(|w| {
-            w.conn.execute(
-                "INSERT INTO tip_replies_out(workspace_id, request) VALUES (?1, ?2)",
-                params![h.workspace, request],
-            )?;
-            Ok(w.conn.last_insert_rowid())
-        })?;
+        let queued = self.with_writer(|w| tips::queue_reply(w.conn(), &h.workspace, &request))?;
         let reply = self.edit_doc(tip_id, RecordKind::Tip, |doc, now| {
             tip::add_reply(doc, text, now)
         });
         let id = match reply {
             Ok(id) => id,
             Err(e) => {
-                self.with_writer(|w| {
-                    w.conn
-                        .execute("DELETE FROM tip_replies_out WHERE id = ?1", params![queued])?;
-                    Ok(())
-                })?;
+                self.with_writer(|w| tips::unqueue_reply(w.conn(), queued))?;
                 return Err(e);
             }
         };
@@ -564,7 +496,7 @@ impl Store {
         let served: Option<proto::TipPageRequest> = server.get_optional(proto::PATH_TIP_PAGE)?;
         let (local, server_ws) = self.read(|c| {
             let ws = memberships::server_workspace_id(c, &m.workspace)?;
-            Ok((local_page(c, &m.workspace)?, ws))
+            Ok((tips::page(c, &m.workspace)?, ws))
         })?;
         let verified = match &served {
             Some(s) => self.read(|c| verify_statement(c, &m.workspace, &server_ws, s))?,
@@ -573,7 +505,7 @@ impl Store {
         if served.is_some() && verified.is_none() {
             self.with_writer(|w| {
                 record_alert(
-                    &w.conn,
+                    w.conn(),
                     &m.workspace,
                     AlertKind::Substituted,
                     "the server served a tip page no coordinator of the team signed",
@@ -587,7 +519,7 @@ impl Store {
             (_, Some(st)) if st.epoch == epoch && st.public_key == public => {
                 // The team's page as another coordinator (or this device) signed it.
                 self.with_writer(|w| {
-                    store_page(&w.conn, &m.workspace, &st.page, &st.languages, Some(epoch))
+                    tips::set_page(w.conn(), &m.workspace, &st.page, &st.languages, Some(epoch))
                 })?;
                 return Ok(());
             }
@@ -631,7 +563,7 @@ impl Store {
             signature: signature.to_vec(),
         };
         server.put::<_, serde::de::IgnoredAny>(Call::Device, proto::PATH_TIP_PAGE, &request)?;
-        self.with_writer(|w| store_page(&w.conn, &m.workspace, &page, &languages, Some(epoch)))
+        self.with_writer(|w| tips::set_page(w.conn(), &m.workspace, &page, &languages, Some(epoch)))
     }
 
     /// Opens the waiting tips this device can, into records (see the module's note).
@@ -678,40 +610,18 @@ impl Store {
     }
 
     fn mark_tip_stored(&self, workspace: &str, server_id: u64, doc_id: &str) -> Result<()> {
-        self.with_writer(|w| {
-            w.conn.execute(
-                "INSERT OR IGNORE INTO tips_stored(workspace_id, server_id, doc_id)
-                 VALUES (?1, ?2, ?3)",
-                params![
-                    workspace,
-                    i64::try_from(server_id).unwrap_or(i64::MAX),
-                    doc_id
-                ],
-            )?;
-            Ok(())
-        })
+        let server_id = i64::try_from(server_id).unwrap_or(i64::MAX);
+        self.with_writer(|w| tips::mark_stored(w.conn(), workspace, server_id, doc_id))
     }
 
     /// At sync, after the last push: sends queued replies, and tells the server which tips are
     /// now records it holds (pushed), so that it deletes their ciphertext.
     pub(crate) fn finish_tips(&self, server: &Server, m: &Membership) -> Result<()> {
         let (replies, done) = self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT id, request FROM tip_replies_out WHERE workspace_id = ?1 ORDER BY id",
-            )?;
-            let replies = st
-                .query_map(params![m.workspace], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut st = c.prepare(
-                "SELECT server_id FROM tips_stored s WHERE workspace_id = ?1
-                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.doc_id = s.doc_id)",
-            )?;
-            let done = st
-                .query_map(params![m.workspace], |r| r.get::<_, i64>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((replies, done))
+            Ok((
+                tips::queued_replies(c, &m.workspace)?,
+                tips::stored_and_pushed(c, &m.workspace)?,
+            ))
         })?;
         for (id, request) in replies {
             let request: proto::TipReplyRequest = proto::decode(&request)
@@ -721,11 +631,7 @@ impl Store {
                 proto::PATH_TIP_REPLIES,
                 &request,
             )?;
-            self.with_writer(|w| {
-                w.conn
-                    .execute("DELETE FROM tip_replies_out WHERE id = ?1", params![id])?;
-                Ok(())
-            })?;
+            self.with_writer(|w| tips::unqueue_reply(w.conn(), id))?;
         }
         if !done.is_empty() {
             let ids = done
@@ -738,13 +644,8 @@ impl Store {
                 &proto::TipsDoneRequest { ids },
             )?;
             self.with_writer(|w| {
-                let tx = w.conn.transaction()?;
-                for id in &done {
-                    tx.execute(
-                        "DELETE FROM tips_stored WHERE workspace_id = ?1 AND server_id = ?2",
-                        params![m.workspace, id],
-                    )?;
-                }
+                let tx = w.transaction()?;
+                tips::forget_stored(&tx, &m.workspace, &done)?;
                 tx.commit()?;
                 Ok(())
             })?;
@@ -761,14 +662,7 @@ fn verify_statement(
     server_ws: &str,
     served: &proto::TipPageRequest,
 ) -> Result<Option<proto::TipPageStatement>> {
-    let sign_key: Option<Vec<u8>> = c
-        .query_row(
-            "SELECT sign_key FROM team_members WHERE workspace_id = ?1 AND device_id = ?2
-               AND role = 'coordinator' AND revoked_after_seq IS NULL",
-            params![workspace, served.device_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let sign_key = team_lookups::coordinator_sign_key(c, workspace, &served.device_id)?;
     let Some(sign_key) = sign_key.and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
         return Ok(None);
     };
