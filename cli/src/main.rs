@@ -77,7 +77,13 @@ enum Command {
         #[arg(long)]
         server: String,
         /// The enrolment token from the server's operator.
-        #[arg(long, env = "WAYMARK_ENROLMENT_TOKEN", hide_env_values = true)]
+        // Tokens are base64url: one in 64 starts with '-', which is still the value, not a flag.
+        #[arg(
+            long,
+            env = "WAYMARK_ENROLMENT_TOKEN",
+            hide_env_values = true,
+            allow_hyphen_values = true
+        )]
         token: String,
         /// This device's name, shown to teammates in history and conflicts.
         #[arg(long)]
@@ -1014,4 +1020,28 @@ fn workshops(store: &wc::Store, a: WorkshopsArgs) -> Result<(), String> {
     });
     Out::new(a.json).workshops(&shown, hidden, hits.as_ref());
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn an_enrolment_token_that_starts_with_a_dash_is_read_as_the_token() {
+        let cli = Cli::try_parse_from([
+            "waymark",
+            "create-workspace",
+            "--name",
+            "Team",
+            "--server",
+            "http://127.0.0.1:1",
+            "--token",
+            "-Xy_9",
+        ])
+        .expect("parsed");
+        assert!(matches!(cli.command, Command::CreateWorkspace { token, .. } if token == "-Xy_9"));
+    }
 }
